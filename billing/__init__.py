@@ -1,0 +1,1 @@
+"""Billing: packages (plans), subscribers and their billing state."""

@@ -1,0 +1,214 @@
+"""Plan service: create, change and look up packages."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing.models import BillingCycle, BillingMode, Plan
+from billing.rates import Burst, RatePair, make_burst, parse_rate
+from radbill import audit
+from radbill.db import AUTH_FEED, bump
+from radbill.errors import Conflict, InvalidInput, NotFound
+
+_NAME_RE = re.compile(r"^[\w .+\-]{1,64}$")
+_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+_POOL_RE = re.compile(r"^[\w.\-]{1,64}$")
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[bB]?\s*$")
+
+
+def parse_money(text: str | Decimal) -> Decimal:
+    """A non-negative amount with at most two decimals, as ``Decimal``."""
+    try:
+        value = Decimal(str(text).strip())
+    except InvalidOperation:
+        raise InvalidInput(f"malformed amount {text!r}: use digits, e.g. 500 or 499.50") from None
+    if not value.is_finite() or value < 0:
+        raise InvalidInput(f"amount {text!r} must be zero or more")
+    if value != value.quantize(Decimal("0.01")):
+        raise InvalidInput(f"amount {text!r} has more than two decimals")
+    return value.quantize(Decimal("0.01"))
+
+
+def parse_size(text: str) -> int:
+    """``"100G"`` → bytes (powers of 1000, as ISPs sell caps)."""
+    m = _SIZE_RE.match(text or "")
+    if not m:
+        raise InvalidInput(f"malformed size {text!r}: use e.g. 500M or 100G")
+    number, unit = m.groups()
+    factor = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}[unit.lower()]
+    size = round(float(number) * factor)
+    if size <= 0:
+        raise InvalidInput(f"size {text!r} must be above zero")
+    return size
+
+
+def plan_rate(plan: Plan) -> RatePair:
+    """The plan's normal speed."""
+    return RatePair(plan.download_bps, plan.upload_bps)
+
+
+def plan_burst(plan: Plan) -> Burst | None:
+    """The plan's burst settings, if it has any."""
+    if plan.burst_download_bps is None or plan.burst_upload_bps is None:
+        return None
+    return Burst(
+        RatePair(plan.burst_download_bps, plan.burst_upload_bps),
+        RatePair(plan.burst_threshold_download_bps or 0, plan.burst_threshold_upload_bps or 0),
+        plan.burst_time_s or 16,
+    )
+
+
+def plan_fup_rate(plan: Plan) -> RatePair | None:
+    """The fair-usage speed once the cap is reached, if the plan has one."""
+    if plan.fup_download_bps is None or plan.fup_upload_bps is None:
+        return None
+    return RatePair(plan.fup_download_bps, plan.fup_upload_bps)
+
+
+def get_plan(session: Session, name: str) -> Plan:
+    """The plan called *name*."""
+    plan = session.scalars(select(Plan).where(Plan.name == name)).one_or_none()
+    if plan is None:
+        raise NotFound(f"unknown plan {name!r}")
+    return plan
+
+
+def list_plans(session: Session) -> list[Plan]:
+    """Every plan, by name."""
+    return list(session.scalars(select(Plan).order_by(Plan.name)))
+
+
+def create_plan(
+    session: Session,
+    *,
+    name: str,
+    price: str | Decimal,
+    currency: str,
+    rate: str,
+    burst: str | None = None,
+    burst_threshold: str | None = None,
+    burst_time: int | None = None,
+    data_cap: str | None = None,
+    fup_rate: str | None = None,
+    ip_pool: str | None = None,
+    billing_cycle: str = "monthly",
+    validity_days: int | None = None,
+    billing_mode: str = "postpaid",
+    grace_days: int = 0,
+    late_fee: str | Decimal = "0",
+    actor: str = "system",
+) -> Plan:
+    """Create a plan. Every value is validated before anything is written."""
+    name = (name or "").strip()
+    if not _NAME_RE.match(name):
+        raise InvalidInput(f"invalid plan name {name!r}: 1-64 letters, digits, space, . + -")
+    currency = (currency or "").strip().upper()
+    if not _CURRENCY_RE.match(currency):
+        raise InvalidInput(f"invalid currency {currency!r}: use an ISO 4217 code such as BDT")
+    base = RatePair.parse(rate)
+    burst_spec = make_burst(base, burst, burst_threshold, burst_time) if burst else None
+    if not burst and (burst_threshold or burst_time is not None):
+        raise InvalidInput("--burst-threshold and --burst-time need --burst")
+    cap = parse_size(data_cap) if data_cap else None
+    fup = RatePair.parse(fup_rate) if fup_rate else None
+    if fup is not None and (fup.down >= base.down or fup.up > base.up):
+        raise InvalidInput(f"fair-usage rate {fup} must be slower than the rate {base}")
+    if ip_pool is not None and not _POOL_RE.match(ip_pool):
+        raise InvalidInput(f"invalid pool name {ip_pool!r}")
+    try:
+        cycle = BillingCycle(billing_cycle)
+        mode = BillingMode(billing_mode)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    if cycle is BillingCycle.DAYS and not validity_days:
+        raise InvalidInput("a plan billed in days needs --validity-days")
+    if validity_days is not None and not 1 <= validity_days <= 3660:
+        raise InvalidInput(f"validity {validity_days} days must be between 1 and 3660")
+    if not 0 <= grace_days <= 365:
+        raise InvalidInput(f"grace period {grace_days} days must be between 0 and 365")
+    if session.scalars(select(Plan.id).where(Plan.name == name)).first() is not None:
+        raise Conflict(f"plan {name!r} already exists")
+
+    plan = Plan(
+        name=name,
+        price=parse_money(price),
+        currency=currency,
+        download_bps=base.down,
+        upload_bps=base.up,
+        burst_download_bps=burst_spec.rate.down if burst_spec else None,
+        burst_upload_bps=burst_spec.rate.up if burst_spec else None,
+        burst_threshold_download_bps=burst_spec.threshold.down if burst_spec else None,
+        burst_threshold_upload_bps=burst_spec.threshold.up if burst_spec else None,
+        burst_time_s=burst_spec.seconds if burst_spec else None,
+        data_cap_bytes=cap,
+        fup_download_bps=fup.down if fup else None,
+        fup_upload_bps=fup.up if fup else None,
+        ip_pool=ip_pool,
+        billing_cycle=cycle,
+        validity_days=validity_days,
+        billing_mode=mode,
+        grace_days=grace_days,
+        late_fee=parse_money(late_fee),
+        auth_version=bump(session, AUTH_FEED),
+    )
+    session.add(plan)
+    session.flush()
+    audit.record(session, actor=actor, action="plan.create", entity="plan", entity_id=plan.id,
+                 after=plan_summary(plan))
+    return plan
+
+
+def set_plan_rate(session: Session, name: str, rate: str, *, actor: str = "system") -> Plan:
+    """Change a plan's speed; every subscriber on it gets the new speed at the next login."""
+    plan = session.scalars(select(Plan).where(Plan.name == name).with_for_update()).one_or_none()
+    if plan is None:
+        raise NotFound(f"unknown plan {name!r}")
+    new = RatePair.parse(rate)
+    before = plan_summary(plan)
+    plan.download_bps, plan.upload_bps = new.down, new.up
+    plan.auth_version = bump(session, AUTH_FEED)
+    audit.record(session, actor=actor, action="plan.rate", entity="plan", entity_id=plan.id,
+                 before=before, after=plan_summary(plan))
+    return plan
+
+
+def plan_summary(plan: Plan) -> dict[str, object]:
+    """A plain dictionary of a plan for JSON output and audit rows."""
+    burst = plan_burst(plan)
+    fup = plan_fup_rate(plan)
+    return {
+        "name": plan.name,
+        "price": str(plan.price),
+        "currency": plan.currency,
+        "rate": str(plan_rate(plan)),
+        "burst": str(burst.rate) if burst else None,
+        "burst_threshold": str(burst.threshold) if burst else None,
+        "burst_time": burst.seconds if burst else None,
+        "data_cap_bytes": plan.data_cap_bytes,
+        "fup_rate": str(fup) if fup else None,
+        "ip_pool": plan.ip_pool,
+        "billing_cycle": str(plan.billing_cycle),
+        "validity_days": plan.validity_days,
+        "billing_mode": str(plan.billing_mode),
+        "grace_days": plan.grace_days,
+        "late_fee": str(plan.late_fee),
+    }
+
+
+__all__ = [
+    "create_plan",
+    "get_plan",
+    "list_plans",
+    "parse_money",
+    "parse_rate",
+    "parse_size",
+    "plan_burst",
+    "plan_fup_rate",
+    "plan_rate",
+    "plan_summary",
+    "set_plan_rate",
+]

@@ -1,0 +1,280 @@
+"""Subscriber service: accounts, their credentials and their billing status.
+
+Status changes go through :func:`change_status` only: it locks the row, re-checks the state
+after the lock, applies the transition table, stamps the auth change feed (so the RADIUS policy
+sees the change within a second) and writes the audit row, all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from billing.models import Plan, ServiceType, Subscriber, SubscriberStatus
+from billing.plans import get_plan
+from radbill import audit
+from radbill.crypto import SecretBox
+from radbill.db import AUTH_FEED, bump
+from radbill.errors import Conflict, InvalidInput, NotFound
+
+S = SubscriberStatus
+
+# Allowed status transitions. Terminated is final: a returning customer gets a new account.
+TRANSITIONS: dict[SubscriberStatus, frozenset[SubscriberStatus]] = {
+    S.ACTIVE: frozenset({S.SUSPENDED, S.DISABLED, S.TERMINATED}),
+    S.SUSPENDED: frozenset({S.ACTIVE, S.DISABLED, S.TERMINATED}),
+    S.DISABLED: frozenset({S.ACTIVE, S.SUSPENDED, S.TERMINATED}),
+    S.TERMINATED: frozenset(),
+}
+
+# PPPoE and Hotspot usernames as MikroTik accepts them; '@' and '.' for realm-style names.
+_USERNAME_RE = re.compile(r"^[A-Za-z0-9._@+\-]{1,64}$")
+_MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}([:\-.]?[0-9A-Fa-f]{2}){5}$")
+_PHONE_RE = re.compile(r"^\+?[0-9 \-]{5,32}$")
+_EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
+_POOL_RE = re.compile(r"^[\w.\-]{1,64}$")
+MAX_PASSWORD_BYTES = 128  # RFC 2865 User-Password carries at most 128 octets
+
+
+def validate_username(username: str) -> str:
+    """A username a NAS can send: 1-64 of letters, digits and . _ @ + -."""
+    if not isinstance(username, str) or not _USERNAME_RE.match(username):
+        raise InvalidInput(
+            f"invalid username {username!r}: 1-64 characters of letters, digits and . _ @ + -"
+        )
+    return username
+
+
+def validate_password(password: str) -> str:
+    """A password PAP, CHAP and MS-CHAPv2 can all carry."""
+    if not password:
+        raise InvalidInput("password must not be empty")
+    if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
+        raise InvalidInput(f"password is longer than {MAX_PASSWORD_BYTES} bytes")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in password):
+        raise InvalidInput("password must not contain control characters")
+    return password
+
+
+def normalize_mac(mac: str) -> str:
+    """``aabb.ccdd.eeff`` or ``AA-BB-...`` → ``AA:BB:CC:DD:EE:FF`` (MikroTik's form)."""
+    text = (mac or "").strip()
+    if not _MAC_RE.match(text):
+        raise InvalidInput(f"invalid MAC address {mac!r}: use AA:BB:CC:DD:EE:FF")
+    digits = re.sub(r"[^0-9A-Fa-f]", "", text).upper()
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+def validate_ipv4(ip: str) -> str:
+    """A unicast IPv4 address usable as Framed-IP-Address."""
+    try:
+        addr = ipaddress.IPv4Address((ip or "").strip())
+    except ValueError:
+        raise InvalidInput(f"invalid IPv4 address {ip!r}") from None
+    if addr.is_multicast or addr.is_unspecified or str(addr) == "255.255.255.255":
+        raise InvalidInput(f"{ip!r} cannot be assigned to a subscriber")
+    return str(addr)
+
+
+def get_subscriber(session: Session, username: str, *, lock: bool = False) -> Subscriber:
+    """The subscriber called *username* (row-locked with *lock*)."""
+    stmt = select(Subscriber).where(Subscriber.username == username)
+    if lock:
+        stmt = stmt.with_for_update()
+    sub = session.scalars(stmt).unique().one_or_none()
+    if sub is None:
+        raise NotFound(f"unknown subscriber {username!r}")
+    return sub
+
+
+def list_subscribers(
+    session: Session, *, status: str | None = None, search: str | None = None, limit: int = 1000
+) -> Sequence[Subscriber]:
+    """Subscribers by username, optionally filtered by status or a search term."""
+    stmt = select(Subscriber).order_by(Subscriber.username).limit(limit)
+    if status:
+        try:
+            stmt = stmt.where(Subscriber.status == SubscriberStatus(status))
+        except ValueError:
+            raise InvalidInput(f"unknown status {status!r}") from None
+    if search:
+        like = f"%{search.lower()}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(Subscriber.username).like(like),
+                func.lower(Subscriber.full_name).like(like),
+                Subscriber.phone.like(f"%{search}%"),
+            )
+        )
+    return session.scalars(stmt).unique().all()
+
+
+def create_subscriber(
+    session: Session,
+    box: SecretBox,
+    *,
+    username: str,
+    password: str,
+    plan: str,
+    service: str = "pppoe",
+    mac: str | None = None,
+    ip: str | None = None,
+    pool: str | None = None,
+    simultaneous_use: int = 1,
+    full_name: str | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+    actor: str = "system",
+) -> Subscriber:
+    """Create an active subscriber on *plan*. Validates everything before writing."""
+    validate_username(username)
+    validate_password(password)
+    try:
+        service_type = ServiceType(service)
+    except ValueError:
+        raise InvalidInput(f"unknown service {service!r}: use pppoe or hotspot") from None
+    mac_norm = normalize_mac(mac) if mac else None
+    ip_norm = validate_ipv4(ip) if ip else None
+    if ip_norm and pool:
+        raise InvalidInput("give a static IP or a pool, not both")
+    if pool is not None and not _POOL_RE.match(pool):
+        raise InvalidInput(f"invalid pool name {pool!r}")
+    if not 1 <= simultaneous_use <= 100:
+        raise InvalidInput(f"simultaneous-use {simultaneous_use} must be between 1 and 100")
+    if phone is not None and not _PHONE_RE.match(phone):
+        raise InvalidInput(f"invalid phone number {phone!r}")
+    if email is not None and not _EMAIL_RE.match(email):
+        raise InvalidInput(f"invalid e-mail address {email!r}")
+    plan_row = get_plan(session, plan)
+
+    sub = Subscriber(
+        username=username,
+        password_enc=box.encrypt(password),
+        service=service_type,
+        status=SubscriberStatus.ACTIVE,
+        plan=plan_row,
+        static_ip=ip_norm,
+        ip_pool=pool,
+        mac_address=mac_norm,
+        simultaneous_use=simultaneous_use,
+        full_name=full_name,
+        phone=phone,
+        email=email,
+        auth_version=bump(session, AUTH_FEED),
+    )
+    session.add(sub)
+    try:
+        # A savepoint keeps the caller's transaction usable after a unique violation.
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        text = str(exc.orig).lower()
+        if "static_ip" in text:
+            raise Conflict(f"IP address {ip_norm} is already assigned to another subscriber") from None
+        raise Conflict(f"subscriber {username!r} already exists") from None
+    audit.record(session, actor=actor, action="subscriber.create", entity="subscriber",
+                 entity_id=sub.id, after=summary(sub))
+    return sub
+
+
+def change_status(
+    session: Session,
+    username: str,
+    new_status: SubscriberStatus,
+    *,
+    actor: str,
+    reason: str | None = None,
+) -> bool:
+    """Move a subscriber to *new_status*. Returns False (and writes nothing) if it is already
+    there; raises :class:`Conflict` if the transition is not allowed."""
+    sub = get_subscriber(session, username, lock=True)
+    old = sub.status
+    if old == new_status:
+        return False
+    if new_status not in TRANSITIONS[old]:
+        raise Conflict(f"subscriber {username!r} is {old}; it cannot become {new_status}")
+    sub.status = new_status
+    sub.status_reason = reason
+    sub.auth_version = bump(session, AUTH_FEED)
+    audit.record(session, actor=actor, action=f"subscriber.{new_status}", entity="subscriber",
+                 entity_id=sub.id, before={"status": str(old)},
+                 after={"status": str(new_status)}, reason=reason)
+    return True
+
+
+def set_password(
+    session: Session, box: SecretBox, username: str, password: str, *, actor: str
+) -> None:
+    """Replace a subscriber's password."""
+    validate_password(password)
+    sub = get_subscriber(session, username, lock=True)
+    sub.password_enc = box.encrypt(password)
+    sub.auth_version = bump(session, AUTH_FEED)
+    audit.record(session, actor=actor, action="subscriber.password", entity="subscriber",
+                 entity_id=sub.id)
+
+
+def set_plan(session: Session, username: str, plan: str, *, actor: str) -> None:
+    """Move a subscriber to another plan (billing proration is the billing run's business)."""
+    sub = get_subscriber(session, username, lock=True)
+    new_plan: Plan = get_plan(session, plan)
+    before = {"plan": sub.plan.name}
+    sub.plan = new_plan
+    sub.auth_version = bump(session, AUTH_FEED)
+    audit.record(session, actor=actor, action="subscriber.plan", entity="subscriber",
+                 entity_id=sub.id, before=before, after={"plan": new_plan.name})
+
+
+def set_mac(session: Session, username: str, mac: str | None, *, actor: str) -> None:
+    """Bind the subscriber to *mac*, or clear the binding with ``None``."""
+    sub = get_subscriber(session, username, lock=True)
+    before = {"mac_address": sub.mac_address}
+    sub.mac_address = normalize_mac(mac) if mac else None
+    sub.auth_version = bump(session, AUTH_FEED)
+    audit.record(session, actor=actor, action="subscriber.mac", entity="subscriber",
+                 entity_id=sub.id, before=before, after={"mac_address": sub.mac_address})
+
+
+def changed_since(session: Session, version: int) -> tuple[list[Subscriber], list[Plan]]:
+    """Subscribers and plans whose authorization state changed after *version* of the auth feed
+    (everything for version 0). The RADIUS snapshot refresher reads the billing state only
+    through this function."""
+    subs = session.scalars(
+        select(Subscriber).where(Subscriber.auth_version > version)
+    ).unique().all()
+    plans = session.scalars(select(Plan).where(Plan.auth_version > version)).all()
+    return list(subs), list(plans)
+
+
+def summary(sub: Subscriber) -> dict[str, object]:
+    """A plain dictionary of a subscriber (no password) for JSON output and audit rows."""
+    return {
+        "username": sub.username,
+        "service": str(sub.service),
+        "status": str(sub.status),
+        "status_reason": sub.status_reason,
+        "plan": sub.plan.name,
+        "static_ip": sub.static_ip,
+        "ip_pool": sub.ip_pool,
+        "mac_address": sub.mac_address,
+        "simultaneous_use": sub.simultaneous_use,
+        "paid_until": sub.paid_until.isoformat() if sub.paid_until else None,
+        "full_name": sub.full_name,
+        "phone": sub.phone,
+        "email": sub.email,
+    }
+
+
+def subscriber_ids(session: Session, usernames: set[str]) -> dict[str, int]:
+    """Subscriber ids by username for the given names (unknown names are left out)."""
+    if not usernames:
+        return {}
+    rows = session.execute(
+        select(Subscriber.username, Subscriber.id).where(Subscriber.username.in_(usernames))
+    ).all()
+    return {name: sid for name, sid in rows}

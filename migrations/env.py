@@ -1,0 +1,39 @@
+"""Alembic environment: runs against the connection radbill hands over (see radbill.migrate)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+import billing.models  # noqa: F401 - register the models on the metadata
+import radbill.audit  # noqa: F401
+import radius.models  # noqa: F401
+from radbill.db import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is None:
+        from radbill.db import make_engine
+
+        engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
+        with engine.connect() as connection:
+            _run(connection)
+        return
+    _run(connection)
+
+
+def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,  # SQLite cannot ALTER most things: copy-and-move tables
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run_migrations_online()

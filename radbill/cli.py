@@ -1,0 +1,507 @@
+"""The ``radbill`` command line: one command, one unit of work, one transaction.
+
+Every command either completes or changes nothing. Bad input gets one line on stderr that
+starts with ``error:`` and a non-zero exit status; every list and show takes ``--json``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from radbill.config import ConfigError, Settings
+from radbill.errors import DomainError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class App:
+    """What every command needs: settings and, on first use, an engine."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from radbill.db import engine_from_settings
+
+            self._engine = engine_from_settings(self.settings)
+        return self._engine
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        from radbill.db import session_factory, unit_of_work
+
+        with unit_of_work(session_factory(self.engine)) as session:
+            yield session
+
+    def box(self):  # type: ignore[no-untyped-def]
+        from radbill.crypto import secret_box
+
+        return secret_box(self.settings)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print one ``error:`` line and exit."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def guarded(fn: F) -> F:
+    """Turn domain and database errors into one line and an exit status."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DomainError as exc:
+            fail(str(exc))
+        except ConfigError as exc:
+            fail(f"configuration: {exc}")
+        except OperationalError as exc:
+            fail(f"database unreachable or not migrated: {str(exc.orig).strip().splitlines()[0]}"
+                 " (check RADBILL_DATABASE_URL, run 'radbill db upgrade')", code=2)
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit(data: Any, as_json: bool, render: Callable[[Any], str]) -> None:
+    """Print *data* as JSON or as text."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        click.echo(render(data))
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A plain text table."""
+    if not rows:
+        return "(none)"
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    """radbill: AAA backend and billing policy engine for ISPs."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    logging.getLogger("radbill").setLevel(logging.DEBUG if verbose else logging.INFO)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        fail(f"configuration: {exc}")
+    ctx.obj = App(settings)
+    ctx.call_on_close(ctx.obj.close)
+
+
+# -- db ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_app
+@guarded
+def db_upgrade(app: App) -> None:
+    """Create or migrate the schema to the newest version."""
+    from radbill import migrate
+    from radbill.crypto import load_key
+
+    migrate.upgrade(app.engine)
+    load_key(app.settings)  # create the secret key on first run, before anything needs it
+    click.echo(f"database at revision {migrate.current_revision(app.engine)}")
+
+
+# -- plans ------------------------------------------------------------------------------------
+
+
+@main.group()
+def plan() -> None:
+    """Packages: price, speed, cap and billing terms."""
+
+
+@plan.command("create")
+@click.argument("name")
+@click.option("--price", required=True, help="Price per cycle, e.g. 500 or 499.50.")
+@click.option("--currency", required=True, help="ISO 4217 code, e.g. BDT.")
+@click.option("--rate", required=True, help="DOWNLOAD/UPLOAD, e.g. 20M/5M.")
+@click.option("--burst", help="Burst DOWNLOAD/UPLOAD, e.g. 40M/10M.")
+@click.option("--burst-threshold", help="Burst threshold DOWNLOAD/UPLOAD (default 3/4 of rate).")
+@click.option("--burst-time", type=int, help="Burst time in seconds (default 16).")
+@click.option("--data-cap", help="Fair-usage cap per cycle, e.g. 100G.")
+@click.option("--fup-rate", help="Speed after the cap, DOWNLOAD/UPLOAD.")
+@click.option("--pool", "ip_pool", help="MikroTik IP pool (Framed-Pool) for this plan.")
+@click.option("--cycle", "billing_cycle", default="monthly",
+              type=click.Choice(["monthly", "weekly", "daily", "days"]))
+@click.option("--validity-days", type=int, help="Days of validity for --cycle days.")
+@click.option("--mode", "billing_mode", default="postpaid",
+              type=click.Choice(["prepaid", "postpaid"]))
+@click.option("--grace-days", type=int, default=0)
+@click.option("--late-fee", default="0")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def plan_create(app: App, as_json: bool, **options: Any) -> None:
+    """Create a plan."""
+    from billing import plans
+
+    with app.transaction() as session:
+        row = plans.create_plan(session, actor="cli", **options)
+        data = plans.plan_summary(row)
+    emit(data, as_json, lambda d: f"plan {d['name']} created: {d['rate']} at "
+                                  f"{d['price']} {d['currency']}")
+
+
+@plan.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def plan_list(app: App, as_json: bool) -> None:
+    """List plans."""
+    from billing import plans
+
+    with app.transaction() as session:
+        data = [plans.plan_summary(p) for p in plans.list_plans(session)]
+    emit(data, as_json, lambda d: table(d, ["name", "price", "currency", "rate", "burst",
+                                            "billing_mode", "billing_cycle"]))
+
+
+@plan.command("set-rate")
+@click.argument("name")
+@click.argument("rate")
+@pass_app
+@guarded
+def plan_set_rate(app: App, name: str, rate: str) -> None:
+    """Change a plan's speed (DOWNLOAD/UPLOAD)."""
+    from billing import plans
+
+    with app.transaction() as session:
+        row = plans.set_plan_rate(session, name, rate, actor="cli")
+        click.echo(f"plan {row.name} now {plans.plan_rate(row)}")
+
+
+# -- subscribers ------------------------------------------------------------------------------
+
+
+@main.group()
+def subscriber() -> None:
+    """Subscriber accounts."""
+
+
+@subscriber.command("create")
+@click.argument("username")
+@click.option("--password", required=True)
+@click.option("--plan", required=True, help="Plan name.")
+@click.option("--service", default="pppoe", type=click.Choice(["pppoe", "hotspot"]))
+@click.option("--mac", help="Bind to this MAC (Calling-Station-Id).")
+@click.option("--ip", help="Static IPv4 address (Framed-IP-Address).")
+@click.option("--pool", help="IP pool (Framed-Pool), overriding the plan's.")
+@click.option("--simultaneous-use", type=int, default=1, show_default=True)
+@click.option("--name", "full_name")
+@click.option("--phone")
+@click.option("--email")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def subscriber_create(app: App, as_json: bool, **options: Any) -> None:
+    """Create an active subscriber."""
+    from billing import subscribers
+
+    box = app.box()
+    with app.transaction() as session:
+        row = subscribers.create_subscriber(session, box, actor="cli", **options)
+        data = subscribers.summary(row)
+    emit(data, as_json, lambda d: f"subscriber {d['username']} created on plan {d['plan']}")
+
+
+@subscriber.command("show")
+@click.argument("username")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def subscriber_show(app: App, username: str, as_json: bool) -> None:
+    """Status, plan and open and recent sessions with usage."""
+    from billing import subscribers
+    from radius import accounting
+
+    with app.transaction() as session:
+        sub = subscribers.get_subscriber(session, username)
+        data: dict[str, Any] = subscribers.summary(sub)
+        sessions = [accounting.session_summary(s)
+                    for s in accounting.sessions_for(session, username)]
+        data["open_sessions"] = [s for s in sessions if s["open"]]
+        data["recent_sessions"] = [s for s in sessions if not s["open"]]
+
+    def render(d: dict[str, Any]) -> str:
+        lines = [f"{k}: {v}" for k, v in d.items() if not k.endswith("_sessions")]
+        lines.append("open sessions:")
+        lines.append(table(d["open_sessions"], ["nas_ip", "acct_session_id", "framed_ip",
+                                                "started_at", "input_bytes", "output_bytes"]))
+        lines.append("recent sessions:")
+        lines.append(table(d["recent_sessions"], ["nas_ip", "acct_session_id", "started_at",
+                                                  "stopped_at", "input_bytes", "output_bytes",
+                                                  "terminate_cause"]))
+        return "\n".join(lines)
+
+    emit(data, as_json, render)
+
+
+@subscriber.command("list")
+@click.option("--status", type=click.Choice(["active", "suspended", "disabled", "terminated"]))
+@click.option("--search", help="Part of a username, name or phone number.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def subscriber_list(app: App, status: str | None, search: str | None, as_json: bool) -> None:
+    """List subscribers."""
+    from billing import subscribers
+
+    with app.transaction() as session:
+        data = [subscribers.summary(s)
+                for s in subscribers.list_subscribers(session, status=status, search=search)]
+    emit(data, as_json, lambda d: table(d, ["username", "status", "plan", "service",
+                                            "static_ip", "full_name", "phone"]))
+
+
+def _status_command(name: str, target: str, help_text: str) -> None:
+    @subscriber.command(name, help=help_text)
+    @click.argument("username")
+    @click.option("--reason", help="Why (kept in the audit log).")
+    @pass_app
+    @guarded
+    def command(app: App, username: str, reason: str | None) -> None:
+        from billing import subscribers
+        from billing.models import SubscriberStatus
+
+        with app.transaction() as session:
+            changed = subscribers.change_status(session, username, SubscriberStatus(target),
+                                                actor="cli", reason=reason)
+        click.echo(f"subscriber {username} {'is now' if changed else 'was already'} {target}")
+
+
+_status_command("suspend", "suspended", "Suspend for non-payment (walled garden or reject).")
+_status_command("reconnect", "active", "Reactivate a suspended or disabled subscriber.")
+_status_command("disable", "disabled", "Block logins for a reason other than non-payment.")
+_status_command("terminate", "terminated", "End the contract; the account can never log in.")
+
+
+@subscriber.command("password")
+@click.argument("username")
+@click.option("--password", required=True, prompt=True, hide_input=True)
+@pass_app
+@guarded
+def subscriber_password(app: App, username: str, password: str) -> None:
+    """Set a new password."""
+    from billing import subscribers
+
+    box = app.box()
+    with app.transaction() as session:
+        subscribers.set_password(session, box, username, password, actor="cli")
+    click.echo(f"password of {username} changed")
+
+
+@subscriber.command("set-plan")
+@click.argument("username")
+@click.argument("plan_name")
+@pass_app
+@guarded
+def subscriber_set_plan(app: App, username: str, plan_name: str) -> None:
+    """Move a subscriber to another plan."""
+    from billing import subscribers
+
+    with app.transaction() as session:
+        subscribers.set_plan(session, username, plan_name, actor="cli")
+    click.echo(f"subscriber {username} now on plan {plan_name}")
+
+
+@subscriber.command("set-mac")
+@click.argument("username")
+@click.argument("mac", required=False)
+@pass_app
+@guarded
+def subscriber_set_mac(app: App, username: str, mac: str | None) -> None:
+    """Bind to MAC, or clear the binding when no MAC is given."""
+    from billing import subscribers
+
+    with app.transaction() as session:
+        subscribers.set_mac(session, username, mac, actor="cli")
+    click.echo(f"MAC binding of {username} {'set to ' + mac if mac else 'cleared'}")
+
+
+# -- NAS --------------------------------------------------------------------------------------
+
+
+@main.group()
+def nas() -> None:
+    """Routers (NAS) allowed to send RADIUS."""
+
+
+@nas.command("create")
+@click.argument("name")
+@click.option("--ip", required=True)
+@click.option("--secret", required=True)
+@click.option("--type", "nas_type", default="mikrotik", type=click.Choice(["mikrotik", "other"]))
+@click.option("--coa-port", type=int, default=3799, show_default=True)
+@click.option("--no-message-authenticator", "relax", is_flag=True,
+              help="Accept Access-Requests without Message-Authenticator (old RouterOS only).")
+@click.option("--api-user", "api_username")
+@click.option("--api-password")
+@click.option("--api-port", type=int)
+@click.option("--api-tls", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def nas_create(app: App, relax: bool, as_json: bool, **options: Any) -> None:
+    """Register a NAS (takes effect when 'radbill radius run' next starts)."""
+    from radius import nas as nas_service
+
+    box = app.box()
+    with app.transaction() as session:
+        row = nas_service.create_nas(session, box, require_message_authenticator=not relax,
+                                     actor="cli", **options)
+        data = nas_service.summary(row)
+    emit(data, as_json, lambda d: f"NAS {d['name']} at {d['ip_address']} created")
+
+
+@nas.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def nas_list(app: App, as_json: bool) -> None:
+    """List NAS devices."""
+    from radius import nas as nas_service
+
+    with app.transaction() as session:
+        data = [nas_service.summary(n) for n in nas_service.list_nas(session)]
+    emit(data, as_json, lambda d: table(d, ["name", "ip_address", "type", "coa_port",
+                                            "require_message_authenticator"]))
+
+
+# -- RADIUS -----------------------------------------------------------------------------------
+
+
+@main.group()
+def radius() -> None:
+    """The FreeRADIUS server."""
+
+
+def _radius_options(fn: F) -> F:
+    fn = click.option("--auth-port", type=int, help="Default RADBILL_RADIUS_AUTH_PORT or 1812.")(fn)
+    fn = click.option("--acct-port", type=int, help="Default RADBILL_RADIUS_ACCT_PORT or 1813.")(fn)
+    fn = click.option("--listen", help="Address to listen on (default RADBILL_RADIUS_LISTEN).")(fn)
+    fn = click.option("--runtime-dir", type=click.Path(path_type=Path),
+                      help="Where to render the config (default <data>/radius).")(fn)
+    return fn
+
+
+@radius.command("run")
+@_radius_options
+@click.option("--debug", is_flag=True, help="FreeRADIUS debug logging (-xx).")
+@pass_app
+@guarded
+def radius_run(app: App, auth_port: int | None, acct_port: int | None, listen: str | None,
+               runtime_dir: Path | None, debug: bool) -> None:
+    """Render the configuration and run FreeRADIUS in the foreground."""
+    from radius import server
+
+    s = app.settings
+    try:
+        code = server.run(s, runtime_dir or s.data_dir / "radius",
+                          auth_port=auth_port or s.radius_auth_port,
+                          acct_port=acct_port or s.radius_acct_port,
+                          listen=listen or s.radius_listen, debug=debug)
+    except server.RadiusError as exc:
+        fail(str(exc))
+    sys.exit(code)
+
+
+@radius.command("check")
+@_radius_options
+@pass_app
+@guarded
+def radius_check(app: App, auth_port: int | None, acct_port: int | None, listen: str | None,
+                 runtime_dir: Path | None) -> None:
+    """Render the configuration and have FreeRADIUS check it."""
+    from radius import server
+
+    s = app.settings
+    try:
+        _, layout = server.prepare(s, runtime_dir or s.data_dir / "radius",
+                                   auth_port=auth_port or s.radius_auth_port,
+                                   acct_port=acct_port or s.radius_acct_port,
+                                   listen=listen or s.radius_listen)
+    except server.RadiusError as exc:
+        fail(str(exc))
+    click.echo(f"configuration OK in {layout.raddb}")
+
+
+# -- accounting -------------------------------------------------------------------------------
+
+
+@main.group()
+def accounting() -> None:
+    """Accounting sessions."""
+
+
+@accounting.command("close-stale")
+@pass_app
+@guarded
+def accounting_close_stale(app: App) -> None:
+    """Close sessions silent for three interim intervals."""
+    from radbill.db import utcnow
+    from radius import accounting as acct
+
+    with app.transaction() as session:
+        n = acct.close_stale_sessions(session, utcnow(), app.settings.interim_interval)
+    click.echo(f"closed {n} stale sessions")
+
+
+@accounting.command("ingest")
+@click.option("--spool-dir", type=click.Path(path_type=Path), help="Default <data>/radius/spool.")
+@pass_app
+@guarded
+def accounting_ingest(app: App, spool_dir: Path | None) -> None:
+    """Apply what is waiting in the detail spools now (radius run does this continuously)."""
+    from radbill.db import session_factory
+    from radius.ingest import Ingester
+
+    ingester = Ingester(session_factory(app.engine),
+                        spool_dir or app.settings.data_dir / "radius" / "spool")
+    n = ingester.run_once()
+    click.echo(f"applied {n} records, set aside {ingester.rejected}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Configuration from ``RADBILL_*`` environment variables.
+
+Every setting has a default that runs the embedded demo (SQLite file under ``var/``), so a fresh
+checkout works with no configuration at all. Production sets ``RADBILL_DATABASE_URL`` to a
+``postgresql+psycopg://`` URL and ``RADBILL_SECRET_KEY`` (or a key file) explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A RADBILL_* variable has a value radbill cannot use."""
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is below the minimum {minimum}")
+    return value
+
+
+def _choice(env: dict[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. Build with :meth:`from_env`; tests build it directly."""
+
+    data_dir: Path
+    database_url: str
+    secret_key: str | None = None
+    secret_key_file: Path | None = None
+    suspended_mode: str = "walled-garden"  # or "reject"
+    walled_garden_list: str = "radbill-suspended"
+    walled_garden_rate: str = "256k/256k"
+    interim_interval: int = 300
+    radius_auth_port: int = 1812
+    radius_acct_port: int = 1813
+    radius_listen: str = "127.0.0.1"
+    radius_reject_delay: int = 1
+    snapshot_poll_ms: int = 250
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Read the ``RADBILL_*`` variables (``os.environ`` unless *env* is given)."""
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("RADBILL_DATA_DIR") or PROJECT_ROOT / "var").resolve()
+        url = env.get("RADBILL_DATABASE_URL") or f"sqlite:///{data_dir / 'radbill.db'}"
+        if not (url.startswith("sqlite") or url.startswith("postgresql")):
+            raise ConfigError(
+                f"RADBILL_DATABASE_URL={url!r}: only sqlite:/// and postgresql+psycopg:// are supported"
+            )
+        key_file = env.get("RADBILL_SECRET_KEY_FILE")
+        return cls(
+            data_dir=data_dir,
+            database_url=url,
+            secret_key=env.get("RADBILL_SECRET_KEY") or None,
+            secret_key_file=Path(key_file) if key_file else data_dir / "secret.key",
+            suspended_mode=_choice(
+                env, "RADBILL_SUSPENDED_MODE", "walled-garden", ("walled-garden", "reject")
+            ),
+            walled_garden_list=env.get("RADBILL_WALLED_GARDEN_LIST") or "radbill-suspended",
+            walled_garden_rate=env.get("RADBILL_WALLED_GARDEN_RATE") or "256k/256k",
+            interim_interval=_int(env, "RADBILL_INTERIM_INTERVAL", 300, minimum=60),
+            radius_auth_port=_int(env, "RADBILL_RADIUS_AUTH_PORT", 1812, minimum=1),
+            radius_acct_port=_int(env, "RADBILL_RADIUS_ACCT_PORT", 1813, minimum=1),
+            radius_listen=env.get("RADBILL_RADIUS_LISTEN") or "127.0.0.1",
+            radius_reject_delay=_int(env, "RADBILL_RADIUS_REJECT_DELAY", 1),
+            snapshot_poll_ms=_int(env, "RADBILL_SNAPSHOT_POLL_MS", 250, minimum=10),
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

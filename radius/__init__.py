@@ -1,0 +1,1 @@
+"""AAA: the RADIUS policy, accounting, NAS inventory and the FreeRADIUS integration."""

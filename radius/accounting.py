@@ -1,0 +1,338 @@
+"""Accounting: turning Start / Interim-Update / Stop / Accounting-On / Off into sessions.
+
+The rules are a pure fold (:func:`fold`) of one record into the session's previous state;
+:func:`apply` loads and writes the row. Together they guarantee:
+
+* sessions are keyed on (NAS, Acct-Session-Id, User-Name): the stock ``acct_unique`` hash
+  changes when a NAS omits NAS-Port-Id in an Interim, this key does not;
+* counters are 64-bit (``Gigawords << 32 | Octets``) and never go backwards;
+* a duplicate is harmless, an Interim without a Start opens the session, a Stop without a
+  Start records a closed one, an Interim after the Stop changes nothing;
+* the time of an event is when FreeRADIUS received it minus Acct-Delay-Time, never the
+  NAS's own clock (routers without NTP report 1970).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from radbill.db import SESSION_FEED, bump
+from radbill.errors import InvalidInput
+from radius.models import RadiusSession
+
+START, INTERIM, STOP = "Start", "Interim-Update", "Stop"
+ACCOUNTING_ON, ACCOUNTING_OFF = "Accounting-On", "Accounting-Off"
+STATUS_TYPES = {START, INTERIM, STOP, ACCOUNTING_ON, ACCOUNTING_OFF}
+# Causes radbill itself writes when it closes a session nobody reported closed. A real Stop
+# arriving later still brings its final counters and time.
+STALE = "Stale-Session"
+NAS_RESTART = {ACCOUNTING_ON: "NAS-Reboot", ACCOUNTING_OFF: "NAS-Request"}
+CLOSED_BY_US = {STALE, *NAS_RESTART.values()}
+MAX_U32 = 2**32 - 1
+
+
+class InvalidRecord(InvalidInput):
+    """An accounting record radbill cannot use; it is set aside, never silently dropped."""
+
+
+@dataclass(frozen=True)
+class AcctRecord:
+    """One accounting request, as parsed from the RADIUS attributes."""
+
+    status: str
+    nas_ip: str
+    event_time: dt.datetime
+    username: str | None = None
+    acct_session_id: str | None = None
+    session_time: int = 0
+    input_octets: int = 0
+    output_octets: int = 0
+    input_packets: int = 0
+    output_packets: int = 0
+    framed_ip: str | None = None
+    calling_station_id: str | None = None
+    nas_port_id: str | None = None
+    terminate_cause: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """The part of a session the fold reads and writes."""
+
+    started_at: dt.datetime
+    updated_at: dt.datetime
+    stopped_at: dt.datetime | None
+    session_time: int
+    input_octets: int
+    output_octets: int
+    input_packets: int
+    output_packets: int
+    terminate_cause: str | None
+    framed_ip: str | None
+    calling_station_id: str | None
+    nas_port_id: str | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.stopped_at is None
+
+
+def _u32(attrs: Mapping[str, str], name: str) -> int:
+    raw = attrs.get(name)
+    if raw is None or raw == "":
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRecord(f"{name}={raw!r} is not a number") from None
+    if not 0 <= value <= MAX_U32:
+        raise InvalidRecord(f"{name}={value} is outside 0..2^32-1")
+    return value
+
+
+def octets64(attrs: Mapping[str, str], octets: str, gigawords: str) -> int:
+    """A 64-bit counter from the 32-bit Octets attribute and its Gigawords high part."""
+    return _u32(attrs, gigawords) << 32 | _u32(attrs, octets)
+
+
+def record_from_attrs(
+    attrs: Mapping[str, str], received_at: dt.datetime, nas_ip: str | None = None
+) -> AcctRecord:
+    """Parse an accounting request's attributes. Raises :class:`InvalidRecord`."""
+    status = attrs.get("Acct-Status-Type", "")
+    if status not in STATUS_TYPES:
+        raise InvalidRecord(f"Acct-Status-Type {status!r} is not handled")
+    nas = nas_ip or attrs.get("Packet-Src-IP-Address") or attrs.get("NAS-IP-Address")
+    if not nas:
+        raise InvalidRecord("no NAS address in the record")
+    event_time = received_at - dt.timedelta(seconds=_u32(attrs, "Acct-Delay-Time"))
+    if status in (ACCOUNTING_ON, ACCOUNTING_OFF):
+        return AcctRecord(status=status, nas_ip=nas, event_time=event_time)
+    username = attrs.get("User-Name")
+    session_id = attrs.get("Acct-Session-Id")
+    if not username or not session_id:
+        raise InvalidRecord(f"{status} without User-Name or Acct-Session-Id")
+    if len(session_id) > 128 or len(username) > 253:
+        raise InvalidRecord(f"{status}: User-Name or Acct-Session-Id too long")
+    return AcctRecord(
+        status=status,
+        nas_ip=nas,
+        event_time=event_time,
+        username=username,
+        acct_session_id=session_id,
+        session_time=_u32(attrs, "Acct-Session-Time"),
+        input_octets=octets64(attrs, "Acct-Input-Octets", "Acct-Input-Gigawords"),
+        output_octets=octets64(attrs, "Acct-Output-Octets", "Acct-Output-Gigawords"),
+        input_packets=_u32(attrs, "Acct-Input-Packets"),
+        output_packets=_u32(attrs, "Acct-Output-Packets"),
+        framed_ip=attrs.get("Framed-IP-Address") or None,
+        calling_station_id=(attrs.get("Calling-Station-Id") or None),
+        nas_port_id=(attrs.get("NAS-Port-Id") or None),
+        terminate_cause=attrs.get("Acct-Terminate-Cause") or None,
+    )
+
+
+def _grow(state: SessionState, rec: AcctRecord) -> SessionState:
+    """Counters and times move forward only; missing details are filled in."""
+    return replace(
+        state,
+        updated_at=max(state.updated_at, rec.event_time),
+        session_time=max(state.session_time, rec.session_time),
+        input_octets=max(state.input_octets, rec.input_octets),
+        output_octets=max(state.output_octets, rec.output_octets),
+        input_packets=max(state.input_packets, rec.input_packets),
+        output_packets=max(state.output_packets, rec.output_packets),
+        framed_ip=state.framed_ip or rec.framed_ip,
+        calling_station_id=state.calling_station_id or rec.calling_station_id,
+        nas_port_id=state.nas_port_id or rec.nas_port_id,
+    )
+
+
+def _new(rec: AcctRecord) -> SessionState:
+    started = rec.event_time - dt.timedelta(seconds=rec.session_time)
+    return SessionState(
+        started_at=started,
+        updated_at=rec.event_time,
+        stopped_at=rec.event_time if rec.status == STOP else None,
+        session_time=rec.session_time,
+        input_octets=rec.input_octets,
+        output_octets=rec.output_octets,
+        input_packets=rec.input_packets,
+        output_packets=rec.output_packets,
+        terminate_cause=rec.terminate_cause if rec.status == STOP else None,
+        framed_ip=rec.framed_ip,
+        calling_station_id=rec.calling_station_id,
+        nas_port_id=rec.nas_port_id,
+    )
+
+
+def fold(state: SessionState | None, rec: AcctRecord) -> SessionState:
+    """The session after *rec*. Returns *state* itself (``is``) when nothing changes."""
+    if state is None:
+        return _new(rec)
+    if state.is_open:
+        grown = _grow(state, rec)
+        if rec.status == STOP:
+            grown = replace(grown, stopped_at=max(rec.event_time, state.started_at),
+                            terminate_cause=rec.terminate_cause)
+        return state if grown == state else grown
+    # Closed. Only a session radbill closed on a guess (stale, NAS restart) may still learn
+    # something: its real Stop brings the final counters; an Interim proves a stale session
+    # is in fact alive. A session its NAS reported stopped is final.
+    if state.terminate_cause not in CLOSED_BY_US:
+        return state
+    if rec.status == STOP:
+        grown = replace(_grow(state, rec), stopped_at=max(rec.event_time, state.started_at),
+                        terminate_cause=rec.terminate_cause)
+    elif rec.status == INTERIM and state.terminate_cause == STALE and rec.event_time > (
+        state.stopped_at or rec.event_time
+    ):
+        grown = replace(_grow(state, rec), stopped_at=None, terminate_cause=None)
+    else:
+        return state
+    return state if grown == state else grown
+
+
+_STATE_FIELDS = tuple(SessionState.__dataclass_fields__)
+
+
+def _state_of(row: RadiusSession) -> SessionState:
+    return SessionState(**{name: getattr(row, name) for name in _STATE_FIELDS})
+
+
+def apply(session: Session, rec: AcctRecord, subscriber_id: int | None = None) -> str:
+    """Apply one record to the database in the caller's transaction.
+
+    Returns what happened: ``opened``, ``closed``, ``updated``, ``unchanged`` or, for
+    Accounting-On/Off, ``closed:N``.
+    """
+    if rec.status in (ACCOUNTING_ON, ACCOUNTING_OFF):
+        return f"closed:{close_nas_sessions(session, rec.nas_ip, rec.event_time, NAS_RESTART[rec.status])}"
+    row = session.scalars(
+        select(RadiusSession)
+        .where(
+            RadiusSession.nas_ip == rec.nas_ip,
+            RadiusSession.acct_session_id == rec.acct_session_id,
+            RadiusSession.username == rec.username,
+        )
+        .with_for_update()
+    ).one_or_none()
+    before = _state_of(row) if row is not None else None
+    after = fold(before, rec)
+    if after is before:
+        return "unchanged"
+    if row is None:
+        assert rec.username is not None and rec.acct_session_id is not None
+        row = RadiusSession(
+            nas_ip=rec.nas_ip,
+            acct_session_id=rec.acct_session_id,
+            username=rec.username,
+            subscriber_id=subscriber_id,
+        )
+        session.add(row)
+    for name in _STATE_FIELDS:
+        setattr(row, name, getattr(after, name))
+    was_open = before is not None and before.is_open
+    if before is None or was_open != after.is_open:
+        row.state_seq = bump(session, SESSION_FEED)
+    session.flush()
+    if before is None:
+        return "opened" if after.is_open else "closed"
+    if was_open and not after.is_open:
+        return "closed"
+    return "reopened" if after.is_open and not was_open else "updated"
+
+
+def close_nas_sessions(session: Session, nas_ip: str, at: dt.datetime, cause: str) -> int:
+    """Close every open session of a NAS that started before *at* (Accounting-On/Off)."""
+    seq = bump(session, SESSION_FEED)
+    result = session.execute(
+        update(RadiusSession)
+        .where(
+            RadiusSession.nas_ip == nas_ip,
+            RadiusSession.stopped_at.is_(None),
+            RadiusSession.started_at <= at,
+        )
+        .values(stopped_at=at, terminate_cause=cause, state_seq=seq)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def close_stale_sessions(session: Session, now: dt.datetime, interim_interval: int) -> int:
+    """Close sessions silent for three interim intervals. They end at their last update, so
+    no usage is invented; a late Stop still brings the real end and counters."""
+    cutoff = now - dt.timedelta(seconds=3 * interim_interval)
+    seq = bump(session, SESSION_FEED)
+    result = session.execute(
+        update(RadiusSession)
+        .where(RadiusSession.stopped_at.is_(None), RadiusSession.updated_at < cutoff)
+        .values(stopped_at=RadiusSession.updated_at, terminate_cause=STALE, state_seq=seq)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def open_session_counts(session: Session, since_seq: int) -> tuple[dict[str, int], int]:
+    """Open-session counts for every user whose sessions opened or closed after *since_seq*
+    (every user with an open session for 0), and the feed value they are current to."""
+    feed = session.execute(
+        select(func.max(RadiusSession.state_seq))
+    ).scalar_one_or_none() or 0
+    if since_seq == 0:
+        users = None
+    else:
+        users = set(
+            session.scalars(
+                select(RadiusSession.username).where(RadiusSession.state_seq > since_seq).distinct()
+            )
+        )
+        if not users:
+            return {}, max(feed, since_seq)
+    stmt = (
+        select(RadiusSession.username, func.count())
+        .where(RadiusSession.stopped_at.is_(None))
+        .group_by(RadiusSession.username)
+    )
+    if users is not None:
+        stmt = stmt.where(RadiusSession.username.in_(users))
+    counts = {name: int(n) for name, n in session.execute(stmt).all()}
+    if users is not None:
+        for name in users:
+            counts.setdefault(name, 0)
+    return counts, feed
+
+
+def sessions_for(session: Session, username: str, limit: int = 20) -> list[RadiusSession]:
+    """The subscriber's open sessions first, then the most recent closed ones."""
+    return list(
+        session.scalars(
+            select(RadiusSession)
+            .where(RadiusSession.username == username)
+            .order_by(RadiusSession.stopped_at.is_not(None), RadiusSession.started_at.desc())
+            .limit(limit)
+        )
+    )
+
+
+def session_summary(row: RadiusSession) -> dict[str, object]:
+    """A plain dictionary of a session for JSON output."""
+    return {
+        "nas_ip": row.nas_ip,
+        "acct_session_id": row.acct_session_id,
+        "framed_ip": row.framed_ip,
+        "calling_station_id": row.calling_station_id,
+        "started_at": row.started_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+        "stopped_at": row.stopped_at.isoformat() if row.stopped_at else None,
+        "open": row.stopped_at is None,
+        "session_time": row.session_time,
+        "input_bytes": row.input_octets,
+        "output_bytes": row.output_octets,
+        "terminate_cause": row.terminate_cause,
+    }

@@ -1,0 +1,98 @@
+"""RADIUS models: NAS devices, accounting sessions, post-auth log, detail-file cursors."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from radbill.db import Base, BigIntPK, UTCDateTime, utcnow
+
+
+class Nas(Base):
+    """A network access server (MikroTik router, BRAS) allowed to talk RADIUS to us."""
+
+    __tablename__ = "nas"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    ip_address: Mapped[str] = mapped_column(String(45), unique=True)
+    secret_enc: Mapped[str] = mapped_column(Text)
+    nas_type: Mapped[str] = mapped_column(String(16), default="mikrotik")
+    coa_port: Mapped[int] = mapped_column(Integer, default=3799)
+    require_message_authenticator: Mapped[bool] = mapped_column(Boolean, default=True)
+    api_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    api_username: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    api_password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    api_tls: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RadiusSession(Base):
+    """One accounting session, keyed on (NAS, Acct-Session-Id, User-Name).
+
+    Counters are 64-bit (Gigawords folded in) and only ever grow. ``state_seq`` stamps the
+    session-feed value at which the session last opened or closed, so the RADIUS snapshot can
+    keep simultaneous-use counts without scanning the table.
+    """
+
+    __tablename__ = "radius_sessions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    nas_ip: Mapped[str] = mapped_column(String(45))
+    acct_session_id: Mapped[str] = mapped_column(String(128))
+    username: Mapped[str] = mapped_column(String(253))
+    subscriber_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    framed_ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
+    calling_station_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    nas_port_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    session_time: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_octets: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_octets: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_packets: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_packets: Mapped[int] = mapped_column(BigInteger, default=0)
+    terminate_cause: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    state_seq: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
+
+    __table_args__ = (
+        UniqueConstraint("nas_ip", "acct_session_id", "username"),
+        Index("ix_radius_sessions_open", "username", "stopped_at"),
+        Index("ix_radius_sessions_nas_open", "nas_ip", "stopped_at"),
+    )
+
+
+class PostAuth(Base):
+    """One authentication decision, with the reason, as FreeRADIUS logged it."""
+
+    __tablename__ = "radius_postauth"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    username: Mapped[str] = mapped_column(String(253), index=True)
+    nas_ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
+    calling_station_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decision: Mapped[str] = mapped_column(String(16))  # accept | reject
+    reason: Mapped[str] = mapped_column(String(64))
+    reply_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    auth_method: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    rate_limit: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class DetailCursor(Base):
+    """How far the ingester has read a stream of FreeRADIUS detail files.
+
+    Updated in the same transaction as the records it covers, so a crash replays at most
+    the uncommitted batch, and replays are harmless because applying a record is idempotent.
+    """
+
+    __tablename__ = "radius_detail_cursors"
+
+    stream: Mapped[str] = mapped_column(String(32), primary_key=True)
+    file_name: Mapped[str] = mapped_column(String(255), default="")
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    records: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

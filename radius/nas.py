@@ -1,0 +1,110 @@
+"""NAS service: the routers allowed to send us RADIUS, with their shared secrets."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from radbill import audit
+from radbill.crypto import SecretBox
+from radbill.errors import Conflict, InvalidInput, NotFound
+from radius.models import Nas
+
+NAS_TYPES = ("mikrotik", "other")
+_NAME_RE = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+# FreeRADIUS reads secrets from a quoted string in clients.conf: keep them printable, no quote
+# or backslash, so the rendered file can never be broken out of.
+_SECRET_RE = re.compile(r'^[\x21\x23-\x5b\x5d-\x7e]{8,128}$')
+
+
+def validate_secret(secret: str) -> str:
+    """A RADIUS shared secret: 8-128 printable ASCII characters without quote or backslash."""
+    if not _SECRET_RE.match(secret or ""):
+        raise InvalidInput("RADIUS secret must be 8-128 printable ASCII characters, "
+                           "without spaces, double quotes or backslashes")
+    return secret
+
+
+def create_nas(
+    session: Session,
+    box: SecretBox,
+    *,
+    name: str,
+    ip: str,
+    secret: str,
+    nas_type: str = "mikrotik",
+    coa_port: int = 3799,
+    require_message_authenticator: bool = True,
+    api_port: int | None = None,
+    api_username: str | None = None,
+    api_password: str | None = None,
+    api_tls: bool = False,
+    actor: str = "system",
+) -> Nas:
+    """Register a NAS. FreeRADIUS picks it up at its next start (`radbill radius run`)."""
+    if not _NAME_RE.match(name or ""):
+        raise InvalidInput(f"invalid NAS name {name!r}: 1-64 letters, digits and . _ -")
+    try:
+        addr = ipaddress.ip_address((ip or "").strip())
+    except ValueError:
+        raise InvalidInput(f"invalid IP address {ip!r}") from None
+    validate_secret(secret)
+    if nas_type not in NAS_TYPES:
+        raise InvalidInput(f"unknown NAS type {nas_type!r}: use {' or '.join(NAS_TYPES)}")
+    for label, port in (("CoA port", coa_port), ("API port", api_port)):
+        if port is not None and not 1 <= port <= 65535:
+            raise InvalidInput(f"{label} {port} is outside 1-65535")
+    if (api_username is None) != (api_password is None):
+        raise InvalidInput("RouterOS API needs both --api-user and --api-password")
+    nas = Nas(
+        name=name,
+        ip_address=str(addr),
+        secret_enc=box.encrypt(secret),
+        nas_type=nas_type,
+        coa_port=coa_port,
+        require_message_authenticator=require_message_authenticator,
+        api_port=api_port or (8729 if api_tls else 8728) if api_username else None,
+        api_username=api_username,
+        api_password_enc=box.encrypt(api_password) if api_password else None,
+        api_tls=api_tls,
+    )
+    session.add(nas)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"a NAS named {name!r} or at {addr} already exists") from None
+    audit.record(session, actor=actor, action="nas.create", entity="nas", entity_id=nas.id,
+                 after=summary(nas))
+    return nas
+
+
+def list_nas(session: Session) -> list[Nas]:
+    """Every NAS, by name."""
+    return list(session.scalars(select(Nas).order_by(Nas.name)))
+
+
+def get_nas(session: Session, name: str) -> Nas:
+    """The NAS called *name*."""
+    nas = session.scalars(select(Nas).where(Nas.name == name)).one_or_none()
+    if nas is None:
+        raise NotFound(f"unknown NAS {name!r}")
+    return nas
+
+
+def summary(nas: Nas) -> dict[str, object]:
+    """A plain dictionary of a NAS (no secrets) for JSON output and audit rows."""
+    return {
+        "name": nas.name,
+        "ip_address": nas.ip_address,
+        "type": nas.nas_type,
+        "coa_port": nas.coa_port,
+        "require_message_authenticator": nas.require_message_authenticator,
+        "api_port": nas.api_port,
+        "api_username": nas.api_username,
+        "api_tls": nas.api_tls,
+    }

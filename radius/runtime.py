@@ -1,0 +1,49 @@
+"""Start-up of the policy inside FreeRADIUS: settings, engine, key, snapshot, refresher."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from radbill.config import Settings
+from radbill.crypto import SecretBox, load_key
+from radbill.db import make_engine
+from radius.hook import PolicyHook, policy_config
+from radius.snapshot import AuthSnapshot, SnapshotRefresher
+
+log = logging.getLogger("radbill.policy")
+
+
+def settings_from_module_config(config: dict[str, str]) -> Settings:
+    """Settings from the ``config { }`` block rendered into the module (all values strings)."""
+    env = {
+        "RADBILL_DATABASE_URL": config["database_url"],
+        "RADBILL_DATA_DIR": config["data_dir"],
+        "RADBILL_SECRET_KEY_FILE": config["secret_key_file"],
+        "RADBILL_SUSPENDED_MODE": config.get("suspended_mode", ""),
+        "RADBILL_WALLED_GARDEN_LIST": config.get("walled_garden_list", ""),
+        "RADBILL_WALLED_GARDEN_RATE": config.get("walled_garden_rate", ""),
+        "RADBILL_INTERIM_INTERVAL": config.get("interim_interval", ""),
+        "RADBILL_SNAPSHOT_POLL_MS": config.get("snapshot_poll_ms", ""),
+    }
+    return Settings.from_env(env)
+
+
+def start_policy(config: dict[str, str]) -> tuple[PolicyHook, SnapshotRefresher]:
+    """Build the hook and start its refresher. The first load is tried here, synchronously,
+    so a server started with a reachable database answers from its first request."""
+    settings = settings_from_module_config(config)
+    key_file = settings.secret_key_file
+    if key_file is None or not Path(key_file).exists():
+        raise RuntimeError(f"radbill secret key file {key_file} missing: run 'radbill db upgrade'")
+    box = SecretBox(load_key(settings, create=False))
+    engine = make_engine(settings.database_url, pool_size=1, max_overflow=1) if not (
+        settings.is_sqlite
+    ) else make_engine(settings.database_url)
+    snapshot = AuthSnapshot()
+    refresher = SnapshotRefresher(snapshot, engine, box, settings.snapshot_poll_ms / 1000)
+    if refresher.refresh_once():
+        log.info("policy ready: %d subscribers, %d plans, %d users online",
+                 len(snapshot.subscribers), len(snapshot.plans), len(snapshot.online))
+    refresher.start()
+    return PolicyHook(snapshot, policy_config(settings)), refresher

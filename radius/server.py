@@ -1,0 +1,216 @@
+"""Rendering radbill's FreeRADIUS configuration and running it.
+
+`radbill radius run` renders ``raddb/`` into ``<data>/radius/raddb`` (placeholders filled,
+clients from the NAS table), checks it with ``freeradius -C``, starts ``freeradius -f`` in the
+foreground and, in this process, the detail-file :class:`~radius.ingest.Ingester` that moves
+accounting and post-auth records into the database. Signals are passed on to FreeRADIUS; when
+it exits, the ingester drains what it can and stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from radbill.config import PROJECT_ROOT, Settings
+from radbill.crypto import SecretBox, load_key
+from radbill.db import engine_from_settings, session_factory
+from radius.ingest import Ingester
+from radius.models import Nas
+
+log = logging.getLogger("radbill.radius")
+
+TEMPLATE_DIR = PROJECT_ROOT / "raddb"
+MIN_VERSION = (3, 2, 5)
+
+
+class RadiusError(RuntimeError):
+    """FreeRADIUS is missing, too old, or refused the configuration."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a running server keeps its rendered config and its spools."""
+
+    raddb: Path
+    spool: Path
+
+    @classmethod
+    def under(cls, base: Path) -> Layout:
+        return cls(raddb=base / "raddb", spool=base / "spool")
+
+
+def freeradius_binary() -> str:
+    """The FreeRADIUS executable, checked to be >= 3.2.5 (BlastRADIUS fixes)."""
+    path = shutil.which("freeradius") or shutil.which("radiusd")
+    if path is None:
+        raise RadiusError("FreeRADIUS is not installed: run 'make setup' (scripts/setup-debian.sh)")
+    out = subprocess.run([path, "-v"], capture_output=True, text=True, check=False).stdout
+    m = re.search(r"Version (\d+)\.(\d+)\.(\d+)", out)
+    if m is None:
+        raise RadiusError(f"cannot tell the version of {path}")
+    version = tuple(int(x) for x in m.groups())
+    if version < MIN_VERSION:
+        raise RadiusError(f"{path} is FreeRADIUS {'.'.join(map(str, version))}; radbill needs "
+                          ">= 3.2.5 (on Debian 12 install it from bookworm-backports)")
+    return path
+
+
+def python_path() -> str:
+    """Where rlm_python3 must find radbill and its dependencies: the project root and this
+    interpreter's site-packages (venv ``.pth`` files are not processed by rlm_python3)."""
+    paths = [str(PROJECT_ROOT)]
+    for key in ("purelib", "platlib"):
+        p = sysconfig.get_paths()[key]
+        if p not in paths:
+            paths.append(p)
+    return ":".join(paths)
+
+
+def _quote(value: str) -> str:
+    if any(c in value for c in '"\\\n\r'):
+        raise RadiusError(f"value {value!r} cannot be written into the FreeRADIUS config")
+    return value
+
+
+def clients_conf(nas_rows: list[Nas], box: SecretBox) -> str:
+    """``clients.conf`` for every NAS in the table."""
+    parts = ["# Rendered by radbill from the NAS table. Do not edit: run 'radbill nas ...'.\n"]
+    for nas in nas_rows:
+        mauth = "yes" if nas.require_message_authenticator else "no"
+        parts.append(
+            f"client nas_{nas.id} {{\n"
+            f"\tipaddr = {nas.ip_address}\n"
+            f'\tsecret = "{_quote(box.decrypt(nas.secret_enc))}"\n'
+            f"\tshortname = {nas.name}\n"
+            f"\tnas_type = other\n"
+            f"\trequire_message_authenticator = {mauth}\n"
+            f"\tlimit_proxy_state = yes\n"
+            f"}}\n"
+        )
+    return "\n".join(parts)
+
+
+def render(
+    settings: Settings,
+    layout: Layout,
+    nas_rows: list[Nas],
+    box: SecretBox,
+    *,
+    auth_port: int,
+    acct_port: int,
+    listen: str,
+) -> Path:
+    """Write the runtime configuration tree; returns its directory."""
+    values = {
+        "RUN_DIR": str(layout.raddb),
+        "SPOOL_DIR": str(layout.spool),
+        "REJECT_DELAY": str(settings.radius_reject_delay),
+        "PYTHON_PATH": python_path(),
+        "DATABASE_URL": settings.database_url,
+        "DATA_DIR": str(settings.data_dir),
+        "SECRET_KEY_FILE": str(settings.secret_key_file),
+        "SUSPENDED_MODE": settings.suspended_mode,
+        "WALLED_GARDEN_LIST": settings.walled_garden_list,
+        "WALLED_GARDEN_RATE": settings.walled_garden_rate,
+        "INTERIM_INTERVAL": str(settings.interim_interval),
+        "SNAPSHOT_POLL_MS": str(settings.snapshot_poll_ms),
+        "LISTEN": listen,
+        "AUTH_PORT": str(auth_port),
+        "ACCT_PORT": str(acct_port),
+    }
+    if layout.raddb.exists():
+        shutil.rmtree(layout.raddb)
+    for src in TEMPLATE_DIR.rglob("*"):
+        dst = layout.raddb / src.relative_to(TEMPLATE_DIR)
+        if src.is_dir():
+            dst.mkdir(parents=True, exist_ok=True)
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        text = src.read_text()
+        for key, value in values.items():
+            text = text.replace(f"@{key}@", _quote(value))
+        if re.search(r"@[A-Z_]+@", text):
+            raise RadiusError(f"unfilled placeholder in {src}")
+        dst.write_text(text)
+    (layout.raddb / "clients.conf").write_text(clients_conf(nas_rows, box))
+    (layout.raddb / "clients.conf").chmod(0o600)
+    (layout.raddb / "log").mkdir(exist_ok=True)
+    for sub in ("acct", "postauth"):
+        (layout.spool / sub).mkdir(parents=True, exist_ok=True)
+    return layout.raddb
+
+
+def check_config(binary: str, raddb: Path) -> None:
+    """``freeradius -C``: refuse to start on a configuration FreeRADIUS rejects."""
+    proc = subprocess.run([binary, "-C", "-d", str(raddb), "-n", "radiusd"],
+                          capture_output=True, text=True, check=False, timeout=60)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise RadiusError(f"FreeRADIUS rejected the configuration in {raddb}:\n{tail}")
+
+
+def prepare(settings: Settings, base: Path, *, auth_port: int, acct_port: int,
+            listen: str) -> tuple[str, Layout]:
+    """Render and check the configuration for a server under *base*."""
+    binary = freeradius_binary()
+    box = SecretBox(load_key(settings))
+    engine = engine_from_settings(settings)
+    try:
+        with session_factory(engine)() as session:
+            from radius.nas import list_nas
+
+            nas_rows = list_nas(session)
+    finally:
+        engine.dispose()
+    if not nas_rows:
+        log.warning("no NAS registered: FreeRADIUS will answer nobody "
+                    "(add one with 'radbill nas create')")
+    layout = Layout.under(base)
+    render(settings, layout, nas_rows, box, auth_port=auth_port, acct_port=acct_port,
+           listen=listen)
+    check_config(binary, layout.raddb)
+    return binary, layout
+
+
+def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, listen: str,
+        debug: bool = False) -> int:
+    """Run FreeRADIUS in the foreground with the ingester beside it until it exits."""
+    binary, layout = prepare(settings, base, auth_port=auth_port, acct_port=acct_port,
+                             listen=listen)
+    engine = engine_from_settings(settings)
+    ingester = Ingester(session_factory(engine), layout.spool)
+    worker = threading.Thread(target=ingester.run_forever, name="radbill-ingest", daemon=True)
+    worker.start()
+    cmd = [binary, "-f", "-l", "stdout", "-d", str(layout.raddb), "-n", "radiusd"]
+    if debug:
+        cmd.append("-xx")
+    log.info("starting FreeRADIUS on %s auth %d acct %d (config %s)", listen, auth_port,
+             acct_port, layout.raddb)
+    proc = subprocess.Popen(cmd, stdout=sys.stdout, stderr=sys.stderr)
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    code = proc.wait()
+    ingester.stop()
+    worker.join(timeout=10)
+    try:
+        ingester.run_once()  # what FreeRADIUS wrote last, if the database is there
+    except Exception as exc:  # noqa: BLE001 - the files stay on disk for the next start
+        log.error("final ingestion failed (%s); records stay in %s", exc, layout.spool)
+    engine.dispose()
+    log.info("FreeRADIUS exited with %d", code)
+    return code

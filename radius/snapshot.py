@@ -1,0 +1,188 @@
+"""The authorization snapshot: billing state held in memory for the RADIUS hot path.
+
+rlm_python3 runs one Python call at a time for the whole server, so ``authorize`` must never
+wait on I/O. :class:`AuthSnapshot` holds every subscriber and plan as frozen records plus the
+open-session count per user; :class:`SnapshotRefresher` keeps it current from a background
+thread by polling the change feeds (see :func:`radbill.db.bump`) a few times a second.
+
+When the database is unreachable the snapshot keeps serving the last state it had, the
+refresher logs loudly and retries with back-off, and recovers by itself. A database error is
+never turned into "unknown user" or "unpaid": before the first successful load the policy
+answers ``unavailable`` (no reply at all), so the NAS retries or fails over.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from billing import subscribers as subscriber_service
+from billing.models import Plan, Subscriber
+from billing.plans import plan_burst, plan_fup_rate, plan_rate
+from radbill.crypto import SecretBox, SecretError
+from radbill.db import AUTH_FEED, ChangeCounter
+from radius import accounting
+from radius.policy import PlanRecord, SubscriberRecord
+
+log = logging.getLogger("radbill.snapshot")
+
+
+def plan_record(plan: Plan) -> PlanRecord:
+    """The policy's view of a plan."""
+    return PlanRecord(
+        id=plan.id,
+        name=plan.name,
+        rate=plan_rate(plan),
+        burst=plan_burst(plan),
+        fup_rate=plan_fup_rate(plan),
+        ip_pool=plan.ip_pool,
+    )
+
+
+def subscriber_record(sub: Subscriber, box: SecretBox) -> SubscriberRecord:
+    """The policy's view of a subscriber, with the password decrypted."""
+    try:
+        password: str | None = box.decrypt(sub.password_enc)
+    except SecretError:
+        log.error("subscriber %r: password cannot be decrypted with this key; rejecting "
+                  "its logins until it is reset", sub.username)
+        password = None
+    return SubscriberRecord(
+        username=sub.username,
+        password=password,
+        service=str(sub.service),
+        status=str(sub.status),
+        plan_id=sub.plan_id,
+        static_ip=sub.static_ip,
+        ip_pool=sub.ip_pool,
+        mac_address=sub.mac_address,
+        simultaneous_use=sub.simultaneous_use,
+        paid_until=sub.paid_until,
+        fup_throttled=sub.fup_throttled,
+    )
+
+
+class AuthSnapshot:
+    """In-memory authorization state. Reads are lock-free dictionary look-ups; the refresher
+    replaces whole records, which is atomic under the GIL."""
+
+    def __init__(self) -> None:
+        self.subscribers: dict[str, SubscriberRecord] = {}
+        self.plans: dict[int, PlanRecord] = {}
+        self.online: dict[str, int] = {}
+        self.auth_version = 0
+        self.session_version = 0
+        self.loaded = False
+        self.healthy = False
+        self.last_refresh_ok: float | None = None
+        self.last_error: str | None = None
+
+    def lookup(self, username: str) -> tuple[SubscriberRecord | None, PlanRecord | None, int]:
+        """The subscriber, its plan and its open-session count."""
+        sub = self.subscribers.get(username)
+        if sub is None:
+            return None, None, 0
+        return sub, self.plans.get(sub.plan_id), self.online.get(username, 0)
+
+    def refresh(self, session: Session, box: SecretBox) -> int:
+        """Apply every change since the last refresh. Returns how many records changed."""
+        feed = session.scalar(select(ChangeCounter.value).where(ChangeCounter.name == AUTH_FEED))
+        changed = 0
+        if feed is None or feed > self.auth_version or not self.loaded:
+            subs, plans = subscriber_service.changed_since(session, self.auth_version)
+            newest = self.auth_version
+            for plan in plans:
+                self.plans[plan.id] = plan_record(plan)
+                newest = max(newest, plan.auth_version)
+            for sub in subs:
+                self.subscribers[sub.username] = subscriber_record(sub, box)
+                newest = max(newest, sub.auth_version)
+            self.auth_version = newest
+            changed += len(subs) + len(plans)
+        counts, seq = accounting.open_session_counts(session, self.session_version)
+        if self.session_version == 0:
+            self.online = counts
+        else:
+            for name, n in counts.items():
+                if n:
+                    self.online[name] = n
+                else:
+                    self.online.pop(name, None)
+        self.session_version = seq
+        self.loaded = True
+        return changed + len(counts)
+
+
+class SnapshotRefresher(threading.Thread):
+    """Keeps an :class:`AuthSnapshot` current. Never raises; logs and backs off instead."""
+
+    def __init__(
+        self,
+        snapshot: AuthSnapshot,
+        engine: Engine,
+        box: SecretBox,
+        poll_seconds: float = 0.25,
+        max_backoff: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(name="radbill-snapshot", daemon=True)
+        self.snapshot = snapshot
+        self.engine = engine
+        self.box = box
+        self.poll_seconds = poll_seconds
+        self.max_backoff = max_backoff
+        self.clock = clock
+        self._stop_event = threading.Event()
+        self._failures = 0
+
+    def refresh_once(self) -> bool:
+        """One refresh; True on success."""
+        try:
+            with Session(self.engine) as session, session.begin():
+                changed = self.snapshot.refresh(session, self.box)
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the last snapshot
+            self._failures += 1
+            self.snapshot.healthy = False
+            self.snapshot.last_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            # Loud at the first failure and every ~30 s after, not at every poll.
+            if self._failures == 1 or self._failures % max(1, int(30 / self.poll_seconds)) == 0:
+                age = (
+                    f"{self.clock() - self.snapshot.last_refresh_ok:.0f}s old"
+                    if self.snapshot.last_refresh_ok is not None
+                    else "never loaded: not answering Access-Requests"
+                )
+                log.error("DATABASE UNREACHABLE: authorizing from the last snapshot (%s, %d "
+                          "subscribers); retrying. %s", age, len(self.snapshot.subscribers),
+                          self.snapshot.last_error)
+            self.engine.dispose()
+            return False
+        if self._failures:
+            log.warning("database reachable again after %d failed refreshes; snapshot current",
+                        self._failures)
+        elif changed and not self.snapshot.healthy:
+            log.info("snapshot loaded: %d subscribers, %d plans, %d users online",
+                     len(self.snapshot.subscribers), len(self.snapshot.plans),
+                     len(self.snapshot.online))
+        self._failures = 0
+        self.snapshot.healthy = True
+        self.snapshot.last_refresh_ok = self.clock()
+        return True
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            ok = self.refresh_once()
+            delay = self.poll_seconds if ok else min(
+                self.max_backoff, self.poll_seconds * 2 ** min(self._failures, 6)
+            )
+            self._stop_event.wait(delay)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to finish and wait for it."""
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout)
