@@ -121,7 +121,7 @@ class Subscriber(Base):
     )
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
-    plan: Mapped[Plan] = relationship(lazy="joined")
+    plan: Mapped[Plan] = relationship(lazy="joined", innerjoin=True)
     static_ip: Mapped[str | None] = mapped_column(String(15), nullable=True, unique=True)
     ip_pool: Mapped[str | None] = mapped_column(String(64), nullable=True)
     mac_address: Mapped[str | None] = mapped_column(String(17), nullable=True)

@@ -85,7 +85,7 @@ def get_subscriber(session: Session, username: str, *, lock: bool = False) -> Su
     """The subscriber called *username* (row-locked with *lock*)."""
     stmt = select(Subscriber).where(Subscriber.username == username)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(of=Subscriber)  # not the joined plan row
     sub = session.scalars(stmt).unique().one_or_none()
     if sub is None:
         raise NotFound(f"unknown subscriber {username!r}")
@@ -167,10 +167,11 @@ def create_subscriber(
         email=email,
         auth_version=bump(session, AUTH_FEED),
     )
-    session.add(sub)
     try:
-        # A savepoint keeps the caller's transaction usable after a unique violation.
+        # A savepoint keeps the caller's transaction usable after a unique violation, and
+        # its rollback takes the half-made row out of the session again.
         with session.begin_nested():
+            session.add(sub)
             session.flush()
     except IntegrityError as exc:
         text = str(exc.orig).lower()

@@ -111,6 +111,9 @@ def bump(session: Session, feed: str) -> int:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling breaks SAVEPOINT; let SQLAlchemy emit BEGIN itself
+    # (the recipe in SQLAlchemy's SQLite dialect documentation).
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     # WAL lets FreeRADIUS's snapshot reader read while the CLI or ingester writes.
     cur.execute("PRAGMA journal_mode=WAL")
@@ -129,6 +132,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     connect_args = kwargs.pop("connect_args", {})

@@ -72,9 +72,9 @@ def create_nas(
         api_password_enc=box.encrypt(api_password) if api_password else None,
         api_tls=api_tls,
     )
-    session.add(nas)
     try:
         with session.begin_nested():
+            session.add(nas)
             session.flush()
     except IntegrityError:
         raise Conflict(f"a NAS named {name!r} or at {addr} already exists") from None

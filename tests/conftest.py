@@ -1,0 +1,100 @@
+"""Shared fixtures. ``RADBILL_TEST_DB=sqlite`` (default) or ``postgresql`` picks the database
+every database test runs on; ``make test`` runs the suite once for each."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import Engine, delete, update
+from sqlalchemy.orm import Session
+
+from radbill import migrate
+from radbill.crypto import SecretBox
+from radbill.db import Base, ChangeCounter, make_engine, session_factory
+from tests import pgserver
+
+BACKEND = os.environ.get("RADBILL_TEST_DB", "sqlite")
+
+
+def pytest_report_header() -> str:
+    return f"radbill database backend: {BACKEND}"
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server for this run: the machine's, or a private one started here."""
+    url = os.environ.get("RADBILL_TEST_PG_URL", pgserver.DEFAULT_ADMIN_URL)
+    if pgserver.server_answers(url):
+        yield url
+        return
+    cluster = pgserver.PrivateCluster().init()
+    cluster.start()
+    try:
+        yield cluster.url()
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+                 ) -> Iterator[str]:
+    """The URL of a migrated, empty database for this run."""
+    if BACKEND == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'radbill.db'}"
+        return
+    if BACKEND != "postgresql":
+        raise RuntimeError(f"RADBILL_TEST_DB={BACKEND!r}: use sqlite or postgresql")
+    admin = request.getfixturevalue("pg_admin_url")
+    name, url = pgserver.create_database(admin)
+    try:
+        yield pgserver.sqlalchemy_url(url)
+    finally:
+        pgserver.drop_database(admin, name)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+def wipe(engine: Engine) -> None:
+    """Delete every row (children first) and reset the change counters."""
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            if table.name != "change_counters":
+                conn.execute(delete(table))
+        conn.execute(update(ChangeCounter).values(value=0))
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Engine]:
+    """The engine, on an empty database (wiped before and after the test)."""
+    wipe(engine)
+    yield engine
+    wipe(engine)
+
+
+@pytest.fixture
+def session(db: Engine) -> Iterator[Session]:
+    """A session on an empty database; the test commits or not as it likes."""
+    with session_factory(db)() as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def box() -> SecretBox:
+    return SecretBox(Fernet.generate_key())
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    path = Path(__file__).resolve().parent.parent / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
