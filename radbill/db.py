@@ -123,8 +123,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for *url* with radbill's connection settings."""
+def make_engine(url: str, *, sqlite_begin: str = "IMMEDIATE", **kwargs: Any) -> Engine:
+    """An engine for *url* with radbill's connection settings.
+
+    On SQLite, transactions start with ``BEGIN IMMEDIATE`` (take the write lock at once, waiting
+    up to the busy timeout): a deferred transaction that read first cannot upgrade to a write
+    once another connection has committed, and fails at once with "database is locked".
+    Read-only users (the RADIUS snapshot) pass ``sqlite_begin="DEFERRED"`` to never block
+    writers."""
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             from pathlib import Path
@@ -132,7 +138,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        if sqlite_begin not in ("IMMEDIATE", "DEFERRED"):
+            raise ValueError(f"sqlite_begin={sqlite_begin!r}")
+        begin = f"BEGIN {sqlite_begin}"
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     connect_args = kwargs.pop("connect_args", {})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -50,6 +51,24 @@ def policy_config(settings: Settings) -> PolicyConfig:
         walled_garden_rate=RatePair.parse(settings.walled_garden_rate),
         interim_interval=settings.interim_interval,
     )
+
+
+# FreeRADIUS hands on a standard attribute it could not decode (wrong length for its type) as
+# a raw "Attr-<number>". Such a request comes from a broken or hostile client: refuse it.
+_RAW_STANDARD_ATTR = re.compile(r"^Attr-\d{1,3}$")
+
+
+# FreeRADIUS prints non-printable bytes of a string attribute as octal escapes (\ooo).
+_BINARY_TEXT = re.compile(r"[\x00-\x1f\x7f]|\\[0-7]{3}")
+_TEXT_ATTRS = ("User-Name", "Calling-Station-Id")
+
+
+def malformed(attrs: dict[str, str]) -> bool:
+    """True if the request carried a standard attribute FreeRADIUS could not decode, or binary
+    junk in a text attribute the policy reads."""
+    if any(_RAW_STANDARD_ATTR.match(name) for name in attrs):
+        return True
+    return any(_BINARY_TEXT.search(attrs.get(name) or "") for name in _TEXT_ATTRS)
 
 
 def first_values(pairs: Iterable[object]) -> dict[str, str]:
@@ -94,6 +113,8 @@ class PolicyHook:
         req = auth_request(attrs)
         if not self.snapshot.loaded:
             return UNAVAILABLE
+        if malformed(attrs):
+            return reject(Reason.BAD_REQUEST)
         if req.username is None or len(req.username) > MAX_USERNAME:
             if not req.username:
                 return reject(Reason.BAD_REQUEST)

@@ -37,9 +37,10 @@ def start_policy(config: dict[str, str]) -> tuple[PolicyHook, SnapshotRefresher]
     if key_file is None or not Path(key_file).exists():
         raise RuntimeError(f"radbill secret key file {key_file} missing: run 'radbill db upgrade'")
     box = SecretBox(load_key(settings, create=False))
-    engine = make_engine(settings.database_url, pool_size=1, max_overflow=1) if not (
+    # Read-only: never take SQLite's write lock from inside FreeRADIUS.
+    engine = make_engine(settings.database_url, sqlite_begin="DEFERRED") if (
         settings.is_sqlite
-    ) else make_engine(settings.database_url)
+    ) else make_engine(settings.database_url, pool_size=1, max_overflow=1)
     snapshot = AuthSnapshot()
     refresher = SnapshotRefresher(snapshot, engine, box, settings.snapshot_poll_ms / 1000)
     if refresher.refresh_once():

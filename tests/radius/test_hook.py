@@ -62,3 +62,21 @@ def test_internal_error_is_a_logged_reject(caplog) -> None:  # type: ignore[no-u
     assert rcode == RLM_MODULE_REJECT
     assert ("Radbill-Reason", ":=", "bad-request") in control
     assert "policy failed" in caplog.text
+
+
+def test_undecodable_standard_attribute_is_a_bad_request() -> None:
+    rcode, reply, control = hook().authorize((("User-Name", "alice"), ("Attr-4", "0x010203")))
+    assert rcode == RLM_MODULE_REJECT
+    assert ("Radbill-Reason", ":=", "bad-request") in control
+    assert reply == (("Reply-Message", ":=", "Malformed request"),)
+    # an unknown vendor attribute is not malformed
+    rcode, _, _ = hook().authorize((("User-Name", "alice"), ("Attr-26.9999.1", "0x01")))
+    assert rcode == RLM_MODULE_UPDATED
+
+
+def test_binary_junk_in_text_attributes_is_a_bad_request() -> None:
+    for pairs in [(("User-Name", "alice"), ("Calling-Station-Id", "\\000\\001\\002")),
+                  (("User-Name", "ali\x01ce"),)]:
+        rcode, _, control = hook().authorize(pairs)
+        assert rcode == RLM_MODULE_REJECT
+        assert ("Radbill-Reason", ":=", "bad-request") in control
