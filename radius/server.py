@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
 from radbill.config import PROJECT_ROOT, Settings
 from radbill.crypto import SecretBox, load_key
 from radbill.db import engine_from_settings, session_factory
@@ -103,7 +106,7 @@ def clients_conf(nas_rows: list[Nas], box: SecretBox) -> str:
 def render(
     settings: Settings,
     layout: Layout,
-    nas_rows: list[Nas],
+    nas_rows: list[Nas] | None,
     box: SecretBox,
     *,
     auth_port: int,
@@ -128,6 +131,11 @@ def render(
         "AUTH_PORT": str(auth_port),
         "ACCT_PORT": str(acct_port),
     }
+    clients_file = layout.raddb / "clients.conf"
+    previous_clients = clients_file.read_text() if clients_file.exists() else None
+    if nas_rows is None and previous_clients is None:
+        raise RadiusError("the database is unreachable and there is no previous client list "
+                          f"in {layout.raddb}: cannot know which NAS to answer")
     if layout.raddb.exists():
         shutil.rmtree(layout.raddb)
     for src in TEMPLATE_DIR.rglob("*"):
@@ -142,7 +150,8 @@ def render(
         if re.search(r"@[A-Z_]+@", text):
             raise RadiusError(f"unfilled placeholder in {src}")
         dst.write_text(text)
-    (layout.raddb / "clients.conf").write_text(clients_conf(nas_rows, box))
+    clients_file.write_text(clients_conf(nas_rows, box) if nas_rows is not None
+                            else previous_clients or "")
     (layout.raddb / "clients.conf").chmod(0o600)
     (layout.raddb / "log").mkdir(exist_ok=True)
     for sub in ("acct", "postauth"):
@@ -165,14 +174,22 @@ def prepare(settings: Settings, base: Path, *, auth_port: int, acct_port: int,
     binary = freeradius_binary()
     box = SecretBox(load_key(settings))
     engine = engine_from_settings(settings)
+    nas_rows: list[Nas] | None
     try:
         with session_factory(engine)() as session:
             from radius.nas import list_nas
 
             nas_rows = list_nas(session)
+    except OperationalError as exc:
+        # Starting during a database outage must work: answer the NAS list of the last start,
+        # authorize from nothing until the snapshot loads (no answer, never "unknown"), and
+        # spool accounting to disk as always.
+        log.error("DATABASE UNREACHABLE at start (%s): using the previous NAS list",
+                  str(exc.orig).strip().splitlines()[0])
+        nas_rows = None
     finally:
         engine.dispose()
-    if not nas_rows:
+    if nas_rows is not None and not nas_rows:
         log.warning("no NAS registered: FreeRADIUS will answer nobody "
                     "(add one with 'radbill nas create')")
     layout = Layout.under(base)
@@ -180,6 +197,23 @@ def prepare(settings: Settings, base: Path, *, auth_port: int, acct_port: int,
            listen=listen)
     check_config(binary, layout.raddb)
     return binary, layout
+
+
+def close_stale_periodically(factory: sessionmaker[Session], interim_interval: int,
+                             stop: threading.Event) -> None:
+    """The stale-session job: once per interim interval, close sessions silent for three."""
+    from radbill.db import utcnow
+    from radius.accounting import close_stale_sessions
+
+    while not stop.wait(interim_interval):
+        try:
+            with factory() as session, session.begin():
+                n = close_stale_sessions(session, utcnow(), interim_interval)
+            if n:
+                log.warning("closed %d stale sessions (no accounting for %d s)", n,
+                            3 * interim_interval)
+        except Exception as exc:  # noqa: BLE001 - retried at the next interval
+            log.error("stale-session job failed: %s", str(exc).splitlines()[0])
 
 
 def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, listen: str,
@@ -191,6 +225,10 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
     ingester = Ingester(session_factory(engine), layout.spool)
     worker = threading.Thread(target=ingester.run_forever, name="radbill-ingest", daemon=True)
     worker.start()
+    stale_stop = threading.Event()
+    threading.Thread(target=close_stale_periodically, name="radbill-stale", daemon=True,
+                     args=(session_factory(engine), settings.interim_interval, stale_stop)
+                     ).start()
     cmd = [binary, "-f", "-l", "stdout", "-d", str(layout.raddb), "-n", "radiusd"]
     if debug:
         cmd.append("-xx")
@@ -205,6 +243,7 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
     code = proc.wait()
+    stale_stop.set()
     ingester.stop()
     worker.join(timeout=10)
     try:

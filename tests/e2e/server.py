@@ -18,9 +18,9 @@ SECRET = "e2e-secret-123"
 class RadiusServer:
     """One FreeRADIUS instance under `radbill radius run`, output captured."""
 
-    def __init__(self, database_url: str, data_dir: Path, **env: str) -> None:
-        self.auth_port = free_udp_port()
-        self.acct_port = free_udp_port()
+    def __init__(self, database_url: str, data_dir: Path, ports: tuple[int, int] | None = None,
+                 **env: str) -> None:
+        self.auth_port, self.acct_port = ports or (free_udp_port(), free_udp_port())
         self.data_dir = data_dir
         self.env = {
             **os.environ,

@@ -1,0 +1,49 @@
+# radbill: two commands do everything on a fresh Debian 12 machine (as root or with sudo).
+#   make run    install what is missing, migrate, seed a demo ISP, start FreeRADIUS + a simulated NAS
+#   make test   install what is missing, run the whole suite on SQLite and on PostgreSQL
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# rlm_python3 embeds Debian's libpython3.11: the venv must be built from that interpreter.
+SYSTEM_PYTHON := /usr/bin/python3
+DB ?= both
+
+.PHONY: setup run test test-sqlite test-postgresql lint bench clean
+
+$(VENV)/.installed: pyproject.toml scripts/setup-debian.sh
+	bash scripts/setup-debian.sh
+	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(PY) -m radbill.cli db upgrade
+	$(PY) -m radbill.demo
+
+test: setup
+ifeq ($(DB),both)
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgresql
+else
+	$(MAKE) --no-print-directory test-$(DB)
+endif
+
+test-sqlite: setup
+	RADBILL_TEST_DB=sqlite $(PY) -m pytest $(PYTEST_ARGS)
+
+test-postgresql: setup
+	RADBILL_TEST_DB=postgresql $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check radbill billing radius simulators
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) bench/auth_throughput.py
+
+clean:
+	rm -rf $(VENV) var build *.egg-info test-artifacts
