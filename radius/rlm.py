@@ -8,7 +8,6 @@ and :func:`detach` at shutdown. Everything here is a translation; the work happe
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 import radiusd  # provided by rlm_python3 inside FreeRADIUS
@@ -16,13 +15,33 @@ import radiusd  # provided by rlm_python3 inside FreeRADIUS
 _state: dict[str, Any] = {}
 
 
+class RadlogHandler(logging.Handler):
+    """Python logging into FreeRADIUS's own log.
+
+    Once running, FreeRADIUS points file descriptor 2 elsewhere, so a plain stderr handler
+    loses everything the background refresher logs (an outage warning included). radlog
+    writes wherever FreeRADIUS logs, and is safe to call from any thread.
+    """
+
+    LEVELS = ((logging.ERROR, radiusd.L_ERR), (logging.WARNING, radiusd.L_WARN),
+              (logging.INFO, radiusd.L_INFO))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = next((lvl for py, lvl in self.LEVELS if record.levelno >= py), radiusd.L_DBG)
+        try:
+            radiusd.radlog(level, self.format(record))
+        except Exception:  # noqa: BLE001 - logging must never break the caller
+            self.handleError(record)
+
+
 def instantiate(_p: object) -> int:
     """Load the snapshot once (if the database answers) and start the refresher thread."""
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s radbill-policy %(levelname)s %(message)s",
-    )
+    handler = RadlogHandler()
+    handler.setFormatter(logging.Formatter("radbill-policy %(levelname)s %(message)s"))
+    root = logging.getLogger("radbill")
+    root.handlers = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
     from radius.runtime import start_policy
 
     hook, refresher = start_policy(dict(radiusd.config))

@@ -115,6 +115,9 @@ def _scenario(cluster: pgserver.PrivateCluster, tmp_path) -> None:  # type: igno
                     RadiusSession.stopped_at.is_not(None))) == USERS
 
         wait_for(all_closed, timeout=30)
+        # the restarted server's snapshot loaded by itself once the database came back
+        assert "database reachable again" in server.log
+        wait_for(lambda: c.authenticate("u1", "s3cret").accepted, timeout=2)  # session closed
         with session_factory(engine)() as s:
             rows = {r.acct_session_id: (r.input_octets, r.output_octets)
                     for r in s.scalars(select(RadiusSession))}
