@@ -24,7 +24,7 @@ run: setup
 	$(PY) -m radbill.cli db upgrade
 	$(PY) -m radbill.demo
 
-test: setup
+test: setup lint
 ifeq ($(DB),both)
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgresql
@@ -39,7 +39,7 @@ test-postgresql: setup
 	RADBILL_TEST_DB=postgresql $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check radbill billing radius simulators
+	$(VENV)/bin/ruff check radbill billing radius simulators tests
 	$(VENV)/bin/mypy
 
 bench: setup

@@ -22,7 +22,9 @@ def parse_rate(text: str) -> int:
     """``"10M"`` → 10_000_000 bits per second. Suffixes k, M, G are powers of 1000 (RouterOS)."""
     m = _RATE_RE.match(text or "")
     if not m:
-        raise InvalidInput(f"malformed rate {text!r}: use a number with k, M or G, e.g. 512k or 10M")
+        raise InvalidInput(
+            f"malformed rate {text!r}: use a number with k, M or G, e.g. 512k or 10M"
+        )
     number, unit = m.groups()
     bps = round(float(number) * _UNITS[unit.lower()])
     if bps <= 0:

@@ -176,7 +176,8 @@ def create_subscriber(
     except IntegrityError as exc:
         text = str(exc.orig).lower()
         if "static_ip" in text:
-            raise Conflict(f"IP address {ip_norm} is already assigned to another subscriber") from None
+            raise Conflict(f"IP address {ip_norm} is already assigned to another subscriber"
+                           ) from None
         raise Conflict(f"subscriber {username!r} already exists") from None
     audit.record(session, actor=actor, action="subscriber.create", entity="subscriber",
                  entity_id=sub.id, after=summary(sub))
@@ -278,4 +279,4 @@ def subscriber_ids(session: Session, usernames: set[str]) -> dict[str, int]:
     rows = session.execute(
         select(Subscriber.username, Subscriber.id).where(Subscriber.username.in_(usernames))
     ).all()
-    return {name: sid for name, sid in rows}
+    return {name: sid for name, sid in rows}  # noqa: C416 - Row tuples, not pairs, to mypy

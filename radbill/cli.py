@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from radbill.config import ConfigError, Settings
+from radbill.crypto import SecretBox
 from radbill.errors import DomainError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,7 +49,7 @@ class App:
         with unit_of_work(session_factory(self.engine)) as session:
             yield session
 
-    def box(self):  # type: ignore[no-untyped-def]
+    def box(self) -> SecretBox:
         from radbill.crypto import secret_box
 
         return secret_box(self.settings)
@@ -421,9 +422,8 @@ def _radius_options(fn: F) -> F:
     fn = click.option("--auth-port", type=int, help="Default RADBILL_RADIUS_AUTH_PORT or 1812.")(fn)
     fn = click.option("--acct-port", type=int, help="Default RADBILL_RADIUS_ACCT_PORT or 1813.")(fn)
     fn = click.option("--listen", help="Address to listen on (default RADBILL_RADIUS_LISTEN).")(fn)
-    fn = click.option("--runtime-dir", type=click.Path(path_type=Path),
-                      help="Where to render the config (default <data>/radius).")(fn)
-    return fn
+    return click.option("--runtime-dir", type=click.Path(path_type=Path),
+                        help="Where to render the config (default <data>/radius).")(fn)
 
 
 @radius.command("run")

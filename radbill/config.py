@@ -65,7 +65,8 @@ class Settings:
         url = env.get("RADBILL_DATABASE_URL") or f"sqlite:///{data_dir / 'radbill.db'}"
         if not (url.startswith("sqlite") or url.startswith("postgresql")):
             raise ConfigError(
-                f"RADBILL_DATABASE_URL={url!r}: only sqlite:/// and postgresql+psycopg:// are supported"
+                f"RADBILL_DATABASE_URL={url!r}: "
+                "only sqlite:/// and postgresql+psycopg:// are supported"
             )
         key_file = env.get("RADBILL_SECRET_KEY_FILE")
         return cls(

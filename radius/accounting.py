@@ -212,7 +212,8 @@ def apply(session: Session, rec: AcctRecord, subscriber_id: int | None = None) -
     Accounting-On/Off, ``closed:N``.
     """
     if rec.status in (ACCOUNTING_ON, ACCOUNTING_OFF):
-        return f"closed:{close_nas_sessions(session, rec.nas_ip, rec.event_time, NAS_RESTART[rec.status])}"
+        closed = close_nas_sessions(session, rec.nas_ip, rec.event_time, NAS_RESTART[rec.status])
+        return f"closed:{closed}"
     row = session.scalars(
         select(RadiusSession)
         .where(
@@ -227,7 +228,8 @@ def apply(session: Session, rec: AcctRecord, subscriber_id: int | None = None) -
     if after is before:
         return "unchanged"
     if row is None:
-        assert rec.username is not None and rec.acct_session_id is not None
+        assert rec.username is not None  # record_from_attrs guarantees both for sessions
+        assert rec.acct_session_id is not None
         row = RadiusSession(
             nas_ip=rec.nas_ip,
             acct_session_id=rec.acct_session_id,

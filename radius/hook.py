@@ -126,7 +126,7 @@ class PolicyHook:
         """rlm_python3 ``authorize``: pairs in, rcode and pairs out. Never raises."""
         try:
             decision = self.decide(first_values(pairs))
-        except Exception:  # noqa: BLE001 - the RADIUS path must never crash
+        except Exception:
             log.exception("policy failed; rejecting the request")
             decision = reject(Reason.BAD_REQUEST)
         return to_result(decision)

@@ -30,7 +30,7 @@ class Reason(enum.StrEnum):
     DISABLED = "disabled"
     TERMINATED = "terminated"
     UNKNOWN_USER = "unknown-user"
-    BAD_PASSWORD = "bad-password"  # decided by FreeRADIUS's pap/chap/mschap, logged by us
+    BAD_PASSWORD = "bad-password"  # noqa: S105 - a reason code, not a password. Decided by FreeRADIUS's pap/chap/mschap, logged by us
     MAC_MISMATCH = "mac-mismatch"
     SIMULTANEOUS_USE = "simultaneous-use"
     WRONG_SERVICE = "wrong-service"
@@ -40,7 +40,9 @@ class Reason(enum.StrEnum):
 
 
 REPLY_MESSAGES: dict[Reason, str] = {
-    Reason.WALLED_GARDEN: "Your account is suspended for non-payment. Please pay to restore service.",
+    Reason.WALLED_GARDEN: (
+        "Your account is suspended for non-payment. Please pay to restore service."
+    ),
     Reason.EXPIRED_WALLED_GARDEN: "Your package has expired. Please pay to renew.",
     Reason.SUSPENDED: "Account suspended for non-payment",
     Reason.EXPIRED: "Package expired",
@@ -102,7 +104,7 @@ class PolicyConfig:
 
     suspended_mode: str = "walled-garden"  # or "reject"
     walled_garden_list: str = "radbill-suspended"
-    walled_garden_rate: RatePair = RatePair(256_000, 256_000)
+    walled_garden_rate: RatePair = RatePair(256_000, 256_000)  # noqa: RUF009 - frozen, shared
     interim_interval: int = 300
 
 
@@ -161,7 +163,7 @@ def _addressing(sub: SubscriberRecord, plan: PlanRecord) -> list[tuple[str, str]
     return [("Framed-Pool", pool)] if pool else []
 
 
-def decide(
+def decide(  # noqa: PLR0911, PLR0912 - one early return per branch: the decision table
     req: AuthRequest,
     sub: SubscriberRecord | None,
     plan: PlanRecord | None,

@@ -55,7 +55,7 @@ class AuthResult:
 
 def _decode(reply: packet.Packet) -> dict[str, list[object]]:
     out: dict[str, list[object]] = {}
-    for key in reply.keys():
+    for key in reply.keys():  # noqa: SIM118 - pyrad's Packet iterates differently
         name = key if isinstance(key, str) else str(key)
         try:
             values = reply[key]

@@ -6,6 +6,7 @@ outage tests use, because they must be able to stop and start the server they ta
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -78,10 +79,8 @@ class PrivateCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

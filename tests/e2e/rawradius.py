@@ -28,9 +28,8 @@ def access_request(secret: bytes, attrs: list[tuple[int, bytes]], *,
     """An Access-Request with *attrs* (type, value) and optionally junk bytes at the end."""
     ident, authenticator = os.urandom(1)[0], os.urandom(16)
     body = b""
-    for typ, value in attrs:
-        if typ == 2:  # User-Password
-            value = hide_password(value, secret, authenticator)
+    for typ, raw in attrs:
+        value = hide_password(raw, secret, authenticator) if typ == 2 else raw  # User-Password
         body += bytes([typ, len(value) + 2]) + value
     if message_authenticator:
         body = bytes([MESSAGE_AUTHENTICATOR, 18]) + b"\x00" * 16 + body

@@ -77,6 +77,15 @@ class RadiusServer:
                             timeout=timeout, retries=retries)
 
 
+def wait_until(fetch, accept, timeout: float = 10.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    """Call *fetch* until *accept* holds for its result; return that result."""
+    def attempt():  # type: ignore[no-untyped-def]
+        value = fetch()
+        return (value,) if accept(value) else None
+
+    return wait_for(attempt, timeout, interval)[0]
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
     """Poll *predicate* until it returns something truthy; fail after *timeout*."""
     deadline = time.monotonic() + timeout

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from radbill.db import session_factory
 from radius.models import RadiusSession
-from tests.e2e.server import wait_for
+from tests.e2e.server import wait_for, wait_until
 from tests.factories import make_subscriber
 
 pytestmark = pytest.mark.e2e
@@ -29,8 +29,7 @@ def test_start_interims_with_gigawords_duplicates_reordering_and_stop(radius, se
                      output_bytes=5 * G + 11, session_time=300)  # duplicate
     assert c.account("Interim-Update", "acct-a", "A1", input_bytes=G, output_bytes=G,
                      session_time=150, delay=150)  # late, older one
-    row = wait_for(lambda: (lambda r: r if r and r.session_time == 300 else None)(
-        session_row(seeded, "A1")))
+    row = wait_until(lambda: session_row(seeded, "A1"), lambda r: r and r.session_time == 300)
     assert (row.input_octets, row.output_octets) == (3 * G + 7, 5 * G + 11)
     assert row.stopped_at is None and row.framed_ip == "10.9.0.1"
     assert row.calling_station_id == "AA:BB:CC:00:01:01" and row.nas_ip == "127.0.0.1"
@@ -38,8 +37,7 @@ def test_start_interims_with_gigawords_duplicates_reordering_and_stop(radius, se
                      session_time=600, terminate_cause="User-Request")
     assert c.account("Interim-Update", "acct-a", "A1", input_bytes=9 * G, output_bytes=9 * G,
                      session_time=900)  # after the Stop: changes nothing
-    row = wait_for(lambda: (lambda r: r if r and r.stopped_at else None)(
-        session_row(seeded, "A1")))
+    row = wait_until(lambda: session_row(seeded, "A1"), lambda r: r and r.stopped_at)
     wait_for(lambda: radius.spool.joinpath("acct").exists())
     # give the ingester a moment to apply the trailing Interim, then check it changed nothing
     import time
@@ -70,11 +68,10 @@ def test_accounting_on_closes_that_nas_sessions_and_frees_simultaneous_use(
     wait_for(lambda: c.authenticate("roamer", "s3cret").accepted)
     c.account("Start", "roamer", "R1")
     # the open session counts against simultaneous-use 1
-    r = wait_for(lambda: (lambda r: r if r.rejected else None)(c.authenticate("roamer", "s3cret")))
+    r = wait_until(lambda: c.authenticate("roamer", "s3cret"), lambda r: r.rejected)
     assert r.get("Reply-Message") == "Already logged in"
     c.account("Accounting-On", "", "")  # NAS rebooted
-    closed = wait_for(lambda: (lambda r: r if r and r.stopped_at else None)(
-        session_row(seeded, "R1")))
+    closed = wait_until(lambda: session_row(seeded, "R1"), lambda r: r and r.stopped_at)
     assert closed.terminate_cause == "NAS-Reboot"
     assert wait_for(lambda: c.authenticate("roamer", "s3cret").accepted, timeout=2)
 
@@ -93,7 +90,7 @@ def test_subscriber_show_lists_sessions_with_usage(radius, seeded, server_box, d
     c.account("Interim-Update", "shown", "S1", input_bytes=G + 1, output_bytes=2, session_time=5)
     c.account("Stop", "shown", "S0", input_bytes=10, output_bytes=20, session_time=9,
               terminate_cause="User-Request")
-    wait_for(lambda: (lambda r: r and r.input_octets == G + 1)(session_row(seeded, "S1")))
+    wait_until(lambda: session_row(seeded, "S1"), lambda r: r and r.input_octets == G + 1)
     wait_for(lambda: session_row(seeded, "S0"))
     out = subprocess.run([sys.executable, "-m", "radbill.cli", "subscriber", "show", "shown",
                           "--json"], capture_output=True, text=True, check=True,

@@ -13,7 +13,7 @@ from billing.models import SubscriberStatus
 from radbill.db import session_factory, utcnow
 from radius.models import PostAuth
 from tests.e2e import rawradius
-from tests.e2e.server import SECRET, RadiusServer, wait_for
+from tests.e2e.server import SECRET, RadiusServer, wait_for, wait_until
 from tests.factories import make_subscriber
 
 pytestmark = pytest.mark.e2e
@@ -68,8 +68,8 @@ def test_static_ip_and_session_timeout_to_end_of_paid_period(radius, seeded, ser
 
     change(seeded, paid)
     c = radius.client()
-    r = wait_for(lambda: (lambda r: r if r.get("Session-Timeout") else None)(
-        c.authenticate("static", "s3cret")), timeout=2)
+    r = wait_until(lambda: c.authenticate("static", "s3cret"),
+                   lambda r: r.get("Session-Timeout"), timeout=2)
     assert r.get("Framed-IP-Address") == "10.20.0.5"
     assert 3590 <= r.get("Session-Timeout") <= 3600
     assert r.get("Framed-Pool") is None
@@ -83,8 +83,8 @@ def test_suspension_reflected_within_one_second_walled_garden(radius, seeded, se
     change(seeded, lambda s: subscribers.change_status(s, "late-payer",
                                                        SubscriberStatus.SUSPENDED, actor="t"))
     committed = time.monotonic()
-    r = wait_for(lambda: (lambda r: r if r.get("Mikrotik-Address-List") else None)(
-        c.authenticate("late-payer", "s3cret", "chap")), timeout=1.0, interval=0.02)
+    r = wait_until(lambda: c.authenticate("late-payer", "s3cret", "chap"),
+                   lambda r: r.get("Mikrotik-Address-List"), timeout=1.0, interval=0.02)
     elapsed = time.monotonic() - committed
     assert elapsed < 1.0
     assert r.accepted
@@ -93,8 +93,8 @@ def test_suspension_reflected_within_one_second_walled_garden(radius, seeded, se
     # reconnect: full speed again, also within a second
     change(seeded, lambda s: subscribers.change_status(s, "late-payer", SubscriberStatus.ACTIVE,
                                                        actor="t"))
-    r = wait_for(lambda: (lambda r: r if not r.get("Mikrotik-Address-List") else None)(
-        c.authenticate("late-payer", "s3cret")), timeout=1.0, interval=0.02)
+    r = wait_until(lambda: c.authenticate("late-payer", "s3cret"),
+                   lambda r: not r.get("Mikrotik-Address-List"), timeout=1.0, interval=0.02)
     assert r.get("Mikrotik-Rate-Limit") == "5M/20M 10M/40M 3750k/15M 16/16"
 
 
@@ -108,7 +108,7 @@ def test_password_and_plan_change_reflected(radius, seeded, server_box) -> None:
     change(seeded, lambda s: subscribers.set_plan(s, "changer", "Gold", actor="t"))
     change(seeded, lambda s: subscribers.set_password(s, server_box, "changer", "n3w", actor="t"))
     c = radius.client()
-    r = wait_for(lambda: (lambda r: r if r.accepted else None)(c.authenticate("changer", "n3w")),
+    r = wait_until(lambda: c.authenticate("changer", "n3w"), lambda r: r.accepted,
                  timeout=1.0, interval=0.02)
     assert r.get("Mikrotik-Rate-Limit") == "50M/50M"
     assert c.authenticate("changer", "s3cret").rejected
@@ -134,8 +134,8 @@ def test_rejects_with_reason(radius, seeded, server_box, username, setup, kwargs
         if status is not None:
             change(seeded, lambda s: subscribers.change_status(s, username, status, actor="t"))
     c = radius.client()
-    r = wait_for(lambda: (lambda r: r if r.get("Reply-Message") == message else None)(
-        c.authenticate(username, "s3cret", **kwargs)), timeout=2)
+    r = wait_until(lambda: c.authenticate(username, "s3cret", **kwargs),
+                   lambda r: r.get("Reply-Message") == message, timeout=2)
     assert r.rejected
     assert r.get("Mikrotik-Rate-Limit") is None
 
@@ -143,8 +143,8 @@ def test_rejects_with_reason(radius, seeded, server_box, username, setup, kwargs
 def test_mac_binding_accepts_the_bound_device(radius, seeded, server_box) -> None:  # type: ignore[no-untyped-def]
     add(seeded, server_box, "bound-ok", mac="AA:BB:CC:00:00:09", service="hotspot")
     c = radius.client()
-    r = wait_for(lambda: (lambda r: r if r.accepted else None)(
-        c.authenticate("bound-ok", "s3cret", "chap", service="hotspot", mac="aa-bb-cc-00-00-09")),
+    r = wait_until(lambda: c.authenticate("bound-ok", "s3cret", "chap", service="hotspot",
+                                      mac="aa-bb-cc-00-00-09"), lambda r: r.accepted,
         timeout=2)
     assert r.get("Mikrotik-Rate-Limit") is not None
 

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from radbill import migrate
-from radbill.crypto import SecretBox, load_key
 from radbill.config import Settings
+from radbill.crypto import SecretBox, load_key
 from radbill.db import make_engine, session_factory
 from radius.models import RadiusSession
 from radius.nas import create_nas
