@@ -127,7 +127,7 @@ class SnapshotRefresher(threading.Thread):
         engine: Engine,
         box: SecretBox,
         poll_seconds: float = 0.25,
-        max_backoff: float = 5.0,
+        max_backoff: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(name="radbill-snapshot", daemon=True)

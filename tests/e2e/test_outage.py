@@ -116,7 +116,7 @@ def _scenario(cluster: pgserver.PrivateCluster, tmp_path) -> None:  # type: igno
 
         wait_for(all_closed, timeout=30)
         # the restarted server's snapshot loaded by itself once the database came back
-        assert "database reachable again" in server.log
+        wait_for(lambda: "database reachable again" in server.log, timeout=5)
         wait_for(lambda: c.authenticate("u1", "s3cret").accepted, timeout=2)  # session closed
         with session_factory(engine)() as s:
             rows = {r.acct_session_id: (r.input_octets, r.output_octets)
