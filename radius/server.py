@@ -199,11 +199,13 @@ def prepare(settings: Settings, base: Path, *, auth_port: int, acct_port: int,
     return binary, layout
 
 
-def close_stale_periodically(factory: sessionmaker[Session], interim_interval: int,
-                             stop: threading.Event) -> None:
-    """The stale-session job: once per interim interval, close sessions silent for three."""
+def housekeeping(factory: sessionmaker[Session], spool: Path, interim_interval: int,
+                 stop: threading.Event, keep_days: int = 7) -> None:
+    """Once per interim interval: close sessions silent for three intervals, and delete detail
+    files older than *keep_days* that have been applied completely. Never raises."""
     from radbill.db import utcnow
     from radius.accounting import close_stale_sessions
+    from radius.ingest import prune_spool
 
     while not stop.wait(interim_interval):
         try:
@@ -212,8 +214,13 @@ def close_stale_periodically(factory: sessionmaker[Session], interim_interval: i
             if n:
                 log.warning("closed %d stale sessions (no accounting for %d s)", n,
                             3 * interim_interval)
+            removed = prune_spool(spool, factory, keep_days)
+            if removed:
+                log.info("removed %d applied detail files older than %d days", removed,
+                         keep_days)
         except Exception as exc:  # noqa: BLE001 - retried at the next interval
-            log.error("stale-session job failed: %s", str(exc).splitlines()[0])
+            log.error("housekeeping failed (retrying next interval): %s",
+                      str(exc).splitlines()[0])
 
 
 def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, listen: str,
@@ -226,9 +233,9 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
     worker = threading.Thread(target=ingester.run_forever, name="radbill-ingest", daemon=True)
     worker.start()
     stale_stop = threading.Event()
-    threading.Thread(target=close_stale_periodically, name="radbill-stale", daemon=True,
-                     args=(session_factory(engine), settings.interim_interval, stale_stop)
-                     ).start()
+    threading.Thread(target=housekeeping, name="radbill-housekeeping", daemon=True,
+                     args=(session_factory(engine), layout.spool, settings.interim_interval,
+                           stale_stop)).start()
     cmd = [binary, "-f", "-l", "stdout", "-d", str(layout.raddb), "-n", "radiusd"]
     if debug:
         cmd.append("-xx")

@@ -112,3 +112,46 @@ def test_postauth_records(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert (row.username, row.decision, row.reason, row.reply_message, row.auth_method) == (
         "alice", "reject", "bad-password", "Wrong password", "PAP")
     assert row.at == dt.datetime.fromtimestamp(BASE, dt.UTC)
+
+
+def test_prune_removes_only_old_fully_applied_files(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from radius.ingest import prune_spool
+
+    old = write(tmp_path, "detail-20261101-00", record("Start", "s1", 0))
+    current = write(tmp_path, "detail-20261124-20", record("Start", "s2", 0))
+    Ingester(session_factory(db), tmp_path).run_once()
+    week_ago = old.stat().st_mtime - 8 * 86400
+    for p in (old, current):
+        os.utime(p, (week_ago, week_ago))
+    # the newest file is where the cursor stands: it may still grow, so it stays
+    assert prune_spool(tmp_path, session_factory(db), keep_days=7) == 1
+    assert not old.exists() and current.exists()
+
+
+def test_housekeeping_closes_stale_sessions_periodically(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import threading
+    import time
+
+    from radbill.db import utcnow
+    from radius import accounting
+    from radius.accounting import AcctRecord
+    from radius.server import housekeeping
+
+    with session_factory(db)() as s, s.begin():
+        accounting.apply(s, AcctRecord(status="Start", nas_ip="10.0.0.1",
+                                       event_time=utcnow() - dt.timedelta(seconds=10),
+                                       username="alice", acct_session_id="quiet"))
+    stop = threading.Event()
+    worker = threading.Thread(target=housekeeping, args=(session_factory(db), tmp_path, 1, stop))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 5
+        while sessions(db)["quiet"].stopped_at is None:
+            assert time.monotonic() < deadline, "stale session not closed"
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        worker.join(5)
+    assert sessions(db)["quiet"].terminate_cause == "Stale-Session"
