@@ -13,12 +13,12 @@ Access-Requests over loopback UDP:
 
 Both servers use radbill's thread-pool settings, listen on 127.0.0.1 only and require
 Message-Authenticator. The load generator is a closed loop (a fixed number of requests in
-flight) in one asyncio callback pump: requests are encoded before the clock starts, only the
-RADIUS identifier and Message-Authenticator are filled in at send time, and every reply is
-checked (response authenticator, Access-Accept, Mikrotik-Rate-Limit present). Rounds alternate
-between the servers (ABBA order) so both share the machine's noise; after each radbill round
-the benchmark waits for the ingester to store the post-auth records, so that work never spills
-into an rlm_sql round.
+flight) in asyncio callback pumps on a few UDP sockets: requests are encoded before the clock
+starts, only the RADIUS identifier and Message-Authenticator are filled in at send time, and
+every reply is checked (response authenticator, Access-Accept, Mikrotik-Rate-Limit present).
+Rounds alternate between the servers (ABBA order) so both share the machine's noise; after
+each radbill round the benchmark waits for the ingester to store the post-auth records, so that
+work never spills into an rlm_sql round.
 
 Run from the project root with the project's virtualenv::
 
@@ -50,10 +50,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import psycopg
 
@@ -137,6 +137,14 @@ def cpu_seconds(pids: Sequence[int]) -> dict[int, float]:
         if f is not None:
             out[pid] = (int(f[11]) + int(f[12])) / CLOCK_TICKS  # utime, stime
     return out
+
+
+def process_name(pid: int) -> str:
+    """The command name of *pid* ("" if it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def group_members(pgid: int) -> list[int]:
@@ -325,14 +333,19 @@ def setup_rlm_sql(url: str, users: Users, rate_limit: str, interim_interval: int
 # -- the stock rlm_sql FreeRADIUS -------------------------------------------------------------
 
 
-def radbill_block(name: str) -> str:
-    """A top-level ``name { ... }`` block copied from radbill's radiusd.conf template, so the
-    rlm_sql server runs with exactly the same settings (e.g. the thread pool)."""
-    text = (RADBILL_RADDB / "radiusd.conf").read_text()
+STOCK_RADIUSD_CONF = Path("/etc/freeradius/3.0/radiusd.conf")
+
+
+def stock_block(name: str) -> str:
+    """A top-level ``name { ... }`` block copied from Debian's stock radiusd.conf, so the
+    rlm_sql server runs with FreeRADIUS's stock settings (e.g. the thread pool, whose size
+    also sizes rlm_sql's connection pool). Comments are dropped."""
+    text = STOCK_RADIUSD_CONF.read_text()
     m = re.search(rf"^{re.escape(name)} \{{\n.*?^\}}\n", text, re.MULTILINE | re.DOTALL)
     if m is None:
-        raise RuntimeError(f"no '{name}' block in {RADBILL_RADDB / 'radiusd.conf'}")
-    return m.group(0)
+        raise RuntimeError(f"no '{name}' block in {STOCK_RADIUSD_CONF}")
+    return "\n".join(line for line in m.group(0).splitlines()
+                     if not line.strip().startswith("#") and line.strip()) + "\n"
 
 
 RLM_SQL_RADIUSD = """\
@@ -469,7 +482,7 @@ def render_rlm_sql(base: Path, *, dbname: str, pg_host: str, pg_port: int, pg_us
     raddb = base / "raddb"
     (raddb / "log").mkdir(parents=True, exist_ok=True)
     text = RLM_SQL_RADIUSD.format(
-        raddb=raddb, thread_pool=radbill_block("thread pool"), host=HOST, secret=SECRET,
+        raddb=raddb, thread_pool=stock_block("thread pool"), host=HOST, secret=SECRET,
         pg_port=pg_port, pg_user=pg_user, dbname=dbname, queries=STOCK_SQL_DIR / "queries.conf",
         auth_port=auth_port, acct_port=acct_port,
         post_auth="\t\tsql\n" if postauth_sql else "",
@@ -621,6 +634,7 @@ class RoundStats:
     stray: int = 0
     client_cpu: float = 0.0
     server_cpu: float | None = None
+    aux_cpu: float | None = None
     db_cpu: float | None = None
     drain: float | None = None
 
@@ -636,18 +650,28 @@ class RoundStats:
     def rate(self) -> float:
         return self.answered / self.elapsed if self.elapsed > 0 else 0.0
 
+    @property
+    def drained_rate(self) -> float:
+        """Throughput counting the wait until every decision was stored (radbill's ingester
+        writes post-auth records after the replies; rlm_sql writes them, if at all, before)."""
+        total = self.elapsed + (self.drain or 0.0)
+        return self.answered / total if total > 0 else 0.0
+
 
 class Pump(asyncio.DatagramProtocol):
     """Keeps *window* requests in flight on one UDP socket: every reply or timeout sends the
-    next request from the callback itself (no task per request)."""
+    next request from the callback itself (no task per request). Identifiers are reused in
+    first-in first-out order, as late as possible."""
 
-    def __init__(self, requests: Sequence[bytes], secret: bytes, window: int, timeout: float,
-                 done: asyncio.Future[None]) -> None:
+    def __init__(self, requests: Sequence[bytes], secret: bytes, window: int,
+                 timeout: float) -> None:
         self.requests = requests
         self.secret = secret
         self.window = window
         self.timeout_ns = int(timeout * 1e9)
-        self.done = done
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not requests:
+            self.done.set_result(None)
         self.free_ids: collections.deque[int] = collections.deque(range(256))
         self.pending: dict[int, tuple[int, bytes]] = {}  # identifier -> (sent at, authenticator)
         self.next = 0
@@ -662,12 +686,22 @@ class Pump(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.error: Exception | None = None
 
+    def _fail(self, exc: BaseException) -> None:
+        # An exception in a callback would only be logged by asyncio and the run would hang.
+        if not self.done.done():
+            self.done.set_exception(exc)
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
-        self.first_sent = time.perf_counter_ns()
-        for _ in range(min(self.window, len(self.requests))):
-            self._send_next()
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def start(self) -> None:
+        """Send the first *window* requests; replies and timeouts send the rest."""
+        self.first_sent = self.last_done = time.perf_counter_ns()
+        try:
+            for _ in range(min(self.window, len(self.requests))):
+                self._send_next()
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting coroutine
+            self._fail(exc)
         asyncio.get_running_loop().call_later(0.1, self._sweep)
 
     def _send_next(self) -> None:
@@ -694,7 +728,12 @@ class Pump(asyncio.DatagramProtocol):
             self._send_next()
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        now = time.perf_counter_ns()
+        try:
+            self._received(data, time.perf_counter_ns())
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting coroutine
+            self._fail(exc)
+
+    def _received(self, data: bytes, now: int) -> None:
         entry = self.pending.get(data[1]) if len(data) >= 20 else None
         if entry is None:
             self.stray += 1
@@ -714,52 +753,83 @@ class Pump(asyncio.DatagramProtocol):
         if self.done.done():
             return
         now = time.perf_counter_ns()
-        for ident, (sent_at, _) in list(self.pending.items()):
-            if now - sent_at > self.timeout_ns and ident in self.pending:
-                self.timeouts += 1
-                self._finish_one(ident, now)
+        try:
+            for ident, (sent_at, _) in list(self.pending.items()):
+                if now - sent_at > self.timeout_ns and ident in self.pending:
+                    self.timeouts += 1
+                    self._finish_one(ident, now)
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting coroutine
+            self._fail(exc)
+            return
         asyncio.get_running_loop().call_later(0.1, self._sweep)
 
     def error_received(self, exc: Exception) -> None:
         self.error = exc  # e.g. ICMP port unreachable: the server is gone
 
 
-async def _drive(port: int, requests: Sequence[bytes], window: int, timeout: float) -> Pump:
+def _returns(pump: Pump) -> Callable[[], Pump]:
+    """A protocol factory handing over a pump built beforehand."""
+    return lambda: pump
+
+
+async def _drive(port: int, requests: Sequence[bytes], window: int, timeout: float,
+                 sockets: int) -> list[Pump]:
     loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-    transport, pump = await loop.create_datagram_endpoint(
-        lambda: Pump(requests, SECRET.encode(), window, timeout, done),
-        remote_addr=(HOST, port))
+    pumps: list[Pump] = []
+    transports: list[asyncio.BaseTransport] = []
     try:
-        await done
+        for i in range(sockets):
+            share = window // sockets + (1 if i < window % sockets else 0)
+            pump = Pump(requests[i::sockets], SECRET.encode(), share, timeout)
+            transport, _ = await loop.create_datagram_endpoint(
+                _returns(pump), remote_addr=(HOST, port))
+            transports.append(transport)
+            pumps.append(pump)
+        for pump in pumps:
+            pump.start()
+        await asyncio.gather(*(p.done for p in pumps))
     finally:
-        transport.close()
-    return pump
+        for t in transports:
+            t.close()
+    return pumps
 
 
-def drive(server: str, port: int, requests: Sequence[bytes], window: int,
-          timeout: float) -> RoundStats:
-    """Send *requests* to *port* with *window* in flight; wait for every answer or timeout."""
+def drive(server: str, port: int, requests: Sequence[bytes], window: int, timeout: float,
+          sockets: int) -> RoundStats:
+    """Send *requests* to *port* with *window* in flight over *sockets* UDP sockets; wait for
+    every answer or timeout."""
     cpu0 = time.process_time()
-    pump = asyncio.run(_drive(port, requests, window, timeout))
+    pumps = asyncio.run(_drive(port, requests, window, timeout, sockets))
     client_cpu = time.process_time() - cpu0
-    elapsed = (pump.last_done - pump.first_sent) / 1e9
+    codes: collections.Counter[int] = collections.Counter()
+    for p in pumps:
+        codes.update(p.codes)
+    elapsed = (max(p.last_done for p in pumps) - min(p.first_sent for p in pumps)) / 1e9
     return RoundStats(
         server=server,
         sent=len(requests),
         elapsed=elapsed,
-        latencies_ms=[ns / 1e6 for ns in pump.latencies_ns],
-        accepts=pump.codes[ACCESS_ACCEPT],
-        rejects=pump.codes[ACCESS_REJECT],
-        other=sum(n for c, n in pump.codes.items() if c not in (ACCESS_ACCEPT, ACCESS_REJECT)),
-        timeouts=pump.timeouts,
-        no_rate_limit=pump.no_rate_limit,
-        stray=pump.stray,
+        latencies_ms=[ns / 1e6 for p in pumps for ns in p.latencies_ns],
+        accepts=codes[ACCESS_ACCEPT],
+        rejects=codes[ACCESS_REJECT],
+        other=sum(n for c, n in codes.items() if c not in (ACCESS_ACCEPT, ACCESS_REJECT)),
+        timeouts=sum(p.timeouts for p in pumps),
+        no_rate_limit=sum(p.no_rate_limit for p in pumps),
+        stray=sum(p.stray for p in pumps),
         client_cpu=client_cpu,
     )
 
 
 # -- orchestration ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """How hard to push: requests in flight, over how many sockets, and the timeout."""
+
+    concurrency: int
+    sockets: int
+    timeout: float
 
 
 @dataclass
@@ -772,37 +842,39 @@ class Side:
     postauth_count_url: str | None = None  # radbill: wait for the ingester after a round
     postauth_expected: int = 0
 
-    def measure(self, requests: Sequence[bytes], window: int, timeout: float) -> RoundStats:
+    def measure(self, requests: Sequence[bytes], load: Load) -> RoundStats:
         if not self.server.alive():
             raise RuntimeError(f"{self.server.name} is not running; log {self.server.log_path}:"
                                f"\n{tail(self.server.log_path)}")
         server_pids = self.server.pids()
-        db_pids = backend_pids(self.admin_url, self.dbname)
-        srv0, db0 = cpu_seconds(server_pids), cpu_seconds(db_pids)
-        stats = drive(self.server.name, self.server.auth_port, requests, window, timeout)
+        # Processes beside FreeRADIUS in its group: radbill's CLI with the ingester.
+        aux = {p for p in server_pids if process_name(p) != "freeradius"}
+        srv0 = cpu_seconds(server_pids)
+        db0 = cpu_seconds(backend_pids(self.admin_url, self.dbname))
+        stats = drive(self.server.name, self.server.auth_port, requests, load.concurrency,
+                      load.timeout, load.sockets)
+        if self.postauth_count_url is not None:
+            self.postauth_expected += stats.answered
+            # The ingester's work belongs to this round, even when it finishes after it.
+            stats.drain = self.wait_for_ingester()
         srv1 = cpu_seconds(self.server.pids())
         db1 = cpu_seconds(backend_pids(self.admin_url, self.dbname))
         stats.server_cpu = sum(v - srv0.get(p, 0.0) for p, v in srv1.items())
+        stats.aux_cpu = sum(v - srv0.get(p, 0.0) for p, v in srv1.items() if p in aux)
         stats.db_cpu = sum(v - db0.get(p, 0.0) for p, v in db1.items())
-        if self.postauth_count_url is not None:
-            self.postauth_expected += stats.answered
-            stats.drain = self.wait_for_ingester()
-            # The ingester's work belongs to this round, even when it finishes after it.
-            stats.server_cpu += sum(v - srv1.get(p, 0.0)
-                                    for p, v in cpu_seconds(self.server.pids()).items())
-            stats.db_cpu += sum(v - db1.get(p, 0.0) for p, v in cpu_seconds(
-                backend_pids(self.admin_url, self.dbname)).items())
         return stats
 
     def wait_for_ingester(self, limit: float = 120.0) -> float:
-        """Seconds until radius_postauth holds a row for every answered request (or stops
-        growing for 10 s)."""
+        """Seconds until the ingester has stored a post-auth record for every answered request
+        (or stopped making progress for 10 s)."""
         assert self.postauth_count_url is not None
         t0 = time.monotonic()
         last, last_change = -1, t0
         with psycopg.connect(self.postauth_count_url, autocommit=True) as conn:
             while time.monotonic() - t0 < limit:
-                row = conn.execute("SELECT count(*) FROM radius_postauth").fetchone()
+                # The ingester's cursor counts the records it stored (cheaper than count(*)).
+                row = conn.execute("SELECT coalesce(sum(records), 0) FROM radius_detail_cursors"
+                                   " WHERE stream = 'postauth'").fetchone()
                 n = int(row[0]) if row else 0
                 if n >= self.postauth_expected:
                     return time.monotonic() - t0
@@ -837,7 +909,7 @@ def machine_info(admin_url: str) -> list[str]:
         f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu}",
         f"software: FreeRADIUS {freeradius_version()}, PostgreSQL {pg}, "
         f"Python {platform.python_version()}, {platform.platform()}",
-        f"load average now: {load}",
+        f"load average at start: {load}",
     ]
 
 
@@ -845,6 +917,7 @@ def machine_info(admin_url: str) -> list[str]:
 class Summary:
     server: str
     rate: float
+    drained_rate: float
     p50: float
     p99: float
     accepts: int
@@ -853,6 +926,7 @@ class Summary:
     timeouts: int
     no_rate_limit: int
     server_us: float
+    aux_us: float
     db_us: float
     client_us: float
 
@@ -863,6 +937,7 @@ def summarize(rounds: list[RoundStats]) -> Summary:
     return Summary(
         server=rounds[0].server,
         rate=statistics.median(r.rate for r in rounds),
+        drained_rate=statistics.median(r.drained_rate for r in rounds),
         p50=percentile(latencies, 50),
         p99=percentile(latencies, 99),
         accepts=sum(r.accepts for r in rounds),
@@ -871,6 +946,7 @@ def summarize(rounds: list[RoundStats]) -> Summary:
         timeouts=sum(r.timeouts for r in rounds),
         no_rate_limit=sum(r.no_rate_limit for r in rounds),
         server_us=sum(r.server_cpu or 0.0 for r in rounds) / answered * 1e6,
+        aux_us=sum(r.aux_cpu or 0.0 for r in rounds) / answered * 1e6,
         db_us=sum(r.db_cpu or 0.0 for r in rounds) / answered * 1e6,
         client_us=sum(r.client_cpu for r in rounds) / answered * 1e6,
     )
@@ -878,16 +954,20 @@ def summarize(rounds: list[RoundStats]) -> Summary:
 
 def round_line(index: int | str, r: RoundStats) -> str:
     lat = sorted(r.latencies_ms)
-    drain = f"{r.drain:6.1f}" if r.drain is not None else "     -"
+    drain = f"{r.drain:6.2f}" if r.drain is not None else "     -"
     per = 1e6 / max(r.answered, 1)
-    return (f"{index!s:>5}  {r.server:<8} {r.rate:9.0f} {percentile(lat, 50):8.2f} "
+    return (f"{index!s:>5}  {r.server:<8} {r.rate:9.0f} {r.drained_rate:9.0f} "
+            f"{percentile(lat, 50):8.2f} "
             f"{percentile(lat, 99):8.2f} {r.accepts:8d} {r.rejects:7d} {r.timeouts:8d} "
-            f"{(r.server_cpu or 0) * per:8.0f} {(r.db_cpu or 0) * per:8.0f} "
+            f"{(r.server_cpu or 0) * per:8.0f} {(r.aux_cpu or 0) * per:8.0f} "
+            f"{(r.db_cpu or 0) * per:8.0f} "
             f"{r.client_cpu * per:8.0f} {drain}")
 
 
-ROUND_HEADER = (f"{'round':>5}  {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-                f"{'accepts':>8} {'rejects':>7} {'timeouts':>8} {'srv us':>8} {'db us':>8} "
+ROUND_HEADER = (f"{'round':>5}  {'server':<8} {'req/s':>9} {'drained':>9} {'p50 ms':>8} "
+                f"{'p99 ms':>8} "
+                f"{'accepts':>8} {'rejects':>7} {'timeouts':>8} {'srv us':>8} "
+                f"{'(aux)':>8} {'db us':>8} "
                 f"{'cli us':>8} {'drain':>6}")
 
 
@@ -895,9 +975,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--subscribers", type=int, default=100_000)
     p.add_argument("--requests", type=int, default=20_000, help="requests per round per server")
-    p.add_argument("--rounds", type=int, default=3, help="measured rounds per server")
+    p.add_argument("--rounds", type=int, default=5, help="measured rounds per server")
     p.add_argument("--warmup", type=int, default=2_000, help="unmeasured requests per server")
-    p.add_argument("--concurrency", type=int, default=64, help="requests in flight (1-255)")
+    p.add_argument("--concurrency", type=int, default=64, help="requests in flight")
+    p.add_argument("--sockets", type=int, default=4, help="client UDP sockets (source ports) "
+                   "the requests in flight are spread over; each has 256 RADIUS identifiers")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds before a request counts "
                    "as timed out (no retransmissions)")
     p.add_argument("--pg-url", default=DEFAULT_PG_URL,
@@ -909,8 +991,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true",
                    help="keep the databases and the work directory")
     args = p.parse_args(argv)
-    if not 1 <= args.concurrency <= 255:
-        p.error("--concurrency must be 1-255 (one socket, 8-bit RADIUS identifiers)")
+    if not 1 <= args.sockets <= args.concurrency:
+        p.error("--sockets must be between 1 and --concurrency")
+    if args.concurrency > 128 * args.sockets:
+        p.error("at most 128 requests in flight per socket: raise --sockets")
     for name in ("subscribers", "requests", "rounds"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be at least 1")
@@ -988,12 +1072,13 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear script
             "radbill": Side(radbill, admin, rb_db, postauth_count_url=rb_url),
             "rlm_sql": Side(rlm_sql, admin, sql_db),
         }
+        load = Load(args.concurrency, args.sockets, args.timeout)
         warm: list[RoundStats] = []
         if warmup:
             t0 = time.monotonic()
             for side in sides.values():
                 log(f"warm-up: {len(warmup)} requests to {side.server.name}")
-                warm.append(side.measure(warmup, args.concurrency, args.timeout))
+                warm.append(side.measure(warmup, load))
                 if warm[-1].accepts == 0:
                     raise RuntimeError(
                         f"{side.server.name} accepted none of the warm-up requests "
@@ -1008,7 +1093,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear script
             for name in order:
                 time.sleep(1.0)  # let the other server's leftovers settle
                 log(f"round {i + 1}/{args.rounds}: {len(requests)} requests to {name}")
-                stats = sides[name].measure(requests, args.concurrency, args.timeout)
+                stats = sides[name].measure(requests, load)
                 results[name].append(stats)
                 log(f"  {stats.rate:.0f} req/s, {stats.accepts} accepts, {stats.failures} "
                     "failures")
@@ -1051,15 +1136,18 @@ def report(o: Outcome) -> None:
     out.append("")
     out.append(f"Access-Request throughput: {args.subscribers} subscribers, PAP, "
                f"{args.rounds} rounds x {args.requests} requests per server, "
-               f"{args.concurrency} in flight, warm-up {args.warmup}, timeout {args.timeout}s, "
+               f"{args.concurrency} in flight over {args.sockets} sockets, "
+               f"warm-up {args.warmup}, timeout {args.timeout}s, "
                f"seed {o.seed}")
     out.append("rlm_sql: stock schema + queries, pool start 8 / min 4 / max 32 / spare 16, "
                f"post-auth sql logging {'on' if args.rlm_sql_postauth else 'off'}; "
                "radbill: post-auth detail spool + ingester (always on)")
     out.append("")
     out.append("per round (srv/db/cli us = CPU microseconds per answered request of the "
-               "FreeRADIUS process group, its PostgreSQL backends, this load generator; "
-               "drain = s until radbill's ingester stored the round's post-auth records)")
+               "server's process group, its PostgreSQL backends, this load generator; (aux) = "
+               "part of srv us outside FreeRADIUS: radbill's CLI process with the ingester; "
+               "drain = s after the last reply until radbill's ingester had stored the round's "
+               "post-auth records, polled every 0.1 s; drained = req/s counting that wait)")
     out.append(ROUND_HEADER)
     out.extend(round_line("warm", w) for w in o.warm)
     for i in range(args.rounds):
@@ -1067,21 +1155,27 @@ def report(o: Outcome) -> None:
             out.append(round_line(i + 1, results[name][i]))
     sums = {name: summarize(rs) for name, rs in results.items()}
     out.append("")
-    out.append(f"{'server':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'accepts':>9} "
-               f"{'failures':>9} {'srv us/req':>11} {'db us/req':>10} {'RSS MB':>8}")
+    out.append(f"{'server':<10} {'req/s':>9} {'drained':>9} {'p50 ms':>8} {'p99 ms':>8} "
+               f"{'accepts':>9} "
+               f"{'failures':>9} {'srv us/req':>11} {'(aux)':>7} {'db us/req':>10} "
+               f"{'RSS MB':>8}")
     for s in sums.values():
-        out.append(f"{s.server:<10} {s.rate:9.0f} {s.p50:8.2f} {s.p99:8.2f} {s.accepts:9d} "
-                   f"{s.failures:9d} {s.server_us:11.0f} {s.db_us:10.0f} "
+        out.append(f"{s.server:<10} {s.rate:9.0f} {s.drained_rate:9.0f} {s.p50:8.2f} "
+                   f"{s.p99:8.2f} {s.accepts:9d} "
+                   f"{s.failures:9d} {s.server_us:11.0f} {s.aux_us:7.0f} {s.db_us:10.0f} "
                    f"{o.rss.get(s.server, 0):8.0f}")
     rb, sq = sums["radbill"], sums["rlm_sql"]
     ratio = rb.rate / sq.rate if sq.rate else float("inf")
-    out.append("(req/s: median of the rounds; p50/p99: over every measured request; "
+    out.append("(req/s, drained: median of the rounds; p50/p99: over every measured request; "
                "failures: rejects + timeouts + other codes)")
     out.append("")
     out.append(f"ratio radbill/rlm_sql: {ratio:.2f}x throughput "
                f"(issue goal >= 2x: {'met' if ratio >= 2 else 'NOT met'}); "
                f"p50 {rb.p50 / sq.p50 if sq.p50 else float('nan'):.2f}x, "
                f"p99 {rb.p99 / sq.p99 if sq.p99 else float('nan'):.2f}x")
+    if sq.drained_rate:
+        out.append(f"ratio counting radbill's post-auth ingestion (drained): "
+                   f"{rb.drained_rate / sq.drained_rate:.2f}x")
     cpu_rb, cpu_sq = rb.server_us + rb.db_us, sq.server_us + sq.db_us
     if cpu_rb > 0:
         out.append(f"CPU per request (server + PostgreSQL): radbill {cpu_rb:.0f} us, rlm_sql "
@@ -1099,6 +1193,7 @@ def report(o: Outcome) -> None:
                "every measured request was answered with Access-Accept + Mikrotik-Rate-Limit")
     out.append("")
     out.extend(o.info)
+    out.append("load average at end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     out.append("")
     out.append("phases (s):")
     out.extend(f"  {name:<58} {secs:8.1f}" for name, secs in o.phases.items())

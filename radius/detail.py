@@ -28,7 +28,10 @@ def unquote(value: str) -> str:
     """A detail-file value: quoted strings are unescaped (``\\"``, ``\\\\``, ``\\n``, octal)."""
     if len(value) < 2 or value[0] != '"' or value[-1] != '"':
         return value
-    body, out, i = value[1:-1], bytearray(), 0
+    body = value[1:-1]
+    if "\\" not in body:
+        return body
+    out, i = bytearray(), 0
     while i < len(body):
         c = body[i]
         if c == "\\" and i + 1 < len(body):

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from billing.subscribers import subscriber_ids
@@ -53,24 +53,26 @@ def apply_accounting(session: Session, records: list[dict[str, str]]) -> list[st
 
 
 def apply_postauth(session: Session, records: list[dict[str, str]]) -> list[str]:
-    """Store a batch of auth decisions."""
+    """Store a batch of auth decisions (one multi-row INSERT: this runs once per login)."""
     # These records are replies (see raddb/mods/detail): the request's details arrive as
     # internal Radbill-* attributes.
-    for attrs in records:
-        session.add(
-            PostAuth(
-                at=received_at(attrs),
-                username=(attrs.get("Radbill-User-Name") or "")[:253],
-                nas_ip=attrs.get("Radbill-NAS-Address") or None,
-                calling_station_id=(attrs.get("Radbill-Calling-Station") or None),
-                decision=attrs.get("Radbill-Decision", "reject")[:16],
-                reason=attrs.get("Radbill-Reason", "unknown")[:64],
-                reply_message=attrs.get("Reply-Message") or None,
-                auth_method=(attrs.get("Radbill-Auth-Method") or None),
-                rate_limit=(attrs.get("Mikrotik-Rate-Limit") or None),
-            )
-        )
-    return ["stored"] * len(records)
+    rows = [
+        {
+            "at": received_at(attrs),
+            "username": (attrs.get("Radbill-User-Name") or "")[:253],
+            "nas_ip": attrs.get("Radbill-NAS-Address") or None,
+            "calling_station_id": (attrs.get("Radbill-Calling-Station") or None),
+            "decision": attrs.get("Radbill-Decision", "reject")[:16],
+            "reason": attrs.get("Radbill-Reason", "unknown")[:64],
+            "reply_message": attrs.get("Reply-Message") or None,
+            "auth_method": (attrs.get("Radbill-Auth-Method") or None),
+            "rate_limit": (attrs.get("Mikrotik-Rate-Limit") or None),
+        }
+        for attrs in records
+    ]
+    if rows:
+        session.execute(insert(PostAuth), rows)
+    return ["stored"] * len(rows)
 
 
 Handler = Callable[[Session, list[dict[str, str]]], list[str]]
@@ -101,7 +103,7 @@ class Ingester:
         factory: sessionmaker[Session],
         spool_dir: Path,
         streams: list[Stream] | None = None,
-        batch_size: int = 500,
+        batch_size: int = 2000,
     ) -> None:
         self.factory = factory
         self.spool_dir = spool_dir

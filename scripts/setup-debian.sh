@@ -60,7 +60,11 @@ $SUDO apt-get install -y -q --no-install-recommends "${BACKPORTS[@]}" \
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     $SUDO systemctl disable --now freeradius >/dev/null 2>&1 || true
 fi
-pkill -x freeradius 2>/dev/null || true
+# Without systemd the package's init script may have started it anyway: stop only a server
+# on the stock configuration (radbill's own always run with -d <dir>).
+for pid in $(pgrep -x freeradius || true); do
+    tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q -- " -d " || kill "$pid" 2>/dev/null || true
+done
 
 freeradius_ok || { echo "setup: FreeRADIUS >= 3.2.5 is required, found $(dpkg-query -W -f='${Version}' freeradius)" >&2; exit 1; }
 echo "setup: freeradius $(dpkg-query -W -f='${Version}' freeradius) installed"
