@@ -7,19 +7,23 @@ import enum
 from decimal import Decimal
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     Numeric,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from radbill.db import Base, UTCDateTime, utcnow
+from radbill.db import Base, BigIntPK, UTCDateTime, utcnow
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -95,12 +99,24 @@ class Plan(Base):
     )
     grace_days: Mapped[int] = mapped_column(Integer, default=0)
     late_fee: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0.00"))
+    # Billing terms (see billing.cycles and billing.dunning).
+    cycle_anchor: Mapped[str] = mapped_column(String(16), default="anniversary")
+    billing_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    late_fee_percent: Mapped[bool] = mapped_column(Boolean, default=False)
+    late_fee_cap: Mapped[Decimal | None] = mapped_column(Numeric(14, 2), nullable=True)
+    tax_percent: Mapped[Decimal] = mapped_column(Numeric(5, 2), default=Decimal("0.00"))
+    setup_fee: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0.00"))
+    reminder_days: Mapped[int] = mapped_column(Integer, default=3)
+    throttle_after_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    terminate_after_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     auth_version: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     __table_args__ = (
         CheckConstraint("price >= 0", name="price_not_negative"),
+        CheckConstraint("billing_day IS NULL OR (billing_day BETWEEN 1 AND 28)",
+                        name="billing_day_range"),
         CheckConstraint("download_bps > 0 AND upload_bps > 0", name="rates_positive"),
         CheckConstraint("grace_days >= 0", name="grace_not_negative"),
     )
@@ -129,6 +145,14 @@ class Subscriber(Base):
     # End of the paid period where one applies (prepaid): sessions are cut here.
     paid_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     fup_throttled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Billing state: the current period [period_start, period_end) in the ISP's local dates.
+    anchor_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    period_start: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    period_end: Mapped[dt.date | None] = mapped_column(Date, nullable=True, index=True)
+    suspended_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    suspended_for_nonpayment: Mapped[bool] = mapped_column(Boolean, default=False)
+    dunning_throttled: Mapped[bool] = mapped_column(Boolean, default=False)
+    setup_fee_charged: Mapped[bool] = mapped_column(Boolean, default=False)
     full_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
     phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
@@ -139,3 +163,181 @@ class Subscriber(Base):
     __table_args__ = (
         CheckConstraint("simultaneous_use >= 1", name="simultaneous_use_positive"),
     )
+
+
+class IspSettings(Base):
+    """The ISP's own details and billing settings (one row, id 1)."""
+
+    __tablename__ = "isp_settings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), default="My ISP")
+    address: Mapped[str] = mapped_column(Text, default="")
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")
+    logo_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    invoice_prefix: Mapped[str] = mapped_column(String(16), default="INV-")
+    next_invoice_number: Mapped[int] = mapped_column(BigInteger, default=1)
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Dhaka")
+    weekly_off_days: Mapped[str] = mapped_column(String(32), default="")  # e.g. "fri"
+    suspension_guard_percent: Mapped[int] = mapped_column(Integer, default=20)
+    # The guard holds a run only above this many suspensions: one late payer at a tiny ISP
+    # is not a gateway outage.
+    suspension_guard_min: Mapped[int] = mapped_column(Integer, default=5)
+    postpaid_due_days: Mapped[int] = mapped_column(Integer, default=7)
+    promises_per_period: Mapped[int] = mapped_column(Integer, default=1)
+    payment_link_base: Mapped[str] = mapped_column(Text, default="")
+
+
+class Holiday(Base):
+    """A day on which the ISP suspends nobody."""
+
+    __tablename__ = "holidays"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+
+
+class LedgerKind(enum.StrEnum):
+    """What a ledger entry records. Debits (what the subscriber owes) are positive."""
+
+    CHARGE = "charge"
+    LATE_FEE = "late_fee"
+    PAYMENT = "payment"
+    CREDIT = "credit"
+    REFUND = "refund"
+    ADJUSTMENT = "adjustment"
+    WRITE_OFF = "write_off"
+
+
+class LedgerEntry(Base):
+    """One movement on a subscriber's account. Append-only; the balance is the sum."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    posted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    effective_on: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[LedgerKind] = mapped_column(_enum(LedgerKind, "ledger_kind"))
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), nullable=True,
+                                                   index=True)
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), nullable=True)
+    description: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(64), default="system")
+
+
+class InvoiceStatus(enum.StrEnum):
+    """Whether an invoice is still owed. Only the settlement in billing.ledger changes it."""
+
+    OPEN = "open"
+    PAID = "paid"
+    CREDITED = "credited"
+
+
+class Invoice(Base):
+    """An issued invoice. Immutable once issued: corrections are credit notes."""
+
+    __tablename__ = "invoices"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    plan_name: Mapped[str] = mapped_column(String(64))
+    period_start: Mapped[dt.date] = mapped_column(Date)
+    period_end: Mapped[dt.date] = mapped_column(Date)
+    issued_on: Mapped[dt.date] = mapped_column(Date)
+    due_on: Mapped[dt.date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    tax_percent: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    tax: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    total: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    status: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus, "invoice_status"),
+                                                  default=InvoiceStatus.OPEN)
+    paid_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    payment_link: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pdf_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pdf_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        # One invoice per subscriber and period, whatever a crashed or repeated run does.
+        UniqueConstraint("subscriber_id", "period_start"),
+        Index("ix_invoices_open_due", "status", "due_on"),
+    )
+
+
+class InvoiceLine(Base):
+    """One line of an invoice."""
+
+    __tablename__ = "invoice_lines"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[Decimal] = mapped_column(Numeric(10, 4))
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+
+
+class Payment(Base):
+    """Money received. The gateway's or operator's reference is unique per method."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    method: Mapped[str] = mapped_column(String(32))
+    reference: Mapped[str] = mapped_column(String(128))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (UniqueConstraint("method", "reference"),)
+
+
+class Promise(Base):
+    """An operator's promise-to-pay extension for a subscriber."""
+
+    __tablename__ = "promises"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    until: Mapped[dt.date] = mapped_column(Date)
+    period_start: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|kept|broken
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+
+
+class Outbox(Base):
+    """A notification to deliver (SMS/e-mail, later issue). Written in the same transaction as
+    the event; ``dedupe_key`` makes each event happen once however often a run repeats."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)
+    payload: Mapped[dict[str, object]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class EnforcementRequest(Base):
+    """A change the network must follow (consumed by the enforcement part)."""
+
+    __tablename__ = "enforcement_requests"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # suspend|reconnect|throttle|terminate
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

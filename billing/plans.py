@@ -8,7 +8,9 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from billing.cycles import ANNIVERSARY, FIXED_DAY, Cycle
 from billing.models import BillingCycle, BillingMode, Plan
+from billing.money import exponent
 from billing.rates import Burst, RatePair, make_burst, parse_rate
 from radbill import audit
 from radbill.db import AUTH_FEED, bump
@@ -69,6 +71,12 @@ def plan_fup_rate(plan: Plan) -> RatePair | None:
     return RatePair(plan.fup_download_bps, plan.fup_upload_bps)
 
 
+def cycle_of(plan: Plan) -> Cycle:
+    """The plan's renewal rule."""
+    return Cycle(str(plan.billing_cycle), plan.cycle_anchor, plan.billing_day,
+                 plan.validity_days)
+
+
 def get_plan(session: Session, name: str) -> Plan:
     """The plan called *name*."""
     plan = session.scalars(select(Plan).where(Plan.name == name)).one_or_none()
@@ -82,7 +90,7 @@ def list_plans(session: Session) -> list[Plan]:
     return list(session.scalars(select(Plan).order_by(Plan.name)))
 
 
-def create_plan(
+def create_plan(  # noqa: PLR0912 - one check per input, each error next to its rule
     session: Session,
     *,
     name: str,
@@ -100,6 +108,15 @@ def create_plan(
     billing_mode: str = "postpaid",
     grace_days: int = 0,
     late_fee: str | Decimal = "0",
+    late_fee_percent: bool = False,
+    late_fee_cap: str | Decimal | None = None,
+    tax_percent: str | Decimal = "0",
+    setup_fee: str | Decimal = "0",
+    cycle_anchor: str = ANNIVERSARY,
+    billing_day: int | None = None,
+    reminder_days: int = 3,
+    throttle_after_days: int | None = None,
+    terminate_after_days: int | None = None,
     actor: str = "system",
 ) -> Plan:
     """Create a plan. Every value is validated before anything is written."""
@@ -109,6 +126,7 @@ def create_plan(
     currency = (currency or "").strip().upper()
     if not _CURRENCY_RE.match(currency):
         raise InvalidInput(f"invalid currency {currency!r}: use an ISO 4217 code such as BDT")
+    exponent(currency)  # a currency radbill knows how to round
     base = RatePair.parse(rate)
     burst_spec = make_burst(base, burst, burst_threshold, burst_time) if burst else None
     if not burst and (burst_threshold or burst_time is not None):
@@ -130,6 +148,23 @@ def create_plan(
         raise InvalidInput(f"validity {validity_days} days must be between 1 and 3660")
     if not 0 <= grace_days <= 365:
         raise InvalidInput(f"grace period {grace_days} days must be between 0 and 365")
+    if cycle_anchor not in (ANNIVERSARY, FIXED_DAY):
+        raise InvalidInput(f"cycle anchor {cycle_anchor!r}: use anniversary or fixed_day")
+    if cycle_anchor == FIXED_DAY and (billing_cycle != "monthly" or billing_day is None
+                                      or not 1 <= billing_day <= 28):
+        raise InvalidInput("a fixed billing day (1-28) needs a monthly plan and --billing-day")
+    if cycle_anchor == ANNIVERSARY and billing_day is not None:
+        raise InvalidInput("--billing-day needs --anchor fixed_day")
+    tax = parse_money(tax_percent)
+    if tax > 100:
+        raise InvalidInput(f"tax {tax}% is above 100%")
+    fee = parse_money(late_fee)
+    if late_fee_percent and fee > 100:
+        raise InvalidInput(f"late fee {fee}% is above 100%")
+    for label, days in (("reminder", reminder_days), ("throttle", throttle_after_days),
+                        ("termination", terminate_after_days)):
+        if days is not None and not 0 <= days <= 365:
+            raise InvalidInput(f"{label} days {days} must be between 0 and 365")
     if session.scalars(select(Plan.id).where(Plan.name == name)).first() is not None:
         raise Conflict(f"plan {name!r} already exists")
 
@@ -152,7 +187,16 @@ def create_plan(
         validity_days=validity_days,
         billing_mode=mode,
         grace_days=grace_days,
-        late_fee=parse_money(late_fee),
+        late_fee=fee,
+        late_fee_percent=late_fee_percent,
+        late_fee_cap=parse_money(late_fee_cap) if late_fee_cap is not None else None,
+        tax_percent=tax,
+        setup_fee=parse_money(setup_fee),
+        cycle_anchor=cycle_anchor,
+        billing_day=billing_day,
+        reminder_days=reminder_days,
+        throttle_after_days=throttle_after_days,
+        terminate_after_days=terminate_after_days,
         auth_version=bump(session, AUTH_FEED),
     )
     session.add(plan)
@@ -195,7 +239,15 @@ def plan_summary(plan: Plan) -> dict[str, object]:
         "validity_days": plan.validity_days,
         "billing_mode": str(plan.billing_mode),
         "grace_days": plan.grace_days,
-        "late_fee": str(plan.late_fee),
+        "late_fee": str(plan.late_fee) + ("%" if plan.late_fee_percent else ""),
+        "late_fee_cap": str(plan.late_fee_cap) if plan.late_fee_cap is not None else None,
+        "tax_percent": str(plan.tax_percent),
+        "setup_fee": str(plan.setup_fee),
+        "cycle_anchor": plan.cycle_anchor,
+        "billing_day": plan.billing_day,
+        "reminder_days": plan.reminder_days,
+        "throttle_after_days": plan.throttle_after_days,
+        "terminate_after_days": plan.terminate_after_days,
     }
 
 

@@ -7,6 +7,7 @@ sees the change within a second) and writes the audit row, all in the caller's t
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import re
 from collections.abc import Sequence
@@ -15,11 +16,14 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from billing.cycles import period_end
+from billing.isp import local_today
+from billing.isp import settings as isp_settings
 from billing.models import Plan, ServiceType, Subscriber, SubscriberStatus
-from billing.plans import get_plan
+from billing.plans import cycle_of, get_plan
 from radbill import audit
 from radbill.crypto import SecretBox
-from radbill.db import AUTH_FEED, bump
+from radbill.db import AUTH_FEED, bump, utcnow
 from radbill.errors import Conflict, InvalidInput, NotFound
 
 S = SubscriberStatus
@@ -129,9 +133,11 @@ def create_subscriber(
     full_name: str | None = None,
     phone: str | None = None,
     email: str | None = None,
+    activated_on: dt.date | None = None,
     actor: str = "system",
 ) -> Subscriber:
-    """Create an active subscriber on *plan*. Validates everything before writing."""
+    """Create an active subscriber on *plan*, its first billing period starting on
+    *activated_on* (default: today in the ISP's time zone). Validates before writing."""
     validate_username(username)
     validate_password(password)
     try:
@@ -167,6 +173,7 @@ def create_subscriber(
         email=email,
         auth_version=bump(session, AUTH_FEED),
     )
+    start_billing(sub, plan_row, activated_on or local_today(isp_settings(session), utcnow()))
     try:
         # A savepoint keeps the caller's transaction usable after a unique violation, and
         # its rollback takes the half-made row out of the session again.
@@ -182,6 +189,13 @@ def create_subscriber(
     audit.record(session, actor=actor, action="subscriber.create", entity="subscriber",
                  entity_id=sub.id, after=summary(sub))
     return sub
+
+
+def start_billing(sub: Subscriber, plan: Plan, day: dt.date) -> None:
+    """Open the first billing period on *day* (activation)."""
+    sub.anchor_day = day.day
+    sub.period_start = day
+    sub.period_end = period_end(cycle_of(plan), day, day.day)
 
 
 def change_status(

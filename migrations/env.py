@@ -6,6 +6,7 @@ from alembic import context
 
 import billing.models  # noqa: F401 - register the models on the metadata
 import radbill.audit  # noqa: F401
+import radbill.ops  # noqa: F401
 import radius.models  # noqa: F401
 from radbill.db import Base
 

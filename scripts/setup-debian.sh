@@ -11,8 +11,10 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
+# Fonts: invoices are rendered with DejaVu Sans, and Lohit Bengali for Bengali names.
 need_pkgs=(freeradius freeradius-python3 freeradius-utils python3 python3-venv python3-dev
-           postgresql postgresql-client build-essential libpq-dev)
+           postgresql postgresql-client build-essential libpq-dev
+           fonts-dejavu-core fonts-lohit-beng-bengali)
 
 freeradius_ok() {
     command -v freeradius >/dev/null 2>&1 || return 1
@@ -51,7 +53,8 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends python3 python3-venv python3-dev \
-    postgresql postgresql-client build-essential libpq-dev
+    postgresql postgresql-client build-essential libpq-dev \
+    fonts-dejavu-core fonts-lohit-beng-bengali
 $SUDO apt-get install -y -q --no-install-recommends "${BACKPORTS[@]}" \
     freeradius freeradius-python3 freeradius-utils freeradius-postgresql
 

@@ -12,6 +12,9 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine, delete, update
 from sqlalchemy.orm import Session
 
+import radbill.ops  # noqa: F401 - every model on the metadata
+import radius.models  # noqa: F401
+from billing.models import IspSettings
 from radbill import migrate
 from radbill.crypto import SecretBox
 from radbill.db import Base, ChangeCounter, make_engine, session_factory
@@ -71,6 +74,9 @@ def wipe(engine: Engine) -> None:
             if table.name != "change_counters":
                 conn.execute(delete(table))
         conn.execute(update(ChangeCounter).values(value=0))
+    # the ISP settings row the migration seeds, with the models' defaults
+    with session_factory(engine)() as s, s.begin():
+        s.add(IspSettings(id=1))
 
 
 @pytest.fixture

@@ -1,0 +1,66 @@
+"""State changes of a subscriber's billing account shared by the run, payments and promises:
+suspend, reactivate, throttle. Each is audited (through the status service), bumps the RADIUS
+change feed, writes an enforcement request and an outbox event, in the caller's transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing import subscribers
+from billing.invoices import notify
+from billing.models import EnforcementRequest, Promise, Subscriber, SubscriberStatus
+from radbill.db import AUTH_FEED, bump
+
+
+def enforce(session: Session, sub: Subscriber, action: str, reason: str) -> None:
+    """Ask the network to follow (consumed by the enforcement part)."""
+    session.add(EnforcementRequest(subscriber_id=sub.id, action=action, reason=reason))
+
+
+def suspend(session: Session, sub: Subscriber, today: dt.date, reason: str, actor: str) -> bool:
+    """Suspend for non-payment. False if the subscriber was not active."""
+    if sub.status is not SubscriberStatus.ACTIVE:
+        return False
+    subscribers.change_status(session, sub.username, SubscriberStatus.SUSPENDED, actor=actor,
+                              reason=reason)
+    sub.suspended_on, sub.suspended_for_nonpayment = today, True
+    enforce(session, sub, "suspend", reason)
+    notify(session, sub, "suspended", f"suspended:{sub.id}:{today}", reason=reason)
+    return True
+
+
+def reactivate(session: Session, sub: Subscriber, today: dt.date, reason: str, actor: str
+               ) -> bool:
+    """Undo a suspension for non-payment (and any dunning throttle). False if nothing to do."""
+    changed = False
+    if sub.status is SubscriberStatus.SUSPENDED and sub.suspended_for_nonpayment:
+        subscribers.change_status(session, sub.username, SubscriberStatus.ACTIVE, actor=actor,
+                                  reason=reason)
+        sub.suspended_on, sub.suspended_for_nonpayment = None, False
+        enforce(session, sub, "reconnect", reason)
+        notify(session, sub, "reconnected", f"reconnected:{sub.id}:{today}:{reason}",
+               reason=reason)
+        changed = True
+    if sub.dunning_throttled:
+        set_throttle(session, sub, False, reason)
+        changed = True
+    return changed
+
+
+def set_throttle(session: Session, sub: Subscriber, on: bool, reason: str) -> None:
+    """Dunning throttle: the plan's fair-usage speed until paid."""
+    sub.dunning_throttled = on
+    sub.fup_throttled = on
+    sub.auth_version = bump(session, AUTH_FEED)
+    enforce(session, sub, "throttle" if on else "unthrottle", reason)
+
+
+def active_promise(session: Session, subscriber_id: int) -> Promise | None:
+    """The subscriber's running promise to pay, if any."""
+    return session.scalars(
+        select(Promise).where(Promise.subscriber_id == subscriber_id,
+                              Promise.status == "active").order_by(Promise.until.desc())
+    ).first()

@@ -1,0 +1,110 @@
+"""Issuing invoices: gapless numbers, lines, tax, the ledger charge and the outbox event.
+
+Numbers come from the ISP settings row, locked for the transaction: two runs can never take
+the same number, and a transaction that fails takes its numbers back with it, so the sequence
+has no gaps. One invoice per subscriber and period is a unique constraint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing import ledger
+from billing.models import (
+    Invoice,
+    InvoiceLine,
+    IspSettings,
+    LedgerKind,
+    Outbox,
+    Plan,
+    Subscriber,
+)
+from billing.money import ZERO, percent_of, round_money
+
+
+@dataclass(frozen=True)
+class Line:
+    """An invoice line before it is issued."""
+
+    description: str
+    amount: Decimal
+    quantity: Decimal = Decimal(1)
+
+    @property
+    def unit_price(self) -> Decimal:
+        return self.amount if self.quantity == 1 else (self.amount / self.quantity)
+
+
+def next_number(isp: IspSettings) -> str:
+    """Take the next invoice number. *isp* must be locked by the caller's transaction."""
+    number = f"{isp.invoice_prefix}{isp.next_invoice_number:06d}"
+    isp.next_invoice_number += 1
+    return number
+
+
+def notify(session: Session, sub: Subscriber, kind: str, key: str, **payload: object) -> bool:
+    """Write an outbox event once per *key*. False if it was written before."""
+    session.flush()
+    if session.scalar(select(Outbox.id).where(Outbox.dedupe_key == key)) is not None:
+        return False
+    session.add(Outbox(kind=kind, subscriber_id=sub.id, dedupe_key=key, payload={
+        "username": sub.username, "name": sub.full_name, "phone": sub.phone,
+        "email": sub.email, **{k: str(v) if v is not None else None for k, v in payload.items()},
+    }))
+    return True
+
+
+def issue(session: Session, *, isp: IspSettings, sub: Subscriber, plan: Plan,
+          period_start: dt.date, period_end: dt.date, issued_on: dt.date, due_on: dt.date,
+          lines: list[Line]) -> Invoice:
+    """Issue an invoice with *lines*: number, tax, ledger charge and outbox event."""
+    currency = plan.currency
+    subtotal = round_money(sum((ln.amount for ln in lines), ZERO), currency)
+    tax = percent_of(subtotal, plan.tax_percent, currency)
+    number = next_number(isp)
+    invoice = Invoice(
+        number=number, subscriber_id=sub.id, plan_name=plan.name, period_start=period_start,
+        period_end=period_end, issued_on=issued_on, due_on=due_on, currency=currency,
+        subtotal=subtotal, tax_percent=plan.tax_percent, tax=tax, total=subtotal + tax,
+        payment_link=(f"{isp.payment_link_base.rstrip('/')}/pay/{number}"
+                      if isp.payment_link_base else None),
+    )
+    session.add(invoice)
+    session.flush()
+    for position, ln in enumerate(lines, 1):
+        session.add(InvoiceLine(invoice_id=invoice.id, position=position,
+                                description=ln.description, quantity=ln.quantity,
+                                unit_price=round_money(ln.unit_price, currency),
+                                amount=round_money(ln.amount, currency)))
+    if invoice.total > 0:
+        ledger.post(session, subscriber_id=sub.id, kind=LedgerKind.CHARGE,
+                    amount=invoice.total, currency=currency, effective_on=issued_on,
+                    description=f"Invoice {number}", invoice_id=invoice.id)
+    notify(session, sub, "invoice_issued", f"invoice:{invoice.id}", invoice=number,
+           total=invoice.total, currency=currency, due_on=due_on,
+           period=f"{period_start}..{period_end}", payment_link=invoice.payment_link)
+    return invoice
+
+
+def invoice_lines(session: Session, invoice_id: int) -> list[InvoiceLine]:
+    """The lines of an invoice in order."""
+    return list(session.scalars(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice_id)
+                                .order_by(InvoiceLine.position)))
+
+
+def summary(inv: Invoice) -> dict[str, object]:
+    """A plain dictionary of an invoice for JSON output."""
+    return {
+        "number": inv.number, "plan": inv.plan_name, "period_start": str(inv.period_start),
+        "period_end": str(inv.period_end), "issued_on": str(inv.issued_on),
+        "due_on": str(inv.due_on), "currency": inv.currency, "subtotal": str(inv.subtotal),
+        "tax": str(inv.tax), "total": str(inv.total), "status": str(inv.status),
+        "paid_on": str(inv.paid_on) if inv.paid_on else None,
+        "payment_link": inv.payment_link, "pdf_path": inv.pdf_path,
+        "pdf_sha256": inv.pdf_sha256,
+    }

@@ -1,0 +1,97 @@
+"""The ledger: every charge, payment, credit, fee, refund and write-off, append-only.
+
+Amounts are signed from the ISP's side: what the subscriber owes is positive (charges, late
+fees, refunds paid out), what reduces it is negative (payments, credits, write-offs). The
+balance is the sum. Invoices are settled oldest first (:func:`settle`): an invoice is paid once
+the credits cover it and everything older.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from billing.models import Invoice, InvoiceStatus, LedgerEntry, LedgerKind
+from billing.money import ZERO, round_money
+
+DEBITS = {LedgerKind.CHARGE, LedgerKind.LATE_FEE, LedgerKind.REFUND, LedgerKind.ADJUSTMENT}
+
+
+def post(session: Session, *, subscriber_id: int, kind: LedgerKind, amount: Decimal,
+         currency: str, effective_on: dt.date, description: str, actor: str = "system",
+         invoice_id: int | None = None, payment_id: int | None = None) -> LedgerEntry:
+    """Append one entry in the caller's transaction. *amount* is signed (see module doc)."""
+    amount = round_money(amount, currency)
+    if kind in (LedgerKind.CHARGE, LedgerKind.LATE_FEE, LedgerKind.REFUND) and amount <= 0:
+        raise ValueError(f"a {kind} must be positive, got {amount}")
+    if kind in (LedgerKind.PAYMENT, LedgerKind.CREDIT, LedgerKind.WRITE_OFF) and amount >= 0:
+        raise ValueError(f"a {kind} must be negative, got {amount}")
+    entry = LedgerEntry(subscriber_id=subscriber_id, kind=kind, amount=amount,
+                        currency=currency, effective_on=effective_on, description=description,
+                        actor=actor, invoice_id=invoice_id, payment_id=payment_id)
+    session.add(entry)
+    return entry
+
+
+def balance(session: Session, subscriber_id: int) -> Decimal:
+    """What the subscriber owes (negative: credit in hand)."""
+    session.flush()
+    total = session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0))
+                           .where(LedgerEntry.subscriber_id == subscriber_id))
+    return Decimal(total or 0)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The subscriber's invoices after settlement."""
+
+    balance: Decimal
+    open_invoices: tuple[tuple[Invoice, Decimal], ...]  # (invoice, outstanding), oldest first
+    newly_paid: tuple[Invoice, ...]
+
+    def overdue(self, today: dt.date) -> Decimal:
+        """Outstanding on invoices whose due date has passed."""
+        return sum((o for inv, o in self.open_invoices if inv.due_on < today), ZERO)
+
+
+def settle(session: Session, subscriber_id: int, today: dt.date) -> Settlement:
+    """Apply the credits to invoices oldest first and update their status."""
+    session.flush()
+    entries = session.execute(
+        select(LedgerEntry.amount, LedgerEntry.invoice_id)
+        .where(LedgerEntry.subscriber_id == subscriber_id)
+    ).all()
+    credits = -sum((a for a, _ in entries if a < 0), ZERO)
+    by_invoice: dict[int, Decimal] = {}
+    unattached = ZERO
+    for amount, invoice_id in entries:
+        if amount > 0:
+            if invoice_id is None:
+                unattached += amount
+            else:
+                by_invoice[invoice_id] = by_invoice.get(invoice_id, ZERO) + amount
+    invoices = session.scalars(
+        select(Invoice).where(Invoice.subscriber_id == subscriber_id,
+                              Invoice.status != InvoiceStatus.CREDITED)
+        .order_by(Invoice.due_on, Invoice.id)
+    ).all()
+    remaining = credits - unattached
+    open_: list[tuple[Invoice, Decimal]] = []
+    paid: list[Invoice] = []
+    for inv in invoices:
+        need = by_invoice.get(inv.id, ZERO)
+        if remaining >= need:
+            if inv.status is not InvoiceStatus.PAID:
+                inv.status, inv.paid_on = InvoiceStatus.PAID, today
+                paid.append(inv)
+        else:
+            open_.append((inv, need - max(remaining, ZERO)))
+            if inv.status is InvoiceStatus.PAID:  # a refund or reversal reopened it
+                inv.status, inv.paid_on = InvoiceStatus.OPEN, None
+        remaining -= need
+    total = sum((a for a, _ in entries), ZERO)
+    return Settlement(total, tuple(open_), tuple(paid))

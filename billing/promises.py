@@ -1,0 +1,52 @@
+"""Promise to pay: an operator gives an overdue or suspended subscriber until a date.
+
+A suspended subscriber is reactivated at once. The number of promises per billing period is
+limited (ISP setting). When the date passes unpaid, the billing run marks the promise broken
+and the ladder resumes (suspension, since the grace period is long over)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from billing import accounts
+from billing.invoices import notify
+from billing.isp import settings
+from billing.models import Promise
+from billing.subscribers import get_subscriber
+from radbill import audit
+from radbill.errors import Conflict, InvalidInput
+
+MAX_PROMISE_DAYS = 30
+
+
+def promise_to_pay(session: Session, username: str, until: dt.date, *, today: dt.date,
+                   actor: str) -> Promise:
+    """Record a promise until *until* and lift a suspension for non-payment."""
+    if until <= today:
+        raise InvalidInput(f"promise date {until} must be after today ({today})")
+    if until > today + dt.timedelta(days=MAX_PROMISE_DAYS):
+        raise InvalidInput(f"promise date {until} is more than {MAX_PROMISE_DAYS} days away")
+    sub = get_subscriber(session, username, lock=True)
+    if str(sub.status) in ("disabled", "terminated"):
+        raise Conflict(f"subscriber {username!r} is {sub.status}: no promise possible")
+    limit = settings(session).promises_per_period
+    used = session.scalar(select(func.count()).where(
+        Promise.subscriber_id == sub.id, Promise.period_start == sub.period_start)) or 0
+    if used >= limit:
+        raise Conflict(f"subscriber {username!r} already had {used} promise(s) this billing "
+                       f"period (limit {limit})")
+    for old in session.scalars(select(Promise).where(Promise.subscriber_id == sub.id,
+                                                     Promise.status == "active")):
+        old.status = "replaced"
+    promise = Promise(subscriber_id=sub.id, until=until, period_start=sub.period_start,
+                      actor=actor)
+    session.add(promise)
+    session.flush()
+    accounts.reactivate(session, sub, today, f"promise to pay until {until}", actor)
+    audit.record(session, actor=actor, action="subscriber.promise", entity="subscriber",
+                 entity_id=sub.id, after={"until": str(until)})
+    notify(session, sub, "promise", f"promise:{promise.id}", until=until)
+    return promise

@@ -1,0 +1,352 @@
+"""The billing run: renewals, invoices, the dunning ladder and suspensions for one day.
+
+``billing_run(factory, as_of)`` works in batches of subscribers, one transaction each, in two
+phases:
+
+1. renewals (invoices for every period that has come due, several if runs were missed),
+   settlement, reminders, late fees, throttling, promise lapses, reconnections and
+   terminations;
+2. suspensions, only after counting them: if more than the ISP's guard share of active
+   subscribers (default 20%) would be suspended, nobody is, an alert is raised and the run
+   waits for an operator (``--confirm-suspensions``).
+
+Every step is idempotent: one invoice per subscriber and period (unique constraint), each
+notice and fee once (outbox dedupe keys), status changes only when the state still calls for
+them. A second run for the same day changes nothing; a run killed half-way and run again
+finishes the work. A dry run is the real run inside one transaction that is rolled back, so
+what it prints is exactly what a real run would do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from billing import accounts, invoices, ledger
+from billing.cycles import FIXED_DAY, full_period_days, period_end
+from billing.dunning import Account, Action, Calendar, Ladder, UnpaidInvoice, due_actions
+from billing.isp import calendar, local_today, settings, start_of_day_utc
+from billing.models import (
+    BillingMode,
+    Invoice,
+    IspSettings,
+    LedgerKind,
+    Outbox,
+    Plan,
+    Subscriber,
+    SubscriberStatus,
+)
+from billing.money import prorate
+from billing.plans import cycle_of
+from billing.subscribers import start_billing
+from radbill.db import AUTH_FEED, bump
+from radbill.ops import raise_alert
+
+log = logging.getLogger("radbill.billing")
+BILLABLE = (SubscriberStatus.ACTIVE, SubscriberStatus.SUSPENDED)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing the run did (or, in a dry run, would do)."""
+
+    username: str
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.username:20s} {self.kind:16s} {self.detail}"
+
+
+@dataclass
+class RunReport:
+    """What a run did."""
+
+    as_of: dt.date
+    dry_run: bool
+    events: list[Event] = field(default_factory=list)
+    suspensions_blocked: int = 0
+    alert_id: int | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(e.kind for e in self.events))
+
+    def add(self, sub: Subscriber, kind: str, detail: str) -> None:
+        self.events.append(Event(sub.username, kind, detail))
+
+
+def ladder_of(plan: Plan) -> Ladder:
+    """The plan's dunning settings."""
+    return Ladder(grace_days=plan.grace_days, reminder_days=plan.reminder_days,
+                  late_fee=plan.late_fee, late_fee_percent=plan.late_fee_percent,
+                  late_fee_cap=plan.late_fee_cap, throttle_after_days=plan.throttle_after_days,
+                  terminate_after_days=plan.terminate_after_days)
+
+
+def _period_lines(sub: Subscriber, plan: Plan, start: dt.date, end: dt.date) -> list[
+        invoices.Line]:
+    cycle = cycle_of(plan)
+    anchor = sub.anchor_day or start.day
+    whole = full_period_days(cycle, end, anchor)
+    days = (end - start).days
+    label = f"{plan.name} {start:%d %b %Y} - {end - dt.timedelta(days=1):%d %b %Y}"
+    if cycle.kind == "monthly" and cycle.anchor == FIXED_DAY and days < whole:
+        lines = [invoices.Line(f"{label} ({days} of {whole} days)",
+                               prorate(plan.price, days, whole, plan.currency))]
+    else:
+        lines = [invoices.Line(label, plan.price)]
+    if plan.setup_fee > 0 and not sub.setup_fee_charged:
+        lines.append(invoices.Line("Connection (setup) fee", plan.setup_fee))
+        sub.setup_fee_charged = True
+    return lines
+
+
+def _lead_days(plan: Plan, start: dt.date, end: dt.date) -> int:
+    """How many days before a prepaid period its invoice is issued: the reminder lead, but
+    always less than a period (a daily pack is invoiced on its day)."""
+    return max(0, min(plan.reminder_days, (end - start).days - 1))
+
+
+def renew(session: Session, isp: IspSettings, sub: Subscriber, plan: Plan, as_of: dt.date,
+          report: RunReport) -> None:
+    """Issue every invoice that has come due by *as_of*. Prepaid periods are invoiced ahead
+    (the reminder lead before they start, due on their first day; the first one at
+    activation), postpaid periods at their end, due after the ISP's payment terms."""
+    assert sub.period_start is not None  # set at activation
+    assert sub.period_end is not None
+    prepaid = plan.billing_mode is BillingMode.PREPAID
+    cycle = cycle_of(plan)
+    last = session.scalar(select(func.max(Invoice.period_start))
+                          .where(Invoice.subscriber_id == sub.id))
+
+    def bill(start: dt.date, end: dt.date, issued: dt.date, due: dt.date) -> None:
+        nonlocal last
+        inv = invoices.issue(session, isp=isp, sub=sub, plan=plan, period_start=start,
+                             period_end=end, issued_on=issued, due_on=due,
+                             lines=_period_lines(sub, plan, start, end))
+        last = start
+        report.add(sub, "invoice", f"{inv.number} {inv.currency} {inv.total} "
+                                   f"{start}..{end} due {inv.due_on}")
+
+    for _ in range(400):  # a year of missed daily runs at most; the next run goes on
+        start, end = sub.period_start, sub.period_end
+        if prepaid:
+            if start <= as_of and (last is None or start > last):
+                bill(start, end, start, start)
+            following = period_end(cycle, end, sub.anchor_day or end.day)
+            issue_on = end - dt.timedelta(days=_lead_days(plan, end, following))
+            if issue_on <= as_of and (last is None or end > last):
+                bill(end, following, issue_on, end)
+        elif end <= as_of and (last is None or start > last):
+            bill(start, end, end, end + dt.timedelta(days=isp.postpaid_due_days))
+        if end > as_of:
+            return
+        sub.period_start = end
+        sub.period_end = period_end(cycle, end, sub.anchor_day or end.day)
+
+
+def sync_paid_until(session: Session, isp: IspSettings, sub: Subscriber, plan: Plan) -> None:
+    """Prepaid: service runs to the end of the last paid period plus the grace days."""
+    if plan.billing_mode is not BillingMode.PREPAID:
+        return
+    end = session.scalar(select(func.max(Invoice.period_end)).where(
+        Invoice.subscriber_id == sub.id, Invoice.status == "paid"))
+    paid_until = (start_of_day_utc(isp, end + dt.timedelta(days=plan.grace_days))
+                  if end is not None else None)
+    if paid_until != sub.paid_until:
+        sub.paid_until = paid_until
+        sub.auth_version = bump(session, AUTH_FEED)
+
+
+def account_state(session: Session, sub: Subscriber, plan: Plan, today: dt.date
+                  ) -> tuple[Account, ledger.Settlement]:
+    """The ladder's view of a subscriber, after settling its invoices."""
+    settled = ledger.settle(session, sub.id, today)
+    done = frozenset(session.scalars(select(Outbox.dedupe_key)
+                                     .where(Outbox.subscriber_id == sub.id)))
+    promise = accounts.active_promise(session, sub.id)
+    account = Account(
+        subscriber_id=sub.id, username=sub.username, status=str(sub.status),
+        currency=plan.currency,
+        unpaid=tuple(UnpaidInvoice(inv.id, inv.number, inv.due_on, inv.total, outstanding)
+                     for inv, outstanding in settled.open_invoices),
+        throttled=sub.dunning_throttled, suspended_on=sub.suspended_on,
+        suspended_for_nonpayment=sub.suspended_for_nonpayment,
+        promise_until=promise.until if promise else None, done=done,
+    )
+    return account, settled
+
+
+def apply_action(session: Session, sub: Subscriber, plan: Plan, action: Action,
+                 today: dt.date, report: RunReport, actor: str) -> None:
+    """Carry out one ladder step."""
+    kind = action.kind
+    if kind in ("reminder", "due_notice", "final_reminder"):
+        inv = session.get(Invoice, action.invoice_id)
+        assert inv is not None
+        invoices.notify(session, sub, kind, action.key, invoice=inv.number, total=inv.total,
+                        currency=inv.currency, due_on=inv.due_on, payment_link=inv.payment_link)
+        report.add(sub, kind, inv.number)
+    elif kind == "late_fee":
+        inv = session.get(Invoice, action.invoice_id)
+        assert inv is not None
+        assert action.amount is not None
+        ledger.post(session, subscriber_id=sub.id, kind=LedgerKind.LATE_FEE,
+                    amount=action.amount, currency=inv.currency, effective_on=today,
+                    description=f"Late fee on {inv.number}", invoice_id=inv.id, actor=actor)
+        invoices.notify(session, sub, "late_fee", action.key, invoice=inv.number,
+                        amount=action.amount, currency=inv.currency)
+        report.add(sub, "late_fee", f"{inv.currency} {action.amount} on {inv.number}")
+    elif kind == "throttle":
+        accounts.set_throttle(session, sub, True, action.reason)
+        invoices.notify(session, sub, "throttled", action.key, reason=action.reason)
+        report.add(sub, "throttle", action.reason)
+    elif kind == "promise_broken":
+        promise = accounts.active_promise(session, sub.id)
+        if promise is not None:
+            promise.status = "broken"
+        invoices.notify(session, sub, "promise_broken", action.key)
+        report.add(sub, "promise_broken", action.key.split(":", 1)[1])
+    elif kind == "suspend":
+        if accounts.suspend(session, sub, today, action.reason, actor):
+            report.add(sub, "suspend", action.reason)
+    elif kind == "reconnect":
+        if accounts.reactivate(session, sub, today, action.reason, actor):
+            report.add(sub, "reconnect", action.reason)
+    elif kind == "terminate":
+        from billing import subscribers
+
+        subscribers.change_status(session, sub.username, SubscriberStatus.TERMINATED,
+                                  actor=actor, reason=action.reason)
+        accounts.enforce(session, sub, "terminate", action.reason)
+        report.add(sub, "terminate", action.reason)
+
+
+def process(session: Session, isp: IspSettings, cal: Calendar, sub: Subscriber, plan: Plan,
+            as_of: dt.date, report: RunReport, *, suspend: bool, actor: str) -> list[Action]:
+    """Everything due for one subscriber. Returns the suspensions it left for phase two."""
+    if sub.period_start is None:
+        start_billing(sub, plan, local_today(isp, sub.created_at))
+    renew(session, isp, sub, plan, as_of, report)
+    pending: list[Action] = []
+    for _ in range(3):  # a late fee changes what is owed: settle and look again
+        account, _settled = account_state(session, sub, plan, as_of)
+        actions = due_actions(account, as_of, ladder_of(plan), cal)
+        todo = [a for a in actions if a.kind != "suspend" or suspend]
+        pending = [a for a in actions if a.kind == "suspend" and not suspend]
+        if not todo:
+            break
+        for action in todo:
+            apply_action(session, sub, plan, action, as_of, report, actor)
+    ledger.settle(session, sub.id, as_of)
+    sync_paid_until(session, isp, sub, plan)
+    return pending
+
+
+def _batches(factory: sessionmaker[Session], session: Session | None, size: int
+             ) -> Iterator[list[int]]:
+    def ids(s: Session) -> list[int]:
+        return list(s.scalars(select(Subscriber.id).where(Subscriber.status.in_(BILLABLE))
+                              .order_by(Subscriber.id)))
+
+    if session is not None:
+        all_ids = ids(session)
+    else:
+        with factory() as s:
+            all_ids = ids(s)
+    for i in range(0, len(all_ids), size):
+        yield all_ids[i : i + size]
+
+
+def _load(session: Session, ids: list[int]) -> list[Subscriber]:
+    return list(session.scalars(select(Subscriber).where(Subscriber.id.in_(ids))
+                                .order_by(Subscriber.id).with_for_update(of=Subscriber)
+                                ).unique())
+
+
+def billing_run(factory: sessionmaker[Session], as_of: dt.date, *, dry_run: bool = False,
+                confirm_suspensions: bool = False, actor: str = "billing-run",
+                batch_size: int = 200) -> RunReport:
+    """Run billing for *as_of* (the ISP's local date). See the module documentation."""
+    report = RunReport(as_of=as_of, dry_run=dry_run)
+    dry = factory() if dry_run else None
+    if dry is not None:
+        dry.begin()
+
+    def txn() -> Session:
+        return dry if dry is not None else factory()
+
+    try:
+        candidates: list[int] = []
+        for ids in _batches(factory, dry, batch_size):
+            session = txn()
+            try:
+                isp = settings(session, lock=True)
+                cal = calendar(session)
+                for sub in _load(session, ids):
+                    if process(session, isp, cal, sub, sub.plan, as_of, report,
+                               suspend=False, actor=actor):
+                        candidates.append(sub.id)
+                if dry is None:
+                    session.commit()
+            finally:
+                if dry is None:
+                    session.close()
+        _suspend_phase(factory, dry, candidates, as_of, report, confirm_suspensions, actor,
+                       batch_size)
+    finally:
+        if dry is not None:
+            dry.rollback()
+            dry.close()
+    log.info("billing run %s%s: %s", as_of, " (dry run)" if dry_run else "", report.counts)
+    return report
+
+
+def _suspend_phase(factory: sessionmaker[Session], dry: Session | None, candidates: list[int],
+                   as_of: dt.date, report: RunReport, confirm: bool, actor: str,
+                   batch_size: int) -> None:
+    if not candidates:
+        return
+    session = dry if dry is not None else factory()
+    try:
+        isp = settings(session)
+        active = session.scalar(select(func.count()).where(
+            Subscriber.status == SubscriberStatus.ACTIVE)) or 0
+        limit = max(active * isp.suspension_guard_percent / 100, isp.suspension_guard_min)
+        if len(candidates) > limit and not confirm:
+            alert = raise_alert(
+                session, "bulk-suspension-held",
+                f"billing run {as_of} would suspend {len(candidates)} of {active} active "
+                f"subscribers (more than {isp.suspension_guard_percent}%): nobody suspended. "
+                f"Check payments and gateways, then run 'radbill billing run --as-of {as_of} "
+                "--confirm-suspensions'.",
+                {"as_of": str(as_of), "candidates": len(candidates), "active": active},
+            )
+            report.suspensions_blocked, report.alert_id = len(candidates), alert.id
+            log.error("BULK SUSPENSION HELD: %s", alert.message)
+            if dry is None:
+                session.commit()
+            return
+    finally:
+        if dry is None:
+            session.close()
+    for i in range(0, len(candidates), batch_size):
+        session = dry if dry is not None else factory()
+        try:
+            isp = settings(session, lock=True)
+            cal = calendar(session)
+            for sub in _load(session, candidates[i : i + batch_size]):
+                process(session, isp, cal, sub, sub.plan, as_of, report, suspend=True,
+                        actor=actor)
+            if dry is None:
+                session.commit()
+        finally:
+            if dry is None:
+                session.close()

@@ -1,0 +1,293 @@
+"""Billing scenarios on a simulated clock: exact events, invoice lines and balances."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from billing.models import EnforcementRequest, Invoice
+from radbill.errors import Conflict
+from radbill.ops import Alert
+from tests.billing.sim import Sim
+
+D = dt.date
+
+
+@pytest.fixture
+def sim(db, box) -> Sim:  # type: ignore[no-untyped-def]
+    s = Sim(db, box, D(2026, 11, 1))
+    s.isp(postpaid_due_days=7)
+    s.plan("Home", price="1000", tax_percent=Decimal("5"), grace_days=3, late_fee="50")
+    return s
+
+
+def test_monthly_postpaid_with_grace_and_late_fee(sim: Sim) -> None:
+    sim.subscriber("alice", "Home")
+    events = sim.days_until(D(2026, 12, 13))
+    happened = {day: ev for day, ev in events.items() if ev}
+    # due 8 Dec, grace 9-11 Dec, suspension 12 Dec
+    assert happened == {
+        D(2026, 12, 1): [("alice", "invoice")],
+        D(2026, 12, 5): [("alice", "reminder")],
+        D(2026, 12, 8): [("alice", "due_notice")],
+        D(2026, 12, 9): [("alice", "late_fee")],
+        D(2026, 12, 11): [("alice", "final_reminder")],
+        D(2026, 12, 12): [("alice", "suspend")],
+    }
+    (inv,) = sim.invoices("alice")
+    assert inv["number"] == "INV-000001"
+    assert inv["period"] == (D(2026, 11, 1), D(2026, 12, 1))
+    assert inv["due"] == D(2026, 12, 8)
+    assert inv["lines"] == [("Home 01 Nov 2026 - 30 Nov 2026", Decimal("1000.00"))]
+    assert (inv["tax"], inv["total"]) == (Decimal("50.00"), Decimal("1050.00"))
+    assert sim.balance("alice") == Decimal("1100.00")
+    assert sim.status("alice") == "suspended"
+    assert sim.outbox("alice") == ["invoice_issued", "reminder", "due_notice", "late_fee",
+                                   "final_reminder", "suspended"]
+    # partial payment: recorded, still suspended
+    result = sim.pay("alice", "500")
+    assert not result.reconnected and result.overdue == Decimal("600.00")
+    assert sim.status("alice") == "suspended"
+    # the rest: reconnected in the same transaction
+    result = sim.pay("alice", "600")
+    assert result.reconnected and result.invoices_paid == ("INV-000001",)
+    assert sim.status("alice") == "active" and sim.balance("alice") == Decimal("0.00")
+    with sim.factory() as s:
+        actions = [r.action for r in s.scalars(select(EnforcementRequest).order_by(
+            EnforcementRequest.id))]
+    assert actions == ["suspend", "reconnect"]
+
+
+def test_payment_on_the_last_grace_day_prevents_suspension(sim: Sim) -> None:
+    sim.subscriber("bob", "Home")
+    sim.days_until(D(2026, 12, 10))
+    assert sim.today == D(2026, 12, 11)  # the last grace day
+    sim.pay("bob", "1100")  # invoice + late fee
+    events = sim.days_until(D(2026, 12, 20))
+    assert all(ev == [] for ev in events.values())
+    assert sim.status("bob") == "active"
+    assert sim.invoices("bob")[0]["status"] == "paid"
+
+
+def test_overpayment_is_credit_used_by_the_next_invoice(sim: Sim) -> None:
+    sim.subscriber("carol", "Home")
+    sim.days_until(D(2026, 12, 1))
+    sim.pay("carol", "2000")
+    assert sim.balance("carol") == Decimal("-950.00")
+    sim.days_until(D(2027, 1, 20))
+    invs = sim.invoices("carol")
+    assert [i["status"] for i in invs] == ["paid", "open"]
+    # 2100 charged, 2000 paid, and the 100 left of January was late: + 50
+    assert sim.balance("carol") == Decimal("150.00")
+    assert sim.status("carol") == "suspended"
+    assert not sim.pay("carol", "100", ref="c1").reconnected
+    assert sim.pay("carol", "50", ref="c2").reconnected
+
+
+def test_prepaid_monthly_invoices_up_front_and_renews_from_balance(sim: Sim) -> None:
+    sim.plan("Pre", price="500", billing_mode="prepaid", grace_days=0)
+    sim.subscriber("dave", "Pre")
+    ev = sim.day()
+    assert ev == [("dave", "invoice"), ("dave", "final_reminder")]
+    sim.pay("dave", "1000")  # this month and the next
+    until = sim.sub("dave").paid_until
+    assert until == dt.datetime(2026, 11, 30, 18, 0, tzinfo=dt.UTC)  # 1 Dec 00:00 Dhaka
+    events = sim.days_until(D(2026, 12, 2))
+    # December is invoiced 3 days ahead and paid from the balance at once
+    assert {d: e for d, e in events.items() if e} == {D(2026, 11, 28): [("dave", "invoice")]}
+    assert [i["status"] for i in sim.invoices("dave")] == ["paid", "paid"]
+    assert sim.invoices("dave")[1]["due"] == D(2026, 12, 1)
+    assert sim.sub("dave").paid_until == dt.datetime(2026, 12, 31, 18, 0, tzinfo=dt.UTC)
+    events = sim.days_until(D(2027, 1, 2))
+    assert {d: e for d, e in events.items() if e} == {
+        D(2026, 12, 29): [("dave", "invoice"), ("dave", "reminder")],
+        D(2027, 1, 1): [("dave", "final_reminder")],
+        D(2027, 1, 2): [("dave", "suspend")],
+    }
+
+
+def test_daily_hotspot_prepaid(sim: Sim) -> None:
+    sim.plan("Day", price="20", billing_cycle="daily", billing_mode="prepaid", grace_days=0)
+    sim.subscriber("hs1", "Day", service="hotspot")
+    sim.pay("hs1", "60")  # three days in advance
+    for _ in range(3):
+        assert sim.day() == [("hs1", "invoice")]
+    assert sim.day() == [("hs1", "invoice"), ("hs1", "final_reminder")]
+    assert sim.day() == [("hs1", "invoice"), ("hs1", "final_reminder"), ("hs1", "suspend")]
+    assert sim.balance("hs1") == Decimal("40.00")
+    assert [i["period"][0] for i in sim.invoices("hs1")] == [
+        D(2026, 11, 1), D(2026, 11, 2), D(2026, 11, 3), D(2026, 11, 4), D(2026, 11, 5)]
+    assert not sim.pay("hs1", "20", ref="r1").reconnected  # 5 Nov is overdue too
+    assert sim.pay("hs1", "20", ref="r2").reconnected
+
+
+def test_fixed_billing_day_prorates_the_first_period(sim: Sim) -> None:
+    sim.plan("Fixed", price="1000", cycle_anchor="fixed_day", billing_day=1,
+             billing_mode="prepaid")
+    sim.today = D(2026, 11, 21)
+    sim.subscriber("erin", "Fixed")
+    sim.day()
+    (inv,) = sim.invoices("erin")
+    assert inv["period"] == (D(2026, 11, 21), D(2026, 12, 1))
+    assert inv["lines"] == [("Fixed 21 Nov 2026 - 30 Nov 2026 (10 of 30 days)",
+                             Decimal("333.33"))]
+
+
+def test_setup_fee_once(sim: Sim) -> None:
+    sim.plan("WithSetup", price="800", setup_fee="1500", billing_mode="prepaid")
+    sim.subscriber("fay", "WithSetup")
+    sim.pay("fay", "5000")
+    sim.days_until(D(2026, 12, 1))
+    lines = [inv["lines"] for inv in sim.invoices("fay")]
+    assert lines[0][1] == ("Connection (setup) fee", Decimal("1500.00"))
+    assert len(lines[1]) == 1
+
+
+def test_promise_kept(sim: Sim) -> None:
+    sim.subscriber("gus", "Home")
+    sim.days_until(D(2026, 12, 12))
+    assert sim.status("gus") == "suspended"
+    sim.promise("gus", D(2026, 12, 20))
+    assert sim.status("gus") == "active"  # reactivated at once
+    with pytest.raises(Conflict, match="limit 1"):
+        sim.promise("gus", D(2026, 12, 25))
+    events = sim.days_until(D(2026, 12, 18))
+    assert all(("gus", "suspend") not in ev for ev in events.values())
+    sim.pay("gus", "1100")
+    sim.days_until(D(2026, 12, 25))
+    assert sim.status("gus") == "active"
+
+
+def test_promise_broken_resumes_the_ladder(sim: Sim) -> None:
+    sim.subscriber("hal", "Home")
+    sim.days_until(D(2026, 12, 12))
+    sim.promise("hal", D(2026, 12, 15))
+    events = sim.days_until(D(2026, 12, 16))
+    assert events[D(2026, 12, 15)] == []
+    assert events[D(2026, 12, 16)] == [("hal", "promise_broken"), ("hal", "suspend")]
+
+
+def test_holiday_and_weekly_off_day_push_suspension(sim: Sim) -> None:
+    # due 8 Dec, grace to 11 Dec: suspension on Saturday 12 Dec 2026. Saturday is the weekly
+    # off-day and Sunday 13 a holiday: suspension moves to Monday 14.
+    sim.isp(weekly_off_days="sat")
+    from billing.models import Holiday
+
+    with sim.factory() as s, s.begin():
+        s.add(Holiday(day=D(2026, 12, 13), name="Test holiday"))
+    sim.subscriber("ivy", "Home")
+    events = sim.days_until(D(2026, 12, 14))
+    assert events[D(2026, 12, 12)] == []
+    assert events[D(2026, 12, 13)] == [("ivy", "final_reminder")]
+    assert events[D(2026, 12, 14)] == [("ivy", "suspend")]
+
+
+def test_bulk_suspension_guard_holds_and_waits_for_confirmation(sim: Sim) -> None:
+    sim.isp(suspension_guard_min=0)
+    for i in range(5):
+        sim.subscriber(f"u{i}", "Home")
+    sim.today = D(2026, 12, 12)
+    report = sim.run()
+    assert report.suspensions_blocked == 5 and report.alert_id is not None
+    assert all(sim.status(f"u{i}") == "active" for i in range(5))
+    with sim.factory() as s:
+        alert = s.get(Alert, report.alert_id)
+        assert alert is not None and alert.kind == "bulk-suspension-held"
+        assert "5 of 5 active" in alert.message
+    again = sim.run()  # still held, one alert per run
+    assert again.suspensions_blocked == 5
+    confirmed = sim.run(confirm_suspensions=True)
+    assert [e.kind for e in confirmed.events].count("suspend") == 5
+    assert all(sim.status(f"u{i}") == "suspended" for i in range(5))
+
+
+def test_guard_lets_a_normal_share_through(sim: Sim) -> None:
+    sim.isp(suspension_guard_min=0)
+    for i in range(10):
+        sim.subscriber(f"p{i}", "Home")
+    sim.today = D(2026, 12, 11)
+    sim.run()
+    for i in range(9):
+        sim.pay(f"p{i}", "1100")
+    sim.today = D(2026, 12, 12)
+    report = sim.run()
+    assert report.suspensions_blocked == 0
+    assert [(e.username, e.kind) for e in report.events] == [("p9", "suspend")]
+
+
+def test_guard_floor_lets_a_few_suspensions_through_at_a_small_isp(sim: Sim) -> None:
+    for i in range(3):  # 3 of 3 is 100%, but not more than the floor of 5
+        sim.subscriber(f"f{i}", "Home")
+    sim.today = D(2026, 12, 12)
+    assert [e.kind for e in sim.run().events].count("suspend") == 3
+
+
+def test_double_run_changes_nothing(sim: Sim) -> None:
+    sim.subscriber("jo", "Home")
+    sim.today = D(2026, 12, 12)
+    first = sim.run()
+    assert [e.kind for e in first.events] == ["invoice", "late_fee", "suspend"]
+    snapshot = (sim.invoices("jo"), sim.balance("jo"), sim.outbox("jo"), sim.status("jo"))
+    second = sim.run()
+    assert second.events == []
+    assert (sim.invoices("jo"), sim.balance("jo"), sim.outbox("jo"), sim.status("jo")
+            ) == snapshot
+
+
+def test_dry_run_prints_exactly_what_the_real_run_does_and_changes_nothing(sim: Sim) -> None:
+    for i in range(3):
+        sim.subscriber(f"d{i}", "Home")
+    sim.today = D(2026, 12, 12)
+    dry = sim.run(dry_run=True)
+    assert sim.invoices("d0") == [] and sim.outbox("d0") == []
+    assert sim.status("d0") == "active" and sim.balance("d0") == Decimal("0")
+    real = sim.run()
+    assert [str(e) for e in dry.events] == [str(e) for e in real.events]
+    assert len(real.events) == 9
+
+
+def test_killed_run_and_rerun_give_one_invoice_per_subscriber_and_period(sim: Sim,
+                                                                         monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from billing import run as run_module
+
+    for i in range(7):
+        sim.subscriber(f"k{i}", "Home")
+    sim.today = D(2026, 12, 1)
+    real_process = run_module.process
+    calls = {"n": 0}
+
+    def dying(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt("killed")
+        return real_process(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "process", dying)
+    with pytest.raises(KeyboardInterrupt):
+        billing_run_small_batches(sim)
+    monkeypatch.setattr(run_module, "process", real_process)
+    billing_run_small_batches(sim)
+    sim.run()
+    with sim.factory() as s:
+        per_sub = s.execute(select(Invoice.subscriber_id, func.count()).group_by(
+            Invoice.subscriber_id)).all()
+        numbers = sorted(s.scalars(select(Invoice.number)))
+    assert sorted(n for _, n in per_sub) == [1] * 7
+    assert numbers == [f"INV-{i:06d}" for i in range(1, 8)]  # no gaps
+
+
+def billing_run_small_batches(sim: Sim) -> None:
+    from billing.run import billing_run
+
+    billing_run(sim.factory, sim.today, batch_size=2)
+
+
+def test_invoice_numbers_are_gapless_across_subscribers(sim: Sim) -> None:
+    for i in range(3):
+        sim.subscriber(f"n{i}", "Home")
+    sim.days_until(D(2027, 1, 1))
+    numbers = [inv["number"] for i in range(3) for inv in sim.invoices(f"n{i}")]
+    assert sorted(numbers) == [f"INV-{i:06d}" for i in range(1, 7)]
