@@ -52,3 +52,33 @@ def profile(isp: IspSettings) -> IspProfile:
 
     return IspProfile(name=isp.name, address=isp.address, phone=isp.phone, email=isp.email,
                       logo_path=Path(isp.logo_path) if isp.logo_path else None)
+
+
+def update_settings(session: Session, values: dict[str, object], actor: str) -> list[str]:
+    """Change ISP settings, validated and audited. Returns the names changed."""
+    from zoneinfo import ZoneInfoNotFoundError
+
+    from radbill import audit
+    from radbill.errors import InvalidInput
+
+    isp = settings(session, lock=True)
+    if "timezone" in values:
+        try:
+            ZoneInfo(str(values["timezone"]))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput(f"unknown time zone {values['timezone']!r}") from None
+    if "weekly_off_days" in values:
+        days = [d.strip().lower()[:3] for d in str(values["weekly_off_days"]).split(",")
+                if d.strip()]
+        if any(d not in WEEKDAYS for d in days):
+            raise InvalidInput(f"weekly off-days {values['weekly_off_days']!r}: use mon..sun")
+        values["weekly_off_days"] = ",".join(days)
+    pct = values.get("suspension_guard_percent")
+    if pct is not None and not 1 <= int(str(pct)) <= 100:
+        raise InvalidInput("guard percent must be between 1 and 100")
+    before = {k: getattr(isp, k) for k in values}
+    for key, value in values.items():
+        setattr(isp, key, value)
+    audit.record(session, actor=actor, action="isp.settings", entity="isp", entity_id=1,
+                 before=before, after=values)
+    return sorted(values)

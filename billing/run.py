@@ -329,8 +329,12 @@ def _suspend_phase(factory: sessionmaker[Session], dry: Session | None, candidat
                 "--confirm-suspensions'.",
                 {"as_of": str(as_of), "candidates": len(candidates), "active": active},
             )
-            report.suspensions_blocked, report.alert_id = len(candidates), alert.id
-            log.error("BULK SUSPENSION HELD: %s", alert.message)
+            report.suspensions_blocked = len(candidates)
+            if dry is None:
+                report.alert_id = alert.id
+                log.error("BULK SUSPENSION HELD: %s", alert.message)
+            else:
+                log.warning("dry run: a real run would hold its suspensions: %s", alert.message)
             if dry is None:
                 session.commit()
             return

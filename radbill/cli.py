@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,6 +53,13 @@ class App:
         from radbill.crypto import secret_box
 
         return secret_box(self.settings)
+
+    def today(self, session: Session) -> Any:
+        """Today in the ISP's time zone."""
+        from billing.isp import local_today, settings
+        from radbill.db import utcnow
+
+        return local_today(settings(session), utcnow())
 
     def close(self) -> None:
         if self._engine is not None:
@@ -170,7 +177,17 @@ def plan() -> None:
 @click.option("--mode", "billing_mode", default="postpaid",
               type=click.Choice(["prepaid", "postpaid"]))
 @click.option("--grace-days", type=int, default=0)
-@click.option("--late-fee", default="0")
+@click.option("--late-fee", default="0", help="Amount, or percent with --late-fee-percent.")
+@click.option("--late-fee-percent", is_flag=True)
+@click.option("--late-fee-cap", help="Upper limit of a percent late fee.")
+@click.option("--tax-percent", default="0", help="VAT/tax percent added to invoices.")
+@click.option("--setup-fee", default="0", help="One-off connection fee on the first invoice.")
+@click.option("--anchor", "cycle_anchor", default="anniversary",
+              type=click.Choice(["anniversary", "fixed_day"]))
+@click.option("--billing-day", type=int, help="Day of the month (1-28) with --anchor fixed_day.")
+@click.option("--reminder-days", type=int, default=3, show_default=True)
+@click.option("--throttle-after-days", type=int, help="Throttle this many days after due.")
+@click.option("--terminate-after-days", type=int, help="Terminate after this long suspended.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @guarded
@@ -359,6 +376,243 @@ def subscriber_set_mac(app: App, username: str, mac: str | None) -> None:
     with app.transaction() as session:
         subscribers.set_mac(session, username, mac, actor="cli")
     click.echo(f"MAC binding of {username} {'set to ' + mac if mac else 'cleared'}")
+
+
+@subscriber.command("promise")
+@click.argument("username")
+@click.option("--until", "until", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="YYYY-MM-DD")
+@pass_app
+@guarded
+def subscriber_promise(app: App, username: str, until: Any) -> None:
+    """Promise to pay: hold suspension (and lift one) until a date."""
+    from billing import promises
+
+    with app.transaction() as session:
+        promise = promises.promise_to_pay(session, username, until.date(),
+                                          today=app.today(session), actor="cli")
+        click.echo(f"{username} promised to pay by {promise.until}; suspension held until then")
+
+
+# -- billing ----------------------------------------------------------------------------------
+
+
+@main.group()
+def billing() -> None:
+    """Billing runs, invoices and reports."""
+
+
+@billing.command("run")
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Default: today (ISP time).")
+@click.option("--dry-run", is_flag=True, help="Print what would happen; change nothing.")
+@click.option("--confirm-suspensions", is_flag=True,
+              help="Suspend even if more than the guard share would be suspended.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def billing_run_cmd(app: App, as_of: Any, dry_run: bool, confirm_suspensions: bool,
+                    as_json: bool) -> None:
+    """Invoices, reminders, late fees and suspensions for one day. Safe to repeat."""
+    from billing.archive import render_pending
+    from billing.run import billing_run
+    from radbill.db import session_factory
+    from radbill.jobs import recorded
+
+    factory = session_factory(app.engine)
+    with factory() as session:
+        day = as_of.date() if as_of else app.today(session)
+    with recorded(factory, "billing-run" + ("-dry" if dry_run else "")) as counts:
+        report = billing_run(factory, day, dry_run=dry_run,
+                             confirm_suspensions=confirm_suspensions, actor="cli")
+        counts.update(report.counts)
+        if not dry_run:
+            counts["pdfs"] = render_pending(factory, app.settings.data_dir / "invoices")
+    data = {"as_of": str(day), "dry_run": dry_run, "counts": report.counts,
+            "suspensions_held": report.suspensions_blocked, "alert_id": report.alert_id,
+            "events": [{"username": e.username, "kind": e.kind, "detail": e.detail}
+                       for e in report.events]}
+
+    def render(d: dict[str, Any]) -> str:
+        lines = [f"billing run {d['as_of']}{' (dry run: nothing changed)' if dry_run else ''}"]
+        lines += [str(e) for e in report.events]
+        lines.append(f"totals: {d['counts'] or 'nothing to do'}")
+        if report.suspensions_blocked and dry_run:
+            lines.append(f"WOULD HOLD: {report.suspensions_blocked} suspensions exceed the "
+                         "guard; a real run would suspend nobody and raise an alert")
+        elif report.suspensions_blocked:
+            lines.append(f"HELD: {report.suspensions_blocked} suspensions exceed the guard "
+                         f"(alert {report.alert_id}); rerun with --confirm-suspensions")
+        return "\n".join(lines)
+
+    emit(data, as_json, render)
+
+
+@billing.command("render-pdfs")
+@pass_app
+@guarded
+def billing_render_pdfs(app: App) -> None:
+    """Archive a PDF for every invoice that has none yet."""
+    from billing.archive import render_pending
+    from radbill.db import session_factory
+
+    n = render_pending(session_factory(app.engine), app.settings.data_dir / "invoices")
+    click.echo(f"archived {n} invoice PDFs")
+
+
+@billing.command("invoices")
+@click.option("--subscriber", "username")
+@click.option("--status", type=click.Choice(["open", "paid", "credited"]))
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def billing_invoices(app: App, username: str | None, status: str | None, as_json: bool) -> None:
+    """List invoices, newest first."""
+    from sqlalchemy import select
+
+    from billing import invoices
+    from billing.models import Invoice
+    from billing.subscribers import get_subscriber
+
+    with app.transaction() as session:
+        stmt = select(Invoice).order_by(Invoice.id.desc()).limit(500)
+        if username:
+            stmt = stmt.where(Invoice.subscriber_id == get_subscriber(session, username).id)
+        if status:
+            stmt = stmt.where(Invoice.status == status)
+        data = [invoices.summary(i) for i in session.scalars(stmt)]
+    emit(data, as_json, lambda d: table(d, ["number", "plan", "period_start", "period_end",
+                                            "due_on", "total", "currency", "status"]))
+
+
+@billing.command("renewals")
+@click.option("--days", type=int, default=7, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def billing_renewals(app: App, days: int, as_json: bool) -> None:
+    """Renewals due in the next days."""
+    from billing import reports
+
+    with app.transaction() as session:
+        data = reports.renewals(session, app.today(session), days)
+    emit(data, as_json, lambda d: table(d, ["renews_on", "username", "plan", "mode", "amount",
+                                            "currency", "phone"]))
+
+
+@billing.command("overdue")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def billing_overdue(app: App, as_json: bool) -> None:
+    """Who owes what past the due date, and the totals."""
+    from billing import reports
+
+    with app.transaction() as session:
+        data = reports.overdue(session, app.today(session))
+
+    def render(d: dict[str, Any]) -> str:
+        return (table(d["subscribers"], ["username", "status", "overdue", "currency",
+                                         "days_overdue", "phone"])
+                + "\ntotals: " + ", ".join(f"{c} {v}" for c, v in d["totals"].items()))
+
+    emit(data, as_json, render)
+
+
+@main.group()
+def payment() -> None:
+    """Payments."""
+
+
+@payment.command("record")
+@click.argument("username")
+@click.argument("amount")
+@click.option("--method", default="cash", show_default=True)
+@click.option("--reference", required=True, help="Receipt or transaction id (unique).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def payment_record(app: App, username: str, amount: str, method: str, reference: str,
+                   as_json: bool) -> None:
+    """Post a manual payment; reconnects at once if nothing is left overdue."""
+    from billing import payments
+
+    with app.transaction() as session:
+        result = payments.record_payment(session, username, amount, method=method,
+                                         reference=reference, today=app.today(session),
+                                         actor="cli")
+    data = {"username": username, "balance": str(result.balance),
+            "overdue": str(result.overdue), "reconnected": result.reconnected,
+            "invoices_paid": list(result.invoices_paid)}
+    emit(data, as_json, lambda d: (
+        f"payment recorded for {username}; balance {d['balance']}, overdue {d['overdue']}"
+        + ("; reconnected" if d["reconnected"] else "")))
+
+
+@main.group()
+def isp() -> None:
+    """The ISP's own details and billing settings."""
+
+
+@isp.command("set")
+@click.option("--name")
+@click.option("--address")
+@click.option("--phone")
+@click.option("--email")
+@click.option("--logo", "logo_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--invoice-prefix")
+@click.option("--timezone")
+@click.option("--weekly-off", "weekly_off_days", help="e.g. fri or fri,sat")
+@click.option("--guard-percent", "suspension_guard_percent", type=int)
+@click.option("--postpaid-due-days", type=int)
+@click.option("--payment-link-base")
+@pass_app
+@guarded
+def isp_set(app: App, **values: Any) -> None:
+    """Change ISP settings (only the options given)."""
+    from billing.isp import update_settings
+
+    with app.transaction() as session:
+        changed = update_settings(session, {k: v for k, v in values.items() if v is not None},
+                                  actor="cli")
+    click.echo(f"updated: {', '.join(changed) or 'nothing'}")
+
+
+@isp.command("holiday")
+@click.argument("day", type=click.DateTime(["%Y-%m-%d"]))
+@click.argument("name")
+@pass_app
+@guarded
+def isp_holiday(app: App, day: Any, name: str) -> None:
+    """Add a holiday: nobody is suspended on it."""
+    from billing.models import Holiday
+
+    with app.transaction() as session:
+        session.merge(Holiday(day=day.date(), name=name))
+    click.echo(f"holiday {day.date()} ({name}) added")
+
+
+@main.command("scheduler")
+@click.option("--billing-time", default="00:15", show_default=True,
+              help="When the daily billing run starts (HH:MM, ISP time).")
+@click.option("--run-now", "run_now", type=click.Choice(["billing-run", "stale-sessions"]),
+              help="Run one job once (recorded and locked like a scheduled run) and exit.")
+@pass_app
+@guarded
+def scheduler_cmd(app: App, billing_time: str, run_now: str | None) -> None:
+    """Run the periodic jobs until stopped."""
+    from radbill import scheduler
+
+    jobs = {"billing-run": scheduler.billing_job, "stale-sessions": scheduler.stale_sessions_job}
+    if run_now:
+        outcome = scheduler.run_job(app.engine, app.settings, run_now,
+                                    jobs[run_now](app.settings))
+        click.echo(f"{run_now}: {outcome}")
+        sys.exit(0 if outcome != "failed" else 1)
+    sched = scheduler.build(app.engine, app.settings, billing_time)
+    click.echo(f"scheduler running: billing at {billing_time}, stale sessions every "
+               f"{app.settings.interim_interval} s (Ctrl-C stops)")
+    with suppress(KeyboardInterrupt, SystemExit):
+        sched.start()
 
 
 # -- NAS --------------------------------------------------------------------------------------

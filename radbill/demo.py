@@ -18,6 +18,7 @@ import time
 from sqlalchemy import select
 
 from billing import plans, subscribers
+from billing.isp import update_settings
 from billing.models import Plan, SubscriberStatus
 from radbill.config import Settings
 from radbill.crypto import secret_box
@@ -39,9 +40,12 @@ def seed(settings: Settings) -> bool:
             return False
         create_nas(s, box, name="demo-mikrotik", ip="127.0.0.1", secret=DEMO_SECRET,
                    actor="demo")
+        update_settings(s, {"name": "Demo Fiber Net", "address": "House 1, Road 2, Dhaka",
+                            "phone": "+8809600000000", "email": "billing@demo-isp.example",
+                            "weekly_off_days": "fri"}, actor="demo")
         plans.create_plan(s, name="Home-10", price="500", currency="BDT", rate="10M/5M",
                           burst="20M/10M", ip_pool="pppoe-pool", grace_days=3, late_fee="50",
-                          actor="demo")
+                          tax_percent="5", setup_fee="1000", actor="demo")
         plans.create_plan(s, name="Home-25", price="1000", currency="BDT", rate="25M/10M",
                           data_cap="300G", fup_rate="5M/2M", ip_pool="pppoe-pool", actor="demo")
         plans.create_plan(s, name="Hotspot-Day", price="20", currency="BDT", rate="5M/2M",
@@ -101,6 +105,7 @@ def main() -> int:
     if seed(settings):
         print(f"seeded demo ISP in {settings.database_url}")
     server = subprocess.Popen([sys.executable, "-m", "radbill.cli", "radius", "run"])
+    scheduler = subprocess.Popen([sys.executable, "-m", "radbill.cli", "scheduler"])
     stop = [False]
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -115,8 +120,10 @@ def main() -> int:
     try:
         simulate(settings, stop)
     finally:
-        server.terminate()
-        server.wait(20)
+        for proc in (scheduler, server):
+            proc.terminate()
+        for proc in (scheduler, server):
+            proc.wait(20)
     return 0
 
 
