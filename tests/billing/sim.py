@@ -78,12 +78,13 @@ class Sim:
         return str(self.sub(username).status)
 
     def balance(self, username: str) -> Decimal:
+        sub_id = self.sub(username).id  # one session at a time: SQLite writers lock
         with self.factory() as s:
-            return ledger.balance(s, self.sub(username).id)
+            return ledger.balance(s, sub_id)
 
     def invoices(self, username: str) -> list[dict[str, Any]]:
+        sub_id = self.sub(username).id
         with self.factory() as s:
-            sub_id = self.sub(username).id
             rows = s.scalars(select(Invoice).where(Invoice.subscriber_id == sub_id)
                              .order_by(Invoice.id)).all()
             out = []
@@ -97,7 +98,7 @@ class Sim:
             return out
 
     def outbox(self, username: str) -> list[str]:
+        sub_id = self.sub(username).id
         with self.factory() as s:
-            sub_id = self.sub(username).id
             return [o.kind for o in s.scalars(select(Outbox).where(Outbox.subscriber_id == sub_id)
                                               .order_by(Outbox.id))]

@@ -1,0 +1,114 @@
+"""Properties of billing over random sequences of days, payments and promises."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from billing.dunning import suspension_day
+from billing.isp import calendar
+from billing.models import Invoice, LedgerEntry, Payment, Subscriber
+from billing.run import ladder_of
+from radbill.errors import Conflict
+from tests.billing.sim import Sim
+from tests.conftest import wipe
+
+USERS = ("pre", "post", "daily")
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("days"), st.integers(1, 9)),
+        st.tuples(st.just("pay"), st.sampled_from(USERS), st.sampled_from(["full", "part",
+                                                                           "over"])),
+        st.tuples(st.just("promise"), st.sampled_from(USERS), st.integers(1, 6)),
+    ),
+    min_size=1, max_size=14,
+)
+
+
+def check_invariants(sim: Sim) -> None:
+    from billing import ledger
+
+    with sim.factory() as s:
+        # the balance is the sum of the ledger, and the ledger explains every invoice and
+        # payment exactly
+        for sub in s.scalars(select(Subscriber)).unique():
+            ledger_sum = s.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0))
+                                  .where(LedgerEntry.subscriber_id == sub.id))
+            invoiced = s.scalar(select(func.coalesce(func.sum(Invoice.total), 0))
+                                .where(Invoice.subscriber_id == sub.id))
+            fees = s.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                LedgerEntry.subscriber_id == sub.id, LedgerEntry.kind == "late_fee"))
+            paid = s.scalar(select(func.coalesce(func.sum(Payment.amount), 0))
+                            .where(Payment.subscriber_id == sub.id))
+            assert Decimal(ledger_sum) == Decimal(invoiced) + Decimal(fees) - Decimal(paid)
+            assert ledger.balance(s, sub.id) == Decimal(ledger_sum)
+        # at most one invoice per subscriber and period
+        dupes = s.execute(select(Invoice.subscriber_id, Invoice.period_start, func.count())
+                          .group_by(Invoice.subscriber_id, Invoice.period_start)
+                          .having(func.count() > 1)).all()
+        assert dupes == []
+
+
+def check_dunning_state(sim: Sim) -> None:
+    """Right after the run of sim.today: nobody with nothing overdue stays suspended, and
+    nobody overdue past grace (and not promised) stays active."""
+    from billing import accounts, ledger
+
+    today = sim.today
+    with sim.factory() as s, s.begin():
+        cal = calendar(s)
+        for sub in s.scalars(select(Subscriber)).unique():
+            settled = ledger.settle(s, sub.id, today)
+            overdue = settled.overdue(today)
+            if sub.status == "suspended":
+                assert overdue > 0, f"{sub.username} suspended with nothing overdue"
+            promise = accounts.active_promise(s, sub.id)
+            promised = promise is not None and today <= promise.until
+            past_grace = any(suspension_day(inv.due_on, ladder_of(sub.plan), cal) <= today
+                             for inv, owed in settled.open_invoices if owed > 0)
+            if sub.status == "active" and not promised:
+                assert not past_grace, f"{sub.username} active though overdue past grace"
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps)
+def test_random_days_payments_and_promises_keep_the_books_and_the_ladder_right(
+        engine, box, sequence) -> None:  # type: ignore[no-untyped-def]
+    wipe(engine)
+    sim = Sim(engine, box, dt.date(2026, 11, 1))
+    sim.isp(suspension_guard_percent=100, postpaid_due_days=5)
+    sim.plan("Post", price="1000", tax_percent="5", grace_days=3, late_fee="10",
+             late_fee_percent=True, late_fee_cap="60")
+    sim.plan("Pre", price="700", billing_mode="prepaid", grace_days=2, late_fee="25")
+    sim.plan("Daily", price="20", billing_cycle="daily", billing_mode="prepaid")
+    sim.subscriber("post", "Post")
+    sim.subscriber("pre", "Pre")
+    sim.subscriber("daily", "Daily", service="hotspot")
+    sim.run()
+    check_dunning_state(sim)
+    refs = 0
+    for step in sequence:
+        if step[0] == "days":
+            for _ in range(step[1]):
+                sim.today += dt.timedelta(days=1)
+                sim.run()
+                check_dunning_state(sim)
+        elif step[0] == "pay":
+            owed = sim.balance(step[1])
+            amount = {"full": owed, "part": owed / 2, "over": owed + 500}[step[2]]
+            amount = amount.quantize(Decimal("0.01"))
+            if amount > 0:
+                refs += 1
+                sim.pay(step[1], str(amount), ref=f"P{refs}")
+                check_dunning_state(sim)
+        else:
+            try:
+                sim.promise(step[1], sim.today + dt.timedelta(days=step[2]))
+            except Conflict:
+                pass  # one promise per period: refused, nothing written
+        check_invariants(sim)
+    wipe(engine)
