@@ -9,7 +9,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing import subscribers
+from billing import ledger, subscribers
 from billing.invoices import notify
 from billing.models import EnforcementRequest, Promise, Subscriber, SubscriberStatus
 from radbill.db import AUTH_FEED, bump
@@ -64,3 +64,17 @@ def active_promise(session: Session, subscriber_id: int) -> Promise | None:
         select(Promise).where(Promise.subscriber_id == subscriber_id,
                               Promise.status == "active").order_by(Promise.until.desc())
     ).first()
+
+
+def settle_and_reconnect(session: Session, sub: Subscriber, today: dt.date, reason: str,
+                         actor: str) -> tuple[ledger.Settlement, bool]:
+    """After money or a credit came in: settle the invoices and, if nothing is overdue any
+    more, reactivate (and count a running promise as kept) in the same transaction."""
+    settled = ledger.settle(session, sub.id, today)
+    reconnected = False
+    if settled.overdue(today) <= 0:
+        reconnected = reactivate(session, sub, today, reason, actor)
+        promise = active_promise(session, sub.id)
+        if promise is not None:
+            promise.status = "kept"
+    return settled, reconnected

@@ -10,21 +10,49 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from billing import ledger
 from billing.models import (
+    MUTABLE_INVOICE_FIELDS,
     Invoice,
+    InvoiceKind,
     InvoiceLine,
     IspSettings,
+    LedgerEntry,
     LedgerKind,
     Outbox,
     Plan,
     Subscriber,
 )
 from billing.money import ZERO, percent_of, round_money
+from radbill.errors import Conflict, InvalidInput, NotFound
+
+
+class ImmutableInvoice(Conflict):
+    """Something tried to change what an issued invoice says."""
+
+
+@event.listens_for(Session, "before_flush")
+def _invoices_are_immutable(session: Session, _context: object, _instances: object) -> None:
+    # Issued invoices are what the customer was sent: only settlement and the archived file
+    # may change. Corrections are credit notes (:func:`credit_note`).
+    for obj in session.dirty:
+        if isinstance(obj, Invoice | InvoiceLine):
+            state: Any = inspect(obj)
+            changed = {a.key for a in state.attrs if a.history.has_changes()}
+            allowed = MUTABLE_INVOICE_FIELDS if isinstance(obj, Invoice) else frozenset()
+            if changed - allowed:
+                which = obj.number if isinstance(obj, Invoice) else f"line of {obj.invoice_id}"
+                raise ImmutableInvoice(
+                    f"issued invoice {which} cannot be "
+                    f"changed ({', '.join(sorted(changed - allowed))}): issue a credit note")
+    for obj in session.deleted:
+        if isinstance(obj, Invoice | InvoiceLine):
+            raise ImmutableInvoice("issued invoices are never deleted: issue a credit note")
 
 
 @dataclass(frozen=True)
@@ -61,14 +89,16 @@ def notify(session: Session, sub: Subscriber, kind: str, key: str, **payload: ob
 
 def issue(session: Session, *, isp: IspSettings, sub: Subscriber, plan: Plan,
           period_start: dt.date, period_end: dt.date, issued_on: dt.date, due_on: dt.date,
-          lines: list[Line]) -> Invoice:
-    """Issue an invoice with *lines*: number, tax, ledger charge and outbox event."""
+          lines: list[Line], kind: InvoiceKind = InvoiceKind.PERIOD) -> Invoice:
+    """Issue an invoice with *lines*: number, tax, the ledger entry (a charge, or a credit if
+    the lines add up to less than zero) and the outbox event."""
     currency = plan.currency
     subtotal = round_money(sum((ln.amount for ln in lines), ZERO), currency)
     tax = percent_of(subtotal, plan.tax_percent, currency)
     number = next_number(isp)
     invoice = Invoice(
-        number=number, subscriber_id=sub.id, plan_name=plan.name, period_start=period_start,
+        number=number, kind=kind, subscriber_id=sub.id, plan_name=plan.name,
+        period_start=period_start,
         period_end=period_end, issued_on=issued_on, due_on=due_on, currency=currency,
         subtotal=subtotal, tax_percent=plan.tax_percent, tax=tax, total=subtotal + tax,
         payment_link=(f"{isp.payment_link_base.rstrip('/')}/pay/{number}"
@@ -85,6 +115,10 @@ def issue(session: Session, *, isp: IspSettings, sub: Subscriber, plan: Plan,
         ledger.post(session, subscriber_id=sub.id, kind=LedgerKind.CHARGE,
                     amount=invoice.total, currency=currency, effective_on=issued_on,
                     description=f"Invoice {number}", invoice_id=invoice.id)
+    elif invoice.total < 0:
+        ledger.post(session, subscriber_id=sub.id, kind=LedgerKind.CREDIT,
+                    amount=invoice.total, currency=currency, effective_on=issued_on,
+                    description=f"Credit {number}", invoice_id=invoice.id)
     notify(session, sub, "invoice_issued", f"invoice:{invoice.id}", invoice=number,
            total=invoice.total, currency=currency, due_on=due_on,
            period=f"{period_start}..{period_end}", payment_link=invoice.payment_link)
@@ -108,3 +142,50 @@ def summary(inv: Invoice) -> dict[str, object]:
         "payment_link": inv.payment_link, "pdf_path": inv.pdf_path,
         "pdf_sha256": inv.pdf_sha256,
     }
+
+
+def credit_note(session: Session, *, isp: IspSettings, number: str, amount: Decimal,
+                reason: str, today: dt.date, actor: str) -> Invoice:
+    """Correct an issued invoice by crediting *amount* (tax included) of it."""
+    original = session.scalars(select(Invoice).where(Invoice.number == number)
+                               .with_for_update()).one_or_none()
+    if original is None:
+        raise NotFound(f"unknown invoice {number!r}")
+    if original.kind is InvoiceKind.CREDIT_NOTE:
+        raise InvalidInput(f"{number} is a credit note itself")
+    if not reason.strip():
+        raise InvalidInput("a credit note needs a reason")
+    currency = original.currency
+    amount = round_money(amount, currency)
+    already = -sum((e.amount for e in session.scalars(select(LedgerEntry).where(
+        LedgerEntry.invoice_id == original.id, LedgerEntry.kind == LedgerKind.CREDIT))), ZERO)
+    if amount <= 0 or amount > original.total - already:
+        raise InvalidInput(f"credit {amount} must be above zero and at most the "
+                           f"{original.total - already} not yet credited on {number}")
+    tax = round_money(amount * original.tax_percent / (100 + original.tax_percent), currency)
+    note_number = next_number(isp)
+    note = Invoice(
+        number=note_number, kind=InvoiceKind.CREDIT_NOTE, credits_invoice_id=original.id,
+        reason=reason, subscriber_id=original.subscriber_id, plan_name=original.plan_name,
+        period_start=original.period_start, period_end=original.period_end, issued_on=today,
+        due_on=today, currency=currency, subtotal=-(amount - tax),
+        tax_percent=original.tax_percent, tax=-tax, total=-amount,
+    )
+    session.add(note)
+    session.flush()
+    session.add(InvoiceLine(invoice_id=note.id, position=1,
+                            description=f"Credit for invoice {number}: {reason}",
+                            quantity=Decimal(1), unit_price=-(amount - tax),
+                            amount=-(amount - tax)))
+    ledger.post(session, subscriber_id=original.subscriber_id, kind=LedgerKind.CREDIT,
+                amount=-amount, currency=currency, effective_on=today,
+                description=f"Credit note {note_number} for {number}: {reason}",
+                invoice_id=original.id, actor=actor)
+    sub = session.get(Subscriber, original.subscriber_id)
+    assert sub is not None
+    notify(session, sub, "credit_note", f"credit:{note.id}", invoice=number,
+           credit_note=note_number, amount=amount, currency=currency, reason=reason)
+    from billing.accounts import settle_and_reconnect  # accounts builds on this module
+
+    settle_and_reconnect(session, sub, today, f"credit note {note_number}", actor)
+    return note

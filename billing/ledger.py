@@ -15,7 +15,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from billing.models import Invoice, InvoiceStatus, LedgerEntry, LedgerKind
+from billing.models import Invoice, InvoiceKind, InvoiceStatus, LedgerEntry, LedgerKind
 from billing.money import ZERO, round_money
 
 DEBITS = {LedgerKind.CHARGE, LedgerKind.LATE_FEE, LedgerKind.REFUND, LedgerKind.ADJUSTMENT}
@@ -58,39 +58,60 @@ class Settlement:
         return sum((o for inv, o in self.open_invoices if inv.due_on < today), ZERO)
 
 
-def settle(session: Session, subscriber_id: int, today: dt.date) -> Settlement:
-    """Apply the credits to invoices oldest first and update their status."""
+def settle(  # noqa: PLR0912 - one branch per kind of entry and per invoice outcome
+    session: Session, subscriber_id: int, today: dt.date
+) -> Settlement:
+    """Apply the credits to invoices oldest first and update their status.
+
+    A credit attached to an invoice (a credit note, a plan-change credit) reduces that
+    invoice first; what it does not use, and every unattached credit (payments), covers the
+    unattached debits and then the invoices oldest first. An invoice its own credits cover
+    entirely is ``credited``, one the general credits cover is ``paid``."""
     session.flush()
     entries = session.execute(
         select(LedgerEntry.amount, LedgerEntry.invoice_id)
         .where(LedgerEntry.subscriber_id == subscriber_id)
     ).all()
-    credits = -sum((a for a, _ in entries if a < 0), ZERO)
-    by_invoice: dict[int, Decimal] = {}
-    unattached = ZERO
+    charged: dict[int, Decimal] = {}
+    attached_credit: dict[int, Decimal] = {}
+    credits = unattached = ZERO
     for amount, invoice_id in entries:
-        if amount > 0:
-            if invoice_id is None:
-                unattached += amount
+        if invoice_id is None:
+            if amount < 0:
+                credits -= amount
             else:
-                by_invoice[invoice_id] = by_invoice.get(invoice_id, ZERO) + amount
+                unattached += amount
+        elif amount > 0:
+            charged[invoice_id] = charged.get(invoice_id, ZERO) + amount
+        else:
+            attached_credit[invoice_id] = attached_credit.get(invoice_id, ZERO) - amount
     invoices = session.scalars(
         select(Invoice).where(Invoice.subscriber_id == subscriber_id,
-                              Invoice.status != InvoiceStatus.CREDITED)
+                              Invoice.kind != InvoiceKind.CREDIT_NOTE)
         .order_by(Invoice.due_on, Invoice.id)
     ).all()
+    needs: dict[int, Decimal] = {}
+    for inv in invoices:
+        own = attached_credit.get(inv.id, ZERO)
+        charge = charged.get(inv.id, ZERO)
+        needs[inv.id] = max(charge - own, ZERO)
+        credits += max(own - charge, ZERO)  # a net credit (downgrade) is money in hand
     remaining = credits - unattached
     open_: list[tuple[Invoice, Decimal]] = []
     paid: list[Invoice] = []
     for inv in invoices:
-        need = by_invoice.get(inv.id, ZERO)
-        if remaining >= need:
+        need = needs[inv.id]
+        fully_credited = attached_credit.get(inv.id, ZERO) > 0 and need == 0 and (
+            charged.get(inv.id, ZERO) > 0)
+        if fully_credited:
+            inv.status, inv.paid_on = InvoiceStatus.CREDITED, inv.paid_on or today
+        elif remaining >= need:
             if inv.status is not InvoiceStatus.PAID:
                 inv.status, inv.paid_on = InvoiceStatus.PAID, today
                 paid.append(inv)
         else:
             open_.append((inv, need - max(remaining, ZERO)))
-            if inv.status is InvoiceStatus.PAID:  # a refund or reversal reopened it
+            if inv.status is not InvoiceStatus.OPEN:  # a refund or reversal reopened it
                 inv.status, inv.paid_on = InvoiceStatus.OPEN, None
         remaining -= need
     total = sum((a for a, _ in entries), ZERO)

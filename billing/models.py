@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql import text
 
 from radbill.db import Base, BigIntPK, UTCDateTime, utcnow
 
@@ -137,7 +138,7 @@ class Subscriber(Base):
     )
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
-    plan: Mapped[Plan] = relationship(lazy="joined", innerjoin=True)
+    plan: Mapped[Plan] = relationship(lazy="joined", innerjoin=True, foreign_keys=[plan_id])
     static_ip: Mapped[str | None] = mapped_column(String(15), nullable=True, unique=True)
     ip_pool: Mapped[str | None] = mapped_column(String(64), nullable=True)
     mac_address: Mapped[str | None] = mapped_column(String(17), nullable=True)
@@ -153,6 +154,9 @@ class Subscriber(Base):
     suspended_for_nonpayment: Mapped[bool] = mapped_column(Boolean, default=False)
     dunning_throttled: Mapped[bool] = mapped_column(Boolean, default=False)
     setup_fee_charged: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A plan change that takes effect when the next period starts.
+    next_plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), nullable=True)
+    next_plan: Mapped[Plan | None] = relationship(foreign_keys=[next_plan_id])
     full_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
     phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
@@ -237,13 +241,27 @@ class InvoiceStatus(enum.StrEnum):
     CREDITED = "credited"
 
 
+class InvoiceKind(enum.StrEnum):
+    """What an invoice is for."""
+
+    PERIOD = "period"  # a billing period of the plan
+    PLAN_CHANGE = "plan_change"  # proration when the plan changes mid-period
+    CREDIT_NOTE = "credit_note"  # a correction of an issued invoice (negative total)
+
+
 class Invoice(Base):
-    """An issued invoice. Immutable once issued: corrections are credit notes."""
+    """An issued invoice. Immutable once issued (see ``IMMUTABLE_INVOICE_FIELDS``):
+    corrections are credit notes."""
 
     __tablename__ = "invoices"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[InvoiceKind] = mapped_column(_enum(InvoiceKind, "invoice_kind"),
+                                              default=InvoiceKind.PERIOD)
+    credits_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"),
+                                                           nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
     plan_name: Mapped[str] = mapped_column(String(64))
     period_start: Mapped[dt.date] = mapped_column(Date)
@@ -264,10 +282,18 @@ class Invoice(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
-        # One invoice per subscriber and period, whatever a crashed or repeated run does.
-        UniqueConstraint("subscriber_id", "period_start"),
+        # One period invoice per subscriber and period, whatever a crashed or repeated run
+        # does; plan changes one a day.
+        Index("uq_invoices_period", "subscriber_id", "period_start", "kind", unique=True,
+              sqlite_where=text("kind != 'credit_note'"),
+              postgresql_where=text("kind != 'credit_note'")),
         Index("ix_invoices_open_due", "status", "due_on"),
     )
+
+
+# What may change on an issued invoice: its settlement and its archived file. Everything else
+# is what the customer was sent.
+MUTABLE_INVOICE_FIELDS = frozenset({"status", "paid_on", "pdf_path", "pdf_sha256"})
 
 
 class InvoiceLine(Base):

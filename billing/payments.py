@@ -62,15 +62,9 @@ def record_payment(session: Session, username: str, amount: str | Decimal, *, me
                 currency=plan.currency, effective_on=today,
                 description=f"Payment {method} {reference}", actor=actor,
                 payment_id=payment.id)
-    settled = ledger.settle(session, sub.id, today)
+    settled, reconnected = accounts.settle_and_reconnect(
+        session, sub, today, f"paid ({method} {reference})", actor)
     overdue = settled.overdue(today)
-    reconnected = False
-    if overdue <= 0:
-        reconnected = accounts.reactivate(session, sub, today, f"paid ({method} {reference})",
-                                          actor)
-        promise = accounts.active_promise(session, sub.id)
-        if promise is not None:
-            promise.status = "kept"
     sync_paid_until(session, settings(session), sub, plan)
     audit.record(session, actor=actor, action="payment.record", entity="subscriber",
                  entity_id=sub.id, after={"amount": str(value), "method": method,

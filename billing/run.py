@@ -35,6 +35,7 @@ from billing.isp import calendar, local_today, settings, start_of_day_utc
 from billing.models import (
     BillingMode,
     Invoice,
+    InvoiceKind,
     IspSettings,
     LedgerKind,
     Outbox,
@@ -43,6 +44,7 @@ from billing.models import (
     SubscriberStatus,
 )
 from billing.money import prorate
+from billing.plan_changes import apply_scheduled
 from billing.plans import cycle_of
 from billing.subscribers import start_billing
 from radbill.db import AUTH_FEED, bump
@@ -123,14 +125,15 @@ def renew(session: Session, isp: IspSettings, sub: Subscriber, plan: Plan, as_of
     assert sub.period_end is not None
     prepaid = plan.billing_mode is BillingMode.PREPAID
     cycle = cycle_of(plan)
-    last = session.scalar(select(func.max(Invoice.period_start))
-                          .where(Invoice.subscriber_id == sub.id))
+    last = session.scalar(select(func.max(Invoice.period_start)).where(
+        Invoice.subscriber_id == sub.id, Invoice.kind == InvoiceKind.PERIOD))
 
-    def bill(start: dt.date, end: dt.date, issued: dt.date, due: dt.date) -> None:
+    def bill(start: dt.date, end: dt.date, issued: dt.date, due: dt.date,
+             billed_plan: Plan) -> None:
         nonlocal last
-        inv = invoices.issue(session, isp=isp, sub=sub, plan=plan, period_start=start,
+        inv = invoices.issue(session, isp=isp, sub=sub, plan=billed_plan, period_start=start,
                              period_end=end, issued_on=issued, due_on=due,
-                             lines=_period_lines(sub, plan, start, end))
+                             lines=_period_lines(sub, billed_plan, start, end))
         last = start
         report.add(sub, "invoice", f"{inv.number} {inv.currency} {inv.total} "
                                    f"{start}..{end} due {inv.due_on}")
@@ -139,15 +142,22 @@ def renew(session: Session, isp: IspSettings, sub: Subscriber, plan: Plan, as_of
         start, end = sub.period_start, sub.period_end
         if prepaid:
             if start <= as_of and (last is None or start > last):
-                bill(start, end, start, start)
-            following = period_end(cycle, end, sub.anchor_day or end.day)
-            issue_on = end - dt.timedelta(days=_lead_days(plan, end, following))
+                bill(start, end, start, start, plan)
+            # the next period is invoiced ahead, at the plan it will run on
+            upcoming = sub.next_plan or plan
+            following = period_end(cycle_of(upcoming), end, sub.anchor_day or end.day)
+            issue_on = end - dt.timedelta(days=_lead_days(upcoming, end, following))
             if issue_on <= as_of and (last is None or end > last):
-                bill(end, following, issue_on, end)
+                bill(end, following, issue_on, end, upcoming)
         elif end <= as_of and (last is None or start > last):
-            bill(start, end, end, end + dt.timedelta(days=isp.postpaid_due_days))
+            bill(start, end, end, end + dt.timedelta(days=isp.postpaid_due_days), plan)
         if end > as_of:
             return
+        switched = apply_scheduled(session, sub, "billing-run")
+        if switched is not None:
+            plan, cycle = switched, cycle_of(switched)
+            prepaid = plan.billing_mode is BillingMode.PREPAID
+            report.add(sub, "plan_change", f"now on {plan.name}")
         sub.period_start = end
         sub.period_end = period_end(cycle, end, sub.anchor_day or end.day)
 
@@ -235,6 +245,7 @@ def process(session: Session, isp: IspSettings, cal: Calendar, sub: Subscriber, 
     if sub.period_start is None:
         start_billing(sub, plan, local_today(isp, sub.created_at))
     renew(session, isp, sub, plan, as_of, report)
+    plan = sub.plan  # a scheduled plan change may have switched it
     pending: list[Action] = []
     for _ in range(3):  # a late fee changes what is owed: settle and look again
         account, _settled = account_state(session, sub, plan, as_of)

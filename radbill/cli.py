@@ -353,15 +353,23 @@ def subscriber_password(app: App, username: str, password: str) -> None:
 @subscriber.command("set-plan")
 @click.argument("username")
 @click.argument("plan_name")
+@click.option("--at", "effective", type=click.Choice(["now", "next_cycle"]), default="now",
+              show_default=True, help="now: prorated at once; next_cycle: at the renewal.")
 @pass_app
 @guarded
-def subscriber_set_plan(app: App, username: str, plan_name: str) -> None:
-    """Move a subscriber to another plan."""
-    from billing import subscribers
+def subscriber_set_plan(app: App, username: str, plan_name: str, effective: str) -> None:
+    """Move a subscriber to another plan (prorated when it takes effect now)."""
+    from billing.plan_changes import change_plan
 
     with app.transaction() as session:
-        subscribers.set_plan(session, username, plan_name, actor="cli")
-    click.echo(f"subscriber {username} now on plan {plan_name}")
+        result = change_plan(session, username, plan_name, effective=effective,
+                             today=app.today(session), actor="cli")
+    if result.effective == "next_cycle":
+        click.echo(f"{username} moves to {plan_name} when the next period starts")
+    else:
+        extra = (f"; proration {result.invoice_number} {result.amount}"
+                 if result.invoice_number else "")
+        click.echo(f"{username} now on {plan_name}{extra}")
 
 
 @subscriber.command("set-mac")
@@ -445,6 +453,25 @@ def billing_run_cmd(app: App, as_of: Any, dry_run: bool, confirm_suspensions: bo
         return "\n".join(lines)
 
     emit(data, as_json, render)
+
+
+@billing.command("credit-note")
+@click.argument("number")
+@click.argument("amount")
+@click.option("--reason", required=True)
+@pass_app
+@guarded
+def billing_credit_note(app: App, number: str, amount: str, reason: str) -> None:
+    """Correct an issued invoice with a credit note (invoices are never edited)."""
+    from billing import invoices
+    from billing.isp import settings
+    from billing.plans import parse_money
+
+    with app.transaction() as session:
+        note = invoices.credit_note(session, isp=settings(session, lock=True), number=number,
+                                    amount=parse_money(amount), reason=reason,
+                                    today=app.today(session), actor="cli")
+        click.echo(f"credit note {note.number} for {number}: {note.currency} {-note.total}")
 
 
 @billing.command("render-pdfs")

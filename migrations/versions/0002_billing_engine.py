@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-24 20:58:59.085978
+Create Date: 2026-11-24 21:18:05.209069
 """
 
 from __future__ import annotations
@@ -82,6 +82,9 @@ def upgrade() -> None:
     op.create_table('invoices',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('number', sa.String(length=32), nullable=False),
+    sa.Column('kind', sa.Enum('period', 'plan_change', 'credit_note', name='invoice_kind', native_enum=False, create_constraint=True, length=16), nullable=False),
+    sa.Column('credits_invoice_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=True),
     sa.Column('subscriber_id', sa.Integer(), nullable=False),
     sa.Column('plan_name', sa.String(length=64), nullable=False),
     sa.Column('period_start', sa.Date(), nullable=False),
@@ -99,14 +102,15 @@ def upgrade() -> None:
     sa.Column('pdf_path', sa.Text(), nullable=True),
     sa.Column('pdf_sha256', sa.String(length=64), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['credits_invoice_id'], ['invoices.id'], name=op.f('fk_invoices_credits_invoice_id_invoices')),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscribers.id'], name=op.f('fk_invoices_subscriber_id_subscribers')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_invoices')),
-    sa.UniqueConstraint('number', name=op.f('uq_invoices_number')),
-    sa.UniqueConstraint('subscriber_id', 'period_start', name=op.f('uq_invoices_subscriber_id_period_start'))
+    sa.UniqueConstraint('number', name=op.f('uq_invoices_number'))
     )
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.create_index('ix_invoices_open_due', ['status', 'due_on'], unique=False)
         batch_op.create_index(batch_op.f('ix_invoices_subscriber_id'), ['subscriber_id'], unique=False)
+        batch_op.create_index('uq_invoices_period', ['subscriber_id', 'period_start', 'kind'], unique=True, sqlite_where=sa.text("kind != 'credit_note'"), postgresql_where=sa.text("kind != 'credit_note'"))
 
     op.create_table('outbox',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -208,7 +212,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('suspended_for_nonpayment', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.add_column(sa.Column('dunning_throttled', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.add_column(sa.Column('setup_fee_charged', sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch_op.add_column(sa.Column('next_plan_id', sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f('ix_subscribers_period_end'), ['period_end'], unique=False)
+        batch_op.create_foreign_key(batch_op.f('fk_subscribers_next_plan_id_plans'), 'plans', ['next_plan_id'], ['id'])
 
     settings = sa.table(
         "isp_settings", sa.column("id", sa.Integer), sa.column("name", sa.String),
@@ -231,7 +237,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('subscribers', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_subscribers_next_plan_id_plans'), type_='foreignkey')
         batch_op.drop_index(batch_op.f('ix_subscribers_period_end'))
+        batch_op.drop_column('next_plan_id')
         batch_op.drop_column('setup_fee_charged')
         batch_op.drop_column('dunning_throttled')
         batch_op.drop_column('suspended_for_nonpayment')
@@ -273,6 +281,7 @@ def downgrade() -> None:
 
     op.drop_table('outbox')
     with op.batch_alter_table('invoices', schema=None) as batch_op:
+        batch_op.drop_index('uq_invoices_period', sqlite_where=sa.text("kind != 'credit_note'"), postgresql_where=sa.text("kind != 'credit_note'"))
         batch_op.drop_index(batch_op.f('ix_invoices_subscriber_id'))
         batch_op.drop_index('ix_invoices_open_due')
 

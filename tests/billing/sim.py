@@ -102,3 +102,10 @@ class Sim:
         with self.factory() as s:
             return [o.kind for o in s.scalars(select(Outbox).where(Outbox.subscriber_id == sub_id)
                                               .order_by(Outbox.id))]
+
+
+def change_plan(sim: Sim, username: str, plan: str, effective: str = "now") -> Any:
+    from billing.plan_changes import change_plan as change
+
+    with sim.factory() as s, s.begin():
+        return change(s, username, plan, effective=effective, today=sim.today, actor="operator")

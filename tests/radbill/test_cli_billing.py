@@ -58,3 +58,10 @@ def test_billing_cycle_through_the_cli(cli, tmp_path) -> None:  # type: ignore[n
     assert overdue["subscribers"] == [] and overdue["totals"] == {}
     bad_promise = cli("subscriber", "promise", "alice", "--until", "2000-01-01", ok=False)
     assert "must be after today" in bad_promise.output
+    note = cli("billing", "credit-note", invoices[0]["number"], "50", "--reason", "outage")
+    assert note.output.startswith("credit note INV-000002")
+    cli("plan", "create", "Gold", "--price", "2000", "--currency", "BDT", "--rate", "50M/50M")
+    assert "next period" in cli("subscriber", "set-plan", "alice", "Gold", "--at",
+                                "next_cycle").output
+    shown = json.loads(cli("subscriber", "show", "alice", "--json").output)
+    assert shown["plan"] == "Home"

@@ -1,0 +1,139 @@
+"""Plan changes (prorated now, or at the next cycle), credit notes, and immutable invoices."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from billing import invoices
+from billing.isp import settings
+from billing.models import Invoice, InvoiceLine
+from radbill.errors import Conflict, InvalidInput
+from tests.billing.sim import Sim, change_plan
+
+D = dt.date
+
+
+@pytest.fixture
+def sim(db, box) -> Sim:  # type: ignore[no-untyped-def]
+    s = Sim(db, box, D(2026, 11, 1))
+    s.plan("Basic", price="600", billing_mode="prepaid")
+    s.plan("Plus", price="1200", billing_mode="prepaid")
+    s.plan("PostBasic", price="600")
+    s.plan("PostPlus", price="1200")
+    return s
+
+
+def test_prepaid_upgrade_mid_cycle_credits_unused_and_charges_new(sim: Sim) -> None:
+    sim.subscriber("up", "Basic")
+    sim.run()
+    sim.pay("up", "600")
+    sim.today = D(2026, 11, 21)  # 10 of 30 days left
+    result = change_plan(sim, "up", "Plus")
+    assert result.amount == "200.00"  # 400.00 for Plus - 200.00 unused Basic
+    inv = sim.invoices("up")[-1]
+    assert inv["lines"] == [("Plus, 10 of 30 days, 21 Nov - 30 Nov 2026", Decimal("400.00")),
+                            ("Unused Basic, 10 of 30 days, 21 Nov - 30 Nov 2026",
+                             Decimal("-200.00"))]
+    assert sim.sub("up").plan.name == "Plus" and sim.balance("up") == Decimal("200.00")
+    # the next period is invoiced on the new plan
+    sim.today = D(2026, 11, 28)
+    sim.run()
+    assert sim.invoices("up")[-1]["lines"][0][1] == Decimal("1200.00")
+
+
+def test_prepaid_downgrade_leaves_a_credit_used_by_the_next_invoice(sim: Sim) -> None:
+    sim.subscriber("down", "Plus")
+    sim.run()
+    sim.pay("down", "1200")
+    sim.today = D(2026, 11, 16)  # 15 of 30 days left
+    result = change_plan(sim, "down", "Basic")
+    assert result.amount == "-300.00"  # 300 for Basic - 600 unused Plus
+    assert sim.balance("down") == Decimal("-300.00")
+    sim.today = D(2026, 11, 28)
+    sim.run()  # December Basic 600, 300 of it from the credit
+    assert sim.balance("down") == Decimal("300.00")
+    assert [i["status"] for i in sim.invoices("down")] == ["paid", "paid", "open"]
+
+
+def test_postpaid_change_charges_each_day_at_its_plan(sim: Sim) -> None:
+    sim.subscriber("post", "PostBasic")
+    sim.today = D(2026, 11, 11)  # 10 days used on Basic
+    change_plan(sim, "post", "PostPlus")
+    sim.today = D(2026, 12, 1)
+    sim.run()
+    change_inv, period_inv = sim.invoices("post")
+    assert change_inv["lines"] == [
+        ("PostBasic, 10 of 30 days, 01 Nov - 10 Nov 2026", Decimal("200.00")),
+        ("PostPlus for those days, billed with the period", Decimal("-400.00"))]
+    assert period_inv["lines"][0][1] == Decimal("1200.00")
+    # 10 days of Basic (200) + 20 days of Plus (800)
+    assert sim.balance("post") == Decimal("1000.00")
+
+
+def test_change_at_next_cycle(sim: Sim) -> None:
+    sim.subscriber("later", "PostBasic")
+    assert change_plan(sim, "later", "PostPlus", "next_cycle").invoice_number is None
+    assert sim.sub("later").plan.name == "PostBasic"
+    sim.today = D(2026, 12, 1)
+    report = sim.run()
+    assert [(e.kind, e.detail) for e in report.events][:2] == [
+        ("invoice", "INV-000001 BDT 600.00 2026-11-01..2026-12-01 due 2026-12-08"),
+        ("plan_change", "now on PostPlus")]
+    assert sim.sub("later").plan.name == "PostPlus"
+    sim.today = D(2027, 1, 1)
+    sim.run()
+    assert sim.invoices("later")[-1]["total"] == Decimal("1200.00")
+
+
+def test_plan_change_errors(sim: Sim) -> None:
+    sim.subscriber("e", "Basic")
+    with pytest.raises(Conflict, match="already on Basic"):
+        change_plan(sim, "e", "Basic")
+    sim.plan("Dollar", price="10", currency="USD")
+    with pytest.raises(Conflict, match="USD"):
+        change_plan(sim, "e", "Dollar")
+    with pytest.raises(InvalidInput, match="effective"):
+        change_plan(sim, "e", "Plus", "tomorrow")
+
+
+def test_credit_note_corrects_an_invoice_without_editing_it(sim: Sim) -> None:
+    sim.subscriber("cn", "PostBasic")
+    sim.today = D(2026, 12, 1)
+    sim.run()
+    with sim.factory() as s, s.begin():
+        note = invoices.credit_note(s, isp=settings(s, lock=True), number="INV-000001",
+                                    amount=Decimal("600"), reason="outage in November",
+                                    today=sim.today, actor="operator")
+        assert (note.number, note.total) == ("INV-000002", Decimal("-600.00"))
+    assert sim.balance("cn") == Decimal("0.00")
+    original, credit = sim.invoices("cn")
+    assert original["status"] == "credited" and original["total"] == Decimal("600.00")
+    assert credit["lines"] == [("Credit for invoice INV-000001: outage in November",
+                                Decimal("-600.00"))]
+    with sim.factory() as s, s.begin(), pytest.raises(InvalidInput, match="at most"):
+        invoices.credit_note(s, isp=settings(s, lock=True), number="INV-000001",
+                             amount=Decimal("1"), reason="again", today=sim.today, actor="x")
+
+
+def test_issued_invoices_cannot_be_edited_or_deleted(sim: Sim) -> None:
+    sim.subscriber("imm", "PostBasic")
+    sim.today = D(2026, 12, 1)
+    sim.run()
+    with sim.factory() as s:
+        inv = s.scalars(select(Invoice)).one()
+        inv.total = Decimal("1.00")
+        with pytest.raises(invoices.ImmutableInvoice, match="total"):
+            s.flush()
+        s.rollback()
+        line = s.scalars(select(InvoiceLine)).one()
+        s.delete(line)
+        with pytest.raises(invoices.ImmutableInvoice, match="never deleted"):
+            s.flush()
+        s.rollback()
+        inv = s.scalars(select(Invoice)).one()
+        inv.pdf_path = "/archive/x.pdf"  # the archive may record its file
+        s.flush()
