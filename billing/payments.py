@@ -75,3 +75,37 @@ def record_payment(session: Session, username: str, amount: str | Decimal, *, me
            balance=settled.balance)
     return PaymentResult(payment.id, settled.balance, overdue, reconnected,
                          tuple(inv.number for inv in settled.newly_paid))
+
+
+ADJUSTMENT_KINDS = {
+    # kind: (ledger kind, sign of the posted amount)
+    "refund": (LedgerKind.REFUND, 1),  # money paid back: the subscriber's credit shrinks
+    "charge": (LedgerKind.ADJUSTMENT, 1),  # an extra charge outside an invoice
+    "credit": (LedgerKind.CREDIT, -1),  # goodwill credit outside an invoice
+    "write-off": (LedgerKind.WRITE_OFF, -1),  # debt given up
+}
+
+
+def adjust(session: Session, username: str, kind: str, amount: str | Decimal, *,
+           reason: str, today: dt.date, actor: str) -> Decimal:
+    """Post a refund, manual charge, credit or write-off; returns the new balance. A credit
+    or write-off that clears what is overdue reconnects, like a payment."""
+    if kind not in ADJUSTMENT_KINDS:
+        raise InvalidInput(f"unknown adjustment {kind!r}: use {', '.join(ADJUSTMENT_KINDS)}")
+    value = parse_money(amount)
+    if value <= 0:
+        raise InvalidInput(f"amount {amount!r} must be above zero")
+    if not reason.strip():
+        raise InvalidInput("an adjustment needs a reason")
+    sub = get_subscriber(session, username, lock=True)
+    ledger_kind, sign = ADJUSTMENT_KINDS[kind]
+    if kind == "refund" and value > -ledger.balance(session, sub.id):
+        raise Conflict(f"refund {value} is more than {username}'s credit "
+                       f"({-ledger.balance(session, sub.id)})")
+    ledger.post(session, subscriber_id=sub.id, kind=ledger_kind, amount=sign * value,
+                currency=sub.plan.currency, effective_on=today, description=reason,
+                actor=actor)
+    audit.record(session, actor=actor, action=f"ledger.{kind}", entity="subscriber",
+                 entity_id=sub.id, after={"amount": str(value)}, reason=reason)
+    settled, _ = accounts.settle_and_reconnect(session, sub, today, f"{kind}: {reason}", actor)
+    return settled.balance

@@ -67,6 +67,11 @@ def change_plan(session: Session, username: str, plan_name: str, *, effective: s
     if start is None or end is None or not start <= today < end:
         raise Conflict(f"billing for {username} is not current (period {start}..{end}, "
                        f"today {today}): run 'radbill billing run' first")
+    if session.scalar(select(Invoice.id).where(
+            Invoice.subscriber_id == sub.id, Invoice.kind == InvoiceKind.PLAN_CHANGE,
+            Invoice.period_start == today)) is not None:
+        raise Conflict(f"{username} already changed plan today; change it again tomorrow "
+                       "(or schedule it with next_cycle)")
     lines = _proration_lines(session, sub, old, new, start, end, today)
     number = amount = None
     if lines:

@@ -575,6 +575,23 @@ def payment_record(app: App, username: str, amount: str, method: str, reference:
         + ("; reconnected" if d["reconnected"] else "")))
 
 
+@payment.command("adjust")
+@click.argument("username")
+@click.argument("kind", type=click.Choice(["refund", "charge", "credit", "write-off"]))
+@click.argument("amount")
+@click.option("--reason", required=True)
+@pass_app
+@guarded
+def payment_adjust(app: App, username: str, kind: str, amount: str, reason: str) -> None:
+    """Refund, manual charge, goodwill credit or write-off, on the ledger."""
+    from billing import payments
+
+    with app.transaction() as session:
+        balance = payments.adjust(session, username, kind, amount, reason=reason,
+                                  today=app.today(session), actor="cli")
+    click.echo(f"{kind} of {amount} posted for {username}; balance {balance}")
+
+
 @main.group()
 def isp() -> None:
     """The ISP's own details and billing settings."""

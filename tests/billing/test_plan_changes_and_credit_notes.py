@@ -98,6 +98,10 @@ def test_plan_change_errors(sim: Sim) -> None:
         change_plan(sim, "e", "Dollar")
     with pytest.raises(InvalidInput, match="effective"):
         change_plan(sim, "e", "Plus", "tomorrow")
+    sim.run()  # the period is invoiced: an immediate change now prorates
+    change_plan(sim, "e", "Plus")
+    with pytest.raises(Conflict, match="already changed plan today"):
+        change_plan(sim, "e", "Basic")
 
 
 def test_credit_note_corrects_an_invoice_without_editing_it(sim: Sim) -> None:
