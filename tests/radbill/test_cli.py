@@ -8,22 +8,6 @@ from click.testing import CliRunner
 from radbill.cli import main
 
 
-@pytest.fixture
-def cli(db, database_url, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("RADBILL_DATABASE_URL", database_url)
-    monkeypatch.setenv("RADBILL_DATA_DIR", str(tmp_path))
-    runner = CliRunner()
-
-    def run(*args: str, ok: bool = True):  # type: ignore[no-untyped-def]
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    run("db", "upgrade")
-    return run
-
-
 def test_happy_path_with_json(cli) -> None:  # type: ignore[no-untyped-def]
     cli("plan", "create", "Home-20", "--price", "500", "--currency", "BDT", "--rate", "10M/10M",
         "--burst", "20M/20M")

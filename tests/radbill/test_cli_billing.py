@@ -2,27 +2,6 @@
 
 import json
 
-import pytest
-from click.testing import CliRunner
-
-from radbill.cli import main
-
-
-@pytest.fixture
-def cli(db, database_url, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("RADBILL_DATABASE_URL", database_url)
-    monkeypatch.setenv("RADBILL_DATA_DIR", str(tmp_path))
-    runner = CliRunner()
-
-    def run(*args: str, ok: bool = True):  # type: ignore[no-untyped-def]
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    run("db", "upgrade")
-    return run
-
 
 def test_billing_cycle_through_the_cli(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
     cli("isp", "set", "--name", "Dhaka Fiber", "--timezone", "Asia/Dhaka", "--weekly-off", "fri")
