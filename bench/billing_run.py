@@ -1,0 +1,737 @@
+"""The billing run for many subscribers against its set-based floor, on PostgreSQL.
+
+One invocation builds a seed database (``radbill db upgrade``, one postpaid monthly plan at
+1000 BDT + 5% tax, N subscribers whose current period 2026-11-01..2026-12-01 ends on the run
+date), then measures each variant on its own fresh copy of it (``CREATE DATABASE ... TEMPLATE``),
+so every variant starts from identical data:
+
+* **run**: ``billing.run.billing_run(factory, 2026-12-01)``, the real run: batches of
+  subscribers, invoices with gapless numbers, lines, ledger charges, outbox events, settlement,
+  the dunning ladder and the period advance.
+* **floor**: the issue's floor, one ``INSERT INTO invoices ... SELECT ... FROM subscribers JOIN
+  plans`` producing the same invoice rows (number, period, dates, amounts, status), plus the
+  one-row update of the invoice counter.
+* **floor+**: what the run writes, set-based: invoices, invoice lines, ledger charges and outbox
+  events in one statement (data-modifying CTEs), then the subscribers' period advance. This is
+  a fairer floor for the real run; the issue's goal is stated against ``floor``.
+
+Every copy is checked: N invoices numbered INV-000001..N without gaps, each 1050.00, and the
+rows each floor wrote are compared with the run's by fingerprint (every column except ids and
+timestamps). The issue's goal: the run within 3x the floor's wall time.
+
+Run from the project root with the project's virtualenv::
+
+    .venv/bin/python bench/billing_run.py                       # 100,000 subscribers
+    .venv/bin/python bench/billing_run.py --subscribers 2000    # smoke check
+    .venv/bin/python bench/billing_run.py --subscribers 5000 --profile   # cProfile the run
+
+This is a benchmark, not a test: it prints a table and exits 0 unless a variant failed or its
+result did not verify.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import datetime as dt
+import io
+import os
+import platform
+import pstats
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+PLAN_NAME = "bench"
+PLAN_PRICE = "1000"
+PLAN_TAX = "5"
+CURRENCY = "BDT"
+EXPECTED_TOTAL = Decimal("1050.00")
+PERIOD_START = dt.date(2026, 11, 1)
+PERIOD_END = dt.date(2026, 12, 1)
+AS_OF = dt.date(2026, 12, 1)
+# Subscribers "created" at local midnight of the period start (Asia/Dhaka is UTC+6).
+CREATED_AT = dt.datetime(2026, 10, 31, 18, 0, tzinfo=dt.UTC)
+TABLES = ("invoices", "invoice_lines", "ledger_entries", "outbox")
+VARIANTS = ("run", "floor", "floor+")
+
+
+# -- small helpers ----------------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    """Progress on stderr, timestamped; the result table goes to stdout."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: Sequence[int]) -> dict[int, float]:
+    """User + system CPU seconds of each live process in *pids* (from ``/proc``)."""
+    out: dict[int, float] = {}
+    for pid in pids:
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()  # comm may contain spaces
+        out[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    return out
+
+
+def db_url(admin_url: str, name: str) -> str:
+    """The libpq URL of database *name* on the admin URL's server."""
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def sa_url(url: str) -> str:
+    """*url* for SQLAlchemy with the psycopg 3 driver."""
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def create_database(admin_url: str, name: str, template: str | None = None) -> str:
+    """Create database *name* (a copy of *template* if given); returns its URL."""
+    sql = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql)
+    return db_url(admin_url, name)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    for attempt in range(10):
+        try:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except psycopg.Error as exc:
+            if attempt == 9:
+                log(f"could not drop database {name}: {exc}")
+            time.sleep(0.5)
+
+
+def backend_pids(admin_url: str, dbname: str, exclude: Sequence[int] = ()) -> list[int]:
+    """PostgreSQL backends connected to *dbname*, except *exclude*."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s",
+                            (dbname,)).fetchall()
+    return [int(r[0]) for r in rows if int(r[0]) not in exclude]
+
+
+def machine_info(admin_url: str) -> list[str]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with psycopg.connect(admin_url) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+        sync = conn.execute("SHOW synchronous_commit").fetchone()
+        autovacuum = conn.execute("SHOW autovacuum").fetchone()
+    pg = row[0] if row else "unknown"
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return [
+        f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu}",
+        f"software: PostgreSQL {pg} (synchronous_commit {sync[0] if sync else '?'}, "
+        f"autovacuum {autovacuum[0] if autovacuum else '?'}), "
+        f"Python {platform.python_version()}, {platform.platform()}",
+        f"load average at start: {load}",
+    ]
+
+
+# -- the seed database ------------------------------------------------------------------------
+
+
+def seed(url: str, data_dir: Path, count: int) -> dict[str, float]:
+    """Migrate a fresh database and load the plan and *count* subscribers. Returns timings."""
+    from billing.plans import create_plan
+    from radbill.config import Settings
+    from radbill.crypto import SecretBox, load_key
+    from radbill.db import (
+        AUTH_FEED,
+        bump,
+        engine_from_settings,
+        session_factory,
+        unit_of_work,
+        utcnow,
+    )
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RADBILL_")}
+    env.update({"RADBILL_DATABASE_URL": sa_url(url), "RADBILL_DATA_DIR": str(data_dir)})
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "radbill.cli", "db", "upgrade"], env=env,
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"radbill db upgrade failed:\n{proc.stdout}{proc.stderr}")
+    timings["migrate"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    settings = Settings.from_env(env)
+    token = SecretBox(load_key(settings, create=False)).encrypt("benchpass")  # one for all
+    engine = engine_from_settings(settings)
+    try:
+        with unit_of_work(session_factory(engine)) as session:
+            plan = create_plan(session, name=PLAN_NAME, price=PLAN_PRICE, currency=CURRENCY,
+                               rate="10M/10M", billing_cycle="monthly",
+                               billing_mode="postpaid", tax_percent=PLAN_TAX, actor="bench")
+            version = bump(session, AUTH_FEED)  # what a subscriber change stamps its row with
+            now = utcnow()
+            raw = session.connection().connection.driver_connection
+            assert isinstance(raw, psycopg.Connection)
+            columns = ("username, password_enc, service, status, plan_id, simultaneous_use, "
+                       "fup_throttled, auth_version, anchor_day, period_start, period_end, "
+                       "suspended_for_nonpayment, dunning_throttled, setup_fee_charged, "
+                       "created_at, updated_at")
+            with raw.cursor() as cur, cur.copy(f"COPY subscribers ({columns}) FROM STDIN") as cp:
+                for i in range(count):
+                    cp.write_row((f"bench{i:06d}", token, "pppoe", "active", plan.id, 1, False,
+                                  version, PERIOD_START.day, PERIOD_START, PERIOD_END, False,
+                                  False, False, CREATED_AT, now))
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    finally:
+        engine.dispose()
+    timings["plan + subscribers"] = time.perf_counter() - t0
+    return timings
+
+
+# -- the variants -----------------------------------------------------------------------------
+
+# The invoice number exactly as billing.invoices.next_number formats it (:06d, wider if needed).
+_NUMBER = ("isp.invoice_prefix || lpad(n::text, greatest(6, length(n::text)), '0')")
+
+# The subscribers the run bills today, numbered in the run's order (by id), with their invoice
+# values computed as billing.invoices.issue does (tax rounded half-up to 2 places).
+_DUE = f"""
+    SELECT {_NUMBER} AS number, s.id AS subscriber_id, p.name AS plan_name,
+           s.period_start, s.period_end, s.period_end AS issued_on,
+           s.period_end + isp.postpaid_due_days AS due_on, p.currency, p.price AS subtotal,
+           p.tax_percent, round(p.price * p.tax_percent / 100, 2) AS tax,
+           p.price + round(p.price * p.tax_percent / 100, 2) AS total
+      FROM (SELECT s.*, isp.next_invoice_number - 1
+                        + row_number() OVER (ORDER BY s.id) AS n
+              FROM subscribers s CROSS JOIN isp_settings isp
+             WHERE isp.id = 1 AND s.status IN ('active', 'suspended')
+               AND s.period_end <= %(as_of)s) s
+      JOIN plans p ON p.id = s.plan_id AND p.billing_mode = 'postpaid'
+      CROSS JOIN isp_settings isp
+     WHERE isp.id = 1
+     ORDER BY s.id
+"""  # noqa: S608 - composed from this module's constants only
+
+_INSERT_INVOICES = """
+    INSERT INTO invoices (number, subscriber_id, plan_name, period_start, period_end,
+                          issued_on, due_on, currency, subtotal, tax_percent, tax, total,
+                          status, created_at{extra_columns})
+    SELECT number, subscriber_id, plan_name, period_start, period_end, issued_on, due_on,
+           currency, subtotal, tax_percent, tax, total, 'open', now(){extra_values}
+      FROM ({due}) due
+"""
+
+# Everything billing.invoices.issue writes, set-based, in one statement.
+_ISSUE_ALL = """
+    WITH inv AS ({insert}
+        RETURNING id, number, subscriber_id, plan_name, period_start, period_end, issued_on,
+                  due_on, currency, subtotal, total),
+    lines AS (
+        INSERT INTO invoice_lines (invoice_id, position, description, quantity, unit_price,
+                                   amount)
+        SELECT id, 1, plan_name || ' ' || to_char(period_start, 'DD Mon YYYY') || ' - '
+                      || to_char(period_end - 1, 'DD Mon YYYY'), 1, subtotal, subtotal
+          FROM inv),
+    ledger AS (
+        INSERT INTO ledger_entries (subscriber_id, posted_at, effective_on, kind, amount,
+                                    currency, invoice_id, description, actor)
+        SELECT subscriber_id, now(), issued_on, 'charge', total, currency, id,
+               'Invoice ' || number, 'system'
+          FROM inv WHERE total > 0)
+    INSERT INTO outbox (kind, subscriber_id, dedupe_key, payload, created_at)
+    SELECT 'invoice_issued', inv.subscriber_id, 'invoice:' || inv.id,
+           json_build_object('username', s.username, 'name', s.full_name, 'phone', s.phone,
+                             'email', s.email, 'invoice', inv.number,
+                             'total', inv.total::text, 'currency', inv.currency,
+                             'due_on', inv.due_on::text,
+                             'period', inv.period_start || '..' || inv.period_end,
+                             'payment_link', NULL),
+           now()
+      FROM inv JOIN subscribers s ON s.id = inv.subscriber_id
+"""
+
+# Invoice columns added by later schema versions that have no default: the value a period
+# invoice gets. Any other such column stops the floor with an error.
+EXTRA_INVOICE_COLUMNS = {"kind": "'period'"}
+FLOOR_INVOICE_COLUMNS = {"id", "number", "subscriber_id", "plan_name", "period_start",
+                         "period_end", "issued_on", "due_on", "currency", "subtotal",
+                         "tax_percent", "tax", "total", "status", "created_at"}
+
+
+def floor_sql(conn: psycopg.Connection, plus: bool) -> str:
+    """The floor statement for this database's invoices table (see ``EXTRA_INVOICE_COLUMNS``)."""
+    required = {str(r[0]) for r in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'invoices' "
+        "AND is_nullable = 'NO' AND column_default IS NULL").fetchall()}
+    extra = sorted(required - FLOOR_INVOICE_COLUMNS)
+    unknown = [c for c in extra if c not in EXTRA_INVOICE_COLUMNS]
+    if unknown:
+        raise RuntimeError(f"invoices has required columns the floor does not fill: {unknown}")
+    insert = _INSERT_INVOICES.format(
+        due=_DUE, extra_columns="".join(f", {c}" for c in extra),
+        extra_values="".join(f", {EXTRA_INVOICE_COLUMNS[c]}" for c in extra))
+    return _ISSUE_ALL.format(insert=insert) if plus else insert
+
+
+# The period advance (monthly, anniversary day 1 in this benchmark: one calendar month).
+ADVANCE_SQL = """
+    UPDATE subscribers SET period_start = period_end,
+                           period_end = (period_end + interval '1 month')::date,
+                           updated_at = now()
+     WHERE status IN ('active', 'suspended') AND period_end <= %(as_of)s
+"""
+
+COUNTER_SQL = """
+    UPDATE isp_settings SET next_invoice_number = next_invoice_number + %(n)s WHERE id = 1
+"""
+
+
+@dataclass
+class Measurement:
+    """One variant on one fresh copy."""
+
+    variant: str
+    wall: float
+    proc_cpu: float
+    db_cpu: float
+    rows: dict[str, int]
+    fingerprints: dict[str, str]
+    checks: list[str]  # problems; empty if the copy verified
+    events: dict[str, int] = field(default_factory=dict)
+
+
+class Watch:
+    """A thread beside the real run: logs committed invoices every *progress* seconds and,
+    every *analyze* seconds, runs ``ANALYZE`` on the tables the run writes, which is what
+    autovacuum would do on a server that has it on (0: neither)."""
+
+    def __init__(self, url: str, total: int, progress: float, analyze: float) -> None:
+        self.total, self.progress, self.analyze = total, progress, analyze
+        self.stop = threading.Event()
+        self.analyzed = 0
+        self.conn = psycopg.connect(url, autocommit=True)
+        row = self.conn.execute("SELECT pg_backend_pid()").fetchone()
+        self.pid = int(row[0]) if row else 0
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        t0 = time.monotonic()
+        next_log = self.progress or float("inf")
+        next_analyze = self.analyze or float("inf")
+        while not self.stop.wait(max(0.1, min(next_log, next_analyze) - (time.monotonic() - t0))):
+            secs = time.monotonic() - t0
+            if secs >= next_analyze:
+                self.conn.execute("ANALYZE " + ", ".join((*TABLES, "subscribers")))
+                self.analyzed += 1
+                next_analyze += self.analyze
+            if secs >= next_log:
+                row = self.conn.execute("SELECT count(*) FROM invoices").fetchone()
+                done = int(row[0]) if row else 0
+                rate = done / secs
+                eta = (self.total - done) / rate if rate else float("inf")
+                log(f"  run: {done}/{self.total} invoices after {secs:.0f} s ({rate:.0f}/s, "
+                    f"about {eta:.0f} s to go)")
+                next_log += self.progress
+
+    def __enter__(self) -> Watch:
+        if self.progress > 0 or self.analyze > 0:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+        self.conn.close()
+
+
+def measure_run(admin: str, dbname: str, args: argparse.Namespace
+                ) -> tuple[float, float, float, dict[str, int]]:
+    """The real billing run on *dbname*: wall, process CPU, backend CPU, event counts."""
+    from billing.run import billing_run
+    from radbill.db import make_engine, session_factory
+
+    url = db_url(admin, dbname)
+    engine = make_engine(sa_url(url))
+    try:
+        with engine.connect() as conn:  # the pool's connection exists before the clock starts
+            conn.exec_driver_sql("SELECT 1")
+        with Watch(url, args.subscribers, args.progress, args.analyze_every) as watch:
+            pids = backend_pids(admin, dbname, exclude=[watch.pid])
+            db0 = cpu_seconds(pids)
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            report = billing_run(session_factory(engine), AS_OF, batch_size=args.batch_size)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            pids = backend_pids(admin, dbname, exclude=[watch.pid])
+            db1 = cpu_seconds(pids)
+    finally:
+        engine.dispose()
+    db_cpu = sum(v - db0.get(pid, 0.0) for pid, v in db1.items())
+    return wall, cpu, db_cpu, report.counts
+
+
+def measure_floor(admin: str, dbname: str, plus: bool) -> tuple[float, float, float]:
+    """The set-based floor on *dbname* in one transaction: wall, process CPU, backend CPU."""
+    with psycopg.connect(db_url(admin, dbname)) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        pid = int(row[0]) if row else 0
+        sql = floor_sql(conn, plus)
+        conn.commit()
+        db0 = cpu_seconds([pid]).get(pid, 0.0)
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        with conn.transaction():
+            conn.execute("SELECT 1 FROM isp_settings WHERE id = 1 FOR UPDATE")  # numbering lock
+            n = conn.execute(sql, {"as_of": AS_OF}).rowcount
+            conn.execute(COUNTER_SQL, {"n": n})
+            if plus:
+                conn.execute(ADVANCE_SQL, {"as_of": AS_OF})
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        db1 = cpu_seconds([pid]).get(pid, db0)
+    return wall, cpu, db1 - db0
+
+
+# -- verification -----------------------------------------------------------------------------
+
+FINGERPRINTS = {  # every column but ids and timestamps, whatever the schema version
+    "invoices": """
+        SELECT md5(string_agg((to_jsonb(i) - 'id' - 'created_at')::text, ','
+                              ORDER BY number))
+          FROM invoices i""",
+    "invoice_lines": """
+        SELECT md5(string_agg((to_jsonb(l) - 'id' - 'invoice_id')::text || i.number, ','
+                              ORDER BY i.number, l.position))
+          FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id""",
+    "ledger_entries": """
+        SELECT md5(string_agg((to_jsonb(e) - 'id' - 'posted_at' - 'invoice_id')::text
+                              || coalesce(i.number, '-'), ',' ORDER BY i.number, e.kind))
+          FROM ledger_entries e LEFT JOIN invoices i ON i.id = e.invoice_id""",
+    "outbox": """
+        SELECT md5(string_agg((to_jsonb(o) - 'id' - 'created_at' - 'dedupe_key' - 'payload')::text
+                              || coalesce(i.number, o.dedupe_key)
+                              || o.payload::jsonb::text, ',' ORDER BY o.subscriber_id, o.kind))
+          FROM outbox o LEFT JOIN invoices i ON o.dedupe_key = 'invoice:' || i.id""",
+    "subscribers": """
+        SELECT md5(string_agg((to_jsonb(s) - 'updated_at')::text, ',' ORDER BY id))
+          FROM subscribers s""",
+}
+
+
+def verify(admin: str, dbname: str, total: int) -> tuple[dict[str, int], dict[str, str],
+                                                            list[str]]:
+    """Row counts, fingerprints and the checks every variant must pass."""
+    problems: list[str] = []
+    with psycopg.connect(db_url(admin, dbname)) as conn:
+        rows: dict[str, int] = {}
+        for table in TABLES:
+            row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+            rows[table] = int(row[0]) if row else 0
+        row = conn.execute("SELECT count(*) FROM subscribers WHERE period_start = %s",
+                           (AS_OF,)).fetchone()
+        rows["subscribers advanced"] = int(row[0]) if row else 0
+        fingerprints = {}
+        for name, sql in FINGERPRINTS.items():
+            row = conn.execute(sql).fetchone()
+            fingerprints[name] = str(row[0]) if row else ""
+        check = conn.execute("""
+            SELECT count(*), count(DISTINCT number),
+                   min(substr(number, 5)::bigint), max(substr(number, 5)::bigint),
+                   count(*) FILTER (WHERE number !~ '^INV-[0-9]{6,}$'),
+                   count(*) FILTER (WHERE total <> %s), count(DISTINCT subscriber_id),
+                   (SELECT next_invoice_number FROM isp_settings WHERE id = 1)
+              FROM invoices""", (EXPECTED_TOTAL,)).fetchone()
+    assert check is not None
+    count, distinct, low, high, malformed, wrong_total, subs, next_number = check
+    if count != total:
+        problems.append(f"{count} invoices, expected {total}")
+    if malformed:
+        problems.append(f"{malformed} invoice numbers not INV-nnnnnn")
+    elif count and (distinct != count or low != 1 or high != count):
+        problems.append(f"numbers not gapless: {distinct} distinct, INV-{low}..INV-{high}")
+    if wrong_total:
+        problems.append(f"{wrong_total} invoices not {EXPECTED_TOTAL}")
+    if subs != count:
+        problems.append(f"{count} invoices for {subs} subscribers")
+    if next_number != count + 1:
+        problems.append(f"next_invoice_number {next_number}, expected {count + 1}")
+    return rows, fingerprints, problems
+
+
+def measure(variant: str, admin: str, template: str, copy: str, args: argparse.Namespace,
+            keep: bool) -> Measurement:
+    """*variant* on a fresh copy of *template*, verified, the copy dropped unless *keep*."""
+    create_database(admin, copy, template=template)
+    try:
+        events: dict[str, int] = {}
+        time.sleep(1.0)  # let the copy's checkpoint and the last variant's leftovers settle
+        log(f"{variant}: {args.subscribers} subscribers in {copy}")
+        if variant == "run":
+            wall, cpu, db_cpu, events = measure_run(admin, copy, args)
+        else:
+            wall, cpu, db_cpu = measure_floor(admin, copy, plus=variant == "floor+")
+        rows, prints, problems = verify(admin, copy, args.subscribers)
+        log(f"  {variant}: {wall:.2f} s wall, {rows['invoices']} invoices"
+            + (f"; PROBLEMS: {'; '.join(problems)}" if problems else ""))
+        return Measurement(variant, wall, cpu, db_cpu, rows, prints, problems, events)
+    finally:
+        if not keep:
+            drop_database(admin, copy)
+
+
+# -- profile ----------------------------------------------------------------------------------
+
+
+def profile_run(admin: str, dbname: str, args: argparse.Namespace) -> list[str]:
+    """cProfile the real run on *dbname* and count its SQL statements by shape."""
+    from sqlalchemy import event
+
+    from billing.run import billing_run
+    from radbill.db import make_engine, session_factory
+
+    engine = make_engine(sa_url(db_url(admin, dbname)))
+    statements: Counter[str] = Counter()
+
+    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements[" ".join(statement.split())[:150]] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    profiler = cProfile.Profile()
+    try:
+        with Watch(db_url(admin, dbname), args.subscribers, 0, args.analyze_every) as watch:
+            t0 = time.perf_counter()
+            profiler.enable()
+            billing_run(session_factory(engine), AS_OF, batch_size=args.batch_size)
+            profiler.disable()
+            wall = time.perf_counter() - t0
+    finally:
+        engine.dispose()
+    out = [f"cProfile of billing_run, {args.subscribers} subscribers: {wall:.1f} s wall "
+           f"(under the profiler; {watch.analyzed} ANALYZE(s) during the run)", ""]
+    for key in ("cumulative", "tottime"):
+        buf = io.StringIO()
+        pstats.Stats(profiler, stream=buf).sort_stats(key).print_stats(args.profile_top)
+        text = buf.getvalue()
+        out.append(f"top {args.profile_top} by {key}:")
+        out.extend(text[text.index("   ncalls"):].rstrip().splitlines())
+        out.append("")
+    n = max(args.subscribers, 1)
+    out.append(f"SQL statements: {sum(statements.values())} "
+               f"({sum(statements.values()) / n:.1f} per subscriber); by shape:")
+    out.extend(f"  {c:8d} {c / n:6.2f}/sub  {s}" for s, c in statements.most_common(25))
+    return out
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--subscribers", type=int, default=100_000)
+    p.add_argument("--repeat", type=int, default=1,
+                   help="measurements of each variant, order alternating (default 1)")
+    p.add_argument("--batch-size", type=int, default=200,
+                   help="billing_run's batch size (default 200, the run's default)")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help=f"comma-separated subset of {','.join(VARIANTS)}")
+    p.add_argument("--progress", type=float, default=30.0,
+                   help="seconds between progress lines during the real run (0: none)")
+    p.add_argument("--analyze-every", type=float, default=None,
+                   help="seconds between ANALYZEs of the written tables during the run "
+                        "(default: 60 if the server's autovacuum is off, else 0: none)")
+    p.add_argument("--profile", action="store_true",
+                   help="instead of measuring, cProfile one real run and count its SQL")
+    p.add_argument("--profile-top", type=int, default=15)
+    p.add_argument("--pg-url", default=DEFAULT_PG_URL,
+                   help="a database URL that may create and drop databases")
+    p.add_argument("--keep", action="store_true", help="keep the databases")
+    args = p.parse_args(argv)
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if not args.variants or any(v not in VARIANTS for v in args.variants):
+        p.error(f"--variants: choose from {','.join(VARIANTS)}")
+    if args.subscribers < 1 or args.repeat < 1:
+        p.error("--subscribers and --repeat must be at least 1")
+    return args
+
+
+def run(args: argparse.Namespace) -> int:
+    t_start = time.monotonic()
+    admin = args.pg_url
+    suffix = secrets.token_hex(4)
+    seed_db = f"billing_bench_{suffix}"
+    work = Path(tempfile.mkdtemp(prefix="radbill-billing-bench-"))
+    info = machine_info(admin)
+    if args.analyze_every is None:
+        with psycopg.connect(admin) as conn:
+            row = conn.execute("SHOW autovacuum").fetchone()
+        args.analyze_every = 60.0 if row and row[0] == "off" else 0.0
+    phases: dict[str, float] = {}
+    results: list[Measurement] = []
+    profile: list[str] = []
+    with contextlib.ExitStack() as cleanup:
+        if args.keep:
+            cleanup.callback(log, f"kept {work} and database {seed_db} (copies: {seed_db}_*)")
+        else:
+            cleanup.callback(shutil.rmtree, work, True)
+            cleanup.callback(drop_database, admin, seed_db)
+        log(f"seeding {args.subscribers} subscribers into {seed_db}")
+        t0 = time.monotonic()
+        url = create_database(admin, seed_db)
+        for name, secs in seed(url, work / "radbill-data", args.subscribers).items():
+            phases[f"seed: {name}"] = secs
+        phases["seed"] = time.monotonic() - t0
+
+        if args.profile:
+            copy = f"{seed_db}_profile"
+            create_database(admin, copy, template=seed_db)
+            if not args.keep:
+                cleanup.callback(drop_database, admin, copy)
+            t0 = time.monotonic()
+            profile = profile_run(admin, copy, args)
+            phases["profiled run"] = time.monotonic() - t0
+        else:
+            for i in range(args.repeat):
+                order = args.variants if i % 2 == 0 else list(reversed(args.variants))
+                for variant in order:
+                    copy = f"{seed_db}_{i + 1}_{variant.replace('+', 'plus')}"
+                    t0 = time.monotonic()
+                    results.append(measure(variant, admin, seed_db, copy, args, args.keep))
+                    phases[f"round {i + 1} {variant} (copy, measure, verify, drop)"] = (
+                        time.monotonic() - t0)
+    phases["total"] = time.monotonic() - t_start
+    if args.profile:
+        print("\n".join(profile), flush=True)
+        print("\n".join(["", *info, "", "phases (s):",
+                         *(f"  {k:<50} {v:8.1f}" for k, v in phases.items())]), flush=True)
+        return 0
+    report(args, results, info, phases)
+    return 0 if all(not m.checks for m in results) else 1
+
+
+def report(args: argparse.Namespace, results: list[Measurement], info: list[str],
+           phases: dict[str, float]) -> None:
+    """The per-measurement table, the summary with ratios, the checks and the context."""
+    out = ["", f"Billing run for {args.subscribers} subscribers on PostgreSQL, as of {AS_OF} "
+           f"(one postpaid monthly invoice each, {CURRENCY} {PLAN_PRICE} + {PLAN_TAX}% tax); "
+           f"batch size {args.batch_size}, {args.repeat} measurement(s) per variant, each on "
+           "a fresh copy of the same seed database; during the run, "
+           + (f"ANALYZE of the written tables every {args.analyze_every:.0f} s (a stand-in for "
+              "autovacuum, which is off)" if args.analyze_every else "no extra ANALYZE"), ""]
+    cols = (f"{'variant':<8} {'wall s':>9} {'py CPU s':>9} {'db CPU s':>9} "
+            + " ".join(f"{t:>14}" for t in (*TABLES, "subs advanced")))
+
+    def rows_of(m: Measurement) -> str:
+        return " ".join(f"{m.rows[t]:14d}" for t in (*TABLES, "subscribers advanced"))
+
+    out.append("measurements (py CPU: this process; db CPU: its PostgreSQL backends; "
+               "row counts after the variant):")
+    out.append(cols)
+    out.extend(f"{m.variant:<8} {m.wall:9.2f} {m.proc_cpu:9.2f} {m.db_cpu:9.2f} {rows_of(m)}"
+               for m in results)
+
+    by: dict[str, list[Measurement]] = {}
+    for m in results:
+        by.setdefault(m.variant, []).append(m)
+    med = {v: (statistics.median(m.wall for m in ms),
+               statistics.median(m.proc_cpu + m.db_cpu for m in ms)) for v, ms in by.items()}
+    out.append("")
+    out.append(f"{'variant':<8} {'wall s':>9} {'CPU s':>9} {'invoices':>9} "
+               f"{'inv/s':>9} {'x floor':>8} {'x floor+':>9} {'CPU x floor':>12}")
+    floor = med.get("floor")
+    floor_plus = med.get("floor+")
+
+    def ratio(a: float, b: float | None) -> str:
+        return f"{a / b:.1f}x" if b else "-"
+
+    for v, (wall, cpu) in med.items():
+        inv = by[v][0].rows["invoices"]
+        out.append(f"{v:<8} {wall:9.2f} {cpu:9.2f} {inv:9d} {inv / wall:9.0f} "
+                   f"{ratio(wall, floor[0] if floor else None):>8} "
+                   f"{ratio(wall, floor_plus[0] if floor_plus else None):>9} "
+                   f"{ratio(cpu, floor[1] if floor else None):>12}")
+    out.append("(wall, CPU: median over the measurements; CPU = this process + its backends)")
+    out.append("")
+    if "run" in med and floor:
+        r = med["run"][0] / floor[0]
+        out.append(f"real run / floor (wall): {r:.1f}x; issue goal within 3x: "
+                   f"{'met' if r <= 3 else 'NOT met'}")
+        if floor_plus:
+            out.append(f"real run / floor+ (wall, everything the run writes, set-based): "
+                       f"{med['run'][0] / floor_plus[0]:.1f}x")
+    events = [m.events for m in results if m.variant == "run"]
+    if events:
+        out.append(f"run events: {events[0]}")
+    out.extend(_comparisons(results))
+    problems = [f"{m.variant}: {p}" for m in results for p in m.checks]
+    out.append("WARNING: " + "; ".join(problems) if problems else
+               f"every copy verified: {args.subscribers} invoices INV-000001.. without gaps, "
+               f"each {EXPECTED_TOTAL}, next number {args.subscribers + 1}")
+    out.append("")
+    out.extend(info)
+    out.append("load average at end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    out.append("")
+    out.append("phases (s):")
+    out.extend(f"  {name:<50} {secs:8.1f}" for name, secs in phases.items())
+    print("\n".join(out), flush=True)
+
+
+def _comparisons(results: list[Measurement]) -> list[str]:
+    """Whether each floor wrote the same rows as the real run (by fingerprint)."""
+    runs = [m for m in results if m.variant == "run"]
+    if not runs:
+        return []
+    ref = runs[0].fingerprints
+    scope: dict[str, tuple[str, ...]] = {
+        "floor": ("invoices",),
+        "floor+": ("invoices", "invoice_lines", "ledger_entries", "outbox", "subscribers"),
+    }
+    out: list[str] = []
+    for m in results:
+        if m.variant == "run":
+            if m.fingerprints != ref:
+                out.append("WARNING: the real runs' rows differ between measurements")
+            continue
+        same = [t for t in scope[m.variant] if m.fingerprints[t] == ref[t]]
+        differ = [t for t in scope[m.variant] if m.fingerprints[t] != ref[t]]
+        out.append(f"{m.variant} rows vs the run's: identical {', '.join(same) or '-'}"
+                   + (f"; DIFFERENT {', '.join(differ)}" if differ else ""))
+    return list(dict.fromkeys(out))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    except (RuntimeError, psycopg.Error) as exc:
+        log(f"error: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
