@@ -56,6 +56,15 @@ from pathlib import Path
 from typing import IO, cast
 
 import psycopg
+from _common import (
+    backend_pids,
+    cpu_model,
+    cpu_seconds,
+    create_database,
+    drop_database,
+    log,
+    stat_fields,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RADBILL_RADDB = PROJECT_ROOT / "raddb"
@@ -77,11 +86,6 @@ RATE_LIMIT_MARK = struct.pack("!IB", MIKROTIK_VENDOR, 8)
 
 
 # -- small helpers ----------------------------------------------------------------------------
-
-
-def log(message: str) -> None:
-    """Progress on stderr, timestamped; the result table goes to stdout."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def free_udp_ports(count: int) -> list[int]:
@@ -117,27 +121,6 @@ def tail(path: Path, lines: int = 25) -> str:
 
 # -- process CPU and memory from /proc ---------------------------------------------------------
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Fields after "(comm)"; comm may contain spaces and parentheses.
-    return raw[raw.rindex(")") + 2 :].split()
-
-
-def cpu_seconds(pids: Sequence[int]) -> dict[int, float]:
-    """User + system CPU seconds of each live process in *pids*."""
-    out: dict[int, float] = {}
-    for pid in pids:
-        f = _stat_fields(pid)
-        if f is not None:
-            out[pid] = (int(f[11]) + int(f[12])) / CLOCK_TICKS  # utime, stime
-    return out
-
 
 def process_name(pid: int) -> str:
     """The command name of *pid* ("" if it is gone)."""
@@ -152,7 +135,7 @@ def group_members(pgid: int) -> list[int]:
     members = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            f = _stat_fields(int(entry))
+            f = stat_fields(int(entry))
             if f is not None and int(f[2]) == pgid:
                 members.append(int(entry))
     return members
@@ -190,33 +173,6 @@ def make_users(count: int, rng: random.Random) -> Users:
 # -- databases --------------------------------------------------------------------------------
 
 
-def create_database(admin_url: str, name: str) -> str:
-    """Create database *name*; returns its psycopg URL."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return admin_url.rsplit("/", 1)[0] + f"/{name}"
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    for attempt in range(10):
-        try:
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            return
-        except psycopg.Error as exc:
-            if attempt == 9:
-                log(f"could not drop database {name}: {exc}")
-            time.sleep(0.5)
-
-
-def backend_pids(admin_url: str, dbname: str) -> list[int]:
-    """PostgreSQL backends connected to *dbname* (their CPU is the database's share)."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s",
-                            (dbname,)).fetchall()
-    return [int(r[0]) for r in rows]
-
-
 def radbill_env(db_url: str, data_dir: Path) -> dict[str, str]:
     """The environment for radbill's CLI: this run's database and data directory only."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RADBILL_")}
@@ -252,12 +208,7 @@ def setup_radbill(env: dict[str, str], users: Users) -> RadbillSetup:
     from radius.nas import create_nas
 
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "radbill.cli", "db", "upgrade"], env=env,
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"radbill db upgrade failed:\n{proc.stdout}{proc.stderr}")
-    timings["migrate"] = time.perf_counter() - t0
+    timings["migrate"] = radbill_db_upgrade(env, PROJECT_ROOT)
 
     settings = Settings.from_env(env)
     box = SecretBox(load_key(settings, create=False))
@@ -895,12 +846,7 @@ def freeradius_version() -> str:
 
 
 def machine_info(admin_url: str) -> list[str]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     with psycopg.connect(admin_url) as conn:
         row = conn.execute("SHOW server_version").fetchone()
     pg = row[0] if row else "unknown"

@@ -42,7 +42,6 @@ import pstats
 import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -54,6 +53,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import psycopg
+from _common import (
+    backend_pids,
+    cpu_model,
+    cpu_seconds,
+    create_database,
+    db_url,
+    drop_database,
+    log,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -75,72 +83,14 @@ VARIANTS = ("run", "floor", "floor+")
 # -- small helpers ----------------------------------------------------------------------------
 
 
-def log(message: str) -> None:
-    """Progress on stderr, timestamped; the result table goes to stdout."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids: Sequence[int]) -> dict[int, float]:
-    """User + system CPU seconds of each live process in *pids* (from ``/proc``)."""
-    out: dict[int, float] = {}
-    for pid in pids:
-        try:
-            raw = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()  # comm may contain spaces
-        out[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-    return out
-
-
-def db_url(admin_url: str, name: str) -> str:
-    """The libpq URL of database *name* on the admin URL's server."""
-    return admin_url.rsplit("/", 1)[0] + f"/{name}"
-
 
 def sa_url(url: str) -> str:
     """*url* for SQLAlchemy with the psycopg 3 driver."""
     return url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
-def create_database(admin_url: str, name: str, template: str | None = None) -> str:
-    """Create database *name* (a copy of *template* if given); returns its URL."""
-    sql = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql)
-    return db_url(admin_url, name)
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    for attempt in range(10):
-        try:
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            return
-        except psycopg.Error as exc:
-            if attempt == 9:
-                log(f"could not drop database {name}: {exc}")
-            time.sleep(0.5)
-
-
-def backend_pids(admin_url: str, dbname: str, exclude: Sequence[int] = ()) -> list[int]:
-    """PostgreSQL backends connected to *dbname*, except *exclude*."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s",
-                            (dbname,)).fetchall()
-    return [int(r[0]) for r in rows if int(r[0]) not in exclude]
-
-
 def machine_info(admin_url: str) -> list[str]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     with psycopg.connect(admin_url) as conn:
         row = conn.execute("SHOW server_version").fetchone()
         sync = conn.execute("SHOW synchronous_commit").fetchone()
@@ -176,12 +126,7 @@ def seed(url: str, data_dir: Path, count: int) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RADBILL_")}
     env.update({"RADBILL_DATABASE_URL": sa_url(url), "RADBILL_DATA_DIR": str(data_dir)})
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "radbill.cli", "db", "upgrade"], env=env,
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"radbill db upgrade failed:\n{proc.stdout}{proc.stderr}")
-    timings["migrate"] = time.perf_counter() - t0
+    timings["migrate"] = radbill_db_upgrade(env, PROJECT_ROOT)
 
     t0 = time.perf_counter()
     settings = Settings.from_env(env)
