@@ -63,6 +63,7 @@ from _common import (
     create_database,
     drop_database,
     log,
+    radbill_db_upgrade,
     stat_fields,
 )
 

@@ -61,6 +61,7 @@ from _common import (
     db_url,
     drop_database,
     log,
+    radbill_db_upgrade,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
