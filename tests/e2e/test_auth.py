@@ -233,3 +233,31 @@ def test_reject_mode_for_suspended(seeded, database_url, server_box, data_dir,
         assert r.get("Mikrotik-Address-List") is None
     finally:
         server.stop()
+
+
+def test_billing_run_suspension_and_payment_reach_radius_within_a_second(
+        radius, seeded, server_box) -> None:  # type: ignore[no-untyped-def]
+    from billing.payments import record_payment
+    from billing.run import billing_run
+
+    with session_factory(seeded)() as s, s.begin():
+        make_subscriber(s, server_box, username="billed", activated_on=dt.date(2026, 11, 1))
+    seen(radius, "billed", "s3cret")
+    c = radius.client()
+    # Home-20 is postpaid with no grace days: invoiced 1 Dec, due 8 Dec, suspended 9 Dec
+    report = billing_run(session_factory(seeded), dt.date(2026, 12, 9))
+    assert ("billed", "suspend") in [(e.username, e.kind) for e in report.events]
+    ran = time.monotonic()
+    r = wait_until(lambda: c.authenticate("billed", "s3cret"),
+                   lambda r: r.get("Mikrotik-Address-List"), timeout=1.0, interval=0.02)
+    assert time.monotonic() - ran < 1.0
+    assert r.accepted and r.get("Mikrotik-Rate-Limit") == "256k/256k"
+    with session_factory(seeded)() as s, s.begin():
+        result = record_payment(s, "billed", "1000", method="cash", reference="E2E-1",
+                                today=dt.date(2026, 12, 9), actor="test")
+    assert result.reconnected
+    paid = time.monotonic()
+    r = wait_until(lambda: c.authenticate("billed", "s3cret"),
+                   lambda r: not r.get("Mikrotik-Address-List"), timeout=1.0, interval=0.02)
+    assert time.monotonic() - paid < 1.0
+    assert r.get("Mikrotik-Rate-Limit") == "5M/20M 10M/40M 3750k/15M 16/16"
