@@ -75,6 +75,7 @@ class RunReport:
     events: list[Event] = field(default_factory=list)
     suspensions_blocked: int = 0
     alert_id: int | None = None
+    errors: list[Event] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -278,6 +279,21 @@ def _analyze(session: Session) -> None:
         conn.commit()
 
 
+def _guarded(session: Session, isp: IspSettings, cal: Calendar, sub: Subscriber,
+             as_of: dt.date, report: RunReport, *, suspend: bool, actor: str) -> list[Action]:
+    """:func:`process` in a savepoint: one subscriber's bad data is logged, reported and
+    alerted, and billing goes on for everybody else."""
+    username = sub.username
+    try:
+        with session.begin_nested():
+            return process(session, isp, cal, sub, sub.plan, as_of, report, suspend=suspend,
+                           actor=actor)
+    except Exception as exc:  # isolate one account; reported and alerted by the run
+        log.exception("billing failed for %s; continuing with the others", username)
+        report.errors.append(Event(username, "error", f"{type(exc).__name__}: {exc}"))
+        return []
+
+
 def _batches(factory: sessionmaker[Session], session: Session | None, size: int
              ) -> Iterator[list[int]]:
     def ids(s: Session) -> list[int]:
@@ -319,8 +335,8 @@ def billing_run(factory: sessionmaker[Session], as_of: dt.date, *, dry_run: bool
                 isp = settings(session, lock=True)
                 cal = calendar(session)
                 for sub in _load(session, ids):
-                    if process(session, isp, cal, sub, sub.plan, as_of, report,
-                               suspend=False, actor=actor):
+                    if _guarded(session, isp, cal, sub, as_of, report, suspend=False,
+                                actor=actor):
                         candidates.append(sub.id)
                 if dry is None:
                     session.commit()
@@ -331,12 +347,31 @@ def billing_run(factory: sessionmaker[Session], as_of: dt.date, *, dry_run: bool
                     session.close()
         _suspend_phase(factory, dry, candidates, as_of, report, confirm_suspensions, actor,
                        batch_size)
+        if report.errors:
+            _alert_errors(factory, dry, report)
     finally:
         if dry is not None:
             dry.rollback()
             dry.close()
-    log.info("billing run %s%s: %s", as_of, " (dry run)" if dry_run else "", report.counts)
+    log.info("billing run %s%s: %s%s", as_of, " (dry run)" if dry_run else "", report.counts,
+             f", {len(report.errors)} FAILED" if report.errors else "")
     return report
+
+
+def _alert_errors(factory: sessionmaker[Session], dry: Session | None, report: RunReport
+                  ) -> None:
+    session = dry if dry is not None else factory()
+    try:
+        raise_alert(session, "billing-errors",
+                    f"billing run {report.as_of}: {len(report.errors)} subscriber(s) could not "
+                    "be billed; the others were. See the run's errors and the log.",
+                    {"as_of": str(report.as_of),
+                     "errors": [str(e) for e in report.errors[:100]]})
+        if dry is None:
+            session.commit()
+    finally:
+        if dry is None:
+            session.close()
 
 
 def _suspend_phase(factory: sessionmaker[Session], dry: Session | None, candidates: list[int],
@@ -377,8 +412,7 @@ def _suspend_phase(factory: sessionmaker[Session], dry: Session | None, candidat
             isp = settings(session, lock=True)
             cal = calendar(session)
             for sub in _load(session, candidates[i : i + batch_size]):
-                process(session, isp, cal, sub, sub.plan, as_of, report, suspend=True,
-                        actor=actor)
+                _guarded(session, isp, cal, sub, as_of, report, suspend=True, actor=actor)
             if dry is None:
                 session.commit()
         finally:

@@ -433,16 +433,19 @@ def billing_run_cmd(app: App, as_of: Any, dry_run: bool, confirm_suspensions: bo
         report = billing_run(factory, day, dry_run=dry_run,
                              confirm_suspensions=confirm_suspensions, actor="cli")
         counts.update(report.counts)
+        counts["errors"] = len(report.errors)
         if not dry_run:
             counts["pdfs"] = render_pending(factory, app.settings.data_dir / "invoices")
     data = {"as_of": str(day), "dry_run": dry_run, "counts": report.counts,
             "suspensions_held": report.suspensions_blocked, "alert_id": report.alert_id,
             "events": [{"username": e.username, "kind": e.kind, "detail": e.detail}
-                       for e in report.events]}
+                       for e in report.events],
+            "errors": [{"username": e.username, "detail": e.detail} for e in report.errors]}
 
     def render(d: dict[str, Any]) -> str:
         lines = [f"billing run {d['as_of']}{' (dry run: nothing changed)' if dry_run else ''}"]
         lines += [str(e) for e in report.events]
+        lines += [f"FAILED {e}" for e in report.errors]
         lines.append(f"totals: {d['counts'] or 'nothing to do'}")
         if report.suspensions_blocked and dry_run:
             lines.append(f"WOULD HOLD: {report.suspensions_blocked} suspensions exceed the "

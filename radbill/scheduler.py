@@ -92,6 +92,7 @@ def billing_job(settings: Settings) -> Callable[[sessionmaker[Session], dict[str
         counts.update(report.counts)
         counts["as_of"] = str(today)
         counts["suspensions_held"] = report.suspensions_blocked
+        counts["errors"] = len(report.errors)
         counts["pdfs"] = render_pending(factory, settings.data_dir / "invoices")
 
     return work

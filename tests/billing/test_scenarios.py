@@ -291,3 +291,32 @@ def test_invoice_numbers_are_gapless_across_subscribers(sim: Sim) -> None:
     sim.days_until(D(2027, 1, 1))
     numbers = [inv["number"] for i in range(3) for inv in sim.invoices(f"n{i}")]
     assert sorted(numbers) == [f"INV-{i:06d}" for i in range(1, 7)]
+
+
+def test_one_broken_account_does_not_stop_billing_for_the_others(sim: Sim, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from billing import run as run_module
+
+    for i in range(4):
+        sim.subscriber(f"b{i}", "Home")
+    sim.today = D(2026, 12, 1)
+    real_renew = run_module.renew
+
+    def broken(session, isp, sub, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if sub.username == "b2":
+            raise ValueError("corrupt period data")
+        return real_renew(session, isp, sub, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "renew", broken)
+    report = sim.run()
+    assert [(e.username, e.kind) for e in report.events] == [
+        ("b0", "invoice"), ("b1", "invoice"), ("b3", "invoice")]
+    assert [(e.username, e.detail) for e in report.errors] == [
+        ("b2", "ValueError: corrupt period data")]
+    assert sim.invoices("b2") == []
+    with sim.factory() as s:
+        alert = s.scalars(select(Alert).where(Alert.kind == "billing-errors")).one()
+        assert "1 subscriber(s) could not be billed" in alert.message
+    monkeypatch.setattr(run_module, "renew", real_renew)
+    assert [(e.username, e.kind) for e in sim.run().events] == [("b2", "invoice")]
+    numbers = sorted(i["number"] for n in range(4) for i in sim.invoices(f"b{n}"))
+    assert numbers == [f"INV-{i:06d}" for i in range(1, 5)]  # the failure left no gap
