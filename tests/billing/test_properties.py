@@ -79,6 +79,14 @@ def check_dunning_state(sim: Sim, after_run: bool = True) -> None:
                              for inv, owed in settled.open_invoices if owed > 0)
             if after_run and sub.status == "active" and not promised:
                 assert not past_grace, f"{sub.username} active though overdue past grace"
+            if after_run and str(sub.status) in ("active", "suspended"):
+                # billing is current: today lies in the current period, and a prepaid
+                # period is invoiced by its first day
+                assert sub.period_start <= today < sub.period_end, sub.username
+                if sub.plan.billing_mode == "prepaid":
+                    assert s.scalar(select(Invoice.id).where(
+                        Invoice.subscriber_id == sub.id, Invoice.kind == "period",
+                        Invoice.period_start == sub.period_start)) is not None, sub.username
 
 
 @settings(max_examples=20, deadline=None,

@@ -320,3 +320,33 @@ def test_one_broken_account_does_not_stop_billing_for_the_others(sim: Sim, monke
     assert [(e.username, e.kind) for e in sim.run().events] == [("b2", "invoice")]
     numbers = sorted(i["number"] for n in range(4) for i in sim.invoices(f"b{n}"))
     assert numbers == [f"INV-{i:06d}" for i in range(1, 5)]  # the failure left no gap
+
+
+def test_a_quiet_day_touches_no_account(sim: Sim, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from billing import run as run_module
+
+    sim.plan("Pre", price="500", billing_mode="prepaid")
+    for i in range(3):
+        sim.subscriber(f"q{i}", "Home")
+    sim.subscriber("qp", "Pre")
+    first = sim.run().events[0]
+    assert (first.username, first.kind) == ("qp", "invoice")
+    sim.pay("qp", "500")
+    touched: list[str] = []
+    real = run_module.process
+
+    def counting(session, isp, cal, sub, *args, **kwargs):  # type: ignore[no-untyped-def]
+        touched.append(sub.username)
+        return real(session, isp, cal, sub, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "process", counting)
+    sim.today = D(2026, 11, 10)
+    assert sim.run().events == [] and touched == []
+    sim.today = D(2026, 11, 28)  # the prepaid December invoice is due to be issued ahead
+    assert [(e.username, e.kind) for e in sim.run().events] == [("qp", "invoice"),
+                                                                ("qp", "reminder")]
+    assert touched == ["qp"]
+    touched.clear()
+    sim.today = D(2026, 12, 1)  # the postpaid periods end
+    sim.run()
+    assert sorted(touched) == ["q0", "q1", "q2", "qp"]
