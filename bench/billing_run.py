@@ -75,6 +75,7 @@ EXPECTED_TOTAL = Decimal("1050.00")
 PERIOD_START = dt.date(2026, 11, 1)
 PERIOD_END = dt.date(2026, 12, 1)
 AS_OF = dt.date(2026, 12, 1)
+QUIET_DAY = dt.date(2026, 11, 15)
 # Subscribers "created" at local midnight of the period start (Asia/Dhaka is UTC+6).
 CREATED_AT = dt.datetime(2026, 10, 31, 18, 0, tzinfo=dt.UTC)
 TABLES = ("invoices", "invoice_lines", "ledger_entries", "outbox")
@@ -316,7 +317,7 @@ class Watch:
         self.conn.close()
 
 
-def measure_run(admin: str, dbname: str, args: argparse.Namespace
+def measure_run(admin: str, dbname: str, args: argparse.Namespace, as_of: dt.date = AS_OF
                 ) -> tuple[float, float, float, dict[str, int]]:
     """The real billing run on *dbname*: wall, process CPU, backend CPU, event counts."""
     from billing.run import billing_run
@@ -331,7 +332,7 @@ def measure_run(admin: str, dbname: str, args: argparse.Namespace
             pids = backend_pids(admin, dbname, exclude=[watch.pid])
             db0 = cpu_seconds(pids)
             cpu0, t0 = time.process_time(), time.perf_counter()
-            report = billing_run(session_factory(engine), AS_OF, batch_size=args.batch_size)
+            report = billing_run(session_factory(engine), as_of, batch_size=args.batch_size)
             wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
             pids = backend_pids(admin, dbname, exclude=[watch.pid])
             db1 = cpu_seconds(pids)
@@ -501,6 +502,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="measurements of each variant, order alternating (default 1)")
     p.add_argument("--batch-size", type=int, default=200,
                    help="billing_run's batch size (default 200, the run's default)")
+    p.add_argument("--quiet-day", action="store_true",
+                   help=f"also time a run on {QUIET_DAY}, when nothing is due")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help=f"comma-separated subset of {','.join(VARIANTS)}")
     p.add_argument("--progress", type=float, default=30.0,
@@ -523,7 +526,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one linear script
     t_start = time.monotonic()
     admin = args.pg_url
     suffix = secrets.token_hex(4)
@@ -567,6 +570,16 @@ def run(args: argparse.Namespace) -> int:
                     results.append(measure(variant, admin, seed_db, copy, args, args.keep))
                     phases[f"round {i + 1} {variant} (copy, measure, verify, drop)"] = (
                         time.monotonic() - t0)
+        quiet: tuple[float, dict[str, int]] | None = None
+        if args.quiet_day and not args.profile:
+            # A day with nothing due (mid-period, no invoices yet): what most nights cost.
+            copy = f"{seed_db}_quiet"
+            create_database(admin, copy, template=seed_db)
+            if not args.keep:
+                cleanup.callback(drop_database, admin, copy)
+            wall, _cpu, _db, events = measure_run(admin, copy, args, QUIET_DAY)
+            quiet = (wall, events)
+            phases["quiet day run"] = wall
     phases["total"] = time.monotonic() - t_start
     if args.profile:
         print("\n".join(profile), flush=True)
@@ -574,6 +587,9 @@ def run(args: argparse.Namespace) -> int:
                          *(f"  {k:<50} {v:8.1f}" for k, v in phases.items())]), flush=True)
         return 0
     report(args, results, info, phases)
+    if quiet is not None:
+        print(f"quiet day ({QUIET_DAY}, nothing due): billing_run over {args.subscribers} "
+              f"subscribers took {quiet[0]:.2f} s, events {quiet[1] or 'none'}", flush=True)
     return 0 if all(not m.checks for m in results) else 1
 
 
