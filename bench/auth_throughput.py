@@ -68,7 +68,6 @@ from _common import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-RADBILL_RADDB = PROJECT_ROOT / "raddb"
 STOCK_SQL_DIR = Path("/etc/freeradius/3.0/mods-config/sql/main/postgresql")
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -18,8 +18,6 @@ from sqlalchemy.orm import Session
 from billing.models import Invoice, InvoiceKind, InvoiceStatus, LedgerEntry, LedgerKind
 from billing.money import ZERO, round_money
 
-DEBITS = {LedgerKind.CHARGE, LedgerKind.LATE_FEE, LedgerKind.REFUND, LedgerKind.ADJUSTMENT}
-
 
 def post(session: Session, *, subscriber_id: int, kind: LedgerKind, amount: Decimal,
          currency: str, effective_on: dt.date, description: str, actor: str = "system",

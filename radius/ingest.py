@@ -243,24 +243,6 @@ class Ingester:
         """Ask :meth:`run_forever` to return."""
         self._stop.set()
 
-    def backlog_bytes(self) -> int:
-        """Bytes on disk not yet applied (for status output and tests)."""
-        total = 0
-        with self.factory() as session:
-            for stream in self.streams:
-                cur = session.scalars(
-                    select(DetailCursor).where(DetailCursor.stream == stream.name)
-                ).one_or_none()
-                pos = (cur.file_name, cur.offset) if cur else ("", 0)
-                if not stream.directory.is_dir():
-                    continue
-                for p in stream.directory.glob("detail-*"):
-                    if p.name > pos[0]:
-                        total += p.stat().st_size
-                    elif p.name == pos[0]:
-                        total += max(0, p.stat().st_size - pos[1])
-        return total
-
 
 def prune_spool(spool_dir: Path, factory: sessionmaker[Session], keep_days: int = 7) -> int:
     """Delete detail files older than *keep_days* that have been applied completely."""

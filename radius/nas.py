@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from radbill import audit
 from radbill.crypto import SecretBox
-from radbill.errors import Conflict, InvalidInput, NotFound
+from radbill.errors import Conflict, InvalidInput
 from radius.models import Nas
 
 NAS_TYPES = ("mikrotik", "other")
@@ -86,14 +86,6 @@ def create_nas(
 def list_nas(session: Session) -> list[Nas]:
     """Every NAS, by name."""
     return list(session.scalars(select(Nas).order_by(Nas.name)))
-
-
-def get_nas(session: Session, name: str) -> Nas:
-    """The NAS called *name*."""
-    nas = session.scalars(select(Nas).where(Nas.name == name)).one_or_none()
-    if nas is None:
-        raise NotFound(f"unknown NAS {name!r}")
-    return nas
 
 
 def summary(nas: Nas) -> dict[str, object]:
