@@ -682,6 +682,8 @@ def nas() -> None:
 @click.option("--api-password")
 @click.option("--api-port", type=int)
 @click.option("--api-tls", is_flag=True)
+@click.option("--enforce-via", type=click.Choice(["coa", "api"]), default="coa", show_default=True,
+              help="How suspensions reach this NAS first (the API is also CoA's fallback).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @guarded
@@ -766,6 +768,52 @@ def radius_check(app: App, auth_port: int | None, acct_port: int | None, listen:
     except server.RadiusError as exc:
         fail(str(exc))
     click.echo(f"configuration OK in {layout.raddb}")
+
+
+# -- enforcement ------------------------------------------------------------------------------
+
+
+@main.group()
+def enforcement() -> None:
+    """Making the network follow billing (CoA/Disconnect, RouterOS API, reconciliation)."""
+
+
+@enforcement.command("run")
+@click.option("--once", is_flag=True, help="One round (and a reconciliation), then exit.")
+@pass_app
+@guarded
+def enforcement_run(app: App, once: bool) -> None:
+    """Consume the enforcement queue until stopped."""
+    from coa import runner
+
+    sys.exit(runner.run(app.settings, once=once))
+
+
+@enforcement.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def enforcement_status(app: App, as_json: bool) -> None:
+    """Pending, failed and drift counts."""
+    from coa import runner
+
+    with app.transaction() as session:
+        data = runner.status(session, app.settings)
+    emit(data, as_json, runner.render_status)
+
+
+@enforcement.command("reconcile")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def enforcement_reconcile(app: App, as_json: bool) -> None:
+    """Compare billing with the network now and queue or make repairs."""
+    import asyncio
+
+    from coa import runner
+
+    counts = asyncio.run(runner.reconcile_once(app.settings))
+    emit(counts, as_json, lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())))
 
 
 # -- accounting -------------------------------------------------------------------------------

@@ -55,6 +55,9 @@ class Settings:
     radius_listen: str = "127.0.0.1"
     radius_reject_delay: int = 1
     snapshot_poll_ms: int = 250
+    enforce_suspend_by: str = "disconnect"  # or "coa": move PPPoE sessions live
+    coa_timeout_ms: int = 1000
+    coa_retries: int = 3
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -85,6 +88,10 @@ class Settings:
             radius_listen=env.get("RADBILL_RADIUS_LISTEN") or "127.0.0.1",
             radius_reject_delay=_int(env, "RADBILL_RADIUS_REJECT_DELAY", 1),
             snapshot_poll_ms=_int(env, "RADBILL_SNAPSHOT_POLL_MS", 250, minimum=10),
+            enforce_suspend_by=_choice(env, "RADBILL_ENFORCE_SUSPEND_BY", "disconnect",
+                                       ("disconnect", "coa")),
+            coa_timeout_ms=_int(env, "RADBILL_COA_TIMEOUT_MS", 1000, minimum=50),
+            coa_retries=_int(env, "RADBILL_COA_RETRIES", 3),
         )
 
     @property

@@ -32,7 +32,9 @@ STATUS_TYPES = {START, INTERIM, STOP, ACCOUNTING_ON, ACCOUNTING_OFF}
 # arriving later still brings its final counters and time.
 STALE = "Stale-Session"
 NAS_RESTART = {ACCOUNTING_ON: "NAS-Reboot", ACCOUNTING_OFF: "NAS-Request"}
-CLOSED_BY_US = {STALE, *NAS_RESTART.values()}
+# The NAS answered a Disconnect/CoA with Session-Context-Not-Found (RFC 5176 Error-Cause 503).
+GONE = "NAS-Session-Gone"
+CLOSED_BY_US = {STALE, GONE, *NAS_RESTART.values()}
 MAX_U32 = 2**32 - 1
 
 
@@ -181,17 +183,17 @@ def fold(state: SessionState | None, rec: AcctRecord) -> SessionState:
             grown = replace(grown, stopped_at=max(rec.event_time, state.started_at),
                             terminate_cause=rec.terminate_cause)
         return state if grown == state else grown
-    # Closed. Only a session radbill closed on a guess (stale, NAS restart) may still learn
-    # something: its real Stop brings the final counters; an Interim proves a stale session
-    # is in fact alive. A session its NAS reported stopped is final.
+    # Closed. Only a session radbill closed on a guess (stale, NAS restart, NAS said it was
+    # gone) may still learn something: its real Stop brings the final counters; a later
+    # Interim proves it is in fact alive (a NAS whose sessions survived its Accounting-On is
+    # exactly what the enforcement reconciler must catch). A session its NAS reported
+    # stopped is final.
     if state.terminate_cause not in CLOSED_BY_US:
         return state
     if rec.status == STOP:
         grown = replace(_grow(state, rec), stopped_at=max(rec.event_time, state.started_at),
                         terminate_cause=rec.terminate_cause)
-    elif rec.status == INTERIM and state.terminate_cause == STALE and rec.event_time > (
-        state.stopped_at or rec.event_time
-    ):
+    elif rec.status == INTERIM and rec.event_time > (state.stopped_at or rec.event_time):
         grown = replace(_grow(state, rec), stopped_at=None, terminate_cause=None)
     else:
         return state
@@ -278,6 +280,37 @@ def close_stale_sessions(session: Session, now: dt.datetime, interim_interval: i
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def close_gone_session(session: Session, session_id: int, at: dt.datetime) -> bool:
+    """Close one session its NAS says it does not have (Error-Cause 503). Like the other
+    closes radbill makes on its own, a later Interim reopens it and a late Stop finalises it."""
+    result = session.execute(
+        update(RadiusSession)
+        .where(RadiusSession.id == session_id, RadiusSession.stopped_at.is_(None))
+        .values(stopped_at=at, terminate_cause=GONE, state_seq=bump(session, SESSION_FEED))
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_enforced(session: Session, session_ids: list[int], at: dt.datetime) -> None:
+    """Record that these open sessions got their current policy live (CoA-ACK, API)."""
+    if session_ids:
+        session.execute(
+            update(RadiusSession).where(RadiusSession.id.in_(session_ids))
+            .values(enforced_at=at).execution_options(synchronize_session=False)
+        )
+
+
+def open_sessions_of(session: Session, usernames: list[str]) -> list[RadiusSession]:
+    """The open sessions of these users."""
+    if not usernames:
+        return []
+    return list(session.scalars(
+        select(RadiusSession).where(RadiusSession.username.in_(usernames),
+                                    RadiusSession.stopped_at.is_(None))
+    ))
 
 
 def open_session_counts(session: Session, since_seq: int) -> tuple[dict[str, int], int]:

@@ -26,6 +26,9 @@ class Nas(Base):
     api_username: Mapped[str | None] = mapped_column(String(64), nullable=True)
     api_password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
     api_tls: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How enforcement reaches this NAS first: "coa" (RFC 5176, the API only as fallback) or
+    # "api" (RouterOS API only, for routers with CoA closed).
+    enforce_via: Mapped[str] = mapped_column(String(8), default="coa")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -57,6 +60,9 @@ class RadiusSession(Base):
     output_packets: Mapped[int] = mapped_column(BigInteger, default=0)
     terminate_cause: Mapped[str | None] = mapped_column(String(32), nullable=True)
     state_seq: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
+    # When enforcement last changed this session's policy live (CoA-ACK or API): a session
+    # older than the subscriber's latest enforcement request is current only if this is newer.
+    enforced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("nas_ip", "acct_session_id", "username"),

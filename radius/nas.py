@@ -15,6 +15,7 @@ from radbill.errors import Conflict, InvalidInput
 from radius.models import Nas
 
 NAS_TYPES = ("mikrotik", "other")
+ENFORCE_VIA = ("coa", "api")
 _NAME_RE = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 # FreeRADIUS reads secrets from a quoted string in clients.conf: keep them printable, no quote
 # or backslash, so the rendered file can never be broken out of.
@@ -43,6 +44,7 @@ def create_nas(
     api_username: str | None = None,
     api_password: str | None = None,
     api_tls: bool = False,
+    enforce_via: str = "coa",
     actor: str = "system",
 ) -> Nas:
     """Register a NAS. FreeRADIUS picks it up at its next start (`radbill radius run`)."""
@@ -58,6 +60,10 @@ def create_nas(
     for label, port in (("CoA port", coa_port), ("API port", api_port)):
         if port is not None and not 1 <= port <= 65535:
             raise InvalidInput(f"{label} {port} is outside 1-65535")
+    if enforce_via not in ENFORCE_VIA:
+        raise InvalidInput(f"unknown enforcement channel {enforce_via!r}: use coa or api")
+    if enforce_via == "api" and not api_username:
+        raise InvalidInput("enforcement over the RouterOS API needs --api-user and --api-password")
     if (api_username is None) != (api_password is None):
         raise InvalidInput("RouterOS API needs both --api-user and --api-password")
     nas = Nas(
@@ -71,6 +77,7 @@ def create_nas(
         api_username=api_username,
         api_password_enc=box.encrypt(api_password) if api_password else None,
         api_tls=api_tls,
+        enforce_via=enforce_via,
     )
     try:
         with session.begin_nested():
@@ -99,4 +106,5 @@ def summary(nas: Nas) -> dict[str, object]:
         "api_port": nas.api_port,
         "api_username": nas.api_username,
         "api_tls": nas.api_tls,
+        "enforce_via": nas.enforce_via,
     }

@@ -9,24 +9,12 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pyrad import packet
 from pyrad.client import Client, Timeout
-from pyrad.dictionary import Dictionary
 
+from coa.dictionary import dictionary
 from simulators import mschap
-
-DICTIONARY = Path(__file__).with_name("dictionary")
-_DICT: Dictionary | None = None
-
-
-def dictionary() -> Dictionary:
-    """The shared pyrad dictionary (parsed once)."""
-    global _DICT  # noqa: PLW0603 - parse the file once per process
-    if _DICT is None:
-        _DICT = Dictionary(str(DICTIONARY))
-    return _DICT
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine, delete, update
 from sqlalchemy.orm import Session
 
+import coa.models  # noqa: F401
 import radbill.ops  # noqa: F401 - every model on the metadata
 import radius.models  # noqa: F401
 from billing.models import IspSettings

@@ -77,6 +77,43 @@ class RadiusServer:
                             timeout=timeout, retries=retries)
 
 
+class EnforcementWorker:
+    """`radbill enforcement run` as deployed, output captured."""
+
+    def __init__(self, database_url: str, data_dir: Path, **env: str) -> None:
+        self.env = {**os.environ, "RADBILL_DATABASE_URL": database_url,
+                    "RADBILL_DATA_DIR": str(data_dir), **env}
+        self.proc: subprocess.Popen[str] | None = None
+        self.lines: list[str] = []
+
+    def start(self) -> EnforcementWorker:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "radbill.cli", "enforcement", "run"], cwd=PROJECT,
+            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True)
+        threading.Thread(target=self._pump, daemon=True).start()
+        return self
+
+    def _pump(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.terminate()
+        try:
+            return self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(5)
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+
 def wait_until(fetch, accept, timeout: float = 10.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
     """Call *fetch* until *accept* holds for its result; return that result."""
     def attempt():  # type: ignore[no-untyped-def]

@@ -1,0 +1,184 @@
+"""The reconciler: does the network match billing? Finds drift and repairs it.
+
+Two views, because either can be wrong on its own:
+
+* **Accounting** (every NAS): an open session that started before the subscriber's latest
+  enforcement request, and was not changed live since, still runs under an old policy; a
+  session of a subscriber who may not be online at all (disabled, terminated, suspended in
+  reject mode) must end. Each finding queues a ``resync`` request (a Disconnect).
+* **RouterOS API** (NAS with API credentials): who the router says is online, and which
+  addresses sit in the walled-garden address list. A subscriber who should be in the garden
+  but is online outside it is disconnected (the next login lands in the garden); an active
+  subscriber stuck in the list is taken out of it and disconnected so the next login gets
+  the plan's speed; someone online who may not be is disconnected. Sessions the router has
+  and accounting does not know of are counted as ``unaccounted``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from billing.models import EnforcementRequest, Subscriber, SubscriberStatus
+from coa import queue
+from coa.controller import EnforcementError, NasRef, Outcome, SessionRef, StepResult
+from coa.models import EnforcementAttempt
+from coa.routeros import RouterOsController, RouterView
+from radbill.config import Settings
+from radbill.crypto import SecretBox
+from radbill.db import utcnow
+from radbill.jobs import recorded
+from radius.models import RadiusSession
+
+log = logging.getLogger("radbill.reconciler")
+
+# Session start times come from the NAS's accounting (event time minus session time) and
+# request times from our clock: allow for the difference.
+SKEW = dt.timedelta(seconds=2)
+
+
+def _aware(value: dt.datetime | str) -> dt.datetime:
+    # An aggregate (max) comes back untyped on SQLite: an ISO string.
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def accounting_drift(session: Session, settings: Settings) -> list[tuple[int, str, str]]:
+    """(subscriber id, username, why) for each subscriber whose open sessions do not match
+    billing, leaving out subscribers with a request still being worked on."""
+    latest = (select(EnforcementRequest.subscriber_id,
+                     func.max(EnforcementRequest.created_at).label("at"))
+              .where(EnforcementRequest.status != "superseded")
+              .group_by(EnforcementRequest.subscriber_id).subquery())
+    busy = set(session.scalars(select(EnforcementRequest.subscriber_id).distinct().where(
+        EnforcementRequest.status.in_(queue.OPEN))))
+    found: dict[int, tuple[int, str, str]] = {}
+    stale = session.execute(
+        select(Subscriber.id, Subscriber.username, RadiusSession.acct_session_id,
+               RadiusSession.nas_ip, RadiusSession.started_at, latest.c.at)
+        .join(RadiusSession, RadiusSession.username == Subscriber.username)
+        .join(latest, latest.c.subscriber_id == Subscriber.id)
+        .where(RadiusSession.stopped_at.is_(None),
+               RadiusSession.started_at < latest.c.at,
+               (RadiusSession.enforced_at.is_(None)) | (RadiusSession.enforced_at < latest.c.at)))
+    for sub_id, name, sid, nas_ip, started, at in stale:
+        # (the skew is applied here: interval arithmetic is not portable to SQLite)
+        if sub_id not in busy and started < _aware(at) - SKEW:
+            found.setdefault(sub_id, (sub_id, name, f"session {sid} at {nas_ip} predates the "
+                                      "latest billing change"))
+    barred = [SubscriberStatus.DISABLED, SubscriberStatus.TERMINATED]
+    if settings.suspended_mode == "reject":
+        barred.append(SubscriberStatus.SUSPENDED)
+    online = session.execute(
+        select(Subscriber.id, Subscriber.username, Subscriber.status).distinct()
+        .join(RadiusSession, RadiusSession.username == Subscriber.username)
+        .where(RadiusSession.stopped_at.is_(None), Subscriber.status.in_(barred)))
+    for sub_id, name, status in online:
+        if sub_id not in busy:
+            found.setdefault(sub_id, (sub_id, name, f"online while {status}"))
+    return list(found.values())
+
+
+def _queue_accounting_repairs(factory: sessionmaker[Session], settings: Settings) -> int:
+    with factory() as session, session.begin():
+        drift = accounting_drift(session, settings)
+        for sub_id, name, why in drift:
+            log.warning("drift: %s: %s; queued a resync", name, why)
+            queue.request(session, sub_id, "resync", f"reconciler: {why}")
+        return len(drift)
+
+
+def _router_inputs(factory: sessionmaker[Session], box: SecretBox, settings: Settings
+                   ) -> tuple[list[NasRef], dict[str, tuple[int, Any]], set[tuple[str, str]]]:
+    with factory() as session:
+        nases = [ref for ref, _ in queue.nas_refs(session, box).values() if ref.has_api]
+        now = utcnow()
+        subs = {s.username: (s.id, queue.desired_for(s, box, settings, now))
+                for s in session.scalars(select(Subscriber))} if nases else {}
+        known = {(ip, sid) for ip, sid in session.execute(
+            select(RadiusSession.nas_ip, RadiusSession.acct_session_id)
+            .where(RadiusSession.stopped_at.is_(None)))} if nases else set()
+    return nases, subs, known
+
+
+async def _repair_router(nas: NasRef, view: RouterView, subs: dict[str, tuple[int, Any]],
+                         known: set[tuple[str, str]], api: RouterOsController,
+                         counts: dict[str, int]) -> list[tuple[int, str, list[StepResult]]]:
+    repairs = []
+    for entry in view.active:
+        if entry.session_id and (nas.ip, entry.session_id) not in known:
+            counts["unaccounted"] = counts.get("unaccounted", 0) + 1
+        sub_id, want = subs.get(entry.username, (None, None))
+        ref = SessionRef(entry.username, entry.session_id or "", entry.address, entry.service)
+        listed = entry.address in view.listed if entry.address else False
+        steps: list[StepResult] = []
+        if want is None or not want.online:
+            why = "online-not-allowed"
+            steps.append(await api.disconnect(nas, ref))
+        elif want.address_list and not listed:
+            why = "outside-walled-garden"
+            steps.append(await api.disconnect(nas, ref))
+        elif not want.address_list and listed:
+            why = "stuck-in-walled-garden"
+            assert entry.address is not None
+            steps.append(await api.remove_listed(nas, view.listed[entry.address]))
+            steps.append(await api.disconnect(nas, ref))
+        else:
+            continue
+        counts[why] = counts.get(why, 0) + 1
+        log.warning("drift at %s: %s %s; repaired by API: %s", nas.ip, entry.username, why,
+                    ", ".join(str(s.outcome) for s in steps))
+        if sub_id is not None:
+            repairs.append((sub_id, f"reconciler (API {nas.ip}): {why}", steps))
+    return repairs
+
+
+def _record_repairs(factory: sessionmaker[Session], nas_ip: str,
+                    repairs: list[tuple[int, str, list[StepResult]]]) -> None:
+    if not repairs:
+        return
+    with factory() as session, session.begin():
+        now = utcnow()
+        for sub_id, why, steps in repairs:
+            req = queue.request(session, sub_id, "resync", why)
+            ok = all(s.outcome in (Outcome.ACK, Outcome.GONE) for s in steps)
+            req.status = "done" if ok else "retry"
+            req.attempts = 1
+            req.completed_at = now if ok else None
+            req.outcome = "api-repair" if ok else None
+            req.last_error = None if ok else "; ".join(s.detail for s in steps if s.detail)
+            for s in steps:
+                session.add(EnforcementAttempt(
+                    request_id=req.id, subscriber_id=sub_id, nas_ip=nas_ip, channel=s.channel,
+                    outcome=str(s.outcome), detail=s.detail or None, sends=s.sends,
+                    latency_ms=round(s.latency * 1000, 3), at=now))
+
+
+async def reconcile(factory: sessionmaker[Session], box: SecretBox, settings: Settings,
+                    api: RouterOsController) -> dict[str, int]:
+    """One reconciliation pass, recorded as the job ``reconcile``. Returns its counts."""
+    import asyncio
+
+    with recorded(factory, "reconcile") as counts:
+        counts["accounting_drift"] = await asyncio.to_thread(
+            _queue_accounting_repairs, factory, settings)
+        nases, subs, known = await asyncio.to_thread(_router_inputs, factory, box, settings)
+        counts["routers"] = len(nases)
+        for nas in nases:
+            try:
+                view = await api.view(nas)
+            except EnforcementError as exc:
+                log.error("reconciler: cannot read %s: %s", nas.ip, exc)
+                counts["router_errors"] = counts.get("router_errors", 0) + 1
+                continue
+            repairs = await _repair_router(nas, view, subs, known, api, counts)
+            await asyncio.to_thread(_record_repairs, factory, nas.ip, repairs)
+        counts["drift"] = sum(v for k, v in counts.items() if k in (
+            "accounting_drift", "online-not-allowed", "outside-walled-garden",
+            "stuck-in-walled-garden"))
+    return dict(counts)
