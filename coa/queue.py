@@ -15,9 +15,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from billing.models import EnforcementRequest, Subscriber
@@ -36,6 +36,7 @@ from radius.snapshot import plan_record, subscriber_record
 T = TypeVar("T")
 
 OPEN = ("pending", "retry", "working", "confirming")
+REQUESTS = cast(Table, EnforcementRequest.__table__)  # Core, for executemany
 LEASE = dt.timedelta(seconds=60)
 CHUNK = 900  # bound IN (...) lists
 
@@ -116,16 +117,15 @@ def claim(session: Session, box: SecretBox, settings: Settings, now: dt.datetime
     newest: dict[int, EnforcementRequest] = {}
     for req in requests:
         newest[req.subscriber_id] = req  # ordered by id: the last one wins
-    for group in chunks(list(newest.values())):
-        for req in group:
-            session.execute(
-                update(EnforcementRequest)
-                .where(EnforcementRequest.subscriber_id == req.subscriber_id,
-                       EnforcementRequest.id < req.id,
-                       EnforcementRequest.status.in_(OPEN))
-                .values(status="superseded", completed_at=now,
-                        outcome=f"superseded by #{req.id}")
-                .execution_options(synchronize_session=False))
+    # One executemany for the whole batch: older open requests of these subscribers.
+    table = REQUESTS
+    session.connection().execute(
+        update(table)
+        .where(table.c.subscriber_id == bindparam("sid"), table.c.id < bindparam("nid"),
+               or_(*(table.c.status == s for s in OPEN)))  # IN () cannot go in executemany
+        .values(status="superseded", completed_at=now, outcome=bindparam("why")),
+        [{"sid": r.subscriber_id, "nid": r.id, "why": f"superseded by #{r.id}"}
+         for r in newest.values()])
     for req in newest.values():
         req.status, req.attempts = "working", req.attempts + 1
         req.next_attempt_at = now + LEASE
@@ -161,6 +161,7 @@ def record(  # noqa: PLR0912 - one branch per verdict and outcome
     failed: list[str] = []
     rows: list[dict[str, Any]] = []
     enforced: list[int] = []
+    updates: list[dict[str, Any]] = []
     for job, dones in results:
         for done in dones:
             t = done.target
@@ -180,22 +181,29 @@ def record(  # noqa: PLR0912 - one branch per verdict and outcome
                 enforced.append(t.session_pk)
         finals = [d.final for d in dones]
         verdict = rules.verdict(finals, job.attempts, max_attempts)
-        values: dict[str, Any] = {"status": str(verdict)}
         errors = "; ".join(sorted({f.detail for f in finals if f.detail
-                                   and f.outcome not in (Outcome.ACK, Outcome.GONE)}))
+                                   and f.outcome not in (Outcome.ACK, Outcome.GONE)}))[:1000]
+        # Every row gets the same keys, so the whole round is one executemany.
+        values: dict[str, Any] = {"rid": job.request_id, "status": str(verdict),
+                                  "completed_at": None, "outcome": None, "last_error": None,
+                                  "confirm_by": None, "next_attempt_at": now}
         if verdict is rules.Verdict.DONE:
-            values.update(completed_at=now, outcome=_outcome(finals), last_error=None)
+            values.update(completed_at=now, outcome=_outcome(finals))
         elif verdict is rules.Verdict.CONFIRMING:
             values.update(confirm_by=now + dt.timedelta(seconds=confirm_seconds))
         elif verdict is rules.Verdict.RETRY:
             values.update(next_attempt_at=now + dt.timedelta(seconds=rules.backoff(job.attempts)),
-                          last_error=errors[:1000])
+                          last_error=errors)
         else:
-            values.update(completed_at=now, outcome="failed", last_error=errors[:1000])
+            values.update(completed_at=now, outcome="failed", last_error=errors)
             failed.append(job.username)
-        session.execute(update(EnforcementRequest).where(EnforcementRequest.id == job.request_id)
-                        .values(**values).execution_options(synchronize_session=False))
+        updates.append(values)
         counts[str(verdict)] = counts.get(str(verdict), 0) + 1
+    if updates:
+        table = REQUESTS
+        session.connection().execute(
+            update(table).where(table.c.id == bindparam("rid"))
+            .values({k: bindparam(k) for k in updates[0] if k != "rid"}), updates)
     if rows:
         session.execute(insert(EnforcementAttempt), rows)
     for ids in chunks(enforced):
