@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
@@ -80,7 +80,20 @@ def next_number(isp: IspSettings) -> str:
     return number
 
 
-def notice_payload(sub: Subscriber, **payload: object) -> dict[str, object]:
+class Addressee(Protocol):
+    """Whom an outbox event goes to (a :class:`Subscriber`, or a row of one)."""
+
+    @property
+    def username(self) -> str: ...
+    @property
+    def full_name(self) -> str | None: ...
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def email(self) -> str | None: ...
+
+
+def notice_payload(sub: Addressee, **payload: object) -> dict[str, object]:
     """An outbox event's payload: who to tell, and what (values as text)."""
     return {"username": sub.username, "name": sub.full_name, "phone": sub.phone,
             "email": sub.email,

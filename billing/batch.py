@@ -1,0 +1,486 @@
+"""The billing run's set-based path: a batch of accounts planned in memory, then written with
+a few multi-row statements.
+
+For a batch of subscribers (locked, in id order) the run loads everything the accounts need in
+a few queries: the subscriber rows, their invoices, ledger entries, outbox keys and running
+promises. Each account is then planned with the same rules the per-account path
+(:func:`billing.run.process`) calls: renewals (:func:`billing.run._period_lines`,
+:func:`billing.invoices.draft`), settlement (:func:`billing.ledger.allocate`) and the dunning
+ladder (:func:`billing.dunning.due_actions`), and the notices, late fees and status updates
+that follow. Consecutive planned accounts form a segment, written in one savepoint: invoices
+(numbers from the locked ISP row, in account order, so numbering stays gapless), lines, ledger
+entries and outbox events as multi-row inserts, then invoice settlements, the subscribers'
+period advance and the change-feed stamps, then the ISP's counter.
+
+An account whose day needs a service of its own (activation, a scheduled plan change,
+throttling, a broken promise, reconnection, termination), and any account whose planning
+raises, goes through the per-account path in its place in the order: invoice numbers and the
+report's events come out exactly as from the per-account path. If a segment's write fails, its
+savepoint is rolled back and its accounts go through the per-account path one by one, which
+reports and alerts a broken account and bills the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from billing import invoices, run
+from billing.cycles import period_end
+from billing.dunning import Account, Action, Calendar, UnpaidInvoice, due_actions
+from billing.isp import start_of_day_utc
+from billing.ledger import allocate
+from billing.models import (
+    BillingMode,
+    Invoice,
+    InvoiceKind,
+    InvoiceLine,
+    InvoiceStatus,
+    IspSettings,
+    LedgerEntry,
+    LedgerKind,
+    Outbox,
+    Plan,
+    Promise,
+    Subscriber,
+    SubscriberStatus,
+)
+from billing.money import round_money
+from billing.plans import cycle_of
+from radbill.db import AUTH_FEED, ChangeCounter, utcnow
+
+log = logging.getLogger("radbill.billing")
+
+# The ladder steps this path carries out itself; any other step is a state change with its own
+# service (audit, enforcement, change feed) and goes through the per-account path.
+NOTICES = frozenset({"reminder", "due_notice", "final_reminder"})
+
+
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
+INVOICES, LINES, LEDGER = _table(Invoice), _table(InvoiceLine), _table(LedgerEntry)
+OUTBOX, SUBSCRIBERS, PROMISES = _table(Outbox), _table(Subscriber), _table(Promise)
+
+SUB_COLUMNS = ("id", "username", "full_name", "phone", "email", "status", "plan_id",
+               "next_plan_id", "anchor_day", "period_start", "period_end",
+               "setup_fee_charged", "paid_until", "suspended_on", "suspended_for_nonpayment",
+               "dunning_throttled", "auth_version")
+
+
+@dataclass
+class Sub:
+    """One subscriber as the run reads and changes it (a row, not an ORM object)."""
+
+    id: int
+    username: str
+    full_name: str | None
+    phone: str | None
+    email: str | None
+    status: SubscriberStatus
+    plan_id: int
+    next_plan_id: int | None
+    anchor_day: int | None
+    period_start: dt.date | None
+    period_end: dt.date | None
+    setup_fee_charged: bool
+    paid_until: dt.datetime | None
+    suspended_on: dt.date | None
+    suspended_for_nonpayment: bool
+    dunning_throttled: bool
+    auth_version: int
+
+    def changes(self) -> tuple[object, ...]:
+        """What the run may change on the row."""
+        return (self.period_start, self.period_end, self.setup_fee_charged, self.paid_until)
+
+
+@dataclass
+class Inv:
+    """One of the account's invoices (credit notes aside): loaded, or drafted by this run
+    (then ``id`` is a negative stand-in until the row is inserted)."""
+
+    id: int
+    number: str
+    kind: InvoiceKind
+    period_start: dt.date
+    period_end: dt.date
+    due_on: dt.date
+    currency: str
+    total: Decimal
+    status: InvoiceStatus
+    paid_on: dt.date | None
+    payment_link: str | None
+    draft: invoices.Draft | None = None
+    loaded: tuple[InvoiceStatus, dt.date | None] | None = None
+
+
+@dataclass
+class History:
+    """What an account has so far: invoices, ledger (amount, invoice id), done outbox keys
+    and the running promise's date."""
+
+    invoices: list[Inv] = field(default_factory=list)
+    entries: list[tuple[Decimal, int | None]] = field(default_factory=list)
+    done: set[str] = field(default_factory=set)
+    promise_until: dt.date | None = None
+
+
+@dataclass
+class Planned:
+    """Everything one account's day writes, and the events it reports."""
+
+    sub: Sub
+    before: tuple[object, ...]
+    drafted: list[Inv] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)  # invoice ids may be stand-ins
+    notices: list[tuple[str, str, int | None, dict[str, object]]] = field(
+        default_factory=list)  # kind, key, invoice id in the key (stand-in or None), payload
+    settled: list[Inv] = field(default_factory=list)  # loaded invoices whose status changed
+    events: list[run.Event] = field(default_factory=list)
+    bump: bool = False
+    suspend: bool = False
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+
+def load(session: Session, ids: Sequence[int]) -> tuple[list[Sub], dict[int, History]]:
+    """The subscribers *ids*, locked, in id order, and their histories."""
+    subs = [Sub(*row) for row in session.execute(
+        select(*(SUBSCRIBERS.c[c] for c in SUB_COLUMNS)).where(SUBSCRIBERS.c.id.in_(ids))
+        .order_by(SUBSCRIBERS.c.id).with_for_update())]
+    hist = {s.id: History() for s in subs}
+    i = INVOICES.c
+    for (sub_id, inv_id, number, kind, start, end, due_on, currency, total, status, paid_on,
+         link) in session.execute(
+            select(i.subscriber_id, i.id, i.number, i.kind, i.period_start, i.period_end,
+                   i.due_on, i.currency, i.total, i.status, i.paid_on, i.payment_link)
+            .where(i.subscriber_id.in_(ids), i.kind != InvoiceKind.CREDIT_NOTE)
+            .order_by(i.subscriber_id, i.due_on, i.id)):
+        hist[sub_id].invoices.append(Inv(inv_id, number, kind, start, end, due_on, currency,
+                                         total, status, paid_on, link,
+                                         loaded=(status, paid_on)))
+    for sub_id, amount, invoice_id in session.execute(
+            select(LEDGER.c.subscriber_id, LEDGER.c.amount, LEDGER.c.invoice_id)
+            .where(LEDGER.c.subscriber_id.in_(ids))):
+        hist[sub_id].entries.append((amount, invoice_id))
+    for sub_id, key in session.execute(select(OUTBOX.c.subscriber_id, OUTBOX.c.dedupe_key)
+                                       .where(OUTBOX.c.subscriber_id.in_(ids))):
+        hist[sub_id].done.add(key)
+    # accounts.active_promise: the running promise with the latest date
+    for sub_id, until in session.execute(
+            select(PROMISES.c.subscriber_id, PROMISES.c.until)
+            .where(PROMISES.c.subscriber_id.in_(ids), PROMISES.c.status == "active")):
+        h = hist[sub_id]
+        if h.promise_until is None or until > h.promise_until:
+            h.promise_until = until
+    return subs, hist
+
+
+# -- planning (no I/O) ------------------------------------------------------------------------
+
+
+def _settle(hist: History, today: dt.date) -> list[tuple[Inv, Decimal]]:
+    """:func:`billing.ledger.settle` in memory: updates the statuses, returns the open
+    invoices with what is outstanding, oldest first."""
+    # by due date, then id; drafted invoices get their ids after every loaded one, in order
+    hist.invoices.sort(key=lambda v: (v.due_on, v.id < 0, abs(v.id)))
+    outcomes = allocate(hist.entries, [(v.id, v.status, v.paid_on) for v in hist.invoices],
+                        today)
+    open_: list[tuple[Inv, Decimal]] = []
+    for inv, outcome in zip(hist.invoices, outcomes, strict=True):
+        inv.status, inv.paid_on = outcome.status, outcome.paid_on
+        if outcome.status is InvoiceStatus.OPEN:
+            open_.append((inv, outcome.outstanding))
+    return open_
+
+
+def _notice(p: Planned, hist: History, kind: str, key: str, invoice_id: int | None,
+            **payload: object) -> None:
+    # invoices.notify: once per key
+    if key not in hist.done:
+        hist.done.add(key)
+        p.notices.append((kind, key, invoice_id, invoices.notice_payload(p.sub, **payload)))
+
+
+def _renew(p: Planned, plan: Plan, hist: History, isp: IspSettings, as_of: dt.date,
+           numbers: Iterator[int], stand_ins: Iterator[int]) -> None:
+    """:func:`billing.run.renew` in memory, for an account with no scheduled plan change."""
+    sub = p.sub
+    assert sub.period_start is not None
+    assert sub.period_end is not None
+    prepaid = plan.billing_mode is BillingMode.PREPAID
+    cycle = cycle_of(plan)
+    last = max((v.period_start for v in hist.invoices if v.kind is InvoiceKind.PERIOD),
+               default=None)
+
+    def bill(start: dt.date, end: dt.date, issued: dt.date, due: dt.date) -> None:
+        nonlocal last
+        d = invoices.draft(isp, invoices.format_number(isp.invoice_prefix, next(numbers)),
+                           plan, period_start=start, period_end=end, issued_on=issued,
+                           due_on=due, lines=run._period_lines(sub, plan, start, end))
+        inv = Inv(next(stand_ins), d.number, d.kind, start, end, due, d.currency, d.total,
+                  InvoiceStatus.OPEN, None, d.payment_link, d)
+        hist.invoices.append(inv)
+        p.drafted.append(inv)
+        entry = d.ledger_entry()
+        if entry is not None:
+            _post(p, hist, kind=entry[0], amount=d.total, currency=d.currency,
+                  effective_on=issued, description=entry[1], invoice_id=inv.id, actor="system")
+        _notice(p, hist, "invoice_issued", f"invoice:{inv.id}", inv.id, **d.notice())
+        last = start
+        p.events.append(run.Event(sub.username, "invoice", f"{d.number} {d.currency} "
+                                  f"{d.total} {start}..{end} due {d.due_on}"))
+
+    for _ in range(400):  # as run.renew
+        start, end = sub.period_start, sub.period_end
+        if prepaid:
+            if start <= as_of and (last is None or start > last):
+                bill(start, end, start, start)
+            following = period_end(cycle, end, sub.anchor_day or end.day)
+            issue_on = end - dt.timedelta(days=run._lead_days(plan, end, following))
+            if issue_on <= as_of and (last is None or end > last):
+                bill(end, following, issue_on, end)
+        elif end <= as_of and (last is None or start > last):
+            bill(start, end, end, end + dt.timedelta(days=isp.postpaid_due_days))
+        if end > as_of:
+            return
+        sub.period_start = end
+        sub.period_end = period_end(cycle, end, sub.anchor_day or end.day)
+
+
+def _post(p: Planned, hist: History, *, kind: LedgerKind, amount: Decimal, currency: str,
+          effective_on: dt.date, description: str, invoice_id: int, actor: str) -> None:
+    # billing.ledger.post, checks included
+    amount = round_money(amount, currency)
+    if kind in (LedgerKind.CHARGE, LedgerKind.LATE_FEE) and amount <= 0:
+        raise ValueError(f"a {kind} must be positive, got {amount}")
+    if kind is LedgerKind.CREDIT and amount >= 0:
+        raise ValueError(f"a {kind} must be negative, got {amount}")
+    hist.entries.append((amount, invoice_id))
+    p.entries.append({"subscriber_id": p.sub.id, "kind": kind, "amount": amount,
+                      "currency": currency, "effective_on": effective_on,
+                      "description": description, "actor": actor, "invoice_id": invoice_id,
+                      "payment_id": None})
+
+
+def _apply(p: Planned, hist: History, action: Action, today: dt.date, actor: str) -> bool:
+    """:func:`billing.run.apply_action` in memory; False for a step this path leaves to the
+    per-account path."""
+    if action.kind not in NOTICES and action.kind != "late_fee":
+        return False
+    inv = next(v for v in hist.invoices if v.id == action.invoice_id)
+    if action.kind == "late_fee":
+        assert action.amount is not None
+        _post(p, hist, kind=LedgerKind.LATE_FEE, amount=action.amount, currency=inv.currency,
+              effective_on=today, description=f"Late fee on {inv.number}", invoice_id=inv.id,
+              actor=actor)
+        _notice(p, hist, "late_fee", action.key, inv.id, invoice=inv.number,
+                amount=action.amount, currency=inv.currency)
+        p.events.append(run.Event(p.sub.username, "late_fee",
+                                  f"{inv.currency} {action.amount} on {inv.number}"))
+    else:
+        _notice(p, hist, action.kind, action.key, inv.id, invoice=inv.number, total=inv.total,
+                currency=inv.currency, due_on=inv.due_on, payment_link=inv.payment_link)
+        p.events.append(run.Event(p.sub.username, action.kind, inv.number))
+    return True
+
+
+def plan_account(sub: Sub, plan: Plan, hist: History, isp: IspSettings, cal: Calendar,
+                 as_of: dt.date, first_number: int, stand_ins: Iterator[int],
+                 actor: str) -> Planned | None:
+    """One account's day (phase one of the run: suspensions are only collected), as
+    :func:`billing.run.process` would do it; None if it needs the per-account path."""
+    if sub.period_start is None or sub.next_plan_id is not None:
+        return None  # activation, or a scheduled plan change: their own services
+    p = Planned(sub, sub.changes())
+    _renew(p, plan, hist, isp, as_of, itertools.count(first_number), stand_ins)
+    ladder = run.ladder_of(plan)
+    actions: list[Action] = []
+    for _ in range(3):  # as run.process: a late fee changes what is owed
+        open_ = _settle(hist, as_of)
+        account = Account(
+            subscriber_id=sub.id, username=sub.username, status=str(sub.status),
+            currency=plan.currency,
+            unpaid=tuple(UnpaidInvoice(v.id, v.number, v.due_on, v.total, outstanding)
+                         for v, outstanding in open_),
+            throttled=sub.dunning_throttled, suspended_on=sub.suspended_on,
+            suspended_for_nonpayment=sub.suspended_for_nonpayment,
+            promise_until=hist.promise_until, done=frozenset(hist.done))
+        actions = due_actions(account, as_of, ladder, cal)
+        todo = [a for a in actions if a.kind != "suspend"]
+        if not todo:
+            break
+        for action in todo:
+            if not _apply(p, hist, action, as_of, actor):
+                return None
+    p.suspend = any(a.kind == "suspend" for a in actions)
+    _settle(hist, as_of)
+    p.settled = [v for v in hist.invoices
+                 if v.loaded is not None and v.loaded != (v.status, v.paid_on)]
+    if plan.billing_mode is BillingMode.PREPAID:  # run.sync_paid_until
+        end = max((v.period_end for v in hist.invoices if v.status is InvoiceStatus.PAID),
+                  default=None)
+        paid_until = (start_of_day_utc(isp, end + dt.timedelta(days=plan.grace_days))
+                      if end is not None else None)
+        if paid_until != sub.paid_until:
+            sub.paid_until = paid_until
+            p.bump = True
+    return p
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+def _insert_notices(session: Session, rows: list[dict[str, Any]]) -> None:
+    # invoices.notify writes a key once: a key some other transaction wrote is left alone
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(OUTBOX).on_conflict_do_nothing(
+            index_elements=["dedupe_key"]), rows)
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(OUTBOX).on_conflict_do_nothing(
+            index_elements=["dedupe_key"]), rows)
+    else:
+        raise NotImplementedError(f"billing batches on {dialect}")
+
+
+def write(session: Session, isp: IspSettings, segment: list[Planned]) -> None:
+    """Write *segment*'s accounts with a few multi-row statements, in the caller's
+    transaction, and take their invoice numbers from the (locked) ISP row."""
+    now = utcnow()
+    drafted = [v for p in segment for v in p.drafted]
+    ids: dict[int, int] = {}
+    if drafted:
+        inserted = session.execute(
+            insert(INVOICES).returning(INVOICES.c.id, INVOICES.c.number,
+                                       sort_by_parameter_order=True),
+            [{"number": v.number, "kind": v.kind, "credits_invoice_id": None, "reason": None,
+              "subscriber_id": p.sub.id, "plan_name": d.plan_name,
+              "period_start": d.period_start, "period_end": d.period_end,
+              "issued_on": d.issued_on, "due_on": d.due_on, "currency": d.currency,
+              "subtotal": d.subtotal, "tax_percent": d.tax_percent, "tax": d.tax,
+              "total": d.total, "status": v.status, "paid_on": v.paid_on,
+              "payment_link": d.payment_link, "pdf_path": None, "pdf_sha256": None,
+              "created_at": now}
+             for p in segment for v in p.drafted if (d := v.draft) is not None]).all()
+        by_number = {number: inv_id for inv_id, number in inserted}
+        ids = {v.id: by_number[v.number] for v in drafted}
+        lines = [{"invoice_id": ids[v.id], **values} for v in drafted if v.draft is not None
+                 for values in v.draft.line_values()]
+        if lines:
+            session.execute(insert(LINES), lines)
+    entries = [{**e, "invoice_id": ids.get(e["invoice_id"], e["invoice_id"]), "posted_at": now}
+               for p in segment for e in p.entries]
+    if entries:
+        session.execute(insert(LEDGER), entries)
+    notices = []
+    for p in segment:
+        for kind, planned_key, invoice_id, payload in p.notices:
+            key = planned_key
+            if invoice_id is not None and invoice_id < 0:  # the key names a drafted invoice
+                key = key[: -len(str(invoice_id))] + str(ids[invoice_id])
+            notices.append({"kind": kind, "subscriber_id": p.sub.id, "dedupe_key": key,
+                            "payload": payload, "created_at": now, "sent_at": None})
+    if notices:
+        _insert_notices(session, notices)
+    settled = [{"b_id": v.id, "b_status": v.status, "b_paid_on": v.paid_on}
+               for p in segment for v in p.settled]
+    if settled:
+        session.execute(update(INVOICES).where(INVOICES.c.id == bindparam("b_id"))
+                        .values(status=bindparam("b_status"), paid_on=bindparam("b_paid_on")),
+                        settled)
+    bumps = sum(p.bump for p in segment)
+    if bumps:  # radbill.db.bump, once per account, in account order
+        top = session.execute(update(ChangeCounter).where(ChangeCounter.name == AUTH_FEED)
+                              .values(value=ChangeCounter.value + bumps)
+                              .returning(ChangeCounter.value)).scalar_one()
+        stamps = iter(range(int(top) - bumps + 1, int(top) + 1))
+        for p in segment:
+            if p.bump:
+                p.sub.auth_version = next(stamps)
+    advanced = [{"b_id": p.sub.id, "b_start": p.sub.period_start, "b_end": p.sub.period_end,
+                 "b_setup": p.sub.setup_fee_charged, "b_paid_until": p.sub.paid_until,
+                 "b_version": p.sub.auth_version, "b_now": now}
+                for p in segment if p.sub.changes() != p.before]
+    if advanced:
+        session.execute(update(SUBSCRIBERS).where(SUBSCRIBERS.c.id == bindparam("b_id")).values(
+            period_start=bindparam("b_start"), period_end=bindparam("b_end"),
+            setup_fee_charged=bindparam("b_setup"), paid_until=bindparam("b_paid_until"),
+            auth_version=bindparam("b_version"), updated_at=bindparam("b_now")), advanced)
+    isp.next_invoice_number += len(drafted)
+    session.flush()
+
+
+# -- the batch --------------------------------------------------------------------------------
+
+
+def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[int],
+               as_of: dt.date, report: run.RunReport, *, actor: str) -> list[int]:
+    """Phase one of the run for the subscribers *ids* (see the module documentation).
+    Returns the ids with a suspension due, for phase two."""
+    subs, histories = load(session, ids)
+    plans = {plan.id: plan for plan in session.scalars(select(Plan))}
+    candidates: list[int] = []
+    segment: list[Planned] = []
+    stand_ins = itertools.count(-1, -1)
+    numbered = 0  # invoices drafted in the segment so far
+
+    def one_by_one(sub_id: int) -> None:
+        sub = session.get(Subscriber, sub_id)
+        assert sub is not None
+        if run._guarded(session, isp, cal, sub, as_of, report, suspend=False,
+                        actor=actor):
+            candidates.append(sub_id)
+
+    def flush() -> None:
+        nonlocal numbered
+        numbered = 0
+        if not segment:
+            return
+        try:
+            with session.begin_nested():
+                write(session, isp, segment)
+        except Exception:  # a bad row: the per-account path isolates it
+            log.exception("billing batch write failed; billing its %d account(s) one by one",
+                          len(segment))
+            for p in segment:
+                one_by_one(p.sub.id)
+        else:
+            for p in segment:
+                report.events.extend(p.events)
+                if p.suspend:
+                    candidates.append(p.sub.id)
+        segment.clear()
+
+    for sub in subs:
+        try:
+            planned = plan_account(sub, plans[sub.plan_id], histories[sub.id], isp, cal,
+                                   as_of, isp.next_invoice_number + numbered, stand_ins,
+                                   actor)
+        except Exception:  # the per-account path reports and alerts it
+            log.debug("planning %s failed; billing it on its own", sub.username,
+                      exc_info=True)
+            planned = None
+        if planned is None:
+            flush()
+            one_by_one(sub.id)
+        else:
+            segment.append(planned)
+            numbered += len(planned.drafted)
+    flush()
+    return candidates
