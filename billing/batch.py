@@ -369,55 +369,108 @@ def plan_account(sub: Sub, plan: Plan, hist: History, isp: IspSettings, cal: Cal
 
 class Rows:
     """Multi-row inserts and updates by primary key, the fastest way each database takes
-    them: on PostgreSQL one statement per table with one array parameter per column
-    (``INSERT ... SELECT FROM unnest(...)``, ``UPDATE ... FROM unnest(...)``); elsewhere
-    SQLAlchemy's executemany. Same rows, same order, either way."""
+    them: on PostgreSQL ``COPY`` (ids of new invoices taken from their sequence first), and
+    one ``... FROM unnest(...)`` statement with an array parameter per column where ``COPY``
+    cannot do it (duplicates to skip, updates); elsewhere SQLAlchemy's executemany. Same
+    rows, same order, either way."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.dialect = session.get_bind().dialect
         self.pg = self.dialect.name == "postgresql"
 
+    def _value(self, col: Any) -> Any:
+        # what the column stores, for the driver: enums as their values, JSON as text
+        if isinstance(col.type, JSON):
+            return lambda v: None if v is None else json.dumps(v)
+        if isinstance(col.type, Enum):  # billing.models._enum stores the values
+            return lambda v: None if v is None else v.value
+        return None
+
     def _arrays(self, table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]]
-                ) -> tuple[str, tuple[list[Any], ...]]:
-        casts, params = [], []
+                ) -> tuple[list[str], list[Any]]:
+        # one array per column; a column with one value for every row is sent once
+        exprs, params = [], []
         for name in columns:
             col = table.c[name]
-            casts.append(f"%s::{col.type.compile(dialect=self.dialect)}[]")
+            pg_type = col.type.compile(dialect=self.dialect)
+            convert = self._value(col)
             values = [r[name] for r in rows]
-            if isinstance(col.type, JSON):
-                values = [None if v is None else json.dumps(v) for v in values]
-            elif isinstance(col.type, Enum):  # stored as its values (billing.models._enum)
-                values = [None if v is None else v.value for v in values]
-            params.append(values)
-        return ", ".join(casts), tuple(params)
+            if convert is not None:
+                values = [convert(v) for v in values]
+            first = values[0]
+            if all(v == first and type(v) is type(first) for v in values):
+                exprs.append(f"%s::{pg_type}")
+                params.append(first)
+            else:
+                exprs.append(f"u.{name}")
+                params.append(values)
+        return exprs, params
+
+    def _unnest(self, table: Table, exprs: list[str], params: list[Any],
+                columns: Sequence[str]) -> tuple[str, list[Any]]:
+        """The ``unnest(...)`` source for *exprs* and the parameters in placeholder order:
+        the constants (in the statement's column list) first, then the arrays."""
+        arrays = [(c, p) for c, e, p in zip(columns, exprs, params, strict=True)
+                  if e.startswith("u.")]
+        scalars = [p for e, p in zip(exprs, params, strict=True) if not e.startswith("u.")]
+        if not arrays:  # every column constant: one row
+            arrays = [(columns[0], [params[0]])]
+        casts = ", ".join(f"%s::{table.c[c].type.compile(dialect=self.dialect)}[]"
+                          for c, _ in arrays)
+        return (f"unnest({casts}) AS u({', '.join(c for c, _ in arrays)})",
+                scalars + [a for _, a in arrays])
+
+    def _copy(self, table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]]
+              ) -> None:
+        converters = [self._value(table.c[c]) for c in columns]
+        raw = self.session.connection().connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur, cur.copy(
+                f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row([r[c] if f is None else f(r[c])
+                                for c, f in zip(columns, converters, strict=True)])
 
     def insert(self, table: Table, rows: Sequence[dict[str, Any]], *,
-               unique: str | None = None, returning: Sequence[str] = ()) -> list[Any]:
+               unique: str | None = None) -> None:
         """Insert *rows* (dicts with the same keys). *unique*: a column whose duplicates are
-        skipped (``ON CONFLICT DO NOTHING``). Returns the *returning* columns' values."""
+        skipped (``ON CONFLICT DO NOTHING``)."""
         if not rows:
-            return []
+            return
         if not self.pg:
             stmt: Any = insert(table)
             if unique is not None:
                 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
                 stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=[unique])
-            if returning:
-                stmt = stmt.returning(*(table.c[c] for c in returning),
-                                      sort_by_parameter_order=True)
-                return list(self.session.execute(stmt, list(rows)).all())
             self.session.execute(stmt, list(rows))
-            return []
+            return
         columns = list(rows[0])
-        casts, params = self._arrays(table, columns, rows)
+        if unique is None:
+            self._copy(table, columns, rows)
+            return
+        exprs, params = self._arrays(table, columns, rows)
+        source, ordered = self._unnest(table, exprs, params, columns)
         sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - model names
-               f"SELECT * FROM unnest({casts})"
-               + (f" ON CONFLICT ({unique}) DO NOTHING" if unique else "")
-               + (f" RETURNING {', '.join(returning)}" if returning else ""))
-        result = self.session.connection().exec_driver_sql(sql, params)
-        return list(result.all()) if returning else []
+               f"SELECT {', '.join(exprs)} FROM {source} ON CONFLICT ({unique}) DO NOTHING")
+        self.session.connection().exec_driver_sql(sql, tuple(ordered))
+
+    def insert_new(self, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert *rows* and return their new ids, in order."""
+        if not rows:
+            return []
+        if not self.pg:
+            return list(self.session.execute(
+                insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                list(rows)).scalars())
+        conn = self.session.connection()
+        ids = sorted(conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            (table.name, len(rows))).scalars())
+        self._copy(table, ["id", *rows[0]],
+                   [{"id": i, **r} for i, r in zip(ids, rows, strict=True)])
+        return ids
 
     def update(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """Set the columns in *rows* on the row with each one's ``id``."""
@@ -430,11 +483,14 @@ class Rows:
                 .values({c: bindparam(f"b_{c}") for c in columns}),
                 [{f"b_{k}": v for k, v in r.items()} for r in rows])
             return
-        casts, params = self._arrays(table, ["id", *columns], rows)
+        exprs, params = self._arrays(table, ["id", *columns], rows)
+        if not exprs[0].startswith("u."):  # one row: still joined by id
+            exprs[0], params[0] = "u.id", [params[0]]
+        source, ordered = self._unnest(table, exprs, params, ["id", *columns])
         sql = (f"UPDATE {table.name} AS t SET "  # noqa: S608 - model names
-               + ", ".join(f"{c} = v.{c}" for c in columns)
-               + f" FROM unnest({casts}) AS v(id, {', '.join(columns)}) WHERE t.id = v.id")
-        self.session.connection().exec_driver_sql(sql, params)
+               + ", ".join(f"{c} = {e}" for c, e in zip(columns, exprs[1:], strict=True))
+               + f" FROM {source} WHERE t.id = u.id")
+        self.session.connection().exec_driver_sql(sql, tuple(ordered))
 
 
 def write(session: Session, isp: IspSettings, segment: list[Planned]) -> None:
@@ -443,7 +499,7 @@ def write(session: Session, isp: IspSettings, segment: list[Planned]) -> None:
     now = utcnow()
     rows = Rows(session)
     drafted = [v for p in segment for v in p.drafted]
-    inserted = rows.insert(INVOICES, [
+    new_ids = rows.insert_new(INVOICES, [
         {"number": v.number, "kind": v.kind, "credits_invoice_id": None, "reason": None,
          "subscriber_id": p.sub.id, "plan_name": d.plan_name, "period_start": d.period_start,
          "period_end": d.period_end, "issued_on": d.issued_on, "due_on": d.due_on,
@@ -451,24 +507,27 @@ def write(session: Session, isp: IspSettings, segment: list[Planned]) -> None:
          "tax": d.tax, "total": d.total, "status": v.status, "paid_on": v.paid_on,
          "payment_link": d.payment_link, "pdf_path": None, "pdf_sha256": None,
          "created_at": now}
-        for p in segment for v in p.drafted if (d := v.draft) is not None],
-        returning=("id", "number"))
-    by_number = {number: inv_id for inv_id, number in inserted}
-    ids = {v.id: by_number[v.number] for v in drafted}
+        for p in segment for v in p.drafted if (d := v.draft) is not None])
+    ids = {v.id: new_id for v, new_id in zip(drafted, new_ids, strict=True)}
     rows.insert(LINES, [{"invoice_id": ids[v.id], **values} for v in drafted
                         if v.draft is not None for values in v.draft.line_values()])
     rows.insert(LEDGER, [{**e, "invoice_id": ids.get(e["invoice_id"], e["invoice_id"]),
                           "posted_at": now} for p in segment for e in p.entries])
-    notices = []
+    issued: list[dict[str, Any]] = []
+    other: list[dict[str, Any]] = []
     for p in segment:
         for kind, planned_key, invoice_id, payload in p.notices:
             key = planned_key
             if invoice_id is not None and invoice_id < 0:  # the key names a drafted invoice
                 key = key[: -len(str(invoice_id))] + str(ids[invoice_id])
-            notices.append({"kind": kind, "subscriber_id": p.sub.id, "dedupe_key": key,
-                            "payload": payload, "created_at": now, "sent_at": None})
-    # invoices.notify writes a key once: a key another transaction wrote is left alone
-    rows.insert(OUTBOX, notices, unique="dedupe_key")
+            (issued if kind == "invoice_issued" and planned_key != key else other).append(
+                {"kind": kind, "subscriber_id": p.sub.id, "dedupe_key": key,
+                 "payload": payload, "created_at": now, "sent_at": None})
+    # An invoice's own event cannot exist yet (its id is new); any other key another
+    # transaction wrote is left alone, as invoices.notify does. For each account its
+    # invoice events come before its other events, as on the per-account path.
+    rows.insert(OUTBOX, issued)
+    rows.insert(OUTBOX, other, unique="dedupe_key")
     rows.update(INVOICES, [{"id": v.id, "status": v.status, "paid_on": v.paid_on}
                            for p in segment for v in p.settled])
     bumps = sum(p.bump for p in segment)
