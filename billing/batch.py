@@ -48,8 +48,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from billing import invoices, run
-from billing.cycles import period_end
-from billing.dunning import Account, Action, Calendar, UnpaidInvoice, due_actions
+from billing.cycles import Cycle, period_end
+from billing.dunning import Account, Action, Calendar, Ladder, UnpaidInvoice, due_actions
 from billing.isp import start_of_day_utc
 from billing.ledger import allocate
 from billing.models import (
@@ -238,14 +238,25 @@ def _notice(p: Planned, hist: History, kind: str, key: str, invoice_id: int | No
         p.notices.append((kind, key, invoice_id, invoices.notice_payload(p.sub, **payload)))
 
 
+Terms = dict[int, tuple[Cycle, Ladder]]  # per plan id, built once per batch
+
+
+def _terms(terms: Terms, plan: Plan) -> tuple[Cycle, Ladder]:
+    """The plan's cycle and ladder (once per batch rather than once per account)."""
+    found = terms.get(plan.id)
+    if found is None:
+        found = terms[plan.id] = (cycle_of(plan), run.ladder_of(plan))
+    return found
+
+
 def _renew(p: Planned, plan: Plan, hist: History, isp: IspSettings, as_of: dt.date,
-           numbers: Iterator[int], stand_ins: Iterator[int]) -> None:
+           numbers: Iterator[int], stand_ins: Iterator[int], terms: Terms) -> None:
     """:func:`billing.run.renew` in memory, for an account with no scheduled plan change."""
     sub = p.sub
     assert sub.period_start is not None
     assert sub.period_end is not None
     prepaid = plan.billing_mode is BillingMode.PREPAID
-    cycle = cycle_of(plan)
+    cycle = _terms(terms, plan)[0]
     last = max((v.period_start for v in hist.invoices if v.kind is InvoiceKind.PERIOD),
                default=None)
 
@@ -323,14 +334,14 @@ def _apply(p: Planned, hist: History, action: Action, today: dt.date, actor: str
 
 def plan_account(sub: Sub, plan: Plan, hist: History, isp: IspSettings, cal: Calendar,
                  as_of: dt.date, first_number: int, stand_ins: Iterator[int],
-                 actor: str) -> Planned | None:
+                 actor: str, terms: Terms) -> Planned | None:
     """One account's day (phase one of the run: suspensions are only collected), as
     :func:`billing.run.process` would do it; None if it needs the per-account path."""
     if sub.period_start is None or sub.next_plan_id is not None:
         return None  # activation, or a scheduled plan change: their own services
     p = Planned(sub, sub.changes())
-    _renew(p, plan, hist, isp, as_of, itertools.count(first_number), stand_ins)
-    ladder = run.ladder_of(plan)
+    _renew(p, plan, hist, isp, as_of, itertools.count(first_number), stand_ins, terms)
+    ladder = _terms(terms, plan)[1]
     actions: list[Action] = []
     for _ in range(3):  # as run.process: a late fee changes what is owed
         open_ = _settle(hist, as_of)
@@ -560,6 +571,7 @@ def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
     candidates: list[int] = []
     segment: list[Planned] = []
     stand_ins = itertools.count(-1, -1)
+    terms: Terms = {}
     numbered = 0  # invoices drafted in the segment so far
 
     def one_by_one(sub_id: int) -> None:
@@ -593,7 +605,7 @@ def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
         try:
             planned = plan_account(sub, plans[sub.plan_id], histories[sub.id], isp, cal,
                                    as_of, isp.next_invoice_number + numbered, stand_ins,
-                                   actor)
+                                   actor, terms)
         except Exception:  # the per-account path reports and alerts it
             log.debug("planning %s failed; billing it on its own", sub.username,
                       exc_info=True)
