@@ -500,8 +500,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--subscribers", type=int, default=100_000)
     p.add_argument("--repeat", type=int, default=1,
                    help="measurements of each variant, order alternating (default 1)")
-    p.add_argument("--batch-size", type=int, default=200,
-                   help="billing_run's batch size (default 200, the run's default)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="billing_run's batch size (default: the run's own, "
+                        "billing.run.BATCH_SIZE)")
     p.add_argument("--quiet-day", action="store_true",
                    help=f"also time a run on {QUIET_DAY}, when nothing is due")
     p.add_argument("--variants", default=",".join(VARIANTS),
@@ -518,6 +519,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="a database URL that may create and drop databases")
     p.add_argument("--keep", action="store_true", help="keep the databases")
     args = p.parse_args(argv)
+    if args.batch_size is None:
+        from billing.run import BATCH_SIZE
+
+        args.batch_size = BATCH_SIZE
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if not args.variants or any(v not in VARIANTS for v in args.variants):
         p.error(f"--variants: choose from {','.join(VARIANTS)}")

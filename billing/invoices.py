@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
@@ -68,11 +68,36 @@ class Line:
         return self.amount if self.quantity == 1 else (self.amount / self.quantity)
 
 
+def format_number(prefix: str, n: int) -> str:
+    """Invoice number *n* with the ISP's prefix: ``INV-000042``."""
+    return f"{prefix}{n:06d}"
+
+
 def next_number(isp: IspSettings) -> str:
     """Take the next invoice number. *isp* must be locked by the caller's transaction."""
-    number = f"{isp.invoice_prefix}{isp.next_invoice_number:06d}"
+    number = format_number(isp.invoice_prefix, isp.next_invoice_number)
     isp.next_invoice_number += 1
     return number
+
+
+class Addressee(Protocol):
+    """Whom an outbox event goes to (a :class:`Subscriber`, or a row of one)."""
+
+    @property
+    def username(self) -> str: ...
+    @property
+    def full_name(self) -> str | None: ...
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def email(self) -> str | None: ...
+
+
+def notice_payload(sub: Addressee, **payload: object) -> dict[str, object]:
+    """An outbox event's payload: who to tell, and what (values as text)."""
+    return {"username": sub.username, "name": sub.full_name, "phone": sub.phone,
+            "email": sub.email,
+            **{k: str(v) if v is not None else None for k, v in payload.items()}}
 
 
 def notify(session: Session, sub: Subscriber, kind: str, key: str, **payload: object) -> bool:
@@ -80,11 +105,67 @@ def notify(session: Session, sub: Subscriber, kind: str, key: str, **payload: ob
     session.flush()
     if session.scalar(select(Outbox.id).where(Outbox.dedupe_key == key)) is not None:
         return False
-    session.add(Outbox(kind=kind, subscriber_id=sub.id, dedupe_key=key, payload={
-        "username": sub.username, "name": sub.full_name, "phone": sub.phone,
-        "email": sub.email, **{k: str(v) if v is not None else None for k, v in payload.items()},
-    }))
+    session.add(Outbox(kind=kind, subscriber_id=sub.id, dedupe_key=key,
+                       payload=notice_payload(sub, **payload)))
     return True
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An invoice as it will be issued: what :func:`issue` writes, computed without I/O."""
+
+    number: str
+    kind: InvoiceKind
+    plan_name: str
+    period_start: dt.date
+    period_end: dt.date
+    issued_on: dt.date
+    due_on: dt.date
+    currency: str
+    subtotal: Decimal
+    tax_percent: Decimal
+    tax: Decimal
+    total: Decimal
+    payment_link: str | None
+    lines: tuple[Line, ...]
+
+    def line_values(self) -> list[dict[str, object]]:
+        """The invoice lines' column values (without the invoice id)."""
+        return [{"position": position, "description": ln.description,
+                 "quantity": ln.quantity,
+                 "unit_price": round_money(ln.unit_price, self.currency),
+                 "amount": round_money(ln.amount, self.currency)}
+                for position, ln in enumerate(self.lines, 1)]
+
+    def ledger_entry(self) -> tuple[LedgerKind, str] | None:
+        """The ledger entry issuing posts for the total: a charge, a credit, or none."""
+        if self.total > 0:
+            return LedgerKind.CHARGE, f"Invoice {self.number}"
+        if self.total < 0:
+            return LedgerKind.CREDIT, f"Credit {self.number}"
+        return None
+
+    def notice(self) -> dict[str, object]:
+        """The ``invoice_issued`` event's details (see :func:`notice_payload`)."""
+        return {"invoice": self.number, "total": self.total, "currency": self.currency,
+                "due_on": self.due_on, "period": f"{self.period_start}..{self.period_end}",
+                "payment_link": self.payment_link}
+
+
+def draft(isp: IspSettings, number: str, plan: Plan, *, period_start: dt.date,
+          period_end: dt.date, issued_on: dt.date, due_on: dt.date, lines: list[Line],
+          kind: InvoiceKind = InvoiceKind.PERIOD) -> Draft:
+    """The invoice *number* with *lines*, tax and total (a pure rule over its inputs)."""
+    currency = plan.currency
+    subtotal = round_money(sum((ln.amount for ln in lines), ZERO), currency)
+    tax = percent_of(subtotal, plan.tax_percent, currency)
+    return Draft(
+        number=number, kind=kind, plan_name=plan.name, period_start=period_start,
+        period_end=period_end, issued_on=issued_on, due_on=due_on, currency=currency,
+        subtotal=subtotal, tax_percent=plan.tax_percent, tax=tax, total=subtotal + tax,
+        payment_link=(f"{isp.payment_link_base.rstrip('/')}/pay/{number}"
+                      if isp.payment_link_base else None),
+        lines=tuple(lines))
 
 
 def issue(session: Session, *, isp: IspSettings, sub: Subscriber, plan: Plan,
@@ -92,36 +173,24 @@ def issue(session: Session, *, isp: IspSettings, sub: Subscriber, plan: Plan,
           lines: list[Line], kind: InvoiceKind = InvoiceKind.PERIOD) -> Invoice:
     """Issue an invoice with *lines*: number, tax, the ledger entry (a charge, or a credit if
     the lines add up to less than zero) and the outbox event."""
-    currency = plan.currency
-    subtotal = round_money(sum((ln.amount for ln in lines), ZERO), currency)
-    tax = percent_of(subtotal, plan.tax_percent, currency)
-    number = next_number(isp)
+    d = draft(isp, next_number(isp), plan, period_start=period_start, period_end=period_end,
+              issued_on=issued_on, due_on=due_on, lines=lines, kind=kind)
     invoice = Invoice(
-        number=number, kind=kind, subscriber_id=sub.id, plan_name=plan.name,
-        period_start=period_start,
-        period_end=period_end, issued_on=issued_on, due_on=due_on, currency=currency,
-        subtotal=subtotal, tax_percent=plan.tax_percent, tax=tax, total=subtotal + tax,
-        payment_link=(f"{isp.payment_link_base.rstrip('/')}/pay/{number}"
-                      if isp.payment_link_base else None),
+        number=d.number, kind=kind, subscriber_id=sub.id, plan_name=d.plan_name,
+        period_start=period_start, period_end=period_end, issued_on=issued_on, due_on=due_on,
+        currency=d.currency, subtotal=d.subtotal, tax_percent=d.tax_percent, tax=d.tax,
+        total=d.total, payment_link=d.payment_link,
     )
     session.add(invoice)
     session.flush()
-    for position, ln in enumerate(lines, 1):
-        session.add(InvoiceLine(invoice_id=invoice.id, position=position,
-                                description=ln.description, quantity=ln.quantity,
-                                unit_price=round_money(ln.unit_price, currency),
-                                amount=round_money(ln.amount, currency)))
-    if invoice.total > 0:
-        ledger.post(session, subscriber_id=sub.id, kind=LedgerKind.CHARGE,
-                    amount=invoice.total, currency=currency, effective_on=issued_on,
-                    description=f"Invoice {number}", invoice_id=invoice.id)
-    elif invoice.total < 0:
-        ledger.post(session, subscriber_id=sub.id, kind=LedgerKind.CREDIT,
-                    amount=invoice.total, currency=currency, effective_on=issued_on,
-                    description=f"Credit {number}", invoice_id=invoice.id)
-    notify(session, sub, "invoice_issued", f"invoice:{invoice.id}", invoice=number,
-           total=invoice.total, currency=currency, due_on=due_on,
-           period=f"{period_start}..{period_end}", payment_link=invoice.payment_link)
+    for values in d.line_values():
+        session.add(InvoiceLine(invoice_id=invoice.id, **values))
+    entry = d.ledger_entry()
+    if entry is not None:
+        ledger.post(session, subscriber_id=sub.id, kind=entry[0], amount=d.total,
+                    currency=d.currency, effective_on=issued_on, description=entry[1],
+                    invoice_id=invoice.id)
+    notify(session, sub, "invoice_issued", f"invoice:{invoice.id}", **d.notice())
     return invoice
 
 

@@ -9,6 +9,7 @@ the credits cover it and everything older.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -56,20 +57,24 @@ class Settlement:
         return sum((o for inv, o in self.open_invoices if inv.due_on < today), ZERO)
 
 
-def settle(  # noqa: PLR0912 - one branch per kind of entry and per invoice outcome
-    session: Session, subscriber_id: int, today: dt.date
-) -> Settlement:
-    """Apply the credits to invoices oldest first and update their status.
+@dataclass(frozen=True)
+class Outcome:
+    """One invoice after settlement: its status, paid date and what is still owed on it."""
 
-    A credit attached to an invoice (a credit note, a plan-change credit) reduces that
-    invoice first; what it does not use, and every unattached credit (payments), covers the
-    unattached debits and then the invoices oldest first. An invoice its own credits cover
-    entirely is ``credited``, one the general credits cover is ``paid``."""
-    session.flush()
-    entries = session.execute(
-        select(LedgerEntry.amount, LedgerEntry.invoice_id)
-        .where(LedgerEntry.subscriber_id == subscriber_id)
-    ).all()
+    status: InvoiceStatus
+    paid_on: dt.date | None
+    outstanding: Decimal  # zero unless open
+    newly_paid: bool
+
+
+def allocate(  # noqa: PLR0912 - one branch per kind of entry and per invoice outcome
+    entries: Sequence[tuple[Decimal, int | None]],
+    invoices: Sequence[tuple[int, InvoiceStatus, dt.date | None]],
+    today: dt.date,
+) -> list[Outcome]:
+    """Settlement as a pure rule: *entries* are a subscriber's ledger (amount, invoice id),
+    *invoices* its invoices but credit notes, oldest first by due date (id, status, paid_on).
+    Returns each invoice's outcome, in the same order. See :func:`settle`."""
     charged: dict[int, Decimal] = {}
     attached_credit: dict[int, Decimal] = {}
     credits = unattached = ZERO
@@ -83,34 +88,58 @@ def settle(  # noqa: PLR0912 - one branch per kind of entry and per invoice outc
             charged[invoice_id] = charged.get(invoice_id, ZERO) + amount
         else:
             attached_credit[invoice_id] = attached_credit.get(invoice_id, ZERO) - amount
+    needs: list[Decimal] = []
+    for inv_id, _status, _paid_on in invoices:
+        own = attached_credit.get(inv_id, ZERO)
+        charge = charged.get(inv_id, ZERO)
+        needs.append(max(charge - own, ZERO))
+        credits += max(own - charge, ZERO)  # a net credit (downgrade) is money in hand
+    remaining = credits - unattached
+    out: list[Outcome] = []
+    for (inv_id, status, paid_on), need in zip(invoices, needs, strict=True):
+        fully_credited = attached_credit.get(inv_id, ZERO) > 0 and need == 0 and (
+            charged.get(inv_id, ZERO) > 0)
+        if fully_credited:
+            out.append(Outcome(InvoiceStatus.CREDITED, paid_on or today, ZERO, False))
+        elif remaining >= need:
+            if status is not InvoiceStatus.PAID:
+                out.append(Outcome(InvoiceStatus.PAID, today, ZERO, True))
+            else:
+                out.append(Outcome(status, paid_on, ZERO, False))
+        elif status is not InvoiceStatus.OPEN:  # a refund or reversal reopened it
+            out.append(Outcome(InvoiceStatus.OPEN, None, need - max(remaining, ZERO), False))
+        else:
+            out.append(Outcome(status, paid_on, need - max(remaining, ZERO), False))
+        remaining -= need
+    return out
+
+
+def settle(session: Session, subscriber_id: int, today: dt.date) -> Settlement:
+    """Apply the credits to invoices oldest first and update their status.
+
+    A credit attached to an invoice (a credit note, a plan-change credit) reduces that
+    invoice first; what it does not use, and every unattached credit (payments), covers the
+    unattached debits and then the invoices oldest first. An invoice its own credits cover
+    entirely is ``credited``, one the general credits cover is ``paid``."""
+    session.flush()
+    entries = [(amount, invoice_id) for amount, invoice_id in session.execute(
+        select(LedgerEntry.amount, LedgerEntry.invoice_id)
+        .where(LedgerEntry.subscriber_id == subscriber_id)
+    ).all()]
     invoices = session.scalars(
         select(Invoice).where(Invoice.subscriber_id == subscriber_id,
                               Invoice.kind != InvoiceKind.CREDIT_NOTE)
         .order_by(Invoice.due_on, Invoice.id)
     ).all()
-    needs: dict[int, Decimal] = {}
-    for inv in invoices:
-        own = attached_credit.get(inv.id, ZERO)
-        charge = charged.get(inv.id, ZERO)
-        needs[inv.id] = max(charge - own, ZERO)
-        credits += max(own - charge, ZERO)  # a net credit (downgrade) is money in hand
-    remaining = credits - unattached
+    outcomes = allocate(entries, [(inv.id, inv.status, inv.paid_on) for inv in invoices], today)
     open_: list[tuple[Invoice, Decimal]] = []
     paid: list[Invoice] = []
-    for inv in invoices:
-        need = needs[inv.id]
-        fully_credited = attached_credit.get(inv.id, ZERO) > 0 and need == 0 and (
-            charged.get(inv.id, ZERO) > 0)
-        if fully_credited:
-            inv.status, inv.paid_on = InvoiceStatus.CREDITED, inv.paid_on or today
-        elif remaining >= need:
-            if inv.status is not InvoiceStatus.PAID:
-                inv.status, inv.paid_on = InvoiceStatus.PAID, today
-                paid.append(inv)
-        else:
-            open_.append((inv, need - max(remaining, ZERO)))
-            if inv.status is not InvoiceStatus.OPEN:  # a refund or reversal reopened it
-                inv.status, inv.paid_on = InvoiceStatus.OPEN, None
-        remaining -= need
+    for inv, outcome in zip(invoices, outcomes, strict=True):
+        if (inv.status, inv.paid_on) != (outcome.status, outcome.paid_on):
+            inv.status, inv.paid_on = outcome.status, outcome.paid_on
+        if outcome.newly_paid:
+            paid.append(inv)
+        if outcome.status is InvoiceStatus.OPEN:
+            open_.append((inv, outcome.outstanding))
     total = sum((a for a, _ in entries), ZERO)
     return Settlement(total, tuple(open_), tuple(paid))

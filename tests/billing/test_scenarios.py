@@ -249,28 +249,40 @@ def test_dry_run_prints_exactly_what_the_real_run_does_and_changes_nothing(sim: 
     assert len(real.events) == 9
 
 
-def test_killed_run_and_rerun_give_one_invoice_per_subscriber_and_period(sim: Sim,
-                                                                         monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def account_step(per_account: bool) -> tuple[object, str]:
+    """Where the run handles one account: :func:`billing.run.process` on the per-account
+    path, :func:`billing.batch.plan_account` on the batch path (module, name)."""
+    from billing import batch
     from billing import run as run_module
 
+    return (run_module, "process") if per_account else (batch, "plan_account")
+
+
+@pytest.mark.parametrize("per_account", [False, True], ids=["batch", "per-account"])
+def test_killed_run_and_rerun_give_one_invoice_per_subscriber_and_period(
+        sim: Sim, monkeypatch, per_account: bool) -> None:  # type: ignore[no-untyped-def]
     for i in range(7):
         sim.subscriber(f"k{i}", "Home")
     sim.today = D(2026, 12, 1)
-    real_process = run_module.process
+    module, name = account_step(per_account)
+    real_step = getattr(module, name)
     calls = {"n": 0}
 
     def dying(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 5:
             raise KeyboardInterrupt("killed")
-        return real_process(*args, **kwargs)
+        return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(run_module, "process", dying)
+    monkeypatch.setattr(module, name, dying)
     with pytest.raises(KeyboardInterrupt):
-        billing_run_small_batches(sim)
-    monkeypatch.setattr(run_module, "process", real_process)
-    billing_run_small_batches(sim)
-    sim.run()
+        billing_run_small_batches(sim, per_account)
+    assert calls["n"] == 5
+    with sim.factory() as s:  # the first two batches (four accounts) were committed
+        assert s.scalar(select(func.count()).select_from(Invoice)) == 4
+    monkeypatch.setattr(module, name, real_step)
+    billing_run_small_batches(sim, per_account)
+    sim.run(per_account=per_account)
     with sim.factory() as s:
         per_sub = s.execute(select(Invoice.subscriber_id, func.count()).group_by(
             Invoice.subscriber_id)).all()
@@ -279,10 +291,10 @@ def test_killed_run_and_rerun_give_one_invoice_per_subscriber_and_period(sim: Si
     assert numbers == [f"INV-{i:06d}" for i in range(1, 8)]  # no gaps
 
 
-def billing_run_small_batches(sim: Sim) -> None:
+def billing_run_small_batches(sim: Sim, per_account: bool = False) -> None:
     from billing.run import billing_run
 
-    billing_run(sim.factory, sim.today, batch_size=2)
+    billing_run(sim.factory, sim.today, batch_size=2, per_account=per_account)
 
 
 def test_invoice_numbers_are_gapless_across_subscribers(sim: Sim) -> None:
@@ -293,21 +305,23 @@ def test_invoice_numbers_are_gapless_across_subscribers(sim: Sim) -> None:
     assert sorted(numbers) == [f"INV-{i:06d}" for i in range(1, 7)]
 
 
-def test_one_broken_account_does_not_stop_billing_for_the_others(sim: Sim, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("per_account", [False, True], ids=["batch", "per-account"])
+def test_one_broken_account_does_not_stop_billing_for_the_others(
+        sim: Sim, monkeypatch, per_account: bool) -> None:  # type: ignore[no-untyped-def]
     from billing import run as run_module
 
     for i in range(4):
         sim.subscriber(f"b{i}", "Home")
     sim.today = D(2026, 12, 1)
-    real_renew = run_module.renew
+    real_lines = run_module._period_lines  # both paths price a period with it
 
-    def broken(session, isp, sub, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def broken(sub, *args, **kwargs):  # type: ignore[no-untyped-def]
         if sub.username == "b2":
             raise ValueError("corrupt period data")
-        return real_renew(session, isp, sub, *args, **kwargs)
+        return real_lines(sub, *args, **kwargs)
 
-    monkeypatch.setattr(run_module, "renew", broken)
-    report = sim.run()
+    monkeypatch.setattr(run_module, "_period_lines", broken)
+    report = sim.run(per_account=per_account)
     assert [(e.username, e.kind) for e in report.events] == [
         ("b0", "invoice"), ("b1", "invoice"), ("b3", "invoice")]
     assert [(e.username, e.detail) for e in report.errors] == [
@@ -316,37 +330,82 @@ def test_one_broken_account_does_not_stop_billing_for_the_others(sim: Sim, monke
     with sim.factory() as s:
         alert = s.scalars(select(Alert).where(Alert.kind == "billing-errors")).one()
         assert "1 subscriber(s) could not be billed" in alert.message
-    monkeypatch.setattr(run_module, "renew", real_renew)
-    assert [(e.username, e.kind) for e in sim.run().events] == [("b2", "invoice")]
+    monkeypatch.setattr(run_module, "_period_lines", real_lines)
+    assert [(e.username, e.kind) for e in sim.run(per_account=per_account).events] == [
+        ("b2", "invoice")]
     numbers = sorted(i["number"] for n in range(4) for i in sim.invoices(f"b{n}"))
     assert numbers == [f"INV-{i:06d}" for i in range(1, 5)]  # the failure left no gap
 
 
-def test_a_quiet_day_touches_no_account(sim: Sim, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_failed_batch_write_falls_back_to_one_account_at_a_time(sim: Sim, monkeypatch
+                                                                   ) -> None:  # type: ignore[no-untyped-def]
+    """A segment whose set-based write fails is rolled back and billed account by account:
+    the broken account is reported, the others are billed, numbering has no gap."""
+    from billing import batch
     from billing import run as run_module
+
+    for i in range(4):
+        sim.subscriber(f"w{i}", "Home")
+    sim.today = D(2026, 12, 1)
+    real_write, real_renew = batch.write, run_module.renew
+    writes: list[list[str]] = []
+
+    def failing_write(session, isp, segment):  # type: ignore[no-untyped-def]
+        writes.append([p.sub.username for p in segment])
+        real_write(session, isp, segment)  # rows written, then the savepoint is rolled back
+        raise RuntimeError("constraint violated")
+
+    def broken(session, isp, sub, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if sub.username == "w2":
+            raise ValueError("bad row")
+        return real_renew(session, isp, sub, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "write", failing_write)
+    monkeypatch.setattr(run_module, "renew", broken)
+    report = sim.run()
+    assert writes == [["w0", "w1", "w2", "w3"]]
+    assert [(e.username, e.kind) for e in report.events] == [
+        ("w0", "invoice"), ("w1", "invoice"), ("w3", "invoice")]
+    assert [(e.username, e.detail) for e in report.errors] == [("w2", "ValueError: bad row")]
+    assert [i["number"] for n in (0, 1, 3) for i in sim.invoices(f"w{n}")] == [
+        "INV-000001", "INV-000002", "INV-000003"]
+    assert sim.invoices("w2") == [] and sim.outbox("w2") == []
+    assert sim.sub("w2").period_start == D(2026, 11, 1)  # not advanced either
+    monkeypatch.setattr(batch, "write", real_write)
+    monkeypatch.setattr(run_module, "renew", real_renew)
+    assert [(e.username, e.kind) for e in sim.run().events] == [("w2", "invoice")]
+    assert [i["number"] for i in sim.invoices("w2")] == ["INV-000004"]
+
+
+@pytest.mark.parametrize("per_account", [False, True], ids=["batch", "per-account"])
+def test_a_quiet_day_touches_no_account(sim: Sim, monkeypatch, per_account: bool) -> None:  # type: ignore[no-untyped-def]
+    from billing import run as run_module
+    from billing.models import Subscriber
 
     sim.plan("Pre", price="500", billing_mode="prepaid")
     for i in range(3):
         sim.subscriber(f"q{i}", "Home")
     sim.subscriber("qp", "Pre")
-    first = sim.run().events[0]
+    first = sim.run(per_account=per_account).events[0]
     assert (first.username, first.kind) == ("qp", "invoice")
     sim.pay("qp", "500")
     touched: list[str] = []
-    real = run_module.process
+    real = run_module.due_subscriber_ids
 
-    def counting(session, isp, cal, sub, *args, **kwargs):  # type: ignore[no-untyped-def]
-        touched.append(sub.username)
-        return real(session, isp, cal, sub, *args, **kwargs)
+    def counting(session, as_of):  # type: ignore[no-untyped-def]
+        ids = real(session, as_of)
+        touched.extend(session.scalars(select(Subscriber.username)
+                                       .where(Subscriber.id.in_(ids))))
+        return ids
 
-    monkeypatch.setattr(run_module, "process", counting)
+    monkeypatch.setattr(run_module, "due_subscriber_ids", counting)
     sim.today = D(2026, 11, 10)
-    assert sim.run().events == [] and touched == []
+    assert sim.run(per_account=per_account).events == [] and touched == []
     sim.today = D(2026, 11, 28)  # the prepaid December invoice is due to be issued ahead
-    assert [(e.username, e.kind) for e in sim.run().events] == [("qp", "invoice"),
-                                                                ("qp", "reminder")]
+    assert [(e.username, e.kind) for e in sim.run(per_account=per_account).events] == [
+        ("qp", "invoice"), ("qp", "reminder")]
     assert touched == ["qp"]
     touched.clear()
     sim.today = D(2026, 12, 1)  # the postpaid periods end
-    sim.run()
+    sim.run(per_account=per_account)
     assert sorted(touched) == ["q0", "q1", "q2", "qp"]

@@ -1,0 +1,620 @@
+"""The billing run's set-based path: a batch of accounts planned in memory, then written with
+a few multi-row statements.
+
+For a batch of subscribers (locked, in id order) the run loads everything the accounts need in
+a few queries: the subscriber rows, their invoices, ledger entries, outbox keys and running
+promises. Each account is then planned with the same rules the per-account path
+(:func:`billing.run.process`) calls: renewals (:func:`billing.run._period_lines`,
+:func:`billing.invoices.draft`), settlement (:func:`billing.ledger.allocate`) and the dunning
+ladder (:func:`billing.dunning.due_actions`), and the notices, late fees and status updates
+that follow. Consecutive planned accounts form a segment, written in one savepoint: invoices
+(numbers from the locked ISP row, in account order, so numbering stays gapless), lines, ledger
+entries and outbox events as multi-row inserts, then invoice settlements, the subscribers'
+period advance and the change-feed stamps, then the ISP's counter.
+
+An account whose day needs a service of its own (activation, a scheduled plan change,
+throttling, a broken promise, reconnection, termination), and any account whose planning
+raises, goes through the per-account path in its place in the order: invoice numbers and the
+report's events come out exactly as from the per-account path. If a segment's write fails, its
+savepoint is rolled back and its accounts go through the per-account path one by one, which
+reports and alerts a broken account and bills the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Enum,
+    Integer,
+    Table,
+    any_,
+    bindparam,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+
+from billing import invoices, run
+from billing.cycles import Cycle, period_end
+from billing.dunning import Account, Action, Calendar, Ladder, UnpaidInvoice, due_actions
+from billing.isp import start_of_day_utc
+from billing.ledger import allocate
+from billing.models import (
+    BillingMode,
+    Invoice,
+    InvoiceKind,
+    InvoiceLine,
+    InvoiceStatus,
+    IspSettings,
+    LedgerEntry,
+    LedgerKind,
+    Outbox,
+    Plan,
+    Promise,
+    Subscriber,
+    SubscriberStatus,
+)
+from billing.money import round_money
+from billing.plans import cycle_of
+from radbill.db import AUTH_FEED, ChangeCounter, utcnow
+
+log = logging.getLogger("radbill.billing")
+
+# The ladder steps this path carries out itself; any other step is a state change with its own
+# service (audit, enforcement, change feed) and goes through the per-account path.
+NOTICES = frozenset({"reminder", "due_notice", "final_reminder"})
+
+
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
+INVOICES, LINES, LEDGER = _table(Invoice), _table(InvoiceLine), _table(LedgerEntry)
+OUTBOX, SUBSCRIBERS, PROMISES = _table(Outbox), _table(Subscriber), _table(Promise)
+
+SUB_COLUMNS = ("id", "username", "full_name", "phone", "email", "status", "plan_id",
+               "next_plan_id", "anchor_day", "period_start", "period_end",
+               "setup_fee_charged", "paid_until", "suspended_on", "suspended_for_nonpayment",
+               "dunning_throttled", "auth_version")
+
+
+@dataclass
+class Sub:
+    """One subscriber as the run reads and changes it (a row, not an ORM object)."""
+
+    id: int
+    username: str
+    full_name: str | None
+    phone: str | None
+    email: str | None
+    status: SubscriberStatus
+    plan_id: int
+    next_plan_id: int | None
+    anchor_day: int | None
+    period_start: dt.date | None
+    period_end: dt.date | None
+    setup_fee_charged: bool
+    paid_until: dt.datetime | None
+    suspended_on: dt.date | None
+    suspended_for_nonpayment: bool
+    dunning_throttled: bool
+    auth_version: int
+
+    def changes(self) -> tuple[object, ...]:
+        """What the run may change on the row."""
+        return (self.period_start, self.period_end, self.setup_fee_charged, self.paid_until)
+
+
+@dataclass
+class Inv:
+    """One of the account's invoices (credit notes aside): loaded, or drafted by this run
+    (then ``id`` is a negative stand-in until the row is inserted)."""
+
+    id: int
+    number: str
+    kind: InvoiceKind
+    period_start: dt.date
+    period_end: dt.date
+    due_on: dt.date
+    currency: str
+    total: Decimal
+    status: InvoiceStatus
+    paid_on: dt.date | None
+    payment_link: str | None
+    draft: invoices.Draft | None = None
+    loaded: tuple[InvoiceStatus, dt.date | None] | None = None
+
+
+@dataclass
+class History:
+    """What an account has so far: invoices, ledger (amount, invoice id), done outbox keys
+    and the running promise's date."""
+
+    invoices: list[Inv] = field(default_factory=list)
+    entries: list[tuple[Decimal, int | None]] = field(default_factory=list)
+    done: set[str] = field(default_factory=set)
+    promise_until: dt.date | None = None
+
+
+@dataclass
+class Planned:
+    """Everything one account's day writes, and the events it reports."""
+
+    sub: Sub
+    before: tuple[object, ...]
+    drafted: list[Inv] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)  # invoice ids may be stand-ins
+    notices: list[tuple[str, str, int | None, dict[str, object]]] = field(
+        default_factory=list)  # kind, key, invoice id in the key (stand-in or None), payload
+    settled: list[Inv] = field(default_factory=list)  # loaded invoices whose status changed
+    events: list[run.Event] = field(default_factory=list)
+    bump: bool = False
+    suspend: bool = False
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+
+def _among(session: Session, column: ColumnElement[int], ids: Sequence[int]
+           ) -> ColumnElement[bool]:
+    # PostgreSQL takes the batch as one array parameter; an IN list of thousands of
+    # parameters costs more to build and parse than the query itself.
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(list(ids), ARRAY(Integer)))
+    return column.in_(ids)
+
+
+def load(session: Session, ids: Sequence[int]) -> tuple[list[Sub], dict[int, History]]:
+    """The subscribers *ids*, locked, in id order, and their histories."""
+    subs = [Sub(*row) for row in session.execute(
+        select(*(SUBSCRIBERS.c[c] for c in SUB_COLUMNS))
+        .where(_among(session, SUBSCRIBERS.c.id, ids))
+        .order_by(SUBSCRIBERS.c.id).with_for_update())]
+    hist = {s.id: History() for s in subs}
+    i = INVOICES.c
+    for (sub_id, inv_id, number, kind, start, end, due_on, currency, total, status, paid_on,
+         link) in session.execute(
+            select(i.subscriber_id, i.id, i.number, i.kind, i.period_start, i.period_end,
+                   i.due_on, i.currency, i.total, i.status, i.paid_on, i.payment_link)
+            .where(_among(session, i.subscriber_id, ids), i.kind != InvoiceKind.CREDIT_NOTE)
+            .order_by(i.subscriber_id, i.due_on, i.id)):
+        hist[sub_id].invoices.append(Inv(inv_id, number, kind, start, end, due_on, currency,
+                                         total, status, paid_on, link,
+                                         loaded=(status, paid_on)))
+    for sub_id, amount, invoice_id in session.execute(
+            select(LEDGER.c.subscriber_id, LEDGER.c.amount, LEDGER.c.invoice_id)
+            .where(_among(session, LEDGER.c.subscriber_id, ids))):
+        hist[sub_id].entries.append((amount, invoice_id))
+    for sub_id, key in session.execute(select(OUTBOX.c.subscriber_id, OUTBOX.c.dedupe_key)
+                                       .where(_among(session, OUTBOX.c.subscriber_id, ids))):
+        hist[sub_id].done.add(key)
+    # accounts.active_promise: the running promise with the latest date
+    for sub_id, until in session.execute(
+            select(PROMISES.c.subscriber_id, PROMISES.c.until)
+            .where(_among(session, PROMISES.c.subscriber_id, ids),
+                   PROMISES.c.status == "active")):
+        h = hist[sub_id]
+        if h.promise_until is None or until > h.promise_until:
+            h.promise_until = until
+    return subs, hist
+
+
+# -- planning (no I/O) ------------------------------------------------------------------------
+
+
+def _settle(hist: History, today: dt.date) -> list[tuple[Inv, Decimal]]:
+    """:func:`billing.ledger.settle` in memory: updates the statuses, returns the open
+    invoices with what is outstanding, oldest first."""
+    # by due date, then id; drafted invoices get their ids after every loaded one, in order
+    hist.invoices.sort(key=lambda v: (v.due_on, v.id < 0, abs(v.id)))
+    outcomes = allocate(hist.entries, [(v.id, v.status, v.paid_on) for v in hist.invoices],
+                        today)
+    open_: list[tuple[Inv, Decimal]] = []
+    for inv, outcome in zip(hist.invoices, outcomes, strict=True):
+        inv.status, inv.paid_on = outcome.status, outcome.paid_on
+        if outcome.status is InvoiceStatus.OPEN:
+            open_.append((inv, outcome.outstanding))
+    return open_
+
+
+def _notice(p: Planned, hist: History, kind: str, key: str, invoice_id: int | None,
+            **payload: object) -> None:
+    # invoices.notify: once per key
+    if key not in hist.done:
+        hist.done.add(key)
+        p.notices.append((kind, key, invoice_id, invoices.notice_payload(p.sub, **payload)))
+
+
+Terms = dict[int, tuple[Cycle, Ladder]]  # per plan id, built once per batch
+
+
+def _terms(terms: Terms, plan: Plan) -> tuple[Cycle, Ladder]:
+    """The plan's cycle and ladder (once per batch rather than once per account)."""
+    found = terms.get(plan.id)
+    if found is None:
+        found = terms[plan.id] = (cycle_of(plan), run.ladder_of(plan))
+    return found
+
+
+def _renew(p: Planned, plan: Plan, hist: History, isp: IspSettings, as_of: dt.date,
+           numbers: Iterator[int], stand_ins: Iterator[int], terms: Terms) -> None:
+    """:func:`billing.run.renew` in memory, for an account with no scheduled plan change."""
+    sub = p.sub
+    assert sub.period_start is not None
+    assert sub.period_end is not None
+    prepaid = plan.billing_mode is BillingMode.PREPAID
+    cycle = _terms(terms, plan)[0]
+    last = max((v.period_start for v in hist.invoices if v.kind is InvoiceKind.PERIOD),
+               default=None)
+
+    def bill(start: dt.date, end: dt.date, issued: dt.date, due: dt.date) -> None:
+        nonlocal last
+        d = invoices.draft(isp, invoices.format_number(isp.invoice_prefix, next(numbers)),
+                           plan, period_start=start, period_end=end, issued_on=issued,
+                           due_on=due, lines=run._period_lines(sub, plan, start, end))
+        inv = Inv(next(stand_ins), d.number, d.kind, start, end, due, d.currency, d.total,
+                  InvoiceStatus.OPEN, None, d.payment_link, d)
+        hist.invoices.append(inv)
+        p.drafted.append(inv)
+        entry = d.ledger_entry()
+        if entry is not None:
+            _post(p, hist, kind=entry[0], amount=d.total, currency=d.currency,
+                  effective_on=issued, description=entry[1], invoice_id=inv.id, actor="system")
+        _notice(p, hist, "invoice_issued", f"invoice:{inv.id}", inv.id, **d.notice())
+        last = start
+        p.events.append(run.Event(sub.username, "invoice", f"{d.number} {d.currency} "
+                                  f"{d.total} {start}..{end} due {d.due_on}"))
+
+    for _ in range(400):  # as run.renew
+        start, end = sub.period_start, sub.period_end
+        if prepaid:
+            if start <= as_of and (last is None or start > last):
+                bill(start, end, start, start)
+            following = period_end(cycle, end, sub.anchor_day or end.day)
+            issue_on = end - dt.timedelta(days=run._lead_days(plan, end, following))
+            if issue_on <= as_of and (last is None or end > last):
+                bill(end, following, issue_on, end)
+        elif end <= as_of and (last is None or start > last):
+            bill(start, end, end, end + dt.timedelta(days=isp.postpaid_due_days))
+        if end > as_of:
+            return
+        sub.period_start = end
+        sub.period_end = period_end(cycle, end, sub.anchor_day or end.day)
+
+
+def _post(p: Planned, hist: History, *, kind: LedgerKind, amount: Decimal, currency: str,
+          effective_on: dt.date, description: str, invoice_id: int, actor: str) -> None:
+    # billing.ledger.post, checks included
+    amount = round_money(amount, currency)
+    if kind in (LedgerKind.CHARGE, LedgerKind.LATE_FEE) and amount <= 0:
+        raise ValueError(f"a {kind} must be positive, got {amount}")
+    if kind is LedgerKind.CREDIT and amount >= 0:
+        raise ValueError(f"a {kind} must be negative, got {amount}")
+    hist.entries.append((amount, invoice_id))
+    p.entries.append({"subscriber_id": p.sub.id, "kind": kind, "amount": amount,
+                      "currency": currency, "effective_on": effective_on,
+                      "description": description, "actor": actor, "invoice_id": invoice_id,
+                      "payment_id": None})
+
+
+def _apply(p: Planned, hist: History, action: Action, today: dt.date, actor: str) -> bool:
+    """:func:`billing.run.apply_action` in memory; False for a step this path leaves to the
+    per-account path."""
+    if action.kind not in NOTICES and action.kind != "late_fee":
+        return False
+    inv = next(v for v in hist.invoices if v.id == action.invoice_id)
+    if action.kind == "late_fee":
+        assert action.amount is not None
+        _post(p, hist, kind=LedgerKind.LATE_FEE, amount=action.amount, currency=inv.currency,
+              effective_on=today, description=f"Late fee on {inv.number}", invoice_id=inv.id,
+              actor=actor)
+        _notice(p, hist, "late_fee", action.key, inv.id, invoice=inv.number,
+                amount=action.amount, currency=inv.currency)
+        p.events.append(run.Event(p.sub.username, "late_fee",
+                                  f"{inv.currency} {action.amount} on {inv.number}"))
+    else:
+        _notice(p, hist, action.kind, action.key, inv.id, invoice=inv.number, total=inv.total,
+                currency=inv.currency, due_on=inv.due_on, payment_link=inv.payment_link)
+        p.events.append(run.Event(p.sub.username, action.kind, inv.number))
+    return True
+
+
+def plan_account(sub: Sub, plan: Plan, hist: History, isp: IspSettings, cal: Calendar,
+                 as_of: dt.date, first_number: int, stand_ins: Iterator[int],
+                 actor: str, terms: Terms) -> Planned | None:
+    """One account's day (phase one of the run: suspensions are only collected), as
+    :func:`billing.run.process` would do it; None if it needs the per-account path."""
+    if sub.period_start is None or sub.next_plan_id is not None:
+        return None  # activation, or a scheduled plan change: their own services
+    p = Planned(sub, sub.changes())
+    _renew(p, plan, hist, isp, as_of, itertools.count(first_number), stand_ins, terms)
+    ladder = _terms(terms, plan)[1]
+    actions: list[Action] = []
+    for _ in range(3):  # as run.process: a late fee changes what is owed
+        open_ = _settle(hist, as_of)
+        account = Account(
+            subscriber_id=sub.id, username=sub.username, status=str(sub.status),
+            currency=plan.currency,
+            unpaid=tuple(UnpaidInvoice(v.id, v.number, v.due_on, v.total, outstanding)
+                         for v, outstanding in open_),
+            throttled=sub.dunning_throttled, suspended_on=sub.suspended_on,
+            suspended_for_nonpayment=sub.suspended_for_nonpayment,
+            promise_until=hist.promise_until, done=frozenset(hist.done))
+        actions = due_actions(account, as_of, ladder, cal)
+        todo = [a for a in actions if a.kind != "suspend"]
+        if not todo:
+            break
+        for action in todo:
+            if not _apply(p, hist, action, as_of, actor):
+                return None
+    p.suspend = any(a.kind == "suspend" for a in actions)
+    _settle(hist, as_of)
+    p.settled = [v for v in hist.invoices
+                 if v.loaded is not None and v.loaded != (v.status, v.paid_on)]
+    if plan.billing_mode is BillingMode.PREPAID:  # run.sync_paid_until
+        end = max((v.period_end for v in hist.invoices if v.status is InvoiceStatus.PAID),
+                  default=None)
+        paid_until = (start_of_day_utc(isp, end + dt.timedelta(days=plan.grace_days))
+                      if end is not None else None)
+        if paid_until != sub.paid_until:
+            sub.paid_until = paid_until
+            p.bump = True
+    return p
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+class Rows:
+    """Multi-row inserts and updates by primary key, the fastest way each database takes
+    them: on PostgreSQL ``COPY`` (ids of new invoices taken from their sequence first), and
+    one ``... FROM unnest(...)`` statement with an array parameter per column where ``COPY``
+    cannot do it (duplicates to skip, updates); elsewhere SQLAlchemy's executemany. Same
+    rows, same order, either way."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect
+        self.pg = self.dialect.name == "postgresql"
+
+    def _value(self, col: Any) -> Any:
+        # what the column stores, for the driver: enums as their values, JSON as text
+        if isinstance(col.type, JSON):
+            return lambda v: None if v is None else json.dumps(v)
+        if isinstance(col.type, Enum):  # billing.models._enum stores the values
+            return lambda v: None if v is None else v.value
+        return None
+
+    def _arrays(self, table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]]
+                ) -> tuple[list[str], list[Any]]:
+        # one array per column; a column with one value for every row is sent once
+        exprs, params = [], []
+        for name in columns:
+            col = table.c[name]
+            pg_type = col.type.compile(dialect=self.dialect)
+            convert = self._value(col)
+            values = [r[name] for r in rows]
+            if convert is not None:
+                values = [convert(v) for v in values]
+            first = values[0]
+            if all(v == first and type(v) is type(first) for v in values):
+                exprs.append(f"%s::{pg_type}")
+                params.append(first)
+            else:
+                exprs.append(f"u.{name}")
+                params.append(values)
+        return exprs, params
+
+    def _unnest(self, table: Table, exprs: list[str], params: list[Any],
+                columns: Sequence[str]) -> tuple[str, list[Any]]:
+        """The ``unnest(...)`` source for *exprs* and the parameters in placeholder order:
+        the constants (in the statement's column list) first, then the arrays."""
+        arrays = [(c, p) for c, e, p in zip(columns, exprs, params, strict=True)
+                  if e.startswith("u.")]
+        scalars = [p for e, p in zip(exprs, params, strict=True) if not e.startswith("u.")]
+        if not arrays:  # every column constant: one row
+            arrays = [(columns[0], [params[0]])]
+        casts = ", ".join(f"%s::{table.c[c].type.compile(dialect=self.dialect)}[]"
+                          for c, _ in arrays)
+        return (f"unnest({casts}) AS u({', '.join(c for c, _ in arrays)})",
+                scalars + [a for _, a in arrays])
+
+    def _copy(self, table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]]
+              ) -> None:
+        converters = [self._value(table.c[c]) for c in columns]
+        raw = self.session.connection().connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur, cur.copy(
+                f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row([r[c] if f is None else f(r[c])
+                                for c, f in zip(columns, converters, strict=True)])
+
+    def insert(self, table: Table, rows: Sequence[dict[str, Any]], *,
+               unique: str | None = None) -> None:
+        """Insert *rows* (dicts with the same keys). *unique*: a column whose duplicates are
+        skipped (``ON CONFLICT DO NOTHING``)."""
+        if not rows:
+            return
+        if not self.pg:
+            stmt: Any = insert(table)
+            if unique is not None:
+                from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+                stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=[unique])
+            self.session.execute(stmt, list(rows))
+            return
+        columns = list(rows[0])
+        if unique is None:
+            self._copy(table, columns, rows)
+            return
+        exprs, params = self._arrays(table, columns, rows)
+        source, ordered = self._unnest(table, exprs, params, columns)
+        sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - model names
+               f"SELECT {', '.join(exprs)} FROM {source} ON CONFLICT ({unique}) DO NOTHING")
+        self.session.connection().exec_driver_sql(sql, tuple(ordered))
+
+    def insert_new(self, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert *rows* and return their new ids, in order."""
+        if not rows:
+            return []
+        if not self.pg:
+            return list(self.session.execute(
+                insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                list(rows)).scalars())
+        conn = self.session.connection()
+        ids = sorted(conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            (table.name, len(rows))).scalars())
+        self._copy(table, ["id", *rows[0]],
+                   [{"id": i, **r} for i, r in zip(ids, rows, strict=True)])
+        return ids
+
+    def update(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Set the columns in *rows* on the row with each one's ``id``."""
+        if not rows:
+            return
+        columns = [c for c in rows[0] if c != "id"]
+        if not self.pg:
+            self.session.execute(
+                update(table).where(table.c.id == bindparam("b_id"))
+                .values({c: bindparam(f"b_{c}") for c in columns}),
+                [{f"b_{k}": v for k, v in r.items()} for r in rows])
+            return
+        exprs, params = self._arrays(table, ["id", *columns], rows)
+        if not exprs[0].startswith("u."):  # one row: still joined by id
+            exprs[0], params[0] = "u.id", [params[0]]
+        source, ordered = self._unnest(table, exprs, params, ["id", *columns])
+        sql = (f"UPDATE {table.name} AS t SET "  # noqa: S608 - model names
+               + ", ".join(f"{c} = {e}" for c, e in zip(columns, exprs[1:], strict=True))
+               + f" FROM {source} WHERE t.id = u.id")
+        self.session.connection().exec_driver_sql(sql, tuple(ordered))
+
+
+def write(session: Session, isp: IspSettings, segment: list[Planned]) -> None:
+    """Write *segment*'s accounts with a few multi-row statements, in the caller's
+    transaction, and take their invoice numbers from the (locked) ISP row."""
+    now = utcnow()
+    rows = Rows(session)
+    drafted = [v for p in segment for v in p.drafted]
+    new_ids = rows.insert_new(INVOICES, [
+        {"number": v.number, "kind": v.kind, "credits_invoice_id": None, "reason": None,
+         "subscriber_id": p.sub.id, "plan_name": d.plan_name, "period_start": d.period_start,
+         "period_end": d.period_end, "issued_on": d.issued_on, "due_on": d.due_on,
+         "currency": d.currency, "subtotal": d.subtotal, "tax_percent": d.tax_percent,
+         "tax": d.tax, "total": d.total, "status": v.status, "paid_on": v.paid_on,
+         "payment_link": d.payment_link, "pdf_path": None, "pdf_sha256": None,
+         "created_at": now}
+        for p in segment for v in p.drafted if (d := v.draft) is not None])
+    ids = {v.id: new_id for v, new_id in zip(drafted, new_ids, strict=True)}
+    rows.insert(LINES, [{"invoice_id": ids[v.id], **values} for v in drafted
+                        if v.draft is not None for values in v.draft.line_values()])
+    rows.insert(LEDGER, [{**e, "invoice_id": ids.get(e["invoice_id"], e["invoice_id"]),
+                          "posted_at": now} for p in segment for e in p.entries])
+    issued: list[dict[str, Any]] = []
+    other: list[dict[str, Any]] = []
+    for p in segment:
+        for kind, planned_key, invoice_id, payload in p.notices:
+            key = planned_key
+            if invoice_id is not None and invoice_id < 0:  # the key names a drafted invoice
+                key = key[: -len(str(invoice_id))] + str(ids[invoice_id])
+            (issued if kind == "invoice_issued" and planned_key != key else other).append(
+                {"kind": kind, "subscriber_id": p.sub.id, "dedupe_key": key,
+                 "payload": payload, "created_at": now, "sent_at": None})
+    # An invoice's own event cannot exist yet (its id is new); any other key another
+    # transaction wrote is left alone, as invoices.notify does. For each account its
+    # invoice events come before its other events, as on the per-account path.
+    rows.insert(OUTBOX, issued)
+    rows.insert(OUTBOX, other, unique="dedupe_key")
+    rows.update(INVOICES, [{"id": v.id, "status": v.status, "paid_on": v.paid_on}
+                           for p in segment for v in p.settled])
+    bumps = sum(p.bump for p in segment)
+    if bumps:  # radbill.db.bump, once per account, in account order
+        top = session.execute(update(ChangeCounter).where(ChangeCounter.name == AUTH_FEED)
+                              .values(value=ChangeCounter.value + bumps)
+                              .returning(ChangeCounter.value)).scalar_one()
+        stamps = iter(range(int(top) - bumps + 1, int(top) + 1))
+        for p in segment:
+            if p.bump:
+                p.sub.auth_version = next(stamps)
+    rows.update(SUBSCRIBERS, [
+        {"id": p.sub.id, "period_start": p.sub.period_start, "period_end": p.sub.period_end,
+         "setup_fee_charged": p.sub.setup_fee_charged, "paid_until": p.sub.paid_until,
+         "auth_version": p.sub.auth_version, "updated_at": now}
+        for p in segment if p.sub.changes() != p.before])
+    isp.next_invoice_number += len(drafted)
+    session.flush()
+
+
+# -- the batch --------------------------------------------------------------------------------
+
+
+def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[int],
+               as_of: dt.date, report: run.RunReport, *, actor: str) -> list[int]:
+    """Phase one of the run for the subscribers *ids* (see the module documentation).
+    Returns the ids with a suspension due, for phase two."""
+    subs, histories = load(session, ids)
+    plans = {plan.id: plan for plan in session.scalars(select(Plan))}
+    candidates: list[int] = []
+    segment: list[Planned] = []
+    stand_ins = itertools.count(-1, -1)
+    terms: Terms = {}
+    numbered = 0  # invoices drafted in the segment so far
+
+    def one_by_one(sub_id: int) -> None:
+        sub = session.get(Subscriber, sub_id)
+        assert sub is not None
+        if run._guarded(session, isp, cal, sub, as_of, report, suspend=False,
+                        actor=actor):
+            candidates.append(sub_id)
+
+    def flush() -> None:
+        nonlocal numbered
+        numbered = 0
+        if not segment:
+            return
+        try:
+            with session.begin_nested():
+                write(session, isp, segment)
+        except Exception:  # a bad row: the per-account path isolates it
+            log.exception("billing batch write failed; billing its %d account(s) one by one",
+                          len(segment))
+            for p in segment:
+                one_by_one(p.sub.id)
+        else:
+            for p in segment:
+                report.events.extend(p.events)
+                if p.suspend:
+                    candidates.append(p.sub.id)
+        segment.clear()
+
+    for sub in subs:
+        try:
+            planned = plan_account(sub, plans[sub.plan_id], histories[sub.id], isp, cal,
+                                   as_of, isp.next_invoice_number + numbered, stand_ins,
+                                   actor, terms)
+        except Exception:  # the per-account path reports and alerts it
+            log.debug("planning %s failed; billing it on its own", sub.username,
+                      exc_info=True)
+            planned = None
+        if planned is None:
+            flush()
+            one_by_one(sub.id)
+        else:
+            segment.append(planned)
+            numbered += len(planned.drafted)
+    flush()
+    return candidates
