@@ -161,7 +161,9 @@ def due_actions(  # noqa: PLR0912 - one branch per rung of the ladder
     if account.promise_until is not None and today > account.promise_until and (
         overdue_amount(account, today) > 0
     ):
-        add("promise_broken", f"promise-broken:{account.promise_until.isoformat()}")
+        # the outbox key is unique across subscribers: it must name the subscriber
+        add("promise_broken",
+            f"promise-broken:{account.subscriber_id}:{account.promise_until.isoformat()}")
     if (account.status == "active" and suspend_from is not None and today >= suspend_from
             and not promised):
         oldest = next(i for i in account.unpaid if i.outstanding > 0)

@@ -238,7 +238,7 @@ def apply_action(session: Session, sub: Subscriber, plan: Plan, action: Action,
         if promise is not None:
             promise.status = "broken"
         invoices.notify(session, sub, "promise_broken", action.key)
-        report.add(sub, "promise_broken", action.key.split(":", 1)[1])
+        report.add(sub, "promise_broken", action.key.rsplit(":", 1)[1])
     elif kind == "suspend":
         if accounts.suspend(session, sub, today, action.reason, actor):
             report.add(sub, "suspend", action.reason)

@@ -170,6 +170,19 @@ def test_promise_broken_resumes_the_ladder(sim: Sim) -> None:
     assert events[D(2026, 12, 16)] == [("hal", "promise_broken"), ("hal", "suspend")]
 
 
+def test_two_promises_broken_on_the_same_day_each_get_their_notice(sim: Sim) -> None:
+    for name in ("ida", "jon"):
+        sim.subscriber(name, "Home")
+    sim.days_until(D(2026, 12, 12))
+    for name in ("ida", "jon"):
+        sim.promise(name, D(2026, 12, 15))
+    events = sim.days_until(D(2026, 12, 16))
+    assert sorted(events[D(2026, 12, 16)]) == [("ida", "promise_broken"), ("ida", "suspend"),
+                                               ("jon", "promise_broken"), ("jon", "suspend")]
+    for name in ("ida", "jon"):
+        assert "promise_broken" in sim.outbox(name)
+
+
 def test_holiday_and_weekly_off_day_push_suspension(sim: Sim) -> None:
     # due 8 Dec, grace to 11 Dec: suspension on Saturday 12 Dec 2026. Saturday is the weekly
     # off-day and Sunday 13 a holiday: suspension moves to Monday 14.
