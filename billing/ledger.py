@@ -114,3 +114,10 @@ def settle(  # noqa: PLR0912 - one branch per kind of entry and per invoice outc
         remaining -= need
     total = sum((a for a, _ in entries), ZERO)
     return Settlement(total, tuple(open_), tuple(paid))
+
+
+def entries(session: Session, subscriber_id: int, limit: int = 200) -> list[LedgerEntry]:
+    """The subscriber's ledger, newest first."""
+    return list(session.scalars(
+        select(LedgerEntry).where(LedgerEntry.subscriber_id == subscriber_id)
+        .order_by(LedgerEntry.id.desc()).limit(limit)))
