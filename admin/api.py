@@ -58,6 +58,8 @@ class Field:
             out["enum"] = list(self.enum)
         if self.type == "string":
             out["maxLength"] = self.max_length
+            if self.required:
+                out["minLength"] = 1
             if self.format:
                 out["format"] = self.format
         if self.minimum is not None:
@@ -171,8 +173,8 @@ def operation(rule: str, method: str, summary: str, permission: Permission, *,
                 if not isinstance(raw, dict):
                     raise InputError({"body": "must be a JSON object"})
                 data = _validate(body, raw, strict=True)
-            if query:
-                data.update(_validate(query, request.args.to_dict(), strict=False))
+            if query or request.args:
+                data.update(_validate(query, request.args.to_dict(), strict=True))
             return view(inp=data, **kwargs)
 
         endpoint = f"{view.__name__}"
@@ -236,8 +238,12 @@ def http_error(exc: HTTPException) -> Response:
              405: "method_not_allowed", 413: "too_large"}
     messages = {401: "a valid API token is required (Authorization: Bearer ...)",
                 403: "this token's role does not allow this operation"}
-    return error_response(code, names.get(code, "error"),
+    resp = error_response(code, names.get(code, "error"),
                           messages.get(code, exc.description or exc.name))
+    for name, value in exc.get_headers():
+        if name.lower() == "allow":
+            resp.headers["Allow"] = value
+    return resp
 
 
 # -- representations ---------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def requires(permission: Permission) -> Callable[[F], F]:
             user = g.get("user")
             if not allowed(user.role if user else None, permission):
                 if user is None:
-                    if request.blueprint == "api":
+                    if request.path.startswith("/api/"):
                         abort(401)
                     return redirect(url_for("auth.login", next=request.full_path))
                 abort(403)
@@ -67,7 +67,7 @@ def check_every_route_declares_a_permission(app: Flask) -> None:
 def load_user() -> None:
     """The logged-in staff user of a browser session, or None."""
     g.user = None
-    if request.blueprint == "api":
+    if request.path.startswith("/api/"):
         return  # the API authenticates with bearer tokens only
     sid = session.get("sid")
     if sid:
