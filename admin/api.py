@@ -118,6 +118,8 @@ def _check(spec: Field, value: Any) -> Any:  # noqa: PLR0912 - one branch per ru
         return value
     if not isinstance(value, str):
         raise ValueError("must be a string")
+    if spec.required and not value.strip():
+        raise ValueError("must not be empty")
     if len(value) > spec.max_length:
         raise ValueError(f"must be at most {spec.max_length} characters")
     if spec.enum and value not in spec.enum:
@@ -609,7 +611,7 @@ def openapi_document() -> dict[str, Any]:
             "x-permission": str(op.permission), "responses": responses,
             "parameters": [
                 {"name": name, "in": "path", "required": True, "description": text,
-                 "schema": {"type": "integer"} if name == "session_id" else {
+                 "schema": {"type": "integer", "minimum": 1} if name == "session_id" else {
                      "type": "string", "maxLength": 64}}
                 for name, text in op.path_params
             ] + [{"name": f.name, "in": "query", "required": False, "schema": f.schema()}

@@ -359,7 +359,9 @@ def count_open_sessions(session: Session) -> int:
 
 
 def get_session(session: Session, session_id: int) -> RadiusSession | None:
-    """One accounting session by its row id."""
+    """One accounting session by its row id (None for an id no BIGINT can hold)."""
+    if not 0 < session_id < 2**63:
+        return None
     return session.get(RadiusSession, session_id)
 
 
