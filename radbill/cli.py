@@ -804,10 +804,6 @@ def accounting_ingest(app: App, spool_dir: Path | None) -> None:
     click.echo(f"applied {n} records, set aside {ingester.rejected}")
 
 
-if __name__ == "__main__":
-    main()
-
-
 # -- staff and the admin UI -------------------------------------------------------------------
 
 
@@ -881,3 +877,7 @@ def serve(app: App, host: str, port: int, threads: int) -> None:
     # SQLite serialises writers anyway; PostgreSQL gets a few threads.
     run_simple(host, port, web, threaded=threads > 1 and not app.settings.is_sqlite,
                use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()

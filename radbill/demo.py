@@ -1,7 +1,8 @@
 """`make run`: a demo ISP on the embedded database, a real FreeRADIUS, and a simulated NAS.
 
 On first start it seeds plans, a NAS at 127.0.0.1 and a few dozen subscribers in every state.
-Then it runs `radbill radius run` and a simulated MikroTik that logs subscribers in over PAP,
+Then it runs `radbill radius run`, the admin UI (`radbill serve`, login admin /
+demo-admin-pass) and a simulated MikroTik that logs subscribers in over PAP,
 CHAP and MS-CHAPv2 and sends accounting, so `radbill subscriber show demo01 --json` and the
 post-auth log have something to show. Ctrl-C stops everything.
 """
@@ -28,6 +29,23 @@ from simulators.radius_client import RadiusClient
 
 DEMO_SECRET = "demo-nas-secret"
 USERS = 30
+DEMO_ADMIN, DEMO_ADMIN_PASSWORD = "admin", "demo-admin-pass"
+ADMIN_PORT = 8080
+
+
+def seed_admin(settings: Settings) -> None:
+    """The demo's admin UI user, unless it exists."""
+    from admin import users
+    from radbill.errors import Conflict
+
+    engine = engine_from_settings(settings)
+    try:
+        with unit_of_work(session_factory(engine)) as s:
+            users.create_user(s, DEMO_ADMIN, DEMO_ADMIN_PASSWORD, "admin", actor="demo")
+    except Conflict:
+        pass
+    finally:
+        engine.dispose()
 
 
 def seed(settings: Settings) -> bool:
@@ -104,8 +122,13 @@ def main() -> int:
     settings = Settings.from_env()
     if seed(settings):
         print(f"seeded demo ISP in {settings.database_url}")
+    seed_admin(settings)
     server = subprocess.Popen([sys.executable, "-m", "radbill.cli", "radius", "run"])
     scheduler = subprocess.Popen([sys.executable, "-m", "radbill.cli", "scheduler"])
+    web = subprocess.Popen([sys.executable, "-m", "radbill.cli", "serve", "--port",
+                            str(ADMIN_PORT)])
+    print(f"admin UI: http://127.0.0.1:{ADMIN_PORT}/  login {DEMO_ADMIN} / "
+          f"{DEMO_ADMIN_PASSWORD}")
     stop = [False]
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -120,9 +143,9 @@ def main() -> int:
     try:
         simulate(settings, stop)
     finally:
-        for proc in (scheduler, server):
+        for proc in (web, scheduler, server):
             proc.terminate()
-        for proc in (scheduler, server):
+        for proc in (web, scheduler, server):
             proc.wait(20)
     return 0
 
