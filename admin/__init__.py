@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     for module in (dashboard, subscribers, catalog, money, operations):
         app.register_blueprint(module.bp)
     app.register_blueprint(api.bp)
+    app.before_request(_refuse_nul_characters)
     app.register_error_handler(HTTPException, _http_error)
     auth.check_every_route_declares_a_permission(app)
     return app
@@ -63,3 +64,13 @@ def _http_error(exc: HTTPException) -> Any:
     if request.path.startswith("/api/"):
         return api.http_error(exc)
     return render_template("error.html", error=exc), exc.code or 500
+
+
+def _refuse_nul_characters() -> None:
+    """PostgreSQL text cannot hold NUL: a page refuses such input before any query (the API
+    answers 422 per field instead)."""
+    from flask import abort, request
+
+    if not request.path.startswith("/api/") and any(
+            "\x00" in v for v in (*request.args.values(), *request.form.values())):
+        abort(400, description="NUL characters are not allowed in input.")

@@ -118,6 +118,8 @@ def _check(spec: Field, value: Any) -> Any:  # noqa: PLR0912 - one branch per ru
         return value
     if not isinstance(value, str):
         raise ValueError("must be a string")
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
     if spec.required and not value.strip():
         raise ValueError("must not be empty")
     if len(value) > spec.max_length:
@@ -170,6 +172,10 @@ def operation(rule: str, method: str, summary: str, permission: Permission, *,
         def wrapped(**kwargs: Any) -> Any:
             data: dict[str, Any] = {}
             g.api_body = body
+            nul = {k: "must not contain NUL characters" for k, v in kwargs.items()
+                   if isinstance(v, str) and "\x00" in v}
+            if nul:  # PostgreSQL text cannot hold them: refuse before any query
+                raise InputError(nul)
             if body:
                 raw = request.get_json(silent=True) if request.data else {}
                 if not isinstance(raw, dict):

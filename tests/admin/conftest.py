@@ -4,7 +4,7 @@ clients and API tokens."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +38,10 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-def app(db: Engine, settings: Settings) -> Iterator[Flask]:
+def app(db: Engine, settings: Settings) -> Flask:
     application = create_app(settings, engine=db)
     application.config["TESTING"] = True
-    yield application
+    return application
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ def test_payment_reconnects_a_suspended_subscriber(client_for: Any, factory: Any
     [row] = audit_rows(factory, "payment.record")
     assert row.actor == "billing" and row.after == {"amount": "1000.00", "method": "cash",
                                                     "reference": "R-1"}
-    [status] = [r for r in audit_rows(factory, "subscriber.active")]
+    [status] = list(audit_rows(factory, "subscriber.active"))
     assert (status.before, status.after) == ({"status": "suspended"}, {"status": "active"})
 
 

@@ -154,3 +154,13 @@ def test_api_tokens(client_for: Any, token_for: Any, factory: Any) -> None:
     # a browser session cookie does not authenticate the API (so CSRF cannot reach it)
     browser = client_for("admin")
     assert browser.get("/api/v1/plans").status_code == 401
+
+
+def test_nul_characters_are_refused_before_any_query(client_for: Any, token_for: Any) -> None:
+    client = client_for("admin")
+    assert client.get("/subscribers/?q=a%00b").status_code == 400
+    resp = client.get("/api/v1/subscribers?q=a%00b", headers=token_for("admin"))
+    assert resp.status_code == 422 and resp.json["fields"] == {
+        "q": "must not contain NUL characters"}
+    resp = client.get("/api/v1/subscribers/a%00b", headers=token_for("admin"))
+    assert resp.status_code == 422 and "username" in resp.json["fields"]
