@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml scripts/setup-debian.sh
 	bash scripts/setup-debian.sh
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -39,7 +39,7 @@ test-postgresql: setup
 	RADBILL_TEST_DB=postgresql $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check radbill billing radius coa simulators tests bench
+	$(VENV)/bin/ruff check radbill billing radius coa simulators admin tests bench
 	$(VENV)/bin/mypy
 
 bench: setup

@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 from billing import ledger, subscribers
 from billing.invoices import notify
 from billing.models import EnforcementRequest, Promise, Subscriber, SubscriberStatus
+from radbill import audit
 from radbill.db import AUTH_FEED, bump
+from radbill.errors import InvalidInput
 
 
 def enforce(session: Session, sub: Subscriber, action: str, reason: str) -> None:
@@ -78,3 +80,52 @@ def settle_and_reconnect(session: Session, sub: Subscriber, today: dt.date, reas
         if promise is not None:
             promise.status = "kept"
     return settled, reconnected
+
+
+def request_disconnect(session: Session, username: str, *, nas_ip: str, acct_session_id: str,
+                       reason: str, actor: str) -> EnforcementRequest:
+    """Ask the network to drop one session of *username* (a RADIUS Disconnect-Request, sent
+    by the enforcement worker to that session only); the subscriber's status does not
+    change, so the router lets them log in again (useful after a plan or MAC change)."""
+    why = (reason or "").strip()
+    if not why:
+        raise InvalidInput("a disconnect needs a reason")
+    sub = subscribers.get_subscriber(session, username)
+    request = EnforcementRequest(subscriber_id=sub.id, action="disconnect",
+                                 reason=f"session {nas_ip}/{acct_session_id}: {why}"[:2000],
+                                 nas_ip=nas_ip, acct_session_id=acct_session_id)
+    session.add(request)
+    session.flush()
+    audit.record(session, actor=actor, action="subscriber.disconnect", entity="subscriber",
+                 entity_id=sub.id, after={"nas_ip": nas_ip, "acct_session_id": acct_session_id,
+                                          "enforcement_request": request.id}, reason=why)
+    return request
+
+
+def enforcement_history(session: Session, subscriber_id: int, limit: int = 50
+                        ) -> list[EnforcementRequest]:
+    """The subscriber's enforcement requests, newest first."""
+    return list(session.scalars(
+        select(EnforcementRequest).where(EnforcementRequest.subscriber_id == subscriber_id)
+        .order_by(EnforcementRequest.id.desc()).limit(limit)))
+
+
+def set_status_by_operator(session: Session, username: str, target: SubscriberStatus, *,
+                           reason: str, actor: str) -> bool:
+    """An operator suspends or reconnects a subscriber by hand (audited by the status
+    service) and the network is asked to follow. Reconnecting also clears a suspension for
+    non-payment; the next billing run suspends again if the debt is still overdue. False if
+    the subscriber already had that status."""
+    if target not in (SubscriberStatus.SUSPENDED, SubscriberStatus.ACTIVE):
+        raise InvalidInput(f"an operator suspends or reconnects, not {target}")
+    why = (reason or "").strip() or f"by {actor}"
+    changed = subscribers.change_status(session, username, target, actor=actor, reason=why)
+    if not changed:
+        return False
+    sub = subscribers.get_subscriber(session, username)
+    if target is SubscriberStatus.ACTIVE:
+        sub.suspended_on, sub.suspended_for_nonpayment = None, False
+        enforce(session, sub, "reconnect", why)
+    else:
+        enforce(session, sub, "suspend", why)
+    return True

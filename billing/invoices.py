@@ -21,6 +21,7 @@ from billing.models import (
     Invoice,
     InvoiceKind,
     InvoiceLine,
+    InvoiceStatus,
     IspSettings,
     LedgerEntry,
     LedgerKind,
@@ -258,3 +259,26 @@ def credit_note(session: Session, *, isp: IspSettings, number: str, amount: Deci
 
     settle_and_reconnect(session, sub, today, f"credit note {note_number}", actor)
     return note
+
+
+def list_invoices(session: Session, *, subscriber_id: int | None = None,
+                  status: str | None = None, limit: int = 500) -> list[Invoice]:
+    """Invoices newest first, optionally of one subscriber or in one status."""
+    stmt = select(Invoice).order_by(Invoice.id.desc()).limit(limit)
+    if subscriber_id is not None:
+        stmt = stmt.where(Invoice.subscriber_id == subscriber_id)
+    if status:
+        try:
+            stmt = stmt.where(Invoice.status == InvoiceStatus(status))
+        except ValueError:
+            raise InvalidInput(f"unknown invoice status {status!r}: use open, paid or credited"
+                               ) from None
+    return list(session.scalars(stmt))
+
+
+def get_invoice(session: Session, number: str) -> Invoice:
+    """The invoice numbered *number*."""
+    inv = session.scalars(select(Invoice).where(Invoice.number == number)).one_or_none()
+    if inv is None:
+        raise NotFound(f"unknown invoice {number!r}")
+    return inv

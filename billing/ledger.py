@@ -143,3 +143,10 @@ def settle(session: Session, subscriber_id: int, today: dt.date) -> Settlement:
             open_.append((inv, outcome.outstanding))
     total = sum((a for a, _ in entries), ZERO)
     return Settlement(total, tuple(open_), tuple(paid))
+
+
+def entries(session: Session, subscriber_id: int, limit: int = 200) -> list[LedgerEntry]:
+    """The subscriber's ledger, newest first."""
+    return list(session.scalars(
+        select(LedgerEntry).where(LedgerEntry.subscriber_id == subscriber_id)
+        .order_by(LedgerEntry.id.desc()).limit(limit)))

@@ -375,5 +375,9 @@ class EnforcementRequest(Base):
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Set for an operator's "disconnect this session": only that session is touched, and the
+    # request neither supersedes nor is superseded by the subscriber's other requests.
+    nas_ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
+    acct_session_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
     __table_args__ = (Index("ix_enforcement_requests_due", "status", "next_attempt_at"),)

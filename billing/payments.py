@@ -8,6 +8,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -109,3 +110,12 @@ def adjust(session: Session, username: str, kind: str, amount: str | Decimal, *,
                  entity_id=sub.id, after={"amount": str(value)}, reason=reason)
     settled, _ = accounts.settle_and_reconnect(session, sub, today, f"{kind}: {reason}", actor)
     return settled.balance
+
+
+def list_payments(session: Session, *, subscriber_id: int | None = None, limit: int = 500
+                  ) -> list[Payment]:
+    """Payments newest first, optionally of one subscriber."""
+    stmt = select(Payment).order_by(Payment.id.desc()).limit(limit)
+    if subscriber_id is not None:
+        stmt = stmt.where(Payment.subscriber_id == subscriber_id)
+    return list(session.scalars(stmt))

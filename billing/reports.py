@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from billing import ledger
-from billing.models import Invoice, InvoiceStatus, Subscriber, SubscriberStatus
+from billing.models import Invoice, InvoiceStatus, Payment, Subscriber, SubscriberStatus
 from billing.money import ZERO, percent_of, round_money
 
 
@@ -58,3 +58,39 @@ def overdue(session: Session, today: dt.date) -> dict[str, object]:
     rows.sort(key=lambda r: (-int(str(r["days_overdue"])), str(r["username"])))
     return {"as_of": str(today), "subscribers": rows,
             "totals": {c: str(v) for c, v in sorted(totals.items())}}
+
+
+def status_counts(session: Session) -> dict[str, int]:
+    """How many subscribers are in each status (every status listed, zeros included)."""
+    counts = {str(s): 0 for s in SubscriberStatus}
+    for status, n in session.execute(select(Subscriber.status, func.count())
+                                     .group_by(Subscriber.status)).all():
+        counts[str(status)] = int(n)
+    return counts
+
+
+def revenue(session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, Decimal]:
+    """Payments received in [*start*, *end*) per currency."""
+    rows = session.execute(select(Payment.currency, func.sum(Payment.amount))
+                           .where(Payment.received_at >= start, Payment.received_at < end)
+                           .group_by(Payment.currency).order_by(Payment.currency)).all()
+    return {cur: Decimal(total) for cur, total in rows}
+
+
+def revenue_by_day(session: Session, days: list[tuple[dt.date, dt.datetime, dt.datetime]]
+                   ) -> list[tuple[dt.date, dict[str, Decimal]]]:
+    """Payments per currency for each (day, start, end) given (the caller knows the ISP's
+    time zone, so it passes each local day's bounds in UTC)."""
+    if not days:
+        return []
+    rows = session.execute(select(Payment.received_at, Payment.currency, Payment.amount)
+                           .where(Payment.received_at >= days[0][1],
+                                  Payment.received_at < days[-1][2])).all()
+    out: list[tuple[dt.date, dict[str, Decimal]]] = []
+    for day, start, end in days:
+        totals: dict[str, Decimal] = {}
+        for at, cur, amount in rows:
+            if start <= at < end:
+                totals[cur] = totals.get(cur, ZERO) + amount
+        out.append((day, totals))
+    return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -97,10 +97,16 @@ def get_subscriber(session: Session, username: str, *, lock: bool = False) -> Su
 
 
 def list_subscribers(
-    session: Session, *, status: str | None = None, search: str | None = None, limit: int = 1000
+    session: Session, *, status: str | None = None, search: str | None = None, limit: int = 1000,
+    plan: str | None = None, usernames: Collection[str] | None = None,
 ) -> Sequence[Subscriber]:
-    """Subscribers by username, optionally filtered by status or a search term."""
+    """Subscribers by username, optionally filtered by status, a search term, a plan name or a
+    set of usernames (e.g. those seen on one NAS)."""
     stmt = select(Subscriber).order_by(Subscriber.username).limit(limit)
+    if plan:
+        stmt = stmt.where(Subscriber.plan_id == get_plan(session, plan).id)
+    if usernames is not None:
+        stmt = stmt.where(Subscriber.username.in_(list(usernames)))
     if status:
         try:
             stmt = stmt.where(Subscriber.status == SubscriberStatus(status))

@@ -114,23 +114,25 @@ def claim(session: Session, box: SecretBox, settings: Settings, now: dt.datetime
     requests = list(session.scalars(stmt))
     if not requests:
         return []
-    newest: dict[int, EnforcementRequest] = {}
+    newest: dict[tuple[int, int | None], EnforcementRequest] = {}
     for req in requests:
-        newest[req.subscriber_id] = req  # ordered by id: the last one wins
+        # ordered by id: the last one wins; a one-session request stands on its own
+        newest[(req.subscriber_id, None if req.acct_session_id is None else req.id)] = req
     # One executemany for the whole batch: older open requests of these subscribers.
     table = REQUESTS
     session.connection().execute(
         update(table)
         .where(table.c.subscriber_id == bindparam("sid"), table.c.id < bindparam("nid"),
+               table.c.acct_session_id.is_(None),
                or_(*(table.c.status == s for s in OPEN)))  # IN () cannot go in executemany
         .values(status="superseded", completed_at=now, outcome=bindparam("why")),
         [{"sid": r.subscriber_id, "nid": r.id, "why": f"superseded by #{r.id}"}
-         for r in newest.values()])
+         for r in newest.values() if r.acct_session_id is None])
     for req in newest.values():
         req.status, req.attempts = "working", req.attempts + 1
         req.next_attempt_at = now + LEASE
     subs = {}
-    for ids in chunks(list(newest)):
+    for ids in chunks(sorted({r.subscriber_id for r in newest.values()})):
         subs.update({s.id: s for s in session.scalars(select(Subscriber).where(
             Subscriber.id.in_(ids)))})
     sessions: dict[str, list[RadiusSession]] = {}
@@ -139,11 +141,14 @@ def claim(session: Session, box: SecretBox, settings: Settings, now: dt.datetime
             sessions.setdefault(row.username, []).append(row)
     nases = nas_refs(session, box)
     jobs = []
-    for sub_id, req in newest.items():
-        sub = subs[sub_id]
-        job = Job(req.id, sub_id, sub.username, req.action, req.attempts,
+    for req in newest.values():
+        sub = subs[req.subscriber_id]
+        job = Job(req.id, sub.id, sub.username, req.action, req.attempts,
                   desired_for(sub, box, settings, now))
         for row in sessions.get(sub.username, []):
+            if req.acct_session_id is not None and (row.nas_ip, row.acct_session_id) != (
+                    req.nas_ip, req.acct_session_id):
+                continue
             nas, via = nases.get(row.nas_ip, (None, "coa"))
             job.targets.append(Target(row.id, row.nas_ip, nas, via, SessionRef(
                 username=row.username, acct_session_id=row.acct_session_id,

@@ -67,8 +67,9 @@ class EnforcementWorker:
         with self.factory() as session, session.begin():
             now = utcnow()
             confirmed = queue.confirm_apply(session, done, late, now)
-            jobs = queue.claim(session, self.box, self.settings, now, self.config.batch) if due \
-                else []
+            # late confirmations were just made due again: claim them in this round too
+            jobs = (queue.claim(session, self.box, self.settings, now, self.config.batch)
+                    if due or late else [])
         return jobs, confirmed
 
     def _record(self, results: list[tuple[Job, list[Done]]]) -> dict[str, int]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-import billing.models  # noqa: F401 - register the models on the metadata
+import admin.models  # noqa: F401 - register the models on the metadata
+import billing.models  # noqa: F401
 import coa.models  # noqa: F401
 import radbill.audit  # noqa: F401
 import radbill.ops  # noqa: F401

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, Text
+from sqlalchemy import JSON, Index, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from radbill.db import Base, BigIntPK, UTCDateTime, utcnow
@@ -59,3 +59,16 @@ def record(
     )
     session.add(row)
     return row
+
+
+def entries(session: Session, *, entity: str | None = None, entity_id: str | int | None = None,
+            actor: str | None = None, limit: int = 200) -> list[AuditLog]:
+    """Audit rows newest first, optionally about one entity or by one actor."""
+    stmt = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
+    if entity:
+        stmt = stmt.where(AuditLog.entity == entity)
+    if entity_id is not None:
+        stmt = stmt.where(AuditLog.entity_id == str(entity_id))
+    if actor:
+        stmt = stmt.where(AuditLog.actor == actor)
+    return list(session.scalars(stmt))

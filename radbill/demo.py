@@ -1,9 +1,11 @@
 """`make run`: a demo ISP on the embedded database, a real FreeRADIUS, and a simulated NAS.
 
 On first start it seeds plans, a NAS at 127.0.0.1 and a few dozen subscribers in every state.
-Then it runs `radbill radius run` and a simulated MikroTik that logs subscribers in over PAP,
-CHAP and MS-CHAPv2 and sends accounting, so `radbill subscriber show demo01 --json` and the
-post-auth log have something to show. Ctrl-C stops everything.
+Then it runs `radbill radius run`, the scheduler, the enforcement worker (`radbill
+enforcement run`), the admin UI (`radbill serve`, login admin / demo-admin-pass) and a
+simulated MikroTik (simulators/nas.py) that logs subscribers in over PAP, CHAP and
+MS-CHAPv2, sends accounting, answers CoA/Disconnect and serves the RouterOS API, so a
+suspension in the UI reaches the "router" within a second. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -24,10 +26,28 @@ from radbill.config import Settings
 from radbill.crypto import secret_box
 from radbill.db import engine_from_settings, session_factory, unit_of_work
 from radius.nas import create_nas
-from simulators.radius_client import RadiusClient
+from simulators.nas import NasSimulator
 
 DEMO_SECRET = "demo-nas-secret"
+DEMO_COA_PORT, DEMO_API_PORT, DEMO_API_PASSWORD = 3799, 8728, "demo-api-pass"
 USERS = 30
+DEMO_ADMIN, DEMO_ADMIN_PASSWORD = "admin", "demo-admin-pass"
+ADMIN_PORT = 8080
+
+
+def seed_admin(settings: Settings) -> None:
+    """The demo's admin UI user, unless it exists."""
+    from admin import users
+    from radbill.errors import Conflict
+
+    engine = engine_from_settings(settings)
+    try:
+        with unit_of_work(session_factory(engine)) as s:
+            users.create_user(s, DEMO_ADMIN, DEMO_ADMIN_PASSWORD, "admin", actor="demo")
+    except Conflict:
+        pass
+    finally:
+        engine.dispose()
 
 
 def seed(settings: Settings) -> bool:
@@ -39,7 +59,8 @@ def seed(settings: Settings) -> bool:
         if s.scalars(select(Plan.id)).first() is not None:
             return False
         create_nas(s, box, name="demo-mikrotik", ip="127.0.0.1", secret=DEMO_SECRET,
-                   actor="demo")
+                   coa_port=DEMO_COA_PORT, api_port=DEMO_API_PORT, api_username="radbill",
+                   api_password=DEMO_API_PASSWORD, actor="demo")
         update_settings(s, {"name": "Demo Fiber Net", "address": "House 1, Road 2, Dhaka",
                             "phone": "+8809600000000", "email": "billing@demo-isp.example",
                             "weekly_off_days": "fri"}, actor="demo")
@@ -68,44 +89,52 @@ def seed(settings: Settings) -> bool:
 
 
 def simulate(settings: Settings, stop: list[bool]) -> None:
-    """A MikroTik-like NAS: log everybody in, then send interim updates."""
-    client = RadiusClient("127.0.0.1", DEMO_SECRET, settings.radius_auth_port,
-                          settings.radius_acct_port, timeout=2, retries=2)
+    """A simulated MikroTik (CoA on 127.0.0.1:3799, RouterOS API on 127.0.0.1:8728): log
+    everybody in, then send interim updates. Suspend or reconnect someone (admin UI or
+    `radbill subscriber ...`) and watch the enforcement worker disconnect them and their
+    router dial back in under the new policy."""
+    nas = NasSimulator(nas_ip="127.0.0.1", auth_port=settings.radius_auth_port,
+                       acct_port=settings.radius_acct_port, secret=DEMO_SECRET,
+                       coa_port=DEMO_COA_PORT, api_port=DEMO_API_PORT,
+                       api_password=DEMO_API_PASSWORD).start()
+    nas.redial_after = 2.0
     methods = itertools.cycle(["pap", "chap", "mschapv2"])
-    online: dict[str, dict[str, int]] = {}
-    for i in range(1, USERS + 1):
-        name = f"demo{i:02d}"
-        service = "hotspot" if i % 5 == 0 else "pppoe"
-        method = next(methods) if service == "pppoe" else "chap"
-        result = client.authenticate(name, f"pass{i:02d}", method, service=service,
-                                     mac=f"02:00:00:00:00:{i:02x}")
-        verdict = "accept" if result.accepted else "reject"
-        print(f"  {name} {method:8s} {verdict:6s} {result.get('Mikrotik-Rate-Limit') or ''}"
-              f" {result.get('Mikrotik-Address-List') or ''} {result.get('Reply-Message') or ''}")
-        if result.accepted:
-            sid = f"81{i:06x}"
-            client.account("Start", name, sid, framed_ip=f"100.64.0.{i}")
-            online[name] = {"sid": int(sid, 16), "in": 0, "out": 0, "t": 0}
-    print(f"simulated NAS: {len(online)} sessions online; interim every 30 s (Ctrl-C stops)")
-    while not stop[0]:
-        for _ in range(30):
-            if stop[0]:
-                return
-            time.sleep(1)
-        for name, st in online.items():
-            st["in"] += random.randint(1, 50) * 1_000_000
-            st["out"] += random.randint(10, 500) * 1_000_000
-            st["t"] += 30
-            client.account("Interim-Update", name, f"{st['sid']:x}", input_bytes=st["in"],
-                           output_bytes=st["out"], session_time=st["t"])
+    try:
+        for i in range(1, USERS + 1):
+            name = f"demo{i:02d}"
+            service = "hotspot" if i % 5 == 0 else "pppoe"
+            method = next(methods) if service == "pppoe" else "chap"
+            result = nas.login(name, f"pass{i:02d}", method, service=service,
+                               mac=f"02:00:00:00:00:{i:02x}")
+            verdict = "accept" if result.accepted else "reject"
+            print(f"  {name} {method:8s} {verdict:6s} "
+                  f"{result.reply.get('Mikrotik-Rate-Limit') or ''} "
+                  f"{result.reply.get('Mikrotik-Address-List') or ''} "
+                  f"{result.reply.get('Reply-Message') or ''}")
+        print(f"simulated NAS: {len(nas.online())} sessions online; interim every 30 s "
+              "(Ctrl-C stops)")
+        while not stop[0]:
+            for _ in range(30):
+                if stop[0]:
+                    return
+                time.sleep(1)
+            nas.interim(grow=random.randint(1, 50) * 1_000_000)
+    finally:
+        nas.stop()
 
 
 def main() -> int:
     settings = Settings.from_env()
     if seed(settings):
         print(f"seeded demo ISP in {settings.database_url}")
+    seed_admin(settings)
     server = subprocess.Popen([sys.executable, "-m", "radbill.cli", "radius", "run"])
     scheduler = subprocess.Popen([sys.executable, "-m", "radbill.cli", "scheduler"])
+    web = subprocess.Popen([sys.executable, "-m", "radbill.cli", "serve", "--port",
+                            str(ADMIN_PORT)])
+    enforcer = subprocess.Popen([sys.executable, "-m", "radbill.cli", "enforcement", "run"])
+    print(f"admin UI: http://127.0.0.1:{ADMIN_PORT}/  login {DEMO_ADMIN} / "
+          f"{DEMO_ADMIN_PASSWORD}")
     stop = [False]
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -120,9 +149,9 @@ def main() -> int:
     try:
         simulate(settings, stop)
     finally:
-        for proc in (scheduler, server):
+        for proc in (enforcer, web, scheduler, server):
             proc.terminate()
-        for proc in (scheduler, server):
+        for proc in (enforcer, web, scheduler, server):
             proc.wait(20)
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Text
+from sqlalchemy import JSON, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from radbill.db import Base, BigIntPK, UTCDateTime, utcnow
@@ -46,3 +46,14 @@ def raise_alert(session: Session, kind: str, message: str, data: dict[str, Any] 
     session.add(alert)
     session.flush()
     return alert
+
+
+def recent_runs(session: Session, limit: int = 100) -> list[JobRun]:
+    """Job runs, newest first."""
+    return list(session.scalars(select(JobRun).order_by(JobRun.id.desc()).limit(limit)))
+
+
+def open_alerts(session: Session, limit: int = 100) -> list[Alert]:
+    """Alerts nobody resolved yet, newest first."""
+    return list(session.scalars(select(Alert).where(Alert.resolved_at.is_(None))
+                                .order_by(Alert.id.desc()).limit(limit)))

@@ -371,3 +371,52 @@ def session_summary(row: RadiusSession) -> dict[str, object]:
         "output_bytes": row.output_octets,
         "terminate_cause": row.terminate_cause,
     }
+
+
+def open_sessions(session: Session, *, nas_ip: str | None = None, username: str | None = None,
+                  limit: int = 500) -> list[RadiusSession]:
+    """Sessions still open, newest first, optionally on one NAS or of one user."""
+    stmt = (select(RadiusSession).where(RadiusSession.stopped_at.is_(None))
+            .order_by(RadiusSession.started_at.desc()).limit(limit))
+    if nas_ip:
+        stmt = stmt.where(RadiusSession.nas_ip == nas_ip)
+    if username:
+        stmt = stmt.where(RadiusSession.username == username)
+    return list(session.scalars(stmt))
+
+
+def count_open_sessions(session: Session) -> int:
+    """How many sessions are open (subscribers online)."""
+    return int(session.scalar(select(func.count()).select_from(RadiusSession)
+                              .where(RadiusSession.stopped_at.is_(None))) or 0)
+
+
+def get_session(session: Session, session_id: int) -> RadiusSession | None:
+    """One accounting session by its row id (None for an id no BIGINT can hold)."""
+    if not 0 < session_id < 2**63:
+        return None
+    return session.get(RadiusSession, session_id)
+
+
+def usernames_on_nas(session: Session, nas_ip: str) -> set[str]:
+    """Users who have (or had) a session on the NAS at *nas_ip*."""
+    return set(session.scalars(select(RadiusSession.username)
+                               .where(RadiusSession.nas_ip == nas_ip).distinct()))
+
+
+def usage_by_day(session: Session, username: str, since: dt.datetime
+                 ) -> list[tuple[dt.date, int, int]]:
+    """(UTC day the session started, download bytes, upload bytes) for the user's sessions
+    started since *since*, per day. A session's whole usage counts on its start day: the
+    accounting keeps totals per session, not per day."""
+    rows = session.execute(select(RadiusSession.started_at, RadiusSession.input_octets,
+                                  RadiusSession.output_octets)
+                           .where(RadiusSession.username == username,
+                                  RadiusSession.started_at >= since)).all()
+    days: dict[dt.date, list[int]] = {}
+    for started, upload, download in rows:
+        # input is what the NAS received from the user (upload), output what it sent (download)
+        day = days.setdefault(started.astimezone(dt.UTC).date(), [0, 0])
+        day[0] += download
+        day[1] += upload
+    return [(d, v[0], v[1]) for d, v in sorted(days.items())]

@@ -172,7 +172,7 @@ class NasSimulator:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self.api.close()
+        await self.api.aclose()
         if self._coa is not None:
             self._coa.close()
         if self._transport is not None:

@@ -125,17 +125,25 @@ class ApiServer:
         self.servers: list[asyncio.AbstractServer] = []
         self.commands = 0
         self.silent = False  # fault: accept connections and commands but never answer
+        self._conns: set[asyncio.Task[None]] = set()
 
     async def listen(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> int:
         server = await asyncio.start_server(self._serve, host, port, ssl=tls)
         self.servers.append(server)
         return int(server.sockets[0].getsockname()[1])
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         for server in self.servers:
             server.close()
+        for task in list(self._conns):
+            task.cancel()
+        await asyncio.gather(*self._conns, return_exceptions=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._conns.add(task)
+            task.add_done_callback(self._conns.discard)
         logged_in = False
         try:
             while True:

@@ -12,8 +12,9 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine, delete, update
 from sqlalchemy.orm import Session
 
+import admin.models  # noqa: F401 - every model on the metadata
 import coa.models  # noqa: F401
-import radbill.ops  # noqa: F401 - every model on the metadata
+import radbill.ops  # noqa: F401
 import radius.models  # noqa: F401
 from billing.models import IspSettings
 from radbill import migrate

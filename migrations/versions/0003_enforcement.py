@@ -47,6 +47,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('outcome', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('last_error', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('nas_ip', sa.String(length=45), nullable=True))
+        batch_op.add_column(sa.Column('acct_session_id', sa.String(length=128), nullable=True))
         batch_op.create_index('ix_enforcement_requests_due', ['status', 'next_attempt_at'], unique=False)
 
     with op.batch_alter_table('nas', schema=None) as batch_op:
@@ -67,6 +69,8 @@ def downgrade() -> None:
 
     with op.batch_alter_table('enforcement_requests', schema=None) as batch_op:
         batch_op.drop_index('ix_enforcement_requests_due')
+        batch_op.drop_column('acct_session_id')
+        batch_op.drop_column('nas_ip')
         batch_op.drop_column('last_error')
         batch_op.drop_column('outcome')
         batch_op.drop_column('completed_at')

@@ -83,7 +83,8 @@ def snapshot(sim: Sim) -> dict[str, Any]:
         proms = {p.id: f"{subs[p.subscriber_id]}:{p.until}" for p in s.scalars(select(Promise))}
         ids = {"invoice": invs, "reminder": invs, "due": invs, "latefee": invs, "final": invs,
                "throttle": invs, "suspend": invs, "credit": invs, "payment": pays,
-               "promise": proms, "suspended": subs, "reconnected": subs}
+               "promise": proms, "suspended": subs, "reconnected": subs,
+               "promise-broken": subs}
 
         def key(k: str) -> str:
             kind, _, rest = k.partition(":")
@@ -95,7 +96,8 @@ def snapshot(sim: Sim) -> dict[str, Any]:
 
         def row(obj: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
             out = {c.key: getattr(obj, c.key) for c in obj.__table__.columns
-                   if c.key not in ("id", "created_at", "posted_at", "updated_at", *skip)}
+                   if c.key not in ("id", "created_at", "posted_at", "updated_at",
+                                    "next_attempt_at", *skip)}
             for col in ("subscriber_id",):
                 if col in out:
                     out[col] = subs[out[col]]

@@ -14,6 +14,7 @@ from coa.radius import CoaController
 from coa.routeros import RouterOsController
 from coa.transport import RadiusTransport
 from simulators.nas import NasSimulator
+from tests.coa.aio import arun
 from tests.coa.conftest import ref_of
 
 Scenario = Callable[[SessionController, NasRef], Awaitable[Any]]
@@ -34,7 +35,7 @@ def run(kind: str, sim: NasSimulator, scenario: Scenario) -> Any:
         finally:
             await api.close()
 
-    return asyncio.run(main())
+    return arun(main())
 
 
 KINDS = ["coa", "api", "api-ssl"]
@@ -126,7 +127,7 @@ def test_coa_retransmits_through_loss(sim: NasSimulator) -> None:
         finally:
             transport.close()
 
-    results = asyncio.run(main())
+    results = arun(main())
     assert all(r.outcome is Outcome.ACK for r in results)
     assert sum(r.sends > 1 for r in results) > 10  # the losses were retransmitted
     assert sim.online() == []
@@ -144,7 +145,7 @@ def test_wrong_secret_is_silently_discarded(sim: NasSimulator) -> None:
         finally:
             transport.close()
 
-    assert asyncio.run(main()).outcome is Outcome.TIMEOUT
+    assert arun(main()).outcome is Outcome.TIMEOUT
     assert sim.counters.discarded == 2  # both sends failed the authenticator check
     assert sim.online("alice")
 
@@ -161,7 +162,7 @@ def test_api_login_failure_is_a_clear_error(sim: NasSimulator) -> None:
         finally:
             await api.close()
 
-    result = asyncio.run(main())
+    result = arun(main())
     assert result.outcome is Outcome.ERROR and "invalid user name or password" in result.detail
 
 
@@ -173,8 +174,8 @@ def test_api_reuses_one_connection_per_router(sim: NasSimulator) -> None:
         await asyncio.gather(*(api.disconnect(ref_of(sim), ref(s)) for s in sessions))
         return api
 
-    api = asyncio.run(main())
-    assert len(api._conns) == 1  # noqa: SLF001 - the connection cache is the point here
+    api = arun(main())
+    assert len(api._conns) == 1  # the connection cache is the point here
     assert sim.online() == []
 
 
@@ -188,7 +189,7 @@ def test_local_ppp_secret_is_disabled_and_enabled(sim: NasSimulator) -> None:
         finally:
             await api.close()
 
-    assert asyncio.run(main(True)).outcome is Outcome.ACK
+    assert arun(main(True)).outcome is Outcome.ACK
     assert sim.secrets[item]["disabled"] == "yes"
-    assert asyncio.run(main(False)).outcome is Outcome.ACK
+    assert arun(main(False)).outcome is Outcome.ACK
     assert sim.secrets[item]["disabled"] == "no"

@@ -1,0 +1,21 @@
+"""What the page views share: who is acting, and how a service error becomes a status."""
+
+from __future__ import annotations
+
+from flask import g
+
+from radbill.errors import Conflict, DomainError, NotFound
+
+
+def actor() -> str:
+    """The staff user acting, as written to the audit log."""
+    return str(g.user.username)
+
+
+def status_of(exc: DomainError) -> int:
+    """404 for unknown things, 409 for conflicts, 422 for bad input."""
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Conflict):
+        return 409
+    return 422

@@ -1,0 +1,72 @@
+"""Invoices (with their PDFs) and payments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, abort, render_template, request
+
+from admin.auth import requires
+from admin.db import get_db
+from admin.roles import Permission
+from billing import archive, invoices, payments
+from billing.models import Payment, Subscriber
+from billing.pdf import render_invoice_pdf
+from radbill.errors import DomainError
+
+bp = Blueprint("money", __name__)
+
+
+@bp.route("/invoices")
+@requires(Permission.READ)
+def invoice_list() -> Any:
+    """Invoices newest first, by status."""
+    db = get_db()
+    error, rows = None, []
+    try:
+        rows = invoices.list_invoices(db, status=request.args.get("status") or None, limit=300)
+    except DomainError as exc:
+        error = str(exc)
+    names = {s.id: s.username for s in db.query(Subscriber).filter(
+        Subscriber.id.in_({i.subscriber_id for i in rows}))} if rows else {}
+    return render_template("invoices.html", rows=rows, names=names, error=error,
+                           args=request.args), 422 if error else 200
+
+
+@bp.route("/invoices/<number>.pdf")
+@requires(Permission.READ)
+def invoice_pdf(number: str) -> Response:
+    """The archived PDF (checked against its SHA-256), or one rendered now if the archive
+    job has not reached this invoice yet."""
+    db = get_db()
+    try:
+        inv = invoices.get_invoice(db, number)
+    except DomainError:
+        abort(404)
+    if archive.verify(inv):
+        data = Path(str(inv.pdf_path)).read_bytes()
+    else:
+        data = render_invoice_pdf(archive.document(db, inv))
+    return Response(data, mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{inv.number}.pdf"'})
+
+
+def held_payments() -> list[Payment] | None:
+    """Payments waiting for review, or None while payments have no review status (the
+    gateways issue adds one)."""
+    if not hasattr(Payment, "status"):
+        return None
+    return [p for p in payments.list_payments(get_db(), limit=300)
+            if getattr(p, "status", None) == "held"]
+
+
+@bp.route("/payments")
+@requires(Permission.READ)
+def payment_list() -> str:
+    """Payments newest first, and those held for review."""
+    db = get_db()
+    rows = payments.list_payments(db, limit=300)
+    names = {s.id: s.username for s in db.query(Subscriber).filter(
+        Subscriber.id.in_({p.subscriber_id for p in rows}))} if rows else {}
+    return render_template("payments.html", rows=rows, names=names, held=held_payments())
