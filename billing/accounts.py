@@ -110,14 +110,17 @@ def enforcement_history(session: Session, subscriber_id: int, limit: int = 50
         .order_by(EnforcementRequest.id.desc()).limit(limit)))
 
 
+# The enforcement action for each status an operator can set.
+OPERATOR_ACTIONS = {SubscriberStatus.ACTIVE: "reconnect", SubscriberStatus.SUSPENDED: "suspend",
+                    SubscriberStatus.DISABLED: "disable", SubscriberStatus.TERMINATED: "terminate"}
+
+
 def set_status_by_operator(session: Session, username: str, target: SubscriberStatus, *,
                            reason: str, actor: str) -> bool:
-    """An operator suspends or reconnects a subscriber by hand (audited by the status
-    service) and the network is asked to follow. Reconnecting also clears a suspension for
-    non-payment; the next billing run suspends again if the debt is still overdue. False if
-    the subscriber already had that status."""
-    if target not in (SubscriberStatus.SUSPENDED, SubscriberStatus.ACTIVE):
-        raise InvalidInput(f"an operator suspends or reconnects, not {target}")
+    """An operator changes a subscriber's status by hand (audited by the status service) and
+    the network is asked to follow in the same transaction. Reconnecting also clears a
+    suspension for non-payment; the next billing run suspends again if the debt is still
+    overdue. False if the subscriber already had that status."""
     why = (reason or "").strip() or f"by {actor}"
     changed = subscribers.change_status(session, username, target, actor=actor, reason=why)
     if not changed:
@@ -125,7 +128,5 @@ def set_status_by_operator(session: Session, username: str, target: SubscriberSt
     sub = subscribers.get_subscriber(session, username)
     if target is SubscriberStatus.ACTIVE:
         sub.suspended_on, sub.suspended_for_nonpayment = None, False
-        enforce(session, sub, "reconnect", why)
-    else:
-        enforce(session, sub, "suspend", why)
+    enforce(session, sub, OPERATOR_ACTIONS[target], why)
     return True

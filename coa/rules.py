@@ -18,7 +18,7 @@ from radius.policy import Decision, Reason
 RATE_ONLY = {"throttle", "unthrottle", "plan_change"}
 # Actions that move a session into or out of the walled garden.
 GARDEN_MOVES = {"suspend", "reconnect"}
-ACTIONS = {*RATE_ONLY, *GARDEN_MOVES, "terminate", "disconnect", "resync"}
+ACTIONS = {*RATE_ONLY, *GARDEN_MOVES, "disable", "terminate", "disconnect", "resync"}
 
 MAX_BACKOFF = 300.0
 

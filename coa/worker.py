@@ -98,7 +98,7 @@ class EnforcementWorker:
                 return Done(target, attempts[-1], attempts)
         try:
             if step.kind is rules.Kind.DISCONNECT:
-                if job.action in ("suspend", "terminate") and not job.want.online:
+                if job.action in ("suspend", "disable", "terminate") and not job.want.online:
                     attempts.append(await self.api.set_local_user(nas, job.username, True))
                 attempts.append(await self.api.disconnect(nas, target.ref))
             else:

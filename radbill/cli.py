@@ -320,12 +320,12 @@ def _status_command(name: str, target: str, help_text: str) -> None:
     @pass_app
     @guarded
     def command(app: App, username: str, reason: str | None) -> None:
-        from billing import subscribers
+        from billing import accounts
         from billing.models import SubscriberStatus
 
         with app.transaction() as session:
-            changed = subscribers.change_status(session, username, SubscriberStatus(target),
-                                                actor="cli", reason=reason)
+            changed = accounts.set_status_by_operator(session, username, SubscriberStatus(target),
+                                                      actor="cli", reason=reason or "")
         click.echo(f"subscriber {username} {'is now' if changed else 'was already'} {target}")
 
 
