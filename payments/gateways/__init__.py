@@ -1,0 +1,1 @@
+"""One module per payment gateway, each implementing :class:`payments.gateways.base.PaymentGateway`."""
