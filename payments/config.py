@@ -1,0 +1,73 @@
+"""Which gateways an ISP uses, with its credentials: ``<data>/gateways.json`` (or the file
+named by ``RADBILL_GATEWAYS_FILE``)::
+
+    {"bkash": {"base_url": "https://tokenized.sandbox.bka.sh/v1.2.0-beta", "sandbox": true,
+               "credentials": {"app_key": "...", "app_secret": "...", "username": "...",
+                               "password": "..."}},
+     "razorpay": {"base_url": "https://api.razorpay.com", "sandbox": false,
+                  "credentials": {"key_id": "...", "key_secret": "...",
+                                  "webhook_secret": "..."}}}
+
+``RADBILL_PUBLIC_URL`` is where gateways and subscribers' browsers reach radbill (the payment
+pages, return URLs and webhooks), e.g. ``https://pay.example-isp.com.bd``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+from payments.gateways.base import GatewayConfig, PaymentGateway
+from radbill.config import ConfigError, Settings
+
+ADAPTERS = {
+    "bkash": "payments.gateways.bkash:BkashGateway",
+    "nagad": "payments.gateways.nagad:NagadGateway",
+    "sslcommerz": "payments.gateways.sslcommerz:SslcommerzGateway",
+    "razorpay": "payments.gateways.razorpay:RazorpayGateway",
+}
+
+
+def gateways_file(settings: Settings) -> Path:
+    return settings.gateways_file or settings.data_dir / "gateways.json"
+
+
+def load_configs(data: dict[str, Any]) -> dict[str, GatewayConfig]:
+    """Gateway configurations from the parsed file. Raises :class:`ConfigError`."""
+    out = {}
+    for name, entry in data.items():
+        if name not in ADAPTERS:
+            raise ConfigError(f"gateways: unknown gateway {name!r} (known: "
+                              f"{', '.join(sorted(ADAPTERS))})")
+        if not isinstance(entry, dict) or not entry.get("base_url"):
+            raise ConfigError(f"gateways: {name} needs a base_url")
+        creds = entry.get("credentials") or {}
+        if not isinstance(creds, dict) or not all(isinstance(v, str) for v in creds.values()):
+            raise ConfigError(f"gateways: {name} credentials must be strings")
+        out[name] = GatewayConfig(name=name, base_url=str(entry["base_url"]).rstrip("/"),
+                                  credentials=creds, sandbox=bool(entry.get("sandbox", True)),
+                                  timeout=float(entry.get("timeout", 10)))
+    return out
+
+
+def configured(settings: Settings) -> dict[str, GatewayConfig]:
+    """The ISP's gateways (none when the file does not exist)."""
+    path = gateways_file(settings)
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected an object of gateways")
+    return load_configs(data)
+
+
+def adapter(config: GatewayConfig) -> PaymentGateway:
+    """The adapter for one configured gateway."""
+    module, _, cls = ADAPTERS[config.name].partition(":")
+    gateway: PaymentGateway = getattr(importlib.import_module(module), cls)(config)
+    return gateway

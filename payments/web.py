@@ -1,0 +1,127 @@
+"""The payment pages and the gateways' notification endpoints (a blueprint of the web app).
+
+* ``GET /pay/<invoice>``: the payment link in invoices and reminders. Public: the invoice
+  number is the capability (numbers are sequential, so the page shows only what is due and a
+  first name, never the address, phone or history).
+* ``POST /pay/<invoice>/start``: creates a payment intent and sends the browser to the gateway.
+* ``GET|POST /pay/return/<gateway>``: where the gateway sends the browser back.
+* ``POST /webhooks/<gateway>``: server-to-server notifications (IPN, webhooks).
+
+Notifications are verified on the raw body by the gateway adapter before anything is read
+from them; a forged one is answered 400 and audited. Everything else is answered 2xx quickly
+(duplicates included, so gateways stop retrying); a gateway we cannot reach to confirm gets
+503 so it delivers again, and polling catches up meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request
+from werkzeug.wrappers import Response
+
+from admin.auth import requires
+from admin.db import factory
+from admin.roles import Permission
+from payments import intents
+from payments.gateways.base import GatewayError, PaymentGateway, SignatureError
+from radbill.errors import DomainError
+
+log = logging.getLogger("radbill.payments")
+
+bp = Blueprint("payments", __name__, template_folder="templates")
+
+LABELS = {"bkash": "bKash", "nagad": "Nagad", "sslcommerz": "Card / bank (SSLCommerz)",
+          "razorpay": "Razorpay"}
+
+
+def gateways() -> dict[str, PaymentGateway]:
+    return current_app.config.get("RADBILL_GATEWAYS") or {}
+
+
+def _gateway(name: str) -> PaymentGateway:
+    gw = gateways().get(name)
+    if gw is None:
+        abort(404, description=f"payment by {name!r} is not available")
+    return gw
+
+
+@bp.route("/pay/<number>")
+@requires(Permission.PUBLIC)
+def pay(number: str) -> Any:
+    """What is due on an invoice, and how to pay it."""
+    with factory()() as session:
+        try:
+            view = intents.due(session, number)
+        except DomainError:
+            abort(404, description="No such invoice.")
+    first_name = view.customer.split(" ")[0]
+    return render_template("pay.html", due=view, first_name=first_name,
+                           gateways=[(n, LABELS.get(n, n)) for n in gateways()])
+
+
+@bp.route("/pay/<number>/start", methods=["POST"])
+@requires(Permission.PUBLIC)
+def start(number: str) -> Any:
+    """Create the intent, ask the gateway for a checkout, send the browser there."""
+    name = request.form.get("gateway", "")
+    gw = _gateway(name)
+    public_url = current_app.config["RADBILL_SETTINGS"].public_url
+    try:
+        with factory()() as session, session.begin():
+            intent, order = intents.create(session, number, name, public_url)
+    except DomainError as exc:
+        return render_template("pay_result.html", outcome="error", message=str(exc)), 409
+    try:
+        checkout = gw.start(order)
+    except GatewayError as exc:
+        log.error("%s checkout for %s failed: %s", name, order.reference, exc)
+        with factory()() as session, session.begin():
+            intents.health(session, name, False, str(exc))
+        return render_template("pay_result.html", outcome="error",
+                               message=f"{LABELS.get(name, name)} is not answering right now. "
+                                       "Please try again in a few minutes or choose another "
+                                       "way to pay."), 502
+    with factory()() as session, session.begin():
+        intents.started(session, intent.reference, checkout)
+    return redirect(checkout.redirect_url, code=303)
+
+
+def _confirm(name: str, source: str) -> tuple[str, int, str]:
+    gw = _gateway(name)
+    body = request.get_data(cache=True)
+    try:
+        conf = gw.confirm_notification(request.method, dict(request.headers),
+                                       request.args.to_dict(), body)
+    except SignatureError as exc:
+        with factory()() as session, session.begin():
+            intents.rejected(session, name, str(exc), source)
+        return "rejected", 400, str(exc)
+    except GatewayError as exc:
+        with factory()() as session, session.begin():
+            intents.health(session, name, False, str(exc))
+        log.error("%s %s could not be confirmed now: %s", name, source, exc)
+        return "unconfirmed", 503, str(exc)
+    with factory()() as session, session.begin():
+        outcome = intents.apply(session, name, conf, source=source)
+        intents.health(session, name, True)
+    return outcome, 200, ""
+
+
+@bp.route("/webhooks/<name>", methods=["POST"])
+@requires(Permission.PUBLIC)
+def webhook(name: str) -> Response:
+    """A gateway's server-to-server notification."""
+    outcome, code, detail = _confirm(name, "webhook")
+    response = jsonify({"status": outcome, **({"error": detail} if detail else {})})
+    response.status_code = code
+    return response
+
+
+@bp.route("/pay/return/<name>", methods=["GET", "POST"])
+@requires(Permission.PUBLIC)
+def returned(name: str) -> Any:
+    """The subscriber's browser, back from the gateway."""
+    outcome, code, _ = _confirm(name, "return")
+    return render_template("pay_result.html", outcome=outcome, message=None), code
