@@ -49,7 +49,7 @@ from billing.money import prorate
 from billing.plan_changes import apply_scheduled
 from billing.plans import cycle_of
 from billing.subscribers import start_billing
-from radbill.db import AUTH_FEED, bump
+from radbill.db import AUTH_FEED, bump, utcnow
 from radbill.ops import raise_alert
 
 log = logging.getLogger("radbill.billing")
@@ -431,9 +431,38 @@ def _alert_errors(factory: sessionmaker[Session], dry: Session | None, report: R
             session.close()
 
 
+def _hold_for_pending_payments(factory: sessionmaker[Session], dry: Session | None,
+                               candidates: list[int], report: RunReport) -> list[int]:
+    """Leave out subscribers with a payment pending on a gateway whose confirmations are
+    failing: they may well have paid. Reported and alerted."""
+    from payments.intents import holds  # payments builds on billing, not the other way round
+
+    if not candidates:
+        return candidates
+    session = dry if dry is not None else factory()
+    try:
+        held = holds(session, candidates, utcnow())
+        if not held:
+            return candidates
+        for sub in _load(session, sorted(held)):
+            report.add(sub, "suspension_held", held[sub.id])
+        alert = raise_alert(session, "suspension-held-payment",
+                            f"{len(held)} suspension(s) held: a payment is pending on a "
+                            "gateway whose confirmations are failing",
+                            {"subscribers": sorted(held)[:200]})
+        if dry is None:
+            log.warning("%s", alert.message)
+            session.commit()
+        return [c for c in candidates if c not in held]
+    finally:
+        if dry is None:
+            session.close()
+
+
 def _suspend_phase(factory: sessionmaker[Session], dry: Session | None, candidates: list[int],
                    as_of: dt.date, report: RunReport, confirm: bool, actor: str,
                    batch_size: int) -> None:
+    candidates = _hold_for_pending_payments(factory, dry, candidates, report)
     if not candidates:
         return
     session = dry if dry is not None else factory()

@@ -595,6 +595,40 @@ def payment_adjust(app: App, username: str, kind: str, amount: str, reason: str)
     click.echo(f"{kind} of {amount} posted for {username}; balance {balance}")
 
 
+@payment.command("poll")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def payment_poll(app: App, as_json: bool) -> None:
+    """Ask the gateways about payments still unconfirmed after a few minutes."""
+    from payments.config import adapter, configured
+    from payments.polling import poll
+    from radbill.db import session_factory
+
+    adapters = {name: adapter(cfg) for name, cfg in configured(app.settings).items()}
+    counts = poll(session_factory(app.engine), adapters)
+    emit(counts, as_json, lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items()))
+         or "nothing to poll")
+
+
+@payment.command("held")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def payment_held(app: App, as_json: bool) -> None:
+    """Gateway payments held for review (amount or currency did not match)."""
+    from payments.intents import held
+
+    with app.transaction() as session:
+        data = [{"reference": i.reference, "gateway": i.gateway,
+                 "transaction_id": i.transaction_id, "expected": f"{i.amount} {i.currency}",
+                 "confirmed": f"{i.confirmed_amount} {i.confirmed_currency}",
+                 "reason": i.hold_reason, "at": i.updated_at.isoformat()}
+                for i in held(session)]
+    emit(data, as_json, lambda d: table(d, ["reference", "gateway", "transaction_id",
+                                            "expected", "confirmed", "reason"]))
+
+
 @main.group()
 def isp() -> None:
     """The ISP's own details and billing settings."""
@@ -641,7 +675,8 @@ def isp_holiday(app: App, day: Any, name: str) -> None:
 @main.command("scheduler")
 @click.option("--billing-time", default="00:15", show_default=True,
               help="When the daily billing run starts (HH:MM, ISP time).")
-@click.option("--run-now", "run_now", type=click.Choice(["billing-run", "stale-sessions"]),
+@click.option("--run-now", "run_now", type=click.Choice(["billing-run", "stale-sessions",
+                                                             "payment-poll"]),
               help="Run one job once (recorded and locked like a scheduled run) and exit.")
 @pass_app
 @guarded
@@ -649,7 +684,8 @@ def scheduler_cmd(app: App, billing_time: str, run_now: str | None) -> None:
     """Run the periodic jobs until stopped."""
     from radbill import scheduler
 
-    jobs = {"billing-run": scheduler.billing_job, "stale-sessions": scheduler.stale_sessions_job}
+    jobs = {"billing-run": scheduler.billing_job, "stale-sessions": scheduler.stale_sessions_job,
+            "payment-poll": scheduler.payment_poll_job}
     if run_now:
         outcome = scheduler.run_job(app.engine, app.settings, run_now,
                                     jobs[run_now](app.settings))

@@ -111,6 +111,20 @@ def stale_sessions_job(settings: Settings) -> Callable[[sessionmaker[Session], d
     return work
 
 
+def payment_poll_job(settings: Settings) -> Callable[[sessionmaker[Session], dict[str, Any]],
+                                                       None]:
+    """Query the gateways about payments unconfirmed after a few minutes."""
+
+    def work(factory: sessionmaker[Session], counts: dict[str, Any]) -> None:
+        from payments.config import adapter, configured
+        from payments.polling import poll
+
+        adapters = {name: adapter(cfg) for name, cfg in configured(settings).items()}
+        counts.update(poll(factory, adapters))
+
+    return work
+
+
 def build(engine: Engine, settings: Settings, billing_time: str = "00:15") -> Any:
     """An APScheduler BlockingScheduler with radbill's jobs."""
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -130,4 +144,7 @@ def build(engine: Engine, settings: Settings, billing_time: str = "00:15") -> An
     scheduler.add_job(run_job, IntervalTrigger(seconds=settings.interim_interval),
                       args=(engine, settings, "stale-sessions", stale_sessions_job(settings)),
                       id="stale-sessions", max_instances=1, coalesce=True)
+    scheduler.add_job(run_job, IntervalTrigger(seconds=60),
+                      args=(engine, settings, "payment-poll", payment_poll_job(settings)),
+                      id="payment-poll", max_instances=1, coalesce=True)
     return scheduler
