@@ -732,9 +732,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--loss", default="0,0.01",
                    help="comma-separated shares of CoA packets the NAS drops")
     p.add_argument("--rounds", type=int, default=3, help="measured rounds per loss rate")
-    p.add_argument("--redial", type=float, default=1.0,
+    p.add_argument("--redial", type=float, default=0.0,
                    help="seconds after a disconnect before the subscriber's router dials in "
-                   "again (0: never; between rounds everybody is logged in again)")
+                   "again, and the time until all are back in the walled garden is measured "
+                   "(default 0: they stay off, and between rounds everybody is logged in "
+                   "again)")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds a round may take to converge before it counts as failed")
     p.add_argument("--coa-timeout-ms", type=int, default=None,

@@ -155,8 +155,11 @@ def _paid(session: Session, intent: PaymentIntent, conf: Confirmation, source: s
         return "duplicate"
     if intent.status == "held":
         return "held"
+    if conf.transaction_id and session.scalar(select(PaymentIntent.id).where(
+            PaymentIntent.gateway == intent.gateway, PaymentIntent.id != intent.id,
+            PaymentIntent.transaction_id == conf.transaction_id)) is not None:
+        return "duplicate"  # this money movement was already matched to another intent
     intent.confirmed_amount, intent.confirmed_currency = conf.amount, conf.currency
-    intent.transaction_id = conf.transaction_id
     if conf.gateway_reference and not intent.gateway_reference:
         intent.gateway_reference = conf.gateway_reference
     problem = None
@@ -170,6 +173,7 @@ def _paid(session: Session, intent: PaymentIntent, conf: Confirmation, source: s
     assert sub is not None
     if problem is not None:
         intent.status, intent.hold_reason = "held", problem
+        intent.transaction_id = conf.transaction_id
         audit.record(session, actor=f"gateway:{intent.gateway}", action="payment.held",
                      entity="payment_intent", entity_id=intent.id, reason=problem,
                      after={"reference": intent.reference, "transaction_id": conf.transaction_id,
@@ -184,13 +188,14 @@ def _paid(session: Session, intent: PaymentIntent, conf: Confirmation, source: s
     isp = isp_settings(session)
     try:
         with session.begin_nested():
+            intent.transaction_id = conf.transaction_id
+            session.flush()  # unique (gateway, transaction_id): a racing twin fails here
             result = record_payment(session, sub.username, conf.amount, method=intent.gateway,
                                     reference=conf.transaction_id,
                                     today=local_today(isp, utcnow()),
                                     actor=f"gateway:{intent.gateway}")
-    except Conflict:
-        # the same transaction was posted already (another intent, an operator): once only
-        intent.status = "paid"
+    except (Conflict, IntegrityError):
+        # the same money was posted already (another intent, an operator): once only
         return "duplicate"
     intent.status, intent.payment_id, intent.confirmed_at = "paid", result.payment_id, utcnow()
     log.info("payment %s %s %s %s posted (%s)%s", intent.gateway, conf.transaction_id,
