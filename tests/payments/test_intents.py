@@ -225,3 +225,30 @@ def test_any_interleaving_posts_every_confirmed_payment_exactly_once(db, box, ev
     # the ledger balances: one 1000 invoice, minus every payment posted
     assert balance == Decimal("1000.00") - posted
     assert (status_of(db) == "active") == (posted >= Decimal("1000"))
+
+
+def test_billing_run_holds_the_suspension_of_someone_paying_through_a_failing_gateway(
+        db, box) -> None:  # type: ignore[no-untyped-def]
+    factory = session_factory(db)
+    with factory() as s, s.begin():
+        make_plan(s)
+        for name in ("alice", "bob"):
+            make_subscriber(s, box, username=name, activated_on=dt.date(2026, 10, 1))
+    billing_run(factory, dt.date(2026, 11, 1))
+    with factory() as s:
+        number = s.scalars(select(Invoice.number).join(Subscriber).where(
+            Subscriber.username == "alice")).one()
+    intent = start(db, number, "bkash")
+    with factory() as s, s.begin():
+        intents.started(s, intent.reference, _checkout())
+        intents.health(s, "bkash", False, "query API answers 503")
+    report = billing_run(factory, dt.date(2026, 11, 9))
+    assert [(e.username, e.kind) for e in report.events if e.kind.startswith("suspen")] == [
+        ("alice", "suspension_held"), ("bob", "suspend")]
+    assert (status_of(db, "alice"), status_of(db, "bob")) == ("active", "suspended")
+    with factory() as s:
+        assert "suspension-held-payment" in [a.kind for a in s.scalars(select(Alert))]
+    with factory() as s, s.begin():
+        intents.health(s, "bkash", True)  # the gateway is back: the next run suspends
+    billing_run(factory, dt.date(2026, 11, 10))
+    assert status_of(db, "alice") == "suspended"
