@@ -22,7 +22,7 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, render_templ
 from werkzeug.wrappers import Response
 
 from admin.auth import requires
-from admin.db import factory
+from admin.db import commit, get_db
 from admin.roles import Permission
 from payments import intents
 from payments.gateways.base import GatewayError, PaymentGateway, SignatureError
@@ -51,11 +51,10 @@ def _gateway(name: str) -> PaymentGateway:
 @requires(Permission.PUBLIC)
 def pay(number: str) -> Any:
     """What is due on an invoice, and how to pay it."""
-    with factory()() as session:
-        try:
-            view = intents.due(session, number)
-        except DomainError:
-            abort(404, description="No such invoice.")
+    try:
+        view = intents.due(get_db(), number)
+    except DomainError:
+        abort(404, description="No such invoice.")
     first_name = view.customer.split(" ")[0]
     return render_template("pay.html", due=view, first_name=first_name,
                            gateways=[(n, LABELS.get(n, n)) for n in gateways()])
@@ -69,22 +68,22 @@ def start(number: str) -> Any:
     gw = _gateway(name)
     public_url = current_app.config["RADBILL_SETTINGS"].public_url
     try:
-        with factory()() as session, session.begin():
-            intent, order = intents.create(session, number, name, public_url)
+        intent, order = intents.create(get_db(), number, name, public_url)
     except DomainError as exc:
         return render_template("pay_result.html", outcome="error", message=str(exc)), 409
+    commit()  # the intent exists before the gateway hears of it
     try:
         checkout = gw.start(order)
     except GatewayError as exc:
         log.error("%s checkout for %s failed: %s", name, order.reference, exc)
-        with factory()() as session, session.begin():
-            intents.health(session, name, False, str(exc))
+        intents.health(get_db(), name, False, str(exc))
+        commit()
         return render_template("pay_result.html", outcome="error",
                                message=f"{LABELS.get(name, name)} is not answering right now. "
                                        "Please try again in a few minutes or choose another "
                                        "way to pay."), 502
-    with factory()() as session, session.begin():
-        intents.started(session, intent.reference, checkout)
+    intents.started(get_db(), intent.reference, checkout)
+    commit()
     return redirect(checkout.redirect_url, code=303)
 
 
@@ -95,17 +94,19 @@ def _confirm(name: str, source: str) -> tuple[str, int, str]:
         conf = gw.confirm_notification(request.method, dict(request.headers),
                                        request.args.to_dict(), body)
     except SignatureError as exc:
-        with factory()() as session, session.begin():
-            intents.rejected(session, name, str(exc), source)
+        intents.rejected(get_db(), name, str(exc), source)
+        commit()
         return "rejected", 400, str(exc)
     except GatewayError as exc:
-        with factory()() as session, session.begin():
-            intents.health(session, name, False, str(exc))
+        intents.health(get_db(), name, False, str(exc))
+        commit()
         log.error("%s %s could not be confirmed now: %s", name, source, exc)
         return "unconfirmed", 503, str(exc)
-    with factory()() as session, session.begin():
-        outcome = intents.apply(session, name, conf, source=source)
-        intents.health(session, name, True)
+    # The payment, its ledger entries, the reconnection and its enforcement request: one
+    # transaction (the enforcement worker picks the request up within its poll interval).
+    outcome = intents.apply(get_db(), name, conf, source=source)
+    intents.health(get_db(), name, True)
+    commit()
     return outcome, 200, ""
 
 

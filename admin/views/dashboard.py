@@ -71,4 +71,7 @@ def index() -> str:
     per_day = reports.revenue_by_day(get_db(), _day_bounds(isp_settings(get_db()), days))
     currencies = sorted({c for _, t in per_day for c in t}) or ["BDT"]
     charts = {cur: _revenue_chart(cur, per_day) for cur in currencies}
-    return render_template("dashboard.html", d=data, charts=charts)
+    from payments.intents import held
+
+    return render_template("dashboard.html", d=data, charts=charts,
+                           held_count=len(held(get_db())))

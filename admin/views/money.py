@@ -11,8 +11,10 @@ from admin.auth import requires
 from admin.db import get_db
 from admin.roles import Permission
 from billing import archive, invoices, payments
-from billing.models import Payment, Subscriber
+from billing.models import Subscriber
 from billing.pdf import render_invoice_pdf
+from payments import intents
+from payments.models import PaymentIntent
 from radbill.errors import DomainError
 
 bp = Blueprint("money", __name__)
@@ -52,13 +54,9 @@ def invoice_pdf(number: str) -> Response:
         "Content-Disposition": f'inline; filename="{inv.number}.pdf"'})
 
 
-def held_payments() -> list[Payment] | None:
-    """Payments waiting for review, or None while payments have no review status (the
-    gateways issue adds one)."""
-    if not hasattr(Payment, "status"):
-        return None
-    return [p for p in payments.list_payments(get_db(), limit=300)
-            if getattr(p, "status", None) == "held"]
+def held_payments() -> list[PaymentIntent]:
+    """Gateway payments held for review (the amount or currency did not match)."""
+    return intents.held(get_db())
 
 
 @bp.route("/payments")
@@ -67,6 +65,8 @@ def payment_list() -> str:
     """Payments newest first, and those held for review."""
     db = get_db()
     rows = payments.list_payments(db, limit=300)
+    held = held_payments()
+    ids = {p.subscriber_id for p in rows} | {h.subscriber_id for h in held}
     names = {s.id: s.username for s in db.query(Subscriber).filter(
-        Subscriber.id.in_({p.subscriber_id for p in rows}))} if rows else {}
-    return render_template("payments.html", rows=rows, names=names, held=held_payments())
+        Subscriber.id.in_(ids))} if ids else {}
+    return render_template("payments.html", rows=rows, names=names, held=held)

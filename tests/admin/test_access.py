@@ -36,6 +36,10 @@ EXPECTED = {
     "api.plan_list": P.READ, "api.plan_create": P.MANAGE, "api.nas_list": P.READ,
     "api.invoice_list": P.READ, "api.invoice_show": P.READ, "api.payment_list": P.READ,
     "api.session_list": P.READ,
+    # the payment link, the browser's return from a gateway and gateways' webhooks: public,
+    # authenticated by the invoice number (a capability) and by gateway signatures
+    "payments.pay": P.PUBLIC, "payments.start": P.PUBLIC, "payments.returned": P.PUBLIC,
+    "payments.webhook": P.PUBLIC,
 }
 ALLOWED = {  # role -> permissions (the specification, written out)
     None: {P.PUBLIC},
@@ -43,7 +47,8 @@ ALLOWED = {  # role -> permissions (the specification, written out)
     "billing": {P.PUBLIC, P.READ, P.OPERATE},
     "admin": {P.PUBLIC, P.READ, P.OPERATE, P.MANAGE},
 }
-ARGS = {"username": "alice", "session_id": 1, "number": "INV-000001", "filename": "admin.css"}
+ARGS = {"username": "alice", "session_id": 1, "number": "INV-000001", "filename": "admin.css",
+        "name": "bkash"}
 
 
 def routes(app: Flask) -> list[tuple[str, str, str]]:
