@@ -122,6 +122,8 @@ class NasSimulator:
         # clients and Hotspot logins do); None: they stay off.
         self.redial_after: float | None = None
         self._creds: dict[str, tuple[str, str, str, str | None]] = {}
+        # username -> time.monotonic() of the last CoA/Disconnect it ACKed (benchmarks)
+        self.acked_at: dict[str, float] = {}
         self.counters = Counters()
         self.sessions: dict[str, SimSession] = {}  # by Acct-Session-Id
         self.secrets: dict[str, dict[str, str]] = {}  # /ppp/secret, by .id
@@ -413,6 +415,7 @@ class NasSimulator:
             reply["Error-Cause"] = cause or SESSION_NOT_FOUND
             self.counters.naks += 1
             return reply
+        self.acked_at[sess.username] = time.monotonic()
         if req.code == packet.DisconnectRequest:
             self.counters.disconnects += 1
             self._disconnect(sess)
