@@ -116,6 +116,7 @@ def test_paid_callback_is_executed_and_confirmed_with_bkash_figures(
 
     confirmation = confirm_last(gateway, receiver)
 
+    assert operations(sim)[-1] == "execute"  # execute's own answer was enough
     payment = sim.payments[checkout.gateway_reference]
     assert payment.status == "Completed"
     assert payment.trx_id
