@@ -1,1 +1,2 @@
-"""One module per payment gateway, each implementing :class:`payments.gateways.base.PaymentGateway`."""
+"""One module per payment gateway, each implementing
+:class:`payments.gateways.base.PaymentGateway`."""
