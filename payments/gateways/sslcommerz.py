@@ -57,7 +57,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import httpx
@@ -309,3 +309,11 @@ class SslcommerzGateway:
         if not isinstance(data, dict):
             raise GatewayError(f"SSLCommerz {path} answered JSON that is not an object")
         return data
+
+
+if TYPE_CHECKING:
+    from payments.gateways.base import PaymentGateway
+
+    def _implements(candidate: SslcommerzGateway) -> PaymentGateway:
+        """mypy checks that this class offers the whole protocol."""
+        return candidate

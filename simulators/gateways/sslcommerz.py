@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from simulators.gateways.base import Delivery
@@ -96,7 +96,7 @@ class SslcommerzSimulator:
     def __init__(self, store_id: str = "radbi0000000000test",
                  store_passwd: str = "radbi0000000000test@ssl",  # noqa: S107 - a sandbox's
                  bdt_rate: Decimal = Decimal("110.0000")) -> None:
-        self.credentials: dict[str, str] = {"store_id": store_id, "store_passwd": store_passwd}
+        self.credentials: Mapping[str, str] = {"store_id": store_id, "store_passwd": store_passwd}
         self.bdt_rate = bdt_rate
         self.fail_queries = False
         self.url = ""
@@ -399,3 +399,11 @@ def _handler(sim: SslcommerzSimulator) -> type[BaseHTTPRequestHandler]:
                 self._reply(404, "Not Found", "text/html")
 
     return Handler
+
+
+if TYPE_CHECKING:
+    from simulators.gateways.base import GatewaySimulator
+
+    def _implements(candidate: SslcommerzSimulator) -> GatewaySimulator:
+        """mypy checks that this class offers the whole protocol."""
+        return candidate
