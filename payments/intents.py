@@ -122,11 +122,16 @@ def _event(session: Session, gateway: str, key: str, outcome: str, intent_id: in
 
 def apply(session: Session, gateway: str, conf: Confirmation, *, source: str) -> str:
     """Apply one verified confirmation. Returns what happened: ``posted``, ``duplicate``,
-    ``held``, ``failed``, ``pending``, ``refunded``, ``unknown``."""
+    ``held``, ``failed``, ``pending``, ``refunded``, ``unknown``, ``ignored``."""
     intent = session.scalars(select(PaymentIntent).where(
         PaymentIntent.reference == conf.reference, PaymentIntent.gateway == gateway)
         .with_for_update()).one_or_none()
     key = conf.event_id or f"{conf.transaction_id or conf.reference}:{conf.status}"
+    if not conf.reference:
+        # a payment on the same gateway account that radbill did not start (the ISP's other
+        # sales): acknowledged so the gateway keeps the webhook enabled, otherwise ignored
+        _event(session, gateway, key, "ignored", None, "no radbill reference")
+        return "ignored"
     if intent is None:
         if _event(session, gateway, key, "unknown", None, f"reference {conf.reference!r}"):
             audit.record(session, actor=f"gateway:{gateway}", action="payment.unknown",

@@ -177,7 +177,19 @@ class BkashGateway:
         """The payment's state from ``payment/status`` (needs bKash's paymentID)."""
         if not gateway_reference:
             raise GatewayError(f"bKash payment {reference}: paymentID needed to query it")
-        return self._status(gateway_reference, None, unknown_is_forged=False)
+        found = self._status(gateway_reference, None, unknown_is_forged=False)
+        if found.status is Status.PENDING and found.raw.get("verificationStatus") == "Complete":
+            # The payer authorised it but the callback never reached us (closed browser, lost
+            # redirect): bKash captures only on execute, so polling must execute it, else the
+            # authorisation lapses and a payer who did everything right stays suspended.
+            try:
+                executed = self._call("execute", {"paymentID": gateway_reference})
+            except (BkashApiError, _NoAnswer):
+                return self._status(gateway_reference, None, unknown_is_forged=False)
+            if executed.get("paymentID") == gateway_reference and executed.get("trxID"):
+                return self._confirmation(executed, None)
+            return self._status(gateway_reference, None, unknown_is_forged=False)
+        return found
 
     # -- internals --------------------------------------------------------------------------
 

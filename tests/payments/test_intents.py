@@ -252,3 +252,13 @@ def test_billing_run_holds_the_suspension_of_someone_paying_through_a_failing_ga
         intents.health(s, "bkash", True)  # the gateway is back: the next run suspends
     billing_run(factory, dt.date(2026, 11, 10))
     assert status_of(db, "alice") == "suspended"
+
+
+def test_a_payment_radbill_did_not_start_is_ignored_quietly(db, box) -> None:  # type: ignore[no-untyped-def]
+    billed(db, box)
+    foreign = Confirmation(reference="", status=Status.PAID, amount=Decimal("50"),
+                           currency="BDT", transaction_id="pay_shop", event_id="evt_shop")
+    assert apply(db, foreign) == "ignored"
+    assert payments(db) == []
+    with session_factory(db)() as s:
+        assert list(s.scalars(select(Alert))) == []
