@@ -120,7 +120,8 @@ def _event(session: Session, gateway: str, key: str, outcome: str, intent_id: in
     return True
 
 
-def apply(session: Session, gateway: str, conf: Confirmation, *, source: str) -> str:
+def apply(  # noqa: PLR0911 - one return per outcome
+        session: Session, gateway: str, conf: Confirmation, *, source: str) -> str:
     """Apply one verified confirmation. Returns what happened: ``posted``, ``duplicate``,
     ``held``, ``failed``, ``pending``, ``refunded``, ``unknown``, ``ignored``."""
     intent = session.scalars(select(PaymentIntent).where(
