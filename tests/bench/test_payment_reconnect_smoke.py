@@ -1,0 +1,26 @@
+"""The reconnection benchmark still runs end to end: every payment is posted through the
+webhook and every payer is disconnected out of the walled garden and back at full speed
+(no timing asserted: that is the benchmark's job)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BACKEND
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(BACKEND != "postgresql", reason="the benchmark needs PostgreSQL")]
+
+
+def test_benchmark_smoke(pg_admin_url: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "bench/payment_reconnect.py", "--subscribers", "40", "--payments",
+         "20", "--pg-url", pg_admin_url],
+        cwd=PROJECT, capture_output=True, text=True, timeout=300, check=False)
+    assert "payment notification -> NAS Disconnect-ACK, 20 payments" in proc.stdout, (
+        proc.stdout[-3000:] + proc.stderr[-3000:])
+    assert "every payer then re-dialled and got the plan's full speed" in proc.stdout
