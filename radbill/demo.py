@@ -10,25 +10,31 @@ suspension in the UI reaches the "router" within a second. Ctrl-C stops everythi
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+import json
 import random
 import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 from sqlalchemy import select
 
 from billing import plans, subscribers
-from billing.isp import update_settings
+from billing.isp import local_today, update_settings
+from billing.isp import settings as isp_settings
 from billing.models import Plan, SubscriberStatus
+from billing.run import billing_run
 from radbill.config import Settings
 from radbill.crypto import secret_box
-from radbill.db import engine_from_settings, session_factory, unit_of_work
+from radbill.db import engine_from_settings, session_factory, unit_of_work, utcnow
 from radius.nas import create_nas
 from simulators.nas import NasSimulator
 
 DEMO_SECRET = "demo-nas-secret"
+LATE = 4
 DEMO_COA_PORT, DEMO_API_PORT, DEMO_API_PASSWORD = 3799, 8728, "demo-api-pass"
 USERS = 30
 DEMO_ADMIN, DEMO_ADMIN_PASSWORD = "admin", "demo-admin-pass"
@@ -63,7 +69,9 @@ def seed(settings: Settings) -> bool:
                    api_password=DEMO_API_PASSWORD, actor="demo")
         update_settings(s, {"name": "Demo Fiber Net", "address": "House 1, Road 2, Dhaka",
                             "phone": "+8809600000000", "email": "billing@demo-isp.example",
-                            "weekly_off_days": "fri"}, actor="demo")
+                            "weekly_off_days": "fri",
+                            "payment_link_base": f"http://127.0.0.1:{ADMIN_PORT}"},
+                      actor="demo")
         plans.create_plan(s, name="Home-10", price="500", currency="BDT", rate="10M/5M",
                           burst="20M/10M", ip_pool="pppoe-pool", grace_days=3, late_fee="50",
                           tax_percent="5", setup_fee="1000", actor="demo")
@@ -80,15 +88,65 @@ def seed(settings: Settings) -> bool:
                 service="hotspot" if hotspot else "pppoe", full_name=f"Demo Customer {i}",
                 phone=f"+8801700000{i:03d}", actor="demo",
             )
+        today = local_today(isp_settings(s), utcnow())
+        for i in range(1, LATE + 1):  # billed last month, never paid: suspended below
+            subscribers.create_subscriber(
+                s, box, username=f"late{i:02d}", password=f"pass{i:02d}", plan="Home-10",
+                full_name=f"Late Payer {i}", phone=f"+8801800000{i:03d}",
+                activated_on=today - dt.timedelta(days=45), actor="demo")
         for name, status in (("demo07", SubscriberStatus.SUSPENDED),
                              ("demo13", SubscriberStatus.SUSPENDED),
                              ("demo21", SubscriberStatus.DISABLED)):
             subscribers.change_status(s, name, status, actor="demo", reason="demo data")
+    billing_run(factory, today, actor="demo")  # the late payers are invoiced and suspended
     engine.dispose()
     return True
 
 
-def simulate(settings: Settings, stop: list[bool]) -> None:
+def gateways(settings: Settings) -> dict[str, Any]:
+    """The four gateway simulators, and ``<data>/gateways.json`` pointing the web app at them
+    (rewritten at every start: their ports are new each time)."""
+    from simulators.gateways.bkash import BkashSimulator
+    from simulators.gateways.nagad import NagadSimulator
+    from simulators.gateways.razorpay import RazorpaySimulator
+    from simulators.gateways.sslcommerz import SslcommerzSimulator
+
+    sims: dict[str, Any] = {"bkash": BkashSimulator(), "nagad": NagadSimulator(),
+                            "sslcommerz": SslcommerzSimulator(),
+                            "razorpay": RazorpaySimulator()}
+    for sim in sims.values():
+        sim.start()
+    sims["razorpay"].webhook_url = f"http://127.0.0.1:{ADMIN_PORT}/webhooks/razorpay"
+    path = settings.gateways_file or settings.data_dir / "gateways.json"
+    path.write_text(json.dumps({name: {"base_url": sim.url, "sandbox": True,
+                                       "credentials": dict(sim.credentials)}
+                                for name, sim in sims.items()}, indent=2))
+    return sims
+
+
+def complete_checkouts(settings: Settings, sims: dict[str, Any]) -> None:
+    """The demo's payers: a checkout started on the payment page (and so sitting on the
+    simulated gateway's page) is paid 10 s later; the gateway then notifies radbill."""
+    from payments.models import PaymentIntent
+
+    engine = engine_from_settings(settings)
+    try:
+        with session_factory(engine)() as s:
+            due = s.execute(select(PaymentIntent.gateway, PaymentIntent.gateway_reference,
+                                   PaymentIntent.reference).where(
+                PaymentIntent.status == "pending",
+                PaymentIntent.created_at < utcnow() - dt.timedelta(seconds=10))).all()
+        for gateway, gateway_reference, reference in due:
+            try:
+                sims[gateway].pay(gateway_reference)
+                print(f"demo payer: paid {reference} on {gateway}")
+            except Exception as exc:  # noqa: BLE001 - a demo nicety must not stop the demo
+                print(f"demo payer: {reference} on {gateway}: {exc}")
+    finally:
+        engine.dispose()
+
+
+def simulate(settings: Settings, stop: list[bool], sims: dict[str, Any]) -> None:
     """A simulated MikroTik (CoA on 127.0.0.1:3799, RouterOS API on 127.0.0.1:8728): log
     everybody in, then send interim updates. Suspend or reconnect someone (admin UI or
     `radbill subscriber ...`) and watch the enforcement worker disconnect them and their
@@ -100,11 +158,12 @@ def simulate(settings: Settings, stop: list[bool]) -> None:
     nas.redial_after = 2.0
     methods = itertools.cycle(["pap", "chap", "mschapv2"])
     try:
-        for i in range(1, USERS + 1):
-            name = f"demo{i:02d}"
-            service = "hotspot" if i % 5 == 0 else "pppoe"
+        logins = [(f"demo{i:02d}", f"pass{i:02d}", "hotspot" if i % 5 == 0 else "pppoe", i)
+                  for i in range(1, USERS + 1)]
+        logins += [(f"late{i:02d}", f"pass{i:02d}", "pppoe", 100 + i) for i in range(1, LATE + 1)]
+        for name, password, service, i in logins:
             method = next(methods) if service == "pppoe" else "chap"
-            result = nas.login(name, f"pass{i:02d}", method, service=service,
+            result = nas.login(name, password, method, service=service,
                                mac=f"02:00:00:00:00:{i:02x}")
             verdict = "accept" if result.accepted else "reject"
             print(f"  {name} {method:8s} {verdict:6s} "
@@ -118,6 +177,7 @@ def simulate(settings: Settings, stop: list[bool]) -> None:
                 if stop[0]:
                     return
                 time.sleep(1)
+                complete_checkouts(settings, sims)
             nas.interim(grow=random.randint(1, 50) * 1_000_000)
     finally:
         nas.stop()
@@ -128,6 +188,7 @@ def main() -> int:
     if seed(settings):
         print(f"seeded demo ISP in {settings.database_url}")
     seed_admin(settings)
+    sims = gateways(settings)  # before the web app starts: it reads gateways.json at start
     server = subprocess.Popen([sys.executable, "-m", "radbill.cli", "radius", "run"])
     scheduler = subprocess.Popen([sys.executable, "-m", "radbill.cli", "scheduler"])
     web = subprocess.Popen([sys.executable, "-m", "radbill.cli", "serve", "--port",
@@ -135,6 +196,8 @@ def main() -> int:
     enforcer = subprocess.Popen([sys.executable, "-m", "radbill.cli", "enforcement", "run"])
     print(f"admin UI: http://127.0.0.1:{ADMIN_PORT}/  login {DEMO_ADMIN} / "
           f"{DEMO_ADMIN_PASSWORD}")
+    print(f"payment links: http://127.0.0.1:{ADMIN_PORT}/pay/<invoice> (late01-late{LATE:02d} "
+          "owe one; pick a gateway and the demo payer completes it 10 s later)")
     stop = [False]
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -147,12 +210,14 @@ def main() -> int:
         print("FreeRADIUS did not start; see the messages above", file=sys.stderr)
         return 1
     try:
-        simulate(settings, stop)
+        simulate(settings, stop, sims)
     finally:
         for proc in (enforcer, web, scheduler, server):
             proc.terminate()
         for proc in (enforcer, web, scheduler, server):
             proc.wait(20)
+        for sim in sims.values():
+            sim.stop()
     return 0
 
 
