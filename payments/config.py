@@ -22,6 +22,17 @@ from typing import Any
 from payments.gateways.base import GatewayConfig, PaymentGateway
 from radbill.config import ConfigError, Settings
 
+# The gateways' documented API roots: (sandbox, live). ``"sandbox": false`` in the file
+# switches to live; a ``base_url`` overrides both (a simulator, a proxy).
+DEFAULT_URLS = {
+    "bkash": ("https://tokenized.sandbox.bka.sh/v1.2.0-beta",
+              "https://tokenized.pay.bka.sh/v1.2.0-beta"),
+    "nagad": ("http://sandbox.mynagad.com:10080/remote-payment-gateway-1.0",
+              "https://api.mynagad.com"),
+    "sslcommerz": ("https://sandbox.sslcommerz.com", "https://securepay.sslcommerz.com"),
+    "razorpay": ("https://api.razorpay.com", "https://api.razorpay.com"),  # test/live by key
+}
+
 ADAPTERS = {
     "bkash": "payments.gateways.bkash:BkashGateway",
     "nagad": "payments.gateways.nagad:NagadGateway",
@@ -41,13 +52,17 @@ def load_configs(data: dict[str, Any]) -> dict[str, GatewayConfig]:
         if name not in ADAPTERS:
             raise ConfigError(f"gateways: unknown gateway {name!r} (known: "
                               f"{', '.join(sorted(ADAPTERS))})")
-        if not isinstance(entry, dict) or not entry.get("base_url"):
-            raise ConfigError(f"gateways: {name} needs a base_url")
+        if not isinstance(entry, dict):
+            raise ConfigError(f"gateways: {name} must be an object")
+        sandbox = entry.get("sandbox", True)
+        if not isinstance(sandbox, bool):
+            raise ConfigError(f"gateways: {name} sandbox must be true or false")
+        base_url = entry.get("base_url") or DEFAULT_URLS[name][0 if sandbox else 1]
         creds = entry.get("credentials") or {}
         if not isinstance(creds, dict) or not all(isinstance(v, str) for v in creds.values()):
             raise ConfigError(f"gateways: {name} credentials must be strings")
-        out[name] = GatewayConfig(name=name, base_url=str(entry["base_url"]).rstrip("/"),
-                                  credentials=creds, sandbox=bool(entry.get("sandbox", True)),
+        out[name] = GatewayConfig(name=name, base_url=str(base_url).rstrip("/"),
+                                  credentials=creds, sandbox=sandbox,
                                   timeout=float(entry.get("timeout", 10)))
     return out
 
