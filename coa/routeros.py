@@ -33,6 +33,10 @@ T = TypeVar("T")
 ACTIVE_MENUS = {"pppoe": ("/ppp/active", "name"), "hotspot": ("/ip/hotspot/active", "user")}
 
 
+class _Mismatch(Exception):
+    """A read-back found the router not as it should be."""
+
+
 @dataclass(frozen=True)
 class ActiveEntry:
     """One subscriber online at a router, as the API lists it."""
@@ -189,6 +193,37 @@ class RouterOsController:
             return Outcome.ACK
 
         return await self._timed("api-change", nas, work)
+
+    async def read_back(self, nas: NasRef, ref: SessionRef, change: PolicyChange
+                        ) -> StepResult:
+        """Check on the router that a live change took: the session's dynamic queue has the
+        new rate and its address is in (or out of) the walled-garden list. ACK if it matches,
+        NAK (with what differs) if not, GONE if the session is not there."""
+        async def work(api: Any) -> Outcome:
+            if not await self._find(api, ref):
+                return Outcome.GONE
+            wrong = []
+            if change.rate_limit is not None:
+                queues = await self._rows(api, "/queue/simple",
+                                          name=f"<{ref.service}-{ref.username}>")
+                want = change.rate_limit.split(" ")[0]
+                if not queues or any(q.get("max-limit") != want for q in queues):
+                    wrong.append("rate")
+            if change.address_list is not None and ref.framed_ip:
+                listed = bool(await self._rows(api, "/ip/firewall/address-list",
+                                               list=self.walled_garden_list,
+                                               address=ref.framed_ip))
+                if listed != (change.address_list == self.walled_garden_list):
+                    wrong.append("address list")
+            if wrong:
+                raise _Mismatch(" and ".join(wrong))
+            return Outcome.ACK
+
+        try:
+            return await self._timed("api-readback", nas, work)
+        except _Mismatch as exc:
+            return StepResult(Outcome.NAK, "api-readback",
+                              detail=f"the router does not show the new {exc}")
 
     async def _set_listed(self, api: Any, address: str, wanted: str, comment: str) -> None:
         rows = await self._rows(api, "/ip/firewall/address-list", list=self.walled_garden_list,

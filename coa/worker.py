@@ -94,6 +94,11 @@ class EnforcementWorker:
             else:
                 assert step.change is not None
                 attempts.append(await self.coa.change(nas, target.ref, step.change))
+                if attempts[-1].outcome is Outcome.ACK and nas.has_api:
+                    # a CoA-ACK says the router accepted it; the API shows whether it took
+                    attempts.append(await self.api.read_back(nas, target.ref, step.change))
+                    if attempts[-1].outcome is Outcome.ACK:
+                        return Done(target, attempts[0], attempts)
             if not rules.needs_fallback(attempts[-1]) or not nas.has_api:
                 return Done(target, attempts[-1], attempts)
         try:

@@ -89,6 +89,7 @@ class Faults:
     nak: int | None = None  # answer every CoA/Disconnect with this Error-Cause
     ignore_coa: bool = False  # CoA port open, nothing ever answered
     silent: bool = False  # neither CoA nor API answers
+    coa_no_effect: bool = False  # ACK a CoA-Request without applying it (seen on RouterOS)
 
 
 @dataclass
@@ -421,6 +422,8 @@ class NasSimulator:
             self._disconnect(sess)
         else:
             self.counters.coas += 1
+            if self.faults.coa_no_effect:
+                return reply
             rate = _first(req, "Mikrotik-Rate-Limit")
             if rate is not None:
                 sess.rate_limit = rate

@@ -308,3 +308,20 @@ def test_reconciler_reads_the_router_and_repairs_it(db, box, sim, settings) -> N
 def test_request_rejects_an_unknown_action(session: Session) -> None:
     with pytest.raises(ValueError, match="unknown enforcement action"):
         queue.request(session, 1, "explode", "no")
+
+
+def test_a_coa_ack_is_read_back_through_the_api_and_repaired_if_it_did_not_take(
+        db, box, sim, settings) -> None:  # type: ignore[no-untyped-def]
+    seed(db, box, sim, "alice", "bob", api=True)
+    alice, bob = online(db, sim, "alice"), online(db, sim, "bob")
+    change(db, "alice", lambda s, sub: accounts.set_throttle(s, sub, True, "fair usage"))
+    rounds(db, box, settings)
+    assert attempts(db) == [("coa", "ack", None), ("api-readback", "ack", None)]
+    assert alice.rate_limit == "512k/1M"
+    sim.faults.coa_no_effect = True  # the router ACKs but does nothing
+    change(db, "bob", lambda s, sub: accounts.set_throttle(s, sub, True, "fair usage"))
+    rounds(db, box, settings)
+    assert attempts(db)[2:] == [("coa", "ack", None), ("api-readback", "nak", None),
+                                ("api-change", "ack", None)]
+    assert bob.rate_limit == "512k/1M" and sim.online("bob")[0] is bob
+    assert [r.status for r in requests(db)] == ["done", "done"]
