@@ -67,6 +67,7 @@ def test_billing_job_runs_billing_and_archives(db, box, tmp_path) -> None:  # ty
     assert counts["pdfs"] == 0 and "as_of" in counts
 
 
-def test_scheduler_builds_with_both_jobs(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_scheduler_builds_with_every_job(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
     sched = scheduler.build(db, settings_for(tmp_path), "00:15")
-    assert sorted(j.id for j in sched.get_jobs()) == ["billing-run", "stale-sessions"]
+    assert sorted(j.id for j in sched.get_jobs()) == ["billing-run", "payment-poll",
+                                                      "stale-sessions"]
