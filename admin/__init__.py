@@ -50,11 +50,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.register_blueprint(module.bp)
     app.register_blueprint(api.bp)
     from payments import web as payments_web
-    from payments.config import adapter, configured
+    from payments.config import adapters
 
     if "RADBILL_GATEWAYS" not in app.config:
-        app.config["RADBILL_GATEWAYS"] = {name: adapter(cfg)
-                                          for name, cfg in configured(settings).items()}
+        app.config["RADBILL_GATEWAYS"] = adapters(settings)
     app.register_blueprint(payments_web.bp)
     app.before_request(_refuse_nul_characters)
     app.register_error_handler(HTTPException, _http_error)

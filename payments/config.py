@@ -14,8 +14,11 @@ pages, return URLs and webhooks), e.g. ``https://pay.example-isp.com.bd``.
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +84,49 @@ def configured(settings: Settings) -> dict[str, GatewayConfig]:
     return load_configs(data)
 
 
-def adapter(config: GatewayConfig) -> PaymentGateway:
-    """The adapter for one configured gateway."""
+class FileTokenStore:
+    """A gateway's token in a small JSON file (mode 0600) next to the database, shared by
+    every radbill process on the host under an ``flock``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def load(self) -> dict[str, object] | None:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def save(self, data: Mapping[str, object]) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(dict(data)))
+        tmp.chmod(0o600)
+        tmp.replace(self.path)
+
+
+def adapter(config: GatewayConfig, token_dir: Path | None = None) -> PaymentGateway:
+    """The adapter for one configured gateway. With *token_dir*, gateways that hold access
+    tokens (bKash) share them between processes through a file there."""
     module, _, cls = ADAPTERS[config.name].partition(":")
-    gateway: PaymentGateway = getattr(importlib.import_module(module), cls)(config)
+    kwargs = {}
+    if config.name == "bkash" and token_dir is not None:
+        kwargs["token_store"] = FileTokenStore(token_dir / f"{config.name}-token.json")
+    gateway: PaymentGateway = getattr(importlib.import_module(module), cls)(config, **kwargs)
     return gateway
+
+
+def adapters(settings: Settings) -> dict[str, PaymentGateway]:
+    """Every configured gateway's adapter, sharing tokens through ``<data>/gateway-tokens``."""
+    return {name: adapter(cfg, settings.data_dir / "gateway-tokens")
+            for name, cfg in configured(settings).items()}

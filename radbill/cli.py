@@ -601,12 +601,11 @@ def payment_adjust(app: App, username: str, kind: str, amount: str, reason: str)
 @guarded
 def payment_poll(app: App, as_json: bool) -> None:
     """Ask the gateways about payments still unconfirmed after a few minutes."""
-    from payments.config import adapter, configured
+    from payments.config import adapters
     from payments.polling import poll
     from radbill.db import session_factory
 
-    adapters = {name: adapter(cfg) for name, cfg in configured(app.settings).items()}
-    counts = poll(session_factory(app.engine), adapters)
+    counts = poll(session_factory(app.engine), adapters(app.settings))
     emit(counts, as_json, lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items()))
          or "nothing to poll")
 

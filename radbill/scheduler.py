@@ -115,12 +115,15 @@ def payment_poll_job(settings: Settings) -> Callable[[sessionmaker[Session], dic
                                                        None]:
     """Query the gateways about payments unconfirmed after a few minutes."""
 
+    built: dict[str, Any] = {}  # one set of adapters per scheduler process (tokens, pools)
+
     def work(factory: sessionmaker[Session], counts: dict[str, Any]) -> None:
-        from payments.config import adapter, configured
+        from payments.config import adapters
         from payments.polling import poll
 
-        adapters = {name: adapter(cfg) for name, cfg in configured(settings).items()}
-        counts.update(poll(factory, adapters))
+        if not built:
+            built.update(adapters(settings))
+        counts.update(poll(factory, built))
 
     return work
 

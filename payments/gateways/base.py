@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
@@ -97,6 +98,21 @@ class Confirmation:
     event_id: str | None = None
     refunded_amount: Decimal = Decimal("0")
     raw: Mapping[str, object] = field(default_factory=dict)
+
+
+class TokenStore(Protocol):
+    """A place to keep a gateway's access token that every radbill process shares (the web
+    app, the scheduler, the CLI): bKash blocks a merchant that grants more than two tokens an
+    hour, so a process must reuse (or refresh) the token another one obtained."""
+
+    def locked(self) -> AbstractContextManager[None]:
+        """Exclude the other processes while a token is read, refreshed or granted."""
+
+    def load(self) -> Mapping[str, object] | None:
+        """The stored token fields, or None."""
+
+    def save(self, data: Mapping[str, object]) -> None:
+        """Store the token fields."""
 
 
 class PaymentGateway(Protocol):

@@ -49,6 +49,7 @@ with many worker processes each grants its own token, which counts against the s
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -66,6 +67,7 @@ from payments.gateways.base import (
     PaymentOrder,
     SignatureError,
     Status,
+    TokenStore,
 )
 
 SUCCESS = "0000"
@@ -108,7 +110,8 @@ class BkashGateway:
 
     def __init__(self, config: GatewayConfig, *,
                  clock: Callable[[], float] = time.monotonic,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None,
+                 token_store: TokenStore | None = None) -> None:
         missing = [k for k in ("username", "password", "app_key", "app_secret")
                    if not config.credentials.get(k)]
         if missing:
@@ -117,6 +120,7 @@ class BkashGateway:
         self._config = config
         self._creds = config.credentials
         self._clock = clock
+        self._store = token_store
         self._client = httpx.Client(base_url=config.base_url.rstrip("/"),
                                     timeout=httpx.Timeout(config.timeout),
                                     transport=transport, follow_redirects=False)
@@ -250,8 +254,9 @@ class BkashGateway:
             raise GatewayError(f"bKash {operation}: {type(exc).__name__}: {exc}") from exc
 
     def _token(self, *, force_renew: bool = False) -> str:
-        with self._lock:
+        with self._lock, self._store.locked() if self._store else contextlib.nullcontext():
             now = self._clock()
+            self._adopt_stored(now)
             if self._id_token and not force_renew and now < self._expires_at - REFRESH_MARGIN:
                 return self._id_token
             if self._refresh_token:
@@ -268,6 +273,18 @@ class BkashGateway:
             return self._take_token("token/grant", {
                 "app_key": self._creds["app_key"],
                 "app_secret": self._creds["app_secret"]}, now)
+
+    def _adopt_stored(self, now: float) -> None:
+        """Take over a newer token another process stored (it refreshed or granted)."""
+        data = self._store.load() if self._store else None
+        if not data or not isinstance(data.get("id_token"), str):
+            return
+        left = float(str(data.get("expires_at", 0))) - time.time()
+        if data["id_token"] != self._id_token and now + left > self._expires_at:
+            self._id_token = str(data["id_token"])
+            self._expires_at = now + left
+        if isinstance(data.get("refresh_token"), str) and data["refresh_token"]:
+            self._refresh_token = str(data["refresh_token"])
 
     def _take_token(self, operation: str, body: Mapping[str, str], now: float) -> str:
         response = self._post(operation, body, {"username": self._creds["username"],
@@ -290,6 +307,9 @@ class BkashGateway:
         except (TypeError, ValueError):
             lifetime = 3600.0
         self._expires_at = now + lifetime
+        if self._store is not None:
+            self._store.save({"id_token": id_token, "refresh_token": self._refresh_token,
+                              "expires_at": time.time() + lifetime})
         return id_token
 
 

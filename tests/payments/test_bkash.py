@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -386,3 +387,19 @@ def test_orders_bkash_cannot_take_are_refused_before_calling_it(
     with pytest.raises(GatewayError, match=message):
         gateway.start(replace(order, amount=amount, currency=currency))
     assert sim.payments == {}
+
+
+def test_processes_share_one_token_through_the_store(sim: BkashSimulator, order: PaymentOrder,
+                                                     tmp_path: Path) -> None:
+    """The web app, the scheduler and the CLI each build their own adapter: with the shared
+    store only the first grants; the others reuse its token (bKash blocks > 2 grants/hour)."""
+    from payments.config import adapter
+
+    config = GatewayConfig(name="bkash", base_url=sim.url, credentials=sim.credentials,
+                           timeout=5.0)
+    for _ in range(5):  # five processes (or five scheduler runs) one after another
+        gateway = adapter(config, tmp_path)
+        gateway.start(order)
+        gateway.close()  # type: ignore[attr-defined]
+    assert sim.grants == 1
+    assert (tmp_path / "bkash-token.json").stat().st_mode & 0o777 == 0o600
