@@ -13,6 +13,7 @@ state); older open ones are marked ``superseded`` when a newer one is claimed.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast
@@ -34,6 +35,7 @@ from radius.policy import AuthRequest, decide
 from radius.snapshot import plan_record, subscriber_record
 
 T = TypeVar("T")
+log = logging.getLogger("radbill.enforcement")
 
 OPEN = ("pending", "retry", "working", "confirming")
 REQUESTS = cast(Table, EnforcementRequest.__table__)  # Core, for executemany
@@ -68,6 +70,7 @@ class Job:
     attempts: int
     want: rules.Desired
     targets: list[Target] = field(default_factory=list)
+    error: str | None = None  # the job could not even be planned (reported as an attempt)
 
 
 @dataclass
@@ -143,8 +146,17 @@ def claim(session: Session, box: SecretBox, settings: Settings, now: dt.datetime
     jobs = []
     for req in newest.values():
         sub = subs[req.subscriber_id]
-        job = Job(req.id, sub.id, sub.username, req.action, req.attempts,
-                  desired_for(sub, box, settings, now))
+        try:
+            want = desired_for(sub, box, settings, now)
+            error = None
+        except Exception as exc:
+            log.exception("enforcement request %d (%s): cannot compute the target", req.id,
+                          sub.username)
+            want, error = rules.Desired(online=False), f"{type(exc).__name__}: {exc}"
+        job = Job(req.id, sub.id, sub.username, req.action, req.attempts, want, error=error)
+        if error is not None:
+            jobs.append(job)
+            continue
         for row in sessions.get(sub.username, []):
             if req.acct_session_id is not None and (row.nas_ip, row.acct_session_id) != (
                     req.nas_ip, req.acct_session_id):

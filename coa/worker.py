@@ -27,6 +27,9 @@ from radbill.db import utcnow
 
 log = logging.getLogger("radbill.enforcement")
 
+# Enforcement actions that disable (True) or enable (False) a router's local /ppp/secret.
+LOCAL_USER = {"suspend": True, "disable": True, "terminate": True, "reconnect": False}
+
 
 @dataclass(frozen=True)
 class WorkerConfig:
@@ -81,6 +84,15 @@ class EnforcementWorker:
     # -- network side -------------------------------------------------------------------
 
     async def _target(self, job: Job, target: Target) -> Done:
+        try:
+            return await self._target_steps(job, target)
+        except Exception as exc:
+            log.exception("enforcement %s %s: unexpected error", job.username,
+                          target.ref.acct_session_id)
+            result = StepResult(Outcome.ERROR, "none", detail=f"{type(exc).__name__}: {exc}")
+            return Done(target, result, [result])
+
+    async def _target_steps(self, job: Job, target: Target) -> Done:
         step = rules.step_for(job.action, job.want, target.ref.service, self.config.suspend_by)
         nas = target.nas
         if nas is None:
@@ -99,12 +111,18 @@ class EnforcementWorker:
                     attempts.append(await self.api.read_back(nas, target.ref, step.change))
                     if attempts[-1].outcome is Outcome.ACK:
                         return Done(target, attempts[0], attempts)
-            if not rules.needs_fallback(attempts[-1]) or not nas.has_api:
+            # "Session not found" is checked through the API where there is one: a NAS that
+            # mis-identifies a live session would otherwise be believed forever.
+            gone = attempts[-1].outcome is Outcome.GONE
+            if not (rules.needs_fallback(attempts[-1]) or gone) or not nas.has_api:
                 return Done(target, attempts[-1], attempts)
         try:
+            if target.via == "api" and job.action in LOCAL_USER:
+                # routers enforced by API may keep users locally (/ppp/secret), which
+                # RouterOS checks before RADIUS: keep the secret in step with billing
+                attempts.append(await self.api.set_local_user(nas, job.username,
+                                                              LOCAL_USER[job.action]))
             if step.kind is rules.Kind.DISCONNECT:
-                if job.action in ("suspend", "disable", "terminate") and not job.want.online:
-                    attempts.append(await self.api.set_local_user(nas, job.username, True))
                 attempts.append(await self.api.disconnect(nas, target.ref))
             else:
                 assert step.change is not None
@@ -115,6 +133,9 @@ class EnforcementWorker:
         return Done(target, final, attempts)
 
     async def _job(self, job: Job) -> tuple[Job, list[Done]]:
+        if job.error is not None:
+            result = StepResult(Outcome.ERROR, "none", detail=job.error)
+            return job, [Done(None, result, [result])]
         dones = await asyncio.gather(*(self._target(job, t) for t in job.targets))
         return job, list(dones)
 
