@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast
 
@@ -171,13 +171,13 @@ def claim(session: Session, box: SecretBox, settings: Settings, now: dt.datetime
 
 
 def record(  # noqa: PLR0912 - one branch per verdict and outcome
-    session: Session, results: Iterable[tuple[Job, list[Done]]], now: dt.datetime, *,
+    session: Session, results: list[tuple[Job, list[Done]]], now: dt.datetime, *,
            max_attempts: int, confirm_seconds: float) -> dict[str, int]:
     """Write every attempt and move each request on. Returns counts by new status."""
     counts: dict[str, int] = {}
     failed: list[str] = []
     rows: list[dict[str, Any]] = []
-    enforced: list[int] = []
+    enforced_by: list[tuple[int, int]] = []  # (session pk, request id)
     updates: list[dict[str, Any]] = []
     for job, dones in results:
         for done in dones:
@@ -195,7 +195,7 @@ def record(  # noqa: PLR0912 - one branch per verdict and outcome
             if done.final.outcome is Outcome.GONE:
                 accounting.close_gone_session(session, t.session_pk, now)
             elif done.final.outcome is Outcome.ACK and done.final.channel in ("coa", "api-change"):
-                enforced.append(t.session_pk)
+                enforced_by.append((t.session_pk, job.request_id))
         finals = [d.final for d in dones]
         verdict = rules.verdict(finals, job.attempts, max_attempts)
         errors = "; ".join(sorted({f.detail for f in finals if f.detail
@@ -218,11 +218,18 @@ def record(  # noqa: PLR0912 - one branch per verdict and outcome
         counts[str(verdict)] = counts.get(str(verdict), 0) + 1
     if updates:
         table = REQUESTS
+        # A request superseded while it was on the wire (another worker claimed a newer one)
+        # keeps that status: its late result must not overwrite the newer state.
         session.connection().execute(
-            update(table).where(table.c.id == bindparam("rid"))
+            update(table).where(table.c.id == bindparam("rid"), table.c.status == "working")
             .values({k: bindparam(k) for k in updates[0] if k != "rid"}), updates)
     if rows:
         session.execute(insert(EnforcementAttempt), rows)
+    stale: set[int] = set()
+    for ids in chunks([j.request_id for j, _ in results]):
+        stale.update(session.scalars(select(EnforcementRequest.id).where(
+            EnforcementRequest.id.in_(ids), EnforcementRequest.status == "superseded")))
+    enforced = [pk for pk, rid in enforced_by if rid not in stale]
     for ids in chunks(enforced):
         accounting.mark_enforced(session, ids, now)
     if failed:
@@ -272,9 +279,28 @@ def confirm_scan(session: Session, now: dt.datetime) -> tuple[list[int], list[in
     return done, late
 
 
-def confirm_apply(session: Session, done: list[int], late: list[int], now: dt.datetime
-                  ) -> dict[str, int]:
-    """Mark confirmed requests done, and late ones for another attempt now."""
+def confirm_apply(session: Session, done: list[int], late: list[int], now: dt.datetime,
+                  max_attempts: int = 6) -> dict[str, int]:
+    """Mark confirmed requests done, and late ones for another attempt now (or failed, with
+    an alert, once they have used every attempt: an ACK never followed by a Stop)."""
+    exhausted: list[int] = []
+    for ids in chunks(late):
+        exhausted += session.scalars(select(EnforcementRequest.id).where(
+            EnforcementRequest.id.in_(ids), EnforcementRequest.attempts >= max_attempts))
+    if exhausted:
+        late = [i for i in late if i not in set(exhausted)]
+        for ids in chunks(exhausted):
+            session.execute(update(EnforcementRequest)
+                            .where(EnforcementRequest.id.in_(ids),
+                                   EnforcementRequest.status == "confirming")
+                            .values(status="failed", completed_at=now, outcome="failed",
+                                    last_error="acknowledged every time, but the session "
+                                               "never stopped (no Accounting-Stop)")
+                            .execution_options(synchronize_session=False))
+        raise_alert(session, "enforcement-failed",
+                    f"{len(exhausted)} disconnect(s) acknowledged by the NAS but never "
+                    f"followed by an Accounting-Stop after {max_attempts} attempts",
+                    {"requests": exhausted[:200]})
     for ids in chunks(done):
         session.execute(update(EnforcementRequest)
                         .where(EnforcementRequest.id.in_(ids),
@@ -288,7 +314,8 @@ def confirm_apply(session: Session, done: list[int], late: list[int], now: dt.da
                         .values(status="retry", next_attempt_at=now,
                                 last_error="acknowledged, but no Accounting-Stop in time")
                         .execution_options(synchronize_session=False))
-    return {k: v for k, v in (("confirmed", len(done)), ("unconfirmed", len(late))) if v}
+    return {k: v for k, v in (("confirmed", len(done)), ("unconfirmed", len(late)),
+                              ("failed", len(exhausted))) if v}
 
 
 def request(session: Session, subscriber_id: int, action: str, reason: str) -> EnforcementRequest:

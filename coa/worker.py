@@ -69,7 +69,7 @@ class EnforcementWorker:
             return [], {}
         with self.factory() as session, session.begin():
             now = utcnow()
-            confirmed = queue.confirm_apply(session, done, late, now)
+            confirmed = queue.confirm_apply(session, done, late, now, self.config.max_attempts)
             # late confirmations were just made due again: claim them in this round too
             jobs = (queue.claim(session, self.box, self.settings, now, self.config.batch)
                     if due or late else [])

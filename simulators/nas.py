@@ -89,7 +89,7 @@ class Faults:
     nak: int | None = None  # answer every CoA/Disconnect with this Error-Cause
     ignore_coa: bool = False  # CoA port open, nothing ever answered
     silent: bool = False  # neither CoA nor API answers
-    coa_no_effect: bool = False  # ACK a CoA-Request without applying it (seen on RouterOS)
+    coa_no_effect: bool = False  # ACK CoA/Disconnect-Requests without applying them
 
 
 @dataclass
@@ -417,13 +417,13 @@ class NasSimulator:
             self.counters.naks += 1
             return reply
         self.acked_at[sess.username] = time.monotonic()
+        if self.faults.coa_no_effect:
+            return reply
         if req.code == packet.DisconnectRequest:
             self.counters.disconnects += 1
             self._disconnect(sess)
         else:
             self.counters.coas += 1
-            if self.faults.coa_no_effect:
-                return reply
             rate = _first(req, "Mikrotik-Rate-Limit")
             if rate is not None:
                 sess.rate_limit = rate

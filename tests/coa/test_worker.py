@@ -325,3 +325,20 @@ def test_a_coa_ack_is_read_back_through_the_api_and_repaired_if_it_did_not_take(
                                 ("api-change", "ack", None)]
     assert bob.rate_limit == "512k/1M" and sim.online("bob")[0] is bob
     assert [r.status for r in requests(db)] == ["done", "done"]
+
+
+def test_an_ack_never_followed_by_a_stop_fails_after_every_attempt(db, box, sim, settings
+                                                                    ) -> None:  # type: ignore[no-untyped-def]
+    seed(db, box, sim, "alice")
+    online(db, sim, "alice")
+    sim.faults.coa_no_effect = True  # ACKs the Disconnect, drops nothing, sends no Stop
+    suspend(db, "alice")
+    config = {"confirm_seconds": 0, "max_attempts": 2}
+    assert rounds(db, box, settings, **config)[0] == {"claimed": 1, "confirming": 1}
+    assert rounds(db, box, settings, **config)[0] == {"unconfirmed": 1, "claimed": 1,
+                                                      "confirming": 1}
+    assert rounds(db, box, settings, **config)[0] == {"failed": 1}
+    req = requests(db)[0]
+    assert (req.status, req.attempts) == ("failed", 2) and "never stopped" in req.last_error
+    with session_factory(db)() as s:
+        assert [a.kind for a in s.scalars(select(Alert))] == ["enforcement-failed"]
