@@ -39,6 +39,9 @@ log = logging.getLogger("radbill.reconciler")
 # Session start times come from the NAS's accounting (event time minus session time) and
 # request times from our clock: allow for the difference.
 SKEW = dt.timedelta(seconds=2)
+# How far back a billing change can leave a session stale (sessions older are stale anyway
+# after the stale-session job): bounds the drift query as the request history grows.
+HISTORY = dt.timedelta(days=30)
 
 
 def _aware(value: dt.datetime | str) -> dt.datetime:
@@ -53,7 +56,8 @@ def accounting_drift(session: Session, settings: Settings) -> list[tuple[int, st
     billing, leaving out subscribers with a request still being worked on."""
     latest = (select(EnforcementRequest.subscriber_id,
                      func.max(EnforcementRequest.created_at).label("at"))
-              .where(EnforcementRequest.status != "superseded")
+              .where(EnforcementRequest.status != "superseded",
+                     EnforcementRequest.created_at >= utcnow() - HISTORY)
               .group_by(EnforcementRequest.subscriber_id).subquery())
     busy = set(session.scalars(select(EnforcementRequest.subscriber_id).distinct().where(
         EnforcementRequest.status.in_(queue.OPEN))))
@@ -93,17 +97,30 @@ def _queue_accounting_repairs(factory: sessionmaker[Session], settings: Settings
         return len(drift)
 
 
-def _router_inputs(factory: sessionmaker[Session], box: SecretBox, settings: Settings
-                   ) -> tuple[list[NasRef], dict[str, tuple[int, Any]], set[tuple[str, str]]]:
-    with factory() as session:
-        nases = [ref for ref, _ in queue.nas_refs(session, box).values() if ref.has_api]
-        now = utcnow()
-        subs = {s.username: (s.id, queue.desired_for(s, box, settings, now))
-                for s in session.scalars(select(Subscriber))} if nases else {}
+def _api_routers(probe: sessionmaker[Session], box: SecretBox) -> list[NasRef]:
+    with probe() as session:
+        return [ref for ref, _ in queue.nas_refs(session, box).values() if ref.has_api]
+
+
+def _router_inputs(probe: sessionmaker[Session], box: SecretBox, settings: Settings,
+                   nas_ip: str, usernames: set[str]
+                   ) -> tuple[dict[str, tuple[int, Any]], set[tuple[str, str]]]:
+    """What billing wants for the users one router reports (only those: a router lists its
+    online users, not all 100,000 subscribers), and the sessions accounting has there.
+    Reads only (on SQLite, a deferred transaction that never blocks the writers)."""
+    now = utcnow()
+    subs: dict[str, tuple[int, Any]] = {}
+    with probe() as session:
+        for names in queue.chunks(sorted(usernames)):
+            for s in session.scalars(select(Subscriber).where(Subscriber.username.in_(names))):
+                try:
+                    subs[s.username] = (s.id, queue.desired_for(s, box, settings, now))
+                except Exception:
+                    log.exception("reconciler: cannot compute what %s should have", s.username)
         known = {(ip, sid) for ip, sid in session.execute(
             select(RadiusSession.nas_ip, RadiusSession.acct_session_id)
-            .where(RadiusSession.stopped_at.is_(None)))} if nases else set()
-    return nases, subs, known
+            .where(RadiusSession.stopped_at.is_(None), RadiusSession.nas_ip == nas_ip))}
+    return subs, known
 
 
 async def _repair_router(nas: NasRef, view: RouterView, subs: dict[str, tuple[int, Any]],
@@ -113,11 +130,16 @@ async def _repair_router(nas: NasRef, view: RouterView, subs: dict[str, tuple[in
     for entry in view.active:
         if entry.session_id and (nas.ip, entry.session_id) not in known:
             counts["unaccounted"] = counts.get("unaccounted", 0) + 1
-        sub_id, want = subs.get(entry.username, (None, None))
+        if entry.username not in subs:
+            # not a radbill subscriber: a site-to-site tunnel, a staff VPN, a local user.
+            # Counted, never disconnected by the reconciler.
+            counts["unknown_online"] = counts.get("unknown_online", 0) + 1
+            continue
+        sub_id, want = subs[entry.username]
         ref = SessionRef(entry.username, entry.session_id or "", entry.address, entry.service)
         listed = entry.address in view.listed if entry.address else False
         steps: list[StepResult] = []
-        if want is None or not want.online:
+        if not want.online:
             why = "online-not-allowed"
             steps.append(await api.disconnect(nas, ref))
         elif want.address_list and not listed:
@@ -133,8 +155,7 @@ async def _repair_router(nas: NasRef, view: RouterView, subs: dict[str, tuple[in
         counts[why] = counts.get(why, 0) + 1
         log.warning("drift at %s: %s %s; repaired by API: %s", nas.ip, entry.username, why,
                     ", ".join(str(s.outcome) for s in steps))
-        if sub_id is not None:
-            repairs.append((sub_id, f"reconciler (API {nas.ip}): {why}", steps))
+        repairs.append((sub_id, f"reconciler (API {nas.ip}): {why}", steps))
     return repairs
 
 
@@ -160,14 +181,17 @@ def _record_repairs(factory: sessionmaker[Session], nas_ip: str,
 
 
 async def reconcile(factory: sessionmaker[Session], box: SecretBox, settings: Settings,
-                    api: RouterOsController) -> dict[str, int]:
-    """One reconciliation pass, recorded as the job ``reconcile``. Returns its counts."""
+                    api: RouterOsController, probe: sessionmaker[Session] | None = None
+                    ) -> dict[str, int]:
+    """One reconciliation pass, recorded as the job ``reconcile``. Returns its counts.
+    *probe* gives read-only sessions (SQLite: BEGIN DEFERRED) for the large reads."""
     import asyncio
 
+    probe = probe or factory
     with recorded(factory, "reconcile") as counts:
         counts["accounting_drift"] = await asyncio.to_thread(
             _queue_accounting_repairs, factory, settings)
-        nases, subs, known = await asyncio.to_thread(_router_inputs, factory, box, settings)
+        nases = await asyncio.to_thread(_api_routers, probe, box)
         counts["routers"] = len(nases)
         for nas in nases:
             try:
@@ -176,6 +200,9 @@ async def reconcile(factory: sessionmaker[Session], box: SecretBox, settings: Se
                 log.error("reconciler: cannot read %s: %s", nas.ip, exc)
                 counts["router_errors"] = counts.get("router_errors", 0) + 1
                 continue
+            subs, known = await asyncio.to_thread(
+                _router_inputs, probe, box, settings, nas.ip,
+                {e.username for e in view.active})
             repairs = await _repair_router(nas, view, subs, known, api, counts)
             await asyncio.to_thread(_record_repairs, factory, nas.ip, repairs)
         counts["drift"] = sum(v for k, v in counts.items() if k in (

@@ -66,7 +66,9 @@ async def reconcile_once(settings: Settings) -> dict[str, int]:
     engine = engine_from_settings(settings)
     api = RouterOsController(walled_garden_list=settings.walled_garden_list)
     try:
-        return await reconcile(session_factory(engine), secret_box(settings), settings, api)
+        return await reconcile(session_factory(engine), secret_box(settings), settings, api,
+                               session_factory(engine_from_settings(settings,
+                                                                    sqlite_begin="DEFERRED")))
     finally:
         await api.close()
         engine.dispose()

@@ -27,6 +27,11 @@ from radbill.db import utcnow
 
 log = logging.getLogger("radbill.enforcement")
 
+def _log_failure(task: asyncio.Task[dict[str, int]]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("reconciliation failed: %s", task.exception())
+
+
 # Enforcement actions that disable (True) or enable (False) a router's local /ppp/secret.
 LOCAL_USER = {"suspend": True, "disable": True, "terminate": True, "reconnect": False}
 
@@ -158,17 +163,22 @@ class EnforcementWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Rounds until *stop* is set; a failing round is logged and retried."""
+        from coa.reconciler import reconcile
+
         last_reconcile = time.monotonic()
+        reconciling: asyncio.Task[dict[str, int]] | None = None
         while not stop.is_set():
             busy = False
             try:
                 counts = await self.tick()
                 busy = bool(counts.get("claimed"))
-                if time.monotonic() - last_reconcile >= self.config.reconcile_seconds:
+                due = time.monotonic() - last_reconcile >= self.config.reconcile_seconds
+                if due and (reconciling is None or reconciling.done()):
+                    # beside the rounds, not inside one: a slow router must not hold them up
                     last_reconcile = time.monotonic()
-                    from coa.reconciler import reconcile
-
-                    await reconcile(self.factory, self.box, self.settings, self.api)
+                    reconciling = asyncio.create_task(reconcile(
+                        self.factory, self.box, self.settings, self.api, self.probe))
+                    reconciling.add_done_callback(_log_failure)
             except Exception:
                 log.exception("enforcement round failed; retrying")
                 await asyncio.sleep(1)

@@ -278,31 +278,35 @@ def test_accounting_drift_and_its_repair_by_resync(db, box, sim, settings) -> No
 
 
 def test_reconciler_reads_the_router_and_repairs_it(db, box, sim, settings) -> None:  # type: ignore[no-untyped-def]
-    seed(db, box, sim, "ann", "ben", "cat", "dan", api=True)
+    seed(db, box, sim, "ann", "ben", "cat", "dan", "eve", api=True)
     ann = online(db, sim, "ann")
     ann.address_list = "radbill-suspended"  # active, but stuck in the suspended list
     online(db, sim, "ben")
     suspend(db, "ben")
     with session_factory(db)() as s, s.begin():  # ben's suspension never reached the router
         s.execute(update(EnforcementRequest).values(status="failed"))
-    sim.attach("mallory")  # nobody we know
+    sim.attach("eve")  # terminated, still online, and accounting never heard of it
+    change(db, "eve", lambda s, sub: accounts.subscribers.change_status(
+        s, "eve", accounts.SubscriberStatus.TERMINATED, actor="t", reason="moved"))
+    tunnel = sim.attach("pop2-tunnel")  # not a subscriber: a site-to-site link
     sim.attach("cat", rate_limit="5M/20M")  # online, but accounting never heard of it
     dan = online(db, sim, "dan")
     counts = arun(reconcile(session_factory(db), box, settings, RouterOsController()))
     assert counts["stuck-in-walled-garden"] == 1
     assert counts["outside-walled-garden"] == 1
     assert counts["online-not-allowed"] == 1
-    assert counts["unaccounted"] == 2  # mallory and cat
-    assert [s.username for s in sim.online()] == ["cat", "dan"]
-    assert sim.online("dan")[0] is dan
+    assert counts["unaccounted"] == 3  # eve, the tunnel and cat
+    assert counts["unknown_online"] == 1
+    assert sorted(s.username for s in sim.online()) == ["cat", "dan", "pop2-tunnel"]
+    assert sim.online("dan")[0] is dan and sim.online("pop2-tunnel")[0] is tunnel
     assert not any(r["list"] == "radbill-suspended" for r in sim.api_print(
         "/ip/firewall/address-list"))
     assert counts["accounting_drift"] == 1  # ben, seen by accounting too: a resync is queued
     repairs = [(r.status, r.outcome) for r in requests(db) if r.action == "resync"]
     assert sorted(repairs, key=str) == [("done", "api-repair"), ("done", "api-repair"),
-                                        ("pending", None)]
+                                        ("done", "api-repair"), ("pending", None)]
     with session_factory(db)() as s:
-        assert status(s, settings)["last_reconcile"]["counts"]["unaccounted"] == 2
+        assert status(s, settings)["last_reconcile"]["counts"]["unaccounted"] == 3
 
 
 def test_request_rejects_an_unknown_action(session: Session) -> None:
