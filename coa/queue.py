@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from billing.models import EnforcementRequest, Subscriber
@@ -105,6 +105,32 @@ def desired_for(sub: Subscriber, box: SecretBox, settings: Settings, now: dt.dat
                                 now))
 
 
+def _supersede(session: Session, newest: list[EnforcementRequest], now: dt.datetime) -> None:
+    """Mark the older open requests of these subscribers superseded, in one statement on
+    PostgreSQL (a per-request UPDATE was measured at 3-35 s per 5,000 on a busy table)."""
+    if not newest:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(
+            "UPDATE enforcement_requests AS r SET status = 'superseded', completed_at = :now, "
+            "outcome = 'superseded by #' || t.nid "
+            "FROM unnest(CAST(:sids AS bigint[]), CAST(:nids AS bigint[])) AS t(sid, nid) "
+            "WHERE r.subscriber_id = t.sid AND r.id < t.nid AND r.acct_session_id IS NULL "
+            "AND r.status IN ('pending', 'retry', 'working', 'confirming')"),
+            {"now": now, "sids": [r.subscriber_id for r in newest],
+             "nids": [r.id for r in newest]})
+        return
+    table = REQUESTS
+    session.connection().execute(
+        update(table)
+        .where(table.c.subscriber_id == bindparam("sid"), table.c.id < bindparam("nid"),
+               table.c.acct_session_id.is_(None),
+               or_(*(table.c.status == s for s in OPEN)))  # IN () cannot go in executemany
+        .values(status="superseded", completed_at=now, outcome=bindparam("why")),
+        [{"sid": r.subscriber_id, "nid": r.id, "why": f"superseded by #{r.id}"}
+         for r in newest])
+
+
 def claim(session: Session, box: SecretBox, settings: Settings, now: dt.datetime,
           limit: int) -> list[Job]:
     """Claim up to *limit* due requests (newest per subscriber) and load their targets."""
@@ -121,19 +147,21 @@ def claim(session: Session, box: SecretBox, settings: Settings, now: dt.datetime
     for req in requests:
         # ordered by id: the last one wins; a one-session request stands on its own
         newest[(req.subscriber_id, None if req.acct_session_id is None else req.id)] = req
-    # One executemany for the whole batch: older open requests of these subscribers.
-    table = REQUESTS
-    session.connection().execute(
-        update(table)
-        .where(table.c.subscriber_id == bindparam("sid"), table.c.id < bindparam("nid"),
-               table.c.acct_session_id.is_(None),
-               or_(*(table.c.status == s for s in OPEN)))  # IN () cannot go in executemany
-        .values(status="superseded", completed_at=now, outcome=bindparam("why")),
-        [{"sid": r.subscriber_id, "nid": r.id, "why": f"superseded by #{r.id}"}
-         for r in newest.values() if r.acct_session_id is None])
-    for req in newest.values():
-        req.status, req.attempts = "working", req.attempts + 1
-        req.next_attempt_at = now + LEASE
+    _supersede(session, [r for r in newest.values() if r.acct_session_id is None], now)
+    claimed = [r.id for r in newest.values()]
+    for ids in chunks(claimed):
+        session.execute(update(EnforcementRequest).where(EnforcementRequest.id.in_(ids))
+                        .values(status="working", attempts=EnforcementRequest.attempts + 1,
+                                next_attempt_at=now + LEASE)
+                        .execution_options(synchronize_session=False))
+    return _jobs(session, box, settings, now, list(newest.values()))
+
+
+def _jobs(session: Session, box: SecretBox, settings: Settings, now: dt.datetime,
+          claimed: list[EnforcementRequest]) -> list[Job]:
+    """The claimed requests with their subscribers' desired state and open sessions. (The
+    rows' attempt counters were raised by one UPDATE: the loaded objects show the old.)"""
+    newest = {r.id: r for r in claimed}
     subs = {}
     for ids in chunks(sorted({r.subscriber_id for r in newest.values()})):
         subs.update({s.id: s for s in session.scalars(select(Subscriber).where(
@@ -153,7 +181,8 @@ def claim(session: Session, box: SecretBox, settings: Settings, now: dt.datetime
             log.exception("enforcement request %d (%s): cannot compute the target", req.id,
                           sub.username)
             want, error = rules.Desired(online=False), f"{type(exc).__name__}: {exc}"
-        job = Job(req.id, sub.id, sub.username, req.action, req.attempts, want, error=error)
+        job = Job(req.id, sub.id, sub.username, req.action, req.attempts + 1, want,
+                  error=error)
         if error is not None:
             jobs.append(job)
             continue

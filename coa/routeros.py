@@ -68,12 +68,16 @@ class RouterOsController:
     """A :class:`~coa.controller.SessionController` over the RouterOS API."""
 
     def __init__(self, *, timeout: float = 5.0, walled_garden_list: str = "radbill-suspended",
-                 tls_context: ssl.SSLContext | None = None) -> None:
+                 tls_context: ssl.SSLContext | None = None, down_for: float = 30.0) -> None:
         self.timeout = timeout
         self.walled_garden_list = walled_garden_list
         self._tls = tls_context
         self._conns: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # A router that failed to connect or answer is skipped for a while: commands to it are
+        # serialised, so a dead router would otherwise hold a whole burst for hours.
+        self._down_until: dict[str, float] = {}
+        self.down_for = down_for
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
@@ -107,13 +111,21 @@ class RouterOsController:
         dropped (and re-opened by the next command)."""
         lock = self._locks.setdefault(nas.ip, asyncio.Lock())
         async with lock:
-            api = await self._api(nas)
+            loop = asyncio.get_running_loop()
+            if loop.time() < self._down_until.get(nas.ip, 0.0):
+                raise EnforcementError(f"RouterOS API {nas.ip}: failed moments ago, skipped "
+                                       f"for {self.down_for:.0f} s")
             try:
+                api = await self._api(nas)
                 return await asyncio.wait_for(work(api), self.timeout)
             except TrapError:
                 raise
+            except EnforcementError:
+                self._down_until[nas.ip] = loop.time() + self.down_for
+                raise
             except (OSError, TimeoutError, LibRouterosError, ssl.SSLError) as exc:
                 await self._drop(nas.ip)
+                self._down_until[nas.ip] = loop.time() + self.down_for
                 raise EnforcementError(f"RouterOS API {nas.ip}: {exc!r}") from None
 
     async def _drop(self, ip: str) -> None:

@@ -12,6 +12,7 @@ Encoding and verification are pyrad's; this module only moves bytes and matches 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import socket
 import time
@@ -42,7 +43,7 @@ class _Socket(asyncio.DatagramProtocol):
     def __init__(self, owner: RadiusTransport, index: int) -> None:
         self.owner, self.index = owner, index
         self.transport: asyncio.DatagramTransport | None = None
-        self.free = list(range(_IDS))
+        self.free = collections.deque(range(_IDS))
         self.pending: dict[int, tuple[packet.Packet, _Reply]] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -79,11 +80,13 @@ class RadiusTransport:
         self._bind_ip = bind_ip
         self._sockets: list[_Socket] = []
         self._next = 0
-        self._slot_freed: asyncio.Event | None = None
+        self._slots: asyncio.Semaphore | None = None
 
     async def start(self) -> RadiusTransport:
         loop = asyncio.get_running_loop()
-        self._slot_freed = asyncio.Event()
+        # one permit per identifier: a request waits only when every identifier of every
+        # socket is in flight, and one freed identifier wakes one waiter (not all of them)
+        self._slots = asyncio.Semaphore(self._count * _IDS)
         family = socket.AF_INET6 if self._bind_ip and ":" in self._bind_ip else socket.AF_INET
         for index in range(self._count):
             sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -105,15 +108,14 @@ class RadiusTransport:
         self._sockets.clear()
 
     async def _slot(self) -> tuple[_Socket, int]:
-        assert self._slot_freed is not None, "call start() first"
-        while True:
-            for _ in range(len(self._sockets)):
-                sock = self._sockets[self._next % len(self._sockets)]
-                self._next += 1
-                if sock.free:
-                    return sock, sock.free.pop(0)
-            self._slot_freed.clear()
-            await self._slot_freed.wait()
+        assert self._slots is not None, "call start() first"
+        await self._slots.acquire()
+        for _ in range(len(self._sockets)):
+            sock = self._sockets[self._next % len(self._sockets)]
+            self._next += 1
+            if sock.free:
+                return sock, sock.free.popleft()
+        raise AssertionError("a permit without a free identifier")
 
     async def request(self, pkt: packet.Packet, addr: tuple[str, int], *, timeout: float = 1.0,
                       retries: int = 3, encode: Callable[[packet.Packet], bytes] | None = None
@@ -143,5 +145,5 @@ class RadiusTransport:
             if not future.done():
                 future.cancel()
             sock.free.append(ident)
-            assert self._slot_freed is not None
-            self._slot_freed.set()
+            assert self._slots is not None
+            self._slots.release()

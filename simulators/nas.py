@@ -125,6 +125,7 @@ class NasSimulator:
         self._creds: dict[str, tuple[str, str, str, str | None]] = {}
         # username -> time.monotonic() of the last CoA/Disconnect it ACKed (benchmarks)
         self.acked_at: dict[str, float] = {}
+        self._redials: asyncio.Semaphore | None = None
         self.counters = Counters()
         self.sessions: dict[str, SimSession] = {}  # by Acct-Session-Id
         self.secrets: dict[str, dict[str, str]] = {}  # /ppp/secret, by .id
@@ -354,9 +355,12 @@ class NasSimulator:
         if self.redial_after is None or creds is None:
             return
         await asyncio.sleep(self.redial_after)
+        if self._redials is None:
+            self._redials = asyncio.Semaphore(64)
         for _ in range(5):  # a rejected or unanswered redial is tried again, as routers do
-            if (await self._login(sess.username, *creds)).accepted:
-                return
+            async with self._redials:  # a burst of redials must not starve the CoA port
+                if (await self._login(sess.username, *creds)).accepted:
+                    return
             await asyncio.sleep(max(self.redial_after, 0.5))
 
     # -- CoA / Disconnect server side (RFC 5176) ----------------------------------------

@@ -193,3 +193,24 @@ def test_local_ppp_secret_is_disabled_and_enabled(sim: NasSimulator) -> None:
     assert sim.secrets[item]["disabled"] == "yes"
     assert arun(main(False)).outcome is Outcome.ACK
     assert sim.secrets[item]["disabled"] == "no"
+
+
+def test_a_dead_router_is_skipped_after_one_failure(sim: NasSimulator) -> None:
+    sessions = [sim.attach(f"user{i}") for i in range(6)]
+    sim.api_silent = True  # accepts the connection, never answers
+
+    async def main() -> tuple[list[Any], float]:
+        api = RouterOsController(timeout=0.5, down_for=30)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            results = await asyncio.gather(*(api.disconnect(ref_of(sim), ref(s))
+                                              for s in sessions))
+            return list(results), loop.time() - started
+        finally:
+            await api.close()
+
+    results, took = arun(main())
+    assert all(r.outcome is Outcome.ERROR for r in results)
+    assert sum("skipped" in r.detail for r in results) == 5
+    assert took < 2.0  # one timeout, not six in a row
