@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -96,6 +96,13 @@ def started(session: Session, reference: str, checkout: Checkout) -> None:
     intent = _intent(session, reference, lock=True)
     intent.gateway_reference = checkout.gateway_reference
     intent.status = "pending"
+
+
+def find(session: Session, reference: str, gateway: str) -> PaymentIntent | None:
+    """The intent *reference* started on *gateway*, if any."""
+    return session.scalars(select(PaymentIntent).where(
+        PaymentIntent.reference == reference[:64], PaymentIntent.gateway == gateway)
+    ).one_or_none()
 
 
 def _intent(session: Session, reference: str, *, lock: bool = False) -> PaymentIntent:
@@ -211,7 +218,13 @@ def _paid(session: Session, intent: PaymentIntent, conf: Confirmation, source: s
 
 def _refunded(session: Session, intent: PaymentIntent, conf: Confirmation, source: str) -> str:
     if intent.status not in ("paid", "refunded"):
-        return "duplicate"  # never posted: nothing to take back
+        # The refund is the first we hear of this payment (its capture notification was
+        # lost or comes later): the money came in before it went out, so post both.
+        if not conf.transaction_id:
+            return "pending"
+        paid = _paid(session, intent, replace(conf, status=Status.PAID), source)
+        if intent.status != "paid":
+            return paid
     delta = conf.refunded_amount - intent.refunded_amount
     if delta <= 0:
         return "duplicate"
@@ -267,15 +280,20 @@ def holds(session: Session, subscriber_ids: list[int], now: dt.datetime,
     if not failing or not subscriber_ids:
         return {}
     out: dict[int, str] = {}
-    rows = session.scalars(select(PaymentIntent).where(
-        PaymentIntent.subscriber_id.in_(subscriber_ids),
-        PaymentIntent.status.in_(("created", "pending")),
-        PaymentIntent.gateway.in_(list(failing)),
-        PaymentIntent.created_at >= now - window))
+    rows = [i for ids in _chunks(subscriber_ids) for i in session.scalars(
+        select(PaymentIntent).where(
+            PaymentIntent.subscriber_id.in_(ids),
+            PaymentIntent.status.in_(("created", "pending", "failed")),
+            PaymentIntent.gateway.in_(list(failing)),
+            PaymentIntent.created_at >= now - window))]
     for intent in rows:
         out[intent.subscriber_id] = (f"payment {intent.reference} pending on {intent.gateway}, "
                                      "whose confirmations are failing")
     return out
+
+
+def _chunks(ids: list[int], size: int = 900) -> list[list[int]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
 def held(session: Session) -> list[PaymentIntent]:

@@ -42,7 +42,12 @@ def poll(factory: sessionmaker[Session], adapters: dict[str, PaymentGateway], *,
         due = list(session.execute(
             select(PaymentIntent.reference, PaymentIntent.gateway,
                    PaymentIntent.gateway_reference)
-            .where(PaymentIntent.status == "pending",
+            # a declined attempt ends nothing: the subscriber may retry on the same link
+            # and that capture's notification can be lost too (polled for a day)
+            .where(or_(PaymentIntent.status == "pending",
+                       (PaymentIntent.status == "failed")
+                       & (PaymentIntent.created_at >= now - dt.timedelta(days=1))
+                       & PaymentIntent.hold_reason.is_(None)),
                    PaymentIntent.created_at <= now - min_age,
                    or_(PaymentIntent.last_polled_at.is_(None),
                        PaymentIntent.last_polled_at <= now - every))

@@ -94,6 +94,10 @@ def _confirm(name: str, source: str) -> tuple[str, int, str]:
         conf = gw.confirm_notification(request.method, dict(request.headers),
                                        request.args.to_dict(), body)
     except SignatureError as exc:
+        if source == "return" and request.args.get("ref"):
+            # The browser came back with our own reference (in the return URL we gave the
+            # gateway); whatever else it carries, ask the gateway itself about that payment.
+            return _confirm_by_query(name, gw, request.args["ref"])
         intents.rejected(get_db(), name, str(exc), source)
         commit()
         return "rejected", 400, str(exc)
@@ -106,6 +110,20 @@ def _confirm(name: str, source: str) -> tuple[str, int, str]:
     # transaction (the enforcement worker picks the request up within its poll interval).
     outcome = intents.apply(get_db(), name, conf, source=source)
     intents.health(get_db(), name, True)
+    commit()
+    return outcome, 200, ""
+
+
+def _confirm_by_query(name: str, gw: PaymentGateway, reference: str) -> tuple[str, int, str]:
+    intent = intents.find(get_db(), reference, name)
+    if intent is None:
+        return "unknown", 404, "no such payment"
+    try:
+        conf = gw.query(intent.reference, intent.gateway_reference)
+    except GatewayError as exc:
+        log.error("%s return for %s could not be confirmed now: %s", name, reference, exc)
+        return "unconfirmed", 200, str(exc)  # polling picks it up
+    outcome = intents.apply(get_db(), name, conf, source="return-query")
     commit()
     return outcome, 200, ""
 

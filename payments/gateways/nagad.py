@@ -52,6 +52,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
@@ -132,6 +133,8 @@ def signature_valid(public_key: rsa.RSAPublicKey, plain: bytes, signature: str) 
     return True
 
 
+_REF = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
 class NagadGateway:
     """Nagad checkout. ``config.credentials``: ``merchant_id``, ``merchant_private_key`` and
     ``nagad_public_key`` (PEM or bare base64), optionally ``merchant_number`` (the account
@@ -207,6 +210,8 @@ class NagadGateway:
         reference = query.get("payment_ref_id", "")
         if not reference or not query.get("status"):
             raise SignatureError("not a Nagad callback: payment_ref_id and status are required")
+        if not _REF.fullmatch(reference):  # it goes into the verify URL's path
+            raise SignatureError(f"not a Nagad payment_ref_id: {reference[:80]!r}")
         try:
             data = self._verify(reference)
         except _Refused as exc:

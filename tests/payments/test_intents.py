@@ -262,3 +262,44 @@ def test_a_payment_radbill_did_not_start_is_ignored_quietly(db, box) -> None:  #
     assert payments(db) == []
     with session_factory(db)() as s:
         assert list(s.scalars(select(Alert))) == []
+
+
+def test_a_refund_heard_of_before_the_payment_posts_both(db, box) -> None:  # type: ignore[no-untyped-def]
+    intent = start(db, billed(db, box))
+    refund = Confirmation(reference=intent.reference, status=Status.REFUNDED,
+                          amount=Decimal("1000.00"), currency="BDT", transaction_id="pay_1",
+                          event_id="evt_r", refunded_amount=Decimal("400"))
+    assert apply(db, refund) == "refunded"
+    assert payments(db) == [("razorpay", "pay_1", Decimal("1000.00"))]
+    assert apply(db, paid(intent)) == "duplicate"  # the capture webhook, late
+    with session_factory(db)() as s:
+        assert [e.amount for e in s.scalars(select(LedgerEntry).where(
+            LedgerEntry.kind == "refund"))] == [Decimal("400.00")]
+
+
+class QueryOnly:
+    """A gateway whose query API says the payment was captured (for polling tests)."""
+
+    name = "razorpay"
+
+    def __init__(self, conf: Confirmation) -> None:
+        self.conf = conf
+
+    def query(self, reference: str, gateway_reference: str | None) -> Confirmation:
+        return self.conf
+
+
+def test_a_declined_attempt_then_a_paid_retry_is_still_found_by_polling(db, box) -> None:  # type: ignore[no-untyped-def]
+    from payments.polling import poll
+
+    intent = start(db, billed(db, box))
+    with session_factory(db)() as s, s.begin():
+        intents.started(s, intent.reference, _checkout())
+    declined = Confirmation(reference=intent.reference, status=Status.FAILED,
+                            amount=Decimal("1000"), currency="BDT", event_id="evt_declined")
+    assert apply(db, declined) == "failed"
+    # the retry on the same link was captured, and its webhook was lost
+    gateway = QueryOnly(paid(intent, event=None))
+    counts = poll(session_factory(db), {"razorpay": gateway},  # type: ignore[dict-item]
+                  min_age=dt.timedelta(0))
+    assert counts == {"posted": 1} and status_of(db) == "active"
