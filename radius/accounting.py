@@ -18,7 +18,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from radbill.db import SESSION_FEED, bump
@@ -250,6 +250,81 @@ def apply(session: Session, rec: AcctRecord, subscriber_id: int | None = None) -
     if was_open and not after.is_open:
         return "closed"
     return "reopened" if after.is_open and not was_open else "updated"
+
+
+def apply_many(session: Session, recs: list[AcctRecord], subscriber_ids: dict[str, int]
+               ) -> list[str]:
+    """Apply records in order, as :func:`apply` one by one would, with a few statements per
+    batch: the sessions are loaded (and locked) together, folded in memory, written together,
+    and the session feed is bumped once. A burst of 10,000 Accounting-Stops after a bulk
+    suspension is what the enforcement worker waits for to confirm it."""
+    out: list[str] = []
+    segment: list[AcctRecord] = []
+    for rec in recs:
+        if rec.status in (ACCOUNTING_ON, ACCOUNTING_OFF):  # closes what came before it
+            out += _apply_segment(session, segment, subscriber_ids)
+            segment = []
+            out.append(apply(session, rec))
+        else:
+            segment.append(rec)
+    return out + _apply_segment(session, segment, subscriber_ids)
+
+
+Key = tuple[str, str, str]
+
+
+def _key(rec: AcctRecord) -> Key:
+    assert rec.acct_session_id is not None
+    assert rec.username is not None  # record_from_attrs guarantees both for sessions
+    return (rec.nas_ip, rec.acct_session_id, rec.username)
+
+
+def _apply_segment(session: Session, recs: list[AcctRecord], subscriber_ids: dict[str, int]
+                   ) -> list[str]:
+    if not recs:
+        return []
+    keys = list(dict.fromkeys(_key(r) for r in recs))
+    rows: dict[Key, RadiusSession] = {}
+    for i in range(0, len(keys), 300):
+        stmt = (select(RadiusSession)
+                .where(tuple_(RadiusSession.nas_ip, RadiusSession.acct_session_id,
+                              RadiusSession.username).in_(keys[i : i + 300]))
+                .with_for_update())
+        for row in session.scalars(stmt):
+            rows[(row.nas_ip, row.acct_session_id, row.username)] = row
+    first = {k: _state_of(r) for k, r in rows.items()}
+    states: dict[Key, SessionState] = dict(first)
+    outcomes = []
+    for rec in recs:
+        key = _key(rec)
+        before = states.get(key)
+        after = fold(before, rec)
+        if after is before:
+            outcomes.append("unchanged")
+            continue
+        states[key] = after
+        if before is None:
+            outcomes.append("opened" if after.is_open else "closed")
+        elif before.is_open and not after.is_open:
+            outcomes.append("closed")
+        else:
+            outcomes.append("reopened" if after.is_open and not before.is_open else "updated")
+    changed = [k for k, st in states.items() if st is not first.get(k)]
+    moved = {k for k in changed if k not in first or first[k].is_open != states[k].is_open}
+    seq = bump(session, SESSION_FEED) if moved else 0
+    for key in changed:
+        if key in rows:
+            row = rows[key]
+        else:
+            row = RadiusSession(nas_ip=key[0], acct_session_id=key[1], username=key[2],
+                                subscriber_id=subscriber_ids.get(key[2]))
+            session.add(row)
+        for name in _STATE_FIELDS:
+            setattr(row, name, getattr(states[key], name))
+        if key in moved:
+            row.state_seq = seq
+    session.flush()
+    return outcomes
 
 
 def close_nas_sessions(session: Session, nas_ip: str, at: dt.datetime, cause: str) -> int:

@@ -49,7 +49,7 @@ def apply_accounting(session: Session, records: list[dict[str, str]]) -> list[st
     """Apply a batch of accounting records; returns one outcome per record."""
     parsed = [accounting.record_from_attrs(a, received_at(a)) for a in records]
     ids = subscriber_ids(session, {r.username for r in parsed if r.username})
-    return [accounting.apply(session, rec, ids.get(rec.username or "")) for rec in parsed]
+    return accounting.apply_many(session, parsed, ids)
 
 
 def apply_postauth(session: Session, records: list[dict[str, str]]) -> list[str]:
