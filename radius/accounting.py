@@ -279,6 +279,21 @@ def _key(rec: AcctRecord) -> Key:
     return (rec.nas_ip, rec.acct_session_id, rec.username)
 
 
+def _fold_into(states: dict[Key, SessionState], rec: AcctRecord) -> str:
+    """Fold *rec* into *states* (in memory); the outcome :func:`apply` would report."""
+    key = _key(rec)
+    before = states.get(key)
+    after = fold(before, rec)
+    if after is before:
+        return "unchanged"
+    states[key] = after
+    if before is None:
+        return "opened" if after.is_open else "closed"
+    if before.is_open and not after.is_open:
+        return "closed"
+    return "reopened" if after.is_open and not before.is_open else "updated"
+
+
 def _apply_segment(session: Session, recs: list[AcctRecord], subscriber_ids: dict[str, int]
                    ) -> list[str]:
     if not recs:
@@ -294,21 +309,7 @@ def _apply_segment(session: Session, recs: list[AcctRecord], subscriber_ids: dic
             rows[(row.nas_ip, row.acct_session_id, row.username)] = row
     first = {k: _state_of(r) for k, r in rows.items()}
     states: dict[Key, SessionState] = dict(first)
-    outcomes = []
-    for rec in recs:
-        key = _key(rec)
-        before = states.get(key)
-        after = fold(before, rec)
-        if after is before:
-            outcomes.append("unchanged")
-            continue
-        states[key] = after
-        if before is None:
-            outcomes.append("opened" if after.is_open else "closed")
-        elif before.is_open and not after.is_open:
-            outcomes.append("closed")
-        else:
-            outcomes.append("reopened" if after.is_open and not before.is_open else "updated")
+    outcomes = [_fold_into(states, rec) for rec in recs]
     changed = [k for k, st in states.items() if st is not first.get(k)]
     moved = {k for k in changed if k not in first or first[k].is_open != states[k].is_open}
     seq = bump(session, SESSION_FEED) if moved else 0
