@@ -143,4 +143,10 @@ def webhook(name: str) -> Response:
 def returned(name: str) -> Any:
     """The subscriber's browser, back from the gateway."""
     outcome, code, _ = _confirm(name, "return")
+    # What the subscriber is told follows what the payment now is, not what this one
+    # delivery did: a repeated callback of a pending payment must not read "thank you".
+    intent = intents.find(get_db(), request.args.get("ref", ""), name)
+    if intent is not None and code == 200:
+        outcome = {"paid": "posted", "refunded": "posted", "held": "held",
+                   "failed": "failed"}.get(intent.status, "pending")
     return render_template("pay_result.html", outcome=outcome, message=None), code
