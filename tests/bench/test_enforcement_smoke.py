@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.slow,
 def test_enforcement_benchmark_smoke(pg_admin_url: str) -> None:
     proc = subprocess.run(
         [sys.executable, "bench/enforcement.py", "--sessions", "200", "--rounds", "1",
-         "--loss", "0,0.01", "--baseline-subset", "50", "--timeout", "60",
+         "--loss", "0.01", "--baseline-subset", "50", "--timeout", "60",
          "--pg-url", pg_admin_url],
         cwd=PROJECT, capture_output=True, text=True, timeout=300, check=False,
     )
