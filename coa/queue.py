@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, func, insert, or_, select, text, update
@@ -32,7 +32,7 @@ from radius import accounting
 from radius.hook import policy_config
 from radius.models import Nas, RadiusSession
 from radius.policy import AuthRequest, decide
-from radius.snapshot import plan_record, subscriber_record
+from radius.snapshot import plan_record, subscriber_record_without_password
 
 T = TypeVar("T")
 log = logging.getLogger("radbill.enforcement")
@@ -98,7 +98,9 @@ def desired_for(sub: Subscriber, box: SecretBox, settings: Settings, now: dt.dat
                 ) -> rules.Desired:
     """What a login of *sub* would get right now (simultaneous use and MAC binding aside:
     they decide whether a new login gets in, not what a running session should have)."""
-    record = replace(subscriber_record(sub, box), mac_address=None)
+    # The password plays no part in what a running session should have: it is not
+    # decrypted here (a Fernet decrypt per subscriber was a fifth of a 10,000-request claim).
+    record = subscriber_record_without_password(sub)
     req = AuthRequest(username=sub.username,
                       service_type="Framed-User" if record.service == "pppoe" else "Login-User")
     return rules.desired(decide(req, record, plan_record(sub.plan), 0, policy_config(settings),

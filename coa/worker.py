@@ -29,7 +29,7 @@ log = logging.getLogger("radbill.enforcement")
 
 def _log_failure(task: asyncio.Task[dict[str, int]]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        log.error("reconciliation failed: %s", task.exception())
+        log.error("enforcement task failed: %s", task.exception())
 
 
 # Enforcement actions that disable (True) or enable (False) a router's local /ppp/secret.
@@ -46,6 +46,7 @@ class WorkerConfig:
     poll_seconds: float = 0.1
     suspend_by: str = "disconnect"  # or "coa"
     reconcile_seconds: float = 60.0
+    rounds_in_flight: int = 2
 
 
 class EnforcementWorker:
@@ -144,34 +145,57 @@ class EnforcementWorker:
         dones = await asyncio.gather(*(self._target(job, t) for t in job.targets))
         return job, list(dones)
 
+    async def _deliver(self, jobs: list[Job]) -> dict[str, int]:
+        """The network part of a round, then its record."""
+        started = time.monotonic()
+        results = await asyncio.gather(*(self._job(j) for j in jobs))
+        sent = time.monotonic() - started
+        counts = await asyncio.to_thread(self._record, list(results))
+        counts["claimed"] = len(jobs)
+        log.info("enforcement round: %d requests, %d sessions, network %.2f s: %s",
+                 len(jobs), sum(len(j.targets) for j in jobs), sent,
+                 ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        return counts
+
     async def tick(self) -> dict[str, int]:
-        """One round. Returns counts (claimed, by new status, confirmed)."""
+        """One round, start to end. Returns counts (claimed, by new status, confirmed)."""
         jobs, confirmed = await asyncio.to_thread(self._claim)
         counts = dict(confirmed)
         if jobs:
-            started = time.monotonic()
-            results = await asyncio.gather(*(self._job(j) for j in jobs))
-            sent = time.monotonic() - started
-            counts.update(await asyncio.to_thread(self._record, list(results)))
-            counts["claimed"] = len(jobs)
-            log.info("enforcement round: %d requests, %d sessions, network %.2f s: %s",
-                     len(jobs), sum(len(j.targets) for j in jobs), sent,
-                     ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+            counts.update(await self._deliver(jobs))
         elif confirmed:
             log.info("enforcement: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         return counts
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Rounds until *stop* is set; a failing round is logged and retried."""
+        """Rounds until *stop* is set; a failing round is logged and retried.
+
+        Up to ``rounds_in_flight`` rounds overlap: the next batch is claimed and planned
+        (database work, in a thread) while the previous one is on the wire, so a burst of
+        thousands keeps the NAS busy instead of waiting for the database between batches.
+        A claimed request is ``working`` and is not claimed again meanwhile."""
         from coa.reconciler import reconcile
 
         last_reconcile = time.monotonic()
         reconciling: asyncio.Task[dict[str, int]] | None = None
+        inflight: set[asyncio.Task[dict[str, int]]] = set()
         while not stop.is_set():
             busy = False
             try:
-                counts = await self.tick()
-                busy = bool(counts.get("claimed"))
+                if len(inflight) < self.config.rounds_in_flight:
+                    jobs, confirmed = await asyncio.to_thread(self._claim)
+                    if confirmed:
+                        log.info("enforcement: %s",
+                                 ", ".join(f"{k} {v}" for k, v in sorted(confirmed.items())))
+                    if jobs:
+                        busy = True
+                        task = asyncio.create_task(self._deliver(jobs))
+                        inflight.add(task)
+                        task.add_done_callback(inflight.discard)
+                        task.add_done_callback(_log_failure)
+                else:
+                    await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                    busy = True
                 due = time.monotonic() - last_reconcile >= self.config.reconcile_seconds
                 if due and (reconciling is None or reconciling.done()):
                     # beside the rounds, not inside one: a slow router must not hold them up
@@ -185,3 +209,5 @@ class EnforcementWorker:
             if not busy:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.config.poll_seconds)
+        if inflight:
+            await asyncio.wait(inflight)

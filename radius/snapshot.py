@@ -67,6 +67,24 @@ def subscriber_record(sub: Subscriber, box: SecretBox) -> SubscriberRecord:
     )
 
 
+def subscriber_record_without_password(sub: Subscriber) -> SubscriberRecord:
+    """The policy's view of a subscriber for deciding what a running session should have
+    (enforcement): everything but the password, which is replaced by a placeholder."""
+    return SubscriberRecord(
+        username=sub.username,
+        password="",
+        service=str(sub.service),
+        status=str(sub.status),
+        plan_id=sub.plan_id,
+        static_ip=sub.static_ip,
+        ip_pool=sub.ip_pool,
+        mac_address=None,
+        simultaneous_use=sub.simultaneous_use,
+        paid_until=sub.paid_until,
+        fup_throttled=sub.fup_throttled,
+    )
+
+
 class AuthSnapshot:
     """In-memory authorization state. Reads are lock-free dictionary look-ups; the refresher
     replaces whole records, which is atomic under the GIL."""
