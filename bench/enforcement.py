@@ -327,6 +327,9 @@ class World:
             if pending == 0 and not self.args.redial and not logged_in:
                 missing = [u for u in self.names if u not in {s.username for s in online}]
                 if missing:
+                    # FreeRADIUS's policy sees the reactivation within its snapshot poll
+                    # (250 ms); a login before that lands in the walled garden
+                    time.sleep(1.0)
                     self.login(missing)
                 logged_in = True
                 continue

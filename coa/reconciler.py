@@ -32,7 +32,7 @@ from radbill.config import Settings
 from radbill.crypto import SecretBox
 from radbill.db import utcnow
 from radbill.jobs import recorded
-from radius.models import RadiusSession
+from radius.models import PostAuth, RadiusSession
 
 log = logging.getLogger("radbill.reconciler")
 
@@ -85,7 +85,52 @@ def accounting_drift(session: Session, settings: Settings) -> list[tuple[int, st
     for sub_id, name, status in online:
         if sub_id not in busy:
             found.setdefault(sub_id, (sub_id, name, f"online while {status}"))
+    for sub_id, name, why in _logged_in_under_the_old_policy(session, settings, busy):
+        found.setdefault(sub_id, (sub_id, name, why))
     return list(found.values())
+
+
+GARDEN_REASONS = ("suspended-walled-garden", "expired-walled-garden")
+FULL_REASONS = ("active", "fair-usage-throttled")
+RECENT = dt.timedelta(hours=1)
+
+
+def _logged_in_under_the_old_policy(session: Session, settings: Settings, busy: set[int]
+                                    ) -> list[tuple[int, str, str]]:
+    """Subscribers changed in the last hour who are online under the policy from before the
+    change: the session started after the change (so the rule above does not see it), but
+    the login was answered from a snapshot that had not caught up yet (it refreshes every
+    250 ms; a router that re-dials at once can beat it). The post-auth log says what the login
+    got: a walled-garden login of an active subscriber, or a full-speed login of a suspended
+    one (walled-garden mode), is drift."""
+    changed = (select(EnforcementRequest.subscriber_id).distinct()
+               .where(EnforcementRequest.created_at >= utcnow() - RECENT))
+    rows = session.execute(
+        select(Subscriber.id, Subscriber.username, Subscriber.status)
+        .where(Subscriber.id.in_(changed))
+        .where(select(RadiusSession.id).where(RadiusSession.username == Subscriber.username,
+                                              RadiusSession.stopped_at.is_(None)).exists()))
+    out = []
+    for sub_id, name, status in rows:
+        if sub_id in busy:
+            continue
+        row = session.execute(
+            select(PostAuth.reason, PostAuth.at).where(PostAuth.username == name,
+                                                       PostAuth.decision == "accept")
+            .order_by(PostAuth.at.desc(), PostAuth.id.desc()).limit(1)).first()
+        if row is None:
+            continue
+        last, at = row
+        enforced = session.scalar(select(func.max(RadiusSession.enforced_at)).where(
+            RadiusSession.username == name, RadiusSession.stopped_at.is_(None)))
+        if enforced is not None and _aware(enforced) >= at:
+            continue  # changed live (CoA) after that login: the login's policy is history
+        if status == SubscriberStatus.ACTIVE and last in GARDEN_REASONS:
+            out.append((sub_id, name, "active, but logged in to the walled garden"))
+        elif (status == SubscriberStatus.SUSPENDED and settings.suspended_mode != "reject"
+              and last in FULL_REASONS):
+            out.append((sub_id, name, "suspended, but logged in at full speed"))
+    return out
 
 
 def _queue_accounting_repairs(factory: sessionmaker[Session], settings: Settings) -> int:

@@ -346,3 +346,25 @@ def test_an_ack_never_followed_by_a_stop_fails_after_every_attempt(db, box, sim,
     assert (req.status, req.attempts) == ("failed", 2) and "never stopped" in req.last_error
     with session_factory(db)() as s:
         assert [a.kind for a in s.scalars(select(Alert))] == ["enforcement-failed"]
+
+
+def test_a_login_that_beat_the_policy_snapshot_is_drift(db, box, sim, settings) -> None:  # type: ignore[no-untyped-def]
+    from radius.models import PostAuth
+
+    seed(db, box, sim, "alice")
+    suspend(db, "alice")
+    change(db, "alice", lambda s, sub: accounts.reactivate(s, sub, TODAY, "paid", "test"))
+    rounds(db, box, settings)  # nobody online: done, no-session
+    # her router re-dials at once and FreeRADIUS, 250 ms behind, still puts her in the garden
+    online(db, sim, "alice", at=utcnow())
+    with session_factory(db)() as s, s.begin():
+        s.add(PostAuth(at=utcnow(), username="alice", nas_ip=sim.nas_ip, decision="accept",
+                       reason="suspended-walled-garden"))
+    with session_factory(db)() as s:
+        assert [why for _, _, why in accounting_drift(s, settings)] == [
+            "active, but logged in to the walled garden"]
+    # a session moved live (CoA) after that login is current
+    with session_factory(db)() as s, s.begin():
+        s.execute(update(RadiusSession).values(enforced_at=utcnow() + dt.timedelta(seconds=1)))
+    with session_factory(db)() as s:
+        assert accounting_drift(s, settings) == []
