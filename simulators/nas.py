@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import random
 import socket
 import ssl
@@ -36,7 +35,7 @@ from pyrad import packet
 
 from coa.dictionary import dictionary
 from coa.transport import RadiusTransport
-from simulators import mschap
+from simulators.radius_client import fill_login
 from simulators.routeros import ApiServer, ApiTrap
 
 T = TypeVar("T")
@@ -199,30 +198,7 @@ class NasSimulator:
                      mac: str | None) -> packet.AuthPacket:
         pkt = packet.AuthPacket(secret=self.secret, dict=dictionary(),
                                 message_authenticator=True)
-        pkt["User-Name"] = username
-        pkt["NAS-IP-Address"] = self.nas_ip
-        if service == "pppoe":
-            pkt["Service-Type"] = "Framed-User"
-            pkt["Framed-Protocol"] = "PPP"
-            pkt["NAS-Port-Type"] = "Ethernet"
-        else:
-            pkt["Service-Type"] = "Login-User"
-            pkt["NAS-Port-Type"] = "Wireless-802.11"
-        if mac:
-            pkt["Calling-Station-Id"] = mac
-        if method == "pap":
-            pkt["User-Password"] = pkt.PwCrypt(password)
-        elif method == "chap":
-            ident, challenge = os.urandom(1)[0], os.urandom(16)
-            pkt["CHAP-Challenge"] = challenge
-            pkt["CHAP-Password"] = mschap.chap_password(ident, password, challenge)
-        elif method == "mschapv2":
-            authenticator, peer = os.urandom(16), os.urandom(16)
-            pkt["MS-CHAP-Challenge"] = authenticator
-            pkt["MS-CHAP2-Response"] = mschap.mschapv2_response(1, authenticator, peer,
-                                                                username, password)
-        else:
-            raise ValueError(f"unknown method {method!r}")
+        fill_login(pkt, username, password, method, service, mac, self.nas_ip)
         return pkt
 
     async def _login(self, username: str, password: str, method: str, service: str,

@@ -55,6 +55,36 @@ def _decode(reply: packet.Packet) -> dict[str, list[object]]:
     return out
 
 
+def fill_login(pkt: packet.AuthPacket, username: str, password: str, method: str,
+               service: str, mac: str | None, nas_ip: str) -> None:
+    """The attributes of a MikroTik's Access-Request: PPPoE or Hotspot, and the credentials
+    for PAP, CHAP or MS-CHAPv2 (``mschapv2``). Shared by this client and the NAS simulator."""
+    pkt["User-Name"] = username
+    pkt["NAS-IP-Address"] = nas_ip
+    if service == "pppoe":
+        pkt["Service-Type"] = "Framed-User"
+        pkt["Framed-Protocol"] = "PPP"
+        pkt["NAS-Port-Type"] = "Ethernet"
+    else:
+        pkt["Service-Type"] = "Login-User"
+        pkt["NAS-Port-Type"] = "Wireless-802.11"
+    if mac:
+        pkt["Calling-Station-Id"] = mac
+    if method == "pap":
+        pkt["User-Password"] = pkt.PwCrypt(password)
+    elif method == "chap":
+        ident, challenge = os.urandom(1)[0], os.urandom(16)
+        pkt["CHAP-Challenge"] = challenge
+        pkt["CHAP-Password"] = mschap.chap_password(ident, password, challenge)
+    elif method == "mschapv2":
+        authenticator, peer = os.urandom(16), os.urandom(16)
+        pkt["MS-CHAP-Challenge"] = authenticator
+        pkt["MS-CHAP2-Response"] = mschap.mschapv2_response(1, authenticator, peer, username,
+                                                            password)
+    else:
+        raise ValueError(f"unknown method {method!r}")
+
+
 class RadiusClient:
     """Sends Access-Requests and Accounting-Requests the way a MikroTik does."""
 
@@ -66,38 +96,11 @@ class RadiusClient:
         self.client.retries = retries
         self.nas_ip = nas_ip
 
-    def _auth_packet(self, username: str, service: str, mac: str | None) -> packet.AuthPacket:
-        pkt = self.client.CreateAuthPacket(code=packet.AccessRequest)
-        pkt["User-Name"] = username
-        pkt["NAS-IP-Address"] = self.nas_ip
-        if service == "pppoe":
-            pkt["Service-Type"] = "Framed-User"
-            pkt["Framed-Protocol"] = "PPP"
-            pkt["NAS-Port-Type"] = "Ethernet"
-        else:
-            pkt["Service-Type"] = "Login-User"
-            pkt["NAS-Port-Type"] = "Wireless-802.11"
-        if mac:
-            pkt["Calling-Station-Id"] = mac
-        return pkt
-
     def authenticate(self, username: str, password: str, method: str = "pap",
                      service: str = "pppoe", mac: str | None = None) -> AuthResult:
         """Log in with PAP, CHAP or MS-CHAPv2 (``mschapv2``)."""
-        pkt = self._auth_packet(username, service, mac)
-        if method == "pap":
-            pkt["User-Password"] = pkt.PwCrypt(password)
-        elif method == "chap":
-            ident, challenge = os.urandom(1)[0], os.urandom(16)
-            pkt["CHAP-Challenge"] = challenge
-            pkt["CHAP-Password"] = mschap.chap_password(ident, password, challenge)
-        elif method == "mschapv2":
-            authenticator, peer = os.urandom(16), os.urandom(16)
-            pkt["MS-CHAP-Challenge"] = authenticator
-            pkt["MS-CHAP2-Response"] = mschap.mschapv2_response(
-                1, authenticator, peer, username, password)
-        else:
-            raise ValueError(f"unknown method {method!r}")
+        pkt = self.client.CreateAuthPacket(code=packet.AccessRequest)
+        fill_login(pkt, username, password, method, service, mac, self.nas_ip)
         try:
             reply = self.client.SendPacket(pkt)
         except Timeout:
