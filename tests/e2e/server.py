@@ -15,38 +15,18 @@ PROJECT = Path(__file__).resolve().parents[2]
 SECRET = "e2e-secret-123"
 
 
-class RadiusServer:
-    """One FreeRADIUS instance under `radbill radius run`, output captured."""
+class RadbillProcess:
+    """A `radbill ...` subprocess with its output captured line by line."""
 
-    def __init__(self, database_url: str, data_dir: Path, ports: tuple[int, int] | None = None,
-                 **env: str) -> None:
-        self.auth_port, self.acct_port = ports or (free_udp_port(), free_udp_port())
-        self.data_dir = data_dir
-        self.env = {
-            **os.environ,
-            "RADBILL_DATABASE_URL": database_url,
-            "RADBILL_DATA_DIR": str(data_dir),
-            "RADBILL_RADIUS_REJECT_DELAY": "0",
-            **env,
-        }
-        self.proc: subprocess.Popen[str] | None = None
-        self.lines: list[str] = []
+    proc: subprocess.Popen[str] | None = None
+    lines: list[str]
+    env: dict[str, str]
 
-    def start(self, timeout: float = 60) -> RadiusServer:
+    def _spawn(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "radbill.cli", "radius", "run",
-             "--auth-port", str(self.auth_port), "--acct-port", str(self.acct_port),
-             "--runtime-dir", str(self.data_dir / "radius")],
-            cwd=PROJECT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True,
-        )
+            [sys.executable, "-m", "radbill.cli", *args], cwd=PROJECT, env=self.env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while not any("Ready to process requests" in line for line in self.lines):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("FreeRADIUS did not start:\n" + "".join(self.lines[-40:]))
-            time.sleep(0.05)
-        return self
 
     def _pump(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
@@ -67,6 +47,35 @@ class RadiusServer:
     def log(self) -> str:
         return "".join(self.lines)
 
+
+class RadiusServer(RadbillProcess):
+    """One FreeRADIUS instance under `radbill radius run`, output captured."""
+
+    def __init__(self, database_url: str, data_dir: Path, ports: tuple[int, int] | None = None,
+                 **env: str) -> None:
+        self.auth_port, self.acct_port = ports or (free_udp_port(), free_udp_port())
+        self.data_dir = data_dir
+        self.env = {
+            **os.environ,
+            "RADBILL_DATABASE_URL": database_url,
+            "RADBILL_DATA_DIR": str(data_dir),
+            "RADBILL_RADIUS_REJECT_DELAY": "0",
+            **env,
+        }
+        self.proc: subprocess.Popen[str] | None = None
+        self.lines: list[str] = []
+
+    def start(self, timeout: float = 60) -> RadiusServer:
+        self._spawn("radius", "run", "--auth-port", str(self.auth_port), "--acct-port",
+                    str(self.acct_port), "--runtime-dir", str(self.data_dir / "radius"))
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while not any("Ready to process requests" in line for line in self.lines):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("FreeRADIUS did not start:\n" + "".join(self.lines[-40:]))
+            time.sleep(0.05)
+        return self
+
     @property
     def spool(self) -> Path:
         return self.data_dir / "radius" / "spool"
@@ -77,41 +86,17 @@ class RadiusServer:
                             timeout=timeout, retries=retries)
 
 
-class EnforcementWorker:
+class EnforcementWorker(RadbillProcess):
     """`radbill enforcement run` as deployed, output captured."""
 
     def __init__(self, database_url: str, data_dir: Path, **env: str) -> None:
         self.env = {**os.environ, "RADBILL_DATABASE_URL": database_url,
                     "RADBILL_DATA_DIR": str(data_dir), **env}
-        self.proc: subprocess.Popen[str] | None = None
-        self.lines: list[str] = []
+        self.lines = []
 
     def start(self) -> EnforcementWorker:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "radbill.cli", "enforcement", "run"], cwd=PROJECT,
-            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True)
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._spawn("enforcement", "run")
         return self
-
-    def _pump(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def stop(self) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.terminate()
-        try:
-            return self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(5)
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
 
 
 def wait_until(fetch, accept, timeout: float = 10.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
