@@ -327,3 +327,20 @@ def test_junk_in_a_return_or_a_path_is_a_clean_error(shop: Shop) -> None:
     assert bad.status_code in (200, 400, 404)
     assert httpx.get(f"{shop.base}/pay/INV%00X", timeout=10).status_code == 404
     assert posted(shop.engine) == []
+
+
+def test_a_currency_mismatch_is_held_for_review(shop: Shop) -> None:
+    intent = shop.checkout()
+    # the intent was priced in another currency than the gateway collected (a plan's
+    # currency changed, a misconfigured account): what the gateway confirms must not match
+    from sqlalchemy import update
+
+    with session_factory(shop.engine)() as s, s.begin():
+        s.execute(update(PaymentIntent).where(PaymentIntent.id == intent.id)
+                  .values(currency="USD"))
+    assert shop.pay().status == 200
+    assert posted(shop.engine) == [] and status(shop.engine) == "suspended"
+    held = shop.intent()
+    assert held.status == "held"
+    assert held.hold_reason == f"currency {CURRENCY.get(shop.name, 'BDT')} instead of USD"
+    assert "payment-held" in alerts(shop.engine)
