@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
 
@@ -48,3 +50,23 @@ class GatewaySimulator(Protocol):
                ) -> Delivery | None:
         """Refund (part of) a captured payment; returns the notification if the gateway
         sends one for refunds (None if it only shows in the query API)."""
+
+
+class LocalHttpServer:
+    """An HTTP server on a free port of 127.0.0.1, serving in a background thread (what every
+    gateway simulator runs on)."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], name: str) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        # A short poll interval keeps close() (and so every test's teardown) quick.
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       name=name, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        """Stop serving and wait for the thread."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)

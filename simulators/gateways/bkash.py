@@ -35,13 +35,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 
-from simulators.gateways.base import Delivery, GatewaySimulator
+from simulators.gateways.base import Delivery, GatewaySimulator, LocalHttpServer
 
 PREFIX = "/v1.2.0-beta"
 CHECKOUT = f"{PREFIX}/tokenized/checkout/"
@@ -100,8 +100,7 @@ class BkashSimulator:
         self._tokens: dict[str, float] = {}  # id_token -> expiry
         self._refresh_tokens: set[str] = set()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http: LocalHttpServer | None = None
         self.url = ""
 
     # -- GatewaySimulator -------------------------------------------------------------------
@@ -113,21 +112,15 @@ class BkashSimulator:
         class Handler(_Handler):
             sim = simulator
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{port}{PREFIX}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="bkash-simulator", daemon=True)
-        self._thread.start()
+        self._http = LocalHttpServer(Handler, "bkash-simulator")
+        self.url = f"{self._http.base}{PREFIX}"
         return self
 
     def stop(self) -> None:
         """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     def pay(self, gateway_reference: str, *, amount: Decimal | None = None,
             succeed: bool = True, deliver: bool = True) -> Delivery:

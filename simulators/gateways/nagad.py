@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -43,7 +43,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from simulators.gateways.base import Delivery, GatewaySimulator
+from simulators.gateways.base import Delivery, GatewaySimulator, LocalHttpServer
 
 PREFIX = "/remote-payment-gateway-1.0"
 API = f"{PREFIX}/api/dfs/"
@@ -140,7 +140,7 @@ class NagadSimulator:
         self.payments: dict[str, SimPayment] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers)
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._http: LocalHttpServer | None = None
         self.url = ""
 
     # -- GatewaySimulator -------------------------------------------------------------------
@@ -152,19 +152,15 @@ class NagadSimulator:
         class Handler(_Handler):
             sim = simulator
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{PREFIX}"
-        threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                         name="nagad-simulator", daemon=True).start()
+        self._http = LocalHttpServer(Handler, "nagad-simulator")
+        self.url = f"{self._http.base}{PREFIX}"
         return self
 
     def stop(self) -> None:
         """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     def pay(self, gateway_reference: str, *, amount: Decimal | None = None,
             succeed: bool = True, deliver: bool = True) -> Delivery:

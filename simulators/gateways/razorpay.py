@@ -31,11 +31,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from simulators.gateways.base import Delivery
+from simulators.gateways.base import Delivery, LocalHttpServer
 
 # ISO 4217 exponents of the currencies the simulator takes (Razorpay: smallest unit).
 EXPONENTS = {"INR": 2, "USD": 2, "EUR": 2, "GBP": 2, "SGD": 2, "MYR": 2, "JPY": 0, "KWD": 3}
@@ -75,30 +75,21 @@ class RazorpaySimulator:
         self.payments: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http: LocalHttpServer | None = None
 
     # -- GatewaySimulator -------------------------------------------------------------------
 
     def start(self) -> RazorpaySimulator:
         """Bind a free port on 127.0.0.1 and serve in a background thread."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        # A short poll interval keeps stop() (and so every test's teardown) quick.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="razorpay-sim", daemon=True)
-        self._thread.start()
+        self._http = LocalHttpServer(_handler(self), "razorpay-sim")
+        self.url = self._http.base
         return self
 
     def stop(self) -> None:
         """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     def pay(self, gateway_reference: str, *, amount: Decimal | None = None,
             succeed: bool = True, deliver: bool = True) -> Delivery:

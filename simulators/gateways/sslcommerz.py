@@ -28,11 +28,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from simulators.gateways.base import Delivery
+from simulators.gateways.base import Delivery, LocalHttpServer
 
 CENT = Decimal("0.01")
 # The signed fields of a real sandbox IPN (in SSLCommerz's order).
@@ -104,30 +104,21 @@ class SslcommerzSimulator:
         self.requests: list[tuple[str, str]] = []  # (method, path) of every API call
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http: LocalHttpServer | None = None
 
     # -- GatewaySimulator -------------------------------------------------------------------
 
     def start(self) -> SslcommerzSimulator:
         """Bind a free port on 127.0.0.1 and serve in a background thread."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        # A short poll interval keeps stop() (and so every test's teardown) quick.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="sslcommerz-sim", daemon=True)
-        self._thread.start()
+        self._http = LocalHttpServer(_handler(self), "sslcommerz-sim")
+        self.url = self._http.base
         return self
 
     def stop(self) -> None:
         """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     def pay(self, gateway_reference: str, *, amount: Decimal | None = None,
             succeed: bool = True, deliver: bool = True) -> Delivery:
