@@ -1,0 +1,493 @@
+"""Billing's commands: plans, subscribers, billing runs and reports, payments, ISP settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from radbill.cliutil import App, emit, guarded, pass_app, table
+
+# -- plans ------------------------------------------------------------------------------------
+
+
+@click.group()
+def plan() -> None:
+    """Packages: price, speed, cap and billing terms."""
+
+
+@plan.command("create")
+@click.argument("name")
+@click.option("--price", required=True, help="Price per cycle, e.g. 500 or 499.50.")
+@click.option("--currency", required=True, help="ISO 4217 code, e.g. BDT.")
+@click.option("--rate", required=True, help="DOWNLOAD/UPLOAD, e.g. 20M/5M.")
+@click.option("--burst", help="Burst DOWNLOAD/UPLOAD, e.g. 40M/10M.")
+@click.option("--burst-threshold", help="Burst threshold DOWNLOAD/UPLOAD (default 3/4 of rate).")
+@click.option("--burst-time", type=int, help="Burst time in seconds (default 16).")
+@click.option("--data-cap", help="Fair-usage cap per cycle, e.g. 100G.")
+@click.option("--fup-rate", help="Speed after the cap, DOWNLOAD/UPLOAD.")
+@click.option("--pool", "ip_pool", help="MikroTik IP pool (Framed-Pool) for this plan.")
+@click.option("--cycle", "billing_cycle", default="monthly",
+              type=click.Choice(["monthly", "weekly", "daily", "days"]))
+@click.option("--validity-days", type=int, help="Days of validity for --cycle days.")
+@click.option("--mode", "billing_mode", default="postpaid",
+              type=click.Choice(["prepaid", "postpaid"]))
+@click.option("--grace-days", type=int, default=0)
+@click.option("--late-fee", default="0", help="Amount, or percent with --late-fee-percent.")
+@click.option("--late-fee-percent", is_flag=True)
+@click.option("--late-fee-cap", help="Upper limit of a percent late fee.")
+@click.option("--tax-percent", default="0", help="VAT/tax percent added to invoices.")
+@click.option("--setup-fee", default="0", help="One-off connection fee on the first invoice.")
+@click.option("--anchor", "cycle_anchor", default="anniversary",
+              type=click.Choice(["anniversary", "fixed_day"]))
+@click.option("--billing-day", type=int, help="Day of the month (1-28) with --anchor fixed_day.")
+@click.option("--reminder-days", type=int, default=3, show_default=True)
+@click.option("--throttle-after-days", type=int, help="Throttle this many days after due.")
+@click.option("--terminate-after-days", type=int, help="Terminate after this long suspended.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def plan_create(app: App, as_json: bool, **options: Any) -> None:
+    """Create a plan."""
+    from billing import plans
+
+    with app.transaction() as session:
+        row = plans.create_plan(session, actor="cli", **options)
+        data = plans.plan_summary(row)
+    emit(data, as_json, lambda d: f"plan {d['name']} created: {d['rate']} at "
+                                  f"{d['price']} {d['currency']}")
+
+
+@plan.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def plan_list(app: App, as_json: bool) -> None:
+    """List plans."""
+    from billing import plans
+
+    with app.transaction() as session:
+        data = [plans.plan_summary(p) for p in plans.list_plans(session)]
+    emit(data, as_json, lambda d: table(d, ["name", "price", "currency", "rate", "burst",
+                                            "billing_mode", "billing_cycle"]))
+
+
+@plan.command("set-rate")
+@click.argument("name")
+@click.argument("rate")
+@pass_app
+@guarded
+def plan_set_rate(app: App, name: str, rate: str) -> None:
+    """Change a plan's speed (DOWNLOAD/UPLOAD)."""
+    from billing import plans
+
+    with app.transaction() as session:
+        row = plans.set_plan_rate(session, name, rate, actor="cli")
+        click.echo(f"plan {row.name} now {plans.plan_rate(row)}")
+
+
+# -- subscribers ------------------------------------------------------------------------------
+
+
+@click.group()
+def subscriber() -> None:
+    """Subscriber accounts."""
+
+
+@subscriber.command("create")
+@click.argument("username")
+@click.option("--password", required=True)
+@click.option("--plan", required=True, help="Plan name.")
+@click.option("--service", default="pppoe", type=click.Choice(["pppoe", "hotspot"]))
+@click.option("--mac", help="Bind to this MAC (Calling-Station-Id).")
+@click.option("--ip", help="Static IPv4 address (Framed-IP-Address).")
+@click.option("--pool", help="IP pool (Framed-Pool), overriding the plan's.")
+@click.option("--simultaneous-use", type=int, default=1, show_default=True)
+@click.option("--name", "full_name")
+@click.option("--phone")
+@click.option("--email")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def subscriber_create(app: App, as_json: bool, **options: Any) -> None:
+    """Create an active subscriber."""
+    from billing import subscribers
+
+    box = app.box()
+    with app.transaction() as session:
+        row = subscribers.create_subscriber(session, box, actor="cli", **options)
+        data = subscribers.summary(row)
+    emit(data, as_json, lambda d: f"subscriber {d['username']} created on plan {d['plan']}")
+
+
+@subscriber.command("show")
+@click.argument("username")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def subscriber_show(app: App, username: str, as_json: bool) -> None:
+    """Status, plan and open and recent sessions with usage."""
+    from billing import subscribers
+    from radius import accounting
+
+    with app.transaction() as session:
+        sub = subscribers.get_subscriber(session, username)
+        data: dict[str, Any] = subscribers.summary(sub)
+        sessions = [accounting.session_summary(s)
+                    for s in accounting.sessions_for(session, username)]
+        data["open_sessions"] = [s for s in sessions if s["open"]]
+        data["recent_sessions"] = [s for s in sessions if not s["open"]]
+
+    def render(d: dict[str, Any]) -> str:
+        lines = [f"{k}: {v}" for k, v in d.items() if not k.endswith("_sessions")]
+        lines.append("open sessions:")
+        lines.append(table(d["open_sessions"], ["nas_ip", "acct_session_id", "framed_ip",
+                                                "started_at", "input_bytes", "output_bytes"]))
+        lines.append("recent sessions:")
+        lines.append(table(d["recent_sessions"], ["nas_ip", "acct_session_id", "started_at",
+                                                  "stopped_at", "input_bytes", "output_bytes",
+                                                  "terminate_cause"]))
+        return "\n".join(lines)
+
+    emit(data, as_json, render)
+
+
+@subscriber.command("list")
+@click.option("--status", type=click.Choice(["active", "suspended", "disabled", "terminated"]))
+@click.option("--search", help="Part of a username, name or phone number.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def subscriber_list(app: App, status: str | None, search: str | None, as_json: bool) -> None:
+    """List subscribers."""
+    from billing import subscribers
+
+    with app.transaction() as session:
+        data = [subscribers.summary(s)
+                for s in subscribers.list_subscribers(session, status=status, search=search)]
+    emit(data, as_json, lambda d: table(d, ["username", "status", "plan", "service",
+                                            "static_ip", "full_name", "phone"]))
+
+
+def _status_command(name: str, target: str, help_text: str) -> None:
+    @subscriber.command(name, help=help_text)
+    @click.argument("username")
+    @click.option("--reason", help="Why (kept in the audit log).")
+    @pass_app
+    @guarded
+    def command(app: App, username: str, reason: str | None) -> None:
+        from billing import accounts
+        from billing.models import SubscriberStatus
+
+        with app.transaction() as session:
+            changed = accounts.set_status_by_operator(session, username, SubscriberStatus(target),
+                                                      actor="cli", reason=reason or "")
+        click.echo(f"subscriber {username} {'is now' if changed else 'was already'} {target}")
+
+
+_status_command("suspend", "suspended", "Suspend for non-payment (walled garden or reject).")
+_status_command("reconnect", "active", "Reactivate a suspended or disabled subscriber.")
+_status_command("disable", "disabled", "Block logins for a reason other than non-payment.")
+_status_command("terminate", "terminated", "End the contract; the account can never log in.")
+
+
+@subscriber.command("password")
+@click.argument("username")
+@click.option("--password", required=True, prompt=True, hide_input=True)
+@pass_app
+@guarded
+def subscriber_password(app: App, username: str, password: str) -> None:
+    """Set a new password."""
+    from billing import subscribers
+
+    box = app.box()
+    with app.transaction() as session:
+        subscribers.set_password(session, box, username, password, actor="cli")
+    click.echo(f"password of {username} changed")
+
+
+@subscriber.command("set-plan")
+@click.argument("username")
+@click.argument("plan_name")
+@click.option("--at", "effective", type=click.Choice(["now", "next_cycle"]), default="now",
+              show_default=True, help="now: prorated at once; next_cycle: at the renewal.")
+@pass_app
+@guarded
+def subscriber_set_plan(app: App, username: str, plan_name: str, effective: str) -> None:
+    """Move a subscriber to another plan (prorated when it takes effect now)."""
+    from billing.plan_changes import change_plan
+
+    with app.transaction() as session:
+        result = change_plan(session, username, plan_name, effective=effective,
+                             today=app.today(session), actor="cli")
+    if result.effective == "next_cycle":
+        click.echo(f"{username} moves to {plan_name} when the next period starts")
+    else:
+        extra = (f"; proration {result.invoice_number} {result.amount}"
+                 if result.invoice_number else "")
+        click.echo(f"{username} now on {plan_name}{extra}")
+
+
+@subscriber.command("set-mac")
+@click.argument("username")
+@click.argument("mac", required=False)
+@pass_app
+@guarded
+def subscriber_set_mac(app: App, username: str, mac: str | None) -> None:
+    """Bind to MAC, or clear the binding when no MAC is given."""
+    from billing import subscribers
+
+    with app.transaction() as session:
+        subscribers.set_mac(session, username, mac, actor="cli")
+    click.echo(f"MAC binding of {username} {'set to ' + mac if mac else 'cleared'}")
+
+
+@subscriber.command("promise")
+@click.argument("username")
+@click.option("--until", "until", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="YYYY-MM-DD")
+@pass_app
+@guarded
+def subscriber_promise(app: App, username: str, until: Any) -> None:
+    """Promise to pay: hold suspension (and lift one) until a date."""
+    from billing import promises
+
+    with app.transaction() as session:
+        promise = promises.promise_to_pay(session, username, until.date(),
+                                          today=app.today(session), actor="cli")
+        click.echo(f"{username} promised to pay by {promise.until}; suspension held until then")
+
+
+# -- billing ----------------------------------------------------------------------------------
+
+
+@click.group()
+def billing() -> None:
+    """Billing runs, invoices and reports."""
+
+
+@billing.command("run")
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Default: today (ISP time).")
+@click.option("--dry-run", is_flag=True, help="Print what would happen; change nothing.")
+@click.option("--confirm-suspensions", is_flag=True,
+              help="Suspend even if more than the guard share would be suspended.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def billing_run_cmd(app: App, as_of: Any, dry_run: bool, confirm_suspensions: bool,
+                    as_json: bool) -> None:
+    """Invoices, reminders, late fees and suspensions for one day. Safe to repeat."""
+    from billing.archive import render_pending
+    from billing.run import billing_run
+    from radbill.db import session_factory
+    from radbill.jobs import recorded
+
+    factory = session_factory(app.engine)
+    with factory() as session:
+        day = as_of.date() if as_of else app.today(session)
+    with recorded(factory, "billing-run" + ("-dry" if dry_run else "")) as counts:
+        report = billing_run(factory, day, dry_run=dry_run,
+                             confirm_suspensions=confirm_suspensions, actor="cli")
+        counts.update(report.counts)
+        counts["errors"] = len(report.errors)
+        if not dry_run:
+            counts["pdfs"] = render_pending(factory, app.settings.data_dir / "invoices")
+    data = {"as_of": str(day), "dry_run": dry_run, "counts": report.counts,
+            "suspensions_held": report.suspensions_blocked, "alert_id": report.alert_id,
+            "events": [{"username": e.username, "kind": e.kind, "detail": e.detail}
+                       for e in report.events],
+            "errors": [{"username": e.username, "detail": e.detail} for e in report.errors]}
+
+    def render(d: dict[str, Any]) -> str:
+        lines = [f"billing run {d['as_of']}{' (dry run: nothing changed)' if dry_run else ''}"]
+        lines += [str(e) for e in report.events]
+        lines += [f"FAILED {e}" for e in report.errors]
+        lines.append(f"totals: {d['counts'] or 'nothing to do'}")
+        if report.suspensions_blocked and dry_run:
+            lines.append(f"WOULD HOLD: {report.suspensions_blocked} suspensions exceed the "
+                         "guard; a real run would suspend nobody and raise an alert")
+        elif report.suspensions_blocked:
+            lines.append(f"HELD: {report.suspensions_blocked} suspensions exceed the guard "
+                         f"(alert {report.alert_id}); rerun with --confirm-suspensions")
+        return "\n".join(lines)
+
+    emit(data, as_json, render)
+
+
+@billing.command("credit-note")
+@click.argument("number")
+@click.argument("amount")
+@click.option("--reason", required=True)
+@pass_app
+@guarded
+def billing_credit_note(app: App, number: str, amount: str, reason: str) -> None:
+    """Correct an issued invoice with a credit note (invoices are never edited)."""
+    from billing import invoices
+    from billing.isp import settings
+    from billing.plans import parse_money
+
+    with app.transaction() as session:
+        note = invoices.credit_note(session, isp=settings(session, lock=True), number=number,
+                                    amount=parse_money(amount), reason=reason,
+                                    today=app.today(session), actor="cli")
+        click.echo(f"credit note {note.number} for {number}: {note.currency} {-note.total}")
+
+
+@billing.command("render-pdfs")
+@pass_app
+@guarded
+def billing_render_pdfs(app: App) -> None:
+    """Archive a PDF for every invoice that has none yet."""
+    from billing.archive import render_pending
+    from radbill.db import session_factory
+
+    n = render_pending(session_factory(app.engine), app.settings.data_dir / "invoices")
+    click.echo(f"archived {n} invoice PDFs")
+
+
+@billing.command("invoices")
+@click.option("--subscriber", "username")
+@click.option("--status", type=click.Choice(["open", "paid", "credited"]))
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def billing_invoices(app: App, username: str | None, status: str | None, as_json: bool) -> None:
+    """List invoices, newest first."""
+    from sqlalchemy import select
+
+    from billing import invoices
+    from billing.models import Invoice
+    from billing.subscribers import get_subscriber
+
+    with app.transaction() as session:
+        stmt = select(Invoice).order_by(Invoice.id.desc()).limit(500)
+        if username:
+            stmt = stmt.where(Invoice.subscriber_id == get_subscriber(session, username).id)
+        if status:
+            stmt = stmt.where(Invoice.status == status)
+        data = [invoices.summary(i) for i in session.scalars(stmt)]
+    emit(data, as_json, lambda d: table(d, ["number", "plan", "period_start", "period_end",
+                                            "due_on", "total", "currency", "status"]))
+
+
+@billing.command("renewals")
+@click.option("--days", type=int, default=7, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def billing_renewals(app: App, days: int, as_json: bool) -> None:
+    """Renewals due in the next days."""
+    from billing import reports
+
+    with app.transaction() as session:
+        data = reports.renewals(session, app.today(session), days)
+    emit(data, as_json, lambda d: table(d, ["renews_on", "username", "plan", "mode", "amount",
+                                            "currency", "phone"]))
+
+
+@billing.command("overdue")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def billing_overdue(app: App, as_json: bool) -> None:
+    """Who owes what past the due date, and the totals."""
+    from billing import reports
+
+    with app.transaction() as session:
+        data = reports.overdue(session, app.today(session))
+
+    def render(d: dict[str, Any]) -> str:
+        return (table(d["subscribers"], ["username", "status", "overdue", "currency",
+                                         "days_overdue", "phone"])
+                + "\ntotals: " + ", ".join(f"{c} {v}" for c, v in d["totals"].items()))
+
+    emit(data, as_json, render)
+
+
+@click.group()
+def payment() -> None:
+    """Payments."""
+
+
+@payment.command("record")
+@click.argument("username")
+@click.argument("amount")
+@click.option("--method", default="cash", show_default=True)
+@click.option("--reference", required=True, help="Receipt or transaction id (unique).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def payment_record(app: App, username: str, amount: str, method: str, reference: str,
+                   as_json: bool) -> None:
+    """Post a manual payment; reconnects at once if nothing is left overdue."""
+    from billing import payments
+
+    with app.transaction() as session:
+        result = payments.record_payment(session, username, amount, method=method,
+                                         reference=reference, today=app.today(session),
+                                         actor="cli")
+    data = {"username": username, "balance": str(result.balance),
+            "overdue": str(result.overdue), "reconnected": result.reconnected,
+            "invoices_paid": list(result.invoices_paid)}
+    emit(data, as_json, lambda d: (
+        f"payment recorded for {username}; balance {d['balance']}, overdue {d['overdue']}"
+        + ("; reconnected" if d["reconnected"] else "")))
+
+
+@payment.command("adjust")
+@click.argument("username")
+@click.argument("kind", type=click.Choice(["refund", "charge", "credit", "write-off"]))
+@click.argument("amount")
+@click.option("--reason", required=True)
+@pass_app
+@guarded
+def payment_adjust(app: App, username: str, kind: str, amount: str, reason: str) -> None:
+    """Refund, manual charge, goodwill credit or write-off, on the ledger."""
+    from billing import payments
+
+    with app.transaction() as session:
+        balance = payments.adjust(session, username, kind, amount, reason=reason,
+                                  today=app.today(session), actor="cli")
+    click.echo(f"{kind} of {amount} posted for {username}; balance {balance}")
+
+@click.group()
+def isp() -> None:
+    """The ISP's own details and billing settings."""
+
+
+@isp.command("set")
+@click.option("--name")
+@click.option("--address")
+@click.option("--phone")
+@click.option("--email")
+@click.option("--logo", "logo_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--invoice-prefix")
+@click.option("--timezone")
+@click.option("--weekly-off", "weekly_off_days", help="e.g. fri or fri,sat")
+@click.option("--guard-percent", "suspension_guard_percent", type=int)
+@click.option("--postpaid-due-days", type=int)
+@click.option("--payment-link-base")
+@pass_app
+@guarded
+def isp_set(app: App, **values: Any) -> None:
+    """Change ISP settings (only the options given)."""
+    from billing.isp import update_settings
+
+    with app.transaction() as session:
+        changed = update_settings(session, {k: v for k, v in values.items() if v is not None},
+                                  actor="cli")
+    click.echo(f"updated: {', '.join(changed) or 'nothing'}")
+
+
+@isp.command("holiday")
+@click.argument("day", type=click.DateTime(["%Y-%m-%d"]))
+@click.argument("name")
+@pass_app
+@guarded
+def isp_holiday(app: App, day: Any, name: str) -> None:
+    """Add a holiday: nobody is suspended on it."""
+    from billing.models import Holiday
+
+    with app.transaction() as session:
+        session.merge(Holiday(day=day.date(), name=name))
+    click.echo(f"holiday {day.date()} ({name}) added")

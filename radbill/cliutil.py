@@ -1,0 +1,113 @@
+"""What every part's command group uses: the app context, errors as one line, ``--json``.
+
+Each part owns its ``click`` group (``billing/cli.py``, ``radius/cli.py``, ...); the root
+(:mod:`radbill.cli`) only assembles them. This module sits below the parts, so the arrows run
+one way. Every command either completes or changes nothing. Bad input gets one line on stderr
+that starts with ``error:`` and a non-zero exit status; every list and show takes ``--json``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from radbill.config import ConfigError, Settings
+from radbill.crypto import SecretBox
+from radbill.errors import DomainError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class App:
+    """What every command needs: settings and, on first use, an engine."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from radbill.db import engine_from_settings
+
+            self._engine = engine_from_settings(self.settings)
+        return self._engine
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        from radbill.db import session_factory, unit_of_work
+
+        with unit_of_work(session_factory(self.engine)) as session:
+            yield session
+
+    def box(self) -> SecretBox:
+        from radbill.crypto import secret_box
+
+        return secret_box(self.settings)
+
+    def today(self, session: Session) -> Any:
+        """Today in the ISP's time zone."""
+        from billing.isp import local_today, settings
+        from radbill.db import utcnow
+
+        return local_today(settings(session), utcnow())
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print one ``error:`` line and exit."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def guarded(fn: F) -> F:
+    """Turn domain and database errors into one line and an exit status."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DomainError as exc:
+            fail(str(exc))
+        except ConfigError as exc:
+            fail(f"configuration: {exc}")
+        except OperationalError as exc:
+            fail(f"database unreachable or not migrated: {str(exc.orig).strip().splitlines()[0]}"
+                 " (check RADBILL_DATABASE_URL, run 'radbill db upgrade')", code=2)
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit(data: Any, as_json: bool, render: Callable[[Any], str]) -> None:
+    """Print *data* as JSON or as text."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        click.echo(render(data))
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A plain text table."""
+    if not rows:
+        return "(none)"
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+pass_app = click.make_pass_decorator(App)
