@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, delete, update
 from sqlalchemy.orm import Session
 
@@ -24,6 +25,14 @@ from radbill.db import Base, ChangeCounter, make_engine, session_factory
 from tests import pgserver
 
 BACKEND = os.environ.get("RADBILL_TEST_DB", "sqlite")
+
+# Property-based and schema-generated tests draw the same examples on every run (CI must not
+# fail by chance) and keep no example database between runs: a failure found locally is
+# reproduced by its printed example, not by a file CI does not have. Set
+# RADBILL_HYPOTHESIS=explore to search with fresh random examples.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("RADBILL_HYPOTHESIS", "ci"))
 
 
 def pytest_report_header() -> str:
