@@ -8,38 +8,91 @@ immutable, so its document (and file) never changes once written.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import os
+from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from billing.documents import DocumentLine, InvoiceDocument
+from billing import tax
+from billing.documents import DocumentLine, InvoiceDocument, TaxAmount
 from billing.invoices import invoice_lines
 from billing.isp import profile, settings
-from billing.models import Invoice, Subscriber
+from billing.models import Invoice, InvoiceKind, IspSettings, Subscriber
 from billing.pdf import render_invoice_pdf
+from billing.tax import TaxRule
 
 log = logging.getLogger("radbill.billing")
 
 
 def document(session: Session, inv: Invoice) -> InvoiceDocument:
-    """What the invoice shows."""
+    """What the invoice or credit note shows: the document as issued (the buyer as named at
+    issue, its lines with their taxes, what was owed before it and is due now)."""
     sub = session.get(Subscriber, inv.subscriber_id)
     assert sub is not None
+    isp = settings(session)
+    heads = inv.tax_breakdown or []
+    rates = {h["name"]: Decimal(h["rate"]) for h in heads}
+    duty_rate = rates.get("SD", Decimal(0))
+    original = (session.get(Invoice, inv.credits_invoice_id)
+                if inv.credits_invoice_id is not None else None)
+    credit = inv.kind is InvoiceKind.CREDIT_NOTE
+    lines = invoice_lines(session, inv.id)
+    doc_taxes = tuple(TaxAmount(h["name"], Decimal(h["rate"]), Decimal(h["amount"]))
+                      for h in heads if h["name"] != "SD")
     return InvoiceDocument(
         number=inv.number, issued_on=inv.issued_on, due_on=inv.due_on,
+        issued_at=local_time(isp, inv.created_at),
         period_start=inv.period_start, period_end=inv.period_end, currency=inv.currency,
-        isp=profile(settings(session)), subscriber_username=sub.username,
-        subscriber_name=sub.full_name or sub.username, subscriber_phone=sub.phone or "",
+        isp=profile(isp), subscriber_username=sub.username,
+        subscriber_name=inv.buyer_name or sub.full_name or sub.username,
+        subscriber_phone=sub.phone or "", subscriber_address=inv.buyer_address or "",
+        subscriber_tax_id=inv.buyer_tax_id or "",
+        place_of_supply=tax.place_of_supply(isp.tax_profile, inv.place_of_supply),
         plan_name=inv.plan_name,
-        lines=tuple(DocumentLine(ln.description, ln.quantity, ln.unit_price, ln.amount)
-                    for ln in invoice_lines(session, inv.id)),
+        lines=tuple(DocumentLine(ln.description, ln.quantity, ln.unit_price, ln.amount,
+                                 ln.duty or Decimal(0),
+                                 doc_taxes if len(lines) == 1 and ln.tax is not None
+                                 else _line_taxes(isp, inv, ln.amount, ln.tax, rates))
+                    for ln in lines),
         subtotal=inv.subtotal, tax_percent=inv.tax_percent, tax=inv.tax, total=inv.total,
-        payment_link=inv.payment_link,
+        duty=inv.duty, duty_rate=duty_rate,
+        taxes=doc_taxes,
+        previous_balance=inv.previous_balance, amount_due=inv.amount_due,
+        payment_link=inv.payment_link if not credit else None,
+        title=tax.document_title(isp.tax_profile, credit),
+        credits=(original.number, original.issued_on) if original is not None else None,
+        reason=inv.reason or "",
     )
+
+
+def _line_taxes(isp: IspSettings, inv: Invoice, amount: Decimal, line_tax: Decimal | None,
+                rates: dict[str, Decimal]) -> tuple[TaxAmount, ...]:
+    """A line's tax heads, as issued: recomputed by the same per-line rule (it is
+    deterministic), and checked against the tax stored on the line. (A one-line document's
+    line has the document's heads.)"""
+    if line_tax is None or not rates:
+        return ()
+    names = [n for n in rates if n != "SD"]
+    if not names:
+        return ()
+    rule = TaxRule(profile=isp.tax_profile if isp.tax_profile else "",
+                   vat_percent=inv.tax_percent, duty_percent=rates.get("SD", Decimal(0)),
+                   intra_state="IGST" not in names)
+    computed = rule.line(amount, inv.currency)
+    if computed.tax != line_tax:  # the profile changed since: show the stored total only
+        return (TaxAmount(names[0] if len(names) == 1 else "Tax", inv.tax_percent, line_tax),)
+    return tuple(TaxAmount(h.name, h.rate, h.amount) for h in computed.heads)
+
+
+def local_time(isp: IspSettings, at: dt.datetime) -> str:
+    """*at* as HH:MM in the ISP's time zone (the time of issue on tax documents)."""
+    return at.astimezone(ZoneInfo(isp.timezone)).strftime("%H:%M")
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -48,12 +48,12 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from billing import invoices, run
-from billing.cycles import Cycle, period_end
+from billing import renewals as renewal_rules
+from billing.cycles import Cycle
 from billing.dunning import Account, Action, Calendar, Ladder, UnpaidInvoice, due_actions
-from billing.isp import start_of_day_utc
-from billing.ledger import allocate
+from billing.isp import local_today
+from billing.ledger import Entry, allocate
 from billing.models import (
-    BillingMode,
     Invoice,
     InvoiceKind,
     InvoiceLine,
@@ -63,11 +63,12 @@ from billing.models import (
     LedgerKind,
     Outbox,
     Plan,
+    PlanChange,
     Promise,
     Subscriber,
     SubscriberStatus,
 )
-from billing.money import round_money
+from billing.money import ZERO, round_money
 from billing.plans import cycle_of
 from radbill.db import AUTH_FEED, ChangeCounter, utcnow
 
@@ -84,11 +85,13 @@ def _table(model: type[Any]) -> Table:
 
 INVOICES, LINES, LEDGER = _table(Invoice), _table(InvoiceLine), _table(LedgerEntry)
 OUTBOX, SUBSCRIBERS, PROMISES = _table(Outbox), _table(Subscriber), _table(Promise)
+PLAN_CHANGES = _table(PlanChange)
 
-SUB_COLUMNS = ("id", "username", "full_name", "phone", "email", "status", "plan_id",
-               "next_plan_id", "anchor_day", "period_start", "period_end",
-               "setup_fee_charged", "paid_until", "suspended_on", "suspended_for_nonpayment",
-               "dunning_throttled", "auth_version")
+SUB_COLUMNS = ("id", "username", "full_name", "phone", "email", "address", "tax_id",
+               "state_code", "status", "plan_id", "next_plan_id", "anchor_day",
+               "period_start", "period_end", "setup_fee_charged", "paid_until",
+               "suspended_on", "suspended_for_nonpayment", "dunning_throttled",
+               "billing_started_on", "billing_paused_on", "created_at", "auth_version")
 
 
 @dataclass
@@ -100,6 +103,9 @@ class Sub:
     full_name: str | None
     phone: str | None
     email: str | None
+    address: str | None
+    tax_id: str | None
+    state_code: str | None
     status: SubscriberStatus
     plan_id: int
     next_plan_id: int | None
@@ -111,6 +117,9 @@ class Sub:
     suspended_on: dt.date | None
     suspended_for_nonpayment: bool
     dunning_throttled: bool
+    billing_started_on: dt.date | None
+    billing_paused_on: dt.date | None
+    created_at: dt.datetime
     auth_version: int
 
     def changes(self) -> tuple[object, ...]:
@@ -120,14 +129,16 @@ class Sub:
 
 @dataclass
 class Inv:
-    """One of the account's invoices (credit notes aside): loaded, or drafted by this run
+    """One of the account's documents (credit notes aside): loaded, or drafted by this run
     (then ``id`` is a negative stand-in until the row is inserted)."""
 
     id: int
     number: str
     kind: InvoiceKind
+    plan_name: str
     period_start: dt.date
     period_end: dt.date
+    issued_on: dt.date
     due_on: dt.date
     currency: str
     total: Decimal
@@ -140,13 +151,15 @@ class Inv:
 
 @dataclass
 class History:
-    """What an account has so far: invoices, ledger (amount, invoice id), done outbox keys
-    and the running promise's date."""
+    """What an account has so far: documents, ledger (amount, invoice id, kind), done outbox
+    keys with their business day, the running promise's date, and whether it changed plan
+    since its current period started."""
 
     invoices: list[Inv] = field(default_factory=list)
-    entries: list[tuple[Decimal, int | None]] = field(default_factory=list)
-    done: set[str] = field(default_factory=set)
+    entries: list[Entry] = field(default_factory=list)
+    done: dict[str, dt.date] = field(default_factory=dict)
     promise_until: dt.date | None = None
+    plan_changed: bool = False
 
 
 @dataclass
@@ -155,6 +168,7 @@ class Planned:
 
     sub: Sub
     before: tuple[object, ...]
+    day: dt.date  # the run's business day: the outbox events' day
     drafted: list[Inv] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)  # invoice ids may be stand-ins
     notices: list[tuple[str, str, int | None, dict[str, object]]] = field(
@@ -177,7 +191,8 @@ def _among(session: Session, column: ColumnElement[int], ids: Sequence[int]
     return column.in_(ids)
 
 
-def load(session: Session, ids: Sequence[int]) -> tuple[list[Sub], dict[int, History]]:
+def load(session: Session, isp: IspSettings, ids: Sequence[int]
+         ) -> tuple[list[Sub], dict[int, History]]:
     """The subscribers *ids*, locked, in id order, and their histories."""
     subs = [Sub(*row) for row in session.execute(
         select(*(SUBSCRIBERS.c[c] for c in SUB_COLUMNS))
@@ -185,22 +200,25 @@ def load(session: Session, ids: Sequence[int]) -> tuple[list[Sub], dict[int, His
         .order_by(SUBSCRIBERS.c.id).with_for_update())]
     hist = {s.id: History() for s in subs}
     i = INVOICES.c
-    for (sub_id, inv_id, number, kind, start, end, due_on, currency, total, status, paid_on,
-         link) in session.execute(
-            select(i.subscriber_id, i.id, i.number, i.kind, i.period_start, i.period_end,
-                   i.due_on, i.currency, i.total, i.status, i.paid_on, i.payment_link)
+    for (sub_id, inv_id, number, kind, plan_name, start, end, issued_on, due_on, currency,
+         total, status, paid_on, link) in session.execute(
+            select(i.subscriber_id, i.id, i.number, i.kind, i.plan_name, i.period_start,
+                   i.period_end, i.issued_on, i.due_on, i.currency, i.total, i.status,
+                   i.paid_on, i.payment_link)
             .where(_among(session, i.subscriber_id, ids), i.kind != InvoiceKind.CREDIT_NOTE)
             .order_by(i.subscriber_id, i.due_on, i.id)):
-        hist[sub_id].invoices.append(Inv(inv_id, number, kind, start, end, due_on, currency,
-                                         total, status, paid_on, link,
-                                         loaded=(status, paid_on)))
-    for sub_id, amount, invoice_id in session.execute(
-            select(LEDGER.c.subscriber_id, LEDGER.c.amount, LEDGER.c.invoice_id)
+        hist[sub_id].invoices.append(Inv(inv_id, number, kind, plan_name, start, end,
+                                         issued_on, due_on, currency, total, status, paid_on,
+                                         link, loaded=(status, paid_on)))
+    for sub_id, amount, invoice_id, kind in session.execute(
+            select(LEDGER.c.subscriber_id, LEDGER.c.amount, LEDGER.c.invoice_id, LEDGER.c.kind)
             .where(_among(session, LEDGER.c.subscriber_id, ids))):
-        hist[sub_id].entries.append((amount, invoice_id))
-    for sub_id, key in session.execute(select(OUTBOX.c.subscriber_id, OUTBOX.c.dedupe_key)
-                                       .where(_among(session, OUTBOX.c.subscriber_id, ids))):
-        hist[sub_id].done.add(key)
+        hist[sub_id].entries.append((amount, invoice_id, kind))
+    for sub_id, key, on, created in session.execute(
+            select(OUTBOX.c.subscriber_id, OUTBOX.c.dedupe_key, OUTBOX.c.event_on,
+                   OUTBOX.c.created_at)
+            .where(_among(session, OUTBOX.c.subscriber_id, ids))):
+        hist[sub_id].done[key] = on or local_today(isp, _aware(created))
     # accounts.active_promise: the running promise with the latest date
     for sub_id, until in session.execute(
             select(PROMISES.c.subscriber_id, PROMISES.c.until)
@@ -209,7 +227,21 @@ def load(session: Session, ids: Sequence[int]) -> tuple[list[Sub], dict[int, His
         h = hist[sub_id]
         if h.promise_until is None or until > h.promise_until:
             h.promise_until = until
+    # run.renew bills a postpaid period a plan changed in with a line per plan: the
+    # per-account path does it
+    starts = {s.id: s.period_start for s in subs}
+    for sub_id, changed_on in session.execute(
+            select(PLAN_CHANGES.c.subscriber_id, PLAN_CHANGES.c.changed_on)
+            .where(_among(session, PLAN_CHANGES.c.subscriber_id, ids))):
+        start = starts.get(sub_id)
+        if start is not None and changed_on > start:
+            hist[sub_id].plan_changed = True
     return subs, hist
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    # a Core select of UTCDateTime on SQLite may hand back a naive UTC value
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 # -- planning (no I/O) ------------------------------------------------------------------------
@@ -231,68 +263,81 @@ def _settle(hist: History, today: dt.date) -> list[tuple[Inv, Decimal]]:
 
 
 def _notice(p: Planned, hist: History, kind: str, key: str, invoice_id: int | None,
-            **payload: object) -> None:
+            today: dt.date, **payload: object) -> None:
     # invoices.notify: once per key
     if key not in hist.done:
-        hist.done.add(key)
+        hist.done[key] = today
         p.notices.append((kind, key, invoice_id, invoices.notice_payload(p.sub, **payload)))
 
 
 Terms = dict[int, tuple[Cycle, Ladder]]  # per plan id, built once per batch
 
 
-def _terms(terms: Terms, plan: Plan) -> tuple[Cycle, Ladder]:
+def _terms(terms: Terms, plan: Plan, isp: IspSettings) -> tuple[Cycle, Ladder]:
     """The plan's cycle and ladder (once per batch rather than once per account)."""
     found = terms.get(plan.id)
     if found is None:
-        found = terms[plan.id] = (cycle_of(plan), run.ladder_of(plan))
+        found = terms[plan.id] = (cycle_of(plan), run.ladder_of(plan, isp))
     return found
+
+
+def _balance(hist: History) -> Decimal:
+    return sum((amount for amount, _, _ in hist.entries), ZERO)
+
+
+def _issue(p: Planned, hist: History, isp: IspSettings, numbers: Iterator[int],
+           stand_ins: Iterator[int], *, plan_name: str, currency: str, vat_percent: Decimal,
+           period_start: dt.date, period_end: dt.date, issued_on: dt.date, due_on: dt.date,
+           lines: list[invoices.Line], kind: InvoiceKind, actor: str) -> Inv:
+    """:func:`billing.invoices.issue` in memory."""
+    d = invoices.draft(isp, invoices.format_number(isp.invoice_prefix, next(numbers)),
+                       plan_name=plan_name, currency=currency, vat_percent=vat_percent,
+                       buyer=invoices.buyer_of(isp, p.sub), period_start=period_start,
+                       period_end=period_end, issued_on=issued_on, due_on=due_on, lines=lines,
+                       previous_balance=_balance(hist), kind=kind)
+    inv = Inv(next(stand_ins), d.number, d.kind, plan_name, period_start, period_end,
+              issued_on, due_on, d.currency, d.total, InvoiceStatus.OPEN, None,
+              d.payment_link, d)
+    hist.invoices.append(inv)
+    p.drafted.append(inv)
+    entry = d.ledger_entry()
+    if entry is not None:
+        _post(p, hist, kind=entry[0], amount=d.total, currency=d.currency,
+              effective_on=issued_on, description=entry[1], invoice_id=inv.id, actor=actor)
+    _notice(p, hist, "invoice_issued", f"invoice:{inv.id}", inv.id, issued_on, **d.notice())
+    return inv
 
 
 def _renew(p: Planned, plan: Plan, hist: History, isp: IspSettings, as_of: dt.date,
            numbers: Iterator[int], stand_ins: Iterator[int], terms: Terms) -> None:
-    """:func:`billing.run.renew` in memory, for an account with no scheduled plan change."""
+    """:func:`billing.run.renew` in memory, for an account with no scheduled plan change
+    and no plan change in its current period."""
     sub = p.sub
     assert sub.period_start is not None
     assert sub.period_end is not None
-    prepaid = plan.billing_mode is BillingMode.PREPAID
-    cycle = _terms(terms, plan)[0]
+    if sub.billing_paused_on is not None:
+        return
+    cycle = _terms(terms, plan, isp)[0]
     last = max((v.period_start for v in hist.invoices if v.kind is InvoiceKind.PERIOD),
                default=None)
-
-    def bill(start: dt.date, end: dt.date, issued: dt.date, due: dt.date) -> None:
-        nonlocal last
-        d = invoices.draft(isp, invoices.format_number(isp.invoice_prefix, next(numbers)),
-                           plan, period_start=start, period_end=end, issued_on=issued,
-                           due_on=due, lines=run._period_lines(sub, plan, start, end))
-        inv = Inv(next(stand_ins), d.number, d.kind, start, end, due, d.currency, d.total,
-                  InvoiceStatus.OPEN, None, d.payment_link, d)
-        hist.invoices.append(inv)
-        p.drafted.append(inv)
-        entry = d.ledger_entry()
-        if entry is not None:
-            _post(p, hist, kind=entry[0], amount=d.total, currency=d.currency,
-                  effective_on=issued, description=entry[1], invoice_id=inv.id, actor="system")
-        _notice(p, hist, "invoice_issued", f"invoice:{inv.id}", inv.id, **d.notice())
-        last = start
-        p.events.append(run.Event(sub.username, "invoice", f"{d.number} {d.currency} "
-                                  f"{d.total} {start}..{end} due {d.due_on}"))
-
-    for _ in range(400):  # as run.renew
-        start, end = sub.period_start, sub.period_end
-        if prepaid:
-            if start <= as_of and (last is None or start > last):
-                bill(start, end, start, start)
-            following = period_end(cycle, end, sub.anchor_day or end.day)
-            issue_on = end - dt.timedelta(days=run._lead_days(plan, end, following))
-            if issue_on <= as_of and (last is None or end > last):
-                bill(end, following, issue_on, end)
-        elif end <= as_of and (last is None or start > last):
-            bill(start, end, end, end + dt.timedelta(days=isp.postpaid_due_days))
-        if end > as_of:
-            return
-        sub.period_start = end
-        sub.period_end = period_end(cycle, end, sub.anchor_day or end.day)
+    r = renewal_rules.renewals(period_start=sub.period_start, period_end_=sub.period_end,
+                 anchor_day=sub.anchor_day, last_billed=last, plan=plan, cycle=cycle,
+                 next_plan=None, next_cycle=None, as_of=as_of,
+                 terms_days=isp.postpaid_due_days, strict_prepay=isp.strict_prepay,
+                 billing_started_on=sub.billing_started_on)
+    for bill in r.bills:
+        lines = renewal_rules.period_lines(bill, cycle, sub.anchor_day,
+                             setup_fee_due=not sub.setup_fee_charged)
+        sub.setup_fee_charged = sub.setup_fee_charged or plan.setup_fee > 0
+        inv = _issue(p, hist, isp, numbers, stand_ins, plan_name=plan.name,
+                     currency=plan.currency, vat_percent=plan.tax_percent,
+                     period_start=bill.start, period_end=bill.end, issued_on=bill.issued,
+                     due_on=bill.due, lines=lines, kind=InvoiceKind.PERIOD, actor="system")
+        p.events.append(run.Event(sub.username, "invoice", f"{inv.number} {inv.currency} "
+                                  f"{inv.total} {bill.start}..{bill.end} due {inv.due_on}"))
+    assert r.period_start is not None
+    assert r.period_end is not None
+    sub.period_start, sub.period_end = r.period_start, r.period_end
 
 
 def _post(p: Planned, hist: History, *, kind: LedgerKind, amount: Decimal, currency: str,
@@ -301,16 +346,25 @@ def _post(p: Planned, hist: History, *, kind: LedgerKind, amount: Decimal, curre
     amount = round_money(amount, currency)
     if kind in (LedgerKind.CHARGE, LedgerKind.LATE_FEE) and amount <= 0:
         raise ValueError(f"a {kind} must be positive, got {amount}")
-    if kind is LedgerKind.CREDIT and amount >= 0:
-        raise ValueError(f"a {kind} must be negative, got {amount}")
-    hist.entries.append((amount, invoice_id))
+    hist.entries.append((amount, invoice_id, kind))
     p.entries.append({"subscriber_id": p.sub.id, "kind": kind, "amount": amount,
                       "currency": currency, "effective_on": effective_on,
                       "description": description, "actor": actor, "invoice_id": invoice_id,
                       "payment_id": None})
 
 
-def _apply(p: Planned, hist: History, action: Action, today: dt.date, actor: str) -> bool:
+def _payload(inv: Inv, action: Action, open_: list[tuple[Inv, Decimal]]) -> dict[str, object]:
+    # billing.run._notice
+    owed = next((o for v, o in open_ if v.id == inv.id), inv.total)
+    return {"invoice": inv.number, "total": inv.total, "outstanding": owed,
+            "amount_due": sum((o for _, o in open_), ZERO), "currency": inv.currency,
+            "due_on": action.due_on or inv.due_on, "suspend_on": action.suspend_on,
+            "payment_link": inv.payment_link}
+
+
+def _apply(p: Planned, hist: History, isp: IspSettings, plan: Plan, action: Action,
+           today: dt.date, actor: str, open_: list[tuple[Inv, Decimal]],
+           numbers: Iterator[int], stand_ins: Iterator[int]) -> bool:
     """:func:`billing.run.apply_action` in memory; False for a step this path leaves to the
     per-account path."""
     if action.kind not in NOTICES and action.kind != "late_fee":
@@ -318,16 +372,21 @@ def _apply(p: Planned, hist: History, action: Action, today: dt.date, actor: str
     inv = next(v for v in hist.invoices if v.id == action.invoice_id)
     if action.kind == "late_fee":
         assert action.amount is not None
-        _post(p, hist, kind=LedgerKind.LATE_FEE, amount=action.amount, currency=inv.currency,
-              effective_on=today, description=f"Late fee on {inv.number}", invoice_id=inv.id,
-              actor=actor)
-        _notice(p, hist, "late_fee", action.key, inv.id, invoice=inv.number,
-                amount=action.amount, currency=inv.currency)
+        fee = _issue(p, hist, isp, numbers, stand_ins, plan_name=inv.plan_name,
+                     currency=inv.currency, vat_percent=run.late_fee_vat(isp, plan),
+                     period_start=inv.period_start, period_end=inv.period_end, issued_on=today,
+                     due_on=today, lines=run.late_fee_lines(inv.number, action.amount),
+                     kind=InvoiceKind.LATE_FEE, actor=actor)
+        d = fee.draft
+        assert d is not None
+        _notice(p, hist, "late_fee", action.key, inv.id, today, invoice=inv.number,
+                fee_invoice=fee.number, amount=fee.total, currency=inv.currency,
+                amount_due=d.amount_due, payment_link=fee.payment_link)
         p.events.append(run.Event(p.sub.username, "late_fee",
-                                  f"{inv.currency} {action.amount} on {inv.number}"))
+                                  f"{inv.currency} {fee.total} on {inv.number} ({fee.number})"))
     else:
-        _notice(p, hist, action.kind, action.key, inv.id, invoice=inv.number, total=inv.total,
-                currency=inv.currency, due_on=inv.due_on, payment_link=inv.payment_link)
+        _notice(p, hist, action.kind, action.key, inv.id, today,
+                **_payload(inv, action, open_))
         p.events.append(run.Event(p.sub.username, action.kind, inv.number))
     return True
 
@@ -337,42 +396,64 @@ def plan_account(sub: Sub, plan: Plan, hist: History, isp: IspSettings, cal: Cal
                  actor: str, terms: Terms) -> Planned | None:
     """One account's day (phase one of the run: suspensions are only collected), as
     :func:`billing.run.process` would do it; None if it needs the per-account path."""
-    if sub.period_start is None or sub.next_plan_id is not None:
-        return None  # activation, or a scheduled plan change: their own services
-    p = Planned(sub, sub.changes())
-    _renew(p, plan, hist, isp, as_of, itertools.count(first_number), stand_ins, terms)
-    ladder = _terms(terms, plan)[1]
+    if sub.period_start is None or sub.next_plan_id is not None or hist.plan_changed:
+        return None  # activation, a scheduled or recent plan change: their own services
+    p = Planned(sub, sub.changes(), as_of)
+    numbers = itertools.count(first_number)
+    _renew(p, plan, hist, isp, as_of, numbers, stand_ins, terms)
+    ladder = _terms(terms, plan, isp)[1]
     actions: list[Action] = []
     for _ in range(3):  # as run.process: a late fee changes what is owed
         open_ = _settle(hist, as_of)
-        account = Account(
-            subscriber_id=sub.id, username=sub.username, status=str(sub.status),
-            currency=plan.currency,
-            unpaid=tuple(UnpaidInvoice(v.id, v.number, v.due_on, v.total, outstanding)
-                         for v, outstanding in open_),
-            throttled=sub.dunning_throttled, suspended_on=sub.suspended_on,
-            suspended_for_nonpayment=sub.suspended_for_nonpayment,
-            promise_until=hist.promise_until, done=frozenset(hist.done))
+        account = _account(sub, plan, hist, open_)
         actions = due_actions(account, as_of, ladder, cal)
         todo = [a for a in actions if a.kind != "suspend"]
         if not todo:
             break
         for action in todo:
-            if not _apply(p, hist, action, as_of, actor):
+            if not _apply(p, hist, isp, plan, action, as_of, actor, open_, numbers,
+                          stand_ins):
                 return None
     p.suspend = any(a.kind == "suspend" for a in actions)
-    _settle(hist, as_of)
+    open_ = _settle(hist, as_of)
     p.settled = [v for v in hist.invoices
                  if v.loaded is not None and v.loaded != (v.status, v.paid_on)]
-    if plan.billing_mode is BillingMode.PREPAID:  # run.sync_paid_until
-        end = max((v.period_end for v in hist.invoices if v.status is InvoiceStatus.PAID),
-                  default=None)
-        paid_until = (start_of_day_utc(isp, end + dt.timedelta(days=plan.grace_days))
-                      if end is not None else None)
-        if paid_until != sub.paid_until:
-            sub.paid_until = paid_until
-            p.bump = True
+    paid_until = _paid_until(sub, plan, hist, isp, cal, as_of, open_)
+    if paid_until != sub.paid_until:
+        sub.paid_until = paid_until
+        p.bump = True
     return p
+
+
+def _account(sub: Sub, plan: Plan, hist: History, open_: list[tuple[Inv, Decimal]]
+             ) -> Account:
+    # run.account_state
+    return Account(
+        subscriber_id=sub.id, username=sub.username, status=str(sub.status),
+        currency=plan.currency,
+        unpaid=tuple(UnpaidInvoice(v.id, v.number, v.due_on, v.total, outstanding,
+                                   v.issued_on, v.kind is InvoiceKind.LATE_FEE)
+                     for v, outstanding in open_),
+        throttled=sub.dunning_throttled, suspended_on=sub.suspended_on,
+        suspended_for_nonpayment=sub.suspended_for_nonpayment,
+        promise_until=hist.promise_until, done=frozenset(hist.done), done_on=dict(hist.done))
+
+
+def _paid_until(sub: Sub, plan: Plan, hist: History, isp: IspSettings, cal: Calendar,
+                today: dt.date, open_: list[tuple[Inv, Decimal]]) -> dt.datetime | None:
+    # run.sync_paid_until
+    if not plan.prepaid:
+        return None
+    opening = None
+    if isp.strict_prepay and sub.billing_started_on is not None and any(
+            v.kind is InvoiceKind.PERIOD and v.period_start == sub.billing_started_on
+            and owed > 0 for v, owed in open_):
+        opening = sub.billing_started_on
+    last_end = max((v.period_end for v in hist.invoices if v.kind is InvoiceKind.PERIOD),
+                   default=None)
+    return run.paid_until_of(isp, plan, cal, _account(sub, plan, hist, open_), today,
+                             last_end=last_end, paused=sub.billing_paused_on is not None,
+                             opening_unpaid_since=opening)
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -511,12 +592,8 @@ def write(session: Session, isp: IspSettings, segment: list[Planned]) -> None:
     rows = Rows(session)
     drafted = [v for p in segment for v in p.drafted]
     new_ids = rows.insert_new(INVOICES, [
-        {"number": v.number, "kind": v.kind, "credits_invoice_id": None, "reason": None,
-         "subscriber_id": p.sub.id, "plan_name": d.plan_name, "period_start": d.period_start,
-         "period_end": d.period_end, "issued_on": d.issued_on, "due_on": d.due_on,
-         "currency": d.currency, "subtotal": d.subtotal, "tax_percent": d.tax_percent,
-         "tax": d.tax, "total": d.total, "status": v.status, "paid_on": v.paid_on,
-         "payment_link": d.payment_link, "pdf_path": None, "pdf_sha256": None,
+        {**d.columns(), "credits_invoice_id": None, "reason": None, "subscriber_id": p.sub.id,
+         "status": v.status, "paid_on": v.paid_on, "pdf_path": None, "pdf_sha256": None,
          "created_at": now}
         for p in segment for v in p.drafted if (d := v.draft) is not None])
     ids = {v.id: new_id for v, new_id in zip(drafted, new_ids, strict=True)}
@@ -533,7 +610,8 @@ def write(session: Session, isp: IspSettings, segment: list[Planned]) -> None:
                 key = key[: -len(str(invoice_id))] + str(ids[invoice_id])
             (issued if kind == "invoice_issued" and planned_key != key else other).append(
                 {"kind": kind, "subscriber_id": p.sub.id, "dedupe_key": key,
-                 "payload": payload, "created_at": now, "sent_at": None})
+                 "payload": payload, "created_at": now, "sent_at": None,
+                 "event_on": p.day})
     # An invoice's own event cannot exist yet (its id is new); any other key another
     # transaction wrote is left alone, as invoices.notify does. For each account its
     # invoice events come before its other events, as on the per-account path.
@@ -566,7 +644,7 @@ def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
                as_of: dt.date, report: run.RunReport, *, actor: str) -> list[int]:
     """Phase one of the run for the subscribers *ids* (see the module documentation).
     Returns the ids with a suspension due, for phase two."""
-    subs, histories = load(session, ids)
+    subs, histories = load(session, isp, ids)
     plans = {plan.id: plan for plan in session.scalars(select(Plan))}
     candidates: list[int] = []
     segment: list[Planned] = []
@@ -577,8 +655,8 @@ def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
     def one_by_one(sub_id: int) -> None:
         sub = session.get(Subscriber, sub_id)
         assert sub is not None
-        if run._guarded(session, isp, cal, sub, as_of, report, suspend=False,
-                        actor=actor):
+        if run.process_guarded(session, isp, cal, sub, as_of, report, suspend=False,
+                               actor=actor):
             candidates.append(sub_id)
 
     def flush() -> None:

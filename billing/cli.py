@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import click
 
-from radbill.cliutil import App, emit, guarded, pass_app, table
+from radbill.cliutil import (
+    DAY,
+    App,
+    as_of_option,
+    emit,
+    guarded,
+    not_future,
+    on_option,
+    pass_app,
+    table,
+)
 
 # -- plans ------------------------------------------------------------------------------------
 
@@ -106,6 +117,11 @@ def subscriber() -> None:
 @click.option("--name", "full_name")
 @click.option("--phone")
 @click.option("--email")
+@click.option("--address", help="Postal (installation) address, printed on tax invoices.")
+@click.option("--tax-id", help="The subscriber's BIN (Bangladesh) or GSTIN (India), if any.")
+@click.option("--state-code", help="India: GST State code of the place of supply (e.g. 29).")
+@click.option("--activated-on", type=DAY,
+              help="First day of service (YYYY-MM-DD; default today; never in the future).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @guarded
@@ -122,24 +138,34 @@ def subscriber_create(app: App, as_json: bool, **options: Any) -> None:
 
 @subscriber.command("show")
 @click.argument("username")
+@as_of_option
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @guarded
-def subscriber_show(app: App, username: str, as_json: bool) -> None:
-    """Status, plan and open and recent sessions with usage."""
-    from billing import subscribers
+def subscriber_show(app: App, username: str, as_of: dt.date | None, as_json: bool) -> None:
+    """Status, plan, what is owed (balance, overdue, open invoices) and sessions."""
+    from billing import reports, subscribers
     from radius import accounting
 
     with app.transaction() as session:
         sub = subscribers.get_subscriber(session, username)
+        day = not_future(as_of, app.today(session), "--as-of")
         data: dict[str, Any] = subscribers.summary(sub)
+        data["account"] = reports.account(session, sub, day)
         sessions = [accounting.session_summary(s)
                     for s in accounting.sessions_for(session, username)]
         data["open_sessions"] = [s for s in sessions if s["open"]]
         data["recent_sessions"] = [s for s in sessions if not s["open"]]
 
     def render(d: dict[str, Any]) -> str:
-        lines = [f"{k}: {v}" for k, v in d.items() if not k.endswith("_sessions")]
+        lines = [f"{k}: {v}" for k, v in d.items() if not k.endswith("_sessions")
+                 and k != "account"]
+        acct = d["account"]
+        lines.append(f"balance: {acct['balance']} {acct['currency']} (amount due "
+                     f"{acct['amount_due']}, overdue {acct['overdue']})")
+        lines.append("open invoices:")
+        lines.append(table(acct["open_invoices"], ["number", "kind", "issued_on", "due_on",
+                                                   "total", "outstanding"]))
         lines.append("open sessions:")
         lines.append(table(d["open_sessions"], ["nas_ip", "acct_session_id", "framed_ip",
                                                 "started_at", "input_bytes", "output_bytes"]))
@@ -173,15 +199,17 @@ def _status_command(name: str, target: str, help_text: str) -> None:
     @subscriber.command(name, help=help_text)
     @click.argument("username")
     @click.option("--reason", help="Why (kept in the audit log).")
+    @on_option
     @pass_app
     @guarded
-    def command(app: App, username: str, reason: str | None) -> None:
+    def command(app: App, username: str, reason: str | None, on: dt.date | None) -> None:
         from billing import accounts
         from billing.models import SubscriberStatus
 
         with app.transaction() as session:
+            day = not_future(on, app.today(session), "--on")
             changed = accounts.set_status_by_operator(session, username, SubscriberStatus(target),
-                                                      actor="cli", reason=reason or "")
+                                                      actor="cli", reason=reason or "", on=day)
         click.echo(f"subscriber {username} {'is now' if changed else 'was already'} {target}")
 
 
@@ -211,21 +239,25 @@ def subscriber_password(app: App, username: str, password: str) -> None:
 @click.argument("plan_name")
 @click.option("--at", "effective", type=click.Choice(["now", "next_cycle"]), default="now",
               show_default=True, help="now: prorated at once; next_cycle: at the renewal.")
+@on_option
 @pass_app
 @guarded
-def subscriber_set_plan(app: App, username: str, plan_name: str, effective: str) -> None:
+def subscriber_set_plan(app: App, username: str, plan_name: str, effective: str,
+                        on: dt.date | None) -> None:
     """Move a subscriber to another plan (prorated when it takes effect now)."""
     from billing.plan_changes import change_plan
 
     with app.transaction() as session:
-        result = change_plan(session, username, plan_name, effective=effective,
-                             today=app.today(session), actor="cli")
+        day = not_future(on, app.today(session), "--on")
+        result = change_plan(session, username, plan_name, effective=effective, today=day,
+                             actor="cli")
+    notes = f"; credit notes {', '.join(result.credit_notes)}" if result.credit_notes else ""
     if result.effective == "next_cycle":
-        click.echo(f"{username} moves to {plan_name} when the next period starts")
+        click.echo(f"{username} moves to {plan_name} when the next period starts{notes}")
     else:
-        extra = (f"; proration {result.invoice_number} {result.amount}"
+        extra = (f"; invoice {result.invoice_number} {result.amount}"
                  if result.invoice_number else "")
-        click.echo(f"{username} now on {plan_name}{extra}")
+        click.echo(f"{username} now on {plan_name}{extra}{notes}")
 
 
 @subscriber.command("set-mac")
@@ -244,17 +276,17 @@ def subscriber_set_mac(app: App, username: str, mac: str | None) -> None:
 
 @subscriber.command("promise")
 @click.argument("username")
-@click.option("--until", "until", required=True, type=click.DateTime(["%Y-%m-%d"]),
-              help="YYYY-MM-DD")
+@click.option("--until", "until", required=True, type=DAY, help="YYYY-MM-DD")
+@on_option
 @pass_app
 @guarded
-def subscriber_promise(app: App, username: str, until: Any) -> None:
+def subscriber_promise(app: App, username: str, until: dt.date, on: dt.date | None) -> None:
     """Promise to pay: hold suspension (and lift one) until a date."""
     from billing import promises
 
     with app.transaction() as session:
-        promise = promises.promise_to_pay(session, username, until.date(),
-                                          today=app.today(session), actor="cli")
+        promise = promises.promise_to_pay(session, username, until, today=app.today(session),
+                                          on=on, actor="cli")
         click.echo(f"{username} promised to pay by {promise.until}; suspension held until then")
 
 
@@ -267,14 +299,14 @@ def billing() -> None:
 
 
 @billing.command("run")
-@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Default: today (ISP time).")
+@click.option("--as-of", type=DAY, help="Default: today (ISP time).")
 @click.option("--dry-run", is_flag=True, help="Print what would happen; change nothing.")
 @click.option("--confirm-suspensions", is_flag=True,
               help="Suspend even if more than the guard share would be suspended.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @guarded
-def billing_run_cmd(app: App, as_of: Any, dry_run: bool, confirm_suspensions: bool,
+def billing_run_cmd(app: App, as_of: dt.date | None, dry_run: bool, confirm_suspensions: bool,
                     as_json: bool) -> None:
     """Invoices, reminders, late fees and suspensions for one day. Safe to repeat."""
     from billing.archive import render_pending
@@ -284,10 +316,11 @@ def billing_run_cmd(app: App, as_of: Any, dry_run: bool, confirm_suspensions: bo
 
     factory = session_factory(app.engine)
     with factory() as session:
-        day = as_of.date() if as_of else app.today(session)
+        day = not_future(as_of, app.today(session), "--as-of")
     with recorded(factory, "billing-run" + ("-dry" if dry_run else "")) as counts:
         report = billing_run(factory, day, dry_run=dry_run,
-                             confirm_suspensions=confirm_suspensions, actor="cli")
+                             confirm_suspensions=confirm_suspensions, actor="cli",
+                             holds=app.suspension_holds)
         counts.update(report.counts)
         counts["errors"] = len(report.errors)
         if not dry_run:
@@ -316,21 +349,48 @@ def billing_run_cmd(app: App, as_of: Any, dry_run: bool, confirm_suspensions: bo
 
 @billing.command("credit-note")
 @click.argument("number")
-@click.argument("amount")
+@click.argument("amount", required=False)
 @click.option("--reason", required=True)
+@on_option
 @pass_app
 @guarded
-def billing_credit_note(app: App, number: str, amount: str, reason: str) -> None:
-    """Correct an issued invoice with a credit note (invoices are never edited)."""
+def billing_credit_note(app: App, number: str, amount: str | None, reason: str,
+                        on: dt.date | None) -> None:
+    """Correct an issued invoice with a credit note (AMOUNT tax included; default: all of
+    it not yet credited). Invoices are never edited."""
     from billing import invoices
     from billing.isp import settings
     from billing.plans import parse_money
 
     with app.transaction() as session:
+        day = not_future(on, app.today(session), "--on")
         note = invoices.credit_note(session, isp=settings(session, lock=True), number=number,
-                                    amount=parse_money(amount), reason=reason,
-                                    today=app.today(session), actor="cli")
+                                    amount=parse_money(amount) if amount is not None else None,
+                                    reason=reason, today=day, actor="cli")
         click.echo(f"credit note {note.number} for {number}: {note.currency} {-note.total}")
+
+
+@billing.command("write-off")
+@click.argument("number")
+@click.option("--amount", help="How much (default: everything still owed on the invoice).")
+@click.option("--reason", required=True)
+@click.option("--reconnect", is_flag=True,
+              help="Reconnect a suspended subscriber too (otherwise they stay suspended).")
+@on_option
+@pass_app
+@guarded
+def billing_write_off(app: App, number: str, amount: str | None, reason: str,
+                      reconnect: bool, on: dt.date | None) -> None:
+    """Give up what is owed on an invoice: it becomes written_off."""
+    from billing import accounts
+    from billing.plans import parse_money
+
+    with app.transaction() as session:
+        day = not_future(on, app.today(session), "--on")
+        value, reconnected = accounts.write_off(
+            session, number, parse_money(amount) if amount is not None else None,
+            reason=reason, today=day, actor="cli", reconnect=reconnect)
+    click.echo(f"{number}: {value} written off" + ("; reconnected" if reconnected else ""))
 
 
 @billing.command("render-pdfs")
@@ -347,54 +407,51 @@ def billing_render_pdfs(app: App) -> None:
 
 @billing.command("invoices")
 @click.option("--subscriber", "username")
-@click.option("--status", type=click.Choice(["open", "paid", "credited"]))
+@click.option("--status", type=click.Choice(["open", "paid", "credited", "written_off",
+                                             "applied"]))
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @guarded
 def billing_invoices(app: App, username: str | None, status: str | None, as_json: bool) -> None:
-    """List invoices, newest first."""
-    from sqlalchemy import select
-
+    """List invoices and credit notes, newest first."""
     from billing import invoices
-    from billing.models import Invoice
     from billing.subscribers import get_subscriber
 
     with app.transaction() as session:
-        stmt = select(Invoice).order_by(Invoice.id.desc()).limit(500)
-        if username:
-            stmt = stmt.where(Invoice.subscriber_id == get_subscriber(session, username).id)
-        if status:
-            stmt = stmt.where(Invoice.status == status)
-        data = [invoices.summary(i) for i in session.scalars(stmt)]
-    emit(data, as_json, lambda d: table(d, ["number", "plan", "period_start", "period_end",
-                                            "due_on", "total", "currency", "status"]))
+        sub_id = get_subscriber(session, username).id if username else None
+        data = [invoices.summary(i) for i in invoices.list_invoices(
+            session, subscriber_id=sub_id, status=status, limit=500)]
+    emit(data, as_json, lambda d: table(d, ["number", "kind", "plan", "issued_on", "due_on",
+                                            "total", "currency", "status"]))
 
 
 @billing.command("renewals")
-@click.option("--days", type=int, default=7, show_default=True)
+@click.option("--days", type=click.IntRange(0, 366), default=7, show_default=True)
+@as_of_option
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @guarded
-def billing_renewals(app: App, days: int, as_json: bool) -> None:
+def billing_renewals(app: App, days: int, as_of: dt.date | None, as_json: bool) -> None:
     """Renewals due in the next days."""
     from billing import reports
 
     with app.transaction() as session:
-        data = reports.renewals(session, app.today(session), days)
+        data = reports.renewals(session, as_of or app.today(session), days)
     emit(data, as_json, lambda d: table(d, ["renews_on", "username", "plan", "mode", "amount",
                                             "currency", "phone"]))
 
 
 @billing.command("overdue")
+@as_of_option
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @guarded
-def billing_overdue(app: App, as_json: bool) -> None:
+def billing_overdue(app: App, as_of: dt.date | None, as_json: bool) -> None:
     """Who owes what past the due date, and the totals."""
     from billing import reports
 
     with app.transaction() as session:
-        data = reports.overdue(session, app.today(session))
+        data = reports.overdue(session, not_future(as_of, app.today(session), "--as-of"))
 
     def render(d: dict[str, Any]) -> str:
         return (table(d["subscribers"], ["username", "status", "overdue", "currency",
@@ -414,18 +471,19 @@ def payment() -> None:
 @click.argument("amount")
 @click.option("--method", default="cash", show_default=True)
 @click.option("--reference", required=True, help="Receipt or transaction id (unique).")
+@on_option
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @guarded
 def payment_record(app: App, username: str, amount: str, method: str, reference: str,
-                   as_json: bool) -> None:
+                   on: dt.date | None, as_json: bool) -> None:
     """Post a manual payment; reconnects at once if nothing is left overdue."""
     from billing import payments
 
     with app.transaction() as session:
         result = payments.record_payment(session, username, amount, method=method,
                                          reference=reference, today=app.today(session),
-                                         actor="cli")
+                                         on=on, actor="cli")
     data = {"username": username, "balance": str(result.balance),
             "overdue": str(result.overdue), "reconnected": result.reconnected,
             "invoices_paid": list(result.invoices_paid)}
@@ -439,16 +497,25 @@ def payment_record(app: App, username: str, amount: str, method: str, reference:
 @click.argument("kind", type=click.Choice(["refund", "charge", "credit", "write-off"]))
 @click.argument("amount")
 @click.option("--reason", required=True)
+@click.option("--invoice", help="The invoice a write-off gives up.")
+@click.option("--reconnect", is_flag=True, help="A write-off also reconnects.")
+@on_option
 @pass_app
 @guarded
-def payment_adjust(app: App, username: str, kind: str, amount: str, reason: str) -> None:
-    """Refund, manual charge, goodwill credit or write-off, on the ledger."""
+def payment_adjust(app: App, username: str, kind: str, amount: str, reason: str,
+                   invoice: str | None, reconnect: bool, on: dt.date | None) -> None:
+    """Refund from credit, a manual charge (a one-line invoice), a goodwill credit, or a
+    write-off of an invoice."""
     from billing import payments
 
     with app.transaction() as session:
-        balance = payments.adjust(session, username, kind, amount, reason=reason,
-                                  today=app.today(session), actor="cli")
-    click.echo(f"{kind} of {amount} posted for {username}; balance {balance}")
+        result = payments.adjust(session, username, kind, amount, reason=reason,
+                                 today=app.today(session), on=on, invoice=invoice,
+                                 reconnect=reconnect, actor="cli")
+    doc = f" ({result.document})" if result.document else ""
+    click.echo(f"{kind} of {amount} posted for {username}{doc}; balance {result.balance}"
+               + ("; reconnected" if result.reconnected else ""))
+
 
 @click.group()
 def isp() -> None:
@@ -461,33 +528,70 @@ def isp() -> None:
 @click.option("--phone")
 @click.option("--email")
 @click.option("--logo", "logo_path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--invoice-prefix")
+@click.option("--invoice-prefix", help="Up to 10 letters, digits, - and /.")
+@click.option("--credit-note-prefix", help="Up to 10 letters, digits, - and /.")
 @click.option("--timezone")
 @click.option("--weekly-off", "weekly_off_days", help="e.g. fri or fri,sat")
 @click.option("--guard-percent", "suspension_guard_percent", type=int)
-@click.option("--postpaid-due-days", type=int)
-@click.option("--payment-link-base")
+@click.option("--payment-terms-days", "--postpaid-due-days", "postpaid_due_days", type=int,
+              help="Days from issue to due (postpaid, and charges issued after they started).")
+@click.option("--payment-link-base", help="http(s) URL of the payment pages.")
+@click.option("--bill-while-suspended/--no-bill-while-suspended", default=None,
+              help="Keep invoicing subscribers suspended for non-payment (default yes).")
+@click.option("--credit-unused-on-termination/--no-credit-unused-on-termination",
+              default=None, help="Prepaid: credit the unused days at termination.")
+@click.option("--strict-prepay/--no-strict-prepay", default=None,
+              help="Prepaid service starts when the first invoice is paid.")
+@click.option("--late-fee-min-outstanding", help="No late fee below this outstanding.")
+@click.option("--suspended-notice-days", type=int,
+              help="Remind suspended subscribers every N days (0: never).")
+@click.option("--tax-profile", type=click.Choice(["none", "bd-mushak", "in-gst"]),
+              help="Tax documents: plain, Bangladesh Mushak-6.3, India GST.")
+@click.option("--tax-id", help="The ISP's BIN (Bangladesh) or GSTIN (India).")
+@click.option("--state-name")
+@click.option("--state-code", help="India: GST State code (e.g. 29).")
+@click.option("--sac-code", help="India: SAC of the service (998422: Internet access).")
+@click.option("--supplementary-duty-percent")
+@click.option("--late-fee-taxable/--no-late-fee-taxable", default=None,
+              help="Tax late fees like the service (India: CGST Act s.15(2)(d)).")
+@click.option("--signatory-name")
+@click.option("--signatory-designation")
 @pass_app
 @guarded
 def isp_set(app: App, **values: Any) -> None:
     """Change ISP settings (only the options given)."""
     from billing.isp import update_settings
 
+    if values.get("tax_profile") == "none":
+        values["tax_profile"] = ""
     with app.transaction() as session:
         changed = update_settings(session, {k: v for k, v in values.items() if v is not None},
                                   actor="cli")
     click.echo(f"updated: {', '.join(changed) or 'nothing'}")
 
 
+@isp.command("show")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def isp_show(app: App, as_json: bool) -> None:
+    """The ISP's settings."""
+    from billing.isp import settings_summary
+
+    with app.transaction() as session:
+        data = settings_summary(session)
+    emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
+
+
 @isp.command("holiday")
-@click.argument("day", type=click.DateTime(["%Y-%m-%d"]))
+@click.argument("day", type=DAY)
 @click.argument("name")
 @pass_app
 @guarded
-def isp_holiday(app: App, day: Any, name: str) -> None:
+def isp_holiday(app: App, day: dt.date, name: str) -> None:
     """Add a holiday: nobody is suspended on it."""
-    from billing.models import Holiday
+    from billing.isp import add_holiday
 
     with app.transaction() as session:
-        session.merge(Holiday(day=day.date(), name=name))
-    click.echo(f"holiday {day.date()} ({name}) added")
+        add_holiday(session, day, name, actor="cli")
+    click.echo(f"holiday {day} ({name}) added")

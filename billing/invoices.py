@@ -1,8 +1,13 @@
-"""Issuing invoices: gapless numbers, lines, tax, the ledger charge and the outbox event.
+"""Issuing documents: invoices (periods, plan changes, charges, late fees) and credit notes.
 
 Numbers come from the ISP settings row, locked for the transaction: two runs can never take
-the same number, and a transaction that fails takes its numbers back with it, so the sequence
-has no gaps. One invoice per subscriber and period is a unique constraint.
+the same number, and a transaction that fails takes its numbers back with it, so each series
+has no gaps. Invoices and credit notes are separate series (Mushak-6.7, CGST rule 53(1A)(c)).
+One period invoice per subscriber and period is a unique constraint.
+
+Every document records what the subscriber owed before it and owes after it (the ledger at
+its issue), so it can say what to pay now, and the buyer as they were at issue. Tax is
+computed per line by the ISP's country profile (:mod:`billing.tax`).
 """
 
 from __future__ import annotations
@@ -23,13 +28,12 @@ from billing.models import (
     InvoiceLine,
     InvoiceStatus,
     IspSettings,
-    LedgerEntry,
     LedgerKind,
     Outbox,
-    Plan,
     Subscriber,
 )
-from billing.money import ZERO, percent_of, round_money
+from billing.money import ZERO, round_money
+from billing.tax import LineTax, TaxRule, breakdown, intra_state
 from radbill.errors import Conflict, InvalidInput, NotFound
 
 
@@ -58,7 +62,7 @@ def _invoices_are_immutable(session: Session, _context: object, _instances: obje
 
 @dataclass(frozen=True)
 class Line:
-    """An invoice line before it is issued."""
+    """An invoice line before it is issued (its value before tax)."""
 
     description: str
     amount: Decimal
@@ -70,19 +74,24 @@ class Line:
 
 
 def format_number(prefix: str, n: int) -> str:
-    """Invoice number *n* with the ISP's prefix: ``INV-000042``."""
+    """Document number *n* with the series' prefix: ``INV-000042``."""
     return f"{prefix}{n:06d}"
 
 
-def next_number(isp: IspSettings) -> str:
-    """Take the next invoice number. *isp* must be locked by the caller's transaction."""
+def next_number(isp: IspSettings, *, credit_note: bool = False) -> str:
+    """Take the next number of the invoice (or credit note) series. *isp* must be locked by
+    the caller's transaction."""
+    if credit_note:
+        number = format_number(isp.credit_note_prefix, isp.next_credit_note_number)
+        isp.next_credit_note_number += 1
+        return number
     number = format_number(isp.invoice_prefix, isp.next_invoice_number)
     isp.next_invoice_number += 1
     return number
 
 
 class Addressee(Protocol):
-    """Whom an outbox event goes to (a :class:`Subscriber`, or a row of one)."""
+    """Whom an outbox event and a document go to (a :class:`Subscriber`, or a row of one)."""
 
     @property
     def username(self) -> str: ...
@@ -92,6 +101,36 @@ class Addressee(Protocol):
     def phone(self) -> str | None: ...
     @property
     def email(self) -> str | None: ...
+    @property
+    def address(self) -> str | None: ...
+    @property
+    def tax_id(self) -> str | None: ...
+    @property
+    def state_code(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Buyer:
+    """The buyer named on a document."""
+
+    name: str
+    address: str | None
+    tax_id: str | None
+    place_of_supply: str | None
+
+
+def buyer_of(isp: IspSettings, sub: Addressee) -> Buyer:
+    """The subscriber as a document's buyer; the place of supply is where they are connected
+    (their State, the ISP's own when not set)."""
+    return Buyer(name=sub.full_name or sub.username, address=sub.address,
+                 tax_id=sub.tax_id, place_of_supply=sub.state_code or isp.state_code or None)
+
+
+def tax_rule(isp: IspSettings, vat_percent: Decimal, buyer: Buyer) -> TaxRule:
+    """How a document for *buyer* at *vat_percent* is taxed."""
+    return TaxRule(profile=isp.tax_profile, vat_percent=vat_percent,
+                   duty_percent=isp.supplementary_duty_percent,
+                   intra_state=intra_state(isp.state_code, buyer.place_of_supply))
 
 
 def notice_payload(sub: Addressee, **payload: object) -> dict[str, object]:
@@ -101,19 +140,29 @@ def notice_payload(sub: Addressee, **payload: object) -> dict[str, object]:
             **{k: str(v) if v is not None else None for k, v in payload.items()}}
 
 
-def notify(session: Session, sub: Subscriber, kind: str, key: str, **payload: object) -> bool:
-    """Write an outbox event once per *key*. False if it was written before."""
+def notify(session: Session, sub: Subscriber, kind: str, key: str, *,
+           on: dt.date | None = None, **payload: object) -> bool:
+    """Write an outbox event once per *key*, on the business day *on*. False if it was
+    written before."""
     session.flush()
     if session.scalar(select(Outbox.id).where(Outbox.dedupe_key == key)) is not None:
         return False
-    session.add(Outbox(kind=kind, subscriber_id=sub.id, dedupe_key=key,
+    session.add(Outbox(kind=kind, subscriber_id=sub.id, dedupe_key=key, event_on=on,
                        payload=notice_payload(sub, **payload)))
     return True
 
 
 @dataclass(frozen=True)
+class DraftLine:
+    """A line as it is issued: its value, duty and tax."""
+
+    line: Line
+    taxes: LineTax
+
+
+@dataclass(frozen=True)
 class Draft:
-    """An invoice as it will be issued: what :func:`issue` writes, computed without I/O."""
+    """A document as it will be issued: what :func:`issue` writes, computed without I/O."""
 
     number: str
     kind: InvoiceKind
@@ -125,63 +174,93 @@ class Draft:
     currency: str
     subtotal: Decimal
     tax_percent: Decimal
+    duty: Decimal
     tax: Decimal
     total: Decimal
+    tax_breakdown: list[dict[str, str]]
+    previous_balance: Decimal
+    amount_due: Decimal
+    buyer: Buyer
     payment_link: str | None
-    lines: tuple[Line, ...]
+    lines: tuple[DraftLine, ...]
 
     def line_values(self) -> list[dict[str, object]]:
-        """The invoice lines' column values (without the invoice id)."""
-        return [{"position": position, "description": ln.description,
-                 "quantity": ln.quantity,
-                 "unit_price": round_money(ln.unit_price, self.currency),
-                 "amount": round_money(ln.amount, self.currency)}
-                for position, ln in enumerate(self.lines, 1)]
+        """The lines' column values (without the invoice id)."""
+        return [{"position": position, "description": dl.line.description,
+                 "quantity": dl.line.quantity,
+                 "unit_price": round_money(dl.line.unit_price, self.currency),
+                 "amount": round_money(dl.line.amount, self.currency),
+                 "duty": dl.taxes.duty, "tax": dl.taxes.tax}
+                for position, dl in enumerate(self.lines, 1)]
+
+    def columns(self) -> dict[str, object]:
+        """The invoice row's column values this draft decides."""
+        b = self.buyer
+        return {"number": self.number, "kind": self.kind, "plan_name": self.plan_name,
+                "period_start": self.period_start, "period_end": self.period_end,
+                "issued_on": self.issued_on, "due_on": self.due_on, "currency": self.currency,
+                "subtotal": self.subtotal, "tax_percent": self.tax_percent, "duty": self.duty,
+                "tax": self.tax, "total": self.total, "tax_breakdown": self.tax_breakdown,
+                "previous_balance": self.previous_balance, "amount_due": self.amount_due,
+                "buyer_name": b.name, "buyer_address": b.address, "buyer_tax_id": b.tax_id,
+                "place_of_supply": b.place_of_supply, "payment_link": self.payment_link}
 
     def ledger_entry(self) -> tuple[LedgerKind, str] | None:
-        """The ledger entry issuing posts for the total: a charge, a credit, or none."""
-        if self.total > 0:
-            return LedgerKind.CHARGE, f"Invoice {self.number}"
-        if self.total < 0:
-            return LedgerKind.CREDIT, f"Credit {self.number}"
-        return None
+        """The ledger entry issuing posts for the total: a late fee or a charge (none for a
+        zero total)."""
+        if self.total <= 0:
+            return None
+        if self.kind is InvoiceKind.LATE_FEE:
+            return LedgerKind.LATE_FEE, f"Late fee invoice {self.number}"
+        return LedgerKind.CHARGE, f"Invoice {self.number}"
 
     def notice(self) -> dict[str, object]:
         """The ``invoice_issued`` event's details (see :func:`notice_payload`)."""
-        return {"invoice": self.number, "total": self.total, "currency": self.currency,
-                "due_on": self.due_on, "period": f"{self.period_start}..{self.period_end}",
+        return {"invoice": self.number, "document": str(self.kind), "total": self.total,
+                "currency": self.currency, "due_on": self.due_on,
+                "period": f"{self.period_start}..{self.period_end}",
+                "previous_balance": self.previous_balance, "amount_due": self.amount_due,
                 "payment_link": self.payment_link}
 
 
-def draft(isp: IspSettings, number: str, plan: Plan, *, period_start: dt.date,
-          period_end: dt.date, issued_on: dt.date, due_on: dt.date, lines: list[Line],
+def draft(isp: IspSettings, number: str, *, plan_name: str, currency: str,
+          vat_percent: Decimal, buyer: Buyer, period_start: dt.date, period_end: dt.date,
+          issued_on: dt.date, due_on: dt.date, lines: list[Line], previous_balance: Decimal,
           kind: InvoiceKind = InvoiceKind.PERIOD) -> Draft:
-    """The invoice *number* with *lines*, tax and total (a pure rule over its inputs)."""
-    currency = plan.currency
+    """The invoice *number* with *lines*, taxed line by line, and what it leaves to pay (a
+    pure rule over its inputs). Invoices are never negative: a reduction is a credit note."""
+    if any(ln.amount < 0 for ln in lines):
+        raise ValueError("an invoice line cannot be negative: issue a credit note")
+    previous_balance = round_money(previous_balance, currency)
+    rule = tax_rule(isp, vat_percent, buyer)
+    taxed = tuple(DraftLine(ln, rule.line(round_money(ln.amount, currency), currency))
+                  for ln in lines)
     subtotal = round_money(sum((ln.amount for ln in lines), ZERO), currency)
-    tax = percent_of(subtotal, plan.tax_percent, currency)
+    duty = sum((dl.taxes.duty for dl in taxed), ZERO)
+    tax = sum((dl.taxes.tax for dl in taxed), ZERO)
+    total = subtotal + duty + tax
     return Draft(
-        number=number, kind=kind, plan_name=plan.name, period_start=period_start,
+        number=number, kind=kind, plan_name=plan_name, period_start=period_start,
         period_end=period_end, issued_on=issued_on, due_on=due_on, currency=currency,
-        subtotal=subtotal, tax_percent=plan.tax_percent, tax=tax, total=subtotal + tax,
+        subtotal=subtotal, tax_percent=vat_percent, duty=duty, tax=tax, total=total,
+        tax_breakdown=breakdown((dl.taxes for dl in taxed), isp.supplementary_duty_percent),
+        previous_balance=previous_balance,
+        amount_due=max(previous_balance + total, ZERO), buyer=buyer,
         payment_link=(f"{isp.payment_link_base.rstrip('/')}/pay/{number}"
                       if isp.payment_link_base else None),
-        lines=tuple(lines))
+        lines=taxed)
 
 
-def issue(session: Session, *, isp: IspSettings, sub: Subscriber, plan: Plan,
-          period_start: dt.date, period_end: dt.date, issued_on: dt.date, due_on: dt.date,
-          lines: list[Line], kind: InvoiceKind = InvoiceKind.PERIOD) -> Invoice:
-    """Issue an invoice with *lines*: number, tax, the ledger entry (a charge, or a credit if
-    the lines add up to less than zero) and the outbox event."""
-    d = draft(isp, next_number(isp), plan, period_start=period_start, period_end=period_end,
-              issued_on=issued_on, due_on=due_on, lines=lines, kind=kind)
-    invoice = Invoice(
-        number=d.number, kind=kind, subscriber_id=sub.id, plan_name=d.plan_name,
-        period_start=period_start, period_end=period_end, issued_on=issued_on, due_on=due_on,
-        currency=d.currency, subtotal=d.subtotal, tax_percent=d.tax_percent, tax=d.tax,
-        total=d.total, payment_link=d.payment_link,
-    )
+def issue(session: Session, *, isp: IspSettings, sub: Subscriber, plan_name: str,
+          currency: str, vat_percent: Decimal, period_start: dt.date, period_end: dt.date,
+          issued_on: dt.date, due_on: dt.date, lines: list[Line],
+          kind: InvoiceKind = InvoiceKind.PERIOD, actor: str = "system") -> Invoice:
+    """Issue an invoice with *lines*: number, tax, the ledger entry and the outbox event."""
+    d = draft(isp, next_number(isp), plan_name=plan_name, currency=currency,
+              vat_percent=vat_percent, buyer=buyer_of(isp, sub), period_start=period_start,
+              period_end=period_end, issued_on=issued_on, due_on=due_on, lines=lines,
+              previous_balance=ledger.balance(session, sub.id), kind=kind)
+    invoice = Invoice(subscriber_id=sub.id, **d.columns())
     session.add(invoice)
     session.flush()
     for values in d.line_values():
@@ -190,8 +269,8 @@ def issue(session: Session, *, isp: IspSettings, sub: Subscriber, plan: Plan,
     if entry is not None:
         ledger.post(session, subscriber_id=sub.id, kind=entry[0], amount=d.total,
                     currency=d.currency, effective_on=issued_on, description=entry[1],
-                    invoice_id=invoice.id)
-    notify(session, sub, "invoice_issued", f"invoice:{invoice.id}", **d.notice())
+                    invoice_id=invoice.id, actor=actor)
+    notify(session, sub, "invoice_issued", f"invoice:{invoice.id}", on=issued_on, **d.notice())
     return invoice
 
 
@@ -204,19 +283,85 @@ def invoice_lines(session: Session, invoice_id: int) -> list[InvoiceLine]:
 def summary(inv: Invoice) -> dict[str, object]:
     """A plain dictionary of an invoice for JSON output."""
     return {
-        "number": inv.number, "plan": inv.plan_name, "period_start": str(inv.period_start),
-        "period_end": str(inv.period_end), "issued_on": str(inv.issued_on),
-        "due_on": str(inv.due_on), "currency": inv.currency, "subtotal": str(inv.subtotal),
-        "tax": str(inv.tax), "total": str(inv.total), "status": str(inv.status),
+        "number": inv.number, "kind": str(inv.kind), "plan": inv.plan_name,
+        "period_start": str(inv.period_start), "period_end": str(inv.period_end),
+        "issued_on": str(inv.issued_on),
+        "due_on": str(inv.due_on) if inv.due_on else None, "currency": inv.currency,
+        "subtotal": str(inv.subtotal), "duty": str(inv.duty), "tax": str(inv.tax),
+        "total": str(inv.total), "status": str(inv.status),
         "paid_on": str(inv.paid_on) if inv.paid_on else None,
+        "previous_balance": (str(inv.previous_balance)
+                             if inv.previous_balance is not None else None),
+        "amount_due": str(inv.amount_due) if inv.amount_due is not None else None,
         "payment_link": inv.payment_link, "pdf_path": inv.pdf_path,
         "pdf_sha256": inv.pdf_sha256,
     }
 
 
-def credit_note(session: Session, *, isp: IspSettings, number: str, amount: Decimal,
-                reason: str, today: dt.date, actor: str) -> Invoice:
-    """Correct an issued invoice by crediting *amount* (tax included) of it."""
+def heads_of(inv: Invoice) -> dict[str, Decimal]:
+    """An invoice's tax heads by name (VAT for invoices issued before heads were kept)."""
+    if inv.tax_breakdown is not None:
+        return {h["name"]: Decimal(h["amount"]) for h in inv.tax_breakdown if h["name"] != "SD"}
+    return {"VAT": inv.tax} if inv.tax else {}
+
+
+@dataclass(frozen=True)
+class CreditSplit:
+    """What a credit note takes off each part of its invoice (positive amounts)."""
+
+    subtotal: Decimal
+    duty: Decimal
+    heads: dict[str, Decimal]
+
+    @property
+    def total(self) -> Decimal:
+        return self.subtotal + self.duty + sum(self.heads.values(), ZERO)
+
+
+def split_credit(amount: Decimal, original: CreditSplit, remaining: CreditSplit,
+                 currency: str) -> CreditSplit:
+    """How a credit of *amount* (tax included) divides into value, duty and each tax head:
+    in the invoice's proportions, never more of a part than is left of it, and the note that
+    credits everything left takes exactly what is left (so the notes of an invoice never
+    credit more tax than it carried). A pure rule."""
+    if amount == remaining.total:
+        return remaining
+    ratio = amount / original.total
+
+    def part(whole: Decimal, left: Decimal) -> Decimal:
+        return min(left, round_money(whole * ratio, currency))
+
+    duty = part(original.duty, remaining.duty)
+    heads = {n: part(original.heads[n], left) for n, left in remaining.heads.items()}
+    subtotal = amount - duty - sum(heads.values(), ZERO)
+    excess = subtotal - remaining.subtotal
+    if excess > 0:  # earlier notes took the value unevenly: the taxes take the rest
+        subtotal = remaining.subtotal
+        more = min(excess, remaining.duty - duty)
+        duty, excess = duty + more, excess - more
+        for name, left in remaining.heads.items():
+            more = min(excess, left - heads[name])
+            heads[name], excess = heads[name] + more, excess - more
+    return CreditSplit(subtotal, duty, heads)
+
+
+def credited(session: Session, original: Invoice) -> CreditSplit:
+    """What the credit notes of *original* have taken off it so far."""
+    notes = session.scalars(select(Invoice).where(Invoice.credits_invoice_id == original.id,
+                                                  Invoice.kind == InvoiceKind.CREDIT_NOTE)).all()
+    heads: dict[str, Decimal] = dict.fromkeys(heads_of(original), ZERO)
+    for note in notes:
+        for name, value in heads_of(note).items():
+            heads[name] = heads.get(name, ZERO) - value
+    return CreditSplit(-sum((n.subtotal for n in notes), ZERO),
+                       -sum((n.duty for n in notes), ZERO), heads)
+
+
+def credit_note(session: Session, *, isp: IspSettings, number: str, amount: Decimal | None,
+                reason: str, today: dt.date, actor: str, settle: bool = True) -> Invoice:
+    """Correct an issued invoice by crediting *amount* (tax included; None: everything not
+    yet credited) of it, on a credit note of its own series. With *settle* the account is
+    settled (and reconnected if nothing is overdue) in the same transaction."""
     original = session.scalars(select(Invoice).where(Invoice.number == number)
                                .with_for_update()).one_or_none()
     if original is None:
@@ -225,39 +370,57 @@ def credit_note(session: Session, *, isp: IspSettings, number: str, amount: Deci
         raise InvalidInput(f"{number} is a credit note itself")
     if not reason.strip():
         raise InvalidInput("a credit note needs a reason")
+    if today < original.issued_on:
+        raise InvalidInput(f"a credit note cannot be dated {today}, before {number} was "
+                           f"issued ({original.issued_on})")
     currency = original.currency
-    amount = round_money(amount, currency)
-    already = -sum((e.amount for e in session.scalars(select(LedgerEntry).where(
-        LedgerEntry.invoice_id == original.id, LedgerEntry.kind == LedgerKind.CREDIT))), ZERO)
-    if amount <= 0 or amount > original.total - already:
+    whole = CreditSplit(original.subtotal, original.duty, heads_of(original))
+    done = credited(session, original)
+    left = CreditSplit(whole.subtotal - done.subtotal, whole.duty - done.duty,
+                       {n: v - done.heads.get(n, ZERO) for n, v in whole.heads.items()})
+    amount = left.total if amount is None else round_money(amount, currency)
+    if amount <= 0 or amount > left.total:
         raise InvalidInput(f"credit {amount} must be above zero and at most the "
-                           f"{original.total - already} not yet credited on {number}")
-    tax = round_money(amount * original.tax_percent / (100 + original.tax_percent), currency)
-    note_number = next_number(isp)
+                           f"{left.total} not yet credited on {number}")
+    part = split_credit(amount, whole, left, currency)
+    sub = session.get(Subscriber, original.subscriber_id)
+    assert sub is not None
+    previous = round_money(ledger.balance(session, sub.id), currency)
+    rates = {h["name"]: h["rate"] for h in original.tax_breakdown or []}
     note = Invoice(
-        number=note_number, kind=InvoiceKind.CREDIT_NOTE, credits_invoice_id=original.id,
-        reason=reason, subscriber_id=original.subscriber_id, plan_name=original.plan_name,
-        period_start=original.period_start, period_end=original.period_end, issued_on=today,
-        due_on=today, currency=currency, subtotal=-(amount - tax),
-        tax_percent=original.tax_percent, tax=-tax, total=-amount,
+        number=next_number(isp, credit_note=True), kind=InvoiceKind.CREDIT_NOTE,
+        credits_invoice_id=original.id, reason=reason, subscriber_id=sub.id,
+        plan_name=original.plan_name, period_start=original.period_start,
+        period_end=original.period_end, issued_on=today, due_on=None, currency=currency,
+        subtotal=-part.subtotal, tax_percent=original.tax_percent, duty=-part.duty,
+        tax=-sum(part.heads.values(), ZERO), total=-amount,
+        tax_breakdown=([{"name": "SD", "rate": rates.get("SD", "0"), "amount": str(-part.duty)}]
+                       if part.duty else [])
+        + [{"name": n, "rate": rates.get(n, str(original.tax_percent)), "amount": str(-v)}
+           for n, v in part.heads.items()],
+        previous_balance=previous, amount_due=max(previous - amount, ZERO),
+        buyer_name=original.buyer_name or sub.full_name or sub.username,
+        buyer_address=original.buyer_address, buyer_tax_id=original.buyer_tax_id,
+        place_of_supply=original.place_of_supply, status=InvoiceStatus.APPLIED,
     )
     session.add(note)
     session.flush()
     session.add(InvoiceLine(invoice_id=note.id, position=1,
                             description=f"Credit for invoice {number}: {reason}",
-                            quantity=Decimal(1), unit_price=-(amount - tax),
-                            amount=-(amount - tax)))
-    ledger.post(session, subscriber_id=original.subscriber_id, kind=LedgerKind.CREDIT,
-                amount=-amount, currency=currency, effective_on=today,
-                description=f"Credit note {note_number} for {number}: {reason}",
+                            quantity=Decimal(1), unit_price=-part.subtotal,
+                            amount=-part.subtotal, duty=-part.duty,
+                            tax=-sum(part.heads.values(), ZERO)))
+    ledger.post(session, subscriber_id=sub.id, kind=LedgerKind.CREDIT, amount=-amount,
+                currency=currency, effective_on=today,
+                description=f"Credit note {note.number} for {number}: {reason}",
                 invoice_id=original.id, actor=actor)
-    sub = session.get(Subscriber, original.subscriber_id)
-    assert sub is not None
-    notify(session, sub, "credit_note", f"credit:{note.id}", invoice=number,
-           credit_note=note_number, amount=amount, currency=currency, reason=reason)
-    from billing.accounts import settle_and_reconnect  # accounts builds on this module
+    notify(session, sub, "credit_note", f"credit:{note.id}", on=today, invoice=number,
+           credit_note=note.number, amount=amount, currency=currency, reason=reason,
+           amount_due=note.amount_due)
+    if settle:
+        from billing.accounts import settle_and_reconnect  # accounts builds on this module
 
-    settle_and_reconnect(session, sub, today, f"credit note {note_number}", actor)
+        settle_and_reconnect(session, sub, today, f"credit note {note.number}", actor)
     return note
 
 
@@ -271,8 +434,8 @@ def list_invoices(session: Session, *, subscriber_id: int | None = None,
         try:
             stmt = stmt.where(Invoice.status == InvoiceStatus(status))
         except ValueError:
-            raise InvalidInput(f"unknown invoice status {status!r}: use open, paid or credited"
-                               ) from None
+            raise InvalidInput(f"unknown invoice status {status!r}: use "
+                               f"{', '.join(s.value for s in InvoiceStatus)}") from None
     return list(session.scalars(stmt))
 
 

@@ -29,6 +29,8 @@ def post(session: Session, *, subscriber_id: int, kind: LedgerKind, amount: Deci
         raise ValueError(f"a {kind} must be positive, got {amount}")
     if kind in (LedgerKind.PAYMENT, LedgerKind.CREDIT, LedgerKind.WRITE_OFF) and amount >= 0:
         raise ValueError(f"a {kind} must be negative, got {amount}")
+    if kind is LedgerKind.WRITE_OFF and invoice_id is None:
+        raise ValueError("a write-off gives up (part of) one invoice: name it")
     entry = LedgerEntry(subscriber_id=subscriber_id, kind=kind, amount=amount,
                         currency=currency, effective_on=effective_on, description=description,
                         actor=actor, invoice_id=invoice_id, payment_id=payment_id)
@@ -54,7 +56,13 @@ class Settlement:
 
     def overdue(self, today: dt.date) -> Decimal:
         """Outstanding on invoices whose due date has passed."""
-        return sum((o for inv, o in self.open_invoices if inv.due_on < today), ZERO)
+        return sum((o for inv, o in self.open_invoices if inv.due_on and inv.due_on < today),
+                   ZERO)
+
+    @property
+    def outstanding(self) -> Decimal:
+        """Everything owed on open documents (what a subscriber is asked to pay now)."""
+        return sum((o for _, o in self.open_invoices), ZERO)
 
 
 @dataclass(frozen=True)
@@ -67,45 +75,53 @@ class Outcome:
     newly_paid: bool
 
 
+Entry = tuple[Decimal, int | None, LedgerKind]  # amount, invoice id, kind
+
+
 def allocate(  # noqa: PLR0912 - one branch per kind of entry and per invoice outcome
-    entries: Sequence[tuple[Decimal, int | None]],
+    entries: Sequence[Entry],
     invoices: Sequence[tuple[int, InvoiceStatus, dt.date | None]],
     today: dt.date,
 ) -> list[Outcome]:
-    """Settlement as a pure rule: *entries* are a subscriber's ledger (amount, invoice id),
-    *invoices* its invoices but credit notes, oldest first by due date (id, status, paid_on).
-    Returns each invoice's outcome, in the same order. See :func:`settle`."""
+    """Settlement as a pure rule: *entries* are a subscriber's ledger, *invoices* its
+    documents but credit notes, oldest first by due date (id, status, paid_on). Returns each
+    document's outcome, in the same order. See :func:`settle`."""
     charged: dict[int, Decimal] = {}
     attached_credit: dict[int, Decimal] = {}
+    written_off: set[int] = set()
     credits = unattached = ZERO
-    for amount, invoice_id in entries:
+    for amount, invoice_id, kind in entries:
         if invoice_id is None:
             if amount < 0:
                 credits -= amount
             else:
-                unattached += amount
+                unattached += amount  # refunds (and charges posted before debit notes)
         elif amount > 0:
             charged[invoice_id] = charged.get(invoice_id, ZERO) + amount
         else:
             attached_credit[invoice_id] = attached_credit.get(invoice_id, ZERO) - amount
+            if kind is LedgerKind.WRITE_OFF:
+                written_off.add(invoice_id)
     needs: list[Decimal] = []
     for inv_id, _status, _paid_on in invoices:
         own = attached_credit.get(inv_id, ZERO)
         charge = charged.get(inv_id, ZERO)
         needs.append(max(charge - own, ZERO))
-        credits += max(own - charge, ZERO)  # a net credit (downgrade) is money in hand
+        credits += max(own - charge, ZERO)  # a net credit is money in hand
     remaining = credits - unattached
     out: list[Outcome] = []
     for (inv_id, status, paid_on), need in zip(invoices, needs, strict=True):
-        fully_credited = attached_credit.get(inv_id, ZERO) > 0 and need == 0 and (
+        own_settled = attached_credit.get(inv_id, ZERO) > 0 and need == 0 and (
             charged.get(inv_id, ZERO) > 0)
-        if fully_credited:
-            out.append(Outcome(InvoiceStatus.CREDITED, paid_on or today, ZERO, False))
-        elif remaining >= need:
-            if status is not InvoiceStatus.PAID:
-                out.append(Outcome(InvoiceStatus.PAID, today, ZERO, True))
-            else:
+        settled_status = (InvoiceStatus.WRITTEN_OFF if inv_id in written_off
+                          else InvoiceStatus.CREDITED if own_settled else InvoiceStatus.PAID)
+        if own_settled or remaining >= need:
+            if status is settled_status:
                 out.append(Outcome(status, paid_on, ZERO, False))
+            else:
+                out.append(Outcome(settled_status, paid_on if status in SETTLED else today,
+                                   ZERO, status is InvoiceStatus.OPEN
+                                   and settled_status is InvoiceStatus.PAID))
         elif status is not InvoiceStatus.OPEN:  # a refund or reversal reopened it
             out.append(Outcome(InvoiceStatus.OPEN, None, need - max(remaining, ZERO), False))
         else:
@@ -114,16 +130,21 @@ def allocate(  # noqa: PLR0912 - one branch per kind of entry and per invoice ou
     return out
 
 
-def settle(session: Session, subscriber_id: int, today: dt.date) -> Settlement:
-    """Apply the credits to invoices oldest first and update their status.
+# Statuses of a document nothing more is owed on.
+SETTLED = frozenset({InvoiceStatus.PAID, InvoiceStatus.CREDITED, InvoiceStatus.WRITTEN_OFF})
 
-    A credit attached to an invoice (a credit note, a plan-change credit) reduces that
-    invoice first; what it does not use, and every unattached credit (payments), covers the
-    unattached debits and then the invoices oldest first. An invoice its own credits cover
-    entirely is ``credited``, one the general credits cover is ``paid``."""
+
+def settle(session: Session, subscriber_id: int, today: dt.date) -> Settlement:
+    """Apply the credits to the documents oldest first and update their status.
+
+    A credit attached to a document (a credit note, a write-off) reduces that document
+    first; what it does not use, and every unattached credit (payments), covers the
+    unattached debits (refunds) and then the documents oldest first. A document its credit
+    notes cover entirely is ``credited``, one with a write-off ``written_off``, one the
+    general credits cover ``paid``."""
     session.flush()
-    entries = [(amount, invoice_id) for amount, invoice_id in session.execute(
-        select(LedgerEntry.amount, LedgerEntry.invoice_id)
+    entries = [(amount, invoice_id, kind) for amount, invoice_id, kind in session.execute(
+        select(LedgerEntry.amount, LedgerEntry.invoice_id, LedgerEntry.kind)
         .where(LedgerEntry.subscriber_id == subscriber_id)
     ).all()]
     invoices = session.scalars(
@@ -141,7 +162,7 @@ def settle(session: Session, subscriber_id: int, today: dt.date) -> Settlement:
             paid.append(inv)
         if outcome.status is InvoiceStatus.OPEN:
             open_.append((inv, outcome.outstanding))
-    total = sum((a for a, _ in entries), ZERO)
+    total = sum((a for a, _, _ in entries), ZERO)
     return Settlement(total, tuple(open_), tuple(paid))
 
 

@@ -114,6 +114,11 @@ class Plan(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+    @property
+    def prepaid(self) -> bool:
+        """Whether periods are paid before they are used."""
+        return self.billing_mode is BillingMode.PREPAID
+
     __table_args__ = (
         CheckConstraint("price >= 0", name="price_not_negative"),
         CheckConstraint("billing_day IS NULL OR (billing_day BETWEEN 1 AND 28)",
@@ -160,6 +165,18 @@ class Subscriber(Base):
     full_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
     phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    # The buyer on tax invoices: postal (installation) address, BIN (Bangladesh) or GSTIN
+    # (India) when registered, and for India the State code of the place of supply (where
+    # the line is installed, IGST Act s.12(11)(a)); the ISP's own State when empty.
+    address: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tax_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    state_code: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    # The day billing (last) started: activation, or reconnection after billing was paused.
+    # No document of the subscriber's is dated before it.
+    billing_started_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    # Billing is paused (disabled, terminated, or suspended where the ISP does not bill
+    # suspended accounts) since this day: no period is invoiced until it resumes.
+    billing_paused_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     auth_version: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -188,9 +205,39 @@ class IspSettings(Base):
     # The guard holds a run only above this many suspensions: one late payer at a tiny ISP
     # is not a gateway outage.
     suspension_guard_min: Mapped[int] = mapped_column(Integer, default=5)
+    # The ISP's payment terms: days from issue to due for postpaid invoices and for charges
+    # issued after the service they cover started (a first invoice, a plan change).
     postpaid_due_days: Mapped[int] = mapped_column(Integer, default=7)
     promises_per_period: Mapped[int] = mapped_column(Integer, default=1)
     payment_link_base: Mapped[str] = mapped_column(Text, default="")
+    # Credit notes are their own gapless series (Mushak-6.7; CGST rule 53(1A)(c)).
+    credit_note_prefix: Mapped[str] = mapped_column(String(16), default="CN-")
+    next_credit_note_number: Mapped[int] = mapped_column(BigInteger, default=1)
+    # Whether subscribers suspended for non-payment keep being invoiced (Splynx: until
+    # deactivation) or billing pauses at the suspension and restarts at reconnection.
+    bill_while_suspended: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Termination of a prepaid account credits the unused days of the paid period.
+    credit_unused_on_termination: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A new prepaid subscriber's service starts when the first invoice is paid.
+    strict_prepay: Mapped[bool] = mapped_column(Boolean, default=False)
+    # No late fee when less than this is outstanding on the invoice.
+    late_fee_min_outstanding: Mapped[Decimal] = mapped_column(Numeric(14, 2),
+                                                              default=Decimal("1.00"))
+    # Every N days a subscriber suspended for non-payment is told how to be restored
+    # (0: never).
+    suspended_notice_days: Mapped[int] = mapped_column(Integer, default=0)
+    # Tax documents: "" (plain invoices), "bd-mushak" (Bangladesh, Mushak-6.3/6.7) or
+    # "in-gst" (India, CGST rules 46 and 53). See billing.tax.
+    tax_profile: Mapped[str] = mapped_column(String(16), default="")
+    tax_id: Mapped[str] = mapped_column(String(32), default="")  # seller BIN / GSTIN
+    state_name: Mapped[str] = mapped_column(String(64), default="")
+    state_code: Mapped[str] = mapped_column(String(4), default="")
+    sac_code: Mapped[str] = mapped_column(String(16), default="")
+    supplementary_duty_percent: Mapped[Decimal] = mapped_column(Numeric(5, 2),
+                                                                default=Decimal("0.00"))
+    late_fee_taxable: Mapped[bool] = mapped_column(Boolean, default=False)
+    signatory_name: Mapped[str] = mapped_column(String(128), default="")
+    signatory_designation: Mapped[str] = mapped_column(String(128), default="")
 
 
 class Holiday(Base):
@@ -238,14 +285,18 @@ class InvoiceStatus(enum.StrEnum):
 
     OPEN = "open"
     PAID = "paid"
-    CREDITED = "credited"
+    CREDITED = "credited"  # settled by credit notes
+    WRITTEN_OFF = "written_off"  # settled with a write-off: the debt was given up
+    APPLIED = "applied"  # a credit note (always: it is applied to its invoice when issued)
 
 
 class InvoiceKind(enum.StrEnum):
     """What an invoice is for."""
 
     PERIOD = "period"  # a billing period of the plan
-    PLAN_CHANGE = "plan_change"  # proration when the plan changes mid-period
+    PLAN_CHANGE = "plan_change"  # the new plan for the rest of a prepaid period
+    CHARGE = "charge"  # a one-off charge an operator adds (equipment, a visit)
+    LATE_FEE = "late_fee"  # the late fee on an overdue invoice
     CREDIT_NOTE = "credit_note"  # a correction of an issued invoice (negative total)
 
 
@@ -267,12 +318,25 @@ class Invoice(Base):
     period_start: Mapped[dt.date] = mapped_column(Date)
     period_end: Mapped[dt.date] = mapped_column(Date)
     issued_on: Mapped[dt.date] = mapped_column(Date)
-    due_on: Mapped[dt.date] = mapped_column(Date)
+    due_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)  # None: credit notes
     currency: Mapped[str] = mapped_column(String(3))
     subtotal: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     tax_percent: Mapped[Decimal] = mapped_column(Numeric(5, 2))
     tax: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    # Supplementary duty (Bangladesh SD, charged before VAT); zero elsewhere.
+    duty: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0.00"))
     total: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    # The tax heads as printed (CGST/SGST or IGST; VAT and SD): [{name, rate, amount}].
+    tax_breakdown: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, nullable=True)
+    # What the subscriber owed before this document (negative: credit in hand) and owes
+    # after it, as the ledger said when it was issued: what the document asks to pay.
+    previous_balance: Mapped[Decimal | None] = mapped_column(Numeric(14, 2), nullable=True)
+    amount_due: Mapped[Decimal | None] = mapped_column(Numeric(14, 2), nullable=True)
+    # The buyer as at issue (a tax document names them as they were).
+    buyer_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    buyer_address: Mapped[str | None] = mapped_column(Text, nullable=True)
+    buyer_tax_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    place_of_supply: Mapped[str | None] = mapped_column(String(4), nullable=True)
     status: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus, "invoice_status"),
                                                   default=InvoiceStatus.OPEN)
     paid_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
@@ -283,10 +347,11 @@ class Invoice(Base):
 
     __table_args__ = (
         # One period invoice per subscriber and period, whatever a crashed or repeated run
-        # does; plan changes one a day.
+        # does. A credited invoice is out of the way: a period re-priced by a plan change is
+        # invoiced again after its old invoice was credited in full.
         Index("uq_invoices_period", "subscriber_id", "period_start", "kind", unique=True,
-              sqlite_where=text("kind != 'credit_note'"),
-              postgresql_where=text("kind != 'credit_note'")),
+              sqlite_where=text("kind = 'period' AND status != 'credited'"),
+              postgresql_where=text("kind = 'period' AND status != 'credited'")),
         Index("ix_invoices_open_due", "status", "due_on"),
     )
 
@@ -308,6 +373,10 @@ class InvoiceLine(Base):
     quantity: Mapped[Decimal] = mapped_column(Numeric(10, 4))
     unit_price: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    # The line's own supplementary duty and VAT/GST (tax invoices show them per line);
+    # None on lines issued before they were kept.
+    duty: Mapped[Decimal | None] = mapped_column(Numeric(14, 2), nullable=True)
+    tax: Mapped[Decimal | None] = mapped_column(Numeric(14, 2), nullable=True)
 
 
 class Payment(Base):
@@ -341,6 +410,25 @@ class Promise(Base):
     actor: Mapped[str] = mapped_column(String(64))
 
 
+class PlanChange(Base):
+    """A subscriber's move to another plan on a day. Postpaid periods are invoiced at their
+    end with a line per plan the period ran on, from these rows."""
+
+    __tablename__ = "plan_changes"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"))
+    changed_on: Mapped[dt.date] = mapped_column(Date)
+    from_plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    to_plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    from_plan: Mapped[Plan] = relationship(foreign_keys=[from_plan_id])
+    to_plan: Mapped[Plan] = relationship(foreign_keys=[to_plan_id])
+    actor: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_plan_changes_subscriber_day", "subscriber_id", "changed_on"),)
+
+
 class Outbox(Base):
     """A notification to deliver (SMS/e-mail, later issue). Written in the same transaction as
     the event; ``dedupe_key`` makes each event happen once however often a run repeats."""
@@ -353,6 +441,9 @@ class Outbox(Base):
     dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)
     payload: Mapped[dict[str, object]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The ISP's business day of the event (the billing run's date): the dunning ladder
+    # spaces its steps by these dates.
+    event_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 

@@ -27,7 +27,7 @@ from fpdf import FPDF, FPDFException
 from fpdf.fonts import FontFace, TTFFont
 from PIL import Image, UnidentifiedImageError
 
-from billing.documents import InvoiceDocument
+from billing.documents import DocumentLine, InvoiceDocument, TaxAmount
 from billing.money import format_money
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,7 @@ def render_invoice_pdf(doc: InvoiceDocument) -> bytes:
     _draw_lines(pdf, doc, fonts)
     _draw_totals(pdf, doc, fonts)
     _draw_payment_link(pdf, doc, fonts)
+    _draw_declarations(pdf, doc, fonts)
     return bytes(pdf.output())
 
 
@@ -205,9 +206,23 @@ def _all_text(doc: InvoiceDocument) -> str:
             doc.subscriber_phone,
             doc.plan_name,
             doc.payment_link or "",
+            doc.subscriber_address,
+            doc.subscriber_tax_id,
+            doc.reason,
+            isp.state_name,
+            isp.signatory_name,
+            isp.signatory_designation,
             *(line.description for line in doc.lines),
         )
     )
+
+
+# What the seller's and buyer's tax registration is called, by profile.
+_TAX_ID_LABEL = {"bd-mushak": "BIN", "in-gst": "GSTIN"}
+
+
+def _tax_id_label(doc: InvoiceDocument) -> str:
+    return _TAX_ID_LABEL.get(doc.isp.tax_profile, "Tax id")
 
 
 def _footer_lines(doc: InvoiceDocument) -> list[str]:
@@ -245,7 +260,12 @@ def _draw_header(pdf: FPDF, doc: InvoiceDocument, fonts: _Fonts) -> None:
     pdf.multi_cell(left_w, 6.5, text(doc.isp.name), align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(fonts.family, "", 9)
     pdf.set_text_color(*_MUTED)
-    for line in (doc.isp.address, doc.isp.phone, doc.isp.email):
+    isp = doc.isp
+    seller = [isp.address, isp.phone, isp.email,
+              f"{_tax_id_label(doc)}: {isp.tax_id}" if isp.tax_id else "",
+              f"State: {isp.state_name} ({isp.state_code})" if isp.tax_profile == "in-gst"
+              and isp.state_code else ""]
+    for line in seller:
         if line:
             pdf.multi_cell(left_w, 4.5, text(line), align="L", new_x="LMARGIN", new_y="NEXT")
     left_bottom = pdf.get_y()
@@ -254,14 +274,24 @@ def _draw_header(pdf: FPDF, doc: InvoiceDocument, fonts: _Fonts) -> None:
     pdf.set_xy(right_x, _MARGIN)
     pdf.set_text_color(*_INK)
     pdf.set_font(fonts.family, "B", 20)
-    pdf.cell(80, 10, text(doc.title), align="R", new_x="LEFT", new_y="NEXT")
+    pdf.multi_cell(80, 8, text(doc.title), align="R", new_x="LEFT", new_y="NEXT")
+    if doc.isp.tax_profile == "bd-mushak":
+        # The form's own reference (VAT and SD Rules 2016, rule 40(1)).
+        pdf.set_font(fonts.family, "", 7)
+        pdf.set_text_color(*_MUTED)
+        pdf.set_x(right_x)
+        rule = "(g)" if doc.credits else "(c)"
+        pdf.cell(80, 4, f"National Board of Revenue, see rule 40(1){rule}", align="R",
+                 new_x="LEFT", new_y="NEXT")
+        pdf.set_text_color(*_INK)
     pdf.ln(2)
-    rows = (
-        ("Number", doc.number),
-        ("Issued", _format_date(doc.issued_on)),
-        ("Due", _format_date(doc.due_on)),
-        ("Period", _format_period(doc.period_start, doc.period_end)),
-    )
+    issued = _format_date(doc.issued_on) + (f", {doc.issued_at}" if doc.issued_at else "")
+    rows = [("Number", doc.number), ("Issued", issued)]
+    if doc.due_on is not None:
+        rows.append(("Due", _format_date(doc.due_on)))
+    if doc.credits is not None:
+        rows.append(("Credits", f"{doc.credits[0]} of {_format_date(doc.credits[1])}"))
+    rows.append(("Period", _format_period(doc.period_start, doc.period_end)))
     for label, value in rows:
         pdf.set_x(right_x)
         pdf.set_font(fonts.family, "", 9)
@@ -283,6 +313,15 @@ def _draw_bill_to(pdf: FPDF, doc: InvoiceDocument, fonts: _Fonts) -> None:
     pdf.set_font(fonts.family, "B", 11)
     pdf.multi_cell(95, 6, text(doc.subscriber_name), align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(fonts.family, "", 9)
+    if doc.subscriber_address:
+        pdf.multi_cell(95, 4.5, text(doc.subscriber_address), align="L", new_x="LMARGIN",
+                       new_y="NEXT")
+    if doc.subscriber_tax_id:
+        pdf.cell(95, 5, text(f"{_tax_id_label(doc)}: {doc.subscriber_tax_id}"),
+                 new_x="LMARGIN", new_y="NEXT")
+    if doc.place_of_supply:
+        pdf.cell(95, 5, text(f"Place of supply: {doc.place_of_supply}"), new_x="LMARGIN",
+                 new_y="NEXT")
     pdf.cell(95, 5, text(f"Username: {doc.subscriber_username}"), new_x="LMARGIN", new_y="NEXT")
     if doc.subscriber_phone:
         pdf.cell(95, 5, text(f"Phone: {doc.subscriber_phone}"), new_x="LMARGIN", new_y="NEXT")
@@ -298,36 +337,83 @@ def _draw_bill_to(pdf: FPDF, doc: InvoiceDocument, fonts: _Fonts) -> None:
     pdf.set_y(max(left_bottom, pdf.get_y()) + 8)
 
 
+def _tax_cell(tax: TaxAmount | None, currency: str) -> str:
+    if tax is None:
+        return ""
+    return f"{_format_number(tax.rate)}%\n{format_money(tax.amount, currency)}"
+
+
+def _head_names(doc: InvoiceDocument) -> list[str]:
+    """The tax heads a tax document has a column for, in order."""
+    names: list[str] = []
+    for line in doc.lines:
+        for tax in line.taxes:
+            if tax.name not in names:
+                names.append(tax.name)
+    return names
+
+
+def _line_total(line: DocumentLine) -> Decimal:
+    return line.amount + line.duty + sum((t.amount for t in line.taxes), Decimal(0))
+
+
 def _draw_lines(pdf: FPDF, doc: InvoiceDocument, fonts: _Fonts) -> None:
     text = fonts.printable
     pdf.set_font(fonts.family, "", 9)
     pdf.set_draw_color(*_RULE)
     heading = FontFace(emphasis="BOLD", color=_INK, fill_color=_SHADE)
+    profile = doc.isp.tax_profile
+    cur = doc.currency
+    if profile not in ("bd-mushak", "in-gst"):
+        widths: tuple[float, ...] = (88, 16, 38, 38)
+        head: tuple[str, ...] = ("Description", "Qty", "Unit price", "Amount")
+
+        def cells(line: DocumentLine) -> tuple[str, ...]:
+            return (text(line.description), _format_number(line.quantity),
+                    format_money(line.unit_price, cur), format_money(line.amount, cur))
+    else:
+        names = _head_names(doc)
+        duty = profile == "bd-mushak" and any(line.duty for line in doc.lines)
+        fixed = 10 + 24 + (22 if duty else 0) + 22 * len(names) + 26
+        sac = 16 if profile == "in-gst" else 0
+        widths = (pdf.epw - fixed - sac, *((sac,) if sac else ()), 10, 24,
+                  *((22,) if duty else ()), *(22,) * len(names), 26)
+        head = ("Description", *(("SAC",) if sac else ()), "Qty", "Value",
+                *(("SD",) if duty else ()), *names, "Total")
+
+        def cells(line: DocumentLine) -> tuple[str, ...]:
+            by_name = {t.name: t for t in line.taxes}
+            sd = (TaxAmount("SD", doc.duty_rate, line.duty),) if duty else ()
+            return (text(line.description), *((text(doc.isp.sac_code),) if sac else ()),
+                    _format_number(line.quantity), format_money(line.amount, cur),
+                    *(_tax_cell(t, cur) for t in sd),
+                    *(_tax_cell(by_name.get(n), cur) for n in names),
+                    format_money(_line_total(line), cur))
+
     with pdf.table(
-        col_widths=(88, 16, 38, 38),
-        text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT"),
+        col_widths=widths,
+        text_align=("LEFT", *(("RIGHT",) * (len(widths) - 1))),
         borders_layout="HORIZONTAL_LINES",
         headings_style=heading,
-        line_height=5.5,
+        line_height=5.5 if len(widths) == 4 else 4.5,
         padding=(1.5, 2),
         width=pdf.epw,
     ) as table:
-        table.row(("Description", "Qty", "Unit price", "Amount"))
+        table.row(head)
         for line in doc.lines:
-            table.row(
-                (
-                    text(line.description),
-                    _format_number(line.quantity),
-                    format_money(line.unit_price, doc.currency),
-                    format_money(line.amount, doc.currency),
-                )
-            )
+            table.row(cells(line))
     pdf.ln(4)
 
 
 def _draw_totals(pdf: FPDF, doc: InvoiceDocument, fonts: _Fonts) -> None:
     rows = [("Subtotal", format_money(doc.subtotal, doc.currency))]
-    if doc.tax_percent:
+    if doc.duty:
+        rows.append((f"SD {_format_number(doc.duty_rate)}%", format_money(doc.duty,
+                                                                         doc.currency)))
+    if doc.taxes:
+        rows += [(f"{t.name} {_format_number(t.rate)}%", format_money(t.amount, doc.currency))
+                 for t in doc.taxes]
+    elif doc.tax_percent:
         rows.append(
             (f"VAT {_format_number(doc.tax_percent)}%", format_money(doc.tax, doc.currency))
         )
@@ -336,8 +422,9 @@ def _draw_totals(pdf: FPDF, doc: InvoiceDocument, fonts: _Fonts) -> None:
     # The total is the widest figure; the column grows for it instead of running into "Total".
     label_w, value_w = 42.0, max(38.0, pdf.get_string_width(total) + 2 * pdf.c_margin + 1)
     x = pdf.w - _MARGIN - label_w - value_w
+    due_rows = _amount_due_rows(doc)
     # Totals and the payment link stay together below the last line, on a new page if need be.
-    height = 6 * len(rows) + 2.5 + 14 + (6 if doc.payment_link else 0)
+    height = 6 * len(rows) + 2.5 + 14 + 7 * len(due_rows) + (6 if doc.payment_link else 0)
     if pdf.get_y() + height > pdf.page_break_trigger:
         pdf.add_page()
     for label, value in rows:
@@ -354,7 +441,31 @@ def _draw_totals(pdf: FPDF, doc: InvoiceDocument, fonts: _Fonts) -> None:
     pdf.set_font(fonts.family, "B", 12)
     pdf.cell(label_w, 8, "Total", align="R")
     pdf.cell(value_w, 8, total, align="R")
-    pdf.ln(14)
+    pdf.ln(10)
+    for label, value, bold in due_rows:
+        pdf.set_x(x - 20)
+        pdf.set_font(fonts.family, "B" if bold else "", 11 if bold else 9)
+        pdf.set_text_color(*(_INK if bold else _MUTED))
+        pdf.cell(label_w + 20, 7, label, align="R")
+        pdf.set_text_color(*_INK)
+        pdf.cell(value_w, 7, value, align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+
+
+def _amount_due_rows(doc: InvoiceDocument) -> list[tuple[str, str, bool]]:
+    """What was owed before the document, and what is to pay now (label, value, bold)."""
+    if doc.previous_balance is None or doc.amount_due is None:
+        return []
+    cur = doc.currency
+    rows: list[tuple[str, str, bool]] = []
+    if doc.previous_balance > 0:
+        rows.append(("Previous balance due", format_money(doc.previous_balance, cur), False))
+    elif doc.previous_balance < 0:
+        applied = min(-doc.previous_balance, max(doc.total, Decimal(0)))
+        if applied:
+            rows.append(("Credit applied", format_money(-applied, cur), False))
+    rows.append(("Amount due now", format_money(doc.amount_due, cur), True))
+    return rows
 
 
 def _draw_payment_link(pdf: FPDF, doc: InvoiceDocument, fonts: _Fonts) -> None:
@@ -365,6 +476,37 @@ def _draw_payment_link(pdf: FPDF, doc: InvoiceDocument, fonts: _Fonts) -> None:
     label = fonts.printable(f"Pay online: {doc.payment_link}")
     pdf.multi_cell(0, 6, label, align="L", link=doc.payment_link, new_x="LMARGIN", new_y="NEXT")
     pdf.set_text_color(*_INK)
+
+
+def _draw_declarations(pdf: FPDF, doc: InvoiceDocument, fonts: _Fonts) -> None:
+    """A credit note's reason, India's reverse-charge statement (CGST rule 46(p)), and the
+    authorised signatory (Mushak-6.3; CGST rule 46(q))."""
+    text = fonts.printable
+    isp = doc.isp
+    lines = []
+    if doc.reason:
+        lines.append(f"Reason: {doc.reason}")
+    if isp.tax_profile == "in-gst":
+        lines.append("Tax payable on reverse charge: No")
+    if not lines and not isp.signatory_name:
+        return
+    pdf.ln(2)
+    pdf.set_font(fonts.family, "", 9)
+    for line in lines:
+        pdf.multi_cell(0, 5, text(line), align="L", new_x="LMARGIN", new_y="NEXT")
+    if isp.signatory_name:
+        pdf.ln(8)
+        pdf.set_x(pdf.w - _MARGIN - 80)
+        pdf.set_font(fonts.family, "B", 9)
+        pdf.multi_cell(80, 5, text(f"For {isp.name}"), align="R", new_x="LMARGIN",
+                       new_y="NEXT")
+        pdf.ln(8)
+        pdf.set_font(fonts.family, "", 9)
+        for line in ("Authorised signatory", isp.signatory_name, isp.signatory_designation):
+            if line:
+                pdf.set_x(pdf.w - _MARGIN - 80)
+                pdf.multi_cell(80, 4.5, text(line), align="R", new_x="LMARGIN",
+                               new_y="NEXT")
 
 
 def _caption(pdf: FPDF, fonts: _Fonts, label: str, width: float, align: str = "L") -> None:

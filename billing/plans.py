@@ -121,10 +121,10 @@ def create_plan(  # noqa: PLR0912 - one check per input, each error next to its 
 ) -> Plan:
     """Create a plan. Every value is validated before anything is written."""
     name = (name or "").strip()
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise InvalidInput(f"invalid plan name {name!r}: 1-64 letters, digits, space, . + -")
     currency = (currency or "").strip().upper()
-    if not _CURRENCY_RE.match(currency):
+    if not _CURRENCY_RE.fullmatch(currency):
         raise InvalidInput(f"invalid currency {currency!r}: use an ISO 4217 code such as BDT")
     exponent(currency)  # a currency radbill knows how to round
     base = RatePair.parse(rate)
@@ -135,7 +135,7 @@ def create_plan(  # noqa: PLR0912 - one check per input, each error next to its 
     fup = RatePair.parse(fup_rate) if fup_rate else None
     if fup is not None and (fup.down >= base.down or fup.up > base.up):
         raise InvalidInput(f"fair-usage rate {fup} must be slower than the rate {base}")
-    if ip_pool is not None and not _POOL_RE.match(ip_pool):
+    if ip_pool is not None and not _POOL_RE.fullmatch(ip_pool):
         raise InvalidInput(f"invalid pool name {ip_pool!r}")
     try:
         cycle = BillingCycle(billing_cycle)

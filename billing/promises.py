@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 
 from billing import accounts
 from billing.invoices import notify
-from billing.isp import settings
+from billing.isp import calendar, settings
 from billing.models import Promise
+from billing.run import sync_paid_until
 from billing.subscribers import get_subscriber
 from radbill import audit
 from radbill.errors import Conflict, InvalidInput
@@ -23,13 +24,21 @@ MAX_PROMISE_DAYS = 30
 
 
 def promise_to_pay(session: Session, username: str, until: dt.date, *, today: dt.date,
-                   actor: str) -> Promise:
-    """Record a promise until *until* and lift a suspension for non-payment."""
+                   actor: str, on: dt.date | None = None) -> Promise:
+    """Record a promise made on *on* (default *today*) to pay by *until*, lift a suspension
+    for non-payment, and (prepaid) extend service to the promise date."""
+    day = on or today
+    if day > today:
+        raise InvalidInput(f"promise date of record {day} is in the future (today is {today})")
     if until <= today:
         raise InvalidInput(f"promise date {until} must be after today ({today})")
-    if until > today + dt.timedelta(days=MAX_PROMISE_DAYS):
-        raise InvalidInput(f"promise date {until} is more than {MAX_PROMISE_DAYS} days away")
+    if until > day + dt.timedelta(days=MAX_PROMISE_DAYS):
+        raise InvalidInput(f"promise date {until} is more than {MAX_PROMISE_DAYS} days after "
+                           f"{day}")
     sub = get_subscriber(session, username, lock=True)
+    if sub.billing_started_on is not None and day < sub.billing_started_on:
+        raise InvalidInput(f"{day} is before {username}'s billing started "
+                           f"({sub.billing_started_on})")
     if str(sub.status) in ("disabled", "terminated"):
         raise Conflict(f"subscriber {username!r} is {sub.status}: no promise possible")
     limit = settings(session).promises_per_period
@@ -45,8 +54,9 @@ def promise_to_pay(session: Session, username: str, until: dt.date, *, today: dt
                       actor=actor)
     session.add(promise)
     session.flush()
-    accounts.reactivate(session, sub, today, f"promise to pay until {until}", actor)
+    accounts.reactivate(session, sub, day, f"promise to pay until {until}", actor)
+    sync_paid_until(session, settings(session), calendar(session), sub, sub.plan, today)
     audit.record(session, actor=actor, action="subscriber.promise", entity="subscriber",
-                 entity_id=sub.id, after={"until": str(until)})
-    notify(session, sub, "promise", f"promise:{promise.id}", until=until)
+                 entity_id=sub.id, after={"until": str(until), "on": str(day)})
+    notify(session, sub, "promise", f"promise:{promise.id}", on=day, until=until)
     return promise

@@ -5,11 +5,19 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from billing import ledger
-from billing.models import Invoice, InvoiceStatus, Payment, Subscriber, SubscriberStatus
+from billing.models import (
+    Invoice,
+    InvoiceStatus,
+    LedgerEntry,
+    Payment,
+    Plan,
+    Subscriber,
+    SubscriberStatus,
+)
 from billing.money import ZERO, percent_of, round_money
 
 
@@ -36,28 +44,61 @@ def renewals(session: Session, today: dt.date, days: int = 7) -> list[dict[str, 
     return out
 
 
-def overdue(session: Session, today: dt.date) -> dict[str, object]:
-    """Everyone with something past due, and the totals per currency."""
-    ids = session.scalars(select(Invoice.subscriber_id).where(
-        Invoice.status == InvoiceStatus.OPEN, Invoice.due_on < today).distinct()).all()
+def overdue(session: Session, today: dt.date, limit: int = 10_000) -> dict[str, object]:
+    """Everyone with something past due on *today*, the most overdue first, and the totals
+    per currency. Set-based: what is overdue is the balance less what is owed on documents
+    not yet due (settlement covers the oldest first), so no account is settled one by one."""
+    attached = (select(LedgerEntry.invoice_id, func.sum(LedgerEntry.amount).label("owed"))
+                .where(LedgerEntry.invoice_id.in_(select(Invoice.id).where(
+                    Invoice.status == InvoiceStatus.OPEN, Invoice.due_on >= today)))
+                .group_by(LedgerEntry.invoice_id).subquery())
+    not_due = (select(Invoice.subscriber_id,
+                      func.sum(case((attached.c.owed > 0, attached.c.owed), else_=0))
+                      .label("owed"))
+               .join(attached, attached.c.invoice_id == Invoice.id)
+               .where(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on >= today)
+               .group_by(Invoice.subscriber_id).subquery())
+    oldest = (select(Invoice.subscriber_id, func.min(Invoice.due_on).label("due_on"))
+              .where(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on < today)
+              .group_by(Invoice.subscriber_id).subquery())
+    balance = (select(LedgerEntry.subscriber_id, func.sum(LedgerEntry.amount).label("amount"))
+               .where(LedgerEntry.subscriber_id.in_(select(oldest.c.subscriber_id)))
+               .group_by(LedgerEntry.subscriber_id).subquery())
+    amount = balance.c.amount - func.coalesce(not_due.c.owed, 0)
+    rows_q = (select(Subscriber.username, Subscriber.full_name, Subscriber.phone,
+                     Subscriber.status, Plan.currency, oldest.c.due_on, amount.label("overdue"))
+              .join(oldest, oldest.c.subscriber_id == Subscriber.id)
+              .join(balance, balance.c.subscriber_id == Subscriber.id)
+              .join(Plan, Plan.id == Subscriber.plan_id)
+              .outerjoin(not_due, not_due.c.subscriber_id == Subscriber.id)
+              .where(amount > 0)
+              .order_by(oldest.c.due_on, Subscriber.username).limit(limit))
     rows: list[dict[str, object]] = []
     totals: dict[str, Decimal] = {}
-    for sub_id in sorted(ids):
-        sub = session.get(Subscriber, sub_id)
-        assert sub is not None
-        settled = ledger.settle(session, sub_id, today)
-        amount = settled.overdue(today)
-        if amount <= 0:
-            continue
-        oldest = min(inv.due_on for inv, _ in settled.open_invoices)
-        currency = sub.plan.currency
-        totals[currency] = totals.get(currency, ZERO) + amount
-        rows.append({"username": sub.username, "name": sub.full_name, "phone": sub.phone,
-                     "status": str(sub.status), "overdue": str(amount), "currency": currency,
-                     "oldest_due_on": str(oldest), "days_overdue": (today - oldest).days})
-    rows.sort(key=lambda r: (-int(str(r["days_overdue"])), str(r["username"])))
+    for username, name, phone, status, currency, due_on, owed in session.execute(rows_q):
+        value = round_money(Decimal(owed), currency)
+        totals[currency] = totals.get(currency, ZERO) + value
+        rows.append({"username": username, "name": name, "phone": phone,
+                     "status": str(status), "overdue": str(value), "currency": currency,
+                     "oldest_due_on": str(due_on), "days_overdue": (today - due_on).days})
     return {"as_of": str(today), "subscribers": rows,
             "totals": {c: str(v) for c, v in sorted(totals.items())}}
+
+
+def account(session: Session, sub: Subscriber, today: dt.date) -> dict[str, object]:
+    """What a subscriber owes on *today*: balance, overdue, and each open document with
+    what is still owed on it."""
+    settled = ledger.settle(session, sub.id, today)
+    currency = sub.plan.currency
+    return {
+        "balance": str(settled.balance), "currency": currency,
+        "amount_due": str(settled.outstanding), "overdue": str(settled.overdue(today)),
+        "open_invoices": [{"number": inv.number, "kind": str(inv.kind),
+                           "issued_on": str(inv.issued_on), "due_on": str(inv.due_on),
+                           "total": str(inv.total), "outstanding": str(owed),
+                           "payment_link": inv.payment_link}
+                          for inv, owed in settled.open_invoices],
+    }
 
 
 def status_counts(session: Session) -> dict[str, int]:

@@ -22,30 +22,38 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from decimal import Decimal
 
 from sqlalchemy import Engine, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from billing import accounts, invoices, ledger
-from billing.cycles import FIXED_DAY, full_period_days, period_end
-from billing.dunning import Account, Action, Calendar, Ladder, UnpaidInvoice, due_actions
+from billing import renewals as renewal_rules
+from billing.dunning import (
+    Account,
+    Action,
+    Calendar,
+    Ladder,
+    UnpaidInvoice,
+    due_actions,
+    service_ends,
+    suspension_day,
+)
 from billing.isp import calendar, local_today, settings, start_of_day_utc
 from billing.models import (
     BillingMode,
     Invoice,
     InvoiceKind,
     IspSettings,
-    LedgerKind,
     Outbox,
     Plan,
+    PlanChange,
     Promise,
     Subscriber,
     SubscriberStatus,
 )
-from billing.money import prorate
 from billing.plan_changes import apply_scheduled
 from billing.plans import cycle_of
 from billing.subscribers import start_billing
@@ -57,6 +65,11 @@ log = logging.getLogger("radbill.billing")
 # larger batches mean fewer round trips; each holds the ISP row (numbering) for its duration.
 BATCH_SIZE = 2000
 BILLABLE = (SubscriberStatus.ACTIVE, SubscriberStatus.SUSPENDED)
+
+# Subscribers not to suspend now, by id, with the reason: e.g. a payment pending on a gateway
+# whose confirmations are failing. The payments part provides one (payments.intents.holds);
+# whoever runs billing passes it in, so billing never reaches into payments.
+SuspensionHolds = Callable[[Session, list[int], dt.datetime], Mapping[int, str]]
 
 
 @dataclass(frozen=True)
@@ -90,167 +103,218 @@ class RunReport:
         self.events.append(Event(sub.username, kind, detail))
 
 
-def ladder_of(plan: Plan) -> Ladder:
-    """The plan's dunning settings."""
+def ladder_of(plan: Plan, isp: IspSettings) -> Ladder:
+    """The plan's dunning settings, with the ISP's."""
     return Ladder(grace_days=plan.grace_days, reminder_days=plan.reminder_days,
                   late_fee=plan.late_fee, late_fee_percent=plan.late_fee_percent,
                   late_fee_cap=plan.late_fee_cap, throttle_after_days=plan.throttle_after_days,
-                  terminate_after_days=plan.terminate_after_days)
+                  terminate_after_days=plan.terminate_after_days,
+                  late_fee_min_outstanding=isp.late_fee_min_outstanding,
+                  suspended_notice_days=isp.suspended_notice_days)
 
 
-class Renewing(Protocol):
-    """What renewing reads and sets on a subscriber (a :class:`Subscriber`, or a row of one
-    in :mod:`billing.batch`)."""
-
-    username: str
-    anchor_day: int | None
-    setup_fee_charged: bool
+def late_fee_lines(invoice_number: str, amount: Decimal) -> list[invoices.Line]:
+    """The late-fee document's line."""
+    return [invoices.Line(f"Late fee on invoice {invoice_number}", amount)]
 
 
-def _period_lines(sub: Renewing, plan: Plan, start: dt.date, end: dt.date) -> list[
-        invoices.Line]:
-    cycle = cycle_of(plan)
-    anchor = sub.anchor_day or start.day
-    whole = full_period_days(cycle, end, anchor)
-    days = (end - start).days
-    label = f"{plan.name} {start:%d %b %Y} - {end - dt.timedelta(days=1):%d %b %Y}"
-    if cycle.kind == "monthly" and cycle.anchor == FIXED_DAY and days < whole:
-        lines = [invoices.Line(f"{label} ({days} of {whole} days)",
-                               prorate(plan.price, days, whole, plan.currency))]
-    else:
-        lines = [invoices.Line(label, plan.price)]
-    if plan.setup_fee > 0 and not sub.setup_fee_charged:
-        lines.append(invoices.Line("Connection (setup) fee", plan.setup_fee))
-        sub.setup_fee_charged = True
-    return lines
+def late_fee_vat(isp: IspSettings, plan: Plan) -> Decimal:
+    """The tax on a late fee: the plan's where the ISP's country taxes late fees (India:
+    CGST Act s.15(2)(d)), none otherwise."""
+    return plan.tax_percent if isp.late_fee_taxable else Decimal("0")
 
 
-def _lead_days(plan: Plan, start: dt.date, end: dt.date) -> int:
-    """How many days before a prepaid period its invoice is issued: the reminder lead, but
-    always less than a period (a daily pack is invoiced on its day)."""
-    return max(0, min(plan.reminder_days, (end - start).days - 1))
+def last_billed(session: Session, sub: Subscriber) -> dt.date | None:
+    """The first day of the latest period invoiced."""
+    return session.scalar(select(func.max(Invoice.period_start)).where(
+        Invoice.subscriber_id == sub.id, Invoice.kind == InvoiceKind.PERIOD))
 
 
 def renew(session: Session, isp: IspSettings, sub: Subscriber, plan: Plan, as_of: dt.date,
           report: RunReport) -> None:
-    """Issue every invoice that has come due by *as_of*. Prepaid periods are invoiced ahead
-    (the reminder lead before they start, due on their first day; the first one at
-    activation), postpaid periods at their end, due after the ISP's payment terms."""
+    """Issue every period invoice that has come due by *as_of* (see
+    :mod:`billing.renewals`), switch to a plan scheduled for the next cycle, and move the
+    current period on. Nothing while billing is paused."""
     assert sub.period_start is not None  # set at activation
     assert sub.period_end is not None
-    prepaid = plan.billing_mode is BillingMode.PREPAID
-    cycle = cycle_of(plan)
-    last = session.scalar(select(func.max(Invoice.period_start)).where(
-        Invoice.subscriber_id == sub.id, Invoice.kind == InvoiceKind.PERIOD))
-
-    def bill(start: dt.date, end: dt.date, issued: dt.date, due: dt.date,
-             billed_plan: Plan) -> None:
-        nonlocal last
-        inv = invoices.issue(session, isp=isp, sub=sub, plan=billed_plan, period_start=start,
-                             period_end=end, issued_on=issued, due_on=due,
-                             lines=_period_lines(sub, billed_plan, start, end))
-        last = start
-        report.add(sub, "invoice", f"{inv.number} {inv.currency} {inv.total} "
-                                   f"{start}..{end} due {inv.due_on}")
-
-    for _ in range(400):  # a year of missed daily runs at most; the next run goes on
-        start, end = sub.period_start, sub.period_end
-        if prepaid:
-            if start <= as_of and (last is None or start > last):
-                bill(start, end, start, start, plan)
-            # the next period is invoiced ahead, at the plan it will run on
-            upcoming = sub.next_plan or plan
-            following = period_end(cycle_of(upcoming), end, sub.anchor_day or end.day)
-            issue_on = end - dt.timedelta(days=_lead_days(upcoming, end, following))
-            if issue_on <= as_of and (last is None or end > last):
-                bill(end, following, issue_on, end, upcoming)
-        elif end <= as_of and (last is None or start > last):
-            bill(start, end, end, end + dt.timedelta(days=isp.postpaid_due_days), plan)
-        if end > as_of:
-            return
-        switched = apply_scheduled(session, sub, "billing-run")
-        if switched is not None:
-            plan, cycle = switched, cycle_of(switched)
-            prepaid = plan.billing_mode is BillingMode.PREPAID
-            report.add(sub, "plan_change", f"now on {plan.name}")
-        sub.period_start = end
-        sub.period_end = period_end(cycle, end, sub.anchor_day or end.day)
-
-
-def sync_paid_until(session: Session, isp: IspSettings, sub: Subscriber, plan: Plan) -> None:
-    """Prepaid: service runs to the end of the last paid period plus the grace days."""
-    if plan.billing_mode is not BillingMode.PREPAID:
+    if sub.billing_paused_on is not None:
         return
-    end = session.scalar(select(func.max(Invoice.period_end)).where(
-        Invoice.subscriber_id == sub.id, Invoice.status == "paid"))
-    paid_until = (start_of_day_utc(isp, end + dt.timedelta(days=plan.grace_days))
-                  if end is not None else None)
+    changes = [(c.changed_on, c.from_plan, c.to_plan) for c in session.scalars(
+        select(PlanChange).where(PlanChange.subscriber_id == sub.id,
+                                 PlanChange.changed_on > sub.period_start)
+        .order_by(PlanChange.changed_on, PlanChange.id))] if not plan.prepaid else []
+    upcoming = sub.next_plan
+    plan_of = {plan.id: plan, **({upcoming.id: upcoming} if upcoming else {})}
+    r = renewal_rules.renewals(period_start=sub.period_start, period_end_=sub.period_end,
+                 anchor_day=sub.anchor_day, last_billed=last_billed(session, sub), plan=plan,
+                 cycle=cycle_of(plan), next_plan=upcoming,
+                 next_cycle=cycle_of(upcoming) if upcoming else None, as_of=as_of,
+                 terms_days=isp.postpaid_due_days, strict_prepay=isp.strict_prepay,
+                 billing_started_on=sub.billing_started_on, changes=changes)
+    for bill in r.bills:
+        billed = plan_of.get(bill.plan.id, plan)
+        lines = renewal_rules.period_lines(bill, cycle_of(billed), sub.anchor_day,
+                             setup_fee_due=not sub.setup_fee_charged)
+        sub.setup_fee_charged = sub.setup_fee_charged or billed.setup_fee > 0
+        inv = invoices.issue(session, isp=isp, sub=sub, plan_name=billed.name,
+                             currency=billed.currency, vat_percent=billed.tax_percent,
+                             period_start=bill.start, period_end=bill.end,
+                             issued_on=bill.issued, due_on=bill.due, lines=lines)
+        report.add(sub, "invoice", f"{inv.number} {inv.currency} {inv.total} "
+                                   f"{bill.start}..{bill.end} due {inv.due_on}")
+    if r.switched_on is not None:
+        switched = apply_scheduled(session, sub, "billing-run", r.switched_on)
+        if switched is not None:
+            report.add(sub, "plan_change", f"now on {switched.name}")
+    assert r.period_start is not None
+    assert r.period_end is not None
+    sub.period_start, sub.period_end = r.period_start, r.period_end
+
+
+def next_period_suspension(isp: IspSettings, plan: Plan, cal: Calendar,
+                           last_end: dt.date | None) -> dt.date | None:
+    """Prepaid: the day the period after the last one invoiced, starting *last_end*, leads
+    to suspension if it is invoiced ahead on time and not paid."""
+    if last_end is None:
+        return None
+    return suspension_day(last_end, ladder_of(plan, isp), cal)
+
+
+def paid_until_of(isp: IspSettings, plan: Plan, cal: Calendar, account: Account,
+                  today: dt.date, *, last_end: dt.date | None, paused: bool,
+                  opening_unpaid_since: dt.date | None) -> dt.datetime | None:
+    """Prepaid: when service stops if nothing more is paid (what RADIUS answers with): the
+    start of the day the ladder would suspend on, for what is open now or for the next
+    period. One date for RADIUS and the ladder. With strict prepay, an unpaid first invoice
+    means no service yet."""
+    if not plan.prepaid:
+        return None
+    if opening_unpaid_since is not None:
+        return start_of_day_utc(isp, opening_unpaid_since)
+    days = [d for d in (service_ends(account, today, ladder_of(plan, isp), cal),
+                        None if paused else next_period_suspension(isp, plan, cal, last_end))
+            if d is not None]
+    return start_of_day_utc(isp, min(days)) if days else None
+
+
+def done_keys(session: Session, sub: Subscriber, isp: IspSettings) -> dict[str, dt.date]:
+    """The subscriber's done ladder steps (outbox keys) with the business day of each."""
+    return {key: on or local_today(isp, created)
+            for key, on, created in session.execute(
+                select(Outbox.dedupe_key, Outbox.event_on, Outbox.created_at)
+                .where(Outbox.subscriber_id == sub.id))}
+
+
+def account_state(session: Session, isp: IspSettings, sub: Subscriber, plan: Plan,
+                  today: dt.date) -> tuple[Account, ledger.Settlement]:
+    """The ladder's view of a subscriber, after settling its invoices."""
+    settled = ledger.settle(session, sub.id, today)
+    done = done_keys(session, sub, isp)
+    promise = accounts.active_promise(session, sub.id)
+    account = Account(
+        subscriber_id=sub.id, username=sub.username, status=str(sub.status),
+        currency=plan.currency,
+        unpaid=tuple(UnpaidInvoice(inv.id, inv.number, inv.due_on, inv.total, outstanding,
+                                   inv.issued_on, inv.kind is InvoiceKind.LATE_FEE)
+                     for inv, outstanding in settled.open_invoices if inv.due_on is not None),
+        throttled=sub.dunning_throttled, suspended_on=sub.suspended_on,
+        suspended_for_nonpayment=sub.suspended_for_nonpayment,
+        promise_until=promise.until if promise else None, done=frozenset(done), done_on=done,
+    )
+    return account, settled
+
+
+def sync_paid_until(session: Session, isp: IspSettings, cal: Calendar, sub: Subscriber,
+                    plan: Plan, today: dt.date) -> None:
+    """Prepaid: set when service stops (see :func:`paid_until_of`)."""
+    if not plan.prepaid:
+        if sub.paid_until is not None:
+            sub.paid_until = None
+            sub.auth_version = bump(session, AUTH_FEED)
+        return
+    account, settled = account_state(session, isp, sub, plan, today)
+    last_end = session.scalar(select(func.max(Invoice.period_end)).where(
+        Invoice.subscriber_id == sub.id, Invoice.kind == InvoiceKind.PERIOD))
+    paid_until = paid_until_of(isp, plan, cal, account, today, last_end=last_end,
+                               paused=sub.billing_paused_on is not None,
+                               opening_unpaid_since=opening_unpaid(isp, sub, settled))
     if paid_until != sub.paid_until:
         sub.paid_until = paid_until
         sub.auth_version = bump(session, AUTH_FEED)
 
 
-def account_state(session: Session, sub: Subscriber, plan: Plan, today: dt.date
-                  ) -> tuple[Account, ledger.Settlement]:
-    """The ladder's view of a subscriber, after settling its invoices."""
-    settled = ledger.settle(session, sub.id, today)
-    done = frozenset(session.scalars(select(Outbox.dedupe_key)
-                                     .where(Outbox.subscriber_id == sub.id)))
-    promise = accounts.active_promise(session, sub.id)
-    account = Account(
-        subscriber_id=sub.id, username=sub.username, status=str(sub.status),
-        currency=plan.currency,
-        unpaid=tuple(UnpaidInvoice(inv.id, inv.number, inv.due_on, inv.total, outstanding)
-                     for inv, outstanding in settled.open_invoices),
-        throttled=sub.dunning_throttled, suspended_on=sub.suspended_on,
-        suspended_for_nonpayment=sub.suspended_for_nonpayment,
-        promise_until=promise.until if promise else None, done=done,
-    )
-    return account, settled
+def opening_unpaid(isp: IspSettings, sub: Subscriber, settled: ledger.Settlement
+                   ) -> dt.date | None:
+    """With strict prepay: the day billing started, while the first invoice since then is
+    unpaid (service has not started)."""
+    if not isp.strict_prepay or sub.billing_started_on is None:
+        return None
+    for inv, owed in settled.open_invoices:
+        if (inv.kind is InvoiceKind.PERIOD and inv.period_start == sub.billing_started_on
+                and owed > 0):
+            return sub.billing_started_on
+    return None
 
 
-def apply_action(session: Session, sub: Subscriber, plan: Plan, action: Action,
-                 today: dt.date, report: RunReport, actor: str) -> None:
+def _notice(inv: Invoice, action: Action, account: Account,
+            settled: ledger.Settlement) -> dict[str, object]:
+    """What a reminder, due notice or final reminder tells: the document, what is still
+    owed on it, what is owed in all (the amount to pay now) and the dates."""
+    owed = next((o for i, o in settled.open_invoices if i.id == inv.id), inv.total)
+    return {"invoice": inv.number, "total": inv.total, "outstanding": owed,
+            "amount_due": settled.outstanding, "currency": inv.currency,
+            "due_on": action.due_on or inv.due_on, "suspend_on": action.suspend_on,
+            "payment_link": inv.payment_link}
+
+
+def apply_action(session: Session, isp: IspSettings, sub: Subscriber, plan: Plan,
+                 action: Action, today: dt.date, report: RunReport, actor: str,
+                 account: Account, settled: ledger.Settlement) -> None:
     """Carry out one ladder step."""
     kind = action.kind
     if kind in ("reminder", "due_notice", "final_reminder"):
         inv = session.get(Invoice, action.invoice_id)
         assert inv is not None
-        invoices.notify(session, sub, kind, action.key, invoice=inv.number, total=inv.total,
-                        currency=inv.currency, due_on=inv.due_on, payment_link=inv.payment_link)
+        invoices.notify(session, sub, kind, action.key, on=today,
+                        **_notice(inv, action, account, settled))
         report.add(sub, kind, inv.number)
     elif kind == "late_fee":
         inv = session.get(Invoice, action.invoice_id)
         assert inv is not None
         assert action.amount is not None
-        ledger.post(session, subscriber_id=sub.id, kind=LedgerKind.LATE_FEE,
-                    amount=action.amount, currency=inv.currency, effective_on=today,
-                    description=f"Late fee on {inv.number}", invoice_id=inv.id, actor=actor)
-        invoices.notify(session, sub, "late_fee", action.key, invoice=inv.number,
-                        amount=action.amount, currency=inv.currency)
-        report.add(sub, "late_fee", f"{inv.currency} {action.amount} on {inv.number}")
+        fee = invoices.issue(session, isp=isp, sub=sub, plan_name=inv.plan_name,
+                             currency=inv.currency, vat_percent=late_fee_vat(isp, plan),
+                             period_start=inv.period_start, period_end=inv.period_end,
+                             issued_on=today, due_on=today,
+                             lines=late_fee_lines(inv.number, action.amount),
+                             kind=InvoiceKind.LATE_FEE, actor=actor)
+        invoices.notify(session, sub, "late_fee", action.key, on=today, invoice=inv.number,
+                        fee_invoice=fee.number, amount=fee.total, currency=inv.currency,
+                        amount_due=fee.amount_due, payment_link=fee.payment_link)
+        report.add(sub, "late_fee", f"{inv.currency} {fee.total} on {inv.number} "
+                                    f"({fee.number})")
     elif kind == "throttle":
         accounts.set_throttle(session, sub, True, action.reason)
-        invoices.notify(session, sub, "throttled", action.key, reason=action.reason)
+        invoices.notify(session, sub, "throttled", action.key, on=today, reason=action.reason)
         report.add(sub, "throttle", action.reason)
     elif kind == "promise_broken":
         promise = accounts.active_promise(session, sub.id)
         if promise is not None:
             promise.status = "broken"
-        invoices.notify(session, sub, "promise_broken", action.key)
+        invoices.notify(session, sub, "promise_broken", action.key, on=today,
+                        amount_due=settled.outstanding)
         report.add(sub, "promise_broken", action.key.rsplit(":", 1)[1])
+    elif kind == "still_suspended":
+        invoices.notify(session, sub, "still_suspended", action.key, on=today,
+                        amount_due=settled.outstanding, currency=plan.currency)
+        report.add(sub, "still_suspended", f"since {sub.suspended_on}")
     elif kind == "suspend":
         if accounts.suspend(session, sub, today, action.reason, actor):
             report.add(sub, "suspend", action.reason)
     elif kind == "reconnect":
         if accounts.reactivate(session, sub, today, action.reason, actor):
             report.add(sub, "reconnect", action.reason)
-    elif kind == "terminate":
-        from billing import subscribers
-
-        subscribers.change_status(session, sub.username, SubscriberStatus.TERMINATED,
-                                  actor=actor, reason=action.reason)
-        accounts.enforce(session, sub, "terminate", action.reason)
+    elif kind == "terminate" and accounts.terminate(session, sub, today, action.reason, actor):
         report.add(sub, "terminate", action.reason)
 
 
@@ -263,16 +327,17 @@ def process(session: Session, isp: IspSettings, cal: Calendar, sub: Subscriber, 
     plan = sub.plan  # a scheduled plan change may have switched it
     pending: list[Action] = []
     for _ in range(3):  # a late fee changes what is owed: settle and look again
-        account, _settled = account_state(session, sub, plan, as_of)
-        actions = due_actions(account, as_of, ladder_of(plan), cal)
+        account, settled = account_state(session, isp, sub, plan, as_of)
+        actions = due_actions(account, as_of, ladder_of(plan, isp), cal)
         todo = [a for a in actions if a.kind != "suspend" or suspend]
         pending = [a for a in actions if a.kind == "suspend" and not suspend]
         if not todo:
             break
         for action in todo:
-            apply_action(session, sub, plan, action, as_of, report, actor)
+            apply_action(session, isp, sub, plan, action, as_of, report, actor, account,
+                         settled)
     ledger.settle(session, sub.id, as_of)
-    sync_paid_until(session, isp, sub, plan)
+    sync_paid_until(session, isp, cal, sub, plan, as_of)
     return pending
 
 
@@ -293,7 +358,7 @@ def _analyze(session: Session) -> None:
         conn.commit()
 
 
-def _guarded(session: Session, isp: IspSettings, cal: Calendar, sub: Subscriber,
+def process_guarded(session: Session, isp: IspSettings, cal: Calendar, sub: Subscriber,
              as_of: dt.date, report: RunReport, *, suspend: bool, actor: str) -> list[Action]:
     """:func:`process` in a savepoint: one subscriber's bad data is logged, reported and
     alerted, and billing goes on for everybody else."""
@@ -323,14 +388,16 @@ def due_subscriber_ids(session: Session, as_of: dt.date) -> list[int]:
         .where(Subscriber.status.in_(BILLABLE))
         .where(or_(
             Subscriber.period_start.is_(None),
-            Subscriber.period_end <= as_of,
-            and_(Plan.billing_mode == BillingMode.PREPAID,
-                 Subscriber.period_end <= as_of + dt.timedelta(days=max_lead)),
-            # prepaid: the current period is not invoiced yet (activation)
-            and_(Plan.billing_mode == BillingMode.PREPAID, Subscriber.period_start <= as_of,
-                 ~exists().where(Invoice.subscriber_id == Subscriber.id,
-                                 Invoice.period_start == Subscriber.period_start,
-                                 Invoice.kind == InvoiceKind.PERIOD)),
+            and_(Subscriber.billing_paused_on.is_(None), or_(
+                Subscriber.period_end <= as_of,
+                and_(Plan.billing_mode == BillingMode.PREPAID,
+                     Subscriber.period_end <= as_of + dt.timedelta(days=max_lead)),
+                # prepaid: the current period is not invoiced yet (activation)
+                and_(Plan.billing_mode == BillingMode.PREPAID,
+                     Subscriber.period_start <= as_of,
+                     ~exists().where(Invoice.subscriber_id == Subscriber.id,
+                                     Invoice.period_start == Subscriber.period_start,
+                                     Invoice.kind == InvoiceKind.PERIOD)))),
             Subscriber.id.in_(open_invoices),
             Subscriber.status == SubscriberStatus.SUSPENDED,
             Subscriber.dunning_throttled.is_(True),
@@ -369,18 +436,19 @@ def _phase_one(session: Session, ids: list[int], as_of: dt.date, report: RunRepo
 
         return bill_batch(session, isp, cal, ids, as_of, report, actor=actor)
     return [sub.id for sub in _load(session, ids)
-            if _guarded(session, isp, cal, sub, as_of, report, suspend=False, actor=actor)]
+            if process_guarded(session, isp, cal, sub, as_of, report, suspend=False, actor=actor)]
 
 
 def billing_run(factory: sessionmaker[Session], as_of: dt.date, *, dry_run: bool = False,
                 confirm_suspensions: bool = False, actor: str = "billing-run",
-                batch_size: int = BATCH_SIZE, per_account: bool = False) -> RunReport:
+                batch_size: int = BATCH_SIZE, per_account: bool = False,
+                holds: SuspensionHolds | None = None) -> RunReport:
     """Run billing for *as_of* (the ISP's local date). See the module documentation.
 
     Each batch is planned in memory and written set-based (:mod:`billing.batch`); accounts
     that need a service of their own go through :func:`process` one by one. *per_account*
     sends every account through :func:`process` (the reference the batch path is tested
-    against)."""
+    against). *holds* names subscribers not to suspend now (see :data:`SuspensionHolds`)."""
     report = RunReport(as_of=as_of, dry_run=dry_run)
     dry = factory() if dry_run else None
     if dry is not None:
@@ -403,7 +471,7 @@ def billing_run(factory: sessionmaker[Session], as_of: dt.date, *, dry_run: bool
                 if dry is None:
                     session.close()
         _suspend_phase(factory, dry, candidates, as_of, report, confirm_suspensions, actor,
-                       batch_size)
+                       batch_size, holds)
         if report.errors:
             _alert_errors(factory, dry, report)
     finally:
@@ -432,12 +500,11 @@ def _alert_errors(factory: sessionmaker[Session], dry: Session | None, report: R
 
 
 def _hold_for_pending_payments(factory: sessionmaker[Session], dry: Session | None,
-                               candidates: list[int], report: RunReport) -> list[int]:
-    """Leave out subscribers with a payment pending on a gateway whose confirmations are
-    failing: they may well have paid. Reported and alerted."""
-    from payments.intents import holds  # payments builds on billing, not the other way round
-
-    if not candidates:
+                               candidates: list[int], report: RunReport,
+                               holds: SuspensionHolds | None) -> list[int]:
+    """Leave out subscribers *holds* names, e.g. with a payment pending on a gateway whose
+    confirmations are failing: they may well have paid. Reported and alerted."""
+    if not candidates or holds is None:
         return candidates
     session = dry if dry is not None else factory()
     try:
@@ -461,8 +528,8 @@ def _hold_for_pending_payments(factory: sessionmaker[Session], dry: Session | No
 
 def _suspend_phase(factory: sessionmaker[Session], dry: Session | None, candidates: list[int],
                    as_of: dt.date, report: RunReport, confirm: bool, actor: str,
-                   batch_size: int) -> None:
-    candidates = _hold_for_pending_payments(factory, dry, candidates, report)
+                   batch_size: int, holds: SuspensionHolds | None) -> None:
+    candidates = _hold_for_pending_payments(factory, dry, candidates, report, holds)
     if not candidates:
         return
     session = dry if dry is not None else factory()
@@ -498,7 +565,7 @@ def _suspend_phase(factory: sessionmaker[Session], dry: Session | None, candidat
             isp = settings(session, lock=True)
             cal = calendar(session)
             for sub in _load(session, candidates[i : i + batch_size]):
-                _guarded(session, isp, cal, sub, as_of, report, suspend=True, actor=actor)
+                process_guarded(session, isp, cal, sub, as_of, report, suspend=True, actor=actor)
             if dry is None:
                 session.commit()
         finally:

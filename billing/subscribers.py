@@ -47,7 +47,7 @@ MAX_PASSWORD_BYTES = 128  # RFC 2865 User-Password carries at most 128 octets
 
 def validate_username(username: str) -> str:
     """A username a NAS can send: 1-64 of letters, digits and . _ @ + -."""
-    if not isinstance(username, str) or not _USERNAME_RE.match(username):
+    if not isinstance(username, str) or not _USERNAME_RE.fullmatch(username):
         raise InvalidInput(
             f"invalid username {username!r}: 1-64 characters of letters, digits and . _ @ + -"
         )
@@ -65,10 +65,42 @@ def validate_password(password: str) -> str:
     return password
 
 
+_TAX_ID_RE = re.compile(r"[A-Za-z0-9\-/]{5,32}")
+_STATE_CODE_RE = re.compile(r"[0-9A-Za-z]{1,4}")
+
+
+def validate_text(label: str, value: str, limit: int, *, multiline: bool = False) -> str:
+    """Free text an operator typed: trimmed, at most *limit* characters, no control
+    characters (newlines only where *multiline*)."""
+    text = (value or "").strip()
+    allowed = "\n" if multiline else ""
+    if len(text) > limit:
+        raise InvalidInput(f"{label} is longer than {limit} characters")
+    if any((ord(c) < 0x20 and c not in allowed) or ord(c) == 0x7F for c in text):
+        raise InvalidInput(f"{label} must not contain control characters")
+    return text
+
+
+def validate_tax_id(value: str) -> str:
+    """A buyer's BIN (Bangladesh) or GSTIN (India): 5-32 letters, digits, - and /."""
+    text = (value or "").strip().upper()
+    if not _TAX_ID_RE.fullmatch(text):
+        raise InvalidInput(f"invalid tax id {value!r}: 5-32 letters, digits, - or /")
+    return text
+
+
+def validate_state_code(value: str) -> str:
+    """A State code (India: the GST State code, e.g. 29 for Karnataka)."""
+    text = (value or "").strip().upper()
+    if not _STATE_CODE_RE.fullmatch(text):
+        raise InvalidInput(f"invalid State code {value!r}: 1-4 letters or digits")
+    return text
+
+
 def normalize_mac(mac: str) -> str:
     """``aabb.ccdd.eeff`` or ``AA-BB-...`` → ``AA:BB:CC:DD:EE:FF`` (MikroTik's form)."""
     text = (mac or "").strip()
-    if not _MAC_RE.match(text):
+    if not _MAC_RE.fullmatch(text):
         raise InvalidInput(f"invalid MAC address {mac!r}: use AA:BB:CC:DD:EE:FF")
     digits = re.sub(r"[^0-9A-Fa-f]", "", text).upper()
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
@@ -139,11 +171,16 @@ def create_subscriber(
     full_name: str | None = None,
     phone: str | None = None,
     email: str | None = None,
+    address: str | None = None,
+    tax_id: str | None = None,
+    state_code: str | None = None,
     activated_on: dt.date | None = None,
+    today: dt.date | None = None,
     actor: str = "system",
 ) -> Subscriber:
     """Create an active subscriber on *plan*, its first billing period starting on
-    *activated_on* (default: today in the ISP's time zone). Validates before writing."""
+    *activated_on* (default: today in the ISP's time zone; never in the future). Validates
+    before writing."""
     validate_username(username)
     validate_password(password)
     try:
@@ -154,15 +191,24 @@ def create_subscriber(
     ip_norm = validate_ipv4(ip) if ip else None
     if ip_norm and pool:
         raise InvalidInput("give a static IP or a pool, not both")
-    if pool is not None and not _POOL_RE.match(pool):
+    if pool is not None and not _POOL_RE.fullmatch(pool):
         raise InvalidInput(f"invalid pool name {pool!r}")
     if not 1 <= simultaneous_use <= 100:
         raise InvalidInput(f"simultaneous-use {simultaneous_use} must be between 1 and 100")
-    if phone is not None and not _PHONE_RE.match(phone):
+    if phone is not None and not _PHONE_RE.fullmatch(phone):
         raise InvalidInput(f"invalid phone number {phone!r}")
-    if email is not None and not _EMAIL_RE.match(email):
+    if email is not None and not _EMAIL_RE.fullmatch(email):
         raise InvalidInput(f"invalid e-mail address {email!r}")
+    if full_name is not None:
+        full_name = validate_text("name", full_name, 128)
+    address = validate_text("address", address, 500, multiline=True) if address else None
+    tax_id = validate_tax_id(tax_id) if tax_id else None
+    state_code = validate_state_code(state_code) if state_code else None
     plan_row = get_plan(session, plan)
+    today = today or local_today(isp_settings(session), utcnow())
+    if activated_on is not None and activated_on > today:
+        raise InvalidInput(f"activation date {activated_on} is in the future (today is "
+                           f"{today})")
 
     sub = Subscriber(
         username=username,
@@ -177,9 +223,12 @@ def create_subscriber(
         full_name=full_name,
         phone=phone,
         email=email,
+        address=address,
+        tax_id=tax_id,
+        state_code=state_code,
         auth_version=bump(session, AUTH_FEED),
     )
-    start_billing(sub, plan_row, activated_on or local_today(isp_settings(session), utcnow()))
+    start_billing(sub, plan_row, activated_on or today)
     try:
         # A savepoint keeps the caller's transaction usable after a unique violation, and
         # its rollback takes the half-made row out of the session again.
@@ -198,10 +247,13 @@ def create_subscriber(
 
 
 def start_billing(sub: Subscriber, plan: Plan, day: dt.date) -> None:
-    """Open the first billing period on *day* (activation)."""
+    """Open the first billing period on *day* (activation, or reconnection after billing was
+    paused): the anniversary moves to *day*; a fixed billing day gives a short, prorated
+    first period."""
     sub.anchor_day = day.day
     sub.period_start = day
     sub.period_end = period_end(cycle_of(plan), day, day.day)
+    sub.billing_started_on = day
 
 
 def change_status(
@@ -289,6 +341,11 @@ def summary(sub: Subscriber) -> dict[str, object]:
         "full_name": sub.full_name,
         "phone": sub.phone,
         "email": sub.email,
+        "address": sub.address,
+        "tax_id": sub.tax_id,
+        "state_code": sub.state_code,
+        "billing_started_on": str(sub.billing_started_on) if sub.billing_started_on else None,
+        "billing_paused_on": str(sub.billing_paused_on) if sub.billing_paused_on else None,
     }
 
 

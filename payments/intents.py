@@ -48,7 +48,8 @@ class Due:
     customer: str
     currency: str
     total: Decimal
-    outstanding: Decimal
+    outstanding: Decimal  # still owed on this invoice
+    amount_due: Decimal  # everything owed now (this invoice, older ones, late fees)
     due_on: dt.date
     paid: bool
 
@@ -56,21 +57,24 @@ class Due:
 def due(session: Session, number: str) -> Due:
     """The payment page's view of invoice *number*. Raises NotFound."""
     inv = get_invoice(session, number)
-    if inv.kind not in ("period", "plan_change"):
-        raise NotFound(f"invoice {number} cannot be paid online")
+    if inv.kind == "credit_note" or inv.due_on is None:
+        raise NotFound(f"{number} is a credit note: nothing to pay")
     sub = session.get(Subscriber, inv.subscriber_id)
     assert sub is not None
     settled = ledger.settle(session, sub.id, local_today(isp_settings(session), utcnow()))
     outstanding = next((o for i, o in settled.open_invoices if i.id == inv.id), Decimal("0"))
     return Due(number=inv.number, username=sub.username, customer=sub.full_name or sub.username,
                currency=inv.currency, total=inv.total, outstanding=outstanding,
+               amount_due=settled.outstanding if outstanding > 0 else Decimal("0"),
                due_on=inv.due_on, paid=outstanding <= 0)
 
 
 def create(session: Session, number: str, gateway: str, public_url: str
            ) -> tuple[PaymentIntent, PaymentOrder]:
-    """A new intent to pay what is outstanding on invoice *number* through *gateway*, and the
-    order to send to the gateway. Raises Conflict if nothing is left to pay."""
+    """A new intent to pay everything owed now, from the link of invoice *number*, through
+    *gateway*, and the order to send to the gateway (settlement covers the oldest documents
+    first, so paying less than everything could leave an older one open and the subscriber
+    suspended). Raises Conflict if nothing is left to pay on the invoice."""
     view = due(session, number)
     if view.paid:
         raise Conflict(f"invoice {number} is already paid")
@@ -79,11 +83,11 @@ def create(session: Session, number: str, gateway: str, public_url: str
     assert sub is not None
     intent = PaymentIntent(reference=f"RB{inv.id}{secrets.token_hex(5).upper()}",
                            subscriber_id=sub.id, invoice_id=inv.id, gateway=gateway,
-                           amount=view.outstanding, currency=view.currency)
+                           amount=view.amount_due, currency=view.currency)
     session.add(intent)
     session.flush()
     order = PaymentOrder(
-        reference=intent.reference, invoice_number=inv.number, amount=view.outstanding,
+        reference=intent.reference, invoice_number=inv.number, amount=view.amount_due,
         currency=view.currency, customer_name=sub.full_name or sub.username,
         customer_phone=sub.phone or "", description=f"Invoice {inv.number} ({sub.username})",
         return_url=f"{public_url}/pay/return/{gateway}?ref={intent.reference}",

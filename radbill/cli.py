@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from contextlib import suppress
+from typing import Any
 
 import click
 
@@ -17,12 +18,12 @@ from admin.cli import serve, user
 from billing.cli import billing, isp, payment, plan, subscriber
 from coa.cli import enforcement
 from payments.cli import payment_held, payment_poll
-from radbill.cliutil import App, fail, guarded, pass_app
+from radbill.cliutil import App, OneLineErrors, fail, guarded, pass_app
 from radbill.config import ConfigError, Settings
 from radius.cli import accounting, nas, radius
 
 
-@click.group()
+@click.group(cls=OneLineErrors)
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 @click.pass_context
 def main(ctx: click.Context, verbose: bool) -> None:
@@ -36,7 +37,7 @@ def main(ctx: click.Context, verbose: bool) -> None:
         settings = Settings.from_env()
     except ConfigError as exc:
         fail(f"configuration: {exc}")
-    ctx.obj = App(settings)
+    ctx.obj = App(settings, suspension_holds=_payment_holds)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -87,6 +88,13 @@ def scheduler_cmd(app: App, billing_time: str, run_now: str | None) -> None:
     with suppress(KeyboardInterrupt, SystemExit):
         sched.start()
 
+
+
+def _payment_holds(session: Any, subscriber_ids: list[int], now: Any) -> Any:
+    """The payments part's suspension holds (a payment pending on a failing gateway)."""
+    from payments.intents import holds
+
+    return holds(session, subscriber_ids, now)
 
 
 payment.add_command(payment_poll)

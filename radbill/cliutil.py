@@ -8,6 +8,7 @@ that starts with ``error:`` and a non-zero exit status; every list and show take
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import sys
@@ -30,9 +31,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 class App:
     """What every command needs: settings and, on first use, an engine."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, suspension_holds: Any = None) -> None:
         self.settings = settings
         self._engine: Engine | None = None
+        # Who not to suspend now (billing.run.SuspensionHolds), given by the root, which
+        # knows the parts: billing never imports payments.
+        self.suspension_holds = suspension_holds
 
     @property
     def engine(self) -> Engine:
@@ -64,6 +68,69 @@ class App:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+
+class OneLineErrors(click.Group):
+    """The root group: every usage error (a missing argument, an impossible date, an unknown
+    option) is one ``error:`` line and a non-zero exit, like the errors of the services."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.Abort:
+            fail("aborted", 1)
+        except click.ClickException as exc:
+            message = " ".join(exc.format_message().split())
+            fail(message, exc.exit_code)
+        if isinstance(result, int):
+            sys.exit(result)
+        return result
+
+
+class Day(click.ParamType):
+    """A calendar date written YYYY-MM-DD."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> dt.date:
+        if isinstance(value, dt.date):
+            return value
+        text = str(value).strip()
+        try:
+            if len(text) != 10:
+                raise ValueError(text)
+            return dt.datetime.strptime(text, "%Y-%m-%d").date()  # noqa: DTZ007 - a date
+        except ValueError:
+            self.fail(f"{value!r} is not a date (YYYY-MM-DD)", param, ctx)
+
+
+DAY = Day()
+
+
+def on_option(fn: F) -> F:
+    """``--on DATE``: when what is recorded happened (default today, ISP time)."""
+    return click.option("--on", "on", type=DAY,
+                        help="When it happened (YYYY-MM-DD; default today, ISP time; "
+                             "never in the future).")(fn)
+
+
+def as_of_option(fn: F) -> F:
+    """``--as-of DATE`` for reports."""
+    return click.option("--as-of", "as_of", type=DAY,
+                        help="Report as of this day (YYYY-MM-DD; default today).")(fn)
+
+
+def not_future(day: dt.date | None, today: dt.date, what: str = "date") -> dt.date:
+    """*day* (default *today*), refused when it lies in the future."""
+    if day is None:
+        return today
+    if day > today:
+        from radbill.errors import InvalidInput
+
+        raise InvalidInput(f"{what} {day} is in the future (today is {today})")
+    return day
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -27,6 +27,7 @@ from billing.isp import local_today, update_settings
 from billing.isp import settings as isp_settings
 from billing.models import Plan, SubscriberStatus
 from billing.run import billing_run
+from payments.intents import holds
 from radbill.config import Settings
 from radbill.crypto import secret_box
 from radbill.db import engine_from_settings, session_factory, unit_of_work, utcnow
@@ -98,7 +99,8 @@ def seed(settings: Settings) -> bool:
                              ("demo13", SubscriberStatus.SUSPENDED),
                              ("demo21", SubscriberStatus.DISABLED)):
             subscribers.change_status(s, name, status, actor="demo", reason="demo data")
-    billing_run(factory, today, actor="demo")  # the late payers are invoiced and suspended
+    # the late payers are invoiced and suspended
+    billing_run(factory, today, actor="demo", holds=holds)
     engine.dispose()
     return True
 

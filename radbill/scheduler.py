@@ -85,10 +85,11 @@ def billing_job(settings: Settings) -> Callable[[sessionmaker[Session], dict[str
         from billing.isp import local_today
         from billing.isp import settings as isp_settings
         from billing.run import billing_run
+        from payments.intents import holds
 
         with factory() as session:
             today = local_today(isp_settings(session), utcnow())
-        report = billing_run(factory, today, actor="scheduler")
+        report = billing_run(factory, today, actor="scheduler", holds=holds)
         counts.update(report.counts)
         counts["as_of"] = str(today)
         counts["suspensions_held"] = report.suspensions_blocked

@@ -39,7 +39,8 @@ class Sim:
     def subscriber(self, username: str, plan: str, **kw: Any) -> None:
         with self.factory() as s, s.begin():
             subscribers.create_subscriber(s, self.box, username=username, password="pw",
-                                          plan=plan, activated_on=self.today, **kw)
+                                          plan=plan, activated_on=self.today, today=self.today,
+                                          **kw)
 
     def run(self, **kw: Any) -> RunReport:
         report = billing_run(self.factory, self.today, **kw)
@@ -66,6 +67,38 @@ class Sim:
                                            reference=ref or f"R-{username}-{self.today}-{amount}",
                                            today=self.today, actor="cashier")
 
+    def set_status(self, username: str, status: str, reason: str = "") -> bool:
+        from billing import accounts
+        from billing.models import SubscriberStatus
+
+        with self.factory() as s, s.begin():
+            return accounts.set_status_by_operator(s, username, SubscriberStatus(status),
+                                                   reason=reason, actor="operator",
+                                                   on=self.today)
+
+    def credit_note(self, number: str, amount: str | None, reason: str = "correction"
+                    ) -> str:
+        from billing import invoices
+        from billing.isp import settings
+
+        with self.factory() as s, s.begin():
+            note = invoices.credit_note(s, isp=settings(s, lock=True), number=number,
+                                        amount=Decimal(amount) if amount else None,
+                                        reason=reason, today=self.today, actor="operator")
+            return note.number
+
+    def adjust(self, username: str, kind: str, amount: str, **kw: Any) -> payments.Adjustment:
+        with self.factory() as s, s.begin():
+            return payments.adjust(s, username, kind, amount, reason=f"{kind} test",
+                                   today=self.today, actor="operator", **kw)
+
+    def outstanding(self, username: str) -> dict[str, Decimal]:
+        """What is still owed per open document."""
+        sub_id = self.sub(username).id
+        with self.factory() as s, s.begin():
+            return {inv.number: owed for inv, owed in ledger.settle(s, sub_id, self.today)
+                    .open_invoices}
+
     def promise(self, username: str, until: dt.date) -> None:
         with self.factory() as s, s.begin():
             promises.promise_to_pay(s, username, until, today=self.today, actor="operator")
@@ -91,9 +124,12 @@ class Sim:
             for inv in rows:
                 lines = s.scalars(select(InvoiceLine).where(InvoiceLine.invoice_id == inv.id)
                                   .order_by(InvoiceLine.position)).all()
-                out.append({"number": inv.number, "period": (inv.period_start, inv.period_end),
-                            "due": inv.due_on, "total": inv.total, "tax": inv.tax,
-                            "status": str(inv.status),
+                out.append({"number": inv.number, "kind": str(inv.kind),
+                            "period": (inv.period_start, inv.period_end),
+                            "issued": inv.issued_on, "due": inv.due_on, "total": inv.total,
+                            "tax": inv.tax, "status": str(inv.status),
+                            "previous_balance": inv.previous_balance,
+                            "amount_due": inv.amount_due,
                             "lines": [(ln.description, ln.amount) for ln in lines]})
             return out
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing import payments, reports
+from billing import reports
 from radbill.errors import Conflict, InvalidInput
 from radius.snapshot import AuthSnapshot, SnapshotRefresher
 from tests.billing.sim import Sim
@@ -24,21 +24,32 @@ def sim(db, box) -> Sim:  # type: ignore[no-untyped-def]
     return s
 
 
-def adjust(sim: Sim, username: str, kind: str, amount: str) -> Decimal:
-    with sim.factory() as s, s.begin():
-        return payments.adjust(s, username, kind, amount, reason=f"{kind} test",
-                               today=sim.today, actor="operator")
+def adjust(sim: Sim, username: str, kind: str, amount: str, **kw: object) -> Decimal:
+    return sim.adjust(username, kind, amount, **kw).balance
 
 
-def test_adjustments_post_signed_entries_and_reconnect_when_cleared(sim: Sim) -> None:
+def test_adjustments_post_signed_entries_and_reconnect_when_asked(sim: Sim) -> None:
     sim.subscriber("a", "Home")
     sim.days_until(D(2026, 12, 12))
     assert sim.status("a") == "suspended" and sim.balance("a") == Decimal("1000.00")
-    assert adjust(sim, "a", "charge", "100") == Decimal("1100.00")
+    charge = sim.adjust("a", "charge", "100")  # a one-line invoice of its own
+    assert (charge.balance, charge.document) == (Decimal("1100.00"), "INV-000002")
+    assert sim.invoices("a")[-1]["kind"] == "charge"
     assert adjust(sim, "a", "credit", "100") == Decimal("1000.00")
     assert sim.status("a") == "suspended"
-    assert adjust(sim, "a", "write-off", "1000") == Decimal("0.00")
-    assert sim.status("a") == "active"  # nothing overdue any more
+    with pytest.raises(InvalidInput, match="names the invoice"):
+        adjust(sim, "a", "write-off", "1000")
+    # the goodwill credit paid the oldest document; what is left of it is written off, and
+    # the subscriber stays suspended: the operator did not ask to reconnect
+    assert sim.outstanding("a") == {"INV-000001": Decimal("900.00"),
+                                    "INV-000002": Decimal("100.00")}
+    assert adjust(sim, "a", "write-off", "900", invoice="INV-000001") == Decimal("100.00")
+    assert sim.invoices("a")[0]["status"] == "written_off"
+    assert sim.status("a") == "suspended"
+    sim.run()  # and the ladder leaves the operator's suspension alone
+    assert sim.status("a") == "suspended"
+    off = sim.adjust("a", "write-off", "100", invoice="INV-000002", reconnect=True)
+    assert off.reconnected and sim.status("a") == "active"
     with pytest.raises(Conflict, match="more than"):
         adjust(sim, "a", "refund", "1")
     sim.pay("a", "300")
@@ -77,9 +88,10 @@ def test_reports_renewals_and_overdue(sim: Sim) -> None:
         due = reports.renewals(s, D(2026, 11, 28), 7)
     assert [(r["username"], r["renews_on"], r["amount"]) for r in due] == [
         ("r1", "2026-12-01", "1000.00")]
-    sim.today = D(2026, 12, 10)
-    sim.run()
+    sim.today = D(2026, 12, 1)
+    sim.run()  # r1's November: issued today, due 8 Dec
     with sim.factory() as s, s.begin():
+        assert reports.overdue(s, D(2026, 12, 8))["subscribers"] == []
         data = reports.overdue(s, D(2026, 12, 10))
     assert data["subscribers"] == [{"username": "r1", "name": None, "phone": "+8801700000001",
                                     "status": "active", "overdue": "1000.00",

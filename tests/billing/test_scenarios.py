@@ -37,23 +37,29 @@ def test_monthly_postpaid_with_grace_and_late_fee(sim: Sim) -> None:
         D(2026, 12, 11): [("alice", "final_reminder")],
         D(2026, 12, 12): [("alice", "suspend")],
     }
-    (inv,) = sim.invoices("alice")
+    inv, fee = sim.invoices("alice")
     assert inv["number"] == "INV-000001"
     assert inv["period"] == (D(2026, 11, 1), D(2026, 12, 1))
-    assert inv["due"] == D(2026, 12, 8)
+    assert (inv["issued"], inv["due"]) == (D(2026, 12, 1), D(2026, 12, 8))
     assert inv["lines"] == [("Home 01 Nov 2026 - 30 Nov 2026", Decimal("1000.00"))]
     assert (inv["tax"], inv["total"]) == (Decimal("50.00"), Decimal("1050.00"))
+    # the late fee is a document of its own, due at once
+    assert (fee["number"], fee["kind"], fee["issued"], fee["due"], fee["total"]) == (
+        "INV-000002", "late_fee", D(2026, 12, 9), D(2026, 12, 9), Decimal("50.00"))
+    assert fee["lines"] == [("Late fee on invoice INV-000001", Decimal("50.00"))]
+    assert (fee["previous_balance"], fee["amount_due"]) == (Decimal("1050.00"),
+                                                            Decimal("1100.00"))
     assert sim.balance("alice") == Decimal("1100.00")
     assert sim.status("alice") == "suspended"
-    assert sim.outbox("alice") == ["invoice_issued", "reminder", "due_notice", "late_fee",
-                                   "final_reminder", "suspended"]
+    assert sim.outbox("alice") == ["invoice_issued", "reminder", "due_notice", "invoice_issued",
+                                   "late_fee", "final_reminder", "suspended"]
     # partial payment: recorded, still suspended
     result = sim.pay("alice", "500")
     assert not result.reconnected and result.overdue == Decimal("600.00")
     assert sim.status("alice") == "suspended"
     # the rest: reconnected in the same transaction
     result = sim.pay("alice", "600")
-    assert result.reconnected and result.invoices_paid == ("INV-000001",)
+    assert result.reconnected and result.invoices_paid == ("INV-000001", "INV-000002")
     assert sim.status("alice") == "active" and sim.balance("alice") == Decimal("0.00")
     with sim.factory() as s:
         actions = [r.action for r in s.scalars(select(EnforcementRequest).order_by(
@@ -79,7 +85,10 @@ def test_overpayment_is_credit_used_by_the_next_invoice(sim: Sim) -> None:
     assert sim.balance("carol") == Decimal("-950.00")
     sim.days_until(D(2027, 1, 20))
     invs = sim.invoices("carol")
-    assert [i["status"] for i in invs] == ["paid", "open"]
+    assert [(i["kind"], i["status"]) for i in invs] == [
+        ("period", "paid"), ("period", "open"), ("late_fee", "open")]
+    assert sim.outstanding("carol") == {"INV-000002": Decimal("100.00"),
+                                        "INV-000003": Decimal("50.00")}
     # 2100 charged, 2000 paid, and the 100 left of January was late: + 50
     assert sim.balance("carol") == Decimal("150.00")
     assert sim.status("carol") == "suspended"
@@ -91,16 +100,20 @@ def test_prepaid_monthly_invoices_up_front_and_renews_from_balance(sim: Sim) -> 
     sim.plan("Pre", price="500", billing_mode="prepaid", grace_days=0)
     sim.subscriber("dave", "Pre")
     ev = sim.day()
-    assert ev == [("dave", "invoice"), ("dave", "final_reminder")]
+    # a new subscriber's first invoice is due after the payment terms: no dunning at once
+    assert ev == [("dave", "invoice")]
+    (first,) = sim.invoices("dave")
+    assert (first["issued"], first["due"]) == (D(2026, 11, 1), D(2026, 11, 8))
     sim.pay("dave", "1000")  # this month and the next
+    # service runs until December's invoice, due 1 Dec with no grace, would suspend: 2 Dec
     until = sim.sub("dave").paid_until
-    assert until == dt.datetime(2026, 11, 30, 18, 0, tzinfo=dt.UTC)  # 1 Dec 00:00 Dhaka
+    assert until == dt.datetime(2026, 12, 1, 18, 0, tzinfo=dt.UTC)  # 2 Dec 00:00 Dhaka
     events = sim.days_until(D(2026, 12, 2))
     # December is invoiced 3 days ahead and paid from the balance at once
     assert {d: e for d, e in events.items() if e} == {D(2026, 11, 28): [("dave", "invoice")]}
     assert [i["status"] for i in sim.invoices("dave")] == ["paid", "paid"]
     assert sim.invoices("dave")[1]["due"] == D(2026, 12, 1)
-    assert sim.sub("dave").paid_until == dt.datetime(2026, 12, 31, 18, 0, tzinfo=dt.UTC)
+    assert sim.sub("dave").paid_until == dt.datetime(2027, 1, 1, 18, 0, tzinfo=dt.UTC)
     events = sim.days_until(D(2027, 1, 2))
     assert {d: e for d, e in events.items() if e} == {
         D(2026, 12, 29): [("dave", "invoice"), ("dave", "reminder")],
@@ -116,7 +129,8 @@ def test_daily_hotspot_prepaid(sim: Sim) -> None:
     for _ in range(3):
         assert sim.day() == [("hs1", "invoice")]
     assert sim.day() == [("hs1", "invoice"), ("hs1", "final_reminder")]
-    assert sim.day() == [("hs1", "invoice"), ("hs1", "final_reminder"), ("hs1", "suspend")]
+    # no "suspended tomorrow" for the new pack on the day of the suspension
+    assert sim.day() == [("hs1", "invoice"), ("hs1", "suspend")]
     assert sim.balance("hs1") == Decimal("40.00")
     assert [i["period"][0] for i in sim.invoices("hs1")] == [
         D(2026, 11, 1), D(2026, 11, 2), D(2026, 11, 3), D(2026, 11, 4), D(2026, 11, 5)]
@@ -202,7 +216,7 @@ def test_bulk_suspension_guard_holds_and_waits_for_confirmation(sim: Sim) -> Non
     sim.isp(suspension_guard_min=0)
     for i in range(5):
         sim.subscriber(f"u{i}", "Home")
-    sim.today = D(2026, 12, 12)
+    sim.days_until(D(2026, 12, 11))  # invoiced 1 Dec, due 8 Dec, suspension on 12 Dec
     report = sim.run()
     assert report.suspensions_blocked == 5 and report.alert_id is not None
     assert all(sim.status(f"u{i}") == "active" for i in range(5))
@@ -221,8 +235,8 @@ def test_guard_lets_a_normal_share_through(sim: Sim) -> None:
     sim.isp(suspension_guard_min=0)
     for i in range(10):
         sim.subscriber(f"p{i}", "Home")
+    sim.days_until(D(2026, 12, 11))
     sim.today = D(2026, 12, 11)
-    sim.run()
     for i in range(9):
         sim.pay(f"p{i}", "1100")
     sim.today = D(2026, 12, 12)
@@ -234,15 +248,15 @@ def test_guard_lets_a_normal_share_through(sim: Sim) -> None:
 def test_guard_floor_lets_a_few_suspensions_through_at_a_small_isp(sim: Sim) -> None:
     for i in range(3):  # 3 of 3 is 100%, but not more than the floor of 5
         sim.subscriber(f"f{i}", "Home")
-    sim.today = D(2026, 12, 12)
+    sim.days_until(D(2026, 12, 11))
     assert [e.kind for e in sim.run().events].count("suspend") == 3
 
 
 def test_double_run_changes_nothing(sim: Sim) -> None:
     sim.subscriber("jo", "Home")
-    sim.today = D(2026, 12, 12)
-    first = sim.run()
-    assert [e.kind for e in first.events] == ["invoice", "late_fee", "suspend"]
+    sim.days_until(D(2026, 12, 8))
+    first = sim.run()  # 9 Dec: the late fee
+    assert [e.kind for e in first.events] == ["late_fee"]
     snapshot = (sim.invoices("jo"), sim.balance("jo"), sim.outbox("jo"), sim.status("jo"))
     second = sim.run()
     assert second.events == []
@@ -253,13 +267,14 @@ def test_double_run_changes_nothing(sim: Sim) -> None:
 def test_dry_run_prints_exactly_what_the_real_run_does_and_changes_nothing(sim: Sim) -> None:
     for i in range(3):
         sim.subscriber(f"d{i}", "Home")
-    sim.today = D(2026, 12, 12)
+    sim.days_until(D(2026, 12, 8))  # 9 Dec: a late fee (an invoice) each
+    before = (sim.invoices("d0"), sim.outbox("d0"), sim.status("d0"), sim.balance("d0"))
     dry = sim.run(dry_run=True)
-    assert sim.invoices("d0") == [] and sim.outbox("d0") == []
-    assert sim.status("d0") == "active" and sim.balance("d0") == Decimal("0")
+    assert (sim.invoices("d0"), sim.outbox("d0"), sim.status("d0"), sim.balance("d0")
+            ) == before
     real = sim.run()
     assert [str(e) for e in dry.events] == [str(e) for e in real.events]
-    assert len(real.events) == 9
+    assert [e.kind for e in real.events] == ["late_fee"] * 3
 
 
 def account_step(per_account: bool) -> tuple[object, str]:
@@ -315,25 +330,27 @@ def test_invoice_numbers_are_gapless_across_subscribers(sim: Sim) -> None:
         sim.subscriber(f"n{i}", "Home")
     sim.days_until(D(2027, 1, 1))
     numbers = [inv["number"] for i in range(3) for inv in sim.invoices(f"n{i}")]
-    assert sorted(numbers) == [f"INV-{i:06d}" for i in range(1, 7)]
+    # each: November (1 Dec), its late fee (9 Dec), December (1 Jan)
+    assert sorted(numbers) == [f"INV-{i:06d}" for i in range(1, 10)]
 
 
 @pytest.mark.parametrize("per_account", [False, True], ids=["batch", "per-account"])
 def test_one_broken_account_does_not_stop_billing_for_the_others(
         sim: Sim, monkeypatch, per_account: bool) -> None:  # type: ignore[no-untyped-def]
-    from billing import run as run_module
+    from billing import renewals
 
+    sim.plan("Home2", price="1000", tax_percent=Decimal("5"), grace_days=3, late_fee="50")
     for i in range(4):
-        sim.subscriber(f"b{i}", "Home")
+        sim.subscriber(f"b{i}", "Home2" if i == 2 else "Home")
     sim.today = D(2026, 12, 1)
-    real_lines = run_module._period_lines  # both paths price a period with it
+    real_lines = renewals.period_lines  # both paths price a period with it
 
-    def broken(sub, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if sub.username == "b2":
+    def broken(bill, cycle, anchor_day, **kwargs):  # type: ignore[no-untyped-def]
+        if bill.plan.name == "Home2":  # b2's
             raise ValueError("corrupt period data")
-        return real_lines(sub, *args, **kwargs)
+        return real_lines(bill, cycle, anchor_day, **kwargs)
 
-    monkeypatch.setattr(run_module, "_period_lines", broken)
+    monkeypatch.setattr(renewals, "period_lines", broken)
     report = sim.run(per_account=per_account)
     assert [(e.username, e.kind) for e in report.events] == [
         ("b0", "invoice"), ("b1", "invoice"), ("b3", "invoice")]
@@ -343,7 +360,7 @@ def test_one_broken_account_does_not_stop_billing_for_the_others(
     with sim.factory() as s:
         alert = s.scalars(select(Alert).where(Alert.kind == "billing-errors")).one()
         assert "1 subscriber(s) could not be billed" in alert.message
-    monkeypatch.setattr(run_module, "_period_lines", real_lines)
+    monkeypatch.setattr(renewals, "period_lines", real_lines)
     assert [(e.username, e.kind) for e in sim.run(per_account=per_account).events] == [
         ("b2", "invoice")]
     numbers = sorted(i["number"] for n in range(4) for i in sim.invoices(f"b{n}"))
