@@ -316,7 +316,9 @@ def billing_run_cmd(app: App, as_of: dt.date | None, dry_run: bool, confirm_susp
 
     factory = session_factory(app.engine)
     with factory() as session:
-        day = not_future(as_of, app.today(session), "--as-of")
+        # a real run is never dated ahead (it would issue post-dated documents); a dry run
+        # may preview a day to come
+        day = as_of if dry_run and as_of else not_future(as_of, app.today(session), "--as-of")
     with recorded(factory, "billing-run" + ("-dry" if dry_run else "")) as counts:
         report = billing_run(factory, day, dry_run=dry_run,
                              confirm_suspensions=confirm_suspensions, actor="cli",

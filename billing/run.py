@@ -483,6 +483,19 @@ def billing_run(factory: sessionmaker[Session], as_of: dt.date, *, dry_run: bool
     return report
 
 
+def run_days(factory: sessionmaker[Session], first: dt.date, last: dt.date, **kw: object
+             ) -> list[RunReport]:
+    """:func:`billing_run` for every day from *first* to *last*, as a scheduler that never
+    missed a day would have run it (demos, simulations and benchmarks build history with
+    it; a real catch-up is one run, whose ladder keeps its spacing)."""
+    reports = []
+    day = first
+    while day <= last:
+        reports.append(billing_run(factory, day, **kw))  # type: ignore[arg-type]
+        day += dt.timedelta(days=1)
+    return reports
+
+
 def _alert_errors(factory: sessionmaker[Session], dry: Session | None, report: RunReport
                   ) -> None:
     session = dry if dry is not None else factory()

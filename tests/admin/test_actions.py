@@ -46,7 +46,7 @@ def test_payment_reconnects_a_suspended_subscriber(client_for: Any, factory: Any
         assert actions == ["suspend", "reconnect"]
     [row] = audit_rows(factory, "payment.record")
     assert row.actor == "billing" and row.after == {"amount": "1000.00", "method": "cash",
-                                                    "reference": "R-1"}
+                                                    "reference": "R-1", "on": str(day)}
     [status] = list(audit_rows(factory, "subscriber.active"))
     assert (status.before, status.after) == ({"status": "suspended"}, {"status": "active"})
 

@@ -238,13 +238,14 @@ def test_reject_mode_for_suspended(seeded, database_url, server_box, data_dir,
 def test_billing_run_suspension_and_payment_reach_radius_within_a_second(
         radius, seeded, server_box) -> None:  # type: ignore[no-untyped-def]
     from billing.payments import record_payment
-    from billing.run import billing_run
+    from billing.run import billing_run, run_days
 
     with session_factory(seeded)() as s, s.begin():
         make_subscriber(s, server_box, username="billed", activated_on=dt.date(2026, 11, 1))
     seen(radius, "billed", "s3cret")
     c = radius.client()
     # Home-20 is postpaid with no grace days: invoiced 1 Dec, due 8 Dec, suspended 9 Dec
+    run_days(session_factory(seeded), dt.date(2026, 12, 1), dt.date(2026, 12, 8))
     report = billing_run(session_factory(seeded), dt.date(2026, 12, 9))
     assert ("billed", "suspend") in [(e.username, e.kind) for e in report.events]
     ran = time.monotonic()

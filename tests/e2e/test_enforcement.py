@@ -23,7 +23,7 @@ from sqlalchemy import Engine, select
 from billing import accounts
 from billing.models import EnforcementRequest, Invoice, Subscriber
 from billing.payments import record_payment
-from billing.run import billing_run
+from billing.run import billing_run, run_days
 from coa.models import EnforcementAttempt
 from radbill.crypto import SecretBox
 from radbill.db import session_factory
@@ -57,7 +57,8 @@ COA_A, COA_B, API_B = free_udp_port(), free_udp_port("127.0.0.2"), free_tcp_port
 
 @pytest.fixture(scope="module")
 def seeded(engine: Engine, server_box: SecretBox) -> Engine:
-    """Two NAS, Home-20, 1,020 subscribers invoiced on 1 Dec; all but 120 have paid."""
+    """Two NAS, Home-20, 1,020 subscribers invoiced on 1 Dec; all but 120 have paid; billing
+    has run every day to 8 Dec (the unpaid are due for suspension on 9 Dec)."""
     wipe(engine)
     factory = session_factory(engine)
     with factory() as s, s.begin():
@@ -74,6 +75,8 @@ def seeded(engine: Engine, server_box: SecretBox) -> Engine:
         for name in sorted(paid):
             record_payment(s, name, "1000", method="cash", reference=f"R-{name}",
                            today=dt.date(2026, 12, 2), actor="test")
+    # every day's run up to the one that suspends (the ladder's reminders and notices)
+    run_days(factory, dt.date(2026, 12, 2), dt.date(2026, 12, 8))
     return engine
 
 

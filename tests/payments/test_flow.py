@@ -25,7 +25,7 @@ from werkzeug.serving import make_server
 from admin import create_app
 from billing.models import EnforcementRequest, Invoice, Payment, Subscriber
 from billing.payments import record_payment
-from billing.run import billing_run
+from billing.run import run_days
 from payments import intents
 from payments.config import adapter
 from payments.gateways.base import GatewayConfig, PaymentGateway, PaymentOrder
@@ -140,8 +140,8 @@ def shop(request: pytest.FixtureRequest, db: Engine, box: SecretBox, tmp_path: P
         make_plan(s, currency=CURRENCY.get(name, "BDT"))
         make_subscriber(s, box, activated_on=dt.date(2026, 10, 1), full_name="Alice Rahman",
                         phone="+8801711000001")
-    billing_run(factory, dt.date(2026, 11, 1))  # 1000, due 8 Nov
-    billing_run(factory, dt.date(2026, 11, 9))  # suspended
+    # 1000 invoiced 1 Nov, due 8 Nov; suspended 9 Nov
+    run_days(factory, dt.date(2026, 11, 1), dt.date(2026, 11, 9))
     with factory() as s:
         number = s.scalars(select(Invoice.number)).one()
     assert status(db) == "suspended"

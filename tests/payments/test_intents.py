@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 
 from billing.models import EnforcementRequest, Invoice, LedgerEntry, Payment, Subscriber
 from billing.payments import record_payment
-from billing.run import billing_run
+from billing.run import billing_run, run_days
 from payments import intents
 from payments.gateways.base import Confirmation, Status
 from payments.models import GatewayEvent, PaymentIntent
@@ -35,8 +35,7 @@ def billed(db: Engine, box: SecretBox, name: str = "alice") -> str:
         if s.scalar(select(func.count()).select_from(Subscriber)) == 0:
             make_plan(s)
         make_subscriber(s, box, username=name, activated_on=dt.date(2026, 10, 1))
-    billing_run(factory, dt.date(2026, 11, 1))
-    billing_run(factory, dt.date(2026, 11, 9))
+    run_days(factory, dt.date(2026, 11, 1), dt.date(2026, 11, 9))
     with factory() as s:
         sub = s.scalars(select(Subscriber).where(Subscriber.username == name)).one()
         assert str(sub.status) == "suspended"
@@ -234,7 +233,7 @@ def test_billing_run_holds_the_suspension_of_someone_paying_through_a_failing_ga
         make_plan(s)
         for name in ("alice", "bob"):
             make_subscriber(s, box, username=name, activated_on=dt.date(2026, 10, 1))
-    billing_run(factory, dt.date(2026, 11, 1))
+    run_days(factory, dt.date(2026, 11, 1), dt.date(2026, 11, 8))
     with factory() as s:
         number = s.scalars(select(Invoice.number).join(Subscriber).where(
             Subscriber.username == "alice")).one()
@@ -242,7 +241,7 @@ def test_billing_run_holds_the_suspension_of_someone_paying_through_a_failing_ga
     with factory() as s, s.begin():
         intents.started(s, intent.reference, _checkout())
         intents.health(s, "bkash", False, "query API answers 503")
-    report = billing_run(factory, dt.date(2026, 11, 9))
+    report = billing_run(factory, dt.date(2026, 11, 9), holds=intents.holds)
     assert [(e.username, e.kind) for e in report.events if e.kind.startswith("suspen")] == [
         ("alice", "suspension_held"), ("bob", "suspend")]
     assert (status_of(db, "alice"), status_of(db, "bob")) == ("active", "suspended")
@@ -250,7 +249,7 @@ def test_billing_run_holds_the_suspension_of_someone_paying_through_a_failing_ga
         assert "suspension-held-payment" in [a.kind for a in s.scalars(select(Alert))]
     with factory() as s, s.begin():
         intents.health(s, "bkash", True)  # the gateway is back: the next run suspends
-    billing_run(factory, dt.date(2026, 11, 10))
+    billing_run(factory, dt.date(2026, 11, 10), holds=intents.holds)
     assert status_of(db, "alice") == "suspended"
 
 

@@ -1,21 +1,30 @@
 """The billing CLI end to end on the real database: run, dry run, payment, promise, reports."""
 
+import datetime as dt
 import json
+from zoneinfo import ZoneInfo
 
 
 def test_billing_cycle_through_the_cli(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
     cli("isp", "set", "--name", "Dhaka Fiber", "--timezone", "Asia/Dhaka", "--weekly-off", "fri")
     cli("plan", "create", "Home", "--price", "1000", "--currency", "BDT", "--rate", "10M/10M",
         "--tax-percent", "5", "--grace-days", "3", "--late-fee", "50")
-    cli("subscriber", "create", "alice", "--password", "pw", "--plan", "Home")
+    today = dt.datetime.now(ZoneInfo("Asia/Dhaka")).date()
+    # back-office staff enter a subscriber connected last month: the first period has ended
+    start = today - dt.timedelta(days=40)
+    cli("subscriber", "create", "alice", "--password", "pw", "--plan", "Home",
+        "--activated-on", str(start))
     created = json.loads(cli("subscriber", "show", "alice", "--json").output)
-    assert created["status"] == "active"
-    # the invoice comes due at the end of the first month: run a little over a month ahead
-    from billing.subscribers import get_subscriber  # noqa: F401 - documents the data source
-
-    renew = json.loads(cli("billing", "renewals", "--days", "31", "--json").output)
+    assert created["status"] == "active" and created["billing_started_on"] == str(start)
+    future = cli("subscriber", "create", "bob", "--password", "pw", "--plan", "Home",
+                 "--activated-on", str(today + dt.timedelta(days=1)), ok=False)
+    assert future.exit_code == 1 and "in the future" in future.output
+    renew = json.loads(cli("billing", "renewals", "--days", "31", "--as-of", str(start),
+                           "--json").output)
     assert renew[0]["username"] == "alice" and renew[0]["amount"] == "1050.00"
     day = renew[0]["renews_on"]
+    ahead = cli("billing", "run", "--as-of", str(today + dt.timedelta(days=1)), ok=False)
+    assert ahead.exit_code == 1 and "in the future" in ahead.output
     dry = json.loads(cli("billing", "run", "--as-of", day, "--dry-run", "--json").output)
     assert dry["counts"] == {"invoice": 1}
     assert json.loads(cli("billing", "invoices", "--json").output) == []  # nothing changed
@@ -38,7 +47,7 @@ def test_billing_cycle_through_the_cli(cli, tmp_path) -> None:  # type: ignore[n
     bad_promise = cli("subscriber", "promise", "alice", "--until", "2000-01-01", ok=False)
     assert "must be after today" in bad_promise.output
     note = cli("billing", "credit-note", invoices[0]["number"], "50", "--reason", "outage")
-    assert note.output.startswith("credit note INV-000002")
+    assert note.output.startswith("credit note CN-000001")
     cli("plan", "create", "Gold", "--price", "2000", "--currency", "BDT", "--rate", "50M/50M")
     assert "next period" in cli("subscriber", "set-plan", "alice", "Gold", "--at",
                                 "next_cycle").output
