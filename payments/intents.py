@@ -86,7 +86,9 @@ def create(session: Session, number: str, gateway: str, public_url: str
         reference=intent.reference, invoice_number=inv.number, amount=view.outstanding,
         currency=view.currency, customer_name=sub.full_name or sub.username,
         customer_phone=sub.phone or "", description=f"Invoice {inv.number} ({sub.username})",
-        return_url=f"{public_url}/pay/return/{gateway}?ref={intent.reference}",
+        # The reference rides in the path: bKash appends "?paymentID=..&status=.." to the
+        # callback URL by concatenation, which would fold a query string of ours into its own.
+        return_url=f"{public_url}/pay/return/{gateway}/{intent.reference}",
         notify_url=f"{public_url}/webhooks/{gateway}")
     return intent, order
 

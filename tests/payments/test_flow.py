@@ -219,7 +219,7 @@ def test_a_forged_notification_posts_nothing(shop: Shop) -> None:
     if shop.name in RETURN_ONLY:
         # no signed notification exists: a forged return is answered from the gateway's own
         # records of our payment (unpaid here), whatever the forger put in the URL
-        forged = Delivery("GET", f"{shop.base}/pay/return/{shop.name}?ref={intent.reference}&"
+        forged = Delivery("GET", f"{shop.base}/pay/return/{shop.name}/{intent.reference}?"
                           + RETURN_ONLY[shop.name])
         answer = send(forged)
         assert answer.status_code == 200 and "Thank you" not in answer.text
@@ -235,7 +235,7 @@ def test_a_forged_notification_posts_nothing(shop: Shop) -> None:
 def test_a_browser_return_is_confirmed_with_the_gateway(shop: Shop) -> None:
     intent = shop.checkout()
     shop.pay(deliver=False)
-    page = httpx.get(f"{shop.base}/pay/return/{shop.name}?ref={intent.reference}", timeout=10)
+    page = httpx.get(f"{shop.base}/pay/return/{shop.name}/{intent.reference}", timeout=10)
     assert page.status_code == 200 and "Thank you" in page.text
     assert len(posted(shop.engine)) == 1 and status(shop.engine) == "active"
 
@@ -245,7 +245,7 @@ def test_a_payment_for_an_unknown_invoice_posts_nothing(shop: Shop) -> None:
         reference="RB999NOTOURS", invoice_number="INV-999999", amount=Decimal("1000"),
         currency=CURRENCY.get(shop.name, "BDT"), customer_name="Mallory",
         customer_phone="+8801700000999", description="not ours",
-        return_url=f"{shop.base}/pay/return/{shop.name}?ref=RB999NOTOURS",
+        return_url=f"{shop.base}/pay/return/{shop.name}/RB999NOTOURS",
         notify_url=f"{shop.base}/webhooks/{shop.name}")
     checkout = shop.gateway.start(order)
     delivery = shop.sim.pay(checkout.gateway_reference)
@@ -344,3 +344,18 @@ def test_a_currency_mismatch_is_held_for_review(shop: Shop) -> None:
     assert held.status == "held"
     assert held.hold_reason == f"currency {CURRENCY.get(shop.name, 'BDT')} instead of USD"
     assert "payment-held" in alerts(shop.engine)
+
+
+@pytest.mark.parametrize("shop", ["bkash"], indirect=True)
+def test_a_bkash_payment_started_with_the_old_return_url_still_posts_on_return(
+        shop: Shop) -> None:
+    intent = shop.checkout()
+    sim: Any = shop.sim
+    payment = sim.payments[intent.gateway_reference]
+    # started before the reference moved into the path: "...?ref=RB..", to which bKash
+    # appends "?paymentID=..&status=success"
+    payment.callback_url = f"{shop.base}/pay/return/bkash?ref={intent.reference}"
+    delivery = shop.pay()
+    assert f"?ref={intent.reference}?paymentID=" in delivery.url
+    assert delivery.status == 200
+    assert len(posted(shop.engine)) == 1 and status(shop.engine) == "active"
