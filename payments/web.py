@@ -104,6 +104,8 @@ def _confirm(name: str, source: str, reference: str | None = None) -> tuple[str,
         return "rejected", 400, str(exc)
     except GatewayError as exc:
         intents.health(get_db(), name, False, str(exc))
+        if source == "return" and reference:
+            intents.declared_by_reference(get_db(), name, reference)
         commit()
         log.error("%s %s could not be confirmed now: %s", name, source, exc)
         return "unconfirmed", 503, str(exc)
@@ -123,6 +125,8 @@ def _confirm_by_query(name: str, gw: PaymentGateway, reference: str) -> tuple[st
         conf = gw.query(intent.reference, intent.gateway_reference)
     except GatewayError as exc:
         log.error("%s return for %s could not be confirmed now: %s", name, reference, exc)
+        intents.declared_by_reference(get_db(), name, reference)
+        commit()
         return "unconfirmed", 200, str(exc)  # polling picks it up
     outcome = intents.apply(get_db(), name, conf, source="return-query")
     commit()

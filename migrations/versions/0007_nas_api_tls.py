@@ -1,5 +1,6 @@
 """nas: API-SSL mode (none | anon | verify) with an optional CA or pinned fingerprint,
-replacing the api_tls boolean
+replacing the api_tls boolean; payment_intents.declared_at (a return or notification the
+gateway never confirmed)
 
 Revision ID: 0007
 Revises: 0005
@@ -33,9 +34,13 @@ def upgrade() -> None:
     with op.batch_alter_table('nas', schema=None) as batch_op:
         batch_op.alter_column('api_tls_mode', server_default=None)
         batch_op.drop_column('api_tls')
+    with op.batch_alter_table('payment_intents', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('declared_at', sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('payment_intents', schema=None) as batch_op:
+        batch_op.drop_column('declared_at')
     with op.batch_alter_table('nas', schema=None) as batch_op:
         batch_op.add_column(sa.Column('api_tls', sa.Boolean(), nullable=False,
                                       server_default=sa.false()))

@@ -359,3 +359,63 @@ def test_a_bkash_payment_started_with_the_old_return_url_still_posts_on_return(
     assert f"?ref={intent.reference}?paymentID=" in delivery.url
     assert delivery.status == 200
     assert len(posted(shop.engine)) == 1 and status(shop.engine) == "active"
+
+
+@pytest.mark.parametrize("shop", ["sslcommerz"], indirect=True)
+def test_a_risky_sslcommerz_payment_is_held_for_review_with_an_alert(shop: Shop) -> None:
+    sim: Any = shop.sim
+    sim.risky = True
+    shop.checkout()
+    assert shop.pay().status == 200
+    assert posted(shop.engine) == [] and status(shop.engine) == "suspended"
+    intent = shop.intent()
+    assert intent.status == "held" and "risky" in (intent.hold_reason or "")
+    assert intent.transaction_id  # the money movement is named for the operator
+    assert alerts(shop.engine) == ["payment-held"]
+    # polling does not let it slip away either: held is final until an operator decides
+    counts = poll(session_factory(shop.engine), {shop.name: shop.gateway},
+                  min_age=dt.timedelta(0), max_age=dt.timedelta(0))
+    assert counts == {} and shop.intent().status == "held"
+
+
+def _expire(shop: Shop) -> dict[str, int]:
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    return poll(session_factory(shop.engine), {shop.name: shop.gateway}, now=later)
+
+
+@pytest.mark.parametrize("shop", ["bkash"], indirect=True)
+def test_an_intent_expiring_after_an_unconfirmed_return_raises_an_alert(shop: Shop) -> None:
+    intent = shop.checkout()
+    # the payer's browser comes back saying "success", bKash never confirms it
+    page = httpx.get(f"{shop.base}/pay/return/bkash/{intent.reference}?paymentID="
+                     f"{intent.gateway_reference}&status=success", timeout=10)
+    assert page.status_code == 200 and "Thank you" not in page.text
+    assert shop.intent().declared_at is not None
+    counts = _expire(shop)
+    assert counts.get("expired") == 1 and shop.intent().status == "failed"
+    assert alerts(shop.engine) == ["payment-expired-unconfirmed"]
+    with session_factory(shop.engine)() as s:
+        alert = s.scalars(select(Alert)).one()
+        assert intent.reference in alert.message and "alice" in alert.message
+        assert s.scalars(select(AuditLog).where(
+            AuditLog.action == "payment.expired-unconfirmed")).one().entity_id == str(intent.id)
+
+
+@pytest.mark.parametrize("shop", ["bkash"], indirect=True)
+def test_a_return_while_the_gateway_is_down_also_counts_as_declared(shop: Shop) -> None:
+    intent = shop.checkout()
+    shop.sim.fail_queries = True  # payment/status answers 503
+    page = httpx.get(f"{shop.base}/pay/return/bkash/{intent.reference}?paymentID="
+                     f"{intent.gateway_reference}&status=success", timeout=10)
+    assert page.status_code == 503
+    assert shop.intent().declared_at is not None
+    _expire(shop)
+    assert "payment-expired-unconfirmed" in alerts(shop.engine)
+
+
+@pytest.mark.parametrize("shop", ["bkash"], indirect=True)
+def test_an_abandoned_intent_expires_quietly(shop: Shop) -> None:
+    shop.checkout()  # the subscriber opened bKash's page and closed it: nothing came back
+    assert shop.intent().declared_at is None
+    assert _expire(shop).get("expired") == 1
+    assert "payment-expired-unconfirmed" not in alerts(shop.engine)
