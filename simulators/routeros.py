@@ -209,7 +209,8 @@ class ApiServer:
                     return
                 writer.write(b"".join(self._run(command, attrs, query, suffix)))
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError,
+                UnicodeDecodeError):  # a TLS client on the plain port, garbage: hang up
             pass
         finally:
             with contextlib.suppress(Exception):

@@ -419,3 +419,17 @@ def test_an_abandoned_intent_expires_quietly(shop: Shop) -> None:
     assert shop.intent().declared_at is None
     assert _expire(shop).get("expired") == 1
     assert "payment-expired-unconfirmed" not in alerts(shop.engine)
+
+
+@pytest.mark.parametrize("shop", ["bkash"], indirect=True)
+def test_a_bkash_payment_whose_execute_answer_was_lost_is_posted_from_query_payment(
+        shop: Shop) -> None:
+    sim: Any = shop.sim
+    sim.drop_execute_response = True  # bKash completes the payment, its answer never arrives
+    shop.checkout()
+    shop.pay(deliver=False)  # ...and the payer's browser never came back either
+    counts = poll(session_factory(shop.engine), {shop.name: shop.gateway},
+                  min_age=dt.timedelta(0))
+    # polling executes (no answer), then Query Payment says Completed for merchantInvoice
+    assert counts == {"posted": 1}
+    assert len(posted(shop.engine)) == 1 and status(shop.engine) == "active"
