@@ -580,7 +580,7 @@ SCHEMAS: dict[str, Any] = {
                   "grace_days": _I, "late_fee": _S, "tax_percent": _S, "setup_fee": _S}),
     "Nas": _obj({"name": _S, "ip_address": _S, "type": _S, "coa_port": _I,
                  "require_message_authenticator": _B, "api_port": _NI,
-                 "api_username": _N, "api_tls": _B}),
+                 "api_username": _N, "api_tls": _S}),
     "Invoice": _INVOICE,
     "InvoiceDetail": {"allOf": [_INVOICE, _obj({"lines": {"type": "array", "items": _obj({
         "position": _I, "description": _S, "quantity": _S, "unit_price": _S,

@@ -36,7 +36,13 @@ class NasRef:
     api_port: int | None = None
     api_username: str | None = None
     api_password: str | None = None
-    api_tls: bool = False
+    # API-SSL: "none" (plain API), "anon" (encrypted, the router not authenticated: anonymous
+    # Diffie-Hellman for a router without a certificate, or a certificate left unchecked),
+    # "verify" (the router's certificate checked against api_tls_ca, the system's CAs, or
+    # pinned by its SHA-256 api_tls_fingerprint).
+    api_tls: str = "none"
+    api_tls_ca: str | None = None
+    api_tls_fingerprint: str | None = None
 
     @property
     def has_api(self) -> bool:

@@ -90,7 +90,8 @@ def nas_refs(session: Session, box: SecretBox) -> dict[str, tuple[NasRef, str]]:
             ip=nas.ip_address, secret=box.decrypt(nas.secret_enc), coa_port=nas.coa_port,
             api_port=nas.api_port, api_username=nas.api_username,
             api_password=box.decrypt(nas.api_password_enc) if nas.api_password_enc else None,
-            api_tls=nas.api_tls), nas.enforce_via)
+            api_tls=nas.api_tls_mode, api_tls_ca=nas.api_tls_ca,
+            api_tls_fingerprint=nas.api_tls_fingerprint), nas.enforce_via)
     return out
 
 

@@ -162,7 +162,8 @@ def _router_inputs(probe: sessionmaker[Session], box: SecretBox, settings: Setti
                     subs[s.username] = (s.id, queue.desired_for(s, box, settings, now))
                 except Exception:
                     log.exception("reconciler: cannot compute what %s should have", s.username)
-        known = {(ip, sid) for ip, sid in session.execute(
+        # lower case: the router prints 0x81B0000A, accounting has 81b0000a
+        known = {(ip, sid.lower()) for ip, sid in session.execute(
             select(RadiusSession.nas_ip, RadiusSession.acct_session_id)
             .where(RadiusSession.stopped_at.is_(None), RadiusSession.nas_ip == nas_ip))}
     return subs, known

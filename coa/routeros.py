@@ -4,12 +4,33 @@ reconciler's read-back of what a router really has.
 One connection per router, reused and serialised (librouteros has no tagged concurrency);
 every command has its own timeout (some RouterOS commands never answer ``!done``). ``.id``
 values change across reboots, so items are looked up by name every time.
+
+What a router prints is not what we write, and comparisons go through the router's own
+notation (checked with an independent client, tests/conformance):
+
+* ``/queue/simple`` ``max-limit`` is printed in bits per second (``5000000/20000000``) whatever
+  was written (``5M/20M``): RouterOS converts k/M/G to numbers on input (MikroTik manual,
+  RADIUS client, "Rate-Limit examples": ``64k/128M - rx-rate=64000, tx-rate=128000000``; the
+  Queue manual's ``/queue simple print`` shows ``max-limit=64000/128000``). Both sides are
+  parsed to numbers before comparing (:func:`max_limit_bps`).
+* ``/ppp active`` prints ``session-id=0x81C00002`` (upper-case hex, as in published
+  ``/ppp active print`` outputs), while the router's RADIUS accounting carries
+  ``Acct-Session-Id = "81c00002"``: ids are compared without the ``0x`` and case-insensitively
+  (:func:`session_id`).
+* API-SSL has two modes (MikroTik manual, Developer Guides, API,
+  https://manual.mikrotik.com/docs/Developer%20Guides/API/): "Without a certificate provided
+  in the /ip service settings, the client must use an anonymous Diffie-Hellman cipher to
+  establish a connection. If the service uses a certificate, the client can establish a TLS
+  session." The NAS's ``api_tls`` setting says which (:func:`tls_context`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,6 +38,7 @@ from typing import Any, TypeVar
 
 import librouteros
 from librouteros.exceptions import LibRouterosError, TrapError
+from librouteros.login import async_plain
 from librouteros.query import Key
 
 from coa.controller import (
@@ -56,22 +78,105 @@ class RouterView:
     listed: dict[str, str]  # address -> .id in the walled-garden address list
 
 
-def _session_id(value: Any) -> str | None:
-    # /ppp/active shows session-id as 0x81000001; accounting sends 81000001.
+TLS_MODES = ("none", "anon", "verify")
+# Anonymous (EC)DH first, for a router without a certificate; then certificate suites, for a
+# router that has one (left unchecked in "anon" mode). No NULL encryption. SECLEVEL=0 is what
+# lets OpenSSL offer unauthenticated suites at all.
+ANON_CIPHERS = ("ADH+AESGCM:ADH+AES:AECDH+AES:ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:"
+                "ECDHE+AES:!eNULL:@SECLEVEL=0")
+_RATE_RE = re.compile(r"^(\d+(?:\.\d+)?)([kKmMgG]?)$")
+_RATE_UNITS = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
+
+
+def session_id(value: Any) -> str | None:
+    """A session id as accounting spells it: ``0x81B0000A`` (``/ppp active``) and
+    ``81b0000a`` (``Acct-Session-Id``) are the same session."""
     if value is None:
         return None
-    text = str(value)
-    return text[2:] if text.lower().startswith("0x") else text
+    text = str(value).strip().lower()
+    text = text.removeprefix("0x")
+    return text or None
+
+
+def max_limit_bps(value: object) -> tuple[int, int] | None:
+    """A ``max-limit`` (``upload/download``) in bits per second, from RouterOS's printed
+    numbers (``5000000/20000000``) or our k/M/G notation (``5M/20M``, the first pair of a
+    Mikrotik-Rate-Limit). None if it is neither."""
+    parts = str(value or "").strip().split(" ")[0].split("/")
+    if len(parts) == 1:
+        parts = parts * 2  # "10M" means the same limit both ways
+    if len(parts) != 2:
+        return None
+    out = []
+    for part in parts:
+        m = _RATE_RE.match(part.strip())
+        if m is None:
+            return None
+        number, unit = m.groups()
+        out.append(round(float(number) * _RATE_UNITS[unit.lower()]))
+    return out[0], out[1]
+
+
+def tls_context(mode: str, ca_pem: str | None = None) -> ssl.SSLContext | None:
+    """The client TLS context for a NAS's ``api_tls`` mode (None: plain API).
+
+    ``anon`` encrypts without authenticating the router: it offers anonymous DH suites (a
+    router without a certificate has nothing else) and certificate suites (not checked),
+    at most TLS 1.2 since TLS 1.3 has no anonymous key exchange. ``verify`` accepts only a
+    certificate that chains to *ca_pem* (or the system's CAs) and names the NAS's address;
+    a pinned fingerprint is checked by :func:`_pinned_login` instead of a chain."""
+    if mode == "none":
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if mode == "anon":
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers(ANON_CIPHERS)
+        return ctx
+    if mode != "verify":
+        raise EnforcementError(f"unknown API TLS mode {mode!r}: use {', '.join(TLS_MODES)}")
+    if ca_pem:
+        ctx.load_verify_locations(cadata=ca_pem)
+    else:
+        ctx.load_default_certs()
+    return ctx
+
+
+def _pinned_context() -> ssl.SSLContext:
+    """TLS for a router pinned by fingerprint: the certificate is compared to the pin before
+    the password is sent, not validated against a CA (a router's self-signed one)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _pinned_login(fingerprint: str) -> Callable[[Any, str, str], Awaitable[None]]:
+    """A librouteros login that refuses to send the credentials unless the router's
+    certificate has the SHA-256 *fingerprint*."""
+    async def login(api: Any, username: str, password: str) -> None:
+        ssl_object = api.protocol.transport.writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        seen = hashlib.sha256(der).hexdigest() if der else "no certificate"
+        if not hmac.compare_digest(seen, fingerprint):
+            raise EnforcementError(f"the router's certificate is not the pinned one "
+                                   f"(SHA-256 {seen})")
+        await async_plain(api, username, password)
+
+    return login
 
 
 class RouterOsController:
     """A :class:`~coa.controller.SessionController` over the RouterOS API."""
 
     def __init__(self, *, timeout: float = 5.0, walled_garden_list: str = "radbill-suspended",
-                 tls_context: ssl.SSLContext | None = None, down_for: float = 30.0) -> None:
+                 down_for: float = 30.0) -> None:
         self.timeout = timeout
         self.walled_garden_list = walled_garden_list
-        self._tls = tls_context
+        self._tls: dict[tuple[str, str | None, bool], ssl.SSLContext | None] = {}
         self._conns: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         # A router that failed to connect or answer is skipped for a while: commands to it are
@@ -79,15 +184,16 @@ class RouterOsController:
         self._down_until: dict[str, float] = {}
         self.down_for = down_for
 
-    def _tls_context(self) -> ssl.SSLContext:
-        if self._tls is None:
-            # RouterOS API-SSL ships with a self-signed certificate; operators who install
-            # a real one pass a verifying context instead.
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            self._tls = ctx
-        return self._tls
+    def _tls_context(self, nas: NasRef) -> ssl.SSLContext | None:
+        pinned = nas.api_tls == "verify" and bool(nas.api_tls_fingerprint)
+        key = (nas.api_tls, nas.api_tls_ca, pinned)
+        if key not in self._tls:
+            try:
+                self._tls[key] = _pinned_context() if pinned else tls_context(
+                    nas.api_tls, nas.api_tls_ca)
+            except (ssl.SSLError, ValueError) as exc:
+                raise EnforcementError(f"NAS {nas.ip}: unusable API TLS CA: {exc}") from None
+        return self._tls[key]
 
     async def _api(self, nas: NasRef) -> Any:
         if not nas.has_api:
@@ -96,11 +202,14 @@ class RouterOsController:
         if api is None:
             assert nas.api_username is not None
             assert nas.api_password is not None
+            context = self._tls_context(nas)
+            extra: dict[str, Any] = {}
+            if nas.api_tls == "verify" and nas.api_tls_fingerprint:
+                extra["login_method"] = _pinned_login(nas.api_tls_fingerprint)
             try:
                 api = await asyncio.wait_for(librouteros.async_connect(
                     nas.ip, nas.api_username, nas.api_password, port=nas.api_port or 8728,
-                    timeout=self.timeout,
-                    ssl_wrapper=self._tls_context() if nas.api_tls else None), self.timeout)
+                    timeout=self.timeout, ssl_wrapper=context, **extra), self.timeout)
             except (OSError, TimeoutError, LibRouterosError, ssl.SSLError) as exc:
                 raise EnforcementError(f"RouterOS API {nas.ip}:{nas.api_port}: {exc!r}") from None
             self._conns[nas.ip] = api
@@ -176,9 +285,10 @@ class RouterOsController:
         found = []
         for service in (ref.service, *(s for s in ACTIVE_MENUS if s != ref.service)):
             menu, key = ACTIVE_MENUS.get(service, ACTIVE_MENUS["pppoe"])
+            wanted = session_id(ref.acct_session_id)
             for row in await self._rows(api, menu, **{key: ref.username}):
-                sid = _session_id(row.get("session-id"))
-                if sid and ref.acct_session_id and sid != ref.acct_session_id:
+                sid = session_id(row.get("session-id"))
+                if sid and wanted and sid != wanted:
                     continue
                 if ref.framed_ip and row.get("address") and row["address"] != ref.framed_ip:
                     continue
@@ -218,8 +328,9 @@ class RouterOsController:
             if change.rate_limit is not None:
                 queues = await self._rows(api, "/queue/simple",
                                           name=f"<{ref.service}-{ref.username}>")
-                want = change.rate_limit.split(" ")[0]
-                if not queues or any(q.get("max-limit") != want for q in queues):
+                want = max_limit_bps(change.rate_limit)
+                if not queues or any(max_limit_bps(q.get("max-limit")) != want
+                                     for q in queues):
                     wrong.append("rate")
             if change.address_list is not None and ref.framed_ip:
                 listed = bool(await self._rows(api, "/ip/firewall/address-list",
@@ -268,7 +379,7 @@ class RouterOsController:
                 for row in await self._rows(api, menu):
                     active.append(ActiveEntry(
                         username=str(row.get(key, "")), service=service,
-                        address=row.get("address"), session_id=_session_id(row.get("session-id")),
+                        address=row.get("address"), session_id=session_id(row.get("session-id")),
                         item=str(row[".id"])))
             listed = {str(r["address"]): str(r[".id"]) for r in await self._rows(
                 api, "/ip/firewall/address-list", list=self.walled_garden_list)}

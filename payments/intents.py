@@ -90,7 +90,9 @@ def create(session: Session, number: str, gateway: str, public_url: str
         reference=intent.reference, invoice_number=inv.number, amount=view.amount_due,
         currency=view.currency, customer_name=sub.full_name or sub.username,
         customer_phone=sub.phone or "", description=f"Invoice {inv.number} ({sub.username})",
-        return_url=f"{public_url}/pay/return/{gateway}?ref={intent.reference}",
+        # The reference rides in the path: bKash appends "?paymentID=..&status=.." to the
+        # callback URL by concatenation, which would fold a query string of ours into its own.
+        return_url=f"{public_url}/pay/return/{gateway}/{intent.reference}",
         notify_url=f"{public_url}/webhooks/{gateway}")
     return intent, order
 
@@ -157,6 +159,8 @@ def apply(  # noqa: PLR0911 - one return per outcome
         return "unknown"
     if not _event(session, gateway, key, str(conf.status), intent.id, source):
         return "duplicate"
+    if conf.status is Status.PENDING and source != "poll":
+        declared(session, intent)
     if conf.status is Status.PAID:
         return _paid(session, intent, conf, source)
     if conf.status is Status.REFUNDED:
@@ -186,6 +190,8 @@ def _paid(session: Session, intent: PaymentIntent, conf: Confirmation, source: s
         problem = f"currency {conf.currency} instead of {intent.currency}"
     elif conf.amount != intent.amount:
         problem = f"amount {conf.amount} instead of {intent.amount} {intent.currency}"
+    elif conf.review:
+        problem = conf.review
     sub = session.get(Subscriber, intent.subscriber_id)
     assert sub is not None
     if problem is not None:
@@ -247,6 +253,23 @@ def _refunded(session: Session, intent: PaymentIntent, conf: Confirmation, sourc
                  entity="payment_intent", entity_id=intent.id,
                  after={"refunded": str(conf.refunded_amount), "source": source})
     return "refunded"
+
+
+def declared(session: Session, intent: PaymentIntent) -> None:
+    """The gateway or the payer's browser came back about *intent* and the gateway could not
+    confirm it (still pending, or unreachable). Remembered: if the intent then expires
+    unpaid, money may have moved without radbill knowing, and polling raises an alert."""
+    if intent.declared_at is None and intent.status in ("created", "pending"):
+        intent.declared_at = utcnow()
+
+
+def declared_by_reference(session: Session, gateway: str, reference: str) -> None:
+    """:func:`declared` for a return whose confirmation failed (the gateway unreachable)."""
+    intent = session.scalars(select(PaymentIntent).where(
+        PaymentIntent.reference == reference[:64], PaymentIntent.gateway == gateway)
+        .with_for_update()).one_or_none()
+    if intent is not None:
+        declared(session, intent)
 
 
 def rejected(session: Session, gateway: str, why: str, source: str) -> None:

@@ -40,6 +40,10 @@ class PaymentIntent(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow,
                                                     onupdate=utcnow)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When a notification or the payer's return for this intent could not be confirmed by
+    # the gateway (pending, or the gateway unreachable): expiring unpaid after that raises
+    # an alert instead of passing silently.
+    declared_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (UniqueConstraint("gateway", "gateway_reference"),
                       UniqueConstraint("gateway", "transaction_id"))

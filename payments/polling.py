@@ -3,7 +3,10 @@ closed the browser must never leave a paid subscriber suspended.
 
 Every intent still pending a few minutes after it was started is queried (then every few
 minutes, for two days); the answer goes through :func:`payments.intents.apply` like any
-notification. A pending intent older than that is marked expired.
+notification. A pending intent older than that is marked expired; if the payer's return or
+a notification had come for it and the gateway never confirmed it either way
+(``declared_at``), the expiry raises a ``payment-expired-unconfirmed`` alert and an audit
+entry: money may have moved without radbill knowing.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ import logging
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from billing.models import Subscriber
 from payments import intents
 from payments.gateways.base import GatewayError, PaymentGateway
 from payments.models import PaymentIntent
+from radbill import audit
 from radbill.db import utcnow
+from radbill.ops import raise_alert
 
 log = logging.getLogger("radbill.payments")
 
@@ -33,6 +39,7 @@ def poll(factory: sessionmaker[Session], adapters: dict[str, PaymentGateway], *,
     now = now or utcnow()
     counts: dict[str, int] = {}
     with factory() as session, session.begin():
+        _alert_declared_expiring(session, now - max_age)
         expired = session.execute(
             update(PaymentIntent)
             .where(PaymentIntent.status.in_(("created", "pending")),
@@ -73,6 +80,34 @@ def poll(factory: sessionmaker[Session], adapters: dict[str, PaymentGateway], *,
             intents.health(session, gateway, True)
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts
+
+
+def _alert_declared_expiring(session: Session, cutoff: dt.datetime) -> None:
+    """Alert on (and audit) every intent about to expire after a return or notification the
+    gateway never confirmed. Few by nature (the payer came back, the gateway stayed silent or
+    pending for two days), and each one is money an operator must look for."""
+    rows = session.execute(
+        select(PaymentIntent, Subscriber.username)
+        .join(Subscriber, Subscriber.id == PaymentIntent.subscriber_id)
+        .where(PaymentIntent.status.in_(("created", "pending")),
+               PaymentIntent.created_at < cutoff, PaymentIntent.declared_at.is_not(None))
+        .with_for_update(of=PaymentIntent)).all()
+    for intent, username in rows:
+        why = (f"the payer came back from {intent.gateway} on "
+               f"{intent.declared_at:%Y-%m-%d %H:%M} UTC but {intent.gateway} never confirmed "
+               "the payment")
+        audit.record(session, actor="payment-poll", action="payment.expired-unconfirmed",
+                     entity="payment_intent", entity_id=intent.id, reason=why,
+                     before={"status": intent.status},
+                     after={"status": "failed", "reference": intent.reference,
+                            "gateway_reference": intent.gateway_reference})
+        raise_alert(session, "payment-expired-unconfirmed",
+                    f"{intent.gateway} payment {intent.reference} of {intent.amount} "
+                    f"{intent.currency} by {username} expired unpaid: {why}; check the "
+                    f"{intent.gateway} dashboard for {intent.gateway_reference or 'it'}",
+                    {"intent": intent.reference, "gateway": intent.gateway,
+                     "gateway_reference": intent.gateway_reference})
+        log.warning("payment %s expired after an unconfirmed return", intent.reference)
 
 
 def _polled(session: Session, reference: str, now: dt.datetime) -> None:

@@ -4,7 +4,8 @@
   number is the capability (numbers are sequential, so the page shows only what is due and a
   first name, never the address, phone or history).
 * ``POST /pay/<invoice>/start``: creates a payment intent and sends the browser to the gateway.
-* ``GET|POST /pay/return/<gateway>``: where the gateway sends the browser back.
+* ``GET|POST /pay/return/<gateway>/<reference>``: where the gateway sends the browser back
+  (``/pay/return/<gateway>?ref=<reference>`` is still answered for payments started before).
 * ``POST /webhooks/<gateway>``: server-to-server notifications (IPN, webhooks).
 
 Notifications are verified on the raw body by the gateway adapter before anything is read
@@ -87,22 +88,24 @@ def start(number: str) -> Any:
     return redirect(checkout.redirect_url, code=303)
 
 
-def _confirm(name: str, source: str) -> tuple[str, int, str]:
+def _confirm(name: str, source: str, reference: str | None = None) -> tuple[str, int, str]:
     gw = _gateway(name)
     body = request.get_data(cache=True)
     try:
         conf = gw.confirm_notification(request.method, dict(request.headers),
                                        request.args.to_dict(), body)
     except SignatureError as exc:
-        if source == "return" and request.args.get("ref"):
+        if source == "return" and reference:
             # The browser came back with our own reference (in the return URL we gave the
             # gateway); whatever else it carries, ask the gateway itself about that payment.
-            return _confirm_by_query(name, gw, request.args["ref"])
+            return _confirm_by_query(name, gw, reference)
         intents.rejected(get_db(), name, str(exc), source)
         commit()
         return "rejected", 400, str(exc)
     except GatewayError as exc:
         intents.health(get_db(), name, False, str(exc))
+        if source == "return" and reference:
+            intents.declared_by_reference(get_db(), name, reference)
         commit()
         log.error("%s %s could not be confirmed now: %s", name, source, exc)
         return "unconfirmed", 503, str(exc)
@@ -122,6 +125,8 @@ def _confirm_by_query(name: str, gw: PaymentGateway, reference: str) -> tuple[st
         conf = gw.query(intent.reference, intent.gateway_reference)
     except GatewayError as exc:
         log.error("%s return for %s could not be confirmed now: %s", name, reference, exc)
+        intents.declared_by_reference(get_db(), name, reference)
+        commit()
         return "unconfirmed", 200, str(exc)  # polling picks it up
     outcome = intents.apply(get_db(), name, conf, source="return-query")
     commit()
@@ -139,13 +144,17 @@ def webhook(name: str) -> Response:
 
 
 @bp.route("/pay/return/<name>", methods=["GET", "POST"])
+@bp.route("/pay/return/<name>/<reference>", methods=["GET", "POST"])
 @requires(Permission.PUBLIC)
-def returned(name: str) -> Any:
+def returned(name: str, reference: str | None = None) -> Any:
     """The subscriber's browser, back from the gateway."""
-    outcome, code, _ = _confirm(name, "return")
+    # A payment started before references moved into the path: bKash's concatenated
+    # "?paymentID=" ended up inside our ref ("RB1ABC?paymentID=..."); the query recovers it.
+    reference = reference or request.args.get("ref", "").partition("?")[0]
+    outcome, code, _ = _confirm(name, "return", reference)
     # What the subscriber is told follows what the payment now is, not what this one
     # delivery did: a repeated callback of a pending payment must not read "thank you".
-    intent = intents.find(get_db(), request.args.get("ref", ""), name)
+    intent = intents.find(get_db(), reference, name)
     if intent is not None and code == 200:
         outcome = {"paid": "posted", "refunded": "posted", "held": "held",
                    "failed": "failed"}.get(intent.status, "pending")

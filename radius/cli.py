@@ -29,20 +29,39 @@ def nas() -> None:
 @click.option("--api-user", "api_username")
 @click.option("--api-password")
 @click.option("--api-port", type=int)
-@click.option("--api-tls", is_flag=True)
+@click.option("--api-tls", type=click.Choice(["none", "anon", "verify"]), default="none",
+              show_default=True,
+              help="API-SSL: anon for a router without a certificate (anonymous DH) or whose "
+                   "certificate is not checked; verify to check it (--api-tls-ca or "
+                   "--api-tls-fingerprint, else the system CAs).")
+@click.option("--api-tls-ca", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PEM file of the CA that signed the router's certificate (verify); the "
+                   "certificate must name the NAS's IP address.")
+@click.option("--api-tls-fingerprint",
+              help="SHA-256 fingerprint of the router's certificate (verify), e.g. from "
+                   "'openssl x509 -noout -fingerprint -sha256'.")
 @click.option("--enforce-via", type=click.Choice(["coa", "api"]), default="coa", show_default=True,
               help="How suspensions reach this NAS first (the API is also CoA's fallback).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @guarded
-def nas_create(app: App, relax: bool, as_json: bool, **options: Any) -> None:
+def nas_create(app: App, relax: bool, as_json: bool, api_tls_ca: Path | None,
+               **options: Any) -> None:
     """Register a NAS (takes effect when 'radbill radius run' next starts)."""
     from radius import nas as nas_service
 
+    ca_pem = None
+    if api_tls_ca is not None:
+        if api_tls_ca.stat().st_size > nas_service.MAX_CA_PEM:
+            fail(f"{api_tls_ca} is larger than 64 KiB: not a CA certificate")
+        try:
+            ca_pem = api_tls_ca.read_text("ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read {api_tls_ca}: {exc}")
     box = app.box()
     with app.transaction() as session:
         row = nas_service.create_nas(session, box, require_message_authenticator=not relax,
-                                     actor="cli", **options)
+                                     actor="cli", api_tls_ca=ca_pem, **options)
         data = nas_service.summary(row)
     emit(data, as_json, lambda d: f"NAS {d['name']} at {d['ip_address']} created")
 

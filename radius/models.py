@@ -25,7 +25,11 @@ class Nas(Base):
     api_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
     api_username: Mapped[str | None] = mapped_column(String(64), nullable=True)
     api_password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
-    api_tls: Mapped[bool] = mapped_column(Boolean, default=False)
+    # API-SSL: none | anon (no router certificate, anonymous DH; or one left unchecked) |
+    # verify (against api_tls_ca, the system CAs, or the pinned SHA-256 fingerprint).
+    api_tls_mode: Mapped[str] = mapped_column(String(8), default="none")
+    api_tls_ca: Mapped[str | None] = mapped_column(Text, nullable=True)  # PEM
+    api_tls_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # How enforcement reaches this NAS first: "coa" (RFC 5176, the API only as fallback) or
     # "api" (RouterOS API only, for routers with CoA closed).
     enforce_via: Mapped[str] = mapped_column(String(8), default="coa")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
+import ssl
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +18,9 @@ from radius.models import Nas
 
 NAS_TYPES = ("mikrotik", "other")
 ENFORCE_VIA = ("coa", "api")
+API_TLS_MODES = ("none", "anon", "verify")
+MAX_CA_PEM = 65_536  # a CA bundle for a few routers; anything bigger is a mistake
+_FINGERPRINT_RE = re.compile(r"^[0-9a-f]{64}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 # FreeRADIUS reads secrets from a quoted string in clients.conf: keep them printable, no quote
 # or backslash, so the rendered file can never be broken out of.
@@ -28,6 +33,38 @@ def validate_secret(secret: str) -> str:
         raise InvalidInput("RADIUS secret must be 8-128 printable ASCII characters, "
                            "without spaces, double quotes or backslashes")
     return secret
+
+
+def validate_api_tls(mode: str, ca_pem: str | None, fingerprint: str | None
+                     ) -> tuple[str, str | None, str | None]:
+    """The API-SSL setting of a NAS: the mode, a CA (PEM text) and/or a SHA-256 fingerprint
+    (hex, colons allowed) for ``verify`` only. Returns them normalised (fingerprint in lower
+    case without colons)."""
+    if mode not in API_TLS_MODES:
+        raise InvalidInput(f"unknown API TLS mode {mode!r}: use none, anon or verify")
+    if mode != "verify" and (ca_pem or fingerprint):
+        raise InvalidInput("a CA or certificate fingerprint needs --api-tls verify")
+    if ca_pem is not None:
+        if len(ca_pem) > MAX_CA_PEM or "-----BEGIN CERTIFICATE-----" not in ca_pem:
+            raise InvalidInput("the API TLS CA must be PEM certificates (at most 64 KiB)")
+        try:
+            ssl.create_default_context(cadata=ca_pem)
+        except (ssl.SSLError, ValueError) as exc:
+            raise InvalidInput(f"the API TLS CA is not a usable certificate: {exc}") from None
+    if fingerprint is not None:
+        fingerprint = fingerprint.strip().replace(":", "").lower()
+        if not _FINGERPRINT_RE.match(fingerprint):
+            raise InvalidInput("the certificate fingerprint must be a SHA-256 in hex "
+                               "(64 hex digits, colons allowed)")
+    if ca_pem and fingerprint:
+        raise InvalidInput("give a CA or a fingerprint, not both")
+    return mode, ca_pem, fingerprint
+
+
+def fingerprint_of(pem: str) -> str:
+    """The SHA-256 fingerprint (hex) of a PEM certificate, as ``--api-tls-fingerprint`` takes
+    it (what ``openssl x509 -fingerprint -sha256`` prints, without the colons)."""
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
 
 
 def create_nas(
@@ -43,7 +80,9 @@ def create_nas(
     api_port: int | None = None,
     api_username: str | None = None,
     api_password: str | None = None,
-    api_tls: bool = False,
+    api_tls: str = "none",
+    api_tls_ca: str | None = None,
+    api_tls_fingerprint: str | None = None,
     enforce_via: str = "coa",
     actor: str = "system",
 ) -> Nas:
@@ -66,6 +105,10 @@ def create_nas(
         raise InvalidInput("enforcement over the RouterOS API needs --api-user and --api-password")
     if (api_username is None) != (api_password is None):
         raise InvalidInput("RouterOS API needs both --api-user and --api-password")
+    api_tls, api_tls_ca, api_tls_fingerprint = validate_api_tls(api_tls, api_tls_ca,
+                                                                api_tls_fingerprint)
+    if api_tls != "none" and not api_username:
+        raise InvalidInput("--api-tls needs --api-user and --api-password")
     nas = Nas(
         name=name,
         ip_address=str(addr),
@@ -73,10 +116,12 @@ def create_nas(
         nas_type=nas_type,
         coa_port=coa_port,
         require_message_authenticator=require_message_authenticator,
-        api_port=api_port or (8729 if api_tls else 8728) if api_username else None,
+        api_port=api_port or (8729 if api_tls != "none" else 8728) if api_username else None,
         api_username=api_username,
         api_password_enc=box.encrypt(api_password) if api_password else None,
-        api_tls=api_tls,
+        api_tls_mode=api_tls,
+        api_tls_ca=api_tls_ca,
+        api_tls_fingerprint=api_tls_fingerprint,
         enforce_via=enforce_via,
     )
     try:
@@ -105,6 +150,6 @@ def summary(nas: Nas) -> dict[str, object]:
         "require_message_authenticator": nas.require_message_authenticator,
         "api_port": nas.api_port,
         "api_username": nas.api_username,
-        "api_tls": nas.api_tls,
+        "api_tls": nas.api_tls_mode,
         "enforce_via": nas.enforce_via,
     }

@@ -10,7 +10,11 @@
   is no such session), applies rate and address-list changes, and ends disconnected sessions
   with an Accounting-Stop ``Admin-Reset``.
 * Serves the RouterOS API (plain and TLS) on the same state: ``/ppp/active``,
-  ``/ip/hotspot/active``, ``/ip/firewall/address-list``, ``/ppp/secret``, ``/queue/simple``.
+  ``/ip/hotspot/active``, ``/ip/firewall/address-list``, ``/ppp/secret``, ``/queue/simple``,
+  printed as RouterOS prints them: ``session-id=0x8100000A`` (upper-case hex; accounting's
+  Acct-Session-Id is ``8100000a``), ``max-limit`` in bits per second (``5000000/20000000``)
+  whatever notation was written. API-SSL without a certificate (``tls=None``) takes only
+  anonymous Diffie-Hellman, as RouterOS does; with a certificate context, ordinary TLS.
 * Faults: drop a share of CoA packets, delay answers, NAK everything, ignore CoA, go silent
   (CoA and API), reboot (Accounting-On, with or without the sessions surviving).
 
@@ -36,7 +40,7 @@ from pyrad import packet
 from coa.dictionary import dictionary
 from coa.transport import RadiusTransport
 from simulators.radius_client import fill_login
-from simulators.routeros import ApiServer, ApiTrap
+from simulators.routeros import ApiServer, ApiTrap, anonymous_tls_context
 
 T = TypeVar("T")
 
@@ -160,8 +164,9 @@ class NasSimulator:
         if self.api_port is not None:
             self.api_port = await self.api.listen(self.nas_ip, self.api_port)
         if self.api_tls_port is not None:
-            assert self.tls is not None, "API-SSL needs a TLS context"
-            self.api_tls_port = await self.api.listen(self.nas_ip, self.api_tls_port, self.tls)
+            # no certificate configured: RouterOS then speaks anonymous DH only
+            tls = self.tls if self.tls is not None else anonymous_tls_context()
+            self.api_tls_port = await self.api.listen(self.nas_ip, self.api_tls_port, tls)
 
     def stop(self) -> None:
         if not self._thread.is_alive():
@@ -419,12 +424,12 @@ class NasSimulator:
         if path == "/ppp/active":
             return [{".id": s.item, "name": s.username, "service": "pppoe",
                      "caller-id": s.mac or "", "address": s.framed_ip,
-                     "session-id": f"0x{s.session_id}",
+                     "session-id": f"0x{s.session_id.upper()}",
                      "uptime": f"{int(time.time() - s.started)}s"}
                     for s in sessions if s.service == "pppoe"]
         if path == "/ip/hotspot/active":
             return [{".id": s.item, "user": s.username, "address": s.framed_ip,
-                     "mac-address": s.mac or "", "session-id": f"0x{s.session_id}"}
+                     "mac-address": s.mac or "", "session-id": f"0x{s.session_id.upper()}"}
                     for s in sessions if s.service == "hotspot"]
         if path == "/ip/firewall/address-list":
             dynamic = [{".id": f"*D{s.number:X}", "list": s.address_list, "address": s.framed_ip,
@@ -470,8 +475,10 @@ class NasSimulator:
             if sess is None:
                 raise ApiTrap("no such item")
             if "max-limit" in attrs:
+                if _bps_pair(attrs["max-limit"]) is None:
+                    raise ApiTrap("invalid value for argument max-limit")
                 up, _, down = attrs["max-limit"].partition("/")
-                sess.rate_limit = f"{up}/{down}"
+                sess.rate_limit = f"{up}/{down or up}"
             return
         table = self._static(path)
         if item not in table:
@@ -549,7 +556,28 @@ def _text_attrs(reply: packet.Packet) -> dict[str, str]:
     return out
 
 
+_UNITS = {"": 1, "k": 1_000, "M": 1_000_000, "G": 1_000_000_000}
+
+
+def _bps(text: str) -> int | None:
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "")
+    try:
+        value = float(number)
+    except ValueError:
+        return None
+    return round(value * _UNITS[unit]) if value >= 0 else None
+
+
+def _bps_pair(text: str) -> tuple[int, int] | None:
+    up, _, down = text.strip().partition("/")
+    pair = _bps(up), _bps(down or up)
+    return None if pair[0] is None or pair[1] is None else (pair[0], pair[1])
+
+
 def _max_limit(rate: str | None) -> str:
-    """A queue's max-limit (upload/download) from a Rate-Limit's first pair (rx/tx)."""
-    return (rate or "").split(" ")[0]
+    """A queue's max-limit (upload/download) from a Rate-Limit's first pair (rx/tx), printed
+    as RouterOS prints it: bits per second (``5M/20M`` -> ``5000000/20000000``; the MikroTik
+    manual's Rate-Limit examples: ``64k/128M - rx-rate=64000, tx-rate=128000000``)."""
+    pair = _bps_pair((rate or "0/0").split(" ")[0])
+    return "0/0" if pair is None else f"{pair[0]}/{pair[1]}"
 

@@ -6,7 +6,10 @@ A sentence is a list of words ended by an empty word; each word is prefixed with
 an optional ``.tag=``; the router answers ``!re`` per row, then ``!done`` (with ``=ret=`` for an
 add), or ``!trap =message=...`` then ``!done``; RouterOS 7.18+ answers an empty print with
 ``!empty`` before ``!done``. ``/login =name= =password=`` (RouterOS >= 6.43) must come first.
-TLS (API-SSL) is the same protocol inside TLS.
+TLS (API-SSL) is the same protocol inside TLS, in RouterOS's two modes (MikroTik manual,
+Developer Guides, API, https://manual.mikrotik.com/docs/Developer%20Guides/API/): a service
+without a certificate takes only anonymous Diffie-Hellman (:func:`anonymous_tls_context`), a
+service with one an ordinary TLS session (the caller's context with the certificate).
 
 The tables themselves live in the simulator (:class:`Tables`); this module only speaks the
 protocol.
@@ -18,10 +21,39 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import tempfile
 from collections.abc import Iterable
 from typing import Protocol
 
 log = logging.getLogger("radbill.sim.routeros")
+
+
+# The RFC 7919 ffdhe2048 group (a published standard group, not a secret): anonymous DH needs
+# server parameters and OpenSSL picks none by itself.
+FFDHE2048_PEM = b"""-----BEGIN DH PARAMETERS-----
+MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
++8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a
+87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7
+YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
+7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD
+ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
+-----END DH PARAMETERS-----
+"""
+
+
+def anonymous_tls_context() -> ssl.SSLContext:
+    """API-SSL as a router without a certificate serves it: anonymous Diffie-Hellman only
+    (TLS 1.2, which is the last version with anonymous key exchange). A client that insists
+    on a certificate gets a handshake failure, as from the router."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("ADH+AESGCM:ADH+AES:@SECLEVEL=0")
+    # load_dh_params reads a file only
+    with tempfile.NamedTemporaryFile(suffix=".pem") as params:
+        params.write(FFDHE2048_PEM)
+        params.flush()
+        ctx.load_dh_params(params.name)
+    return ctx
 
 
 class ApiTrap(Exception):
@@ -177,7 +209,8 @@ class ApiServer:
                     return
                 writer.write(b"".join(self._run(command, attrs, query, suffix)))
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError,
+                UnicodeDecodeError):  # a TLS client on the plain port, garbage: hang up
             pass
         finally:
             with contextlib.suppress(Exception):

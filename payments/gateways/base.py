@@ -97,6 +97,9 @@ class Confirmation:
     gateway_reference: str | None = None
     event_id: str | None = None
     refunded_amount: Decimal = Decimal("0")
+    # Set when the gateway took the money but asks the merchant to decide (SSLCommerz's
+    # risk_level 1): the payment is held for an operator, never posted on its own.
+    review: str | None = None
     raw: Mapping[str, object] = field(default_factory=dict)
 
 

@@ -12,10 +12,13 @@ The flow, as bKash documents it (developer.bka.sh, "Tokenized Checkout"):
 2. ``POST /tokenized/checkout/create`` (mode ``0011``: checkout without agreement) returns a
    ``paymentID`` and the ``bkashURL`` the subscriber's browser goes to.
 3. bKash sends the browser back to our ``callbackURL`` with ``?paymentID=..&status=success``
-   (or ``failure`` / ``cancel``). Nothing is captured until we call
+   (or ``failure`` / ``cancel``) appended by concatenation, so the callback URL must carry
+   no query string of its own (radbill's carries the reference in its path). Nothing is
+   captured until we call
    ``POST /tokenized/checkout/execute``; its answer carries ``trxID`` and
    ``transactionStatus == "Completed"``.
-4. ``POST /tokenized/checkout/payment/status`` tells a payment's state at any time.
+4. ``POST /tokenized/checkout/payment/status`` tells a payment's state at any time; it names
+   the invoice ``merchantInvoice`` where create and execute say ``merchantInvoiceNumber``.
 
 What authenticates a callback: nothing in it. The query string has no signature, so anyone can
 forge one. :meth:`BkashGateway.confirm_notification` therefore believes only bKash's own
@@ -215,8 +218,10 @@ class BkashGateway:
         trx_id = data.get("trxID") or None
         if status is Status.PAID and not trx_id:
             raise GatewayError(f"bKash reports a completed payment without trxID: {data}")
+        # create and execute answer merchantInvoiceNumber, Query Payment merchantInvoice
+        invoice = data.get("merchantInvoiceNumber") or data.get("merchantInvoice") or ""
         return Confirmation(
-            reference=str(data.get("merchantInvoiceNumber", "")),
+            reference=str(invoice),
             status=status,
             amount=_parse_amount(data.get("amount")),
             currency=str(data.get("currency", "")),

@@ -38,8 +38,9 @@ Assumed, not confirmed by the documentation (check against the live sandbox):
   serves.
 * A validation or query answer with ``APIConnect`` other than DONE (INVALID_REQUEST, FAILED,
   INACTIVE) is treated as refused credentials or a deactivated store.
-* ``risk_level`` 1 ("risky") is reported PENDING, for an operator to decide, as the
-  documentation says it is the merchant's choice.
+* ``risk_level`` 1 ("risky"): the money is taken and the documentation leaves delivering
+  to the merchant's judgement, so it is reported PAID with ``review`` set: radbill holds it
+  for an operator with an alert (never posted on its own, never left to expire unnoticed).
 * ``cus_email`` is mandatory for SSLCommerz but radbill does not collect subscribers' e-mail:
   we send the ``receipt_email`` credential (the ISP's billing address) or an ``.invalid``
   address (RFC 2606) that never delivers.
@@ -258,15 +259,17 @@ class SslcommerzGateway:
         amount, currency = self._ordered_amount(data)
         status = Status.PAID
         refunded = Decimal("0")
+        review = None
         if str(data.get("refund_status", "")).lower() == "refunded":
             refunded = _decimal(data.get("refund_amount"), "refund_amount")
             status = Status.REFUNDED if refunded > 0 else Status.PAID
         elif str(data.get("risk_level", "0")) == "1":
-            status = Status.PENDING
+            title = str(data.get("risk_title") or "Risky")[:100]
+            review = f"SSLCommerz flags the payment as risky (risk_level 1, {title!r})"
         return Confirmation(
             reference=reference, status=status, amount=amount, currency=currency,
             transaction_id=bank_tran_id, gateway_reference=gateway_reference,
-            event_id=event_id, refunded_amount=refunded, raw=dict(data))
+            event_id=event_id, refunded_amount=refunded, review=review, raw=dict(data))
 
     def _unpaid(self, status: Status, data: Mapping[str, Any], reference: str,
                 gateway_reference: str | None, event_id: str | None = None) -> Confirmation:

@@ -12,8 +12,15 @@ this server also serves.
 
 :meth:`BkashSimulator.pay` plays the subscriber on bKash's page: on success the payment becomes
 payable (bKash captures only when the merchant calls ``execute``); on failure it is ``Failed``.
-Then, as bKash does, the browser is sent to ``callbackURL?paymentID=..&status=..``: the
-simulator performs that GET and returns the :class:`Delivery`.
+Then, as bKash does, the browser is sent to ``callbackURL + "?paymentID=..&status=.."``: bKash
+concatenates (its create answer's ``successCallbackURL`` is ``yourURL.com?paymentID=...&
+status=success`` for a ``callbackURL`` of ``yourURL.com``), so a callback URL that already has
+a query string comes back with two ``?``. The simulator performs that GET and returns the
+:class:`Delivery`.
+
+Field names as bKash answers them: create and execute name the invoice
+``merchantInvoiceNumber``, Query Payment (``payment/status``) names it ``merchantInvoice`` and
+adds ``verificationStatus`` (published sandbox answers of the three calls).
 
 Faults: ``fail_queries`` (``payment/status`` answers 503), ``drop_execute_response`` (execute
 completes the payment and then closes the connection without answering, like a timeout).
@@ -157,13 +164,13 @@ class BkashSimulator:
     # -- internals ---------------------------------------------------------------------------
 
     def _redirect(self, target: str, query: Mapping[str, str], deliver: bool) -> Delivery:
-        split = urlsplit(target)
-        merged = {**dict(parse_qsl(split.query)), **query}
-        url = split._replace(query=urlencode(merged)).geturl()
+        # concatenated, not merged: see the module documentation
+        url = f"{target}?{urlencode(query)}"
+        seen = dict(parse_qsl(urlsplit(url).query))  # what the merchant's server will parse
         if not deliver:
-            return Delivery(method="GET", url=url, query=merged)
+            return Delivery(method="GET", url=url, query=seen)
         response = httpx.get(url, timeout=10.0, follow_redirects=False)
-        return Delivery(method="GET", url=url, query=merged,
+        return Delivery(method="GET", url=url, query=seen,
                         headers={"User-Agent": "bkash-simulator (browser redirect)"},
                         status=response.status_code)
 
@@ -320,7 +327,10 @@ class BkashSimulator:
         payment = self.payments.get(str(body.get("paymentID", "")))
         if payment is None:
             return 200, _error("2002", "Invalid Payment ID")
-        return 200, {**self._payment_fields(payment), "mode": "0011",
+        fields = self._payment_fields(payment)
+        # Query Payment calls it merchantInvoice (create and execute: merchantInvoiceNumber)
+        fields["merchantInvoice"] = fields.pop("merchantInvoiceNumber")
+        return 200, {**fields, "mode": "0011",
                      "paymentCreateTime": _bkash_time(payment.created),
                      "userVerificationStatus": "Complete" if payment.authorised else "Incomplete",
                      "verificationStatus": "Complete" if payment.authorised else "Incomplete",

@@ -16,6 +16,12 @@ then sends the account's webhooks: ``payment.captured``, ``order.paid`` and
 ``X-Razorpay-Event-Id`` and an ``X-Razorpay-Signature`` = hex HMAC-SHA256 of the raw body with
 the webhook secret. Like on Razorpay, the webhook URL is account configuration, not part of a
 payment: set :attr:`RazorpaySimulator.webhook_url` (and :attr:`subscribed` to choose events).
+
+A paid link with a ``callback_url`` also sends the payer's browser back there with
+``razorpay_payment_id``, ``razorpay_payment_link_id``, ``razorpay_payment_link_reference_id``,
+``razorpay_payment_link_status`` and ``razorpay_signature`` = hex HMAC-SHA256(key_secret,
+``link_id|reference_id|status|payment_id``) (Razorpay, "Payment Links: verify the signature").
+That redirect is recorded in :attr:`redirects`, not followed: the browser is the test's.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from simulators.gateways.base import Delivery, LocalHttpServer
 
@@ -69,6 +75,7 @@ class RazorpaySimulator:
         self.fail_queries = False
         self.url = ""
         self.deliveries: list[Delivery] = []
+        self.redirects: list[Delivery] = []  # payers' browsers sent back to callback_url
         self.requests: list[tuple[str, str]] = []
         self.links: dict[str, dict[str, Any]] = {}
         self.orders: dict[str, dict[str, Any]] = {}
@@ -146,7 +153,21 @@ class RazorpaySimulator:
                 events = [("payment.failed", {"payment": payment})]
             snapshots = [(name, json.loads(json.dumps(entities))) for name, entities in events]
         sent = [self._webhook(name, entities, deliver) for name, entities in snapshots]
+        if succeed and link.get("callback_url"):
+            self.redirects.append(self._callback(link, payment["id"]))
         return sent[-1]
+
+    def _callback(self, link: Mapping[str, Any], payment_id: str) -> Delivery:
+        query = {"razorpay_payment_id": payment_id,
+                 "razorpay_payment_link_id": link["id"],
+                 "razorpay_payment_link_reference_id": link["reference_id"],
+                 "razorpay_payment_link_status": link["status"]}
+        message = "|".join((link["id"], link["reference_id"], link["status"], payment_id))
+        query["razorpay_signature"] = hmac.new(self.credentials["key_secret"].encode(),
+                                               message.encode(), hashlib.sha256).hexdigest()
+        target = str(link["callback_url"])
+        joiner = "&" if "?" in target else "?"
+        return Delivery(method="GET", url=f"{target}{joiner}{urlencode(query)}", query=query)
 
     def refund(self, transaction_id: str, amount: Decimal, *, deliver: bool = True
                ) -> Delivery | None:

@@ -99,6 +99,9 @@ class SslcommerzSimulator:
         self.credentials: Mapping[str, str] = {"store_id": store_id, "store_passwd": store_passwd}
         self.bdt_rate = bdt_rate
         self.fail_queries = False
+        # SSLCommerz's fraud screen marks payments "risky" (risk_level 1): money taken, the
+        # merchant decides whether to deliver
+        self.risky = False
         self.url = ""
         self.deliveries: list[Delivery] = []
         self.requests: list[tuple[str, str]] = []  # (method, path) of every API call
@@ -273,8 +276,8 @@ class SslcommerzSimulator:
             "value_b": session.form.get("value_b", ""),
             "value_c": session.form.get("value_c", ""),
             "value_d": session.form.get("value_d", ""),
-            "risk_level": "0",
-            "risk_title": "Safe",
+            "risk_level": "1" if self.risky else "0",
+            "risk_title": "Risky" if self.risky else "Safe",
             "error": "" if session.status != "FAILED" else "Payment declined by the payer",
         }
         if session.refunds:

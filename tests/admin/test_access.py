@@ -48,7 +48,7 @@ ALLOWED = {  # role -> permissions (the specification, written out)
     "admin": {P.PUBLIC, P.READ, P.OPERATE, P.MANAGE},
 }
 ARGS = {"username": "alice", "session_id": 1, "number": "INV-000001", "filename": "admin.css",
-        "name": "bkash"}
+        "name": "bkash", "reference": "RB1NOTOURS"}
 
 
 def routes(app: Flask) -> list[tuple[str, str, str]]:

@@ -31,7 +31,7 @@ def run(kind: str, sim: NasSimulator, scenario: Scenario) -> Any:
                 transport.close()
         api = RouterOsController(timeout=2)
         try:
-            return await scenario(api, ref_of(sim, tls=kind == "api-ssl"))
+            return await scenario(api, ref_of(sim, tls="anon" if kind == "api-ssl" else "none"))
         finally:
             await api.close()
 

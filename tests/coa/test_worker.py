@@ -368,3 +368,14 @@ def test_a_login_that_beat_the_policy_snapshot_is_drift(db, box, sim, settings) 
         s.execute(update(RadiusSession).values(enforced_at=utcnow() + dt.timedelta(seconds=1)))
     with session_factory(db)() as s:
         assert accounting_drift(s, settings) == []
+
+
+def test_reconciler_knows_sessions_whose_ids_the_router_prints_in_upper_case(
+        db, box, sim, settings) -> None:  # type: ignore[no-untyped-def]
+    names = [f"u{i:02d}" for i in range(12)]
+    seed(db, box, sim, *names, api=True)
+    sessions = [online(db, sim, name) for name in names]
+    assert {s.session_id for s in sessions} >= {"8100000a", "8100000b", "8100000c"}
+    counts = arun(reconcile(session_factory(db), box, settings, RouterOsController()))
+    assert counts.get("unaccounted", 0) == 0  # the router's 0x8100000A is accounting's 8100000a
+    assert len(sim.online()) == 12

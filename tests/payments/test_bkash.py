@@ -403,3 +403,28 @@ def test_processes_share_one_token_through_the_store(sim: BkashSimulator, order:
         gateway.close()  # type: ignore[attr-defined]
     assert sim.grants == 1
     assert (tmp_path / "bkash-token.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_query_payment_names_the_invoice_merchant_invoice_and_it_is_read(
+        gateway: BkashGateway, sim: BkashSimulator, receiver: ReturnReceiver,
+        order: PaymentOrder) -> None:
+    checkout = gateway.start(order)
+    sim.pay(checkout.gateway_reference, deliver=False)  # the callback never came
+    answer = gateway.query(order.reference, checkout.gateway_reference)  # polling executes
+    assert (answer.status, answer.reference) == (Status.PAID, "PI-000123")
+    again = gateway.query(order.reference, checkout.gateway_reference)  # payment/status only
+    assert "merchantInvoiceNumber" not in again.raw  # bKash's Query Payment field names
+    assert (again.raw["merchantInvoice"], again.reference) == ("PI-000123", "PI-000123")
+    assert again.status is Status.PAID
+
+
+def test_bkash_appends_its_query_to_the_callback_url_by_concatenation(
+        gateway: BkashGateway, sim: BkashSimulator, receiver: ReturnReceiver,
+        order: PaymentOrder) -> None:
+    checkout = gateway.start(replace(order, return_url=f"{receiver.url}/pay/return?ref=PI-1"))
+    delivery = sim.pay(checkout.gateway_reference)
+    assert delivery.url.endswith(
+        f"/pay/return?ref=PI-1?paymentID={checkout.gateway_reference}&status=success")
+    # what a server parses from that: our ref swallowed bKash's paymentID
+    assert receiver.received[-1].query == {
+        "ref": f"PI-1?paymentID={checkout.gateway_reference}", "status": "success"}

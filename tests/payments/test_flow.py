@@ -219,7 +219,7 @@ def test_a_forged_notification_posts_nothing(shop: Shop) -> None:
     if shop.name in RETURN_ONLY:
         # no signed notification exists: a forged return is answered from the gateway's own
         # records of our payment (unpaid here), whatever the forger put in the URL
-        forged = Delivery("GET", f"{shop.base}/pay/return/{shop.name}?ref={intent.reference}&"
+        forged = Delivery("GET", f"{shop.base}/pay/return/{shop.name}/{intent.reference}?"
                           + RETURN_ONLY[shop.name])
         answer = send(forged)
         assert answer.status_code == 200 and "Thank you" not in answer.text
@@ -235,7 +235,7 @@ def test_a_forged_notification_posts_nothing(shop: Shop) -> None:
 def test_a_browser_return_is_confirmed_with_the_gateway(shop: Shop) -> None:
     intent = shop.checkout()
     shop.pay(deliver=False)
-    page = httpx.get(f"{shop.base}/pay/return/{shop.name}?ref={intent.reference}", timeout=10)
+    page = httpx.get(f"{shop.base}/pay/return/{shop.name}/{intent.reference}", timeout=10)
     assert page.status_code == 200 and "Thank you" in page.text
     assert len(posted(shop.engine)) == 1 and status(shop.engine) == "active"
 
@@ -245,7 +245,7 @@ def test_a_payment_for_an_unknown_invoice_posts_nothing(shop: Shop) -> None:
         reference="RB999NOTOURS", invoice_number="INV-999999", amount=Decimal("1000"),
         currency=CURRENCY.get(shop.name, "BDT"), customer_name="Mallory",
         customer_phone="+8801700000999", description="not ours",
-        return_url=f"{shop.base}/pay/return/{shop.name}?ref=RB999NOTOURS",
+        return_url=f"{shop.base}/pay/return/{shop.name}/RB999NOTOURS",
         notify_url=f"{shop.base}/webhooks/{shop.name}")
     checkout = shop.gateway.start(order)
     delivery = shop.sim.pay(checkout.gateway_reference)
@@ -344,3 +344,92 @@ def test_a_currency_mismatch_is_held_for_review(shop: Shop) -> None:
     assert held.status == "held"
     assert held.hold_reason == f"currency {CURRENCY.get(shop.name, 'BDT')} instead of USD"
     assert "payment-held" in alerts(shop.engine)
+
+
+@pytest.mark.parametrize("shop", ["bkash"], indirect=True)
+def test_a_bkash_payment_started_with_the_old_return_url_still_posts_on_return(
+        shop: Shop) -> None:
+    intent = shop.checkout()
+    sim: Any = shop.sim
+    payment = sim.payments[intent.gateway_reference]
+    # started before the reference moved into the path: "...?ref=RB..", to which bKash
+    # appends "?paymentID=..&status=success"
+    payment.callback_url = f"{shop.base}/pay/return/bkash?ref={intent.reference}"
+    delivery = shop.pay()
+    assert f"?ref={intent.reference}?paymentID=" in delivery.url
+    assert delivery.status == 200
+    assert len(posted(shop.engine)) == 1 and status(shop.engine) == "active"
+
+
+@pytest.mark.parametrize("shop", ["sslcommerz"], indirect=True)
+def test_a_risky_sslcommerz_payment_is_held_for_review_with_an_alert(shop: Shop) -> None:
+    sim: Any = shop.sim
+    sim.risky = True
+    shop.checkout()
+    assert shop.pay().status == 200
+    assert posted(shop.engine) == [] and status(shop.engine) == "suspended"
+    intent = shop.intent()
+    assert intent.status == "held" and "risky" in (intent.hold_reason or "")
+    assert intent.transaction_id  # the money movement is named for the operator
+    assert alerts(shop.engine) == ["payment-held"]
+    # polling does not let it slip away either: held is final until an operator decides
+    counts = poll(session_factory(shop.engine), {shop.name: shop.gateway},
+                  min_age=dt.timedelta(0), max_age=dt.timedelta(0))
+    assert counts == {} and shop.intent().status == "held"
+
+
+def _expire(shop: Shop) -> dict[str, int]:
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    return poll(session_factory(shop.engine), {shop.name: shop.gateway}, now=later)
+
+
+@pytest.mark.parametrize("shop", ["bkash"], indirect=True)
+def test_an_intent_expiring_after_an_unconfirmed_return_raises_an_alert(shop: Shop) -> None:
+    intent = shop.checkout()
+    # the payer's browser comes back saying "success", bKash never confirms it
+    page = httpx.get(f"{shop.base}/pay/return/bkash/{intent.reference}?paymentID="
+                     f"{intent.gateway_reference}&status=success", timeout=10)
+    assert page.status_code == 200 and "Thank you" not in page.text
+    assert shop.intent().declared_at is not None
+    counts = _expire(shop)
+    assert counts.get("expired") == 1 and shop.intent().status == "failed"
+    assert alerts(shop.engine) == ["payment-expired-unconfirmed"]
+    with session_factory(shop.engine)() as s:
+        alert = s.scalars(select(Alert)).one()
+        assert intent.reference in alert.message and "alice" in alert.message
+        assert s.scalars(select(AuditLog).where(
+            AuditLog.action == "payment.expired-unconfirmed")).one().entity_id == str(intent.id)
+
+
+@pytest.mark.parametrize("shop", ["bkash"], indirect=True)
+def test_a_return_while_the_gateway_is_down_also_counts_as_declared(shop: Shop) -> None:
+    intent = shop.checkout()
+    shop.sim.fail_queries = True  # payment/status answers 503
+    page = httpx.get(f"{shop.base}/pay/return/bkash/{intent.reference}?paymentID="
+                     f"{intent.gateway_reference}&status=success", timeout=10)
+    assert page.status_code == 503
+    assert shop.intent().declared_at is not None
+    _expire(shop)
+    assert "payment-expired-unconfirmed" in alerts(shop.engine)
+
+
+@pytest.mark.parametrize("shop", ["bkash"], indirect=True)
+def test_an_abandoned_intent_expires_quietly(shop: Shop) -> None:
+    shop.checkout()  # the subscriber opened bKash's page and closed it: nothing came back
+    assert shop.intent().declared_at is None
+    assert _expire(shop).get("expired") == 1
+    assert "payment-expired-unconfirmed" not in alerts(shop.engine)
+
+
+@pytest.mark.parametrize("shop", ["bkash"], indirect=True)
+def test_a_bkash_payment_whose_execute_answer_was_lost_is_posted_from_query_payment(
+        shop: Shop) -> None:
+    sim: Any = shop.sim
+    sim.drop_execute_response = True  # bKash completes the payment, its answer never arrives
+    shop.checkout()
+    shop.pay(deliver=False)  # ...and the payer's browser never came back either
+    counts = poll(session_factory(shop.engine), {shop.name: shop.gateway},
+                  min_age=dt.timedelta(0))
+    # polling executes (no answer), then Query Payment says Completed for merchantInvoice
+    assert counts == {"posted": 1}
+    assert len(posted(shop.engine)) == 1 and status(shop.engine) == "active"

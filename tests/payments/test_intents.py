@@ -46,7 +46,7 @@ def start(db: Engine, number: str, gateway: str = "razorpay") -> PaymentIntent:
     with session_factory(db)() as s, s.begin():
         intent, order = intents.create(s, number, gateway, URL)
         assert order.amount == Decimal("1000.00") and order.currency == "BDT"
-        assert order.return_url == f"{URL}/pay/return/{gateway}?ref={intent.reference}"
+        assert order.return_url == f"{URL}/pay/return/{gateway}/{intent.reference}"
         s.expunge(intent)
     return intent
 

@@ -315,3 +315,18 @@ def test_missing_credentials_are_refused_at_configuration(sim: SslcommerzSimulat
     with pytest.raises(GatewayError, match="store_passwd"):
         SslcommerzGateway(GatewayConfig(name="sslcommerz", base_url=sim.url,
                                         credentials={"store_id": "x"}))
+
+
+def test_a_risky_payment_is_paid_but_flagged_for_review(
+        sim: SslcommerzSimulator, gateway: SslcommerzGateway, receiver: Receiver) -> None:
+    sim.risky = True
+    checkout = gateway.start(order(receiver))
+    sim.pay(checkout.gateway_reference)
+    got = receiver.last()
+    confirmation = gateway.confirm_notification(got.method, got.headers, got.query, got.body)
+    assert confirmation.status is Status.PAID and confirmation.transaction_id
+    assert confirmation.review == "SSLCommerz flags the payment as risky (risk_level 1, 'Risky')"
+    polled = gateway.query("PI-000123", checkout.gateway_reference)
+    assert (polled.status, polled.review) == (Status.PAID, confirmation.review)
+    sim.risky = False
+    assert gateway.query("PI-000123", checkout.gateway_reference).review is None

@@ -30,7 +30,7 @@ def test_happy_path_with_json(cli) -> None:  # type: ignore[no-untyped-def]
     nas = json.loads(cli("nas", "list", "--json").output)
     assert nas == [{"name": "core-1", "ip_address": "127.0.0.1", "type": "mikrotik",
                     "coa_port": 3799, "require_message_authenticator": True, "api_port": None,
-                    "api_username": None, "api_tls": False, "enforce_via": "coa"}]
+                    "api_username": None, "api_tls": "none", "enforce_via": "coa"}]
 
 
 @pytest.mark.parametrize(
