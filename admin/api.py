@@ -23,7 +23,7 @@ from admin import users
 from admin.auth import requires
 from admin.db import box, commit, get_db, today
 from admin.roles import Permission
-from billing import accounts, invoices, ledger, payments, plan_changes, plans, promises
+from billing import accounts, invoices, ledger, payments, plan_changes, plans, promises, standing
 from billing import subscribers as subs
 from billing.models import Invoice, Payment, Subscriber, SubscriberStatus
 from radbill.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -360,7 +360,7 @@ def subscriber_show(inp: dict[str, Any], username: str) -> Response:
     sub = _subscriber(username)
     day = today()
     settled = ledger.settle(db, sub.id, day)
-    promise = accounts.active_promise(db, sub.id)
+    promise = standing.active_promise(db, sub.id)
     return jsonify({
         **subscriber_json(sub), "balance": str(settled.balance),
         "overdue": str(settled.overdue(day)),

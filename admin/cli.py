@@ -72,7 +72,9 @@ def serve(app: App, host: str, port: int, threads: int) -> None:
     from werkzeug.serving import run_simple
 
     from admin import create_app
+    from radbill.secure import warn_if_exposed
 
+    warn_if_exposed(app.settings)
     web = create_app(app.settings, engine=app.engine)
     click.echo(f"radbill admin on http://{host}:{port}/  (API: /api/v1, "
                f"OpenAPI: /api/v1/openapi.json)")

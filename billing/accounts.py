@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from billing import invoices, ledger, subscribers
 from billing.cycles import full_period_days
 from billing.invoices import notify
-from billing.isp import settings
+from billing.isp import calendar, settings
 from billing.models import (
     EnforcementRequest,
     Invoice,
@@ -31,13 +31,13 @@ from billing.models import (
     InvoiceStatus,
     LedgerKind,
     PlanChange,
-    Promise,
     Subscriber,
     SubscriberStatus,
 )
 from billing.money import ZERO, prorate, round_money
 from billing.plans import cycle_of
 from billing.renewals import Bill, due_date, period_lines, segments_of
+from billing.standing import active_promise, sync_paid_until
 from radbill import audit
 from radbill.db import AUTH_FEED, bump
 from radbill.errors import Conflict, InvalidInput
@@ -92,19 +92,14 @@ def set_throttle(session: Session, sub: Subscriber, on: bool, reason: str) -> No
     enforce(session, sub, "throttle" if on else "unthrottle", reason)
 
 
-def active_promise(session: Session, subscriber_id: int) -> Promise | None:
-    """The subscriber's running promise to pay, if any."""
-    return session.scalars(
-        select(Promise).where(Promise.subscriber_id == subscriber_id,
-                              Promise.status == "active").order_by(Promise.until.desc())
-    ).first()
-
-
 def settle_and_reconnect(session: Session, sub: Subscriber, today: dt.date, reason: str,
-                         actor: str) -> tuple[ledger.Settlement, bool]:
-    """After money or a credit came in: settle the invoices and, if nothing is overdue any
-    more, reactivate (and count a running promise as kept) in the same transaction. A
-    terminated or disabled account is settled only: nothing is reconnected or enforced."""
+                         actor: str, *, as_of: dt.date | None = None
+                         ) -> tuple[ledger.Settlement, bool]:
+    """After money or a credit came in on *today*: settle the invoices and, if nothing is
+    overdue any more, reactivate (and count a running promise as kept), and bring the service
+    end up to date as of *as_of* (default *today*; the real today when *today* is an earlier
+    day entered late), in the same transaction. A terminated or disabled account is settled
+    only: nothing is reconnected or enforced."""
     settled = ledger.settle(session, sub.id, today)
     reconnected = False
     if settled.overdue(today) <= 0 and sub.status in (S.ACTIVE, S.SUSPENDED):
@@ -112,7 +107,13 @@ def settle_and_reconnect(session: Session, sub: Subscriber, today: dt.date, reas
         promise = active_promise(session, sub.id)
         if promise is not None:
             promise.status = "kept"
+    refresh_service(session, sub, as_of or today)
     return settled, reconnected
+
+
+def refresh_service(session: Session, sub: Subscriber, today: dt.date) -> None:
+    """Bring the subscriber's service end (prepaid ``paid_until``) up to date."""
+    sync_paid_until(session, settings(session), calendar(session), sub, sub.plan, today)
 
 
 # -- pausing and resuming billing -------------------------------------------------------------

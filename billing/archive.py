@@ -97,9 +97,12 @@ def local_time(isp: IspSettings, at: dt.datetime) -> str:
 
 def write_atomically(path: Path, data: bytes) -> None:
     """Write *data* to *path* so that a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as fh:
+    # invoices name subscribers and their addresses: owner-only, whatever the umask
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), 0o600)
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())

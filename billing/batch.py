@@ -2,18 +2,21 @@
 a few multi-row statements.
 
 For a batch of subscribers (locked, in id order) the run loads everything the accounts need in
-a few queries: the subscriber rows, their invoices, ledger entries, outbox keys and running
-promises. Each account is then planned with the same rules the per-account path
-(:func:`billing.run.process`) calls: renewals (:func:`billing.run._period_lines`,
-:func:`billing.invoices.draft`), settlement (:func:`billing.ledger.allocate`) and the dunning
-ladder (:func:`billing.dunning.due_actions`), and the notices, late fees and status updates
-that follow. Consecutive planned accounts form a segment, written in one savepoint: invoices
-(numbers from the locked ISP row, in account order, so numbering stays gapless), lines, ledger
-entries and outbox events as multi-row inserts, then invoice settlements, the subscribers'
-period advance and the change-feed stamps, then the ISP's counter.
+a few queries: the subscriber rows, their documents, ledger entries, outbox keys (with their
+days) and running promises. Each account is then planned with the same rules the per-account
+path (:func:`billing.run.process`) calls: renewals (:func:`billing.renewals.renewals`,
+:func:`billing.renewals.period_lines`, :func:`billing.invoices.draft`), settlement
+(:func:`billing.ledger.allocate`), the dunning ladder (:func:`billing.dunning.due_actions`)
+and the service end (:func:`billing.standing.paid_until_of`), and the notices, late-fee
+invoices and status updates that follow. Consecutive planned accounts form a segment,
+written in one savepoint: invoices (numbers from the locked ISP row, in account order, so
+numbering stays gapless), lines, ledger entries and outbox events as multi-row inserts, then
+invoice settlements, the subscribers' period advance and the change-feed stamps, then the
+ISP's counter.
 
-An account whose day needs a service of its own (activation, a scheduled plan change,
-throttling, a broken promise, reconnection, termination), and any account whose planning
+An account whose day needs a service of its own (activation, a scheduled plan change or one
+made during the period being billed, throttling, a broken promise, reconnection,
+termination), and any account whose planning
 raises, goes through the per-account path in its place in the order: invoice numbers and the
 report's events come out exactly as from the per-account path. If a segment's write fails, its
 savepoint is rolled back and its accounts go through the per-account path one by one, which
@@ -47,7 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from billing import invoices, run
+from billing import invoices, run, standing
 from billing import renewals as renewal_rules
 from billing.cycles import Cycle
 from billing.dunning import Account, Action, Calendar, Ladder, UnpaidInvoice, due_actions
@@ -219,7 +222,7 @@ def load(session: Session, isp: IspSettings, ids: Sequence[int]
                    OUTBOX.c.created_at)
             .where(_among(session, OUTBOX.c.subscriber_id, ids))):
         hist[sub_id].done[key] = on or local_today(isp, _aware(created))
-    # accounts.active_promise: the running promise with the latest date
+    # standing.active_promise: the running promise with the latest date
     for sub_id, until in session.execute(
             select(PROMISES.c.subscriber_id, PROMISES.c.until)
             .where(_among(session, PROMISES.c.subscriber_id, ids),
@@ -277,7 +280,7 @@ def _terms(terms: Terms, plan: Plan, isp: IspSettings) -> tuple[Cycle, Ladder]:
     """The plan's cycle and ladder (once per batch rather than once per account)."""
     found = terms.get(plan.id)
     if found is None:
-        found = terms[plan.id] = (cycle_of(plan), run.ladder_of(plan, isp))
+        found = terms[plan.id] = (cycle_of(plan), standing.ladder_of(plan, isp))
     return found
 
 
@@ -354,7 +357,7 @@ def _post(p: Planned, hist: History, *, kind: LedgerKind, amount: Decimal, curre
 
 
 def _payload(inv: Inv, action: Action, open_: list[tuple[Inv, Decimal]]) -> dict[str, object]:
-    # billing.run._notice
+    # what billing.run.apply_action's notices carry
     owed = next((o for v, o in open_ if v.id == inv.id), inv.total)
     return {"invoice": inv.number, "total": inv.total, "outstanding": owed,
             "amount_due": sum((o for _, o in open_), ZERO), "currency": inv.currency,
@@ -427,7 +430,7 @@ def plan_account(sub: Sub, plan: Plan, hist: History, isp: IspSettings, cal: Cal
 
 def _account(sub: Sub, plan: Plan, hist: History, open_: list[tuple[Inv, Decimal]]
              ) -> Account:
-    # run.account_state
+    # standing.account_state
     return Account(
         subscriber_id=sub.id, username=sub.username, status=str(sub.status),
         currency=plan.currency,
@@ -441,7 +444,7 @@ def _account(sub: Sub, plan: Plan, hist: History, open_: list[tuple[Inv, Decimal
 
 def _paid_until(sub: Sub, plan: Plan, hist: History, isp: IspSettings, cal: Calendar,
                 today: dt.date, open_: list[tuple[Inv, Decimal]]) -> dt.datetime | None:
-    # run.sync_paid_until
+    # standing.sync_paid_until
     if not plan.prepaid:
         return None
     opening = None
@@ -451,7 +454,7 @@ def _paid_until(sub: Sub, plan: Plan, hist: History, isp: IspSettings, cal: Cale
         opening = sub.billing_started_on
     last_end = max((v.period_end for v in hist.invoices if v.kind is InvoiceKind.PERIOD),
                    default=None)
-    return run.paid_until_of(isp, plan, cal, _account(sub, plan, hist, open_), today,
+    return standing.paid_until_of(isp, plan, cal, _account(sub, plan, hist, open_), today,
                              last_end=last_end, paused=sub.billing_paused_on is not None,
                              opening_unpaid_since=opening)
 

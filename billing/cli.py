@@ -473,19 +473,20 @@ def payment() -> None:
 @click.argument("amount")
 @click.option("--method", default="cash", show_default=True)
 @click.option("--reference", required=True, help="Receipt or transaction id (unique).")
+@click.option("--invoice", help="The invoice paid (it is paid first; default: oldest first).")
 @on_option
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @guarded
 def payment_record(app: App, username: str, amount: str, method: str, reference: str,
-                   on: dt.date | None, as_json: bool) -> None:
+                   invoice: str | None, on: dt.date | None, as_json: bool) -> None:
     """Post a manual payment; reconnects at once if nothing is left overdue."""
     from billing import payments
 
     with app.transaction() as session:
         result = payments.record_payment(session, username, amount, method=method,
                                          reference=reference, today=app.today(session),
-                                         on=on, actor="cli")
+                                         on=on, invoice=invoice, actor="cli")
     data = {"username": username, "balance": str(result.balance),
             "overdue": str(result.overdue), "reconnected": result.reconnected,
             "invoices_paid": list(result.invoices_paid)}

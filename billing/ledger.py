@@ -89,6 +89,7 @@ def allocate(  # noqa: PLR0912 - one branch per kind of entry and per invoice ou
     charged: dict[int, Decimal] = {}
     attached_credit: dict[int, Decimal] = {}
     written_off: set[int] = set()
+    paid_direct: set[int] = set()  # a payment was made for this very document
     credits = unattached = ZERO
     for amount, invoice_id, kind in entries:
         if invoice_id is None:
@@ -102,6 +103,8 @@ def allocate(  # noqa: PLR0912 - one branch per kind of entry and per invoice ou
             attached_credit[invoice_id] = attached_credit.get(invoice_id, ZERO) - amount
             if kind is LedgerKind.WRITE_OFF:
                 written_off.add(invoice_id)
+            elif kind is LedgerKind.PAYMENT:
+                paid_direct.add(invoice_id)
     needs: list[Decimal] = []
     for inv_id, _status, _paid_on in invoices:
         own = attached_credit.get(inv_id, ZERO)
@@ -114,7 +117,8 @@ def allocate(  # noqa: PLR0912 - one branch per kind of entry and per invoice ou
         own_settled = attached_credit.get(inv_id, ZERO) > 0 and need == 0 and (
             charged.get(inv_id, ZERO) > 0)
         settled_status = (InvoiceStatus.WRITTEN_OFF if inv_id in written_off
-                          else InvoiceStatus.CREDITED if own_settled else InvoiceStatus.PAID)
+                          else InvoiceStatus.CREDITED if own_settled and inv_id not in paid_direct
+                          else InvoiceStatus.PAID)
         if own_settled or remaining >= need:
             if status is settled_status:
                 out.append(Outcome(status, paid_on, ZERO, False))

@@ -14,10 +14,9 @@ from sqlalchemy.orm import Session
 
 from billing import accounts, invoices, ledger
 from billing.invoices import notify
-from billing.isp import calendar, settings, start_of_day_utc
+from billing.isp import settings, start_of_day_utc
 from billing.models import InvoiceKind, IspSettings, LedgerKind, Payment, Subscriber
 from billing.plans import parse_money
-from billing.run import sync_paid_until
 from billing.subscribers import get_subscriber
 from radbill import audit
 from radbill.db import utcnow
@@ -54,11 +53,14 @@ def received_at(isp: IspSettings, on: dt.date, today: dt.date) -> dt.datetime:
 
 
 def record_payment(session: Session, username: str, amount: str | Decimal, *, method: str,
-                   reference: str, today: dt.date, actor: str, on: dt.date | None = None
+                   reference: str, today: dt.date, actor: str, on: dt.date | None = None,
+                   invoice: str | None = None, invoice_id: int | None = None
                    ) -> PaymentResult:
-    """Post a payment received on *on* (default *today*), settle the documents oldest first,
-    and reconnect if nothing is overdue. A terminated account keeps it as credit (refundable):
-    nothing is reconnected or enforced."""
+    """Post a payment received on *on* (default *today*), settle the documents, and reconnect
+    if nothing is overdue. A payment for an *invoice* (its number, or *invoice_id*: paid from
+    its link) pays that invoice first, so paying an invoice's amount closes it; what is left,
+    and a payment for no invoice, pays the documents oldest first. A terminated account keeps
+    it as credit (refundable): nothing is reconnected or enforced."""
     value = parse_money(amount)
     if value <= 0:
         raise InvalidInput(f"payment amount {amount!r} must be above zero")
@@ -71,6 +73,11 @@ def record_payment(session: Session, username: str, amount: str | Decimal, *, me
     sub = get_subscriber(session, username, lock=True)
     day = on or today
     _effective(session, sub, day, today, "payment")
+    if invoice is not None:
+        target = invoices.get_invoice(session, invoice)
+        if target.subscriber_id != sub.id or target.kind is InvoiceKind.CREDIT_NOTE:
+            raise InvalidInput(f"{invoice} is not an invoice of {username}'s")
+        invoice_id = target.id
     plan = sub.plan
     isp = settings(session)
     payment = Payment(subscriber_id=sub.id, amount=value, currency=plan.currency,
@@ -86,11 +93,10 @@ def record_payment(session: Session, username: str, amount: str | Decimal, *, me
     ledger.post(session, subscriber_id=sub.id, kind=LedgerKind.PAYMENT, amount=-value,
                 currency=plan.currency, effective_on=day,
                 description=f"Payment {method} {reference}", actor=actor,
-                payment_id=payment.id)
+                payment_id=payment.id, invoice_id=invoice_id)
     settled, reconnected = accounts.settle_and_reconnect(
-        session, sub, day, f"paid ({method} {reference})", actor)
+        session, sub, day, f"paid ({method} {reference})", actor, as_of=today)
     overdue = settled.overdue(day)
-    sync_paid_until(session, isp, calendar(session), sub, sub.plan, today)
     audit.record(session, actor=actor, action="payment.record", entity="subscriber",
                  entity_id=sub.id, after={"amount": str(value), "method": method,
                                           "reference": reference, "on": str(day)},
@@ -141,7 +147,7 @@ def adjust(session: Session, username: str, kind: str, amount: str | Decimal, *,
             raise InvalidInput(f"{invoice} is not {username}'s invoice")
         _, reconnected = accounts.write_off(session, invoice, value, reason=reason, today=day,
                                             actor=actor, reconnect=reconnect)
-        sync_paid_until(session, settings(session), calendar(session), sub, sub.plan, today)
+        accounts.refresh_service(session, sub, today)
         return Adjustment(ledger.balance(session, sub.id), invoice, reconnected)
     if invoice:
         raise InvalidInput(f"--invoice is for write-offs, not a {kind}")
@@ -168,8 +174,7 @@ def adjust(session: Session, username: str, kind: str, amount: str | Decimal, *,
                  entity_id=sub.id, after={"amount": str(value), "document": document,
                                           "on": str(day)}, reason=reason)
     settled, reconnected = accounts.settle_and_reconnect(session, sub, day, f"{kind}: {reason}",
-                                                         actor)
-    sync_paid_until(session, settings(session), calendar(session), sub, sub.plan, today)
+                                                         actor, as_of=today)
     return Adjustment(settled.balance, document, reconnected)
 
 

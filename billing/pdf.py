@@ -229,7 +229,8 @@ def _footer_lines(doc: InvoiceDocument) -> list[str]:
     contact = " or ".join(part for part in (doc.isp.phone, doc.isp.email) if part)
     lines = [f"Thank you for choosing {doc.isp.name.rstrip('.')}."]
     if contact:
-        lines.append(f"Questions about this {doc.title.lower()}? Contact us at {contact}.")
+        what = "credit note" if doc.title.lower().startswith("credit") else "invoice"
+        lines.append(f"Questions about this {what}? Contact us at {contact}.")
     return lines
 
 
@@ -273,7 +274,7 @@ def _draw_header(pdf: FPDF, doc: InvoiceDocument, fonts: _Fonts) -> None:
     right_x = pdf.w - _MARGIN - 80
     pdf.set_xy(right_x, _MARGIN)
     pdf.set_text_color(*_INK)
-    pdf.set_font(fonts.family, "B", 20)
+    pdf.set_font(fonts.family, "B", 20 if len(doc.title) <= 12 else 14)
     pdf.multi_cell(80, 8, text(doc.title), align="R", new_x="LEFT", new_y="NEXT")
     if doc.isp.tax_profile == "bd-mushak":
         # The form's own reference (VAT and SD Rules 2016, rule 40(1)).
@@ -374,9 +375,9 @@ def _draw_lines(pdf: FPDF, doc: InvoiceDocument, fonts: _Fonts) -> None:
     else:
         names = _head_names(doc)
         duty = profile == "bd-mushak" and any(line.duty for line in doc.lines)
-        fixed = 10 + 24 + (22 if duty else 0) + 22 * len(names) + 26
-        sac = 16 if profile == "in-gst" else 0
-        widths = (pdf.epw - fixed - sac, *((sac,) if sac else ()), 10, 24,
+        fixed = 12 + 24 + (22 if duty else 0) + 22 * len(names) + 26
+        sac = 18 if profile == "in-gst" else 0
+        widths = (pdf.epw - fixed - sac, *((sac,) if sac else ()), 12, 24,
                   *((22,) if duty else ()), *(22,) * len(names), 26)
         head = ("Description", *(("SAC",) if sac else ()), "Qty", "Value",
                 *(("SD",) if duty else ()), *names, "Total")

@@ -145,7 +145,8 @@ def _prorate_prepaid(session: Session, sub: Subscriber, old: Plan, new: Plan, st
         session, isp=isp, sub=sub, plan_name=new.name, currency=new.currency,
         vat_percent=new.tax_percent, period_start=today, period_end=end, issued_on=today,
         due_on=due_date(prepaid=True, start=today, end=end, issued=today,
-                        terms_days=isp.postpaid_due_days, opening=False, strict_prepay=False),
+                        terms_days=isp.postpaid_due_days, opening=False, strict_prepay=False,
+                        whole_days=whole),
         lines=[invoices.Line(f"{new.name}, {label}", charge)], kind=InvoiceKind.PLAN_CHANGE,
         actor=actor)
     return inv.number, str(inv.total), notes

@@ -15,7 +15,7 @@ from billing import accounts
 from billing.invoices import notify
 from billing.isp import calendar, settings
 from billing.models import Promise
-from billing.run import sync_paid_until
+from billing.standing import sync_paid_until
 from billing.subscribers import get_subscriber
 from radbill import audit
 from radbill.errors import Conflict, InvalidInput

@@ -85,15 +85,19 @@ def lead_days(reminder_days: int, start: dt.date, end: dt.date) -> int:
 
 
 def due_date(*, prepaid: bool, start: dt.date, end: dt.date, issued: dt.date,
-             terms_days: int, opening: bool, strict_prepay: bool) -> dt.date:
-    """The due date of a period invoice issued on *issued* (see the module documentation)."""
+             terms_days: int, opening: bool, strict_prepay: bool,
+             whole_days: int | None = None) -> dt.date:
+    """The due date of a period invoice issued on *issued* (see the module documentation).
+    *whole_days*: the days of a whole period of the plan (a short first period is still due
+    after the full payment terms; a daily pack at once)."""
     if not prepaid:
         return issued + dt.timedelta(days=terms_days)
     if issued < start:
         return start
     if opening and strict_prepay:
         return issued
-    return issued + dt.timedelta(days=min(terms_days, max(0, (end - start).days - 1)))
+    length = whole_days if whole_days is not None else (end - start).days
+    return issued + dt.timedelta(days=min(terms_days, max(0, length - 1)))
 
 
 def renewals(*, period_start: dt.date, period_end_: dt.date, anchor_day: int | None,
@@ -109,19 +113,20 @@ def renewals(*, period_start: dt.date, period_end_: dt.date, anchor_day: int | N
     start, end = period_start, period_end_
     last = last_billed
 
-    def bill(s: dt.date, e: dt.date, p: Priced) -> None:
+    def bill(s: dt.date, e: dt.date, p: Priced, c: Cycle) -> None:
         nonlocal last
         opening = billing_started_on is not None and s == billing_started_on
         out.bills.append(Bill(s, e, p, as_of, due_date(
             prepaid=p.prepaid, start=s, end=e, issued=as_of, terms_days=terms_days,
-            opening=opening, strict_prepay=strict_prepay), opening,
+            opening=opening, strict_prepay=strict_prepay,
+            whole_days=full_period_days(c, e, anchor_day or s.day)), opening,
             segments_of(s, e, p, changes) if not p.prepaid else ()))
         last = s
 
     for _ in range(400):  # a year of missed daily runs at most; the next run goes on
         if plan.prepaid:
             if start <= as_of and (last is None or start > last):
-                bill(start, end, plan)
+                bill(start, end, plan, cycle)
             # the next period is invoiced ahead, at the plan it will run on
             upcoming, up_cycle = (next_plan, next_cycle) if next_plan else (plan, cycle)
             assert up_cycle is not None
@@ -129,9 +134,9 @@ def renewals(*, period_start: dt.date, period_end_: dt.date, anchor_day: int | N
             issue_on = end - dt.timedelta(days=lead_days(upcoming.reminder_days, end,
                                                          following))
             if issue_on <= as_of and (last is None or end > last):
-                bill(end, following, upcoming)
+                bill(end, following, upcoming, up_cycle)
         elif end <= as_of and (last is None or start > last):
-            bill(start, end, plan)
+            bill(start, end, plan, cycle)
         if end > as_of:
             break
         if next_plan is not None:

@@ -23,7 +23,9 @@ def enforcement() -> None:
 def enforcement_run(app: App, once: bool) -> None:
     """Consume the enforcement queue until stopped."""
     from coa import runner
+    from radbill.secure import warn_if_exposed
 
+    warn_if_exposed(app.settings)
     sys.exit(runner.run(app.settings, once=once))
 
 

@@ -213,10 +213,13 @@ def _paid(session: Session, intent: PaymentIntent, conf: Confirmation, source: s
         with session.begin_nested():
             intent.transaction_id = conf.transaction_id
             session.flush()  # unique (gateway, transaction_id): a racing twin fails here
+            # paid from the invoice's link: it pays that invoice first, the rest what
+            # else is owed (billing.payments.record_payment)
             result = record_payment(session, sub.username, conf.amount, method=intent.gateway,
                                     reference=conf.transaction_id,
                                     today=local_today(isp, utcnow()),
-                                    actor=f"gateway:{intent.gateway}")
+                                    actor=f"gateway:{intent.gateway}",
+                                    invoice_id=intent.invoice_id)
     except (Conflict, IntegrityError):
         # the same money was posted already (another intent, an operator): once only
         return "duplicate"

@@ -20,6 +20,7 @@ from coa.cli import enforcement
 from payments.cli import payment_held, payment_poll
 from radbill.cliutil import App, OneLineErrors, fail, guarded, pass_app
 from radbill.config import ConfigError, Settings
+from radbill.secure import private_umask
 from radius.cli import accounting, nas, radius
 
 
@@ -33,6 +34,7 @@ def main(ctx: click.Context, verbose: bool) -> None:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     logging.getLogger("radbill").setLevel(logging.DEBUG if verbose else logging.INFO)
+    private_umask()  # what radbill writes (and FreeRADIUS, which it starts) is owner-only
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
@@ -82,6 +84,9 @@ def scheduler_cmd(app: App, billing_time: str, run_now: str | None) -> None:
                                     jobs[run_now](app.settings))
         click.echo(f"{run_now}: {outcome}")
         sys.exit(0 if outcome != "failed" else 1)
+    from radbill.secure import warn_if_exposed
+
+    warn_if_exposed(app.settings)
     sched = scheduler.build(app.engine, app.settings, billing_time)
     click.echo(f"scheduler running: billing at {billing_time}, stale sessions every "
                f"{app.settings.interim_interval} s (Ctrl-C stops)")

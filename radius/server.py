@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from radbill.config import PROJECT_ROOT, Settings
 from radbill.crypto import SecretBox, load_key
 from radbill.db import engine_from_settings, session_factory
+from radbill.secure import make_private, warn_if_exposed
 from radius.ingest import Ingester
 from radius.models import Nas
 
@@ -152,10 +153,12 @@ def render(
         dst.write_text(text)
     clients_file.write_text(clients_conf(nas_rows, box) if nas_rows is not None
                             else previous_clients or "")
-    (layout.raddb / "clients.conf").chmod(0o600)
     (layout.raddb / "log").mkdir(exist_ok=True)
     for sub in ("acct", "postauth"):
         (layout.spool / sub).mkdir(parents=True, exist_ok=True)
+    # the module configuration holds the database URL, clients.conf the NAS secrets
+    make_private(layout.raddb)
+    make_private(layout.spool)
     return layout.raddb
 
 
@@ -228,6 +231,7 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
     """Run FreeRADIUS in the foreground with the ingester beside it until it exits."""
     binary, layout = prepare(settings, base, auth_port=auth_port, acct_port=acct_port,
                              listen=listen)
+    warn_if_exposed(settings)
     engine = engine_from_settings(settings)
     ingester = Ingester(session_factory(engine), layout.spool)
     worker = threading.Thread(target=ingester.run_forever, name="radbill-ingest", daemon=True)

@@ -16,7 +16,7 @@ from admin.db import box, commit, get_db, now, today
 from admin.filters import human_bytes
 from admin.roles import Permission
 from admin.views.common import actor, status_of
-from billing import accounts, invoices, ledger, payments, plan_changes, plans, promises
+from billing import accounts, invoices, ledger, payments, plan_changes, plans, promises, standing
 from billing import subscribers as subs
 from billing.models import Subscriber, SubscriberStatus
 from radbill import audit
@@ -125,7 +125,7 @@ def render_detail(username: str, *, error: str | None = None, status: int = 200,
     day = today()
     settled = ledger.settle(db, sub.id, day)  # computed here, rolled back with the request
     overdue = settled.overdue(day)
-    promise = accounts.active_promise(db, sub.id)
+    promise = standing.active_promise(db, sub.id)
     decisions = postauth.recent_decisions(db, username, 10)
     sessions = accounting.sessions_for(db, username, 30)
     since = now() - dt.timedelta(days=USAGE_DAYS)

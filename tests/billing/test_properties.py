@@ -32,7 +32,7 @@ from billing.models import (
 )
 from billing.money import ZERO, format_money
 from billing.pdf import render_invoice_pdf
-from billing.run import account_state, ladder_of
+from billing.standing import account_state, ladder_of
 from radbill.errors import DomainError
 from tests.billing.sim import Sim, change_plan
 from tests.conftest import wipe
