@@ -19,32 +19,47 @@ from radbill.errors import Conflict, InvalidInput, NotFound
 _NAME_RE = re.compile(r"^[\w .+\-]{1,64}$")
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 _POOL_RE = re.compile(r"^[\w.\-]{1,64}$")
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[bB]?\s*$")
+_SIZE_RE = re.compile(r"\s*([0-9]{1,15}(?:\.[0-9]{1,6})?)\s*([kKmMgGtT]?)[bB]?\s*")
+
+
+# What the database keeps (Numeric(14, 2)); anything larger is a typo.
+MAX_MONEY = Decimal("999999999999.99")
 
 
 def parse_money(text: str | Decimal) -> Decimal:
-    """A non-negative amount with at most two decimals, as ``Decimal``."""
+    """A non-negative amount with at most two decimals, at most :data:`MAX_MONEY`, as
+    ``Decimal``."""
+    raw = str(text).strip()
+    if len(raw) > 40:
+        raise InvalidInput(f"amount {raw[:20]!r}... is too long")
     try:
-        value = Decimal(str(text).strip())
+        value = Decimal(raw)
     except InvalidOperation:
         raise InvalidInput(f"malformed amount {text!r}: use digits, e.g. 500 or 499.50") from None
     if not value.is_finite() or value < 0:
         raise InvalidInput(f"amount {text!r} must be zero or more")
+    if value > MAX_MONEY:
+        raise InvalidInput(f"amount {text!r} is above {MAX_MONEY:,}")
     if value != value.quantize(Decimal("0.01")):
         raise InvalidInput(f"amount {text!r} has more than two decimals")
     return value.quantize(Decimal("0.01"))
 
 
+MAX_SIZE = 10**15  # 1 PB a cycle: anything above is a typo
+
+
 def parse_size(text: str) -> int:
-    """``"100G"`` → bytes (powers of 1000, as ISPs sell caps)."""
-    m = _SIZE_RE.match(text or "")
-    if not m:
+    """``"100G"`` → bytes (powers of 1000, as ISPs sell caps), at most 1P."""
+    m = _SIZE_RE.fullmatch(text or "")
+    if not m or len(text) > 30:
         raise InvalidInput(f"malformed size {text!r}: use e.g. 500M or 100G")
     number, unit = m.groups()
     factor = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}[unit.lower()]
-    size = round(float(number) * factor)
+    size = int(Decimal(number) * factor)
     if size <= 0:
         raise InvalidInput(f"size {text!r} must be above zero")
+    if size > MAX_SIZE:
+        raise InvalidInput(f"size {text!r} is above 1000T")
     return size
 
 

@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 from radbill.errors import InvalidInput
 
-_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$")
+_RATE_RE = re.compile(r"\s*([0-9]{1,12}(?:\.[0-9]{1,6})?)\s*([kKmMgG]?)\s*")
 _UNITS = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
 MAX_BPS = 100_000_000_000  # 100G: anything above is a typo
 
 
 def parse_rate(text: str) -> int:
     """``"10M"`` → 10_000_000 bits per second. Suffixes k, M, G are powers of 1000 (RouterOS)."""
-    m = _RATE_RE.match(text or "")
+    m = _RATE_RE.fullmatch(text or "")
     if not m:
         raise InvalidInput(
             f"malformed rate {text!r}: use a number with k, M or G, e.g. 512k or 10M"
         )
     number, unit = m.groups()
-    bps = round(float(number) * _UNITS[unit.lower()])
+    bps = round(Decimal(number) * _UNITS[unit.lower()])
     if bps <= 0:
         raise InvalidInput(f"rate {text!r} must be above zero")
     if bps > MAX_BPS:

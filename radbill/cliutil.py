@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -153,6 +154,13 @@ def guarded(fn: F) -> F:
         except OperationalError as exc:
             fail(f"database unreachable or not migrated: {str(exc.orig).strip().splitlines()[0]}"
                  " (check RADBILL_DATABASE_URL, run 'radbill db upgrade')", code=2)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a bug: one line for the operator, the traceback in the log
+            logging.getLogger("radbill").debug("unexpected error", exc_info=True)
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            fail(f"unexpected {type(exc).__name__}: {first} (a bug in radbill: please report "
+                 "it; run with -v for the details)", code=3)
         return None
 
     return wrapper  # type: ignore[return-value]
