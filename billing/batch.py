@@ -516,8 +516,8 @@ def write(session: Session, isp: IspSettings, segment: list[Planned]) -> None:
          "period_end": d.period_end, "issued_on": d.issued_on, "due_on": d.due_on,
          "currency": d.currency, "subtotal": d.subtotal, "tax_percent": d.tax_percent,
          "tax": d.tax, "total": d.total, "status": v.status, "paid_on": v.paid_on,
-         "payment_link": d.payment_link, "pdf_path": None, "pdf_sha256": None,
-         "created_at": now}
+         "payment_link": d.payment_link, "pay_token": d.pay_token, "pdf_path": None,
+         "pdf_sha256": None, "created_at": now}
         for p in segment for v in p.drafted if (d := v.draft) is not None])
     ids = {v.id: new_id for v, new_id in zip(drafted, new_ids, strict=True)}
     rows.insert(LINES, [{"invoice_id": ids[v.id], **values} for v in drafted

@@ -8,6 +8,7 @@ has no gaps. One invoice per subscriber and period is a unique constraint.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -128,6 +129,7 @@ class Draft:
     tax: Decimal
     total: Decimal
     payment_link: str | None
+    pay_token: str
     lines: tuple[Line, ...]
 
     def line_values(self) -> list[dict[str, object]]:
@@ -153,20 +155,28 @@ class Draft:
                 "payment_link": self.payment_link}
 
 
+def new_pay_token() -> str:
+    """A fresh payment-link key: 128 random bits, URL-safe (22 characters)."""
+    return secrets.token_urlsafe(16)
+
+
 def draft(isp: IspSettings, number: str, plan: Plan, *, period_start: dt.date,
           period_end: dt.date, issued_on: dt.date, due_on: dt.date, lines: list[Line],
           kind: InvoiceKind = InvoiceKind.PERIOD) -> Draft:
-    """The invoice *number* with *lines*, tax and total (a pure rule over its inputs)."""
+    """The invoice *number* with *lines*, tax and total (a pure rule over its inputs, but for
+    the random key of its payment link)."""
     currency = plan.currency
+    token = new_pay_token()
     subtotal = round_money(sum((ln.amount for ln in lines), ZERO), currency)
     tax = percent_of(subtotal, plan.tax_percent, currency)
     return Draft(
         number=number, kind=kind, plan_name=plan.name, period_start=period_start,
         period_end=period_end, issued_on=issued_on, due_on=due_on, currency=currency,
         subtotal=subtotal, tax_percent=plan.tax_percent, tax=tax, total=subtotal + tax,
-        payment_link=(f"{isp.payment_link_base.rstrip('/')}/pay/{number}"
+        # Not the number: numbers are sequential, so anyone could walk every invoice.
+        payment_link=(f"{isp.payment_link_base.rstrip('/')}/pay/{token}"
                       if isp.payment_link_base else None),
-        lines=tuple(lines))
+        pay_token=token, lines=tuple(lines))
 
 
 def issue(session: Session, *, isp: IspSettings, sub: Subscriber, plan: Plan,
@@ -180,7 +190,7 @@ def issue(session: Session, *, isp: IspSettings, sub: Subscriber, plan: Plan,
         number=d.number, kind=kind, subscriber_id=sub.id, plan_name=d.plan_name,
         period_start=period_start, period_end=period_end, issued_on=issued_on, due_on=due_on,
         currency=d.currency, subtotal=d.subtotal, tax_percent=d.tax_percent, tax=d.tax,
-        total=d.total, payment_link=d.payment_link,
+        total=d.total, payment_link=d.payment_link, pay_token=d.pay_token,
     )
     session.add(invoice)
     session.flush()
