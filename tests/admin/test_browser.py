@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from billing.models import Invoice
 from tests.admin.conftest import PASSWORD
 from tests.admin.helpers import overdue_subscriber
 
@@ -59,6 +61,11 @@ def test_operator_flow_on_a_phone(browser: Any, server: str, staff: Any, factory
     context = browser.new_context(viewport=PHONE, device_scale_factor=1)
     page = context.new_page()
     page.set_default_timeout(15_000)
+    # The Content-Security-Policy allows no inline script or style: a page that needs any
+    # shows up here as a console error.
+    violations: list[str] = []
+    page.on("console", lambda msg: violations.append(msg.text)
+            if "Content Security Policy" in msg.text else None)
 
     def shot(name: str) -> None:
         assert fits_the_phone(page), f"{name} is wider than the phone"
@@ -106,10 +113,16 @@ def test_operator_flow_on_a_phone(browser: Any, server: str, staff: Any, factory
     assert page.inner_text("#overdue") == "BDT 0.00"
     shot("subscriber-paid")
 
-    for name in ("subscribers/", "invoices", "payments", "audit", "jobs", "nas"):
+    for name in ("subscribers/", "invoices", "payments", "audit", "jobs", "nas", "staff"):
         page.goto(f"{server}/{name}")
         shot(name.strip("/"))
     page.goto(f"{server}/")
     assert page.inner_text("#count-suspended") == "0"
     assert page.inner_text("#count-active") == "2"
+    with factory() as s:
+        key = s.scalars(select(Invoice.pay_token)).first()
+    page.goto(f"{server}/pay/{key}")
+    page.wait_for_selector("text=Hello Bob.")
+    shot("pay")
+    assert violations == []
     context.close()
