@@ -109,7 +109,10 @@ def failed(session: Session, attempt_keys: Iterable[str], now: dt.datetime) -> N
 
 
 def _locked_row(session: Session, key: str, now: dt.datetime) -> LoginThrottle:
-    stmt = select(LoginThrottle).where(LoginThrottle.key == key).with_for_update()
+    # populate_existing: wait() loaded these rows before the lock; count from what the lock
+    # sees, or a concurrent failure would be lost.
+    stmt = (select(LoginThrottle).where(LoginThrottle.key == key).with_for_update()
+            .execution_options(populate_existing=True))
     row = session.scalars(stmt).one_or_none()
     if row is not None:
         return row
@@ -118,7 +121,7 @@ def _locked_row(session: Session, key: str, now: dt.datetime) -> LoginThrottle:
             row = LoginThrottle(key=key, failures=0, last_failure_at=now)
             session.add(row)
     except IntegrityError:  # another process counted this key's first failure meanwhile
-        row = session.scalars(stmt.execution_options(populate_existing=True)).one()
+        row = session.scalars(stmt).one()
     return row
 
 

@@ -19,6 +19,7 @@ from admin.models import LoginThrottle
 from radbill.audit import AuditLog
 from radbill.db import utcnow
 from tests.admin.conftest import PASSWORD, HttpsClient, csrf_of
+from tests.conftest import BACKEND
 
 WRONG = "wrong-password-1"
 
@@ -191,3 +192,20 @@ def test_backoff_rule(failures: int, seconds: int) -> None:
     (None, "unknown"), ("not-an-address", "not-an-address")])
 def test_address_keys(address: str | None, key: str) -> None:
     assert throttle.address_key(address) == key
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="SQLite transactions begin IMMEDIATE: "
+                    "they never interleave, so no count can be lost there")
+def test_concurrent_failures_are_all_counted(db: Any, factory: Any) -> None:
+    now = utcnow()
+    keys = throttle.keys("admin", "192.0.2.60")
+    with factory() as s, s.begin():
+        throttle.failed(s, keys, now)
+    with factory() as a:
+        throttle.wait(a, keys, now)  # worker A has read the counts...
+        with factory() as b, b.begin():  # ...while worker B counts a failure
+            throttle.failed(b, keys, now)
+        throttle.failed(a, keys, now)
+        a.commit()
+    with factory() as s:
+        assert set(s.scalars(select(LoginThrottle.failures))) == {3}
