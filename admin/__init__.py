@@ -21,8 +21,8 @@ from radbill.config import Settings
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None,
                config: dict[str, Any] | None = None) -> Flask:
     """Build the admin app for *settings* (``RADBILL_*`` from the environment by default)."""
-    from admin import api, auth, csrf, db, filters
-    from admin.views import catalog, dashboard, money, operations, subscribers
+    from admin import api, auth, csrf, db, filters, security
+    from admin.views import catalog, dashboard, money, operations, staff, subscribers
     from radbill.crypto import load_key
     from radbill.db import engine_from_settings
 
@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         SECRET_KEY=hmac.new(load_key(settings), b"radbill-admin-session",
                             hashlib.sha256).hexdigest(),
         SESSION_COOKIE_NAME="radbill_admin",
-        SESSION_COOKIE_SECURE=True,
+        # (Secure is decided per request: admin.security.SessionInterface)
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     csrf.init_app(app)
     filters.init_app(app)
     app.register_blueprint(auth.bp)
-    for module in (dashboard, subscribers, catalog, money, operations):
+    for module in (dashboard, subscribers, catalog, money, operations, staff):
         app.register_blueprint(module.bp)
     app.register_blueprint(api.bp)
     from payments import web as payments_web
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     if "RADBILL_GATEWAYS" not in app.config:
         app.config["RADBILL_GATEWAYS"] = adapters(settings)
     app.register_blueprint(payments_web.bp)
+    security.init_app(app, settings)
     app.before_request(_refuse_nul_characters)
     app.register_error_handler(HTTPException, _http_error)
     auth.check_every_route_declares_a_permission(app)
@@ -63,13 +64,18 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
 def _http_error(exc: HTTPException) -> Any:
     """JSON under /api/, a page elsewhere."""
-    from flask import render_template, request
+    from flask import make_response, render_template, request
 
     from admin import api
 
     if request.path.startswith("/api/"):
-        return api.http_error(exc)
-    return render_template("error.html", error=exc), exc.code or 500
+        response = make_response(api.http_error(exc))
+    else:
+        response = make_response(render_template("error.html", error=exc), exc.code or 500)
+    limit = getattr(exc, "limit", None)  # a rate limit (Flask-Limiter): when to come back
+    if exc.code == 429 and limit is not None:
+        response.headers["Retry-After"] = str(limit.limit.get_expiry())
+    return response
 
 
 def _refuse_nul_characters() -> None:

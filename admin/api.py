@@ -201,7 +201,10 @@ def authenticate() -> None:
     g.user = None
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
-        g.user = users.token_user(get_db(), header.removeprefix("Bearer ").strip())
+        db = get_db()
+        g.user = users.token_user(db, header.removeprefix("Bearer ").strip())
+        if db.dirty:  # the token's last use, on its own before the request's work
+            commit()
 
 
 def error_response(status: int, code: str, message: str,

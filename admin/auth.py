@@ -1,8 +1,14 @@
 """Logging staff in and out, and the permission every route declares.
 
-The session cookie (signed, Secure, HttpOnly, SameSite=Lax) carries a random session id whose
-hash is stored server-side (:class:`admin.models.StaffSession`): logging out ends the session
-for good, and every login starts a new one, so a session id planted before login is useless.
+The session cookie (signed, HttpOnly, SameSite=Lax, Secure over HTTPS) carries a random
+session id whose hash is stored server-side (:class:`admin.models.StaffSession`): logging out
+ends the session for good, and every login starts a new one, so a session id planted before
+login is useless.
+
+A successful login also leaves a signed *device cookie* naming the user: a browser holding
+one for the name it logs in with is not held back by that name's back-off (the one strangers
+can raise, see :mod:`admin.throttle`), so an operator keeps logging in from the browser they
+always use while someone else guesses at their name.
 """
 
 from __future__ import annotations
@@ -15,16 +21,19 @@ from flask import (
     Blueprint,
     Flask,
     abort,
+    current_app,
     g,
+    make_response,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
-from admin import csrf, users
+from admin import csrf, security, users
 from admin.db import commit, get_db, now
 from admin.roles import Permission, allowed
 
@@ -76,20 +85,60 @@ def load_user() -> None:
             session.clear()
 
 
+DEVICE_COOKIE = "radbill_device"
+DEVICE_LIFETIME = 90 * 24 * 3600  # seconds
+
+
+def _devices() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key or "", salt="radbill-device")
+
+
+def _trusted_device(username: str) -> bool:
+    """Whether this browser logged in as *username* before (a signed cookie says so)."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw:
+        return False
+    try:
+        names = _devices().loads(raw, max_age=DEVICE_LIFETIME)
+    except BadSignature:
+        return False
+    return isinstance(names, list) and username in names
+
+
+def _remember_device(response: Response, username: str) -> None:
+    names: list[str] = []
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if raw:
+        try:
+            old = _devices().loads(raw, max_age=DEVICE_LIFETIME)
+        except BadSignature:
+            old = []
+        names = [n for n in old if isinstance(n, str) and n != username] if isinstance(
+            old, list) else []
+    names = [username, *names][:5]  # a shared browser: the last few names
+    response.set_cookie(DEVICE_COOKIE, _devices().dumps(names), max_age=DEVICE_LIFETIME,
+                        path=url_for("auth.login"), secure=request.is_secure, httponly=True,
+                        samesite="Lax")
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @requires(Permission.PUBLIC)
 def login() -> Any:
     """The login form."""
-    error = None
+    error, status, retry_after = None, 200, None
     if request.method == "POST":
         username = request.form.get("username", "").strip()
         password = request.form.get("password", "")
         db = get_db()
         try:
-            user = users.authenticate(db, username, password, now())
+            user = users.authenticate(db, username, password, now(),
+                                      address=request.remote_addr,
+                                      trusted_device=_trusted_device(username))
+        except users.LoginThrottled as exc:
+            error, status, retry_after = str(exc), 429, exc.retry_after
         except users.LoginFailed as exc:
-            commit()  # the failure count (and a lock-out) must stick
-            error = str(exc)
+            commit()  # the failure count must stick
+            error, status = str(exc), 401
         else:
             old_sid = session.get("sid")
             if old_sid:
@@ -100,14 +149,16 @@ def login() -> Any:
             session["sid"] = sid
             session.permanent = True
             csrf.renew()
-            target = request.args.get("next") or ""
-            # Only local paths: never an open redirect to another site.
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("dashboard.index")
-            return redirect(target)
-    status = 401 if error else 200
-    return render_template("login.html", error=error,
-                           username=request.form.get("username", "")), status
+            # Only a path on this site: never an open redirect to another one.
+            target = security.safe_next(request.args.get("next")) or url_for("dashboard.index")
+            response = redirect(target)
+            _remember_device(response, user.username)
+            return response
+    response = make_response(render_template("login.html", error=error,
+                                             username=request.form.get("username", "")), status)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 @bp.route("/logout", methods=["POST"])

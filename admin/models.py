@@ -1,4 +1,5 @@
-"""Staff models: the ISP's operators, their browser sessions and their API tokens."""
+"""Staff models: the ISP's operators, their browser sessions, their API tokens and the login
+throttle."""
 
 from __future__ import annotations
 
@@ -30,8 +31,6 @@ class StaffUser(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -55,7 +54,8 @@ class StaffSession(Base):
 
 class ApiToken(Base):
     """A bearer token for the JSON API, acting as its staff user with that user's role. Only
-    the SHA-256 of the token is stored; the token is shown once when created."""
+    the SHA-256 of the token is stored; the token is shown once when created. It stops working
+    when revoked, when it expires, or while its user is disabled."""
 
     __tablename__ = "api_tokens"
 
@@ -65,5 +65,21 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(64))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Written at most once a minute per token (see admin.users.token_user): a busy
+    # integration must not turn every API read into a write.
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LoginThrottle(Base):
+    """Failed logins counted per client address, per (name, address) and per name, with the
+    time the next attempt is allowed (see :mod:`admin.throttle`). Keyed by the *typed* name,
+    whether or not such a user exists, so a throttled answer tells nothing about accounts."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    blocked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

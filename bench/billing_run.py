@@ -364,9 +364,9 @@ def measure_floor(admin: str, dbname: str, plus: bool) -> tuple[float, float, fl
 
 # -- verification -----------------------------------------------------------------------------
 
-FINGERPRINTS = {  # every column but ids and timestamps, whatever the schema version
+FINGERPRINTS = {  # every column but ids, timestamps and random keys, whatever the schema version
     "invoices": """
-        SELECT md5(string_agg((to_jsonb(i) - 'id' - 'created_at')::text, ','
+        SELECT md5(string_agg((to_jsonb(i) - 'id' - 'created_at' - 'pay_token')::text, ','
                               ORDER BY number))
           FROM invoices i""",
     "invoice_lines": """

@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one linear
         for username, _ in payers:
             with factory() as s, s.begin():
                 number = s.execute(text(
-                    "SELECT i.number FROM invoices i JOIN subscribers u ON "
+                    "SELECT i.pay_token FROM invoices i JOIN subscribers u ON "
                     "u.id = i.subscriber_id WHERE u.username = :u"), {"u": username}
                 ).scalar_one()
                 intent, order = intents.create(s, number, "razorpay", base)

@@ -13,6 +13,7 @@ computed per line by the ISP's country profile (:mod:`billing.tax`).
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -182,6 +183,7 @@ class Draft:
     amount_due: Decimal
     buyer: Buyer
     payment_link: str | None
+    pay_token: str
     lines: tuple[DraftLine, ...]
 
     def line_values(self) -> list[dict[str, object]]:
@@ -203,7 +205,8 @@ class Draft:
                 "tax": self.tax, "total": self.total, "tax_breakdown": self.tax_breakdown,
                 "previous_balance": self.previous_balance, "amount_due": self.amount_due,
                 "buyer_name": b.name, "buyer_address": b.address, "buyer_tax_id": b.tax_id,
-                "place_of_supply": b.place_of_supply, "payment_link": self.payment_link}
+                "place_of_supply": b.place_of_supply, "payment_link": self.payment_link,
+                "pay_token": self.pay_token}
 
     def ledger_entry(self) -> tuple[LedgerKind, str] | None:
         """The ledger entry issuing posts for the total: a late fee or a charge (none for a
@@ -223,15 +226,22 @@ class Draft:
                 "payment_link": self.payment_link}
 
 
+def new_pay_token() -> str:
+    """A fresh payment-link key: 128 random bits, URL-safe (22 characters)."""
+    return secrets.token_urlsafe(16)
+
+
 def draft(isp: IspSettings, number: str, *, plan_name: str, currency: str,
           vat_percent: Decimal, buyer: Buyer, period_start: dt.date, period_end: dt.date,
           issued_on: dt.date, due_on: dt.date, lines: list[Line], previous_balance: Decimal,
           kind: InvoiceKind = InvoiceKind.PERIOD) -> Draft:
     """The invoice *number* with *lines*, taxed line by line, and what it leaves to pay (a
-    pure rule over its inputs). Invoices are never negative: a reduction is a credit note."""
+    pure rule over its inputs, but for the random key of its payment link). Invoices are
+    never negative: a reduction is a credit note."""
     if any(ln.amount < 0 for ln in lines):
         raise ValueError("an invoice line cannot be negative: issue a credit note")
     previous_balance = round_money(previous_balance, currency)
+    token = new_pay_token()
     rule = tax_rule(isp, vat_percent, buyer)
     taxed = tuple(DraftLine(ln, rule.line(round_money(ln.amount, currency), currency))
                   for ln in lines)
@@ -246,9 +256,10 @@ def draft(isp: IspSettings, number: str, *, plan_name: str, currency: str,
         tax_breakdown=breakdown((dl.taxes for dl in taxed), isp.supplementary_duty_percent),
         previous_balance=previous_balance,
         amount_due=max(previous_balance + total, ZERO), buyer=buyer,
-        payment_link=(f"{isp.payment_link_base.rstrip('/')}/pay/{number}"
+        # Not the number: numbers are sequential, so anyone could walk every invoice.
+        payment_link=(f"{isp.payment_link_base.rstrip('/')}/pay/{token}"
                       if isp.payment_link_base else None),
-        lines=taxed)
+        pay_token=token, lines=taxed)
 
 
 def issue(session: Session, *, isp: IspSettings, sub: Subscriber, plan_name: str,

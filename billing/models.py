@@ -341,6 +341,10 @@ class Invoice(Base):
                                                   default=InvoiceStatus.OPEN)
     paid_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     payment_link: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The key of the invoice's payment link (``/pay/<pay_token>``): 128 random bits, so a link
+    # cannot be derived from the invoice number. None on credit notes (nothing to pay) and on
+    # invoices issued before payment links carried it.
+    pay_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
     pdf_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     pdf_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -353,6 +357,9 @@ class Invoice(Base):
               sqlite_where=text("kind = 'period' AND status != 'credited'"),
               postgresql_where=text("kind = 'period' AND status != 'credited'")),
         Index("ix_invoices_open_due", "status", "due_on"),
+        # A unique index, not a constraint: SQLite adds an index in place, while a constraint
+        # would rebuild the invoices table (which the ledger and payments reference).
+        Index("uq_invoices_pay_token", "pay_token", unique=True),
     )
 
 

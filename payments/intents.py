@@ -22,7 +22,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing import ledger
-from billing.invoices import get_invoice
 from billing.isp import local_today
 from billing.isp import settings as isp_settings
 from billing.models import Invoice, InvoiceStatus, LedgerKind, Subscriber
@@ -41,11 +40,13 @@ FINAL = ("paid", "failed", "held", "refunded")
 
 @dataclass(frozen=True)
 class Due:
-    """What a payment link shows: the invoice and what is left to pay on it."""
+    """What a payment link shows: the invoice and what is left to pay on it. Never the
+    username (a login name is half a credential) nor anything else about the subscriber but
+    the first name."""
 
+    key: str  # the link's key, for the page's own form
     number: str
-    username: str
-    customer: str
+    first_name: str
     currency: str
     total: Decimal
     outstanding: Decimal  # still owed on this invoice
@@ -54,31 +55,57 @@ class Due:
     paid: bool
 
 
-def due(session: Session, number: str) -> Due:
-    """The payment page's view of invoice *number*. Raises NotFound."""
-    inv = get_invoice(session, number)
+def invoice_for_link(session: Session, key: str) -> Invoice:
+    """The invoice a payment link ``/pay/<key>`` opens. Raises NotFound."""
+    key = key[:64]
+    inv = session.scalars(select(Invoice).where(Invoice.pay_token == key)).one_or_none()
+    if inv is None:
+        # Links sent before invoices had a key were ``/pay/<number>``. Such a link keeps
+        # working while its invoice is open: the subscriber may still pay by it, and its
+        # reminders carry that same link. Once the invoice is paid or credited it is a 404.
+        # Walking the sequential numbers therefore finds only open invoices issued before the
+        # upgrade, a set that only shrinks, and nothing issued since (those answer to their
+        # key alone).
+        inv = session.scalars(select(Invoice).where(Invoice.number == key,
+                                                    Invoice.pay_token.is_(None))).one_or_none()
+        if (inv is None or inv.status != InvoiceStatus.OPEN
+                or not (inv.payment_link or "").endswith(f"/pay/{inv.number}")):
+            raise NotFound("no such payment link")
     if inv.kind == "credit_note" or inv.due_on is None:
-        raise NotFound(f"{number} is a credit note: nothing to pay")
+        raise NotFound("a credit note: nothing to pay")
+    return inv
+
+
+def due(session: Session, key: str) -> Due:
+    """The payment page's view of the invoice link *key* opens. Raises NotFound."""
+    inv = invoice_for_link(session, key)
+    assert inv.due_on is not None  # invoice_for_link opens no credit note
     sub = session.get(Subscriber, inv.subscriber_id)
     assert sub is not None
     settled = ledger.settle(session, sub.id, local_today(isp_settings(session), utcnow()))
     outstanding = next((o for i, o in settled.open_invoices if i.id == inv.id), Decimal("0"))
-    return Due(number=inv.number, username=sub.username, customer=sub.full_name or sub.username,
+    return Due(key=key, number=inv.number, first_name=first_name(sub.full_name),
                currency=inv.currency, total=inv.total, outstanding=outstanding,
                amount_due=settled.outstanding if outstanding > 0 else Decimal("0"),
                due_on=inv.due_on, paid=outstanding <= 0)
 
 
-def create(session: Session, number: str, gateway: str, public_url: str
+def first_name(full_name: str | None) -> str:
+    """The first word of a full name, or nothing (never the username in its place)."""
+    words = (full_name or "").split()
+    return words[0][:40] if words else ""
+
+
+def create(session: Session, key: str, gateway: str, public_url: str
            ) -> tuple[PaymentIntent, PaymentOrder]:
-    """A new intent to pay everything owed now, from the link of invoice *number*, through
+    """A new intent to pay everything owed now, from the invoice link *key* opens, through
     *gateway*, and the order to send to the gateway (settlement covers the oldest documents
     first, so paying less than everything could leave an older one open and the subscriber
     suspended). Raises Conflict if nothing is left to pay on the invoice."""
-    view = due(session, number)
+    view = due(session, key)
     if view.paid:
-        raise Conflict(f"invoice {number} is already paid")
-    inv = get_invoice(session, number)
+        raise Conflict(f"invoice {view.number} is already paid")
+    inv = invoice_for_link(session, key)
     sub = session.get(Subscriber, inv.subscriber_id)
     assert sub is not None
     intent = PaymentIntent(reference=f"RB{inv.id}{secrets.token_hex(5).upper()}",
@@ -86,10 +113,11 @@ def create(session: Session, number: str, gateway: str, public_url: str
                            amount=view.amount_due, currency=view.currency)
     session.add(intent)
     session.flush()
+    # The gateway's checkout page shows the name and description: no username there either.
     order = PaymentOrder(
         reference=intent.reference, invoice_number=inv.number, amount=view.amount_due,
-        currency=view.currency, customer_name=sub.full_name or sub.username,
-        customer_phone=sub.phone or "", description=f"Invoice {inv.number} ({sub.username})",
+        currency=view.currency, customer_name=sub.full_name or "Subscriber",
+        customer_phone=sub.phone or "", description=f"Invoice {inv.number}",
         # The reference rides in the path: bKash appends "?paymentID=..&status=.." to the
         # callback URL by concatenation, which would fold a query string of ours into its own.
         return_url=f"{public_url}/pay/return/{gateway}/{intent.reference}",

@@ -1,17 +1,24 @@
 """The payment pages and the gateways' notification endpoints (a blueprint of the web app).
 
-* ``GET /pay/<invoice>``: the payment link in invoices and reminders. Public: the invoice
-  number is the capability (numbers are sequential, so the page shows only what is due and a
-  first name, never the address, phone or history).
-* ``POST /pay/<invoice>/start``: creates a payment intent and sends the browser to the gateway.
+* ``GET /pay/<key>``: the payment link in invoices and reminders. Public: the key is the
+  invoice's random ``pay_token`` (:func:`payments.intents.invoice_for_link`), and the page
+  shows only what is due and the subscriber's first name, never the username, address, phone
+  or history. It offers only the gateways that collect the invoice's currency.
+* ``POST /pay/<key>/start``: creates a payment intent and sends the browser to the gateway.
 * ``GET|POST /pay/return/<gateway>/<reference>``: where the gateway sends the browser back
   (``/pay/return/<gateway>?ref=<reference>`` is still answered for payments started before).
 * ``POST /webhooks/<gateway>``: server-to-server notifications (IPN, webhooks).
 
 Notifications are verified on the raw body by the gateway adapter before anything is read
-from them; a forged one is answered 400 and audited. Everything else is answered 2xx quickly
-(duplicates included, so gateways stop retrying); a gateway we cannot reach to confirm gets
-503 so it delivers again, and polling catches up meanwhile.
+from them; a forged webhook is answered 400 and audited. A forged *return* is answered 400
+and only logged: returns are anyone's browser, so an audit row each would let anyone fill
+the audit log. Everything else is answered 2xx quickly (duplicates included, so gateways
+stop retrying); a gateway we cannot reach to confirm gets 503 so it delivers again, and
+polling catches up meanwhile.
+
+A gateway is marked failing (which holds suspensions of subscribers with a payment pending
+on it) only by radbill's own confirmation calls on genuine notifications and by polling,
+never by what a visitor's request makes fail: a checkout start or a browser return.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from admin.db import commit, get_db
 from admin.roles import Permission
 from payments import intents
 from payments.gateways.base import GatewayError, PaymentGateway, SignatureError
-from radbill.errors import DomainError
+from radbill.errors import DomainError, NotFound
 
 log = logging.getLogger("radbill.payments")
 
@@ -48,37 +55,45 @@ def _gateway(name: str) -> PaymentGateway:
     return gw
 
 
-@bp.route("/pay/<number>")
+def offered(currency: str) -> list[tuple[str, str]]:
+    """The configured gateways that collect *currency*: (name, label)."""
+    return [(n, LABELS.get(n, n)) for n, gw in gateways().items() if currency in gw.currencies]
+
+
+@bp.route("/pay/<key>")
 @requires(Permission.PUBLIC)
-def pay(number: str) -> Any:
+def pay(key: str) -> Any:
     """What is due on an invoice, and how to pay it."""
     try:
-        view = intents.due(get_db(), number)
+        view = intents.due(get_db(), key)
     except DomainError:
-        abort(404, description="No such invoice.")
-    first_name = view.customer.split(" ")[0]
-    return render_template("pay.html", due=view, first_name=first_name,
-                           gateways=[(n, LABELS.get(n, n)) for n in gateways()])
+        abort(404, description="No such payment link.")
+    return render_template("pay.html", due=view, gateways=offered(view.currency))
 
 
-@bp.route("/pay/<number>/start", methods=["POST"])
+@bp.route("/pay/<key>/start", methods=["POST"])
 @requires(Permission.PUBLIC)
-def start(number: str) -> Any:
+def start(key: str) -> Any:
     """Create the intent, ask the gateway for a checkout, send the browser there."""
     name = request.form.get("gateway", "")
     gw = _gateway(name)
     public_url = current_app.config["RADBILL_SETTINGS"].public_url
     try:
-        intent, order = intents.create(get_db(), number, name, public_url)
+        view = intents.due(get_db(), key)
+        if view.currency not in gw.currencies:
+            abort(404, description=f"payment by {name!r} is not available for this invoice")
+        intent, order = intents.create(get_db(), key, name, public_url)
+    except NotFound:
+        abort(404, description="No such payment link.")
     except DomainError as exc:
         return render_template("pay_result.html", outcome="error", message=str(exc)), 409
     commit()  # the intent exists before the gateway hears of it
     try:
         checkout = gw.start(order)
     except GatewayError as exc:
+        # Logged, not counted against the gateway's health: a visitor can make a start fail
+        # (and a failing gateway holds the suspensions of those with a payment pending on it).
         log.error("%s checkout for %s failed: %s", name, order.reference, exc)
-        intents.health(get_db(), name, False, str(exc))
-        commit()
         return render_template("pay_result.html", outcome="error",
                                message=f"{LABELS.get(name, name)} is not answering right now. "
                                        "Please try again in a few minutes or choose another "
@@ -99,11 +114,15 @@ def _confirm(name: str, source: str, reference: str | None = None) -> tuple[str,
             # The browser came back with our own reference (in the return URL we gave the
             # gateway); whatever else it carries, ask the gateway itself about that payment.
             return _confirm_by_query(name, gw, reference)
+        if source == "return":
+            log.warning("%s return rejected: %s", name, exc)  # anyone's browser: no audit row
+            return "rejected", 400, str(exc)
         intents.rejected(get_db(), name, str(exc), source)
         commit()
         return "rejected", 400, str(exc)
     except GatewayError as exc:
-        intents.health(get_db(), name, False, str(exc))
+        if source != "return":  # a return's contents are the visitor's (see the module doc)
+            intents.health(get_db(), name, False, str(exc))
         if source == "return" and reference:
             intents.declared_by_reference(get_db(), name, reference)
         commit()

@@ -60,6 +60,8 @@ class Settings:
     coa_retries: int = 3
     gateways_file: Path | None = None  # default <data>/gateways.json
     public_url: str = "http://127.0.0.1:8080"  # where gateways and browsers reach radbill
+    trusted_proxies: int = 0  # reverse proxies in front of the web app whose X-Forwarded-* count
+    ratelimit_storage: str = "memory://"  # Flask-Limiter storage, e.g. redis://127.0.0.1:6379
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -97,6 +99,8 @@ class Settings:
             gateways_file=Path(env["RADBILL_GATEWAYS_FILE"]) if env.get("RADBILL_GATEWAYS_FILE")
             else None,
             public_url=(env.get("RADBILL_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/"),
+            trusted_proxies=_int(env, "RADBILL_TRUSTED_PROXIES", 0),
+            ratelimit_storage=env.get("RADBILL_RATELIMIT_STORAGE") or "memory://",
         )
 
     @property

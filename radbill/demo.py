@@ -198,8 +198,8 @@ def main() -> int:
     enforcer = subprocess.Popen([sys.executable, "-m", "radbill.cli", "enforcement", "run"])
     print(f"admin UI: http://127.0.0.1:{ADMIN_PORT}/  login {DEMO_ADMIN} / "
           f"{DEMO_ADMIN_PASSWORD}")
-    print(f"payment links: http://127.0.0.1:{ADMIN_PORT}/pay/<invoice> (late01-late{LATE:02d} "
-          "owe one; pick a gateway and the demo payer completes it 10 s later)")
+    print(f"payment links: radbill billing invoices --subscriber late01 (late01-late{LATE:02d} "
+          "owe one; open its link, pick a gateway and the demo payer completes it 10 s later)")
     stop = [False]
 
     def on_signal(_signum: int, _frame: object) -> None:

@@ -122,6 +122,9 @@ class PaymentGateway(Protocol):
     """A payment gateway adapter (see the module documentation for the flow)."""
 
     name: str
+    #: ISO 4217 codes the gateway collects for the ISP: the payment page offers it, and a
+    #: checkout may start on it, only for invoices in one of them.
+    currencies: frozenset[str]
 
     def start(self, order: PaymentOrder) -> Checkout:
         """Create the payment at the gateway. You may NOT capture or move money here."""

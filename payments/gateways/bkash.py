@@ -111,6 +111,8 @@ class BkashGateway:
     ``app_key``, ``app_secret``; ``config.base_url`` e.g.
     ``https://tokenized.sandbox.bka.sh/v1.2.0-beta``."""
 
+    currencies = frozenset({"BDT"})  # create answers 2007 "Invalid currency" for any other
+
     def __init__(self, config: GatewayConfig, *,
                  clock: Callable[[], float] = time.monotonic,
                  transport: httpx.BaseTransport | None = None,

@@ -141,6 +141,8 @@ class NagadGateway:
     number) and ``client_ip``; ``config.base_url`` e.g.
     ``http://sandbox.mynagad.com:10080/remote-payment-gateway-1.0``."""
 
+    currencies = frozenset({"BDT"})  # currencyCode is fixed at 050 (taka)
+
     def __init__(self, config: GatewayConfig, *,
                  transport: httpx.BaseTransport | None = None) -> None:
         creds = config.credentials

@@ -115,6 +115,8 @@ class RazorpayGateway:
     dashboard's webhook)."""
 
     name = "razorpay"
+    # Other currencies need "international payments" enabled on the merchant account.
+    currencies = frozenset({"INR"})
 
     def __init__(self, config: GatewayConfig, *,
                  transport: httpx.BaseTransport | None = None) -> None:

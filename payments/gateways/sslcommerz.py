@@ -106,6 +106,9 @@ class SslcommerzGateway:
     Credentials: ``store_id``, ``store_passwd``; optional ``receipt_email``."""
 
     name = "sslcommerz"
+    # A store settles in taka; SSLCommerz would convert other currencies at its own rate,
+    # so an invoice in another currency would not be paid at its face value.
+    currencies = frozenset({"BDT"})
 
     def __init__(self, config: GatewayConfig, *,
                  transport: httpx.BaseTransport | None = None) -> None:

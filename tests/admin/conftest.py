@@ -21,7 +21,16 @@ from radbill.db import session_factory
 
 PASSWORD = "correct-horse-battery"
 ROLES = ("admin", "billing", "noc")
-BASE_URL = "https://localhost"  # the session cookie is Secure
+BASE_URL = "https://localhost"  # the session cookie is Secure over HTTPS
+
+
+class HttpsClient(FlaskClient):
+    """A test client whose requests arrive over HTTPS (as behind a TLS proxy)."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        if args and isinstance(args[0], str) and "base_url" not in kwargs:
+            kwargs["base_url"] = BASE_URL
+        return super().open(*args, **kwargs)
 
 
 @pytest.fixture(autouse=True)
@@ -75,9 +84,7 @@ def client_for(app: Flask, staff: dict[str, str]) -> Callable[[str | None], Flas
     """A test client logged in with *role* (None: anonymous)."""
 
     def make(role: str | None) -> FlaskClient:
-        client = app.test_client()
-        client.environ_base["wsgi.url_scheme"] = "https"
-        client.environ_base["HTTP_HOST"] = "localhost"
+        client = HttpsClient(app, app.response_class, use_cookies=True)
         if role is not None:
             resp = login(client, role)
             assert resp.status_code == 302, resp.get_data(as_text=True)

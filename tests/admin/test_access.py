@@ -27,6 +27,9 @@ EXPECTED = {
     "catalog.nas_list": P.READ, "catalog.nas_create": P.MANAGE,
     "money.invoice_list": P.READ, "money.invoice_pdf": P.READ, "money.payment_list": P.READ,
     "operations.audit_log": P.READ, "operations.jobs": P.READ,
+    "staff.index": P.MANAGE, "staff.create": P.MANAGE, "staff.disable": P.MANAGE,
+    "staff.enable": P.MANAGE, "staff.unlock": P.MANAGE, "staff.password": P.MANAGE,
+    "staff.token_create": P.MANAGE, "staff.token_revoke": P.MANAGE,
     "api.openapi": P.PUBLIC, "api.dashboard": P.READ,
     "api.subscriber_list": P.READ, "api.subscriber_show": P.READ,
     "api.subscriber_create": P.OPERATE, "api.subscriber_suspend": P.OPERATE,
@@ -37,7 +40,7 @@ EXPECTED = {
     "api.invoice_list": P.READ, "api.invoice_show": P.READ, "api.payment_list": P.READ,
     "api.session_list": P.READ,
     # the payment link, the browser's return from a gateway and gateways' webhooks: public,
-    # authenticated by the invoice number (a capability) and by gateway signatures
+    # authenticated by the link's random key (a capability) and by gateway signatures
     "payments.pay": P.PUBLIC, "payments.start": P.PUBLIC, "payments.returned": P.PUBLIC,
     "payments.webhook": P.PUBLIC,
 }
@@ -48,7 +51,7 @@ ALLOWED = {  # role -> permissions (the specification, written out)
     "admin": {P.PUBLIC, P.READ, P.OPERATE, P.MANAGE},
 }
 ARGS = {"username": "alice", "session_id": 1, "number": "INV-000001", "filename": "admin.css",
-        "name": "bkash", "reference": "RB1NOTOURS"}
+        "name": "bkash", "reference": "RB1NOTOURS", "key": "no-such-key", "token_id": 999999}
 
 
 def routes(app: Flask) -> list[tuple[str, str, str]]:

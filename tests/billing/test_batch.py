@@ -4,6 +4,7 @@ same days, payments and promises give exactly the same rows and the same report.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -109,6 +110,15 @@ def snapshot(sim: Sim) -> dict[str, Any]:
                     out[col] = plans[out[col]]
             if out.get("payment_id") is not None:
                 out["payment_id"] = pays[out["payment_id"]]
+            # Payment-link keys are random: both paths must give one, in the link too.
+            if "pay_token" in out:
+                token = out.pop("pay_token")
+                if str(out["kind"]) != "credit_note":
+                    assert token and len(token) == 22, out
+                    out["payment_link"] = (out["payment_link"] or "").replace(token, "<key>")
+            if isinstance(out.get("payload"), dict) and out["payload"].get("payment_link"):
+                out["payload"] = {**out["payload"], "payment_link": re.sub(
+                    r"/pay/[A-Za-z0-9_-]{22}$", "/pay/<key>", out["payload"]["payment_link"])}
             return out
 
         def rows(model: Any, order: Any, skip: tuple[str, ...] = ()) -> list[dict[str, Any]]:

@@ -65,6 +65,7 @@ class Shop:
     engine: Engine
     settings: Settings
     number: str  # alice's invoice
+    key: str  # its payment link's key
 
     def intent(self) -> PaymentIntent:
         with session_factory(self.engine)() as s:
@@ -76,11 +77,11 @@ class Shop:
     def checkout(self) -> PaymentIntent:
         """The subscriber opens the payment link and picks this gateway."""
         with httpx.Client(base_url=self.base, timeout=10) as client:
-            page = client.get(f"/pay/{self.number}")
+            page = client.get(f"/pay/{self.key}")
             assert page.status_code == 200 and "1000.00" in page.text
             token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
             assert token is not None
-            started = client.post(f"/pay/{self.number}/start",
+            started = client.post(f"/pay/{self.key}/start",
                                   data={"gateway": self.name, "csrf_token": token.group(1)})
         assert started.status_code == 303, started.text
         assert started.headers["location"].startswith(self.sim.url.split("/", 3)[0] + "//"
@@ -143,9 +144,9 @@ def shop(request: pytest.FixtureRequest, db: Engine, box: SecretBox, tmp_path: P
     # 1000 invoiced 1 Nov, due 8 Nov; suspended 9 Nov
     run_days(factory, dt.date(2026, 11, 1), dt.date(2026, 11, 9))
     with factory() as s:
-        number = s.scalars(select(Invoice.number)).one()
+        number, key = s.execute(select(Invoice.number, Invoice.pay_token)).one()
     assert status(db) == "suspended"
-    yield Shop(name, sim, gateway, base, db, settings, number)
+    yield Shop(name, sim, gateway, base, db, settings, number, key)
     server.shutdown()
     sim.stop()
 
@@ -166,7 +167,7 @@ def test_pay_and_be_reconnected(shop: Shop) -> None:
                          ).first()
         assert last is not None and last.action == "reconnect"
         assert s.scalars(select(Invoice.status)).one() == "paid"
-    page = httpx.get(f"{shop.base}/pay/{shop.number}")
+    page = httpx.get(f"{shop.base}/pay/{shop.key}")
     assert "This invoice is paid" in page.text
 
 

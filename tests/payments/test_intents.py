@@ -29,7 +29,7 @@ URL = "http://127.0.0.1:9"
 
 def billed(db: Engine, box: SecretBox, name: str = "alice") -> str:
     """A postpaid subscriber invoiced on 1 Nov 2026 (1000 BDT, due 8 Nov), suspended on 9 Nov;
-    returns the invoice number."""
+    returns the key of the invoice's payment link."""
     factory = session_factory(db)
     with factory() as s, s.begin():
         if s.scalar(select(func.count()).select_from(Subscriber)) == 0:
@@ -39,7 +39,7 @@ def billed(db: Engine, box: SecretBox, name: str = "alice") -> str:
     with factory() as s:
         sub = s.scalars(select(Subscriber).where(Subscriber.username == name)).one()
         assert str(sub.status) == "suspended"
-        return s.scalars(select(Invoice.number).where(Invoice.subscriber_id == sub.id)).one()
+        return s.scalars(select(Invoice.pay_token).where(Invoice.subscriber_id == sub.id)).one()
 
 
 def start(db: Engine, number: str, gateway: str = "razorpay") -> PaymentIntent:
@@ -235,7 +235,7 @@ def test_billing_run_holds_the_suspension_of_someone_paying_through_a_failing_ga
             make_subscriber(s, box, username=name, activated_on=dt.date(2026, 10, 1))
     run_days(factory, dt.date(2026, 11, 1), dt.date(2026, 11, 8))
     with factory() as s:
-        number = s.scalars(select(Invoice.number).join(Subscriber).where(
+        number = s.scalars(select(Invoice.pay_token).join(Subscriber).where(
             Subscriber.username == "alice")).one()
     intent = start(db, number, "bkash")
     with factory() as s, s.begin():
