@@ -85,7 +85,7 @@ def seed(env: dict[str, str], n: int, coa_port: int) -> list[tuple[str, str]]:
     """NAS, an INR plan, *n* subscribers billed on 1 Nov and suspended on 9 Nov 2026."""
     os.environ.update(env)
     from billing import plans, subscribers
-    from billing.run import billing_run
+    from billing.run import billing_run, run_days
     from radbill.config import Settings
     from radbill.crypto import secret_box
     from radbill.db import engine_from_settings, session_factory
@@ -104,7 +104,8 @@ def seed(env: dict[str, str], n: int, coa_port: int) -> list[tuple[str, str]]:
                                           plan="Fiber-50", phone="+919800000000",
                                           full_name=f"Bench {name}",
                                           activated_on=dt.date(2026, 10, 1))
-    billing_run(factory, dt.date(2026, 11, 1))
+    # every day's run to 8 Nov (invoice, reminder, final reminder), then the suspension
+    run_days(factory, dt.date(2026, 11, 1), dt.date(2026, 11, 8))
     report = billing_run(factory, dt.date(2026, 11, 9), confirm_suspensions=True)
     assert report.counts.get("suspend") == n, report.counts
     engine.dispose()
