@@ -349,9 +349,16 @@ def subscriber_list(inp: dict[str, Any]) -> Response:
                Field("service", enum=("pppoe", "hotspot")),
                Field("mac", max_length=17), Field("ip", max_length=15),
                Field("full_name", max_length=128), Field("phone", max_length=32),
-               Field("email", max_length=254)))
+               Field("email", max_length=254),
+               Field("address", max_length=500,
+                     description="Postal (installation) address, printed on tax invoices."),
+               Field("tax_id", max_length=32, description="BIN or GSTIN, if registered."),
+               Field("state_code", max_length=4,
+                     description="India: GST State code of the place of supply."),
+               Field("activated_on", format="date", max_length=10,
+                     description="First day of service (default today; not in the future).")))
 def subscriber_create(inp: dict[str, Any]) -> tuple[Response, int]:
-    sub = subs.create_subscriber(get_db(), box(), actor=_actor(), **inp)
+    sub = subs.create_subscriber(get_db(), box(), actor=_actor(), today=today(), **inp)
     commit()
     return jsonify(subscriber_json(sub)), 201
 
@@ -366,7 +373,10 @@ def subscriber_show(inp: dict[str, Any], username: str) -> Response:
     promise = standing.active_promise(db, sub.id)
     return jsonify({
         **subscriber_json(sub), "balance": str(settled.balance),
-        "overdue": str(settled.overdue(day)),
+        "overdue": str(settled.overdue(day)), "amount_due": str(settled.outstanding),
+        "open_invoices": [{"number": inv.number, "kind": str(inv.kind),
+                           "due_on": str(inv.due_on), "total": str(inv.total),
+                           "outstanding": str(owed)} for inv, owed in settled.open_invoices],
         "promise_until": str(promise.until) if promise else None,
         "sessions": [session_json(s) for s in accounting.sessions_for(db, username, 20)],
         "enforcement": [{"id": e.id, "action": e.action, "reason": e.reason,
@@ -418,12 +428,19 @@ def subscriber_plan(inp: dict[str, Any], username: str) -> Response:
                Field("amount", required=True, max_length=20,
                      description="Decimal amount as a string, e.g. \"1050.00\"."),
                Field("method", enum=payments.METHODS),
-               Field("reference", required=True, max_length=128)))
+               Field("reference", required=True, max_length=128),
+               Field("invoice", max_length=32,
+                     description="The invoice paid (it is paid first; default oldest first)."),
+               Field("on", format="date", max_length=10,
+                     description="The day it was received (default today; not in the "
+                                 "future).")))
 def subscriber_payment(inp: dict[str, Any], username: str) -> tuple[Response, int]:
     _subscriber(username)
     result = payments.record_payment(get_db(), username, inp["amount"],
                                      method=inp.get("method", "cash"),
-                                     reference=inp["reference"], today=today(), actor=_actor())
+                                     reference=inp["reference"], today=today(),
+                                     on=inp.get("on"), invoice=inp.get("invoice"),
+                                     actor=_actor())
     commit()
     return jsonify({"payment_id": result.payment_id, "balance": str(result.balance),
                     "overdue": str(result.overdue), "reconnected": result.reconnected,
@@ -559,17 +576,22 @@ _SESSION = _obj({"id": _I, "username": _S, "nas_ip": _S, "acct_session_id": _S,
 _SUBSCRIBER = _obj({"username": _S, "service": _S, "status": _S, "status_reason": _N,
                     "plan": _S, "static_ip": _N, "ip_pool": _N, "mac_address": _N,
                     "simultaneous_use": _I, "paid_until": _N, "full_name": _N, "phone": _N,
-                    "email": _N, "created_at": _S, "period_end": _N})
+                    "email": _N, "address": _N, "tax_id": _N, "state_code": _N,
+                    "billing_started_on": _N, "billing_paused_on": _N, "created_at": _S,
+                    "period_end": _N})
 _INVOICE = _obj({"number": _S, "kind": _S, "subscriber": _N, "plan": _S, "period_start": _S,
-                 "period_end": _S, "issued_on": _S, "due_on": _S, "currency": _S,
-                 "subtotal": _S, "tax": _S, "total": _S, "status": _S, "paid_on": _N,
+                 "period_end": _S, "issued_on": _S, "due_on": _N, "currency": _S,
+                 "subtotal": _S, "duty": _S, "tax": _S, "total": _S, "status": _S,
+                 "paid_on": _N, "previous_balance": _N, "amount_due": _N,
                  "payment_link": _N, "pdf_path": _N, "pdf_sha256": _N})
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"error": _S, "message": _S,
                    "fields": {"type": "object", "additionalProperties": {"type": "string"}}}),
     "Subscriber": _SUBSCRIBER,
     "SubscriberDetail": {"allOf": [_SUBSCRIBER, _obj({
-        "balance": _S, "overdue": _S, "promise_until": _N,
+        "balance": _S, "overdue": _S, "amount_due": _S, "promise_until": _N,
+        "open_invoices": {"type": "array", "items": _obj({
+            "number": _S, "kind": _S, "due_on": _S, "total": _S, "outstanding": _S})},
         "sessions": {"type": "array", "items": _SESSION},
         "enforcement": {"type": "array", "items": _obj({
             "id": _I, "action": _S, "reason": _S, "status": _S, "created_at": _S})}})]},

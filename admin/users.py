@@ -81,7 +81,7 @@ def _check_password(password: str) -> None:
 def create_user(session: Session, username: str, password: str, role: str, *,
                 actor: str) -> StaffUser:
     """Create a staff user with an argon2id password hash."""
-    if not _NAME_RE.match(username or ""):
+    if not _NAME_RE.fullmatch(username or ""):
         raise InvalidInput(f"invalid staff username {username!r}: 1-64 letters, digits, . _ @ -")
     try:
         role_ = Role(role)

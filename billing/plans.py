@@ -135,8 +135,8 @@ def create_plan(  # noqa: PLR0912 - one check per input, each error next to its 
     actor: str = "system",
 ) -> Plan:
     """Create a plan. Every value is validated before anything is written."""
-    name = (name or "").strip()
-    if not _NAME_RE.fullmatch(name):
+    name = (name or "").strip(" ")
+    if not _NAME_RE.fullmatch(name) or any(c in name for c in "\t\n\r\x0b\x0c"):
         raise InvalidInput(f"invalid plan name {name!r}: 1-64 letters, digits, space, . + -")
     currency = (currency or "").strip().upper()
     if not _CURRENCY_RE.fullmatch(currency):

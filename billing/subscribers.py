@@ -99,7 +99,7 @@ def validate_state_code(value: str) -> str:
 
 def normalize_mac(mac: str) -> str:
     """``aabb.ccdd.eeff`` or ``AA-BB-...`` → ``AA:BB:CC:DD:EE:FF`` (MikroTik's form)."""
-    text = (mac or "").strip()
+    text = (mac or "").strip(" ")
     if not _MAC_RE.fullmatch(text):
         raise InvalidInput(f"invalid MAC address {mac!r}: use AA:BB:CC:DD:EE:FF")
     digits = re.sub(r"[^0-9A-Fa-f]", "", text).upper()

@@ -109,7 +109,7 @@ def max_limit_bps(value: object) -> tuple[int, int] | None:
         return None
     out = []
     for part in parts:
-        m = _RATE_RE.match(part.strip())
+        m = _RATE_RE.fullmatch(part.strip())
         if m is None:
             return None
         number, unit = m.groups()

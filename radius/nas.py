@@ -29,7 +29,7 @@ _SECRET_RE = re.compile(r'^[\x21\x23-\x5b\x5d-\x7e]{8,128}$')
 
 def validate_secret(secret: str) -> str:
     """A RADIUS shared secret: 8-128 printable ASCII characters without quote or backslash."""
-    if not _SECRET_RE.match(secret or ""):
+    if not _SECRET_RE.fullmatch(secret or ""):
         raise InvalidInput("RADIUS secret must be 8-128 printable ASCII characters, "
                            "without spaces, double quotes or backslashes")
     return secret
@@ -53,7 +53,7 @@ def validate_api_tls(mode: str, ca_pem: str | None, fingerprint: str | None
             raise InvalidInput(f"the API TLS CA is not a usable certificate: {exc}") from None
     if fingerprint is not None:
         fingerprint = fingerprint.strip().replace(":", "").lower()
-        if not _FINGERPRINT_RE.match(fingerprint):
+        if not _FINGERPRINT_RE.fullmatch(fingerprint):
             raise InvalidInput("the certificate fingerprint must be a SHA-256 in hex "
                                "(64 hex digits, colons allowed)")
     if ca_pem and fingerprint:
@@ -87,7 +87,7 @@ def create_nas(
     actor: str = "system",
 ) -> Nas:
     """Register a NAS. FreeRADIUS picks it up at its next start (`radbill radius run`)."""
-    if not _NAME_RE.match(name or ""):
+    if not _NAME_RE.fullmatch(name or ""):
         raise InvalidInput(f"invalid NAS name {name!r}: 1-64 letters, digits and . _ -")
     try:
         addr = ipaddress.ip_address((ip or "").strip())
