@@ -26,7 +26,7 @@ from billing import plans, subscribers
 from billing.isp import local_today, update_settings
 from billing.isp import settings as isp_settings
 from billing.models import Plan, SubscriberStatus
-from billing.run import billing_run
+from billing.run import run_days
 from payments.intents import holds
 from radbill.config import Settings
 from radbill.crypto import secret_box
@@ -99,8 +99,8 @@ def seed(settings: Settings) -> bool:
                              ("demo13", SubscriberStatus.SUSPENDED),
                              ("demo21", SubscriberStatus.DISABLED)):
             subscribers.change_status(s, name, status, actor="demo", reason="demo data")
-    # the late payers are invoiced and suspended
-    billing_run(factory, today, actor="demo", holds=holds)
+    # every day's billing run since the late payers joined: invoiced, reminded and suspended
+    run_days(factory, today - dt.timedelta(days=45), today, actor="demo", holds=holds)
     engine.dispose()
     return True
 
