@@ -53,3 +53,34 @@ def test_billing_cycle_through_the_cli(cli, tmp_path) -> None:  # type: ignore[n
                                 "next_cycle").output
     shown = json.loads(cli("subscriber", "show", "alice", "--json").output)
     assert shown["plan"] == "Home"
+
+
+def test_what_happened_earlier_is_entered_with_its_date(cli) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from billing.models import LedgerEntry, Payment, Subscriber
+    from radbill.config import Settings
+    from radbill.db import engine_from_settings, session_factory
+
+    today = dt.datetime.now(ZoneInfo("Asia/Dhaka")).date()
+    yesterday = str(today - dt.timedelta(days=1))
+    cli("plan", "create", "Home", "--price", "1000", "--currency", "BDT", "--rate", "10M/10M")
+    cli("subscriber", "create", "bob", "--password", "pw", "--plan", "Home",
+        "--activated-on", str(today - dt.timedelta(days=40)))
+    cli("payment", "record", "bob", "500", "--reference", "cash-book-12", "--on", yesterday)
+    cli("subscriber", "disable", "bob", "--on", yesterday, "--reason", "moved away")
+    early = cli("payment", "record", "bob", "5", "--reference", "R-e", "--on",
+                str(today - dt.timedelta(days=41)), ok=False)
+    assert "before bob's billing started" in early.output
+    later = cli("subscriber", "promise", "bob", "--until", str(today + dt.timedelta(days=3)),
+                "--on", str(today + dt.timedelta(days=1)), ok=False)
+    assert "in the future" in later.output
+    engine = engine_from_settings(Settings.from_env())
+    with session_factory(engine)() as s:
+        entry = s.scalars(select(LedgerEntry).where(LedgerEntry.kind == "payment")).one()
+        assert str(entry.effective_on) == yesterday
+        payment = s.scalars(select(Payment)).one()
+        assert payment.received_at.astimezone(ZoneInfo("Asia/Dhaka")).date() == entry.effective_on
+        sub = s.scalars(select(Subscriber)).unique().one()
+        assert str(sub.billing_paused_on) == yesterday and str(sub.status) == "disabled"
+    engine.dispose()
