@@ -224,6 +224,8 @@ def apply(session: Session, rec: AcctRecord, subscriber_id: int | None = None) -
             RadiusSession.username == rec.username,
         )
         .with_for_update()
+        # Bulk closes (Accounting-On/Off, stale) bypass the ORM: read the row as stored.
+        .execution_options(populate_existing=True)
     ).one_or_none()
     before = _state_of(row) if row is not None else None
     after = fold(before, rec)
@@ -304,7 +306,11 @@ def _apply_segment(session: Session, recs: list[AcctRecord], subscriber_ids: dic
         stmt = (select(RadiusSession)
                 .where(tuple_(RadiusSession.nas_ip, RadiusSession.acct_session_id,
                               RadiusSession.username).in_(keys[i : i + 300]))
-                .with_for_update())
+                .with_for_update()
+                # An Accounting-On earlier in the batch closed sessions with a bulk UPDATE
+                # the ORM does not see: a row object still held from before must be
+                # refreshed, or the fold starts from its stale open state.
+                .execution_options(populate_existing=True))
         for row in session.scalars(stmt):
             rows[(row.nas_ip, row.acct_session_id, row.username)] = row
     first = {k: _state_of(r) for k, r in rows.items()}
