@@ -18,10 +18,12 @@ _OCTAL_RE = re.compile(r"[0-7]{3}")
 
 @dataclass(frozen=True)
 class DetailRecord:
-    """One record: its attributes (first value of each) and where it ends in the file."""
+    """One record: its attributes (first value of each) and where it starts and ends in the
+    file."""
 
     attrs: dict[str, str]
     end_offset: int
+    offset: int = 0
 
 
 def unquote(value: str) -> str:
@@ -67,8 +69,8 @@ def complete_records(data: bytes, base_offset: int = 0) -> Iterator[DetailRecord
         end = data.find(b"\n\n", pos)
         if end < 0:
             return
-        chunk = data[pos:end]
+        chunk, start = data[pos:end], pos
         pos = end + 2
         if chunk.strip():
             yield DetailRecord(parse_record(chunk.decode("utf-8", errors="replace")),
-                               base_offset + pos)
+                               base_offset + pos, base_offset + start)
