@@ -157,9 +157,10 @@ def accounting_ingest(app: App, spool_dir: Path | None) -> None:
 
 def _printable(value: object) -> str:
     """A value safe to print on a terminal: control characters escaped, kept short."""
-    text = "" if value is None else str(value)
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text if len(text) <= 60 else text[:57] + "..."
+    from radius.rejects import printable
+
+    text = printable(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @accounting.command("rejected")

@@ -167,6 +167,15 @@ def summary(row: RejectedRecord) -> dict[str, Any]:
     }
 
 
+def printable(value: object) -> str:
+    """A value safe to show on a terminal or page: control characters (NUL, ESC, ...)
+    escaped as ``\\xNN``. The exact value stays in the record."""
+    text = "" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def prune(session: Session, older_than: dt.datetime) -> int:
     """Delete records replayed before *older_than* (pending ones stay until replayed)."""
     result = session.execute(delete(RejectedRecord).where(

@@ -27,6 +27,7 @@ EXPECTED = {
     "catalog.nas_list": P.READ, "catalog.nas_create": P.MANAGE,
     "money.invoice_list": P.READ, "money.invoice_pdf": P.READ, "money.payment_list": P.READ,
     "operations.audit_log": P.READ, "operations.jobs": P.READ,
+    "accounting.rejected": P.READ, "accounting.replay_rejected": P.OPERATE,
     "api.openapi": P.PUBLIC, "api.dashboard": P.READ,
     "api.subscriber_list": P.READ, "api.subscriber_show": P.READ,
     "api.subscriber_create": P.OPERATE, "api.subscriber_suspend": P.OPERATE,
