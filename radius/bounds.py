@@ -7,13 +7,14 @@ field gets one of three treatments, chosen for what it is used for:
 
 * **Keys** (User-Name, Acct-Session-Id) are used byte for byte: they identify the session in
   the Disconnect-Request and CoA-Request enforcement sends back to the NAS, and the policy
-  matches the login name exactly. A key with a NUL byte or longer than a RADIUS attribute
-  can be is not something the NAS will recognise as changed, so the record is unusable:
-  :class:`InvalidRecord` (set aside, never altered).
+  matches the login name exactly. A key with a NUL byte, bytes that are not UTF-8, or more
+  characters than a RADIUS attribute can carry could only be stored altered, and an altered
+  key names a session the NAS does not know: the record is unusable, :class:`InvalidRecord`
+  (set aside, never altered).
 * **Display text** (Calling-Station-Id, NAS-Port-Id, Reply-Message, the post-auth log, ...)
-  is kept: a trailing NUL (some NAS send C strings) is dropped, any other NUL becomes U+FFFD
-  (what :mod:`radius.detail` already turns undecodable bytes into), and the value is cut to
-  its column. Losing a record over a label would lose usage.
+  is kept: a trailing NUL (some NAS send C strings) is dropped, any other NUL and any byte
+  that is not UTF-8 becomes U+FFFD, and the value is cut to its column. Losing a record
+  over a label would lose usage.
 * **Numbers and addresses** are checked: decimal digits within their range, a valid IP
   address (or nothing, where the address is informational).
 """
@@ -63,6 +64,8 @@ def key_text(attrs: Mapping[str, str], name: str, limit: int = MAX_TEXT) -> str 
         return None
     if "\x00" in value:
         raise InvalidRecord(f"{name}={_show(value)} contains a NUL byte")
+    if not value.isascii() and not _is_utf8(value):
+        raise InvalidRecord(f"{name}={_show(value)} is not UTF-8")
     if len(value) > limit:
         raise InvalidRecord(f"{name} is {len(value)} characters long (at most {limit})")
     return value
@@ -75,7 +78,19 @@ def display_text(value: str | None, limit: int) -> str | None:
         return None
     if "\x00" in value:
         value = value.rstrip("\x00").replace("\x00", REPLACEMENT)
+    if not value.isascii() and not _is_utf8(value):
+        value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return value[:limit] or None
+
+
+def _is_utf8(value: str) -> bool:
+    """False if *value* carries bytes that were not UTF-8 (lone surrogates, see
+    :func:`radius.detail.unquote`): PostgreSQL and the NAS could not both agree on them."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def ip_address(value: str | None) -> str | None:

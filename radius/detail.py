@@ -27,7 +27,8 @@ class DetailRecord:
 
 
 def unquote(value: str) -> str:
-    """A detail-file value: quoted strings are unescaped (``\\"``, ``\\\\``, ``\\n``, octal)."""
+    """A detail-file value: quoted strings are unescaped (``\\"``, ``\\\\``, ``\\n``, octal);
+    bytes that are not UTF-8 come back as lone surrogates (``\\udcff`` for 0xFF)."""
     if len(value) < 2 or value[0] != '"' or value[-1] != '"':
         return value
     body = value[1:-1]
@@ -47,7 +48,10 @@ def unquote(value: str) -> str:
             continue
         out += c.encode("utf-8")
         i += 1
-    return out.decode("utf-8", errors="replace")
+    # Bytes that are not UTF-8 are kept as lone surrogates (surrogateescape), so the value is
+    # still exactly what the NAS sent: radius.bounds refuses them in keys and replaces them
+    # in display text.
+    return out.decode("utf-8", errors="surrogateescape")
 
 
 def parse_record(text: str) -> dict[str, str]:

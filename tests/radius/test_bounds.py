@@ -102,6 +102,21 @@ def test_keys_up_to_253_characters_are_kept_exactly(name: str) -> None:
         record_from_attrs({**BASE, name: "k" * 254}, T0)
 
 
+@pytest.mark.parametrize("name", ["User-Name", "Acct-Session-Id"])
+def test_a_key_that_is_not_utf8_is_refused_but_utf8_is_kept(name: str) -> None:
+    latin1 = b"jos\xe9".decode("utf-8", "surrogateescape")  # as radius.detail hands it over
+    with pytest.raises(InvalidRecord, match=rf"{name}='jos\\udce9' is not UTF-8"):
+        record_from_attrs({**BASE, name: latin1}, T0)
+    r = record_from_attrs({**BASE, name: "josé"}, T0)
+    assert (r.username if name == "User-Name" else r.acct_session_id) == "josé"
+
+
+def test_display_text_that_is_not_utf8_gets_replacement_characters() -> None:
+    raw = b"port-\xff\xfe-\xc3\xa9".decode("utf-8", "surrogateescape")
+    assert display_text(raw, 253) == "port-\ufffd\ufffd-\u00e9"
+    assert parse(NAS_Port_Id=raw).nas_port_id == "port-\ufffd\ufffd-\u00e9"
+
+
 def test_key_text_absent_or_empty_is_none() -> None:
     assert key_text({}, "User-Name") is None
     assert key_text({"User-Name": ""}, "User-Name") is None

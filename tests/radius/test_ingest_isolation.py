@@ -42,6 +42,7 @@ def test_the_issue_inputs_are_set_aside_or_stored_and_the_rest_applied(db, tmp_p
         record("Interim-Update", "gw", 60, 2**31 * G),  # Gigawords 2^31
         record("Start", "nul-user", 0, user="al\\000ice"),
         record("Start", "nul\\000sid", 0),
+        record("Start", "latin1", 0, user="jos\\351"),  # "josé" in Latin-1, not UTF-8
         record("Start", "long", 0, extra=f'\tCalling-Station-Id = "{csid}"\n'
                f'\tNAS-Port-Id = "{port}"\n'),
         record("Interim-Update", "ok1", 60, 7 * G + 5),
@@ -58,6 +59,7 @@ def test_the_issue_inputs_are_set_aside_or_stored_and_the_rest_applied(db, tmp_p
               "(at most 2^63-1)",
         "nul-user": "User-Name='al\\x00ice' contains a NUL byte",
         "nul\x00sid": "Acct-Session-Id='nul\\x00sid' contains a NUL byte",
+        "latin1": "User-Name='jos\\udce9' is not UTF-8",
     }
     with session_factory(db)() as s:
         cursor = s.get(DetailCursor, "acct")
@@ -70,7 +72,8 @@ def test_the_set_aside_record_keeps_every_byte(db, tmp_path) -> None:  # type: i
     Ingester(session_factory(db), tmp_path).run_once()
     [entry] = set_aside(db)
     assert entry["record"]["User-Name"] == "\x00\x01é"
-    assert entry["record"]["Acct-Session-Id"] == "s\x00\ufffdx"  # \377 alone is not UTF-8
+    # \377 alone is not UTF-8: kept as the very byte
+    assert entry["record"]["Acct-Session-Id"].encode("utf-8", "surrogateescape") == b"s\0\xffx"
     with session_factory(db)() as s:
         stored = s.scalars(select(rejects.RejectedRecord.record)).one()
     assert stored.isascii() and "\x00" not in stored
