@@ -7,10 +7,14 @@ field gets one of three treatments, chosen for what it is used for:
 
 * **Keys** (User-Name, Acct-Session-Id) are used byte for byte: they identify the session in
   the Disconnect-Request and CoA-Request enforcement sends back to the NAS, and the policy
-  matches the login name exactly. A key with a NUL byte, bytes that are not UTF-8, or more
-  characters than a RADIUS attribute can carry could only be stored altered, and an altered
-  key names a session the NAS does not know: the record is unusable, :class:`InvalidRecord`
-  (set aside, never altered).
+  matches the login name exactly. A key with a NUL byte inside, bytes that are not UTF-8,
+  or more characters than a RADIUS attribute can carry could only be stored altered, and an
+  altered key names a session the NAS does not know: the record is unusable,
+  :class:`InvalidRecord` (set aside, never altered). Trailing NULs alone are dropped: that
+  is a NAS sending C strings (RFC 2865 5 says strings are not NUL-terminated; some NAS do
+  it anyway), and FreeRADIUS itself authenticates ``"alice\0"`` as ``alice`` (its string
+  expansion and rlm_python3 stop at the NUL; seen in the e2e fuzz test), so the session is
+  alice's.
 * **Display text** (Calling-Station-Id, NAS-Port-Id, Reply-Message, the post-auth log, ...)
   is kept: a trailing NUL (some NAS send C strings) is dropped, any other NUL and any byte
   that is not UTF-8 becomes U+FFFD, and the value is cut to its column. Losing a record
@@ -57,13 +61,17 @@ def unsigned(attrs: Mapping[str, str], name: str, maximum: int = MAX_U32) -> int
 
 
 def key_text(attrs: Mapping[str, str], name: str, limit: int = MAX_TEXT) -> str | None:
-    """A key attribute exactly as sent, or None when absent or empty. Raises
-    :class:`InvalidRecord` for a NUL byte or more than *limit* characters."""
+    """A key attribute exactly as sent (less trailing NULs), or None when absent or empty.
+    Raises :class:`InvalidRecord` for a NUL byte inside, bytes that are not UTF-8, or more
+    than *limit* characters."""
     value = attrs.get(name)
     if not value:
         return None
     if "\x00" in value:
-        raise InvalidRecord(f"{name}={_show(value)} contains a NUL byte")
+        stripped = value.rstrip("\x00")
+        if not stripped or "\x00" in stripped:
+            raise InvalidRecord(f"{name}={_show(value)} contains a NUL byte")
+        value = stripped
     if not value.isascii() and not _is_utf8(value):
         raise InvalidRecord(f"{name}={_show(value)} is not UTF-8")
     if len(value) > limit:

@@ -18,7 +18,7 @@ FILE = "detail-20261124-20"
 
 def set_aside_two(factory: Any, tmp_path: Path) -> list[int]:
     """A NUL Acct-Session-Id (stays bad) and a counter jump at 1 Gbit/s (fine at 100)."""
-    write(tmp_path, FILE, record("Start", "s1", 0) + record("Start", "bad\\000", 0)
+    write(tmp_path, FILE, record("Start", "s1", 0) + record("Start", "b\\000ad", 0)
           + record("Interim-Update", "s1", 60, 2**40))
     Ingester(factory, tmp_path, limits=Limits(max_bits_per_second=10**9)).run_once()
     with factory() as s:
@@ -32,9 +32,9 @@ def test_the_noc_sees_the_records_and_their_reasons_but_no_replay(client_for: An
     page = client_for("noc").get("/accounting/rejected").get_data(as_text=True)
     text = html.unescape(page)
     assert "2 pending" in text
-    assert "Acct-Session-Id='bad\\x00' contains a NUL byte" in text
+    assert "Acct-Session-Id='b\\x00ad' contains a NUL byte" in text
     assert "input counter jumps by 1099511627776 bytes in 60 s" in text
-    assert '"Acct-Session-Id": "bad\\u0000"' in text  # the record, escaped
+    assert '"Acct-Session-Id": "b\\u0000ad"' in text  # the record, escaped
     assert "\x00" not in page
     assert "Replay" not in page
 

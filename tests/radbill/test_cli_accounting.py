@@ -12,7 +12,7 @@ FILE = "detail-20261124-20"
 
 def spool_with_bad_records(db, tmp_path):  # type: ignore[no-untyped-def]
     spool = tmp_path / "radius" / "spool"
-    write(spool, FILE, record("Start", "ok", 0) + record("Start", "nul\\000", 0)
+    write(spool, FILE, record("Start", "ok", 0) + record("Start", "nul\\000x", 0)
           + record("Interim-Update", "ok", 60, 2**63))
     Ingester(session_factory(db), spool).run_once()
 
@@ -23,12 +23,12 @@ def test_rejected_lists_newest_first_with_reasons(cli, db, tmp_path) -> None:  #
     assert [(d["acct_session_id"], d["reason"], d["status"]) for d in data] == [
         ("ok", "Acct-Input-Gigawords=2147483648 makes a counter of 9223372036854775808 bytes "
                "(at most 2^63-1)", "pending"),
-        ("nul\x00", "Acct-Session-Id='nul\\x00' contains a NUL byte", "pending")]
-    assert data[1]["record"]["Acct-Session-Id"] == "nul\x00"
+        ("nul\x00x", "Acct-Session-Id='nul\\x00x' contains a NUL byte", "pending")]
+    assert data[1]["record"]["Acct-Session-Id"] == "nul\x00x"
     one = json.loads(cli("accounting", "rejected", "--json", "--limit", "1").stdout)
     assert [d["id"] for d in one] == [data[0]["id"]]
     text = cli("accounting", "rejected").stdout
-    assert "nul\\x00" in text and "\x00" not in text  # a terminal never gets the raw byte
+    assert "nul\\x00x" in text and "\x00" not in text  # a terminal never gets the raw byte
     assert text.rstrip().endswith("2 pending in all")
     assert json.loads(cli("accounting", "rejected", "--status", "replayed", "--json").stdout
                       ) == []

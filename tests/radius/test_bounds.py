@@ -95,6 +95,15 @@ def test_a_nul_in_a_key_makes_the_record_unusable(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["User-Name", "Acct-Session-Id"])
+def test_trailing_nuls_of_a_key_are_a_c_string_terminator(name: str) -> None:
+    r = record_from_attrs({**BASE, name: "alice\x00\x00"}, T0)
+    assert (r.username if name == "User-Name" else r.acct_session_id) == "alice"
+    for value in ("\x00", "\x00alice", "al\x00ice\x00"):
+        with pytest.raises(InvalidRecord, match="contains a NUL byte"):
+            record_from_attrs({**BASE, name: value}, T0)
+
+
+@pytest.mark.parametrize("name", ["User-Name", "Acct-Session-Id"])
 def test_keys_up_to_253_characters_are_kept_exactly(name: str) -> None:
     r = record_from_attrs({**BASE, name: "k" * 253}, T0)
     assert (r.username if name == "User-Name" else r.acct_session_id) == "k" * 253

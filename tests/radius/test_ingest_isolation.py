@@ -43,14 +43,16 @@ def test_the_issue_inputs_are_set_aside_or_stored_and_the_rest_applied(db, tmp_p
         record("Start", "nul-user", 0, user="al\\000ice"),
         record("Start", "nul\\000sid", 0),
         record("Start", "latin1", 0, user="jos\\351"),  # "josé" in Latin-1, not UTF-8
+        record("Start", "c-string\\000", 0, user="bob\\000"),  # a NUL-terminating NAS
         record("Start", "long", 0, extra=f'\tCalling-Station-Id = "{csid}"\n'
                f'\tNAS-Port-Id = "{port}"\n'),
         record("Interim-Update", "ok1", 60, 7 * G + 5),
     ]))
     ing = Ingester(session_factory(db), tmp_path)
-    assert ing.run_once() == 3
+    assert ing.run_once() == 4
     rows = sessions(db)
-    assert set(rows) == {"ok1", "long"}
+    assert set(rows) == {"ok1", "long", "c-string"}
+    assert rows["c-string"].username == "bob"
     assert rows["ok1"].input_octets == 7 * G + 5
     assert (rows["long"].calling_station_id, rows["long"].nas_port_id) == (csid, port)
     reasons = {e["acct_session_id"]: e["reason"] for e in set_aside(db)}
@@ -173,7 +175,7 @@ def test_an_outage_while_narrowing_down_sets_nothing_aside_and_loses_nothing(db,
 
 
 def test_a_database_outage_never_sets_anything_aside(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    write(tmp_path, FILE, record("Start", "s1", 0) + record("Start", "bad\\000", 0))
+    write(tmp_path, FILE, record("Start", "s1", 0) + record("Start", "b\\000ad", 0))
     dead = CountingFactory(session_factory(db), alive=0)
     for _ in range(3):
         with pytest.raises(OperationalError):
@@ -206,7 +208,7 @@ def test_what_counts_as_one_records_fault(exc: BaseException, record_fault: bool
 
 
 def test_a_file_read_twice_sets_each_record_aside_once(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    bad = record("Start", "bad\\000", 0)
+    bad = record("Start", "b\\000ad", 0)
     path = write(tmp_path, FILE, bad + record("Start", "s1", 0))
     Ingester(session_factory(db), tmp_path).run_once()
     path.write_text(bad)  # the file replaced by a shorter one: read again from the start
@@ -222,19 +224,19 @@ def alerts(db) -> list[Alert]:  # type: ignore[no-untyped-def]
 
 
 def test_one_alert_per_burst_not_per_record(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    write(tmp_path, FILE, record("Start", "a\\000", 0) + record("Start", "b\\000", 0))
+    write(tmp_path, FILE, record("Start", "a\\000x", 0) + record("Start", "b\\000x", 0))
     Ingester(session_factory(db), tmp_path).run_once()
-    write(tmp_path, FILE, record("Start", "c\\000", 0))
+    write(tmp_path, FILE, record("Start", "c\\000x", 0))
     Ingester(session_factory(db), tmp_path).run_once()
     [alert] = alerts(db)
     assert alert.resolved_at is None
     assert alert.data is not None and alert.data["count"] == 3
-    assert alert.data["latest_reason"] == "Acct-Session-Id='c\\x00' contains a NUL byte"
+    assert alert.data["latest_reason"] == "Acct-Session-Id='c\\x00x' contains a NUL byte"
     assert alert.message.startswith("3 accounting/post-auth record(s) set aside")
     with session_factory(db)() as s, s.begin():
         s.execute(update(Alert).values(resolved_at=dt.datetime.now(dt.UTC),
                                        resolved_by="noc"))
-    write(tmp_path, FILE, record("Start", "d\\000", 0))
+    write(tmp_path, FILE, record("Start", "d\\000x", 0))
     Ingester(session_factory(db), tmp_path).run_once()
     assert [(a.data or {}).get("count") for a in alerts(db)] == [3, 1]
 
@@ -245,7 +247,7 @@ def test_ingest_cli_reports_set_aside_records(db, tmp_path, database_url, monkey
     from radbill.cli import main
 
     write(tmp_path / "radius" / "spool", FILE, record("Start", "s1", 0)
-          + record("Start", "bad\\000", 0))
+          + record("Start", "b\\000ad", 0))
     env: dict[str, Any] = {"RADBILL_DATABASE_URL": database_url,
                            "RADBILL_DATA_DIR": str(tmp_path)}
     result = CliRunner().invoke(main, ["accounting", "ingest"], env=env)

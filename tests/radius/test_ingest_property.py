@@ -65,7 +65,7 @@ def bad_record(kind: str, sid: str, user: str, t: int, st: int, inp: int, out: i
     interim = acct("Interim-Update", sid, user, t, st, 0, 0)
     return "acct", {
         "nul-user": lambda: acct("Start", sid, "an\\000n", t, 0, 0, 0),
-        "nul-sid": lambda: acct("Start", sid + "\\000", user, t, 0, 0, 0),
+        "nul-sid": lambda: acct("Start", sid + "\\000x", user, t, 0, 0, 0),
         "overflow": lambda: acct("Interim-Update", sid, user, t, st, 2**63 + inp, 0),
         "not-a-number": lambda: interim.replace("Session-Time = ", "Session-Time = x"),
         "bad-status": lambda: interim.replace("Interim-Update", "Intrim"),

@@ -70,14 +70,14 @@ def test_replay_all_takes_every_pending_record_in_order(db, tmp_path) -> None:  
 
 
 def test_a_record_that_fails_again_keeps_the_new_reason(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    write(tmp_path, FILE, record("Start", "bad\\000", 0))
+    write(tmp_path, FILE, record("Start", "b\\000ad", 0))
     Ingester(session_factory(db), tmp_path).run_once()
     [entry] = set_aside(db)
     with session_factory(db)() as s, s.begin():
         s.get(RejectedRecord, entry["id"]).reason = "an older reason"  # type: ignore[union-attr]
     report = replay(session_factory(db), actor="cli")
-    assert report.failed == {entry["id"]: "Acct-Session-Id='bad\\x00' contains a NUL byte"}
-    assert set_aside(db)[0]["reason"] == "Acct-Session-Id='bad\\x00' contains a NUL byte"
+    assert report.failed == {entry["id"]: "Acct-Session-Id='b\\x00ad' contains a NUL byte"}
+    assert set_aside(db)[0]["reason"] == "Acct-Session-Id='b\\x00ad' contains a NUL byte"
 
 
 def test_an_incomplete_record_cannot_be_replayed(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
