@@ -129,15 +129,20 @@ def is_record_fault(exc: BaseException) -> bool:
     return isinstance(exc, Exception) and not isinstance(exc, OSError | MemoryError)
 
 
+FAILED_ALONE = "could not be applied: "
+
+
 def describe(exc: BaseException) -> str:
-    """One line saying why a record failed (the driver's message, not the SQL with the
-    parameters, which repeat the bad value)."""
+    """One line saying why a record failed: a validation message as it is, anything else
+    (what the database or our code raised on a record that passed validation) as
+    ``could not be applied: <type>: <message>`` (the driver's message, not the SQL with
+    the parameters, which repeat the bad value)."""
     if isinstance(exc, InvalidInput):
         return rejects.clean_reason(str(exc))
     orig = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
     text = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
-    return rejects.clean_reason(f"{type(orig).__name__}: {text}" if text else
-                                type(orig).__name__)
+    return rejects.clean_reason(FAILED_ALONE + (f"{type(orig).__name__}: {text}" if text else
+                                                type(orig).__name__))
 
 
 def isolate(items: Sequence[T], attempt: Callable[[Sequence[T]], None],

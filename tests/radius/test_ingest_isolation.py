@@ -147,8 +147,10 @@ def test_a_record_the_database_refuses_is_found_by_halving_and_set_aside(db, tmp
     assert all(rows[f"s{i}"].input_octets == (i + 1) * 1000 for i in range(64) if i != 37)
     [entry] = set_aside(db)
     assert entry["acct_session_id"] == "s37"
-    expected = "OverflowError" if BACKEND == "sqlite" else "NumericValueOutOfRange"
-    assert entry["reason"].startswith(expected), entry["reason"]
+    assert entry["reason"] == ("could not be applied: OverflowError: Python int too large to "
+                               "convert to SQLite INTEGER" if BACKEND == "sqlite" else
+                               "could not be applied: NumericValueOutOfRange: bigint out of "
+                               "range"), entry["reason"]
     # halving, not one by one: the failed batch, 2 halves per level (6 levels), the set-aside,
     # plus the cursor reads of the drain loop
     assert factory.opened <= 20
