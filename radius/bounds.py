@@ -105,6 +105,12 @@ def ip_address(value: str | None) -> str | None:
     """A valid IPv4/IPv6 address in its canonical text, or None."""
     if not value or len(value) > 45:
         return None
+    # Fast path for what nearly every record carries, a dotted quad already in canonical form
+    # (ipaddress.ip_address costs ~5 us, twice per record).
+    parts = value.split(".")
+    if len(parts) == 4 and all(p.isascii() and p.isdigit() and len(p) <= 3 and int(p) <= 255
+                               and (p[0] != "0" or p == "0") for p in parts):
+        return value
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:

@@ -170,6 +170,25 @@ def test_framed_ip_is_a_valid_address_or_nothing(raw: str, kept: str | None) -> 
     assert parse(Framed_IP_Address=raw).framed_ip == kept
 
 
+def test_the_dotted_quad_fast_path_agrees_with_ipaddress() -> None:
+    import ipaddress
+    import random
+
+    def reference(value: str) -> str | None:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            return None
+
+    rnd = random.Random(1)
+    octet = [lambda: str(rnd.randint(0, 300)), lambda: f"0{rnd.randint(0, 9)}", lambda: "",
+             lambda: "x", lambda: "\u0661", lambda: "+1", lambda: " 1"]
+    cases = ["0.0.0.0",  # noqa: S104 - a string to check, nothing binds
+             "255.255.255.255", "1.1.1.001", "1.1.1", "1.1.1.1.1"] + [
+        ".".join(rnd.choice(octet)() for _ in range(4)) for _ in range(5000)]
+    assert [c for c in cases if ip_address(c) != reference(c)] == []
+
+
 def test_the_nas_address_must_be_an_ip_address() -> None:
     with pytest.raises(InvalidRecord, match="NAS address 'nas-1' is not an IP address"):
         record_from_attrs({**BASE, "Packet-Src-IP-Address": "nas-1"}, T0)

@@ -153,7 +153,7 @@ def test_a_record_the_database_refuses_is_found_by_halving_and_set_aside(db, tmp
                                "range"), entry["reason"]
     # halving, not one by one: the failed batch, 2 halves per level (6 levels), the set-aside,
     # plus the cursor reads of the drain loop
-    assert factory.opened <= 20
+    assert factory.opened <= 20, factory.opened
 
 
 def test_two_poisoned_records_in_one_batch(db, tmp_path, loose) -> None:  # type: ignore[no-untyped-def]

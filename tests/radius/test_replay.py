@@ -116,3 +116,31 @@ def test_postauth_records_replay_into_the_log(db, tmp_path) -> None:  # type: ig
     with session_factory(db)() as s:
         assert [(r.username, r.decision) for r in s.scalars(select(PostAuth))] == [
             ("late", "accept")]
+
+
+def test_replayed_records_are_pruned_after_a_while_pending_ones_never(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    write(tmp_path, FILE, record("Interim-Update", "a", 60, G) + record("Interim-Update",
+                                                                         "b", 60, G))
+    Ingester(session_factory(db), tmp_path, limits=SLOW).run_once()
+    first, second = (e["id"] for e in set_aside(db))
+    replay(session_factory(db), ids=[first], actor="cli")
+    with session_factory(db)() as s, s.begin():
+        now = s.get(RejectedRecord, first).replayed_at  # type: ignore[union-attr]
+        assert rejects.prune(s, now) == 0  # replayed at that moment, not before
+        assert rejects.prune(s, now + dt.timedelta(seconds=1)) == 1
+    assert [e["id"] for e in set_aside(db)] == [second]
+
+
+def test_a_stored_record_is_bounded(db) -> None:  # type: ignore[no-untyped-def]
+    huge = {"User-Name": "u" * 70_000, "Reply-Message": "\x00\udcff" * 10}
+    text = rejects.encode_record(huge)
+    assert len(text) <= rejects.MAX_RECORD_CHARS and text.isascii()
+    assert list(rejects.decode_record(text)) == [rejects.NOT_A_RECORD]
+    small = {"User-Name": "\x00\udcffé"}
+    assert rejects.decode_record(rejects.encode_record(small)) == small
+    torn = "\udcff" * 100_000
+    assert len(rejects.encode_record(torn)) <= rejects.MAX_RECORD_CHARS
+    assert len(rejects.clean_reason("r" * 5000 + "\nsecond line")) == rejects.MAX_REASON_CHARS
+    assert rejects.clean_reason("a\x00b\nc") == "a\ufffdb"
