@@ -255,3 +255,25 @@ def test_ingest_cli_reports_set_aside_records(db, tmp_path, database_url, monkey
     result = CliRunner().invoke(main, ["accounting", "ingest"], env=env)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "applied 1 records, set aside 1"
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="a lock timeout that leaves the rest of "
+                    "the database writable is PostgreSQL's")
+def test_a_lock_timeout_is_the_databases_problem_not_the_records(db, tmp_path, database_url
+                                                                 ) -> None:  # type: ignore[no-untyped-def]
+    """While sessions are locked by someone else, every batch fails with OperationalError
+    but the set-aside table is writable: the records must still wait, not be set aside."""
+    write(tmp_path, FILE, "".join(record("Start", f"s{i}", 0) for i in range(8)))
+    impatient = create_engine(database_url, connect_args={"options": "-c lock_timeout=200"})
+    holder = db.connect()
+    txn = holder.begin()
+    holder.exec_driver_sql("LOCK TABLE radius_sessions IN ACCESS EXCLUSIVE MODE")
+    try:
+        with pytest.raises(OperationalError, match="lock timeout"):
+            Ingester(session_factory(impatient), tmp_path).run_once()
+    finally:
+        txn.rollback()
+        holder.close()
+    assert set_aside(db) == []
+    assert Ingester(session_factory(impatient), tmp_path).run_once() == 8
+    impatient.dispose()
