@@ -5,7 +5,11 @@ The rules are a pure fold (:func:`fold`) of one record into the session's previo
 
 * sessions are keyed on (NAS, Acct-Session-Id, User-Name): the stock ``acct_unique`` hash
   changes when a NAS omits NAS-Port-Id in an Interim, this key does not;
-* counters are 64-bit (``Gigawords << 32 | Octets``) and never go backwards;
+* counters are 64-bit (``Gigawords << 32 | Octets``, at most 2^63-1) and never go backwards;
+  a record whose counters jump further than any line could carry since the session's last
+  record is refused (:class:`ImplausibleRecord`, set aside by the ingester) and the session
+  keeps its counters;
+* every field is bounded before it reaches the database (:mod:`radius.bounds`);
 * a duplicate is harmless, an Interim without a Start opens the session, a Stop without a
   Start records a closed one, an Interim after the Stop changes nothing;
 * the time of an event is when FreeRADIUS received it minus Acct-Delay-Time, never the
