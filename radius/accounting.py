@@ -5,7 +5,11 @@ The rules are a pure fold (:func:`fold`) of one record into the session's previo
 
 * sessions are keyed on (NAS, Acct-Session-Id, User-Name): the stock ``acct_unique`` hash
   changes when a NAS omits NAS-Port-Id in an Interim, this key does not;
-* counters are 64-bit (``Gigawords << 32 | Octets``) and never go backwards;
+* counters are 64-bit (``Gigawords << 32 | Octets``, at most 2^63-1) and never go backwards;
+  a record whose counters jump further than any line could carry since the session's last
+  record is refused (:class:`ImplausibleRecord`, set aside by the ingester) and the session
+  keeps its counters;
+* every field is bounded before it reaches the database (:mod:`radius.bounds`);
 * a duplicate is harmless, an Interim without a Start opens the session, a Stop without a
   Start records a closed one, an Interim after the Stop changes nothing;
 * the time of an event is when FreeRADIUS received it minus Acct-Delay-Time, never the
@@ -21,8 +25,17 @@ from dataclasses import dataclass, replace
 from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from radbill.config import Settings
 from radbill.db import SESSION_FEED, bump
-from radbill.errors import InvalidInput
+from radius.bounds import (
+    MAX_I64,
+    MAX_TEXT,
+    InvalidRecord,
+    display_text,
+    ip_address,
+    key_text,
+    unsigned,
+)
 from radius.models import RadiusSession
 
 START, INTERIM, STOP = "Start", "Interim-Update", "Stop"
@@ -35,11 +48,41 @@ NAS_RESTART = {ACCOUNTING_ON: "NAS-Reboot", ACCOUNTING_OFF: "NAS-Request"}
 # The NAS answered a Disconnect/CoA with Session-Context-Not-Found (RFC 5176 Error-Cause 503).
 GONE = "NAS-Session-Gone"
 CLOSED_BY_US = {STALE, GONE, *NAS_RESTART.values()}
-MAX_U32 = 2**32 - 1
 
 
-class InvalidRecord(InvalidInput):
-    """An accounting record radbill cannot use; it is set aside, never silently dropped."""
+@dataclass(frozen=True)
+class Limits:
+    """How much traffic a session can plausibly carry, for telling a real counter from a
+    NAS's garbage (a Gigawords of 2^31-1 in one Interim is eight exbibytes).
+
+    A counter may grow by at most ``max_bits_per_second`` (each direction) over the time
+    between two records of the session plus ``slack_seconds``, which absorbs clock jitter and
+    Interims that arrive together after the NAS was cut off. The NAS's own Acct-Session-Time
+    counts as elapsed time only as far as ``max_claimed_seconds`` and, for a known session,
+    not beyond the session's age, so a garbage Acct-Session-Time cannot excuse a garbage
+    counter. The default ceiling, 100 Gbit/s, is a hundred times any subscriber line.
+    """
+
+    max_bits_per_second: int = 100 * 10**9
+    slack_seconds: int = 60
+    max_claimed_seconds: int = 366 * 86400
+
+    @property
+    def bytes_per_second(self) -> int:
+        return self.max_bits_per_second // 8
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        """The limits configured with ``RADBILL_ACCT_MAX_MBPS``."""
+        return cls(max_bits_per_second=settings.acct_max_mbps * 10**6)
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class ImplausibleRecord(InvalidRecord):
+    """A record whose counters jump further than any line could carry in the time since the
+    session's last record. It is set aside; the session keeps its previous counters."""
 
 
 @dataclass(frozen=True)
@@ -84,59 +127,88 @@ class SessionState:
         return self.stopped_at is None
 
 
-def _u32(attrs: Mapping[str, str], name: str) -> int:
-    raw = attrs.get(name)
-    if raw is None or raw == "":
-        return 0
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidRecord(f"{name}={raw!r} is not a number") from None
-    if not 0 <= value <= MAX_U32:
-        raise InvalidRecord(f"{name}={value} is outside 0..2^32-1")
-    return value
-
-
 def octets64(attrs: Mapping[str, str], octets: str, gigawords: str) -> int:
-    """A 64-bit counter from the 32-bit Octets attribute and its Gigawords high part."""
-    return _u32(attrs, gigawords) << 32 | _u32(attrs, octets)
+    """A 64-bit counter from the 32-bit Octets attribute and its Gigawords high part.
+
+    RFC 2869 lets Gigawords reach 2^32-1, but a total above 2^63-1 fits no signed 64-bit
+    column and no line ever carried it: such a record is :class:`InvalidRecord`."""
+    high = unsigned(attrs, gigawords)
+    total = high << 32 | unsigned(attrs, octets)
+    if total > MAX_I64:
+        raise InvalidRecord(f"{gigawords}={high} makes a counter of {total} bytes "
+                            "(at most 2^63-1)")
+    return total
 
 
 def record_from_attrs(
     attrs: Mapping[str, str], received_at: dt.datetime, nas_ip: str | None = None
 ) -> AcctRecord:
-    """Parse an accounting request's attributes. Raises :class:`InvalidRecord`."""
+    """Parse and bound an accounting request's attributes (see :mod:`radius.bounds` for the
+    rule per field). Raises :class:`InvalidRecord`."""
     status = attrs.get("Acct-Status-Type", "")
     if status not in STATUS_TYPES:
-        raise InvalidRecord(f"Acct-Status-Type {status!r} is not handled")
-    nas = nas_ip or attrs.get("Packet-Src-IP-Address") or attrs.get("NAS-IP-Address")
-    if not nas:
+        raise InvalidRecord(f"Acct-Status-Type {status[:40]!r} is not handled")
+    raw_nas = nas_ip or attrs.get("Packet-Src-IP-Address") or attrs.get("NAS-IP-Address")
+    if not raw_nas:
         raise InvalidRecord("no NAS address in the record")
-    event_time = received_at - dt.timedelta(seconds=_u32(attrs, "Acct-Delay-Time"))
+    nas = ip_address(raw_nas)
+    if nas is None:
+        raise InvalidRecord(f"NAS address {raw_nas[:45]!r} is not an IP address")
+    event_time = received_at - dt.timedelta(seconds=unsigned(attrs, "Acct-Delay-Time"))
     if status in (ACCOUNTING_ON, ACCOUNTING_OFF):
         return AcctRecord(status=status, nas_ip=nas, event_time=event_time)
-    username = attrs.get("User-Name")
-    session_id = attrs.get("Acct-Session-Id")
+    username = key_text(attrs, "User-Name")
+    session_id = key_text(attrs, "Acct-Session-Id")
     if not username or not session_id:
         raise InvalidRecord(f"{status} without User-Name or Acct-Session-Id")
-    if len(session_id) > 128 or len(username) > 253:
-        raise InvalidRecord(f"{status}: User-Name or Acct-Session-Id too long")
     return AcctRecord(
         status=status,
         nas_ip=nas,
         event_time=event_time,
         username=username,
         acct_session_id=session_id,
-        session_time=_u32(attrs, "Acct-Session-Time"),
+        session_time=unsigned(attrs, "Acct-Session-Time"),
         input_octets=octets64(attrs, "Acct-Input-Octets", "Acct-Input-Gigawords"),
         output_octets=octets64(attrs, "Acct-Output-Octets", "Acct-Output-Gigawords"),
-        input_packets=_u32(attrs, "Acct-Input-Packets"),
-        output_packets=_u32(attrs, "Acct-Output-Packets"),
-        framed_ip=attrs.get("Framed-IP-Address") or None,
-        calling_station_id=(attrs.get("Calling-Station-Id") or None),
-        nas_port_id=(attrs.get("NAS-Port-Id") or None),
-        terminate_cause=attrs.get("Acct-Terminate-Cause") or None,
+        input_packets=unsigned(attrs, "Acct-Input-Packets"),
+        output_packets=unsigned(attrs, "Acct-Output-Packets"),
+        framed_ip=ip_address(attrs.get("Framed-IP-Address")),
+        calling_station_id=display_text(attrs.get("Calling-Station-Id"), MAX_TEXT),
+        nas_port_id=display_text(attrs.get("NAS-Port-Id"), MAX_TEXT),
+        terminate_cause=display_text(attrs.get("Acct-Terminate-Cause"), 32),
     )
+
+
+def implausible_jump(before: SessionState | None, after: SessionState, rec: AcctRecord,
+                     limits: Limits) -> str | None:
+    """Why *rec* (which turned *before* into *after*) cannot be true, or None.
+
+    A counter's growth must fit ``limits`` over the time since the session's last record:
+    the wall-clock time between the two records, or the NAS's Acct-Session-Time difference
+    if that is larger (Interims held back by the NAS arrive together), but no more than the
+    session has existed. A session seen for the first time is measured over its own
+    Acct-Session-Time."""
+    grown_in = after.input_octets - (before.input_octets if before else 0)
+    grown_out = after.output_octets - (before.output_octets if before else 0)
+    grown = max(grown_in, grown_out)
+    # Fast path: below the slack allowance no interval can make it implausible.
+    if grown <= limits.bytes_per_second * limits.slack_seconds:
+        return None
+    claimed = rec.session_time - (before.session_time if before else 0)
+    claimed = min(claimed, limits.max_claimed_seconds)
+    if before is None:
+        elapsed = claimed
+    else:
+        wall = int((rec.event_time - before.updated_at).total_seconds())
+        age = int((rec.event_time - before.started_at).total_seconds())
+        elapsed = max(wall, min(claimed, age))
+    allowed = limits.bytes_per_second * (max(elapsed, 0) + limits.slack_seconds)
+    if grown <= allowed:
+        return None
+    direction = "input" if grown_in >= grown_out else "output"
+    return (f"{direction} counter jumps by {grown} bytes in {max(elapsed, 0)} s "
+            f"(more than {limits.max_bits_per_second} bit/s); the session keeps its previous "
+            "counters")
 
 
 def _grow(state: SessionState, rec: AcctRecord) -> SessionState:
@@ -207,11 +279,24 @@ def _state_of(row: RadiusSession) -> SessionState:
     return SessionState(**{name: getattr(row, name) for name in _STATE_FIELDS})
 
 
-def apply(session: Session, rec: AcctRecord, subscriber_id: int | None = None) -> str:
+def checked_fold(state: SessionState | None, rec: AcctRecord, limits: Limits) -> SessionState:
+    """:func:`fold`, refusing a record whose counters jump implausibly
+    (:class:`ImplausibleRecord`; see :func:`implausible_jump`)."""
+    after = fold(state, rec)
+    if after is not state:
+        why = implausible_jump(state, after, rec, limits)
+        if why is not None:
+            raise ImplausibleRecord(why)
+    return after
+
+
+def apply(session: Session, rec: AcctRecord, subscriber_id: int | None = None,
+          limits: Limits = DEFAULT_LIMITS) -> str:
     """Apply one record to the database in the caller's transaction.
 
     Returns what happened: ``opened``, ``closed``, ``updated``, ``unchanged`` or, for
-    Accounting-On/Off, ``closed:N``.
+    Accounting-On/Off, ``closed:N``. Raises :class:`ImplausibleRecord` (and changes
+    nothing) for a counter jump no line could carry.
     """
     if rec.status in (ACCOUNTING_ON, ACCOUNTING_OFF):
         closed = close_nas_sessions(session, rec.nas_ip, rec.event_time, NAS_RESTART[rec.status])
@@ -224,9 +309,11 @@ def apply(session: Session, rec: AcctRecord, subscriber_id: int | None = None) -
             RadiusSession.username == rec.username,
         )
         .with_for_update()
+        # Bulk closes (Accounting-On/Off, stale) bypass the ORM: read the row as stored.
+        .execution_options(populate_existing=True)
     ).one_or_none()
     before = _state_of(row) if row is not None else None
-    after = fold(before, rec)
+    after = checked_fold(before, rec, limits)
     if after is before:
         return "unchanged"
     if row is None:
@@ -252,22 +339,28 @@ def apply(session: Session, rec: AcctRecord, subscriber_id: int | None = None) -
     return "reopened" if after.is_open and not was_open else "updated"
 
 
-def apply_many(session: Session, recs: list[AcctRecord], subscriber_ids: dict[str, int]
-               ) -> list[str]:
+Outcome = str | InvalidRecord
+
+
+def apply_many(session: Session, recs: list[AcctRecord], subscriber_ids: dict[str, int],
+               limits: Limits = DEFAULT_LIMITS) -> list[Outcome]:
     """Apply records in order, as :func:`apply` one by one would, with a few statements per
     batch: the sessions are loaded (and locked) together, folded in memory, written together,
     and the session feed is bumped once. A burst of 10,000 Accounting-Stops after a bulk
-    suspension is what the enforcement worker waits for to confirm it."""
-    out: list[str] = []
+    suspension is what the enforcement worker waits for to confirm it.
+
+    The outcome of a record :func:`apply` would refuse is its :class:`ImplausibleRecord`
+    (the caller sets the record aside); the others are applied."""
+    out: list[Outcome] = []
     segment: list[AcctRecord] = []
     for rec in recs:
         if rec.status in (ACCOUNTING_ON, ACCOUNTING_OFF):  # closes what came before it
-            out += _apply_segment(session, segment, subscriber_ids)
+            out += _apply_segment(session, segment, subscriber_ids, limits)
             segment = []
             out.append(apply(session, rec))
         else:
             segment.append(rec)
-    return out + _apply_segment(session, segment, subscriber_ids)
+    return out + _apply_segment(session, segment, subscriber_ids, limits)
 
 
 Key = tuple[str, str, str]
@@ -279,11 +372,15 @@ def _key(rec: AcctRecord) -> Key:
     return (rec.nas_ip, rec.acct_session_id, rec.username)
 
 
-def _fold_into(states: dict[Key, SessionState], rec: AcctRecord) -> str:
+def _fold_into(states: dict[Key, SessionState], rec: AcctRecord, limits: Limits) -> Outcome:
     """Fold *rec* into *states* (in memory); the outcome :func:`apply` would report."""
     key = _key(rec)
     before = states.get(key)
     after = fold(before, rec)
+    if after is not before:
+        why = implausible_jump(before, after, rec, limits)
+        if why is not None:
+            return ImplausibleRecord(why)  # never raised: no traceback keeps frames alive
     if after is before:
         return "unchanged"
     states[key] = after
@@ -294,8 +391,8 @@ def _fold_into(states: dict[Key, SessionState], rec: AcctRecord) -> str:
     return "reopened" if after.is_open and not before.is_open else "updated"
 
 
-def _apply_segment(session: Session, recs: list[AcctRecord], subscriber_ids: dict[str, int]
-                   ) -> list[str]:
+def _apply_segment(session: Session, recs: list[AcctRecord], subscriber_ids: dict[str, int],
+                   limits: Limits) -> list[Outcome]:
     if not recs:
         return []
     keys = list(dict.fromkeys(_key(r) for r in recs))
@@ -304,12 +401,16 @@ def _apply_segment(session: Session, recs: list[AcctRecord], subscriber_ids: dic
         stmt = (select(RadiusSession)
                 .where(tuple_(RadiusSession.nas_ip, RadiusSession.acct_session_id,
                               RadiusSession.username).in_(keys[i : i + 300]))
-                .with_for_update())
+                .with_for_update()
+                # An Accounting-On earlier in the batch closed sessions with a bulk UPDATE
+                # the ORM does not see: a row object still held from before must be
+                # refreshed, or the fold starts from its stale open state.
+                .execution_options(populate_existing=True))
         for row in session.scalars(stmt):
             rows[(row.nas_ip, row.acct_session_id, row.username)] = row
     first = {k: _state_of(r) for k, r in rows.items()}
     states: dict[Key, SessionState] = dict(first)
-    outcomes = [_fold_into(states, rec) for rec in recs]
+    outcomes = [_fold_into(states, rec, limits) for rec in recs]
     changed = [k for k, st in states.items() if st is not first.get(k)]
     moved = {k for k in changed if k not in first or first[k].is_open != states[k].is_open}
     seq = bump(session, SESSION_FEED) if moved else 0

@@ -141,7 +141,7 @@ def radius_check(app: App, auth_port: int | None, acct_port: int | None, listen:
 
 @click.group()
 def accounting() -> None:
-    """Accounting sessions."""
+    """Accounting sessions and the records the ingester set aside."""
 
 
 @accounting.command("close-stale")
@@ -164,9 +164,78 @@ def accounting_close_stale(app: App) -> None:
 def accounting_ingest(app: App, spool_dir: Path | None) -> None:
     """Apply what is waiting in the detail spools now (radius run does this continuously)."""
     from radbill.db import session_factory
+    from radius.accounting import Limits
     from radius.ingest import Ingester
 
     ingester = Ingester(session_factory(app.engine),
-                        spool_dir or app.settings.data_dir / "radius" / "spool")
+                        spool_dir or app.settings.data_dir / "radius" / "spool",
+                        limits=Limits.from_settings(app.settings))
     n = ingester.run_once()
     click.echo(f"applied {n} records, set aside {ingester.rejected}")
+
+
+def _printable(value: object) -> str:
+    """A value safe to print on a terminal: control characters escaped, kept short."""
+    from radius.rejects import printable
+
+    text = printable(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+@accounting.command("rejected")
+@click.option("--status", type=click.Choice(["pending", "replayed", "all"]), default="pending",
+              show_default=True)
+@click.option("--stream", type=click.Choice(["acct", "postauth"]))
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True,
+              help="Show the newest N.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def accounting_rejected(app: App, status: str, stream: str | None, limit: int,
+                        as_json: bool) -> None:
+    """Records the ingester set aside (newest first), with the reason."""
+    from radius import rejects
+
+    with app.transaction() as session:
+        rows = rejects.list_rejected(session, status=None if status == "all" else status,
+                                     stream=stream, limit=limit)
+        data = [rejects.summary(r) for r in rows]
+        pending = rejects.count_pending(session)
+
+    def render(items: list[dict[str, Any]]) -> str:
+        shown = [{k: _printable(v) for k, v in d.items()} for d in items]
+        return (table(shown, ["id", "first_seen", "stream", "status_type", "user_name",
+                              "acct_session_id", "status", "reason"])
+                + f"\n{pending} pending in all")
+
+    emit(data, as_json, render)
+
+
+@accounting.command("replay")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "replay_all", is_flag=True, help="Every pending record.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def accounting_replay(app: App, ids: tuple[int, ...], replay_all: bool, as_json: bool) -> None:
+    """Apply set-aside records again after a fix (the ones that still fail stay set aside
+    with the new reason). Safe to repeat."""
+    from radbill.db import session_factory
+    from radius.accounting import Limits
+    from radius.ingest import replay
+
+    if bool(ids) == replay_all:
+        fail("give the ids of set-aside records to replay, or --all (not both)")
+    report = replay(session_factory(app.engine), ids=None if replay_all else list(ids),
+                    actor="cli", limits=Limits.from_settings(app.settings))
+    data = {"replayed": report.replayed, "failed": {str(k): v for k, v in
+                                                    report.failed.items()},
+            "skipped": report.skipped, "alert_resolved": report.alert_resolved}
+
+    def render(d: dict[str, Any]) -> str:
+        lines = [f"replayed {len(d['replayed'])}, still set aside {len(d['failed'])}, "
+                 f"already replayed {len(d['skipped'])}"]
+        lines += [f"  {k}: {_printable(v)}" for k, v in list(d["failed"].items())[:20]]
+        return "\n".join(lines)
+
+    emit(data, as_json, render)

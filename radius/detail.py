@@ -18,14 +18,17 @@ _OCTAL_RE = re.compile(r"[0-7]{3}")
 
 @dataclass(frozen=True)
 class DetailRecord:
-    """One record: its attributes (first value of each) and where it ends in the file."""
+    """One record: its attributes (first value of each) and where it starts and ends in the
+    file."""
 
     attrs: dict[str, str]
     end_offset: int
+    offset: int = 0
 
 
 def unquote(value: str) -> str:
-    """A detail-file value: quoted strings are unescaped (``\\"``, ``\\\\``, ``\\n``, octal)."""
+    """A detail-file value: quoted strings are unescaped (``\\"``, ``\\\\``, ``\\n``, octal);
+    bytes that are not UTF-8 come back as lone surrogates (``\\udcff`` for 0xFF)."""
     if len(value) < 2 or value[0] != '"' or value[-1] != '"':
         return value
     body = value[1:-1]
@@ -45,7 +48,10 @@ def unquote(value: str) -> str:
             continue
         out += c.encode("utf-8")
         i += 1
-    return out.decode("utf-8", errors="replace")
+    # Bytes that are not UTF-8 are kept as lone surrogates (surrogateescape), so the value is
+    # still exactly what the NAS sent: radius.bounds refuses them in keys and replaces them
+    # in display text.
+    return out.decode("utf-8", errors="surrogateescape")
 
 
 def parse_record(text: str) -> dict[str, str]:
@@ -67,8 +73,8 @@ def complete_records(data: bytes, base_offset: int = 0) -> Iterator[DetailRecord
         end = data.find(b"\n\n", pos)
         if end < 0:
             return
-        chunk = data[pos:end]
+        chunk, start = data[pos:end], pos
         pos = end + 2
         if chunk.strip():
             yield DetailRecord(parse_record(chunk.decode("utf-8", errors="replace")),
-                               base_offset + pos)
+                               base_offset + pos, base_offset + start)

@@ -6,76 +6,96 @@ and applies each batch in one transaction together with its :class:`~radius.mode
 so nothing is applied twice by a crash and nothing is lost while the database is down: the
 records wait on disk and the ingester retries with back-off, logging loudly.
 
-A record that cannot be used (garbage values) is written to ``rejected/`` with the reason and
-skipped, so one bad packet never blocks the stream.
+One bad record never stops the stream. Every field is validated and bounded first
+(:mod:`radius.bounds`); a record that fails that, or whose counters jump further than any
+line could carry, is set aside in the batch's own transaction (:mod:`radius.rejects`). A
+batch that still fails is split in halves until the record that makes it fail is found and
+set aside, and the rest is applied; only a failure that is not one record's doing (the
+database is down, locked, not migrated) stops the stream, which then retries with every
+record safe on disk. Set-aside records raise one alert per burst and can be replayed after a
+fix through the same code (:func:`replay`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from billing.subscribers import subscriber_ids
+from radbill import audit
 from radbill.db import utcnow
-from radius import accounting
+from radbill.errors import InvalidInput, NotFound
+from radius import accounting, rejects
+from radius.accounting import DEFAULT_LIMITS, AcctRecord, InvalidRecord, Limits
+from radius.bounds import MAX_I64, received_at
 from radius.detail import DetailRecord, complete_records
-from radius.models import DetailCursor, PostAuth
+from radius.models import DetailCursor, PostAuth, RejectedRecord
+from radius.postauth import row_from_attrs
+from radius.rejects import Rejection
 
 log = logging.getLogger("radbill.ingest")
 
 READ_CHUNK = 4 * 1024 * 1024
 TORN_TAIL_AGE_S = 30.0  # a partial record this old in a rotated file was never finished
+T = TypeVar("T")
 
 
-def received_at(attrs: dict[str, str]) -> dt.datetime:
-    """When FreeRADIUS received the packet (the detail ``Timestamp``), in UTC."""
-    raw = attrs.get("Timestamp")
-    if raw and raw.isdigit():
-        return dt.datetime.fromtimestamp(int(raw), dt.UTC)
-    return utcnow()
-
-
-def apply_accounting(session: Session, records: list[dict[str, str]]) -> list[str]:
-    """Apply a batch of accounting records; returns one outcome per record."""
-    parsed = [accounting.record_from_attrs(a, received_at(a)) for a in records]
+def apply_accounting(session: Session, records: Sequence[Mapping[str, str]],
+                     limits: Limits = DEFAULT_LIMITS) -> dict[int, str]:
+    """Apply a batch of accounting records in the caller's transaction. Returns the records
+    it refused (by index in *records*, with the reason): those that fail validation and
+    those whose counters jump implausibly. The others are applied."""
+    refused: dict[int, str] = {}
+    parsed: list[AcctRecord] = []
+    where: list[int] = []
+    for i, attrs in enumerate(records):
+        try:
+            parsed.append(accounting.record_from_attrs(attrs, received_at(attrs)))
+        except InvalidRecord as exc:
+            refused[i] = str(exc)
+        else:
+            where.append(i)
     ids = subscriber_ids(session, {r.username for r in parsed if r.username})
-    return accounting.apply_many(session, parsed, ids)
+    for i, outcome in zip(where, accounting.apply_many(session, parsed, ids, limits),
+                          strict=True):
+        if isinstance(outcome, InvalidRecord):
+            refused[i] = str(outcome)
+    return refused
 
 
-def apply_postauth(session: Session, records: list[dict[str, str]]) -> list[str]:
-    """Store a batch of auth decisions (one multi-row INSERT: this runs once per login)."""
-    # These records are replies (see raddb/mods/detail): the request's details arrive as
-    # internal Radbill-* attributes.
-    rows = [
-        {
-            "at": received_at(attrs),
-            "username": (attrs.get("Radbill-User-Name") or "")[:253],
-            "nas_ip": attrs.get("Radbill-NAS-Address") or None,
-            "calling_station_id": (attrs.get("Radbill-Calling-Station") or None),
-            "decision": attrs.get("Radbill-Decision", "reject")[:16],
-            "reason": attrs.get("Radbill-Reason", "unknown")[:64],
-            "reply_message": attrs.get("Reply-Message") or None,
-            "auth_method": (attrs.get("Radbill-Auth-Method") or None),
-            "rate_limit": (attrs.get("Mikrotik-Rate-Limit") or None),
-        }
-        for attrs in records
-    ]
+def apply_postauth(session: Session, records: Sequence[Mapping[str, str]]) -> dict[int, str]:
+    """Store a batch of auth decisions (one multi-row INSERT: this runs once per login).
+    Returns the records it refused (only a corrupt Timestamp: every text is bounded)."""
+    refused: dict[int, str] = {}
+    rows = []
+    for i, attrs in enumerate(records):
+        try:
+            rows.append(row_from_attrs(attrs))
+        except InvalidRecord as exc:
+            refused[i] = str(exc)
     if rows:
         session.execute(insert(PostAuth), rows)
-    return ["stored"] * len(rows)
+    return refused
 
 
-Handler = Callable[[Session, list[dict[str, str]]], list[str]]
+Handler = Callable[[Session, Sequence[Mapping[str, str]]], dict[int, str]]
+
+
+def handlers(limits: Limits = DEFAULT_LIMITS) -> dict[str, Handler]:
+    """What applies each stream's records, by stream name."""
+    return {"acct": partial(apply_accounting, limits=limits), "postauth": apply_postauth}
 
 
 @dataclass(frozen=True)
@@ -87,12 +107,65 @@ class Stream:
     handler: Handler
 
 
-def default_streams(spool_dir: Path) -> list[Stream]:
+def default_streams(spool_dir: Path, limits: Limits = DEFAULT_LIMITS) -> list[Stream]:
     """The accounting and post-auth spools under *spool_dir*."""
-    return [
-        Stream("acct", spool_dir / "acct", apply_accounting),
-        Stream("postauth", spool_dir / "postauth", apply_postauth),
-    ]
+    return [Stream(name, spool_dir / name, handler)
+            for name, handler in handlers(limits).items()]
+
+
+def is_record_fault(exc: BaseException) -> bool:
+    """Whether *exc* can be one record's doing, so isolating the record is worth trying.
+
+    A value the database refuses (DataError: out of range, too long, NUL), a constraint
+    (IntegrityError) or anything our own code raises on a value (ValueError, OverflowError,
+    ...) can be. A database that is down, locked, out of disk, not migrated or refusing our
+    permissions (OperationalError, InterfaceError, ProgrammingError, ...) or a failing disk
+    is never one record's doing: setting records aside for it would empty the spool into the
+    set-aside table, so the stream stops and retries instead."""
+    if isinstance(exc, DBAPIError):
+        return isinstance(exc, DataError | IntegrityError) and not exc.connection_invalidated
+    if isinstance(exc, StatementError) and isinstance(exc.orig, BaseException):
+        return is_record_fault(exc.orig)  # a driver-side error SQLAlchemy wrapped
+    return isinstance(exc, Exception) and not isinstance(exc, OSError | MemoryError)
+
+
+FAILED_ALONE = "could not be applied: "
+
+
+def describe(exc: BaseException) -> str:
+    """One line saying why a record failed: a validation message as it is, anything else
+    (what the database or our code raised on a record that passed validation) as
+    ``could not be applied: <type>: <message>`` (the driver's message, not the SQL with
+    the parameters, which repeat the bad value)."""
+    if isinstance(exc, InvalidInput):
+        return rejects.clean_reason(str(exc))
+    orig = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+    return rejects.clean_reason(FAILED_ALONE + (f"{type(orig).__name__}: {text}" if text else
+                                                type(orig).__name__))
+
+
+def isolate(items: Sequence[T], attempt: Callable[[Sequence[T]], None],
+            set_aside: Callable[[T, BaseException], None]) -> None:
+    """Run *attempt* (its own transaction) on *items*; if it fails for a reason that can be
+    one record's doing, split the items in halves, in order, until each failing one is alone,
+    and hand that one to *set_aside* (also its own transaction). Anything else propagates.
+
+    Costs nothing while batches succeed; k bad records in n cost about 2k*log2(n) extra
+    transactions."""
+    try:
+        attempt(items)
+    except Exception as exc:
+        if not is_record_fault(exc):
+            raise
+        if len(items) == 1:
+            log.error("record failed on its own (%s): setting it aside", describe(exc))
+            set_aside(items[0], exc)
+            return
+        mid = len(items) // 2
+        log.warning("batch of %d failed (%s); narrowing it down", len(items), describe(exc))
+        isolate(items[:mid], attempt, set_aside)
+        isolate(items[mid:], attempt, set_aside)
 
 
 class Ingester:
@@ -104,12 +177,12 @@ class Ingester:
         spool_dir: Path,
         streams: list[Stream] | None = None,
         batch_size: int = 2000,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.factory = factory
         self.spool_dir = spool_dir
-        self.streams = streams or default_streams(spool_dir)
+        self.streams = streams or default_streams(spool_dir, limits)
         self.batch_size = batch_size
-        self.rejected_dir = spool_dir / "rejected"
         self.applied = 0
         self.rejected = 0
         self._stop = threading.Event()
@@ -117,7 +190,8 @@ class Ingester:
     # -- one pass -------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Apply everything on disk now. Raises on a database error (nothing is skipped)."""
+        """Apply everything on disk now; returns how many records were applied. Raises on a
+        database failure that is not one record's doing (nothing is skipped then)."""
         return sum(self._drain(stream) for stream in self.streams)
 
     def _cursor(self, session: Session, stream: str) -> DetailCursor:
@@ -164,58 +238,57 @@ class Ingester:
                 return done
             if data and time.time() - path.stat().st_mtime < TORN_TAIL_AGE_S:
                 return done  # maybe still being written; look again later
-            if data:
-                self._reject(stream, name, offset, "incomplete record at end of rotated file",
-                             {"bytes": data[:2000].decode("utf-8", "replace")})
-            self._advance(stream.name, pending[1], 0)
+            torn = [Rejection(offset, data[:4096].decode("utf-8", "replace"),
+                              "incomplete record at the end of a rotated file")] if data else []
+            with self.factory() as session, session.begin():
+                rejects.set_aside(session, stream.name, name, torn)
+                self._move(session, stream.name, pending[1], 0, 0)
+            self._report(stream.name, name, torn)
         return done
 
     def _apply(self, stream: Stream, name: str, records: list[DetailRecord]) -> int:
-        attrs = [r.attrs for r in records]
-        end = records[-1].end_offset
-        try:
+        """Apply *records* (consecutive, from *name*) and move the cursor past them; a record
+        that makes the batch fail is isolated and set aside (:func:`isolate`)."""
+        applied = 0
+
+        def attempt(batch: Sequence[DetailRecord]) -> None:
+            nonlocal applied
             with self.factory() as session, session.begin():
-                stream.handler(session, attrs)
-                self._move(session, stream.name, name, end, len(records))
-            self.applied += len(records)
-            return len(records)
-        except accounting.InvalidRecord:
-            pass
-        # One record in the batch is unusable: apply them one by one, setting aside the bad.
-        ok = 0
-        start = records[0].end_offset
-        for rec in records:
-            try:
-                with self.factory() as session, session.begin():
-                    stream.handler(session, [rec.attrs])
-                    self._move(session, stream.name, name, rec.end_offset, 1)
-                ok += 1
-                self.applied += 1
-            except accounting.InvalidRecord as exc:
-                self._reject(stream, name, start, str(exc), rec.attrs)
-                self._advance(stream.name, name, rec.end_offset)
-            start = rec.end_offset
-        return ok
+                refused = stream.handler(session, [r.attrs for r in batch])
+                aside = [Rejection(batch[i].offset, batch[i].attrs, why)
+                         for i, why in sorted(refused.items())]
+                rejects.set_aside(session, stream.name, name, aside)
+                self._move(session, stream.name, name, batch[-1].end_offset,
+                           len(batch) - len(aside))
+            applied += len(batch) - len(aside)
+            self._report(stream.name, name, aside)
+
+        def set_aside(rec: DetailRecord, exc: BaseException) -> None:
+            aside = [Rejection(rec.offset, rec.attrs, describe(exc))]
+            with self.factory() as session, session.begin():
+                rejects.set_aside(session, stream.name, name, aside)
+                self._move(session, stream.name, name, rec.end_offset, 0)
+            self._report(stream.name, name, aside)
+
+        isolate(records, attempt, set_aside)
+        self.applied += applied
+        return applied
+
+    def _report(self, stream: str, name: str, rejections: list[Rejection]) -> None:
+        """Count and log records set aside (after their transaction committed)."""
+        self.rejected += len(rejections)
+        for r in rejections[:5]:
+            log.error("%s record in %s at offset %d set aside: %s", stream, name, r.offset,
+                      r.reason)
+        if len(rejections) > 5:
+            log.error("... and %d more %s records in %s set aside", len(rejections) - 5,
+                      stream, name)
 
     def _move(self, session: Session, stream: str, name: str, offset: int, n: int) -> None:
         cursor = self._cursor(session, stream)
         cursor.file_name, cursor.offset = name, offset
         cursor.records += n
         cursor.updated_at = utcnow()
-
-    def _advance(self, stream: str, name: str, offset: int) -> None:
-        with self.factory() as session, session.begin():
-            self._move(session, stream, name, offset, 0)
-
-    def _reject(self, stream: Stream, name: str, offset: int, why: str, attrs: object) -> None:
-        self.rejected += 1
-        self.rejected_dir.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"at": utcnow().isoformat(), "stream": stream.name, "file": name,
-                           "offset": offset, "reason": why, "record": attrs})
-        with (self.rejected_dir / f"{stream.name}.jsonl").open("a") as fh:
-            fh.write(line + "\n")
-        log.error("%s record in %s at offset %d set aside: %s (see %s)", stream.name, name,
-                  offset, why, self.rejected_dir)
 
     # -- loop -----------------------------------------------------------------------------
 
@@ -242,6 +315,144 @@ class Ingester:
     def stop(self) -> None:
         """Ask :meth:`run_forever` to return."""
         self._stop.set()
+
+
+@dataclass
+class ReplayReport:
+    """What a replay did, by set-aside record id."""
+
+    replayed: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)  # still set aside: the new reason
+    skipped: list[int] = field(default_factory=list)  # already replayed before
+    alert_resolved: bool = False
+
+
+def replay(factory: sessionmaker[Session], *, ids: Sequence[int] | None = None, actor: str,
+           limits: Limits = DEFAULT_LIMITS, chunk: int = 500) -> ReplayReport:
+    """Apply set-aside records again (*ids*, or every pending one when None), oldest first,
+    through the ingester's own handlers and isolation, and resolve the alert once nothing is
+    pending. Safe to repeat: a replayed record is skipped, applying a record twice changes
+    nothing, and one that fails again stays pending with the new reason. Every replayed
+    record is audited. Raises :class:`~radbill.errors.NotFound` for an unknown id, before
+    replaying anything."""
+    by_stream = handlers(limits)
+    report = ReplayReport()
+    for batch in _replay_batches(factory, ids, chunk):
+        with factory() as session:
+            rows = session.execute(select(RejectedRecord.id, RejectedRecord.stream,
+                                          RejectedRecord.status)
+                                   .where(RejectedRecord.id.in_(batch))
+                                   .order_by(RejectedRecord.id)).all()
+        groups: dict[str, list[int]] = {}
+        for row_id, stream, status in rows:
+            if status == rejects.PENDING:
+                groups.setdefault(stream, []).append(row_id)
+            else:
+                report.skipped.append(row_id)
+        for stream, group in groups.items():
+            isolate(group,
+                    partial(_replay_attempt, factory, by_stream.get(stream), actor, report),
+                    partial(_replay_failed, factory, actor, report))
+    with factory() as session, session.begin():
+        report.alert_resolved = rejects.resolve_alert_if_clear(session, actor)
+    return report
+
+
+def _replay_batches(factory: sessionmaker[Session], ids: Sequence[int] | None, chunk: int
+                    ) -> Iterator[list[int]]:
+    """The ids to replay, *chunk* at a time: the given ones (all checked first), or every
+    record pending now (keyset pages, so records that fail again are not met twice)."""
+    if ids is not None:
+        wanted = sorted(set(ids))
+        found: set[int] = set()
+        valid = [i for i in wanted if 0 < i <= MAX_I64]
+        with factory() as session:
+            for i in range(0, len(valid), chunk):
+                found.update(session.scalars(select(RejectedRecord.id).where(
+                    RejectedRecord.id.in_(valid[i : i + chunk]))))
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise NotFound("no set-aside record with id "
+                           f"{', '.join(map(str, missing[:10]))}{more}; nothing replayed")
+        for i in range(0, len(wanted), chunk):
+            yield wanted[i : i + chunk]
+        return
+    with factory() as session:
+        top = session.scalar(select(func.max(RejectedRecord.id))) or 0
+    last = 0
+    while True:
+        with factory() as session:
+            batch = list(session.scalars(
+                select(RejectedRecord.id).where(RejectedRecord.status == rejects.PENDING,
+                                                RejectedRecord.id > last,
+                                                RejectedRecord.id <= top)
+                .order_by(RejectedRecord.id).limit(chunk)))
+        if not batch:
+            return
+        yield batch
+        last = batch[-1]
+
+
+def _replay_attempt(factory: sessionmaker[Session], handler: Handler | None, actor: str,
+                    report: ReplayReport, ids: Sequence[int]) -> None:
+    """Replay *ids* (one stream) in one transaction: applied ones become ``replayed``, the
+    ones the handler refuses again stay pending with the new reason."""
+    outcome: dict[int, str | None] = {}
+    with factory() as session, session.begin():
+        rows = list(session.scalars(
+            select(RejectedRecord).where(RejectedRecord.id.in_(ids),
+                                         RejectedRecord.status == rejects.PENDING)
+            .order_by(RejectedRecord.id).with_for_update()))
+        records = [rejects.decode_record(r.record) for r in rows]
+        refused: dict[int, str] = {}
+        usable = []
+        for i, rec in enumerate(records):
+            if handler is None:
+                refused[i] = f"no ingester stream {rows[i].stream!r}: cannot be replayed"
+            elif rejects.NOT_A_RECORD in rec:
+                refused[i] = "not a complete record: cannot be replayed"
+            else:
+                usable.append(i)
+        if handler is not None and usable:
+            for j, why in handler(session, [records[i] for i in usable]).items():
+                refused[usable[j]] = why
+        now = utcnow()
+        for i, row in enumerate(rows):
+            again = refused.get(i)
+            _mark(session, row, actor, now, None if again is None else rejects.clean_reason(again))
+            outcome[row.id] = row.reason if again is not None else None
+    for row_id, failure in outcome.items():
+        if failure is None:
+            report.replayed.append(row_id)
+        else:
+            report.failed[row_id] = failure
+
+
+def _replay_failed(factory: sessionmaker[Session], actor: str, report: ReplayReport,
+                   row_id: int, exc: BaseException) -> None:
+    """A replayed record that made its transaction fail on its own: it stays pending."""
+    with factory() as session, session.begin():
+        row = session.get(RejectedRecord, row_id, with_for_update=True)
+        if row is None or row.status != rejects.PENDING:
+            return
+        _mark(session, row, actor, utcnow(), describe(exc))
+        reason = row.reason
+    report.failed[row_id] = reason
+
+
+def _mark(session: Session, row: RejectedRecord, actor: str, now: dt.datetime,
+          failure: str | None) -> None:
+    before = {"status": row.status, "reason": row.reason}
+    row.attempts += 1
+    row.replayed_at = now
+    if failure is None:
+        row.status, row.outcome = rejects.REPLAYED, "applied"
+    else:
+        row.reason, row.outcome = failure, "failed"
+    audit.record(session, actor=actor, action="accounting.replay", entity="rejected_record",
+                 entity_id=row.id, before=before,
+                 after={"status": row.status, "outcome": row.outcome, "reason": row.reason})
 
 
 def prune_spool(spool_dir: Path, factory: sessionmaker[Session], keep_days: int = 7) -> int:

@@ -1,4 +1,5 @@
-"""RADIUS models: NAS devices, accounting sessions, post-auth log, detail-file cursors."""
+"""RADIUS models: NAS devices, accounting sessions, post-auth log, detail-file cursors, and
+the records the ingester set aside."""
 
 from __future__ import annotations
 
@@ -48,12 +49,14 @@ class RadiusSession(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     nas_ip: Mapped[str] = mapped_column(String(45))
-    acct_session_id: Mapped[str] = mapped_column(String(128))
+    # Text columns hold what a RADIUS attribute can (253 octets): NAS send NAS-Port-Id such as
+    # "ether1-vlan100 pppoe-server <service name>" and Acct-Session-Ids well over 64.
+    acct_session_id: Mapped[str] = mapped_column(String(253))
     username: Mapped[str] = mapped_column(String(253))
     subscriber_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     framed_ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
-    calling_station_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    nas_port_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    calling_station_id: Mapped[str | None] = mapped_column(String(253), nullable=True)
+    nas_port_id: Mapped[str | None] = mapped_column(String(253), nullable=True)
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     stopped_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -84,7 +87,7 @@ class PostAuth(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     username: Mapped[str] = mapped_column(String(253), index=True)
     nas_ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
-    calling_station_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    calling_station_id: Mapped[str | None] = mapped_column(String(253), nullable=True)
     decision: Mapped[str] = mapped_column(String(16))  # accept | reject
     reason: Mapped[str] = mapped_column(String(64))
     reply_message: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -106,3 +109,34 @@ class DetailCursor(Base):
     offset: Mapped[int] = mapped_column(BigInteger, default=0)
     records: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RejectedRecord(Base):
+    """A detail-file record the ingester could not apply, set aside with the reason.
+
+    The record is kept as JSON text with every non-ASCII character escaped, so the bytes that
+    made it fail (a NUL, invalid UTF-8) cannot make storing it fail too; it is bounded
+    (``radius.rejects.MAX_RECORD_CHARS``). (stream, file, offset) is where it was read, unique
+    so a spool read twice does not set a record aside twice. ``status`` is ``pending`` until a
+    replay applies it (``replayed``); a replay that fails again leaves it pending with the new
+    ``reason``.
+    """
+
+    __tablename__ = "radius_rejected_records"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    stream: Mapped[str] = mapped_column(String(32))
+    file_name: Mapped[str] = mapped_column(String(255))
+    offset: Mapped[int] = mapped_column(BigInteger)
+    record: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | replayed
+    first_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # replays tried
+    replayed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("stream", "file_name", "offset"),
+        Index("ix_radius_rejected_records_status", "status", "id"),
+    )

@@ -28,6 +28,7 @@ from radbill.config import PROJECT_ROOT, Settings
 from radbill.crypto import SecretBox, load_key
 from radbill.db import engine_from_settings, session_factory
 from radbill.secure import make_private, warn_if_exposed
+from radius.accounting import Limits
 from radius.ingest import Ingester
 from radius.models import Nas
 
@@ -204,9 +205,13 @@ def prepare(settings: Settings, base: Path, *, auth_port: int, acct_port: int,
 
 def housekeeping(factory: sessionmaker[Session], spool: Path, interim_interval: int,
                  stop: threading.Event, keep_days: int = 7) -> None:
-    """Once per interim interval: close sessions silent for three intervals, and delete detail
-    files older than *keep_days* that have been applied completely. Never raises."""
+    """Once per interim interval: close sessions silent for three intervals, delete detail
+    files older than *keep_days* that have been applied completely, and forget set-aside
+    records replayed more than 30 days ago. Never raises."""
+    import datetime as dt
+
     from radbill.db import utcnow
+    from radius import rejects
     from radius.accounting import close_stale_sessions
     from radius.ingest import prune_spool
 
@@ -214,6 +219,7 @@ def housekeeping(factory: sessionmaker[Session], spool: Path, interim_interval: 
         try:
             with factory() as session, session.begin():
                 n = close_stale_sessions(session, utcnow(), interim_interval)
+                rejects.prune(session, utcnow() - dt.timedelta(days=30))
             if n:
                 log.warning("closed %d stale sessions (no accounting for %d s)", n,
                             3 * interim_interval)
@@ -233,7 +239,8 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
                              listen=listen)
     warn_if_exposed(settings)
     engine = engine_from_settings(settings)
-    ingester = Ingester(session_factory(engine), layout.spool)
+    ingester = Ingester(session_factory(engine), layout.spool,
+                        limits=Limits.from_settings(settings))
     worker = threading.Thread(target=ingester.run_forever, name="radbill-ingest", daemon=True)
     worker.start()
     stale_stop = threading.Event()

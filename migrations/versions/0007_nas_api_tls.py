@@ -3,7 +3,7 @@ replacing the api_tls boolean; payment_intents.declared_at (a return or notifica
 gateway never confirmed)
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-10 10:00:00
 
 The old ``api_tls = true`` connected with TLS and checked nothing; it becomes ``anon``, the
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

@@ -30,6 +30,7 @@ EXPECTED = {
     "staff.index": P.MANAGE, "staff.create": P.MANAGE, "staff.disable": P.MANAGE,
     "staff.enable": P.MANAGE, "staff.unlock": P.MANAGE, "staff.password": P.MANAGE,
     "staff.token_create": P.MANAGE, "staff.token_revoke": P.MANAGE,
+    "accounting.rejected": P.READ, "accounting.replay_rejected": P.OPERATE,
     "api.openapi": P.PUBLIC, "api.dashboard": P.READ,
     "api.subscriber_list": P.READ, "api.subscriber_show": P.READ,
     "api.subscriber_create": P.OPERATE, "api.subscriber_suspend": P.OPERATE,

@@ -123,7 +123,14 @@ def test_operator_flow_on_a_phone(browser: Any, server: str, staff: Any, factory
     assert page.inner_text("#overdue") == "BDT 0.00"
     shot("subscriber-paid")
 
-    for name in ("subscribers/", "invoices", "payments", "audit", "jobs", "nas", "staff"):
+    from radius import rejects
+
+    with factory() as s, s.begin():  # a record the ingester set aside, for its page
+        rejects.set_aside(s, "acct", "detail-20261124-20", [rejects.Rejection(
+            0, {"User-Name": "ann", "Acct-Session-Id": "81a0\x00", "NAS-Port-Id": "p" * 200},
+            "Acct-Session-Id='81a0\\x00' contains a NUL byte")])
+    for name in ("subscribers/", "invoices", "payments", "audit", "jobs", "nas", "staff",
+                 "accounting/rejected"):
         page.goto(f"{server}/{name}")
         shot(name.strip("/"))
     page.goto(f"{server}/")

@@ -70,3 +70,22 @@ def test_a_batch_bumps_the_session_feed_once(db: Engine) -> None:
         seqs = {r.state_seq for r in s.scalars(select(RadiusSession))}
         ids = {r.subscriber_id for r in s.scalars(select(RadiusSession))}
     assert len(seqs) == 1 and ids == {7}
+
+
+def test_a_session_closed_by_accounting_on_mid_batch_is_read_fresh(db: Engine) -> None:
+    """Accounting-On closes sessions with a bulk UPDATE; a session object the ORM still holds
+    from earlier in the batch must not be folded from its stale (open) state."""
+    recs = [make(START, "s1", "ann", 1), make(ACCOUNTING_ON, "", "", 2),
+            make(INTERIM, "s1", "ann", 3), make(ACCOUNTING_ON, "", "", 4)]
+    with session_factory(db)() as s, s.begin():
+        for r in recs:
+            accounting.apply(s, r)
+    expected = snapshot(db)
+    assert expected[0][4] == T0 + dt.timedelta(minutes=4)  # reopened, closed by the 2nd On
+    wipe(db)
+    with session_factory(db)() as s, s.begin():
+        accounting.apply_many(s, recs[:1], {})
+        held = list(s.scalars(select(RadiusSession)))  # what a caller may keep referenced
+        accounting.apply_many(s, recs[1:], {})
+        assert held
+    assert snapshot(db) == expected

@@ -35,7 +35,10 @@ def test_unquote_escapes_and_octal_utf8() -> None:
     assert unquote('"x\\ny"') == "x\ny"
     assert unquote('"caf\\303\\251"') == "café"
     assert unquote("plain") == "plain"
-    assert unquote('"\\377"') == "\ufffd"  # invalid UTF-8 becomes a replacement character
+    # invalid UTF-8 is kept byte for byte (radius.bounds decides what to do with it)
+    assert unquote('"\\377"') == "\udcff"
+    assert unquote('"\\377"').encode("utf-8", "surrogateescape") == b"\xff"
+    assert unquote('"\\303\\251"') == "\u00e9"
 
 
 def test_first_value_wins_for_repeated_attributes() -> None:

@@ -1,13 +1,13 @@
 """The detail-file ingester: order, batching, bad records, outages and restarts."""
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select
 
 from radbill.db import session_factory
+from radius import rejects
 from radius.ingest import Ingester
 from radius.models import PostAuth, RadiusSession
 
@@ -61,18 +61,26 @@ def test_partial_record_waits_for_its_end(db, tmp_path) -> None:  # type: ignore
     assert ing.run_once() == 1
 
 
+def set_aside(db):  # type: ignore[no-untyped-def]
+    with session_factory(db)() as s:
+        return [rejects.summary(r) for r in rejects.list_rejected(s, status=None, limit=10_000)
+                ][::-1]
+
+
 def test_bad_record_is_set_aside_and_the_rest_applied(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    first = record("Start", "s1", 0)
     bad = record("Interim-Update", "s2", 10).replace("Acct-Input-Octets = 0",
                                                      "Acct-Input-Octets = lots")
-    write(tmp_path, "detail-20261124-20", record("Start", "s1", 0) + bad + record("Start",
-          "s3", 0))
+    write(tmp_path, "detail-20261124-20", first + bad + record("Start", "s3", 0))
     ing = Ingester(session_factory(db), tmp_path)
     assert ing.run_once() == 2
+    assert ing.rejected == 1
     assert set(sessions(db)) == {"s1", "s3"}
-    lines = (tmp_path / "rejected" / "acct.jsonl").read_text().splitlines()
-    assert len(lines) == 1
-    entry = json.loads(lines[0])
-    assert "not a number" in entry["reason"] and entry["record"]["Acct-Session-Id"] == "s2"
+    [entry] = set_aside(db)
+    assert entry["reason"] == "Acct-Input-Octets='lots' is not a number"
+    assert entry["record"]["Acct-Session-Id"] == "s2"
+    assert (entry["stream"], entry["file"], entry["offset"], entry["status"]) == (
+        "acct", "detail-20261124-20", len(first), "pending")
 
 
 def test_database_down_loses_nothing(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -96,7 +104,9 @@ def test_rotated_file_with_torn_tail_is_skipped_after_a_while(db, tmp_path) -> N
     os.utime(p, (p.stat().st_atime - 120, p.stat().st_mtime - 120))
     assert ing.run_once() == 1
     assert set(sessions(db)) == {"s1", "s2"}
-    assert "incomplete record" in (tmp_path / "rejected" / "acct.jsonl").read_text()
+    [entry] = set_aside(db)
+    assert entry["reason"] == "incomplete record at the end of a rotated file"
+    assert entry["record"] == {rejects.NOT_A_RECORD: "Tue Nov\n\tUser-"}
 
 
 def test_postauth_records(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
