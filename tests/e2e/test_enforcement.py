@@ -23,7 +23,7 @@ from sqlalchemy import Engine, select
 from billing import accounts
 from billing.models import EnforcementRequest, Invoice, Subscriber
 from billing.payments import record_payment
-from billing.run import billing_run, run_days
+from billing.run import billing_run
 from coa.models import EnforcementAttempt
 from radbill.crypto import SecretBox
 from radbill.db import session_factory
@@ -75,8 +75,11 @@ def seeded(engine: Engine, server_box: SecretBox) -> Engine:
         for name in sorted(paid):
             record_payment(s, name, "1000", method="cash", reference=f"R-{name}",
                            today=dt.date(2026, 12, 2), actor="test")
-    # every day's run up to the one that suspends (the ladder's reminders and notices)
-    run_days(factory, dt.date(2026, 12, 2), dt.date(2026, 12, 8))
+    # the runs of the ladder's steps up to the one that suspends: the reminder (5 Dec) and,
+    # with no grace days, the final reminder on the due date (8 Dec); the days between have
+    # nothing to do
+    for day in (dt.date(2026, 12, 5), dt.date(2026, 12, 8)):
+        billing_run(factory, day)
     return engine
 
 

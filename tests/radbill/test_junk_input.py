@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select
 
 from radbill.cli import main
 from radbill.db import Base
+from tests.conftest import BACKEND
 
 # What operators (and attackers) type: numbers out of any range, exponent notation, other
 # scripts' digits, control characters, impossible dates, very long text.
@@ -118,7 +119,7 @@ def world(cli: Any, db: Engine) -> Engine:
     return db
 
 
-@settings(max_examples=250, deadline=None,
+@settings(max_examples=250 if BACKEND == "sqlite" else 120, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(command=st.sampled_from(COMMANDS), junk=JUNK)
 def test_junk_in_any_argument_is_one_error_line_and_writes_nothing(
