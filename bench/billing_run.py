@@ -169,10 +169,13 @@ _NUMBER = ("isp.invoice_prefix || lpad(n::text, greatest(6, length(n::text)), '0
 # values computed as billing.invoices.issue does (tax rounded half-up to 2 places).
 _DUE = f"""
     SELECT {_NUMBER} AS number, s.id AS subscriber_id, p.name AS plan_name,
-           s.period_start, s.period_end, s.period_end AS issued_on,
-           s.period_end + isp.postpaid_due_days AS due_on, p.currency, p.price AS subtotal,
+           s.period_start, s.period_end, %(as_of)s::date AS issued_on,
+           %(as_of)s::date + isp.postpaid_due_days AS due_on, p.currency, p.price AS subtotal,
            p.tax_percent, round(p.price * p.tax_percent / 100, 2) AS tax,
-           p.price + round(p.price * p.tax_percent / 100, 2) AS total
+           p.price + round(p.price * p.tax_percent / 100, 2) AS total,
+           coalesce(s.full_name, s.username) AS buyer_name,
+           coalesce((SELECT sum(e.amount) FROM ledger_entries e
+                      WHERE e.subscriber_id = s.id), 0) AS previous_balance
       FROM (SELECT s.*, isp.next_invoice_number - 1
                         + row_number() OVER (ORDER BY s.id) AS n
               FROM subscribers s CROSS JOIN isp_settings isp
@@ -187,9 +190,14 @@ _DUE = f"""
 _INSERT_INVOICES = """
     INSERT INTO invoices (number, subscriber_id, plan_name, period_start, period_end,
                           issued_on, due_on, currency, subtotal, tax_percent, tax, total,
-                          status, created_at{extra_columns})
+                          status, created_at, duty, tax_breakdown, previous_balance,
+                          amount_due, buyer_name{extra_columns})
     SELECT number, subscriber_id, plan_name, period_start, period_end, issued_on, due_on,
-           currency, subtotal, tax_percent, tax, total, 'open', now(){extra_values}
+           currency, subtotal, tax_percent, tax, total, 'open', now(), 0,
+           CASE WHEN tax_percent > 0 THEN json_build_array(json_build_object(
+               'name', 'VAT', 'rate', tax_percent::text, 'amount', tax::text)) ELSE '[]' END,
+           previous_balance, greatest(previous_balance + total, 0),
+           buyer_name{extra_values}
       FROM ({due}) due
 """
 
@@ -197,12 +205,12 @@ _INSERT_INVOICES = """
 _ISSUE_ALL = """
     WITH inv AS ({insert}
         RETURNING id, number, subscriber_id, plan_name, period_start, period_end, issued_on,
-                  due_on, currency, subtotal, total),
+                  due_on, currency, subtotal, tax, total, previous_balance, amount_due),
     lines AS (
         INSERT INTO invoice_lines (invoice_id, position, description, quantity, unit_price,
-                                   amount)
+                                   amount, duty, tax)
         SELECT id, 1, plan_name || ' ' || to_char(period_start, 'DD Mon YYYY') || ' - '
-                      || to_char(period_end - 1, 'DD Mon YYYY'), 1, subtotal, subtotal
+                      || to_char(period_end - 1, 'DD Mon YYYY'), 1, subtotal, subtotal, 0, tax
           FROM inv),
     ledger AS (
         INSERT INTO ledger_entries (subscriber_id, posted_at, effective_on, kind, amount,
@@ -210,15 +218,16 @@ _ISSUE_ALL = """
         SELECT subscriber_id, now(), issued_on, 'charge', total, currency, id,
                'Invoice ' || number, 'system'
           FROM inv WHERE total > 0)
-    INSERT INTO outbox (kind, subscriber_id, dedupe_key, payload, created_at)
+    INSERT INTO outbox (kind, subscriber_id, dedupe_key, payload, created_at, event_on)
     SELECT 'invoice_issued', inv.subscriber_id, 'invoice:' || inv.id,
            json_build_object('username', s.username, 'name', s.full_name, 'phone', s.phone,
-                             'email', s.email, 'invoice', inv.number,
+                             'email', s.email, 'invoice', inv.number, 'document', 'period',
                              'total', inv.total::text, 'currency', inv.currency,
                              'due_on', inv.due_on::text,
                              'period', inv.period_start || '..' || inv.period_end,
-                             'payment_link', NULL),
-           now()
+                             'previous_balance', inv.previous_balance::text,
+                             'amount_due', inv.amount_due::text, 'payment_link', NULL),
+           now(), inv.issued_on
       FROM inv JOIN subscribers s ON s.id = inv.subscriber_id
 """
 
@@ -227,7 +236,7 @@ _ISSUE_ALL = """
 EXTRA_INVOICE_COLUMNS = {"kind": "'period'"}
 FLOOR_INVOICE_COLUMNS = {"id", "number", "subscriber_id", "plan_name", "period_start",
                          "period_end", "issued_on", "due_on", "currency", "subtotal",
-                         "tax_percent", "tax", "total", "status", "created_at"}
+                         "tax_percent", "tax", "total", "status", "created_at", "duty"}
 
 
 def floor_sql(conn: psycopg.Connection, plus: bool) -> str:
