@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -128,7 +129,7 @@ def _prorate_prepaid(session: Session, sub: Subscriber, old: Plan, new: Plan, st
     whole = full_period_days(cycle_of(old), end, sub.anchor_day or start.day)
     label = f"{left} of {whole} days, {_days(today, end)}"
     notes: list[str] = []
-    unused = prorate(old.price, left, whole, old.currency)
+    unused = _unused_part(original, old, left, whole)
     if unused > 0 and original.subtotal > 0:
         # tax included, in the invoice's own proportions; never more than is left of it
         credit = round_money(unused * original.total / original.subtotal, original.currency)
@@ -150,6 +151,21 @@ def _prorate_prepaid(session: Session, sub: Subscriber, old: Plan, new: Plan, st
         lines=[invoices.Line(f"{new.name}, {label}", charge)], kind=InvoiceKind.PLAN_CHANGE,
         actor=actor)
     return inv.number, str(inv.total), notes
+
+
+def _unused_part(original: Invoice, old: Plan, left: int, whole: int) -> Decimal:
+    """What *original* charged for the *left* days it will not be used, before tax.
+
+    When *original* billed the old plan for its whole period, the unused part is what it
+    charged less the used days priced by the one rule; the days used then cost exactly what a
+    postpaid invoice charges for them (1000 a month, billed 533.33 for 16 of 30 days, changed
+    after 8: 533.33 - 266.67 = 266.66 credited, not 266.67 and a cent lost to rounding twice).
+    """
+    days = (original.period_end - original.period_start).days
+    billed = prorate(old.price, days, whole, old.currency) if 0 < days <= whole else None
+    if original.plan_name == old.name and billed == original.subtotal and left <= days:
+        return billed - prorate(old.price, days - left, whole, old.currency)
+    return prorate(old.price, left, whole, old.currency)
 
 
 def _reprice_ahead(session: Session, sub: Subscriber, old: Plan, new: Plan, end: dt.date,

@@ -59,13 +59,17 @@ def test_1_a_change_inside_a_short_first_period_prorates_on_the_whole_month(sim:
     sim.today = D(2026, 11, 23)
     change_plan(sim, "post", "Fix500")
     result = change_plan(sim, "pre", "Pre500")
-    # prepaid: the unused 8 days of the old plan credited, the new plan's 8 days charged
+    # prepaid: the unused 8 days of the old plan credited (what was charged less the 8 days
+    # used, priced by the same rule: 533.33 - 266.67), the new plan's 8 days charged; the
+    # change costs -133.33 and the period 400.00, as much as the postpaid subscriber's below
     _, note, change = sim.invoices("pre")
     assert note["lines"] == [("Credit for invoice INV-000001: Unused Pre1000, 8 of 30 days, "
-                              "23 Nov - 30 Nov 2026", Decimal("-266.67"))]
+                              "23 Nov - 30 Nov 2026", Decimal("-266.66"))]
     assert change["lines"] == [("Pre500, 8 of 30 days, 23 Nov - 30 Nov 2026",
                                 Decimal("133.33"))]
     assert (result.invoice_number, result.amount) == ("INV-000002", "133.33")
+    assert note["total"] + change["total"] == Decimal("-133.33")
+    assert sum(i["total"] for i in sim.invoices("pre")) == Decimal("400.00")
     # postpaid: the period invoice bills each plan for its days
     sim.today = D(2026, 12, 1)
     sim.run()
