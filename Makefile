@@ -1,6 +1,7 @@
 # radbill: two commands do everything on a fresh Debian 12 machine (as root or with sudo).
 #   make run    install what is missing, migrate, seed a demo ISP, start FreeRADIUS + a simulated NAS
 #   make test   install what is missing, run the whole suite on SQLite and on PostgreSQL
+#               (side by side; `make test DB=sqlite` runs one with live output)
 
 SHELL := /bin/bash
 VENV := .venv
@@ -26,8 +27,9 @@ run: setup
 
 test: setup lint
 ifeq ($(DB),both)
-	$(MAKE) --no-print-directory test-sqlite
-	$(MAKE) --no-print-directory test-postgresql
+	@# the two runs side by side: most of a run is waiting on FreeRADIUS, sockets and timers,
+	@# so together they take little longer than one; each run's output is printed when it ends
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgresql
 else
 	$(MAKE) --no-print-directory test-$(DB)
 endif
