@@ -91,6 +91,6 @@ class CoaController:
         pkt = self._packet(packet.CoARequest, nas, ref)
         if change.rate_limit is not None:
             pkt["Mikrotik-Rate-Limit"] = change.rate_limit
-        if change.address_list is not None:
+        if change.address_list:  # RFC 2865 section 5: no zero-length attribute values
             pkt["Mikrotik-Address-List"] = change.address_list
         return await self._send(pkt, nas, "coa")

@@ -62,14 +62,17 @@ def step_for(action: str, want: Desired, service: str, suspend_by: str = "discon
 
     Disconnect is the safe default: the subscriber re-authenticates and gets exactly what
     the policy says. A live CoA is used where it is known to work: rate changes on PPPoE,
-    and, when the operator chose ``suspend_by="coa"``, moving a PPPoE session into or out
-    of the walled garden (rate and address list) without dropping it.
+    and, when the operator chose ``suspend_by="coa"``, moving a PPPoE session into the walled
+    garden (rate and address list) without dropping it. Out of the garden is always a
+    Disconnect: RADIUS has no way to say "no address list" (RFC 2865 section 5 allows no
+    zero-length value, and FreeRADIUS drops one on decode), so a CoA could only change the
+    rate and leave the session in the garden's address list.
     """
     if not want.online or service != "pppoe":
         return Step(Kind.DISCONNECT)
     if action in RATE_ONLY and not want.address_list:
         return Step(Kind.CHANGE, PolicyChange(rate_limit=want.rate_limit))
-    if action in GARDEN_MOVES and suspend_by == "coa":
+    if action in GARDEN_MOVES and suspend_by == "coa" and want.address_list:
         return Step(Kind.CHANGE, PolicyChange(rate_limit=want.rate_limit,
                                               address_list=want.address_list))
     return Step(Kind.DISCONNECT)

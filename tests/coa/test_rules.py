@@ -43,8 +43,8 @@ DISCONNECT = rules.Step(rules.Kind.DISCONNECT)
         "256k/256k", "radbill-suspended"))),
     ("suspend", "suspended", "hotspot", "coa", DISCONNECT),  # CoA on hotspot unconfirmed
     ("reconnect", "active", "pppoe", "disconnect", DISCONNECT),
-    ("reconnect", "active", "pppoe", "coa", rules.Step(rules.Kind.CHANGE, PolicyChange(
-        "5M/20M", ""))),
+    # out of the garden: RADIUS cannot say "no address list", so the session re-dials
+    ("reconnect", "active", "pppoe", "coa", DISCONNECT),
     ("throttle", "active", "pppoe", "disconnect", rules.Step(rules.Kind.CHANGE, PolicyChange(
         "5M/20M"))),
     ("plan_change", "active", "pppoe", "disconnect", rules.Step(rules.Kind.CHANGE, PolicyChange(
