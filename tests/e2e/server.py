@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -24,7 +25,8 @@ class RadbillProcess:
 
     def _spawn(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "radbill.cli", *args], cwd=PROJECT, env=self.env,
+            [sys.executable, "-m", "radbill.cli", *args], cwd=PROJECT,
+            env={**self.env, "PYTHONFAULTHANDLER": "1"},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
 
@@ -40,8 +42,16 @@ class RadbillProcess:
         try:
             return self.proc.wait(20)
         except subprocess.TimeoutExpired:
+            # not stopped by SIGTERM within 20 s (systemd would wait too): keep what it said
+            # and its threads' stacks for whoever looks into it
+            os.kill(self.proc.pid, signal.SIGABRT)
+            time.sleep(1)
             self.proc.kill()
-            return self.proc.wait(5)
+            code = self.proc.wait(5)
+            out = PROJECT / "test-artifacts" / "slow-stop"
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"{type(self).__name__}-{self.proc.pid}.log").write_text(self.log)
+            return code
 
     @property
     def log(self) -> str:
