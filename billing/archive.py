@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from billing import tax
@@ -137,3 +137,35 @@ def verify(inv: Invoice) -> bool:
     except OSError:
         return False
     return hashlib.sha256(data).hexdigest() == inv.pdf_sha256
+
+
+def verify_all(factory: sessionmaker[Session], batch: int = 1000, keep: int = 100
+               ) -> tuple[int, list[str]]:
+    """Check every archived PDF against its checksum, in batches; return how many verified
+    and the numbers of (at most *keep*) that did not."""
+    verified, last = 0, 0
+    bad: list[str] = []
+    while True:
+        with factory() as session:
+            rows = session.scalars(select(Invoice).where(
+                Invoice.id > last, Invoice.pdf_path.is_not(None)).order_by(Invoice.id)
+                .limit(batch)).all()
+            if not rows:
+                return verified, bad
+            for inv in rows:
+                if verify(inv):
+                    verified += 1
+                elif len(bad) < keep:
+                    bad.append(inv.number)
+            last = rows[-1].id
+
+
+def relocate(session: Session, old_dir: Path, new_dir: Path) -> int:
+    """Point the archived invoices under *old_dir* at the same files under *new_dir* (a
+    restore onto another data directory). Returns how many moved."""
+    old, new = f"{str(old_dir).rstrip('/')}/", f"{str(new_dir).rstrip('/')}/"
+    result = session.execute(
+        update(Invoice).where(Invoice.pdf_path.startswith(old, autoescape=True))
+        .values(pdf_path=literal(new) + func.substr(Invoice.pdf_path, len(old) + 1))
+        .execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)

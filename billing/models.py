@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import text
 
+from radbill import crypto
 from radbill.db import Base, BigIntPK, UTCDateTime, utcnow
 
 
@@ -479,3 +480,6 @@ class EnforcementRequest(Base):
     acct_session_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
     __table_args__ = (Index("ix_enforcement_requests_due", "status", "next_attempt_at"),)
+
+
+crypto.encrypted(Subscriber.password_enc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,7 +19,7 @@ from admin.cli import serve, user
 from billing.cli import billing, isp, payment, plan, subscriber
 from coa.cli import enforcement
 from payments.cli import payment_held, payment_poll
-from radbill.cliutil import App, OneLineErrors, fail, guarded, pass_app
+from radbill.cliutil import App, OneLineErrors, emit, fail, guarded, pass_app
 from radbill.config import ConfigError, Settings
 from radbill.secure import private_umask
 from radius.cli import accounting, nas, radius
@@ -63,6 +64,75 @@ def db_upgrade(app: App) -> None:
     load_key(app.settings)  # create the secret key on first run, before anything needs it
     click.echo(f"database at revision {migrate.current_revision(app.engine)}")
 
+
+
+# -- backup -----------------------------------------------------------------------------------
+
+
+@main.command("backup")
+@click.argument("into", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def backup_cmd(app: App, into: Path, as_json: bool) -> None:
+    """Back up the database, the secret key, gateway credentials and the invoice archive into
+    a new directory below INTO (owner-only: it holds the key)."""
+    from radbill import backup
+
+    target = backup.backup(app.settings, app.engine, into)
+    manifest = backup.read_manifest(target)
+    emit({"backup": str(target), "revision": manifest["revision"],
+          "files": len(manifest["files"])}, as_json,
+         lambda d: f"backup written to {d['backup']} (schema {d['revision']}, {d['files']} "
+                   "files checksummed); it holds the secret key: keep it as safe as the "
+                   "server")
+
+
+@main.command("restore")
+@click.argument("source", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def restore_cmd(app: App, source: Path, as_json: bool) -> None:
+    """Restore a backup made by `radbill backup` onto this fresh installation."""
+    from radbill import backup
+
+    done = backup.restore(app.settings, app.engine, source)
+    data = {"revision": done.revision, "invoices_verified": done.invoices_verified,
+            "invoices_bad": done.invoices_bad, "secrets_checked": done.secrets_checked,
+            "secrets_unreadable": done.secrets_bad}
+    emit(data, as_json, lambda d: (
+        f"restored at schema {d['revision']}: {d['invoices_verified']} invoice PDFs verified"
+        + (f", {len(d['invoices_bad'])} FAILED ({', '.join(d['invoices_bad'][:10])})"
+           if d["invoices_bad"] else "")
+        + f"; {d['secrets_checked']} stored secrets decrypt"
+        + (f", {d['secrets_unreadable']} DO NOT" if d["secrets_unreadable"] else "")))
+    if done.invoices_bad or done.secrets_bad:
+        sys.exit(1)
+
+
+# -- secret -----------------------------------------------------------------------------------
+
+
+@main.group()
+def secret() -> None:
+    """The at-rest key that encrypts stored secrets."""
+
+
+@secret.command("rotate")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def secret_rotate(app: App, as_json: bool) -> None:
+    """Encrypt every stored secret under a new key (running processes follow the key file)."""
+    from radbill.crypto import rotate_key
+    from radbill.db import session_factory
+
+    n = rotate_key(app.settings, session_factory(app.engine))
+    emit({"rotated": n}, as_json, lambda d: (
+        f"{d['rotated']} stored secrets re-encrypted under a new key; the previous key is "
+        "kept for decryption only until the next rotation. Back up now: older backups hold "
+        "the older keys (they still restore)"))
 
 
 @main.command("scheduler")

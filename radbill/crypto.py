@@ -9,41 +9,118 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from radbill.config import Settings
+from radbill.errors import DomainError
+
+# Every column that holds a SecretBox token, registered by the part that owns it (next to its
+# model), so that a restore can check them and a key rotation can find them all.
+ENCRYPTED: list[InstrumentedAttribute[Any]] = []
 
 
-class SecretError(RuntimeError):
+def encrypted(*columns: InstrumentedAttribute[Any]) -> None:
+    """Declare *columns* as holding tokens of the installation key."""
+    ENCRYPTED.extend(c for c in columns if c not in ENCRYPTED)
+
+
+class SecretError(DomainError, RuntimeError):
     """A stored secret cannot be decrypted (wrong or rotated key, corrupted value)."""
 
 
-class SecretBox:
-    """Encrypts and decrypts short secrets with the installation key."""
+def _stamp(path: Path | None) -> tuple[int, int, int] | None:
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def __init__(self, key: bytes) -> None:
-        self._fernet = Fernet(key)
+
+class SecretBox:
+    """Encrypts with the installation's current key and decrypts with any of its keys.
+
+    The key file holds the current key on its first line and, after a rotation, the previous
+    one below it (for decryption only). A box made from the file (*source*) picks up a
+    rotation by itself: it re-reads the file when a token does not decrypt or before it
+    encrypts, if the file has changed; long-running processes need no restart.
+    """
+
+    def __init__(self, key: bytes | list[bytes], source: Path | None = None) -> None:
+        self._keys = [key] if isinstance(key, bytes) else list(key)
+        self._fernet = MultiFernet([Fernet(k) for k in self._keys])
+        self._source, self._stamp = source, _stamp(source)
+
+    @property
+    def keys(self) -> list[bytes]:
+        return list(self._keys)
+
+    def _reload(self) -> bool:
+        """Re-read the key file if it changed; True if the keys did."""
+        stamp = _stamp(self._source)
+        if self._source is None or stamp is None or stamp == self._stamp:
+            return False
+        keys = read_keys(self._source)
+        self._stamp = stamp
+        if keys == self._keys:
+            return False
+        self._keys, self._fernet = keys, MultiFernet([Fernet(k) for k in keys])
+        return True
 
     def encrypt(self, plaintext: str) -> str:
-        """Return a printable token for *plaintext*."""
+        """Return a printable token for *plaintext*, under the current key."""
+        self._reload()
         return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
 
     def decrypt(self, token: str) -> str:
         """Return the plaintext of *token*; raise :class:`SecretError` if it cannot be read."""
+        for attempt in (1, 2):
+            try:
+                return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+            except (InvalidToken, ValueError) as exc:
+                if attempt == 1 and self._reload():
+                    continue
+                raise SecretError("stored secret cannot be decrypted with this key") from exc
+        raise AssertionError("unreachable")
+
+    def rotate(self, token: str) -> str:
+        """*token* re-encrypted under the current key."""
         try:
-            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+            return self._fernet.rotate(token.encode("ascii")).decode("ascii")
         except (InvalidToken, ValueError) as exc:
             raise SecretError("stored secret cannot be decrypted with this key") from exc
 
 
-def load_key(settings: Settings, create: bool = True) -> bytes:
-    """The installation key: ``RADBILL_SECRET_KEY`` or the key file, created on first use."""
+def key_path(settings: Settings) -> Path:
+    return settings.secret_key_file or settings.data_dir / "secret.key"
+
+
+def read_keys(path: Path) -> list[bytes]:
+    """The keys in a key file, current first."""
+    keys = [line.strip() for line in path.read_bytes().splitlines() if line.strip()]
+    for n, key in enumerate(keys, 1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise SecretError(f"{path}: line {n} is not a radbill secret key") from None
+    if not keys:
+        raise SecretError(f"{path} holds no key")
+    return keys
+
+
+def load_keys(settings: Settings, create: bool = True) -> list[bytes]:
+    """The installation's keys, current first: ``RADBILL_SECRET_KEY`` (comma-separated) or
+    the key file, created on first use."""
     if settings.secret_key:
-        return settings.secret_key.encode("ascii")
-    path = settings.secret_key_file or settings.data_dir / "secret.key"
+        return [k.strip().encode("ascii") for k in settings.secret_key.split(",") if k.strip()]
+    path = key_path(settings)
     if path.exists():
-        return path.read_bytes().strip()
+        return read_keys(path)
     if not create:
         raise SecretError(f"no secret key: set RADBILL_SECRET_KEY or create {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,12 +129,103 @@ def load_key(settings: Settings, create: bool = True) -> bytes:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return Path(path).read_bytes().strip()
+        return read_keys(path)
     with os.fdopen(fd, "wb") as fh:
         fh.write(key + b"\n")
-    return key
+    return [key]
 
 
-def secret_box(settings: Settings) -> SecretBox:
-    """A :class:`SecretBox` for this installation."""
-    return SecretBox(load_key(settings))
+def load_key(settings: Settings, create: bool = True) -> bytes:
+    """The installation's current key."""
+    return load_keys(settings, create)[0]
+
+
+def secret_box(settings: Settings, create: bool = True) -> SecretBox:
+    """A :class:`SecretBox` for this installation (following its key file)."""
+    keys = load_keys(settings, create)
+    return SecretBox(keys, None if settings.secret_key else key_path(settings))
+
+
+def write_keys(path: Path, keys: list[bytes]) -> None:
+    """Replace the key file atomically (a crash leaves the old file or the new one)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(b"".join(k + b"\n" for k in keys))
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def rotate_key(settings: Settings, factory: sessionmaker[Session], batch: int = 500) -> int:
+    """Encrypt every stored secret under a new key; return how many were re-encrypted.
+
+    1. the key file becomes [new, current, older...]: every process can read both kinds of
+       token from here on (a crash at any later point leaves a working installation, and
+       running it again finishes the job);
+    2. every registered column is re-encrypted in batches, each committed;
+    3. the file becomes [new, current]: the previous key stays for decryption only, for a
+       value a process that had not yet re-read the file wrote meanwhile; the next rotation
+       re-encrypts those and drops it.
+    """
+    if settings.secret_key:
+        raise SecretError("the key comes from RADBILL_SECRET_KEY: generate a key, set "
+                          "RADBILL_SECRET_KEY=new,old everywhere, then rotate from a key file")
+    path = key_path(settings)
+    current = read_keys(path)
+    keys = [Fernet.generate_key(), *current]
+    write_keys(path, keys)
+    box = SecretBox(keys)
+    rotated = 0
+    for column in ENCRYPTED:
+        (pk,) = column.class_.__mapper__.primary_key
+        last = None
+        while True:
+            with factory() as session, session.begin():
+                query = select(pk, column).where(column.is_not(None)).order_by(pk).limit(batch)
+                if last is not None:
+                    query = query.where(pk > last)
+                rows = session.execute(query).all()
+                if not rows:
+                    break
+                for key_value, token in rows:
+                    # compare and set: a value changed meanwhile is already readable
+                    session.execute(update(column.class_)
+                                    .where(pk == key_value, column == token)
+                                    .values({column.key: box.rotate(token)}))
+                rotated += len(rows)
+                last = rows[-1][0]
+    write_keys(path, keys[:2])
+    return rotated
+
+
+def check_stored(factory: sessionmaker[Session], box: SecretBox, batch: int = 1000
+                 ) -> tuple[int, int]:
+    """Decrypt every stored secret (in batches, by primary key); return (checked, unreadable)."""
+    checked = unreadable = 0
+    for column in ENCRYPTED:
+        model = column.class_
+        (pk,) = model.__mapper__.primary_key
+        last = None
+        while True:
+            with factory() as session:
+                query = select(pk, column).where(column.is_not(None)).order_by(pk).limit(batch)
+                if last is not None:
+                    query = query.where(pk > last)
+                rows = session.execute(query).all()
+            if not rows:
+                break
+            for _, token in rows:
+                checked += 1
+                try:
+                    box.decrypt(token)
+                except SecretError:
+                    unreadable += 1
+            last = rows[-1][0]
+    return checked, unreadable

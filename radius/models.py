@@ -8,6 +8,7 @@ import datetime as dt
 from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from radbill import crypto
 from radbill.db import Base, BigIntPK, UTCDateTime, utcnow
 
 
@@ -140,3 +141,6 @@ class RejectedRecord(Base):
         UniqueConstraint("stream", "file_name", "offset"),
         Index("ix_radius_rejected_records_status", "status", "id"),
     )
+
+
+crypto.encrypted(Nas.secret_enc, Nas.api_password_enc)

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from radbill.config import Settings
-from radbill.crypto import SecretBox, load_key
+from radbill.crypto import secret_box
 from radbill.db import make_engine
 from radius.hook import PolicyHook, policy_config
 from radius.snapshot import AuthSnapshot, SnapshotRefresher
@@ -36,7 +36,7 @@ def start_policy(config: dict[str, str]) -> tuple[PolicyHook, SnapshotRefresher]
     key_file = settings.secret_key_file
     if key_file is None or not Path(key_file).exists():
         raise RuntimeError(f"radbill secret key file {key_file} missing: run 'radbill db upgrade'")
-    box = SecretBox(load_key(settings, create=False))
+    box = secret_box(settings, create=False)  # follows the key file through a rotation
     # Read-only: never take SQLite's write lock from inside FreeRADIUS.
     engine = make_engine(settings.database_url, sqlite_begin="DEFERRED") if (
         settings.is_sqlite

@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from radbill.config import PROJECT_ROOT, Settings
-from radbill.crypto import SecretBox, load_key
+from radbill.crypto import SecretBox, secret_box
 from radbill.db import engine_from_settings, session_factory
 from radbill.secure import make_private, warn_if_exposed
 from radius.accounting import Limits
@@ -176,7 +176,7 @@ def prepare(settings: Settings, base: Path, *, auth_port: int, acct_port: int,
             listen: str) -> tuple[str, Layout]:
     """Render and check the configuration for a server under *base*."""
     binary = freeradius_binary()
-    box = SecretBox(load_key(settings))
+    box = secret_box(settings)
     engine = engine_from_settings(settings)
     nas_rows: list[Nas] | None
     try:
