@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -43,10 +44,12 @@ class RadbillProcess:
             return self.proc.wait(20)
         except subprocess.TimeoutExpired:
             # not stopped by SIGTERM within 20 s (systemd would wait too): keep what it said
-            # and its threads' stacks for whoever looks into it
+            # and its threads' stacks for whoever looks into it, and leave no orphan behind
+            # (FreeRADIUS is in the same process group)
             os.kill(self.proc.pid, signal.SIGABRT)
             time.sleep(1)
-            self.proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             code = self.proc.wait(5)
             out = PROJECT / "test-artifacts" / "slow-stop"
             out.mkdir(parents=True, exist_ok=True)
