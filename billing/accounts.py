@@ -295,6 +295,14 @@ def set_status_by_operator(session: Session, username: str, target: SubscriberSt
     started = sub.billing_started_on
     if started is not None and day < started:
         raise InvalidInput(f"{day} is before {username}'s billing started ({started})")
+    pauses = target in (S.DISABLED, S.TERMINATED) or (
+        target is S.SUSPENDED and not settings(session).bill_while_suspended)
+    if (pauses and sub.billing_paused_on is None and sub.period_end is not None
+            and sub.period_end <= day):
+        # what is paused, credited or billed for the days used depends on the period the
+        # day falls in: the run must have reached it
+        raise Conflict(f"billing for {username} is not current (period {sub.period_start}.."
+                       f"{sub.period_end}, {day}): run 'radbill billing run' first")
     if target is S.TERMINATED:
         return terminate(session, sub, day, why, actor)
     changed = subscribers.change_status(session, username, target, actor=actor, reason=why)

@@ -76,18 +76,24 @@ def _line_taxes(isp: IspSettings, inv: Invoice, amount: Decimal, line_tax: Decim
     """A line's tax heads, as issued: recomputed by the same per-line rule (it is
     deterministic), and checked against the tax stored on the line. (A one-line document's
     line has the document's heads.)"""
-    if line_tax is None or not rates:
+    if line_tax is None or not rates or line_tax == 0:
         return ()
     names = [n for n in rates if n != "SD"]
     if not names:
         return ()
-    rule = TaxRule(profile=isp.tax_profile if isp.tax_profile else "",
-                   vat_percent=inv.tax_percent, duty_percent=rates.get("SD", Decimal(0)),
-                   intra_state="IGST" not in names)
-    computed = rule.line(amount, inv.currency)
-    if computed.tax != line_tax:  # the profile changed since: show the stored total only
-        return (TaxAmount(names[0] if len(names) == 1 else "Tax", inv.tax_percent, line_tax),)
-    return tuple(TaxAmount(h.name, h.rate, h.amount) for h in computed.heads)
+    # the document's rate first, then the others it carries (a line per plan, each at its
+    # plan's rate, when the plan changed in the period)
+    candidates = [inv.tax_percent, *sorted({Decimal(h["rate"]) for h in inv.tax_breakdown or []
+                                            if h["name"] != "SD"} - {inv.tax_percent})]
+    for vat in candidates:
+        rule = TaxRule(profile=isp.tax_profile if isp.tax_profile else "",
+                       vat_percent=vat, duty_percent=rates.get("SD", Decimal(0)),
+                       intra_state="IGST" not in names)
+        computed = rule.line(amount, inv.currency)
+        if computed.tax == line_tax:
+            return tuple(TaxAmount(h.name, h.rate, h.amount) for h in computed.heads)
+    # the profile changed since: show the stored total only
+    return (TaxAmount(names[0] if len(names) == 1 else "Tax", inv.tax_percent, line_tax),)
 
 
 def local_time(isp: IspSettings, at: dt.datetime) -> str:

@@ -365,10 +365,14 @@ def billing_credit_note(app: App, number: str, amount: str | None, reason: str,
     from billing.plans import parse_money
 
     with app.transaction() as session:
-        day = not_future(on, app.today(session), "--on")
+        today = app.today(session)
+        day = not_future(on, today, "--on")
+        # the note is dated the day it is issued (numbers follow dates); the day the
+        # correction is for goes into its reason
+        why = reason if day == today else f"{reason} (as of {day:%d %b %Y})"
         note = invoices.credit_note(session, isp=settings(session, lock=True), number=number,
                                     amount=parse_money(amount) if amount is not None else None,
-                                    reason=reason, today=day, actor="cli")
+                                    reason=why, today=today, actor="cli")
         click.echo(f"credit note {note.number} for {number}: {note.currency} {-note.total}")
 
 

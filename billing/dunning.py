@@ -305,13 +305,18 @@ def service_ends(account: Account, today: dt.date, ladder: Ladder, cal: Calendar
     step goes out on time (None: nothing open leads to suspension). A prepaid subscriber's
     service runs until the start of this day: RADIUS and the ladder agree."""
     done_on = {k: account.done_on.get(k, today) for k in account.done}
-    days = [schedule(inv, today, ladder, cal, done_on, notices=True, promised=False,
+    # while a promise runs the ladder holds its final reminder back: it goes out the day
+    # after the promise, and the suspension follows it, as from that day
+    promise = account.promise_until if (
+        account.promise_until is not None and account.promise_until >= today) else None
+    start = promise + ONE_DAY if promise is not None else today
+    days = [schedule(inv, start, ladder, cal, done_on, notices=True, promised=False,
                      currency=account.currency, project=True).suspend_from
             for inv in account.unpaid if inv.outstanding > 0]
     found = [d for d in days if d is not None]
     if not found:
         return None
     day = min(found)
-    if account.promise_until is not None and account.promise_until >= today:
-        day = max(day, account.promise_until + ONE_DAY)
+    if promise is not None:
+        day = max(day, promise + ONE_DAY)
     return day

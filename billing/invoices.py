@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -68,6 +68,9 @@ class Line:
     description: str
     amount: Decimal
     quantity: Decimal = Decimal(1)
+    # the line's own tax rate, where it differs from the document's (a plan changed in the
+    # period: each plan's days are taxed at that plan's rate)
+    vat_percent: Decimal | None = None
 
     @property
     def unit_price(self) -> Decimal:
@@ -127,10 +130,12 @@ def buyer_of(isp: IspSettings, sub: Addressee) -> Buyer:
                  tax_id=sub.tax_id, place_of_supply=sub.state_code or isp.state_code or None)
 
 
-def tax_rule(isp: IspSettings, vat_percent: Decimal, buyer: Buyer) -> TaxRule:
-    """How a document for *buyer* at *vat_percent* is taxed."""
+def tax_rule(isp: IspSettings, vat_percent: Decimal, buyer: Buyer, *, duty: bool = True
+             ) -> TaxRule:
+    """How a document for *buyer* at *vat_percent* is taxed (with the ISP's supplementary
+    duty, unless *duty* is False)."""
     return TaxRule(profile=isp.tax_profile, vat_percent=vat_percent,
-                   duty_percent=isp.supplementary_duty_percent,
+                   duty_percent=isp.supplementary_duty_percent if duty else ZERO,
                    intra_state=intra_state(isp.state_code, buyer.place_of_supply))
 
 
@@ -242,8 +247,12 @@ def draft(isp: IspSettings, number: str, *, plan_name: str, currency: str,
         raise ValueError("an invoice line cannot be negative: issue a credit note")
     previous_balance = round_money(previous_balance, currency)
     token = new_pay_token()
-    rule = tax_rule(isp, vat_percent, buyer)
-    taxed = tuple(DraftLine(ln, rule.line(round_money(ln.amount, currency), currency))
+    # a late fee the ISP does not treat as a taxable supply carries neither VAT nor SD
+    rule = tax_rule(isp, vat_percent, buyer,
+                    duty=kind != InvoiceKind.LATE_FEE or isp.late_fee_taxable)
+    taxed = tuple(DraftLine(ln, (rule if ln.vat_percent in (None, vat_percent) else
+                                 replace(rule, vat_percent=ln.vat_percent))
+                            .line(round_money(ln.amount, currency), currency))
                   for ln in lines)
     subtotal = round_money(sum((ln.amount for ln in lines), ZERO), currency)
     duty = sum((dl.taxes.duty for dl in taxed), ZERO)
@@ -253,7 +262,7 @@ def draft(isp: IspSettings, number: str, *, plan_name: str, currency: str,
         number=number, kind=kind, plan_name=plan_name, period_start=period_start,
         period_end=period_end, issued_on=issued_on, due_on=due_on, currency=currency,
         subtotal=subtotal, tax_percent=vat_percent, duty=duty, tax=tax, total=total,
-        tax_breakdown=breakdown((dl.taxes for dl in taxed), isp.supplementary_duty_percent),
+        tax_breakdown=breakdown((dl.taxes for dl in taxed), rule.duty_percent),
         previous_balance=previous_balance,
         amount_due=max(previous_balance + total, ZERO), buyer=buyer,
         # Not the number: numbers are sequential, so anyone could walk every invoice.
@@ -312,7 +321,11 @@ def summary(inv: Invoice) -> dict[str, object]:
 def heads_of(inv: Invoice) -> dict[str, Decimal]:
     """An invoice's tax heads by name (VAT for invoices issued before heads were kept)."""
     if inv.tax_breakdown is not None:
-        return {h["name"]: Decimal(h["amount"]) for h in inv.tax_breakdown if h["name"] != "SD"}
+        heads: dict[str, Decimal] = {}
+        for h in inv.tax_breakdown:  # a name twice: two rates (plans changed in the period)
+            if h["name"] != "SD":
+                heads[h["name"]] = heads.get(h["name"], ZERO) + Decimal(h["amount"])
+        return heads
     return {"VAT": inv.tax} if inv.tax else {}
 
 

@@ -155,11 +155,14 @@ def adjust(session: Session, username: str, kind: str, amount: str | Decimal, *,
     document = None
     if kind == "charge":
         isp = settings(session, lock=True)
+        # a tax document is dated the day it is really issued (numbers follow dates); the
+        # day the charge arose is on its line
+        text = reason if day == today else f"{reason} ({day:%d %b %Y})"
         inv = invoices.issue(
             session, isp=isp, sub=sub, plan_name=plan.name, currency=plan.currency,
             vat_percent=plan.tax_percent, period_start=day, period_end=day + dt.timedelta(1),
-            issued_on=day, due_on=day + dt.timedelta(days=isp.postpaid_due_days),
-            lines=[invoices.Line(reason, value)], kind=InvoiceKind.CHARGE, actor=actor)
+            issued_on=today, due_on=today + dt.timedelta(days=isp.postpaid_due_days),
+            lines=[invoices.Line(text, value)], kind=InvoiceKind.CHARGE, actor=actor)
         document = inv.number
     elif kind == "refund":
         if value > -ledger.balance(session, sub.id):

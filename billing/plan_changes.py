@@ -61,6 +61,26 @@ def _days(first: dt.date, end: dt.date) -> str:
     return f"{first:%d %b} - {end - dt.timedelta(days=1):%d %b %Y}"
 
 
+def _renews(plan: Plan) -> str:
+    """When *plan*'s periods start, in words."""
+    cycle = cycle_of(plan)
+    if cycle.kind == "monthly":
+        return f"monthly on day {cycle.billing_day}" if cycle.anchor == "fixed_day" else (
+            "monthly on the anniversary")
+    return f"every {cycle.validity_days} days" if cycle.kind == "days" else cycle.kind
+
+
+def _charging_invoice(session: Session, sub: Subscriber, plan: Plan, day: dt.date
+                     ) -> Invoice | None:
+    """The newest invoice that charged *plan* for *day*: the period invoice, or the
+    plan-change invoice of an earlier change in the same period."""
+    return session.scalars(select(Invoice).where(
+        Invoice.subscriber_id == sub.id,
+        Invoice.kind.in_((InvoiceKind.PERIOD, InvoiceKind.PLAN_CHANGE)),
+        Invoice.plan_name == plan.name, Invoice.period_start <= day, Invoice.period_end > day,
+        Invoice.status != InvoiceStatus.CREDITED).order_by(Invoice.id.desc())).first()
+
+
 def _open_period_invoice(session: Session, sub: Subscriber, start: dt.date) -> Invoice | None:
     return session.scalars(select(Invoice).where(
         Invoice.subscriber_id == sub.id, Invoice.kind == InvoiceKind.PERIOD,
@@ -82,6 +102,11 @@ def change_plan(session: Session, username: str, plan_name: str, *, effective: s
     if new.billing_mode != old.billing_mode and effective == NOW:
         raise Conflict(f"{plan_name} is {new.billing_mode}, {old.name} {old.billing_mode}: "
                        "change between prepaid and postpaid at the next cycle")
+    if _renews(new) != _renews(old) and effective == NOW:
+        # a part of a period is priced on its own cycle's length: days of a month and days
+        # of a week (or two billing days) cannot share one period
+        raise Conflict(f"{plan_name} renews {_renews(new)}, {old.name} {_renews(old)}: "
+                       "change between cycles at the next cycle")
     if str(sub.status) in ("disabled", "terminated"):
         raise Conflict(f"{username} is {sub.status}: reconnect before changing the plan")
     start, end = sub.period_start, sub.period_end
@@ -91,6 +116,12 @@ def change_plan(session: Session, username: str, plan_name: str, *, effective: s
     if sub.billing_started_on is not None and today < sub.billing_started_on:
         raise InvalidInput(f"{today} is before {username}'s billing started "
                            f"({sub.billing_started_on})")
+    ahead = _open_period_invoice(session, sub, end) if old.prepaid else None
+    if effective == NEXT_CYCLE and ahead is not None and not new.prepaid:
+        # the coming period is sold prepaid already; a postpaid one is invoiced at its end
+        raise Conflict(f"the period from {end} is already invoiced ahead on {old.name} "
+                       f"({ahead.number}): schedule the change to postpaid {plan_name} once "
+                       "that period has started")
     if effective == NEXT_CYCLE:
         sub.next_plan_id = new.id
         audit.record(session, actor=actor, action="subscriber.plan_scheduled",
@@ -121,7 +152,7 @@ def _prorate_prepaid(session: Session, sub: Subscriber, old: Plan, new: Plan, st
                      end: dt.date, today: dt.date, actor: str
                      ) -> tuple[str | None, str | None, list[str]]:
     """Credit the unused days of the old plan, charge the new plan for them."""
-    original = _open_period_invoice(session, sub, start)
+    original = _charging_invoice(session, sub, old, today)
     left = (end - today).days
     if original is None or left == 0:
         return None, None, []  # nothing paid for yet: the period invoice uses the new plan

@@ -40,6 +40,7 @@ class Priced(Protocol):
     currency: str
     setup_fee: Decimal
     reminder_days: int
+    tax_percent: Decimal
 
     @property
     def prepaid(self) -> bool: ...
@@ -127,13 +128,14 @@ def renewals(*, period_start: dt.date, period_end_: dt.date, anchor_day: int | N
         if plan.prepaid:
             if start <= as_of and (last is None or start > last):
                 bill(start, end, plan, cycle)
-            # the next period is invoiced ahead, at the plan it will run on
+            # the next period is invoiced ahead, at the plan it will run on (unless that
+            # plan is postpaid: then the period is invoiced at its end)
             upcoming, up_cycle = (next_plan, next_cycle) if next_plan else (plan, cycle)
             assert up_cycle is not None
             following = period_end(up_cycle, end, anchor_day or end.day)
             issue_on = end - dt.timedelta(days=lead_days(upcoming.reminder_days, end,
                                                          following))
-            if issue_on <= as_of and (last is None or end > last):
+            if upcoming.prepaid and issue_on <= as_of and (last is None or end > last):
                 bill(end, following, upcoming, up_cycle)
         elif end <= as_of and (last is None or start > last):
             bill(start, end, plan, cycle)
@@ -179,11 +181,13 @@ def period_lines(bill: Bill, cycle: Cycle, anchor_day: int | None, *, setup_fee_
     for seg in segments:
         days = (seg.end - seg.start).days
         label = _label(seg.plan.name, seg.start, seg.end)
+        rate = seg.plan.tax_percent  # each plan's days at its own tax rate
         if days < whole:
             lines.append(Line(f"{label} ({days} of {whole} days)",
-                              prorate(seg.plan.price, days, whole, seg.plan.currency)))
+                              prorate(seg.plan.price, days, whole, seg.plan.currency),
+                              vat_percent=rate))
         else:
-            lines.append(Line(label, seg.plan.price))
+            lines.append(Line(label, seg.plan.price, vat_percent=rate))
     if bill.plan.setup_fee > 0 and setup_fee_due:
         lines.append(Line("Connection (setup) fee", bill.plan.setup_fee))
     return lines

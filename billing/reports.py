@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from billing import ledger
 from billing.models import (
     Invoice,
+    InvoiceKind,
     InvoiceStatus,
     LedgerEntry,
     Payment,
@@ -45,24 +46,30 @@ def renewals(session: Session, today: dt.date, days: int = 7) -> list[dict[str, 
 
 
 def overdue(session: Session, today: dt.date, limit: int = 10_000) -> dict[str, object]:
-    """Everyone with something past due on *today*, the most overdue first, and the totals
-    per currency. Set-based: what is overdue is the balance less what is owed on documents
-    not yet due (settlement covers the oldest first), so no account is settled one by one."""
+    """Everyone with something past due on *today* (a past day too: as the books stood
+    then, by the ledger's effective dates), the most overdue first, and the totals per
+    currency. Set-based: what is overdue is the balance less what is owed on documents not
+    yet due (settlement covers the oldest first), so no account is settled one by one."""
+    documents = Invoice.kind != InvoiceKind.CREDIT_NOTE
+    not_yet_due = select(Invoice.id).where(documents, Invoice.issued_on <= today,
+                                           Invoice.due_on >= today)
     attached = (select(LedgerEntry.invoice_id, func.sum(LedgerEntry.amount).label("owed"))
-                .where(LedgerEntry.invoice_id.in_(select(Invoice.id).where(
-                    Invoice.status == InvoiceStatus.OPEN, Invoice.due_on >= today)))
+                .where(LedgerEntry.invoice_id.in_(not_yet_due),
+                       LedgerEntry.effective_on <= today)
                 .group_by(LedgerEntry.invoice_id).subquery())
     not_due = (select(Invoice.subscriber_id,
                       func.sum(case((attached.c.owed > 0, attached.c.owed), else_=0))
                       .label("owed"))
                .join(attached, attached.c.invoice_id == Invoice.id)
-               .where(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on >= today)
                .group_by(Invoice.subscriber_id).subquery())
+    # open on that day: not settled yet, or settled after it
+    open_then = or_(Invoice.status == InvoiceStatus.OPEN, Invoice.paid_on > today)
     oldest = (select(Invoice.subscriber_id, func.min(Invoice.due_on).label("due_on"))
-              .where(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on < today)
+              .where(documents, open_then, Invoice.issued_on <= today, Invoice.due_on < today)
               .group_by(Invoice.subscriber_id).subquery())
     balance = (select(LedgerEntry.subscriber_id, func.sum(LedgerEntry.amount).label("amount"))
-               .where(LedgerEntry.subscriber_id.in_(select(oldest.c.subscriber_id)))
+               .where(LedgerEntry.subscriber_id.in_(select(oldest.c.subscriber_id)),
+                      LedgerEntry.effective_on <= today)
                .group_by(LedgerEntry.subscriber_id).subquery())
     amount = balance.c.amount - func.coalesce(not_due.c.owed, 0)
     rows_q = (select(Subscriber.username, Subscriber.full_name, Subscriber.phone,

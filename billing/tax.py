@@ -119,16 +119,15 @@ class TaxRule:
 
 def breakdown(lines: Iterable[LineTax], duty_percent: Decimal) -> list[dict[str, str]]:
     """The document's tax heads (summed over its lines), SD first, as stored and printed."""
-    out: dict[str, tuple[Decimal, Decimal]] = {}
+    out: dict[tuple[str, Decimal], Decimal] = {}  # a head per name and rate
     duty = ZERO
     for ln in lines:
         duty += ln.duty
         for head in ln.heads:
-            rate, amount = out.get(head.name, (head.rate, ZERO))
-            out[head.name] = (rate, amount + head.amount)
+            out[head.name, head.rate] = out.get((head.name, head.rate), ZERO) + head.amount
     rows = [{"name": "SD", "rate": str(duty_percent), "amount": str(duty)}] if duty else []
     return rows + [{"name": name, "rate": str(rate), "amount": str(amount)}
-                   for name, (rate, amount) in out.items()]
+                   for (name, rate), amount in out.items()]
 
 
 def intra_state(seller_state: str, place_of_supply: str | None) -> bool:

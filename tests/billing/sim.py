@@ -128,6 +128,7 @@ class Sim:
                             "period": (inv.period_start, inv.period_end),
                             "issued": inv.issued_on, "due": inv.due_on, "total": inv.total,
                             "tax": inv.tax, "status": str(inv.status),
+                            "plan": inv.plan_name, "subtotal": inv.subtotal,
                             "previous_balance": inv.previous_balance,
                             "amount_due": inv.amount_due,
                             "lines": [(ln.description, ln.amount) for ln in lines]})
