@@ -116,7 +116,8 @@ def index_for(scheme: str, slot: int, pon: int, onu: int, serial: int = 0) -> st
     raise ValueError(scheme)
 
 
-def pon_onu(scheme: str, index: str, ifdescr: str | None = None) -> tuple[str, int] | None:
+def pon_onu(  # noqa: PLR0911 - one return per index scheme
+        scheme: str, index: str, ifdescr: str | None = None) -> tuple[str, int] | None:
     """(PON port label, ONU id) of a row index; None when the index does not fit the scheme."""
     try:
         parts = [int(x) for x in index.split(".")]

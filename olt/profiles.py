@@ -167,7 +167,7 @@ def _check_oid(key: str, value: Any) -> None:
         raise InvalidInput(f"{key}: {value!r} is not a numeric OID (1.3.6...)")
 
 
-def validate(p: Profile) -> Profile:
+def validate(p: Profile) -> Profile:  # noqa: PLR0912 - one check per field
     """Check every field of *p*; raise InvalidInput naming the first bad one."""
     for key in ("ident_oid", "name_oid", "status_oid", "rx_oid", "block_oid", "state_oid",
                 "command_pon_oid", "command_onu_oid", "save_oid"):
@@ -216,11 +216,11 @@ def parse_overrides(raw: Any) -> dict[str, Any]:
         if key not in OVERRIDABLE:
             raise InvalidInput(f"overrides: {key!r} is not a profile field (one of "
                                f"{', '.join(sorted(OVERRIDABLE))})")
-        if isinstance(value, list):
-            value = tuple(value)
-        if key == "rx_scale" and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
         out[key] = value
+        if isinstance(value, list):
+            out[key] = tuple(value)
+        if key == "rx_scale" and isinstance(value, int) and not isinstance(value, bool):
+            out[key] = float(value)
     return out
 
 

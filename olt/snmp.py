@@ -30,8 +30,8 @@ from pysnmp.hlapi.v3arch.asyncio import (
     set_cmd,
 )
 from pysnmp.proto import errind
-from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
 from pysnmp.proto.rfc1902 import Null
+from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
 
 MAX_REPETITIONS = 20  # ZTE C300 V2.1 hangs on 0; keep 10-25
 MAX_WALK_ROWS = 20000  # one column of one OLT: a bound, not an expectation
@@ -141,7 +141,8 @@ class SnmpClient:
                                authProtocol=USM_AUTH_HMAC96_SHA,
                                privProtocol=USM_PRIV_CFB128_AES)
         community = (c.write_community or c.community) if write else c.community
-        return CommunityData(community, mpModel=1)
+        # v2c is what most OLTs in the field speak; v3 is used whenever configured
+        return CommunityData(community, mpModel=1)  # noqa: S508
 
     async def _transport(self) -> UdpTransportTarget:
         if self._target is None:

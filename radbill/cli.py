@@ -17,6 +17,7 @@ import click
 from admin.cli import serve, user
 from billing.cli import billing, isp, payment, plan, subscriber
 from coa.cli import enforcement
+from olt.cli import olt, set_onu
 from payments.cli import payment_held, payment_poll
 from radbill.cliutil import App, OneLineErrors, fail, guarded, pass_app
 from radbill.config import ConfigError, Settings
@@ -104,8 +105,9 @@ def _payment_holds(session: Any, subscriber_ids: list[int], now: Any) -> Any:
 
 payment.add_command(payment_poll)
 payment.add_command(payment_held)
-for _group in (plan, subscriber, billing, payment, isp, nas, radius, enforcement, accounting,
-               user, serve):
+subscriber.add_command(set_onu)
+for _group in (plan, subscriber, billing, payment, isp, nas, radius, enforcement, olt,
+               accounting, user, serve):
     main.add_command(_group)
 
 

@@ -134,7 +134,7 @@ class SimOlt:
             return 1 if o.blocked or not o.online else 3
         return p.blocked_value if o.blocked else p.unblocked_value
 
-    def _build(self) -> None:
+    def _build(self) -> None:  # noqa: PLR0912 - one branch per column a profile may have
         p = self.profile
         values: dict[OidT, Any] = {}
         uptime = int((time.monotonic() - self._boot) * 100)
@@ -329,7 +329,7 @@ class SimOlt:
             self._loop = loop
             try:
                 self._setup_engine()
-            except BaseException as exc:  # reported to start()
+            except Exception as exc:  # noqa: BLE001 - reported to start(), which raises it
                 errors.append(exc)
                 ready.set()
                 return

@@ -1,0 +1,119 @@
+"""Discovery, polling and OLT reconciliation.
+
+A poll of an OLT reads sysUpTime (backwards: the OLT rebooted, and admin states it did not
+save are gone), walks every ONU (status, Rx power, admin state) into ``onus`` with a sample
+per ONU for the signal history, then compares every bound ONU's admin state with billing and
+queues a ``resync`` enforcement request for each one that drifted: the worker's OLT channel
+repairs it. OLTs are polled concurrently; one that does not answer is reported, not waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from olt import inventory
+from olt.channel import drift
+from olt.driver import OnuReading
+from olt.models import Olt
+from olt.snmp import OltError
+from radbill.crypto import SecretBox
+from radbill.db import session_factory, unit_of_work, utcnow
+from radbill.errors import DomainError
+from radbill.ops import raise_alert
+
+log = logging.getLogger("radbill.olt")
+
+
+class OltUnreachable(DomainError):
+    """Discovery could not read the OLT (one line for the CLI)."""
+
+
+async def _read(olt: Olt, box: SecretBox) -> tuple[int | None, list[OnuReading] | None, str]:
+    driver = inventory.driver_for(olt, box)
+    try:
+        uptime = await driver.uptime()
+        return uptime, await driver.discover(), ""
+    except OltError as exc:
+        return None, None, str(exc)[:500]
+    finally:
+        driver.close()
+
+
+def _store(factory: sessionmaker[Session], olt_id: int, uptime: int | None,
+           readings: list[OnuReading] | None, error: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    with unit_of_work(factory) as session:
+        olt = session.get(Olt, olt_id)
+        assert olt is not None
+        if readings is None:
+            olt.last_error = error
+            counts["errors"] = 1
+            return counts
+        if uptime is not None and olt.last_uptime is not None and uptime < olt.last_uptime:
+            counts["reboots"] = 1
+            raise_alert(session, "olt-rebooted",
+                        f"OLT {olt.name} rebooted (sysUpTime {olt.last_uptime} -> {uptime}); "
+                        "bound ONUs reconciled", {"olt": olt.name})
+        olt.last_uptime = uptime
+        counts.update(inventory.store_readings(session, olt, readings, utcnow()))
+    return counts
+
+
+def queue_repairs(factory: sessionmaker[Session]) -> int:
+    """A ``resync`` enforcement request for every bound ONU that drifted from billing."""
+    from coa import queue
+
+    with unit_of_work(factory) as session:
+        found = drift(session)
+        for sid, ident, want in found[:5000]:
+            queue.request(session, sid, "resync",
+                          f"reconciler: ONU {ident} should be {'blocked' if want else 'open'}")
+    return len(found)
+
+
+async def poll(factory: sessionmaker[Session], box: SecretBox, names: list[str] | None = None
+               ) -> dict[str, int]:
+    """Poll OLTs (all, or *names*) concurrently, store, and queue drift repairs."""
+    with factory() as session:
+        stmt = select(Olt).order_by(Olt.id)
+        if names is not None:
+            stmt = stmt.where(Olt.name.in_(names[:100]))
+        olts = list(session.scalars(stmt))
+        session.expunge_all()
+    reads = await asyncio.gather(*(_read(o, box) for o in olts))
+    totals: dict[str, int] = {"olts": len(olts)}
+    for o, (uptime, readings, error) in zip(olts, reads, strict=True):
+        if error:
+            log.error("OLT %s: %s", o.name, error)
+        counts = await asyncio.to_thread(_store, factory, o.id, uptime, readings, error)
+        for k, v in counts.items():
+            totals[k] = totals.get(k, 0) + v
+    totals["drift"] = await asyncio.to_thread(queue_repairs, factory)
+    return totals
+
+
+def discover(engine: Engine, box: SecretBox, name: str) -> dict[str, Any]:
+    """Walk one OLT now and store its ONUs (``radbill olt discover``)."""
+    factory = session_factory(engine)
+    with factory() as session:
+        olt = inventory.get_olt(session, name)
+        inventory.profile_of(olt)
+        session.expunge(olt)
+    uptime, readings, error = asyncio.run(_read(olt, box))
+    if readings is None:
+        with unit_of_work(factory) as session:
+            row = session.get(Olt, olt.id)
+            assert row is not None
+            row.last_error = error
+        raise OltUnreachable(f"OLT {name}: {error}")
+    return _store(factory, olt.id, uptime, readings, "")
+
+
+def poll_all(engine: Engine, box: SecretBox) -> dict[str, int]:
+    """One poll of every OLT (``radbill olt poll``, the scheduler)."""
+    return asyncio.run(poll(session_factory(engine), box))
