@@ -21,6 +21,8 @@ from coa import queue, rules
 from coa.controller import EnforcementError, Outcome, SessionController, StepResult
 from coa.queue import Done, Job, Target
 from coa.routeros import RouterOsController
+from olt.channel import OltChannel
+from olt.channel import plan as plan_olt_tasks
 from radbill.config import Settings
 from radbill.crypto import SecretBox
 from radbill.db import utcnow
@@ -56,8 +58,11 @@ class EnforcementWorker:
     def __init__(self, factory: sessionmaker[Session], box: SecretBox, settings: Settings,
                  coa: SessionController, api: RouterOsController,
                  config: WorkerConfig | None = None,
-                 probe: sessionmaker[Session] | None = None) -> None:
+                 probe: sessionmaker[Session] | None = None,
+                 olt: OltChannel | None = None) -> None:
         self.factory, self.box, self.settings = factory, box, settings
+        # the OLT channel: its own tasks, attempts and rounds (one per OLT), beside the NAS
+        self.olt = olt
         self.probe = probe or factory  # read-only sessions (SQLite: BEGIN DEFERRED)
         self.coa, self.api = coa, api
         self.config = config or WorkerConfig()
@@ -79,6 +84,8 @@ class EnforcementWorker:
             # late confirmations were just made due again: claim them in this round too
             jobs = (queue.claim(session, self.box, self.settings, now, self.config.batch)
                     if due or late else [])
+            if self.olt is not None and jobs:
+                plan_olt_tasks(session, [(j.request_id, j.subscriber_id) for j in jobs], now)
         return jobs, confirmed
 
     def _record(self, results: list[tuple[Job, list[Done]]]) -> dict[str, int]:
@@ -163,7 +170,9 @@ class EnforcementWorker:
         counts = dict(confirmed)
         if jobs:
             counts.update(await self._deliver(jobs))
-        elif confirmed:
+        if self.olt is not None:
+            counts.update(await self.olt.tick())
+        if not jobs and confirmed:
             log.info("enforcement: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         return counts
 
@@ -196,12 +205,16 @@ class EnforcementWorker:
                 else:
                     await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
                     busy = True
+                if self.olt is not None:
+                    # background rounds, one per OLT: a slow OLT holds up nothing here
+                    busy = bool(await self.olt.spawn()) or busy
                 due = time.monotonic() - last_reconcile >= self.config.reconcile_seconds
                 if due and (reconciling is None or reconciling.done()):
                     # beside the rounds, not inside one: a slow router must not hold them up
                     last_reconcile = time.monotonic()
                     reconciling = asyncio.create_task(reconcile(
-                        self.factory, self.box, self.settings, self.api, self.probe))
+                        self.factory, self.box, self.settings, self.api, self.probe,
+                        olts=self.olt is not None))
                     reconciling.add_done_callback(_log_failure)
             except Exception:
                 log.exception("enforcement round failed; retrying")
@@ -211,3 +224,5 @@ class EnforcementWorker:
                     await asyncio.wait_for(stop.wait(), self.config.poll_seconds)
         if inflight:
             await asyncio.wait(inflight)
+        if self.olt is not None:
+            await self.olt.close()

@@ -261,6 +261,29 @@ class OltChannel:
             await asyncio.wait(self.inflight)
 
 
+def status_counts(session: Session) -> dict[str, int]:
+    """OLT tasks pending and failed, ONUs that drifted from billing, bound ONUs (and those
+    on models without an SNMP block, enforced at the NAS only)."""
+    from sqlalchemy import func
+
+    from olt.profiles import profile
+
+    by_status = dict(session.execute(select(OltTask.status, func.count())
+                                     .where(OltTask.status.in_((*OPEN, "failed")))
+                                     .group_by(OltTask.status)).all())
+    nas_only = 0
+    bound = 0
+    for vendor, overrides, n in session.execute(
+            select(Olt.vendor, Olt.overrides, func.count(OnuBinding.id))
+            .join(OnuBinding, OnuBinding.olt_id == Olt.id).group_by(Olt.id)):
+        bound += n
+        if not profile(vendor, overrides).snmp_block:
+            nas_only += n
+    return {"pending": sum(int(by_status.get(s, 0)) for s in OPEN),
+            "failed": int(by_status.get("failed", 0)), "drift": len(drift(session)),
+            "bound": bound, "nas_only": nas_only}
+
+
 def drift(session: Session) -> list[tuple[int, str, bool]]:
     """Bound ONUs whose last read-back state differs from billing's wish and that have no
     open OLT task: (subscriber id, ident, wanted block)."""

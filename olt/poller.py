@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from olt import inventory
-from olt.channel import drift
+from olt.channel import drift, plan
 from olt.driver import OnuReading
 from olt.models import Olt
 from olt.snmp import OltError
@@ -70,9 +70,13 @@ def queue_repairs(factory: sessionmaker[Session]) -> int:
 
     with unit_of_work(factory) as session:
         found = drift(session)
+        planned = []
         for sid, ident, want in found[:5000]:
-            queue.request(session, sid, "resync",
-                          f"reconciler: ONU {ident} should be {'blocked' if want else 'open'}")
+            req = queue.request(session, sid, "resync", f"reconciler: ONU {ident} should be "
+                                f"{'blocked' if want else 'open'}")
+            planned.append((req.id, sid))
+        # the OLT task now, so the next poll does not count (or queue) the same drift again
+        plan(session, planned, utcnow())
     return len(found)
 
 

@@ -102,7 +102,8 @@ class SimOlt:
         self._rows: list[OidT] = []
         self._values: dict[OidT, Any] = {}
         self._dirty = True
-        self._boot = time.monotonic()
+        # an OLT found in the field has been up for a while (here: 40 days before start)
+        self._boot = time.monotonic() - 40 * 86400
         self._cmd: dict[str, int] = {}  # VSOL command scalars written so far
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -409,7 +410,7 @@ def demo_onus(vendor: str, count: int, *, pons: int = 4, seed: int = 0) -> list[
                  f"{number >> 8 & 0xFF:02x}:{number & 0xFF:02x}" if p.ident_kind == "mac"
                  else f"SIMU{number:08X}")
         out.append(SimOnu(ident=ident, pon=1 + n % pons, name=f"onu-{n}",
-                          rx_dbm=round(-18.0 - (n % 13) * 0.75, 2)))
+                          rx_dbm=-18.0 - (n % 13) * 0.5))
     return out
 
 
