@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, update
-from sqlalchemy.orm import Session
 
 from billing import accounts
 from billing.models import Subscriber
@@ -45,7 +44,7 @@ def settings(tmp_path: Path, db: Engine) -> Settings:
 
 def register(db: Engine, box: SecretBox, sim: SimOlt, name: str = "olt-1", *,
              v3: bool = False, timeout_ms: int = 500, **kw: Any) -> None:
-    creds: dict[str, Any] = ({k: v for k, v in V3.items()} if v3 else
+    creds: dict[str, Any] = (dict(V3) if v3 else
                              {"community": sim.community,
                               "write_community": sim.write_community})
     with session_factory(db)() as s, s.begin():
@@ -360,7 +359,3 @@ def test_poll_keeps_history_and_marks_weak_signals(db, box, settings, olt_sim) -
 
         onu_id = s.scalars(select(Onu.id).where(Onu.ident == sim.onus[0].ident)).one()
         assert [x.rx_dbm for x in inventory.samples_of(s, onu_id)] == [-29.5, -30.25]
-
-
-def _session(db: Engine) -> Session:
-    return session_factory(db)()
