@@ -70,7 +70,7 @@ def db_upgrade(app: App) -> None:
 @click.option("--billing-time", default="00:15", show_default=True,
               help="When the daily billing run starts (HH:MM, ISP time).")
 @click.option("--run-now", "run_now", type=click.Choice(["billing-run", "stale-sessions",
-                                                             "payment-poll"]),
+                                                             "payment-poll", "olt-poll"]),
               help="Run one job once (recorded and locked like a scheduled run) and exit.")
 @pass_app
 @guarded
@@ -79,7 +79,7 @@ def scheduler_cmd(app: App, billing_time: str, run_now: str | None) -> None:
     from radbill import scheduler
 
     jobs = {"billing-run": scheduler.billing_job, "stale-sessions": scheduler.stale_sessions_job,
-            "payment-poll": scheduler.payment_poll_job}
+            "payment-poll": scheduler.payment_poll_job, "olt-poll": scheduler.olt_poll_job}
     if run_now:
         outcome = scheduler.run_job(app.engine, app.settings, run_now,
                                     jobs[run_now](app.settings))

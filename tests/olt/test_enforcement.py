@@ -359,3 +359,19 @@ def test_poll_keeps_history_and_marks_weak_signals(db, box, settings, olt_sim) -
 
         onu_id = s.scalars(select(Onu.id).where(Onu.ident == sim.onus[0].ident)).one()
         assert [x.rx_dbm for x in inventory.samples_of(s, onu_id)] == [-29.5, -30.25]
+
+
+def test_the_scheduled_olt_poll_job_keeps_samples(db, box, settings, olt_sim) -> None:  # type: ignore[no-untyped-def]
+    from radbill import scheduler
+    from radbill.crypto import secret_box
+
+    sim = olt_sim("bdcom-epon", onus=2)
+    with session_factory(db)() as s, s.begin():
+        inventory.create_olt(s, secret_box(settings), name="olt-1", vendor=sim.vendor,
+                             ip="127.0.0.1", port=sim.port, community="public",
+                             write_community="private")
+    assert scheduler.run_job(db, settings, "olt-poll", scheduler.olt_poll_job(settings)) == "ok"
+    with session_factory(db)() as s:
+        from olt.models import OnuSample
+
+        assert len(s.scalars(select(OnuSample)).all()) == 2
