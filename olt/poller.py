@@ -89,8 +89,14 @@ async def poll(factory: sessionmaker[Session], box: SecretBox, names: list[str] 
             stmt = stmt.where(Olt.name.in_(names[:100]))
         olts = list(session.scalars(stmt))
         session.expunge_all()
+    # a model whose identity column is not known (VSOL V1600D without overrides) has
+    # nothing to poll: it is skipped, not timed out against
+    pollable = [o for o in olts if inventory.profile_of(o).ident_oid]
+    totals: dict[str, int] = {"olts": len(pollable)}
+    if len(pollable) < len(olts):
+        totals["not_pollable"] = len(olts) - len(pollable)
+    olts = pollable
     reads = await asyncio.gather(*(_read(o, box) for o in olts))
-    totals: dict[str, int] = {"olts": len(olts)}
     for o, (uptime, readings, error) in zip(olts, reads, strict=True):
         if error:
             log.error("OLT %s: %s", o.name, error)
