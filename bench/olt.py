@@ -41,23 +41,23 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import cpu_model, log  # noqa: E402
-from billing import accounts, plans, subscribers  # noqa: E402
-from billing.models import Subscriber  # noqa: E402
-from coa.radius import CoaController  # noqa: E402
-from coa.routeros import RouterOsController  # noqa: E402
-from coa.transport import RadiusTransport  # noqa: E402
-from coa.worker import EnforcementWorker, WorkerConfig  # noqa: E402
-from olt import inventory  # noqa: E402
-from olt.channel import OltChannel  # noqa: E402
-from olt.driver import SnmpOltDriver  # noqa: E402
-from olt.models import OltTask  # noqa: E402
-from olt.profiles import profile  # noqa: E402
-from olt.snmp import Credentials  # noqa: E402
-from radbill import migrate  # noqa: E402
-from radbill.config import Settings  # noqa: E402
-from radbill.crypto import secret_box  # noqa: E402
-from radbill.db import make_engine, session_factory, unit_of_work  # noqa: E402
+from bench._common import cpu_model, log
+from billing import accounts, plans, subscribers
+from billing.models import Subscriber
+from coa.radius import CoaController
+from coa.routeros import RouterOsController
+from coa.transport import RadiusTransport
+from coa.worker import EnforcementWorker, WorkerConfig
+from olt import inventory
+from olt.channel import OltChannel
+from olt.driver import SnmpOltDriver
+from olt.models import OltTask
+from olt.profiles import profile
+from olt.snmp import Credentials
+from radbill import migrate
+from radbill.config import Settings
+from radbill.crypto import secret_box
+from radbill.db import make_engine, session_factory, unit_of_work
 
 VENDORS = ["huawei-gpon", "zte-gpon", "cdata-gpon", "bdcom-gpon"]
 TODAY = dt.date(2026, 12, 1)
