@@ -221,7 +221,7 @@ class OltChannel:
                 results = {i: BlockResult(i, b, "error", detail=f"{type(exc).__name__}: {exc}")
                            for i, b in wants.items()}
         finally:
-            rnd.driver.close()
+            await rnd.driver.aclose()
         seconds = time.monotonic() - started
         counts = await asyncio.to_thread(self._record, rnd, results, seconds)
         log.info("OLT %s: %d ONU(s) in %.2f s: %s", rnd.name, len(wants), seconds,

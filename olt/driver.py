@@ -100,7 +100,7 @@ class OltDriver(Protocol):
     async def read_states(self, idents: Sequence[str]) -> dict[str, bool | None]:
         """Whether each ONU is blocked now (None: not on the OLT)."""
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Release the SNMP engine."""
 
 
@@ -111,14 +111,14 @@ class SnmpOltDriver:
         self.p = profile
         self.snmp = SnmpClient(creds)
 
-    def close(self) -> None:
-        self.snmp.close()
+    async def aclose(self) -> None:
+        await self.snmp.aclose()
 
     async def __aenter__(self) -> SnmpOltDriver:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.close()
+        await self.aclose()
 
     async def uptime(self) -> int:
         value = (await self.snmp.get([SYS_UPTIME]))[SYS_UPTIME]

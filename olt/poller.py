@@ -41,7 +41,7 @@ async def _read(olt: Olt, box: SecretBox) -> tuple[int | None, list[OnuReading] 
     except OltError as exc:
         return None, None, str(exc)[:500]
     finally:
-        driver.close()
+        await driver.aclose()
 
 
 def _store(factory: sessionmaker[Session], olt_id: int, uptime: int | None,

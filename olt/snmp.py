@@ -9,6 +9,7 @@ OID is numeric.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -129,10 +130,13 @@ class SnmpClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.close()
+        await self.aclose()
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
+        """Close the engine and let its cancelled timer task finish on this loop (else
+        asyncio reports it destroyed while pending when the loop ends)."""
         self.engine.close_dispatcher()
+        await asyncio.sleep(0)
 
     def _auth(self, write: bool) -> CommunityData | UsmUserData:
         c = self.creds
