@@ -3,6 +3,7 @@ non-zero exit, never a traceback, and nothing written."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,7 @@ COMMANDS: list[Callable[[str], list[str]]] = [
     lambda j: [*BASE, "--port", j],
     lambda j: [*BASE, "--write-community", j],
     lambda j: [*BASE, "--overrides", j],
-    lambda j: [*BASE, "--overrides", '{"block_oid": "%s"}' % j.replace('"', "")],
+    lambda j: [*BASE, "--overrides", json.dumps({"block_oid": j})],
     lambda j: [*BASE, "--timeout-ms", j],
     lambda j: [*BASE, "--retries", j],
     lambda j: [*BASE, "--weak-rx", j],
