@@ -34,6 +34,7 @@ from pysnmp.entity import config, engine
 from pysnmp.entity.rfc3413 import cmdrsp, context
 from pysnmp.error import PySnmpError
 from pysnmp.proto import rfc1902
+from pysnmp.proto.api import v2c
 from pysnmp.smi import error as smi_error
 from pysnmp.smi import exval, instrum
 
@@ -105,6 +106,7 @@ class SimOlt:
         # an OLT found in the field has been up for a while (here: 40 days before start)
         self._boot = time.monotonic() - 40 * 86400
         self._cmd: dict[str, int] = {}  # VSOL command scalars written so far
+        self._delayed = -1  # the request id of the last PDU held back by walk_delay
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._engine: engine.SnmpEngine | None = None
@@ -219,7 +221,14 @@ class SimOlt:
 
     def read_next(self, binds: tuple[Any, ...], ctx: dict[str, Any]) -> list[tuple[Any, Any]]:
         if self.faults.walk_delay:
-            time.sleep(self.faults.walk_delay)  # this OLT's own thread: others go on
+            # once per PDU (a GETBULK calls this once per repetition), in this OLT's own
+            # thread: other OLTs go on
+            pdu = ctx["snmpEngine"].observer.get_execution_context(
+                "rfc3412.receiveMessage:request")["pdu"]
+            request_id = int(v2c.apiPDU.get_request_id(pdu))
+            if request_id != self._delayed:
+                self._delayed = request_id
+                time.sleep(self.faults.walk_delay)
         with self._lock:
             self._gate(False, ctx)
             self.counters.walks += 1
