@@ -310,7 +310,8 @@ def test_an_unreachable_or_slow_olt_does_not_delay_another(db, box, settings, ol
         plan(s, [(r.request_id, r.subscriber_id) for r in reqs], utcnow())
     live_done, dead_done = arun(main())
     assert live.onus[0].blocked
-    assert 0 < live_done < 2.0 < 2.5 <= dead_done  # the live OLT did not wait for the other
+    assert 0 < live_done < 2.0  # the live OLT did not wait for the other
+    assert dead_done >= 2.5
     by_olt = {t.ident: t for t in tasks(db)}
     assert by_olt[live.onus[0].ident].status == "done"
     other = by_olt[dead.onus[0].ident]
