@@ -48,6 +48,7 @@ class WorkerConfig:
     poll_seconds: float = 0.1
     suspend_by: str = "disconnect"  # or "coa"
     reconcile_seconds: float = 60.0
+    olt_watch_seconds: float = 10.0  # sysUpTime of every OLT: a reboot is repaired at once
     rounds_in_flight: int = 2
 
 
@@ -185,7 +186,8 @@ class EnforcementWorker:
         A claimed request is ``working`` and is not claimed again meanwhile."""
         from coa.reconciler import reconcile
 
-        last_reconcile = time.monotonic()
+        last_reconcile = last_watch = time.monotonic()
+        watching: asyncio.Task[dict[str, int]] | None = None
         reconciling: asyncio.Task[dict[str, int]] | None = None
         inflight: set[asyncio.Task[dict[str, int]]] = set()
         while not stop.is_set():
@@ -208,6 +210,13 @@ class EnforcementWorker:
                 if self.olt is not None:
                     # background rounds, one per OLT: a slow OLT holds up nothing here
                     busy = bool(await self.olt.spawn()) or busy
+                if (self.olt is not None and (watching is None or watching.done())
+                        and time.monotonic() - last_watch >= self.config.olt_watch_seconds):
+                    from olt.poller import watch
+
+                    last_watch = time.monotonic()
+                    watching = asyncio.create_task(watch(self.factory, self.box))
+                    watching.add_done_callback(_log_failure)
                 due = time.monotonic() - last_reconcile >= self.config.reconcile_seconds
                 if due and (reconciling is None or reconciling.done()):
                     # beside the rounds, not inside one: a slow router must not hold them up

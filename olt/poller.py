@@ -107,6 +107,34 @@ async def poll(factory: sessionmaker[Session], box: SecretBox, names: list[str] 
     return totals
 
 
+async def watch(factory: sessionmaker[Session], box: SecretBox) -> dict[str, int]:
+    """A cheap reboot check between polls: sysUpTime of every OLT (one GET each, all at
+    once); an OLT whose uptime went backwards is polled now, which repairs what the reboot
+    undid. (A 32-bit TimeTicks wraps after 497 days: that looks like a reboot and costs one
+    extra poll.)"""
+    with factory() as session:
+        olts = [o for o in session.scalars(select(Olt).where(Olt.last_uptime.is_not(None)))
+                if inventory.profile_of(o).snmp_block]
+        session.expunge_all()
+
+    async def uptime(o: Olt) -> int | None:
+        driver = inventory.driver_for(o, box)
+        try:
+            return await driver.uptime()
+        except OltError:
+            return None
+        finally:
+            await driver.aclose()
+
+    now = await asyncio.gather(*(uptime(o) for o in olts))
+    rebooted = [o.name for o, up in zip(olts, now, strict=True)
+                if up is not None and o.last_uptime is not None and up < o.last_uptime]
+    if not rebooted:
+        return {}
+    log.warning("OLT reboot seen (sysUpTime went backwards): %s", ", ".join(rebooted))
+    return await poll(factory, box, rebooted)
+
+
 def discover(engine: Engine, box: SecretBox, name: str) -> dict[str, Any]:
     """Walk one OLT now and store its ONUs (``radbill olt discover``)."""
     factory = session_factory(engine)

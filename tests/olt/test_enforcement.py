@@ -172,8 +172,8 @@ def test_after_a_reboot_with_reindexing_the_right_onu_is_hit_and_the_block_resto
     time.sleep(0.05)
     sim.reboot()
     assert sim.index_of(target) != before and not sim.by_ident(target.ident).blocked
-    # the reconciler notices sysUpTime went backwards and the ONU's drift, and queues a repair
-    got = arun(poller.poll(session_factory(db), box))
+    # the watch notices sysUpTime went backwards, polls, and queues a repair for the drift
+    got = arun(poller.watch(session_factory(db), box))
     assert got["reboots"] == 1 and got["drift"] == 1
     with session_factory(db)() as s:
         assert status(s, settings)["olt"]["drift"] == 0  # the repair is queued (open task)
@@ -383,3 +383,50 @@ def test_the_scheduled_olt_poll_job_keeps_samples(db, box, settings, olt_sim) ->
         from olt.models import OnuSample
 
         assert len(s.scalars(select(OnuSample)).all()) == 2
+
+
+def test_the_running_worker_repairs_a_reboot_within_seconds(db, box, settings, olt_sim  # type: ignore[no-untyped-def]
+                                                            ) -> None:
+    sim = olt_sim("zte-gpon", onus=8)
+    register(db, box, sim, timeout_ms=3000)
+    poller.discover(db, box, "olt-1")
+    assert arun(poller.watch(session_factory(db), box)) == {}  # no reboot, nothing done
+    subscribers(db, box, "alice")
+    ident = sim.onus[3].ident  # (the list is reordered by the reboot)
+    bind(db, "alice", "olt-1", ident, "serial")
+    suspend(db, "alice")
+
+    async def main() -> float:
+        transport = await RadiusTransport(sockets=1).start()
+        api = RouterOsController(timeout=1)
+        factory = session_factory(db)
+        worker = EnforcementWorker(factory, box, settings,
+                                   CoaController(transport, timeout=0.1, retries=0), api,
+                                   WorkerConfig(olt_watch_seconds=0.5, reconcile_seconds=3600),
+                                   olt=OltChannel(factory, box))
+        stop = asyncio.Event()
+        running = asyncio.create_task(worker.run(stop))
+        try:
+            for _ in range(200):
+                await asyncio.sleep(0.05)
+                if [o for o, _ in olt_attempts(db)] == ["ack"]:
+                    break
+            assert sim.by_ident(ident).blocked, olt_attempts(db)
+            sim.reboot()  # forgets the block (nothing saved: ZTE has no SNMP save)
+            started = time.monotonic()
+            while time.monotonic() - started < 10:
+                await asyncio.sleep(0.05)
+                if sim.by_ident(ident).blocked:
+                    return time.monotonic() - started
+            return -1.0
+        finally:
+            stop.set()
+            await running
+            transport.close()
+            await api.close()
+
+    repaired = arun(main())
+    assert 0 < repaired < 5, olt_attempts(db)  # the reconciler (every hour here) was not needed
+    [(first, before), (second, after)] = olt_attempts(db)
+    assert (first, second) == ("ack", "ack")
+    assert before != after  # the ONU came back under another index and was found by serial
