@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 SECRET_RE = re.compile(r"^[\x21-\x7e]{1,64}$")  # printable ASCII, no spaces
 V3_KEY_RE = re.compile(r"^[\x21-\x7e]{8,64}$")  # USM keys are at least 8 characters
 CHUNK = 900
+SAMPLE_DAYS = 30
 
 
 def _check(value: str | None, pattern: re.Pattern[str], what: str) -> str | None:
@@ -171,6 +172,11 @@ def store_readings(session: Session, olt: Olt, readings: Sequence[OnuReading],
                         for o in samples)
     olt.last_polled_at = now
     olt.last_error = None
+    # history is kept for SAMPLE_DAYS: a poll every 5 minutes is 288 rows per ONU and day
+    session.execute(delete(OnuSample).where(
+        OnuSample.at < now - dt.timedelta(days=SAMPLE_DAYS),
+        OnuSample.onu_id.in_(select(Onu.id).where(Onu.olt_id == olt.id)))
+        .execution_options(synchronize_session=False))
     return counts
 
 

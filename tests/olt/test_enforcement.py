@@ -366,7 +366,13 @@ def test_poll_keeps_history_and_marks_weak_signals(db, box, settings, olt_sim) -
         from olt.models import Onu
 
         onu_id = s.scalars(select(Onu.id).where(Onu.ident == sim.onus[0].ident)).one()
-        assert [x.rx_dbm for x in inventory.samples_of(s, onu_id)] == [-29.5, -30.25]
+        samples = inventory.samples_of(s, onu_id)
+        assert [x.rx_dbm for x in samples] == [-29.5, -30.25]
+    with session_factory(db)() as s, s.begin():  # 30 days after the second: the first goes
+        olt = inventory.get_olt(s, "olt-1")
+        inventory.store_readings(s, olt, [], samples[1].at + dt.timedelta(days=30))
+    with session_factory(db)() as s:
+        assert [x.rx_dbm for x in inventory.samples_of(s, onu_id)] == [-30.25]
 
 
 def test_the_scheduled_olt_poll_job_keeps_samples(db, box, settings, olt_sim) -> None:  # type: ignore[no-untyped-def]
