@@ -1,10 +1,10 @@
-"""A simulated OLT: an SNMP agent (pysnmp's agent side) over real UDP that serves one vendor
-profile's tables and accepts its block SETs, with the faults real OLTs show.
+"""A simulated OLT: an SNMP agent (pysnmp's agent side) over real UDP that serves one OLT
+model's tables and accepts its block SETs, with the faults real OLTs show.
 
 Written from the vendor facts in shared FIELD-NOTES ("OLTs over SNMP") and RFC 3416, not from
-radbill's driver: the tables are laid out the way each model's MIB lays them out (index
-schemes, Huawei's 8-byte serial, VSOL's command scalars and Rx strings, ZTE's Rx wrap-around,
-BDCOM's ifDescr "EPON0/1:N" and UNI port rows).
+radbill's driver or profiles (nothing here imports ``olt``): the tables are laid out the way
+each model's MIB lays them out (index schemes, Huawei's 8-byte serial, VSOL's command scalars
+and Rx strings, ZTE's Rx wrap-around, BDCOM's ifDescr "EPON0/1:N" and UNI port rows).
 
 Each simulated OLT runs its own thread and event loop, so a slow one (a fault) never slows
 another, as on a real network. Faults, settable at any time:
@@ -13,7 +13,7 @@ another, as on a real network. Faults, settable at any time:
 - ``read_only_write``: the write community may only read: ``"noAccess"`` (an error answer) or
   ``"drop"`` (silence, as many OLTs do);
 - ``silent_set``: a SET answers noError and changes nothing;
-- ``walk_delay``: seconds to sleep on every GETNEXT/GETBULK (a slow walk);
+- ``walk_delay``: seconds every GETNEXT/GETBULK PDU is held back (a slow walk);
 - :meth:`SimOlt.reboot`: sysUpTime starts again from 0, ONU ids are handed out anew (indexes
   move) and every admin state is forgotten (all ONUs unblocked), as after a power cycle
   without a saved configuration (a saved block survives).
@@ -26,6 +26,7 @@ import bisect
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,14 +39,120 @@ from pysnmp.proto.api import v2c
 from pysnmp.smi import error as smi_error
 from pysnmp.smi import exval, instrum
 
-from olt import codec
-from olt.profiles import IF_DESCR, SYS_UPTIME, Profile, profile
-
 OidT = tuple[int, ...]
+ENT = "1.3.6.1.4.1."
+SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
+IF_DESCR = "1.3.6.1.2.1.2.2.1.2"
 
 
 def _oid(text: str) -> OidT:
     return tuple(int(x) for x in text.split("."))
+
+
+# -- how each model encodes things (FIELD-NOTES "OLTs over SNMP"; written apart from radbill's
+# olt/ package on purpose, so that a mistake there is not mirrored here) ---------------------
+
+
+def _serial_text(serial: str) -> bytes:
+    return serial.encode("ascii")
+
+
+def _serial_8_bytes(serial: str) -> bytes:  # Huawei: 4 vendor letters + 4 raw bytes
+    return serial[:4].encode("ascii") + bytes.fromhex(serial[4:])
+
+
+def _mac_6_bytes(mac: str) -> bytes:
+    return bytes(int(x, 16) for x in mac.split(":"))
+
+
+def _tenths(dbm: float) -> int:  # BDCOM: 0.1 dBm
+    return round(dbm * 10)
+
+
+def _hundredths(dbm: float) -> int:  # Huawei, C-Data: 0.01 dBm
+    return round(dbm * 100)
+
+
+def _vsol_string(dbm: float) -> bytes:  # VSOL: "-27.50(dBm)"
+    return f"{dbm:.2f}(dBm)".encode()
+
+
+def _zte_raw(dbm: float) -> int:  # ZTE: dBm = raw * 0.002 - 30; below -30 it wraps at 65535
+    raw = round((dbm + 30) / 0.002)
+    return raw + 65535 if raw < 0 else raw
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one OLT model keeps ONU facts and how it takes a block."""
+
+    index: Callable[[int, int, int, int], str]  # (slot, pon, onu, ifIndex) -> row index
+    ident_kind: str  # serial | mac
+    ident_oid: str
+    ident: Callable[[str], bytes]
+    rx_oid: str
+    rx: Callable[[float], int | bytes]
+    rx_offline: int | bytes
+    block: str  # column | command
+    block_oid: str
+    blocked: int
+    unblocked: int
+    rx_suffix: str = ""
+    block_suffix: str = ""
+    ifdescr: str | None = None  # BDCOM: "EPON0/1:N" rows in IF-MIB ifDescr
+    name_oid: str | None = None
+    status_oid: str | None = None
+    status_online: int = 1
+    status_offline: int = 2
+    phase_oid: str | None = None  # VSOL: ONU phase, working(3)
+    command_pon_oid: str | None = None  # VSOL command scalars
+    command_onu_oid: str | None = None
+    save_oid: str | None = None
+
+
+BD = ENT + "3320."
+VS = ENT + "37950.1.1.6.1.1."
+HW = ENT + "2011.6.128.1.1.2."
+ZT = ENT + "3902.1012.3."
+CD = ENT + "17409.2.8.4."
+LAYOUTS: dict[str, Layout] = {
+    "bdcom-epon": Layout(
+        index=lambda s, p, o, ifi: str(ifi), ifdescr="EPON", ident_kind="mac",
+        ident_oid=BD + "101.10.4.1.1", ident=_mac_6_bytes, name_oid=BD + "101.11.1.1.4",
+        status_oid=BD + "101.10.1.1.26", status_online=1, status_offline=4,  # reg / lost
+        rx_oid=BD + "101.10.5.1.5", rx=_tenths, rx_offline=-(2**31),
+        block="column", block_oid=BD + "101.12.1.1.7", block_suffix=".1", blocked=2,
+        unblocked=1, save_oid=BD + "20.15.1.1.0"),
+    "bdcom-gpon": Layout(
+        index=lambda s, p, o, ifi: str(ifi), ifdescr="GPON", ident_kind="serial",
+        ident_oid=BD + "10.3.3.1.2", ident=_serial_text, status_oid=BD + "10.3.3.1.4",
+        rx_oid=BD + "10.3.4.1.2", rx=_tenths, rx_offline=-(2**31),
+        block="column", block_oid=BD + "10.3.2.1.3", blocked=2, unblocked=1,
+        save_oid=BD + "20.15.1.1.0"),
+    "vsol-gpon": Layout(
+        index=lambda s, p, o, ifi: f"{p}.{o}", ident_kind="serial", ident_oid=VS + "4.1.5",
+        ident=_serial_text, name_oid=VS + "4.1.24", phase_oid=VS + "1.1.5",
+        rx_oid=VS + "3.1.7", rx=_vsol_string, rx_offline=b"N/A",
+        block="command", block_oid=VS + "5.3.0", command_pon_oid=VS + "5.1.0",
+        command_onu_oid=VS + "5.2.0", blocked=4, unblocked=3,  # deactivate / activate
+        save_oid=ENT + "37950.1.1.5.10.12.8.2.0"),
+    "cdata-gpon": Layout(
+        index=lambda s, p, o, ifi: str(1 << 24 | s << 16 | p << 8 | o), ident_kind="serial",
+        ident_oid=CD + "1.1.3", ident=_serial_text, name_oid=CD + "1.1.2",
+        rx_oid=CD + "4.1.4", rx=_hundredths, rx_offline=65535,
+        block="column", block_oid=CD + "1.1.8", blocked=2, unblocked=1),
+    "huawei-gpon": Layout(
+        index=lambda s, p, o, ifi: f"{4194304000 + s * 8192 + p * 256}.{o}",
+        ident_kind="serial", ident_oid=HW + "43.1.3", ident=_serial_8_bytes,
+        status_oid=HW + "46.1.15", rx_oid=HW + "51.1.4", rx=_hundredths,
+        rx_offline=2147483647, block="column", block_oid=HW + "46.1.1", blocked=2,
+        unblocked=1),
+    "zte-gpon": Layout(
+        index=lambda s, p, o, ifi: f"{0x10000000 | s << 16 | p << 8}.{o}",
+        ident_kind="serial", ident_oid=ZT + "28.1.1.5", ident=_serial_text,
+        rx_oid=ZT + "50.12.1.1.10", rx_suffix=".1", rx=_zte_raw, rx_offline=0,
+        block="column", block_oid=ZT + "28.2.1.1", blocked=2, unblocked=1),
+}
 
 
 @dataclass
@@ -98,7 +205,9 @@ class SimOlt:
     counters: Counters = field(default_factory=Counters)
 
     def __post_init__(self) -> None:
-        self.profile: Profile = profile(self.vendor)
+        if self.vendor not in LAYOUTS:
+            raise ValueError(f"no simulated layout for {self.vendor!r}")
+        self.layout = LAYOUTS[self.vendor]
         self._lock = threading.RLock()
         self._rows: list[OidT] = []
         self._values: dict[OidT, Any] = {}
@@ -125,59 +234,47 @@ class SimOlt:
         self._dirty = True
 
     def index_of(self, o: SimOnu) -> str:
-        return codec.index_for(self.profile.index_scheme, o.slot, o.pon, o.onu, o.if_index)
+        return self.layout.index(o.slot, o.pon, o.onu, o.if_index)
 
     def by_ident(self, ident: str) -> SimOnu:
         with self._lock:
             return next(o for o in self.onus if o.ident == ident)
 
-    def _state_value(self, o: SimOnu) -> int:
-        p = self.profile
-        if p.block_mode == "command":  # VSOL: the phase column; deactivated is not working(3)
-            return 1 if o.blocked or not o.online else 3
-        return p.blocked_value if o.blocked else p.unblocked_value
-
-    def _build(self) -> None:  # noqa: PLR0912 - one branch per column a profile may have
-        p = self.profile
+    def _build(self) -> None:
+        lay = self.layout
         values: dict[OidT, Any] = {}
         uptime = int((time.monotonic() - self._boot) * 100)
         values[_oid(SYS_UPTIME)] = rfc1902.TimeTicks(uptime % 2**32)
         for o in self.onus:
             idx = self.index_of(o)
-            if p.index_scheme == "ifdescr":
-                kind = "EPON" if p.ident_kind == "mac" else "GPON"
+            if lay.ifdescr:
                 values[_oid(f"{IF_DESCR}.{idx}")] = rfc1902.OctetString(
-                    f"{kind}0/{o.pon}:{o.onu}")
-            if p.ident_oid:
-                values[_oid(f"{p.ident_oid}.{idx}")] = rfc1902.OctetString(
-                    codec.ident_to_snmp(o.ident, p.ident_encoding))
-            if p.name_oid:
-                values[_oid(f"{p.name_oid}.{idx}")] = rfc1902.OctetString(o.name.encode())
-            if p.status_oid and p.status_oid != p.state_oid:
-                values[_oid(f"{p.status_oid}.{idx}")] = rfc1902.Integer32(
-                    p.online_values[0] if o.online else 2 if 2 not in p.online_values else 4)
-            if p.rx_oid:
-                raw: Any
-                if o.online and not (o.blocked and p.block_mode == "command"):
-                    raw = codec.rx_to_snmp(o.rx_dbm, p.rx_encoding, p.rx_scale)
-                elif p.rx_encoding == "string":
-                    raw = b"N/A"
-                else:
-                    raw = p.rx_absent[0] if p.rx_absent else 0
-                values[_oid(f"{p.rx_oid}.{idx}{p.rx_suffix}")] = (
-                    rfc1902.OctetString(raw) if isinstance(raw, bytes)
-                    else rfc1902.Integer32(raw) if raw < 2**31 else rfc1902.Unsigned32(raw))
-            if p.block_mode == "column" and p.block_oid:
-                values[_oid(f"{p.block_oid}.{idx}{p.block_suffix}")] = rfc1902.Integer32(
-                    self._state_value(o))
-            if p.state_oid:
-                values[_oid(f"{p.state_oid}.{idx}{p.state_suffix}")] = rfc1902.Integer32(
-                    self._state_value(o))
-        if p.block_mode == "command":
-            for key in ("command_pon_oid", "command_onu_oid", "block_oid"):
-                values[_oid(getattr(p, key))] = rfc1902.Integer32(self._cmd.get(key, 0))
-        if p.save_oid:
-            values[_oid(p.save_oid)] = rfc1902.Integer32(0)
+                    f"{lay.ifdescr}0/{o.pon}:{o.onu}")
+            values[_oid(f"{lay.ident_oid}.{idx}")] = rfc1902.OctetString(lay.ident(o.ident))
+            if lay.name_oid:
+                values[_oid(f"{lay.name_oid}.{idx}")] = rfc1902.OctetString(o.name.encode())
+            if lay.status_oid:
+                values[_oid(f"{lay.status_oid}.{idx}")] = rfc1902.Integer32(
+                    lay.status_online if o.online else lay.status_offline)
+            # a deactivated ONU (VSOL) is not ranged: no optical reading
+            lit = o.online and not (o.blocked and lay.block == "command")
+            raw = lay.rx(o.rx_dbm) if lit else lay.rx_offline
+            values[_oid(f"{lay.rx_oid}.{idx}{lay.rx_suffix}")] = (
+                rfc1902.OctetString(raw) if isinstance(raw, bytes)
+                else rfc1902.Integer32(raw) if raw < 2**31 else rfc1902.Unsigned32(raw))
+            if lay.block == "column":
+                values[_oid(f"{lay.block_oid}.{idx}{lay.block_suffix}")] = rfc1902.Integer32(
+                    lay.blocked if o.blocked else lay.unblocked)
+            if lay.phase_oid:  # VSOL phase: working(3) when ranged, else los(1)
+                values[_oid(f"{lay.phase_oid}.{idx}")] = rfc1902.Integer32(3 if lit else 1)
+        if lay.block == "command":
+            assert lay.command_pon_oid is not None
+            assert lay.command_onu_oid is not None
+            for key, oid in (("pon", lay.command_pon_oid), ("onu", lay.command_onu_oid),
+                             ("action", lay.block_oid)):
+                values[_oid(oid)] = rfc1902.Integer32(self._cmd.get(key, 0))
+        if lay.save_oid:
+            values[_oid(lay.save_oid)] = rfc1902.Integer32(0)
         self._values = values
         self._rows = sorted(values)
         self._dirty = False
@@ -257,42 +354,43 @@ class SimOlt:
             return list(binds)
 
     def _plan(self, i: int, key: OidT, value: Any) -> Any:
-        p = self.profile
+        lay = self.layout
         if not isinstance(value, rfc1902.Integer32 | rfc1902.Integer):
             raise smi_error.WrongTypeError(name=key, idx=i)
         v = int(value)
-        if p.save_oid and key == _oid(p.save_oid):
-            if v != p.save_value:
+        if lay.save_oid and key == _oid(lay.save_oid):
+            if v != 1:
                 raise smi_error.WrongValueError(name=key, idx=i)
             return self._save
-        if p.block_mode == "command":
-            for attr in ("command_pon_oid", "command_onu_oid", "block_oid"):
-                if key == _oid(getattr(p, attr)):
-                    if attr == "block_oid" and v not in (1, 2, 3, 4):
-                        raise smi_error.WrongValueError(name=key, idx=i)
-                    return lambda attr=attr, v=v: self._command(attr, v)
-            raise smi_error.NotWritableError(name=key, idx=i)
-        if p.block_mode == "column" and key in self._values and p.block_oid and (
-                key[:len(_oid(p.block_oid))] == _oid(p.block_oid)):
-            if v not in (p.blocked_value, p.unblocked_value):
+        if lay.block == "command":
+            assert lay.command_pon_oid is not None
+            assert lay.command_onu_oid is not None
+            scalars = {_oid(lay.command_pon_oid): "pon", _oid(lay.command_onu_oid): "onu",
+                       _oid(lay.block_oid): "action"}
+            if key not in scalars:
+                raise smi_error.NotWritableError(name=key, idx=i)
+            if scalars[key] == "action" and v not in (1, 2, 3, 4):  # reboot, del, act, deact
                 raise smi_error.WrongValueError(name=key, idx=i)
-            onu = self._onu_at_block_oid(key)
-            return lambda: setattr(onu, "blocked", v == p.blocked_value)
-        raise smi_error.NotWritableError(name=key, idx=i)
+            return lambda name=scalars[key], v=v: self._command(name, v)
+        onu = self._onu_at_block_oid(key)
+        if onu is None:
+            raise smi_error.NotWritableError(name=key, idx=i)
+        if v not in (lay.blocked, lay.unblocked):
+            raise smi_error.WrongValueError(name=key, idx=i)
+        return lambda: setattr(onu, "blocked", v == lay.blocked)
 
-    def _onu_at_block_oid(self, key: OidT) -> SimOnu:
-        p = self.profile
-        assert p.block_oid
+    def _onu_at_block_oid(self, key: OidT) -> SimOnu | None:
+        lay = self.layout
         for o in self.onus:
-            if _oid(f"{p.block_oid}.{self.index_of(o)}{p.block_suffix}") == key:
+            if _oid(f"{lay.block_oid}.{self.index_of(o)}{lay.block_suffix}") == key:
                 return o
-        raise smi_error.NoSuchInstanceError(name=key, idx=0)
+        return None
 
-    def _command(self, attr: str, value: int) -> None:
-        self._cmd[attr] = value
-        if attr != "block_oid":
+    def _command(self, name: str, value: int) -> None:
+        self._cmd[name] = value
+        if name != "action":
             return
-        pon, onu = self._cmd.get("command_pon_oid"), self._cmd.get("command_onu_oid")
+        pon, onu = self._cmd.get("pon"), self._cmd.get("onu")
         for o in self.onus:
             if (o.pon, o.onu) == (pon, onu) and value in (3, 4):
                 o.blocked = value == 4
@@ -411,12 +509,12 @@ class _Instrum(instrum.AbstractMibInstrumController):
 
 def demo_onus(vendor: str, count: int, *, pons: int = 4, seed: int = 0) -> list[SimOnu]:
     """*count* ONUs spread over *pons* PON ports with made-up but well-formed identities."""
-    p = profile(vendor)
+    kind = LAYOUTS[vendor].ident_kind if vendor in LAYOUTS else "mac"
     out = []
     for n in range(count):
         number = seed * 100000 + n
         ident = (f"02:00:{number >> 24 & 0xFF:02x}:{number >> 16 & 0xFF:02x}:"
-                 f"{number >> 8 & 0xFF:02x}:{number & 0xFF:02x}" if p.ident_kind == "mac"
+                 f"{number >> 8 & 0xFF:02x}:{number & 0xFF:02x}" if kind == "mac"
                  else f"SIMU{number:08X}")
         out.append(SimOnu(ident=ident, pon=1 + n % pons, name=f"onu-{n}",
                           rx_dbm=-18.0 - (n % 13) * 0.5))

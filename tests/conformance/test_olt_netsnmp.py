@@ -11,8 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from olt.profiles import SYS_UPTIME
-from simulators.olt import SimOlt, demo_onus
+from simulators.olt import SYS_UPTIME, SimOlt, demo_onus
 
 pytestmark = pytest.mark.skipif(shutil.which("snmpget") is None,
                                 reason="net-snmp's tools (Debian package snmp) not installed")
@@ -36,7 +35,7 @@ def target(sim: SimOlt) -> str:
 
 
 def test_bulk_walk_of_the_serial_column_and_get(olt: SimOlt) -> None:
-    p = olt.profile
+    p = olt.layout
     assert p.ident_oid
     out = run("snmpbulkwalk", "-v2c", "-c", "public", "-On", "-Cr10", "-t", "2", "-r", "0",
               target(olt), p.ident_oid)
@@ -49,7 +48,7 @@ def test_bulk_walk_of_the_serial_column_and_get(olt: SimOlt) -> None:
 
 
 def test_set_with_the_write_community_changes_the_admin_state(olt: SimOlt) -> None:
-    p = olt.profile
+    p = olt.layout
     onu = olt.onus[3]
     oid = f"{p.block_oid}.{olt.index_of(onu)}"
     out = run("snmpset", "-v2c", "-c", "private", "-On", target(olt), oid, "i", "2")
@@ -62,7 +61,7 @@ def test_set_with_the_write_community_changes_the_admin_state(olt: SimOlt) -> No
 
 
 def test_set_with_the_read_community_is_refused(olt: SimOlt) -> None:
-    oid = f"{olt.profile.block_oid}.{olt.index_of(olt.onus[0])}"
+    oid = f"{olt.layout.block_oid}.{olt.index_of(olt.onus[0])}"
     out = run("snmpset", "-v2c", "-c", "public", target(olt), oid, "i", "2")
     assert out.returncode != 0 and "noAccess" in out.stderr
     assert not olt.onus[0].blocked

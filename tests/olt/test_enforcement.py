@@ -115,7 +115,7 @@ def due_now(db: Engine) -> None:
 
 
 def kind_of(sim: SimOlt) -> str:
-    return sim.profile.ident_kind
+    return sim.layout.ident_kind
 
 
 @pytest.mark.parametrize("vendor", SNMP_PROFILES)
@@ -142,7 +142,7 @@ def test_discover_bind_suspend_blocks_and_payment_unblocks(db, box, settings, ol
     assert sim.by_ident(target.ident).blocked and not sim.by_ident(other.ident).blocked
     [(outcome, detail)] = olt_attempts(db)
     assert outcome == "ack" and "blocked at index" in detail
-    assert sim.profile.save_oid is None or sim.counters.saves == 1
+    assert sim.layout.save_oid is None or sim.counters.saves == 1
     with session_factory(db)() as s:
         assert inventory.binding_of(s, s.scalars(select(Subscriber.id).where(
             Subscriber.username == "alice")).one())["blocked"] is True
