@@ -45,6 +45,26 @@ def olt_create(app: App, name: str, **options: Any) -> None:
         click.echo(f"OLT {o.name} ({o.vendor}) at {o.host}:{o.port} created{warn}")
 
 
+@olt.command("set")
+@click.argument("name")
+@click.option("--overrides", help="JSON object of profile fields ('{}' clears them).")
+@click.option("--timeout-ms", type=int)
+@click.option("--retries", type=int)
+@click.option("--weak-rx", "weak_rx_dbm", type=float)
+@pass_app
+@guarded
+def olt_set(app: App, name: str, **options: Any) -> None:
+    """Change an OLT's overrides (firmware differences), timeout, retries or weak-signal
+    threshold."""
+    from olt import inventory
+
+    with app.transaction() as session:
+        o = inventory.update_olt(session, name, **options)
+        click.echo(f"OLT {o.name}: overrides {sorted((o.overrides or {}).keys()) or 'none'}, "
+                   f"timeout {o.timeout_ms} ms x {o.retries} retries, weak below "
+                   f"{o.weak_rx_dbm} dBm")
+
+
 @olt.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app

@@ -12,7 +12,7 @@ HUAWEI_BASE = 4194304000
 ZTE_BASE = 0x10000000
 SERIAL_RE = re.compile(r"^[A-Z0-9]{4}[0-9A-F]{8}$")
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-IFDESCR_RE = re.compile(r"^[EG]PON(\d+/\d+):(\d+)$")
+IFDESCR_RE = re.compile(r"^[EG]PON(\d{1,3}/\d{1,3}):(\d+)$")
 
 
 def normalize_serial(text: str) -> str:
@@ -120,10 +120,12 @@ def pon_onu(  # noqa: PLR0911 - one return per index scheme
         scheme: str, index: str, ifdescr: str | None = None) -> tuple[str, int] | None:
     """(PON port label, ONU id) of a row index; None when the index does not fit the scheme."""
     try:
-        parts = [int(x) for x in index.split(".")]
+        parts = [int(x) for x in index.split(".")[:8]]
         if scheme == "ifdescr":
             m = IFDESCR_RE.match(ifdescr or "")
-            return (m.group(1), int(m.group(2))) if m else None
+            return (m.group(1), int(m.group(2))) if m and len(m.group(2)) <= 5 else None
+        if len(parts) == 2 and not 0 <= parts[1] <= 65535:  # an ONU id, whatever the OLT says
+            return None
         if scheme == "pon.onu" and len(parts) == 2:
             return (str(parts[0]), parts[1])
         if scheme == "packed" and len(parts) == 1:

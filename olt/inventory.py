@@ -37,7 +37,7 @@ def _check(value: str | None, pattern: re.Pattern[str], what: str) -> str | None
     return value
 
 
-def create_olt(  # noqa: PLR0912 - one check per option, all before any write
+def create_olt(
         session: Session, box: SecretBox, *, name: str, vendor: str, ip: str,
                port: int = 161, community: str | None = None,
                write_community: str | None = None, v3_user: str | None = None,
@@ -52,14 +52,7 @@ def create_olt(  # noqa: PLR0912 - one check per option, all before any write
         raise InvalidInput(f"invalid IP address {ip[:60]!r}") from None
     if not 1 <= port <= 65535:
         raise InvalidInput(f"port {port} is outside 1-65535")
-    raw_overrides: Any = None
-    if overrides:
-        if len(overrides) > 4000:
-            raise InvalidInput("overrides: longer than 4000 characters")
-        try:
-            raw_overrides = json.loads(overrides)
-        except ValueError:
-            raise InvalidInput("overrides: not JSON (a JSON object of profile fields)") from None
+    raw_overrides: Any = _overrides(overrides) if overrides else None
     profile(vendor, raw_overrides)  # unknown vendor or bad override: refused here
     parse_overrides(raw_overrides)
     if v3_user or v3_auth_key or v3_priv_key:
@@ -93,6 +86,39 @@ def create_olt(  # noqa: PLR0912 - one check per option, all before any write
               overrides=raw_overrides, timeout_ms=timeout_ms, retries=retries,
               weak_rx_dbm=weak_rx_dbm)
     session.add(olt)
+    session.flush()
+    return olt
+
+
+def _overrides(text: str) -> Any:
+    if len(text) > 4000:
+        raise InvalidInput("overrides: longer than 4000 characters")
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise InvalidInput("overrides: not JSON (a JSON object of profile fields)") from None
+
+
+def update_olt(session: Session, name: str, *, overrides: str | None = None,
+               timeout_ms: int | None = None, retries: int | None = None,
+               weak_rx_dbm: float | None = None) -> Olt:
+    """Change an OLT's profile overrides (``{}`` clears them), timeout, retries or weak-signal
+    threshold; everything checked before anything changes."""
+    olt = get_olt(session, name)
+    raw = olt.overrides
+    if overrides is not None:
+        raw = _overrides(overrides) or None
+        profile(olt.vendor, raw)
+    if timeout_ms is not None and not 100 <= timeout_ms <= 30000:
+        raise InvalidInput(f"timeout {timeout_ms} ms is outside 100-30000")
+    if retries is not None and not 0 <= retries <= 5:
+        raise InvalidInput(f"retries {retries} is outside 0-5")
+    if weak_rx_dbm is not None and not -50.0 <= weak_rx_dbm <= 0.0:
+        raise InvalidInput(f"weak signal threshold {weak_rx_dbm} dBm is outside -50..0")
+    olt.overrides = raw
+    olt.timeout_ms = olt.timeout_ms if timeout_ms is None else timeout_ms
+    olt.retries = olt.retries if retries is None else retries
+    olt.weak_rx_dbm = olt.weak_rx_dbm if weak_rx_dbm is None else weak_rx_dbm
     session.flush()
     return olt
 

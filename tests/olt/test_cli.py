@@ -41,6 +41,21 @@ def test_create_list_discover_onus_and_bind(cli, olt_sim) -> None:  # type: igno
     assert len(onus) == 4 and "alice" in cli("olt", "onus", "olt-1").output
 
 
+def test_overrides_are_changed_without_code_and_used_by_the_next_walk(cli, olt_sim) -> None:  # type: ignore[no-untyped-def]
+    sim = olt_sim("huawei-gpon", onus=2)
+    setup(cli, sim)
+    # a firmware that keeps serials elsewhere: discovery finds nothing, then the override fixes it
+    cli("olt", "set", "olt-1", "--overrides",
+        '{"ident_oid": "1.3.6.1.4.1.2011.6.128.1.1.2.43.1.99"}')
+    assert json.loads(cli("olt", "discover", "olt-1", "--json").output)["seen"] == 0
+    out = cli("olt", "set", "olt-1", "--overrides", "{}", "--weak-rx", "-25").output
+    assert "overrides none" in out and "weak below -25.0 dBm" in out
+    assert json.loads(cli("olt", "discover", "olt-1", "--json").output)["seen"] == 2
+    bad = cli("olt", "set", "olt-1", "--overrides", '{"blocked_value": "two"}', ok=False)
+    assert bad.exit_code == 1 and bad.output.startswith("error: blocked_value")
+    assert json.loads(cli("olt", "list", "--json").output)[0]["overrides"] == []
+
+
 def test_vendor_without_snmp_block_is_created_with_a_warning(cli) -> None:  # type: ignore[no-untyped-def]
     out = cli("olt", "create", "epon", "--vendor", "vsol-epon", "--ip", "10.0.0.9",
               "--community", "public").output

@@ -80,6 +80,14 @@ def test_index_schemes(scheme, slot, pon, onu, index, where) -> None:  # type: i
 def test_bdcom_ifdescr_names_pon_and_onu() -> None:
     assert codec.pon_onu("ifdescr", "17", "EPON0/3:12") == ("0/3", 12)
     assert codec.pon_onu("ifdescr", "17", "GigaEthernet0/1") is None
+    assert codec.pon_onu("ifdescr", "17", "EPON0/3:99999999999") is None
+
+
+@pytest.mark.parametrize(("scheme", "index"), [
+    ("pon.onu", "1.99999999999"), ("huawei", "4194304256.-1"), ("zte", "12.3"),
+    ("huawei", "1.2"), ("pon.onu", "x.y"), ("packed", "1.2.3")])
+def test_indexes_that_do_not_fit_give_no_pon(scheme, index) -> None:  # type: ignore[no-untyped-def]
+    assert codec.pon_onu(scheme, index) is None
 
 
 @pytest.mark.parametrize(("text", "serial"), [
