@@ -192,6 +192,11 @@ def store_readings(session: Session, olt: Olt, readings: Sequence[OnuReading],
         counts["weak"] += onu.weak
         counts["online"] += r.online
         samples.append(onu)
+    seen = {r.ident for r in readings[:20000]}
+    for ident, onu in known.items():  # gone from the OLT (deregistered, powered off for good)
+        if ident not in seen and (onu.online or onu.rx_dbm is not None):
+            onu.online, onu.rx_dbm, onu.weak = False, None, False
+            samples.append(onu)
     session.flush()
     if sample:
         session.add_all(OnuSample(onu_id=o.id, at=now, online=o.online, rx_dbm=o.rx_dbm)

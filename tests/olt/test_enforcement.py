@@ -372,7 +372,10 @@ def test_poll_keeps_history_and_marks_weak_signals(db, box, settings, olt_sim) -
         olt = inventory.get_olt(s, "olt-1")
         inventory.store_readings(s, olt, [], samples[1].at + dt.timedelta(days=30))
     with session_factory(db)() as s:
-        assert [x.rx_dbm for x in inventory.samples_of(s, onu_id)] == [-30.25]
+        # and an ONU the OLT no longer reports is shown offline, with a sample saying so
+        assert [x.rx_dbm for x in inventory.samples_of(s, onu_id)] == [-30.25, None]
+        assert {o["status"] for o in inventory.onus_of(s, inventory.get_olt(s, "olt-1"))} == {
+            "offline"}
 
 
 def test_the_scheduled_olt_poll_job_keeps_samples(db, box, settings, olt_sim) -> None:  # type: ignore[no-untyped-def]
