@@ -201,8 +201,10 @@ class SnmpOltDriver:
         try:
             async with gate:
                 await self.snmp.set(binds)
-        except (OltWrongValue, OltReadOnly, OltError) as exc:
-            if len(items) == 1 or isinstance(exc, OltTimeout | OltAuthError):
+        except OltError as exc:
+            # what fails for the whole OLT (no answer, credentials, a read-only community)
+            # fails every row alike: only a row-level refusal is worth splitting
+            if len(items) == 1 or isinstance(exc, OltTimeout | OltAuthError | OltReadOnly):
                 for ident, _, _ in items:
                     errors[ident] = exc
                 return

@@ -14,6 +14,7 @@ another, as on a real network. Faults, settable at any time:
   ``"drop"`` (silence, as many OLTs do);
 - ``silent_set``: a SET answers noError and changes nothing;
 - ``walk_delay``: seconds every GETNEXT/GETBULK PDU is held back (a slow walk);
+- ``refuse``: ONUs whose block SET is refused (inconsistentValue), which fails a whole PDU;
 - :meth:`SimOlt.reboot`: sysUpTime starts again from 0, ONU ids are handed out anew (indexes
   move) and every admin state is forgotten (all ONUs unblocked), as after a power cycle
   without a saved configuration (a saved block survives).
@@ -177,6 +178,7 @@ class Faults:
     read_only_write: str | None = None  # None | "noAccess" | "drop"
     silent_set: bool = False
     walk_delay: float = 0.0
+    refuse: set[str] = field(default_factory=set)  # ONUs whose SETs get inconsistentValue
 
 
 @dataclass
@@ -375,6 +377,8 @@ class SimOlt:
         onu = self._onu_at_block_oid(key)
         if onu is None:
             raise smi_error.NotWritableError(name=key, idx=i)
+        if onu.ident in self.faults.refuse:  # e.g. an ONU in the middle of re-registering
+            raise smi_error.InconsistentValueError(name=key, idx=i)
         if v not in (lay.blocked, lay.unblocked):
             raise smi_error.WrongValueError(name=key, idx=i)
         return lambda: setattr(onu, "blocked", v == lay.blocked)

@@ -39,6 +39,21 @@ def test_driver_contract(olt_sim, vendor) -> None:  # type: ignore[no-untyped-de
     assert [o.blocked for o in sim.onus] == [False, False, False, False, True]
 
 
+def test_one_refused_row_does_not_fail_the_others_in_its_pdu(olt_sim) -> None:  # type: ignore[no-untyped-def]
+    sim = olt_sim("zte-gpon", onus=6)
+    idents = [o.ident for o in sim.onus]
+    sim.faults.refuse.add(idents[2])
+
+    async def main() -> list[tuple[str, str]]:
+        async with SnmpOltDriver(profile("zte-gpon"), Credentials(
+                "127.0.0.1", sim.port, sim.community, sim.write_community)) as driver:
+            return [(r.ident, r.outcome) for r in await driver.apply(dict.fromkeys(idents, True))]
+
+    got = arun(main())
+    assert got == [(i, "wrong-value" if i == idents[2] else "ack") for i in idents]
+    assert [o.blocked for o in sim.onus] == [o.ident != idents[2] for o in sim.onus]
+
+
 def test_a_model_without_snmp_block_never_touches_the_network() -> None:
     async def main() -> list[str]:
         driver = SnmpOltDriver(profile("vsol-epon"), Credentials("127.0.0.1", 9, "c"))
