@@ -186,7 +186,7 @@ class EnforcementWorker:
         A claimed request is ``working`` and is not claimed again meanwhile."""
         from coa.reconciler import reconcile
 
-        last_reconcile = last_watch = time.monotonic()
+        last_reconcile = last_watch = last_olt = time.monotonic()
         watching: asyncio.Task[dict[str, int]] | None = None
         reconciling: asyncio.Task[dict[str, int]] | None = None
         inflight: set[asyncio.Task[dict[str, int]]] = set()
@@ -207,8 +207,11 @@ class EnforcementWorker:
                 else:
                     await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
                     busy = True
-                if self.olt is not None:
-                    # background rounds, one per OLT: a slow OLT holds up nothing here
+                if self.olt is not None and (busy or time.monotonic() - last_olt >= 0.25):
+                    # background rounds, one per OLT: a slow OLT holds up nothing here.
+                    # Checked every 250 ms when idle (and after every NAS round: a claim
+                    # just planned OLT tasks), not on every 100 ms poll.
+                    last_olt = time.monotonic()
                     busy = bool(await self.olt.spawn()) or busy
                 if (self.olt is not None and (watching is None or watching.done())
                         and time.monotonic() - last_watch >= self.config.olt_watch_seconds):
