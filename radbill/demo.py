@@ -71,8 +71,10 @@ def start_olt() -> Any:
     configuration: the enforcement worker's reconciler puts them back within a minute)."""
     from simulators.olt import SimOlt, demo_onus
 
-    return SimOlt(DEMO_OLT_VENDOR, demo_onus(DEMO_OLT_VENDOR, DEMO_OLT_ONUS),
-                  port=DEMO_OLT_PORT).start()
+    onus = demo_onus(DEMO_OLT_VENDOR, DEMO_OLT_ONUS)
+    onus[2].rx_dbm = -28.6  # demo03's drop cable is bent: a weak signal on the pages
+    onus[11].online = False  # an ONU nobody is bound to, switched off
+    return SimOlt(DEMO_OLT_VENDOR, onus, port=DEMO_OLT_PORT).start()
 
 
 def seed_admin(settings: Settings) -> None:
