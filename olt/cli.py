@@ -87,11 +87,14 @@ def olt_list(app: App, as_json: bool) -> None:
 def olt_discover(app: App, name: str, as_json: bool) -> None:
     """Walk the OLT's ONUs (PON port, ONU id, serial/MAC, name, status, Rx) into the ONU
     table."""
-    from olt import poller
+    from olt import inventory, poller
 
-    counts = poller.discover(app.engine, app.box(), name)
+    counts: dict[str, Any] = dict(poller.discover(app.engine, app.box(), name))
+    if as_json:
+        with app.transaction() as session:
+            counts["onus"] = inventory.onus_of(session, inventory.get_olt(session, name))
     emit(counts, as_json, lambda d: f"{name}: {d['seen']} ONUs ({d['new']} new, "
-         f"{d['online']} online, {d['weak']} weak signal)")
+         f"{d['online']} online, {d['weak']} weak signal); radbill olt onus {name} lists them")
 
 
 @olt.command("onus")

@@ -31,6 +31,8 @@ def test_create_list_discover_onus_and_bind(cli, olt_sim) -> None:  # type: igno
     assert "private" not in cli("olt", "list", "--json").output  # no secrets shown
     found = json.loads(cli("olt", "discover", "olt-1", "--json").output)
     assert (found["seen"], found["new"]) == (4, 4)
+    assert sorted(o["ident"] for o in found["onus"]) == sorted(o.ident for o in sim.onus)
+    assert {(o["status"], o["rx_dbm"] is not None) for o in found["onus"]} == {("online", True)}
     assert "1 ONUs" in cli("olt", "discover", "olt-v3").output
     serial = sim.onus[2].ident
     out = cli("subscriber", "set-onu", "alice", "--olt", "olt-1", "--serial", serial.lower())
