@@ -439,3 +439,19 @@ def test_the_running_worker_repairs_a_reboot_within_seconds(db, box, settings, o
     [(first, before), (second, after)] = olt_attempts(db)
     assert (first, second) == ("ack", "ack")
     assert before != after  # the ONU came back under another index and was found by serial
+
+
+@pytest.mark.parametrize("action", ["disable", "terminate"])
+def test_disable_and_terminate_block_too(db, box, settings, olt_sim, action) -> None:  # type: ignore[no-untyped-def]
+    from billing.models import SubscriberStatus
+
+    sim = olt_sim("bdcom-epon", onus=3)
+    register(db, box, sim)
+    subscribers(db, box, "alice")
+    bind(db, "alice", "olt-1", sim.onus[1].ident, "mac")
+    target = SubscriberStatus.DISABLED if action == "disable" else SubscriberStatus.TERMINATED
+    with session_factory(db)() as s, s.begin():
+        accounts.set_status_by_operator(s, "alice", target, actor="test", reason="test")
+    worker_rounds(db, box, settings)
+    assert sim.onus[1].blocked and not sim.onus[0].blocked
+    assert [o for o, _ in olt_attempts(db)] == ["ack"]
