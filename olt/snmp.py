@@ -58,10 +58,6 @@ class OltWrongValue(OltError):
     """The OLT refused a SET's value or type."""
 
 
-class OltNotApplied(OltError):
-    """A SET answered noError but reading back shows the old value (SNMP lies quietly)."""
-
-
 class OltUnsupported(OltError):
     """The profile cannot do this (no SNMP block on the model, no identity column...)."""
 
