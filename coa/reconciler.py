@@ -255,7 +255,7 @@ async def reconcile(factory: sessionmaker[Session], box: SecretBox, settings: Se
             from olt.poller import poll
 
             # every bound ONU's admin state against billing; drift queued as resync requests
-            for k, v in (await poll(factory, box)).items():
+            for k, v in (await poll(factory, box, sample=False)).items():
                 counts[f"olt_{k}"] = v
         counts["drift"] = sum(v for k, v in counts.items() if k in (
             "olt_drift",

@@ -45,7 +45,8 @@ async def _read(olt: Olt, box: SecretBox) -> tuple[int | None, list[OnuReading] 
 
 
 def _store(factory: sessionmaker[Session], olt_id: int, uptime: int | None,
-           readings: list[OnuReading] | None, error: str) -> dict[str, int]:
+           readings: list[OnuReading] | None, error: str, sample: bool = True
+           ) -> dict[str, int]:
     counts: dict[str, int] = {}
     with unit_of_work(factory) as session:
         olt = session.get(Olt, olt_id)
@@ -60,7 +61,8 @@ def _store(factory: sessionmaker[Session], olt_id: int, uptime: int | None,
                         f"OLT {olt.name} rebooted (sysUpTime {olt.last_uptime} -> {uptime}); "
                         "bound ONUs reconciled", {"olt": olt.name})
         olt.last_uptime = uptime
-        counts.update(inventory.store_readings(session, olt, readings, utcnow()))
+        counts.update(inventory.store_readings(session, olt, readings, utcnow(),
+                                               sample=sample))
     return counts
 
 
@@ -80,9 +82,11 @@ def queue_repairs(factory: sessionmaker[Session]) -> int:
     return len(found)
 
 
-async def poll(factory: sessionmaker[Session], box: SecretBox, names: list[str] | None = None
-               ) -> dict[str, int]:
-    """Poll OLTs (all, or *names*) concurrently, store, and queue drift repairs."""
+async def poll(factory: sessionmaker[Session], box: SecretBox, names: list[str] | None = None,
+               *, sample: bool = True) -> dict[str, int]:
+    """Poll OLTs (all, or *names*) concurrently, store, and queue drift repairs. *sample*:
+    keep a history sample per ONU (the scheduled poll does; the reconciler's every-minute
+    pass and the reboot watch only update the current state)."""
     with factory() as session:
         stmt = select(Olt).order_by(Olt.id)
         if names is not None:
@@ -100,7 +104,8 @@ async def poll(factory: sessionmaker[Session], box: SecretBox, names: list[str] 
     for o, (uptime, readings, error) in zip(olts, reads, strict=True):
         if error:
             log.error("OLT %s: %s", o.name, error)
-        counts = await asyncio.to_thread(_store, factory, o.id, uptime, readings, error)
+        counts = await asyncio.to_thread(_store, factory, o.id, uptime, readings, error,
+                                         sample)
         for k, v in counts.items():
             totals[k] = totals.get(k, 0) + v
     totals["drift"] = await asyncio.to_thread(queue_repairs, factory)
@@ -132,7 +137,7 @@ async def watch(factory: sessionmaker[Session], box: SecretBox) -> dict[str, int
     if not rebooted:
         return {}
     log.warning("OLT reboot seen (sysUpTime went backwards): %s", ", ".join(rebooted))
-    return await poll(factory, box, rebooted)
+    return await poll(factory, box, rebooted, sample=False)
 
 
 def discover(engine: Engine, box: SecretBox, name: str) -> dict[str, Any]:

@@ -357,10 +357,13 @@ def test_poll_keeps_history_and_marks_weak_signals(db, box, settings, olt_sim) -
     arun(poller.poll(session_factory(db), box))
     sim.set_onu(sim.onus[0].ident, rx_dbm=-30.25)
     arun(poller.poll(session_factory(db), box))
+    sim.set_onu(sim.onus[0].ident, rx_dbm=-31.0)
+    # the reconciler's pass (every minute) updates the current state, keeps no sample
+    arun(poller.poll(session_factory(db), box, sample=False))
     with session_factory(db)() as s:
         rows = {o["ident"]: o for o in inventory.onus_of(s, inventory.get_olt(s, "olt-1"))}
         weak = rows[sim.onus[0].ident]
-        assert (weak["weak"], weak["rx_dbm"], weak["status"]) == (True, -30.25, "online")
+        assert (weak["weak"], weak["rx_dbm"], weak["status"]) == (True, -31.0, "online")
         off = rows[sim.onus[1].ident]
         assert (off["status"], off["rx_dbm"], off["weak"]) == ("offline", None, False)
         from olt.models import Onu
