@@ -34,7 +34,7 @@ T = TypeVar("T")
 log = logging.getLogger("radbill.enforcement.olt")
 CHUNK = 900
 OPEN = ("pending", "retry", "working")
-LEASE = dt.timedelta(seconds=120)
+LEASE = dt.timedelta(seconds=120)  # longer than a round may take: see ROUND_BUDGET
 ROUND_BUDGET = 90.0  # seconds one OLT's round may take before it counts as a timeout
 
 
@@ -108,7 +108,7 @@ class OltChannel:
 
     def _due(self, now: dt.datetime, busy: set[int]) -> bool:
         with self.probe() as session:
-            stmt = select(OltTask.id).where(OltTask.status.in_(("pending", "retry")),
+            stmt = select(OltTask.id).where(OltTask.status.in_(OPEN),
                                             OltTask.next_attempt_at <= now)
             if busy:
                 stmt = stmt.where(OltTask.olt_id.not_in(sorted(busy)))
@@ -119,7 +119,8 @@ class OltChannel:
         if not self._due(now, busy):
             return []
         with self.factory() as session, session.begin():
-            stmt = (select(OltTask).where(OltTask.status.in_(("pending", "retry")),
+            # "working" past its lease: the worker that claimed it died mid-round
+            stmt = (select(OltTask).where(OltTask.status.in_(OPEN),
                                           OltTask.next_attempt_at <= now)
                     .order_by(OltTask.id).limit(self.batch))
             if busy:

@@ -458,3 +458,26 @@ def test_disable_and_terminate_block_too(db, box, settings, olt_sim, action) -> 
     worker_rounds(db, box, settings)
     assert sim.onus[1].blocked and not sim.onus[0].blocked
     assert [o for o, _ in olt_attempts(db)] == ["ack"]
+
+
+def test_a_task_left_working_by_a_dead_worker_is_taken_again_after_its_lease(  # type: ignore[no-untyped-def]
+        db, box, settings, olt_sim) -> None:
+    sim = olt_sim("cdata-gpon", onus=2)
+    register(db, box, sim)
+    subscribers(db, box, "alice")
+    bind(db, "alice", "olt-1", sim.onus[0].ident, "serial")
+    suspend(db, "alice")
+    with session_factory(db)() as s, s.begin():
+        from coa import queue
+        from olt.channel import plan
+
+        reqs = queue.claim(s, box, settings, utcnow(), 100)
+        plan(s, [(r.request_id, r.subscriber_id) for r in reqs], utcnow())
+        s.execute(update(OltTask).values(status="working", attempts=1,
+                                         next_attempt_at=utcnow() + dt.timedelta(minutes=2)))
+    channel_tick = lambda: arun(OltChannel(session_factory(db), box).tick())  # noqa: E731
+    assert channel_tick() == {}  # still leased to the (dead) worker
+    with session_factory(db)() as s, s.begin():
+        s.execute(update(OltTask).values(next_attempt_at=utcnow() - dt.timedelta(seconds=1)))
+    assert channel_tick() == {"olt_done": 1}
+    assert sim.onus[0].blocked and tasks(db)[0].attempts == 2
