@@ -24,8 +24,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coa.models import EnforcementAttempt
 from coa.rules import backoff
-from olt.driver import BlockResult, OltDriver
+from olt.driver import BlockResult, OltDriver, SnmpOltDriver
+from olt.inventory import credentials, profile_of
 from olt.models import Olt, OltTask, Onu, OnuBinding
+from olt.profiles import Profile
+from olt.snmp import Credentials
 from radbill.crypto import SecretBox
 from radbill.db import utcnow
 from radbill.ops import raise_alert
@@ -77,12 +80,13 @@ def plan(session: Session, claimed: Sequence[tuple[int, int]], now: dt.datetime)
 
 @dataclass
 class OltRound:
-    """One OLT's claimed tasks and the driver to do them with."""
+    """One OLT's claimed tasks and how to reach it (the driver is built on the event loop)."""
 
     olt_id: int
     name: str
     host: str
-    driver: OltDriver
+    profile: Profile
+    creds: Credentials
     tasks: list[tuple[int, int, int, str, bool, int]]  # id, request, subscriber, ident,
     #                                                     block, attempts (after this one)
 
@@ -99,10 +103,8 @@ class OltChannel:
         self.busy: set[int] = set()  # OLTs with a round on the wire
         self.inflight: set[asyncio.Task[dict[str, int]]] = set()
 
-    def make_driver(self, olt: Olt) -> OltDriver:
-        from olt.inventory import driver_for
-
-        return driver_for(olt, self.box)
+    def make_driver(self, profile: Profile, creds: Credentials) -> OltDriver:
+        return SnmpOltDriver(profile, creds)
 
     # -- database side (threads) -----------------------------------------------------------
 
@@ -141,7 +143,8 @@ class OltChannel:
             for t in tasks:
                 o = olts[t.olt_id]
                 if o.id not in rounds:
-                    rounds[o.id] = OltRound(o.id, o.name, o.host, self.make_driver(o), [])
+                    rounds[o.id] = OltRound(o.id, o.name, o.host, profile_of(o),
+                                            credentials(o, self.box), [])
                 rounds[o.id].tasks.append((t.id, t.request_id, t.subscriber_id, t.ident,
                                            t.block, t.attempts + 1))
             return list(rounds.values())
@@ -210,9 +213,10 @@ class OltChannel:
         wants: dict[str, bool] = {}
         for _, _, _, ident, block, _ in rnd.tasks:  # claimed in id order: the newest wins
             wants[ident] = block
+        driver = self.make_driver(rnd.profile, rnd.creds)
         try:
             try:
-                got = await asyncio.wait_for(rnd.driver.apply(wants), ROUND_BUDGET)
+                got = await asyncio.wait_for(driver.apply(wants), ROUND_BUDGET)
                 results = {r.ident: r for r in got}
             except TimeoutError:
                 results = {i: BlockResult(i, b, "timeout", detail=f"OLT {rnd.name}: round "
@@ -222,7 +226,7 @@ class OltChannel:
                 results = {i: BlockResult(i, b, "error", detail=f"{type(exc).__name__}: {exc}")
                            for i, b in wants.items()}
         finally:
-            await rnd.driver.aclose()
+            await driver.aclose()
         seconds = time.monotonic() - started
         counts = await asyncio.to_thread(self._record, rnd, results, seconds)
         log.info("OLT %s: %d ONU(s) in %.2f s: %s", rnd.name, len(wants), seconds,
