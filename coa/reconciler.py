@@ -227,8 +227,8 @@ def _record_repairs(factory: sessionmaker[Session], nas_ip: str,
 
 
 async def reconcile(factory: sessionmaker[Session], box: SecretBox, settings: Settings,
-                    api: RouterOsController, probe: sessionmaker[Session] | None = None
-                    ) -> dict[str, int]:
+                    api: RouterOsController, probe: sessionmaker[Session] | None = None,
+                    *, olts: bool = False) -> dict[str, int]:
     """One reconciliation pass, recorded as the job ``reconcile``. Returns its counts.
     *probe* gives read-only sessions (SQLite: BEGIN DEFERRED) for the large reads."""
     import asyncio
@@ -251,7 +251,14 @@ async def reconcile(factory: sessionmaker[Session], box: SecretBox, settings: Se
                 {e.username for e in view.active})
             repairs = await _repair_router(nas, view, subs, known, api, counts)
             await asyncio.to_thread(_record_repairs, factory, nas.ip, repairs)
+        if olts:
+            from olt.poller import poll
+
+            # every bound ONU's admin state against billing; drift queued as resync requests
+            for k, v in (await poll(factory, box, sample=False)).items():
+                counts[f"olt_{k}"] = v
         counts["drift"] = sum(v for k, v in counts.items() if k in (
+            "olt_drift",
             "accounting_drift", "online-not-allowed", "outside-walled-garden",
             "stuck-in-walled-garden"))
     return dict(counts)

@@ -16,6 +16,8 @@ from coa.reconciler import accounting_drift, reconcile
 from coa.routeros import RouterOsController
 from coa.transport import RadiusTransport
 from coa.worker import EnforcementWorker, WorkerConfig
+from olt.channel import OltChannel
+from olt.channel import status_counts as olt_status_counts
 from radbill.config import Settings
 from radbill.crypto import secret_box
 from radbill.db import engine_from_settings, session_factory
@@ -29,17 +31,18 @@ async def _serve(settings: Settings, once: bool) -> int:
     factory = session_factory(engine)
     transport = await RadiusTransport(sockets=8).start()
     api = RouterOsController(walled_garden_list=settings.walled_garden_list)
+    probe = session_factory(engine_from_settings(settings, sqlite_begin="DEFERRED"))
+    olt = OltChannel(factory, secret_box(settings), probe=probe)
     worker = EnforcementWorker(
         factory, secret_box(settings), settings,
         CoaController(transport, timeout=settings.coa_timeout_ms / 1000,
                       retries=settings.coa_retries),
-        api, WorkerConfig(suspend_by=settings.enforce_suspend_by),
-        probe=session_factory(engine_from_settings(settings, sqlite_begin="DEFERRED")))
+        api, WorkerConfig(suspend_by=settings.enforce_suspend_by), probe=probe, olt=olt)
     try:
         if once:
             counts = await worker.tick()
             counts.update({f"reconcile_{k}": v for k, v in (await reconcile(
-                factory, worker.box, settings, api)).items()})
+                factory, worker.box, settings, api, olts=True)).items()})
             print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to do")
             return 0
         stop = asyncio.Event()
@@ -68,7 +71,8 @@ async def reconcile_once(settings: Settings) -> dict[str, int]:
     try:
         return await reconcile(session_factory(engine), secret_box(settings), settings, api,
                                session_factory(engine_from_settings(settings,
-                                                                    sqlite_begin="DEFERRED")))
+                                                                    sqlite_begin="DEFERRED")),
+                               olts=True)
     finally:
         await api.close()
         engine.dispose()
@@ -85,6 +89,7 @@ def status(session: Session, settings: Settings) -> dict[str, Any]:
         "failed": counts.get("failed", 0),
         "by_status": counts,
         "drift": len(accounting_drift(session, settings)),
+        "olt": olt_status_counts(session),
         "last_reconcile": None if last is None else {
             "at": last.started_at.isoformat(), "status": last.status,
             "counts": last.counts or {}},
@@ -95,6 +100,9 @@ def status(session: Session, settings: Settings) -> dict[str, Any]:
 def render_status(data: dict[str, Any]) -> str:
     lines = [f"pending {data['pending']}, confirming {data['confirming']}, "
              f"failed {data['failed']}, drift {data['drift']}"]
+    o = data["olt"]
+    lines.append(f"OLT: pending {o['pending']}, failed {o['failed']}, drift {o['drift']} "
+                 f"(bound ONUs {o['bound']}, at the NAS only {o['nas_only']})")
     last = data["last_reconcile"]
     lines.append("last reconcile: never" if last is None else
                  f"last reconcile: {last['at']} {last['status']} {last['counts']}")

@@ -21,6 +21,8 @@ from coa import queue, rules
 from coa.controller import EnforcementError, Outcome, SessionController, StepResult
 from coa.queue import Done, Job, Target
 from coa.routeros import RouterOsController
+from olt.channel import OltChannel
+from olt.channel import plan as plan_olt_tasks
 from radbill.config import Settings
 from radbill.crypto import SecretBox
 from radbill.db import utcnow
@@ -46,6 +48,7 @@ class WorkerConfig:
     poll_seconds: float = 0.1
     suspend_by: str = "disconnect"  # or "coa"
     reconcile_seconds: float = 60.0
+    olt_watch_seconds: float = 10.0  # sysUpTime of every OLT: a reboot is repaired at once
     rounds_in_flight: int = 2
 
 
@@ -56,8 +59,11 @@ class EnforcementWorker:
     def __init__(self, factory: sessionmaker[Session], box: SecretBox, settings: Settings,
                  coa: SessionController, api: RouterOsController,
                  config: WorkerConfig | None = None,
-                 probe: sessionmaker[Session] | None = None) -> None:
+                 probe: sessionmaker[Session] | None = None,
+                 olt: OltChannel | None = None) -> None:
         self.factory, self.box, self.settings = factory, box, settings
+        # the OLT channel: its own tasks, attempts and rounds (one per OLT), beside the NAS
+        self.olt = olt
         self.probe = probe or factory  # read-only sessions (SQLite: BEGIN DEFERRED)
         self.coa, self.api = coa, api
         self.config = config or WorkerConfig()
@@ -79,6 +85,8 @@ class EnforcementWorker:
             # late confirmations were just made due again: claim them in this round too
             jobs = (queue.claim(session, self.box, self.settings, now, self.config.batch)
                     if due or late else [])
+            if self.olt is not None and jobs:
+                plan_olt_tasks(session, [(j.request_id, j.subscriber_id) for j in jobs], now)
         return jobs, confirmed
 
     def _record(self, results: list[tuple[Job, list[Done]]]) -> dict[str, int]:
@@ -163,7 +171,9 @@ class EnforcementWorker:
         counts = dict(confirmed)
         if jobs:
             counts.update(await self._deliver(jobs))
-        elif confirmed:
+        if self.olt is not None:
+            counts.update(await self.olt.tick())
+        if not jobs and confirmed:
             log.info("enforcement: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         return counts
 
@@ -176,7 +186,8 @@ class EnforcementWorker:
         A claimed request is ``working`` and is not claimed again meanwhile."""
         from coa.reconciler import reconcile
 
-        last_reconcile = time.monotonic()
+        last_reconcile = last_watch = last_olt = time.monotonic()
+        watching: asyncio.Task[dict[str, int]] | None = None
         reconciling: asyncio.Task[dict[str, int]] | None = None
         inflight: set[asyncio.Task[dict[str, int]]] = set()
         while not stop.is_set():
@@ -196,12 +207,26 @@ class EnforcementWorker:
                 else:
                     await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
                     busy = True
+                if self.olt is not None and (busy or time.monotonic() - last_olt >= 0.25):
+                    # background rounds, one per OLT: a slow OLT holds up nothing here.
+                    # Checked every 250 ms when idle (and after every NAS round: a claim
+                    # just planned OLT tasks), not on every 100 ms poll.
+                    last_olt = time.monotonic()
+                    busy = bool(await self.olt.spawn()) or busy
+                if (self.olt is not None and (watching is None or watching.done())
+                        and time.monotonic() - last_watch >= self.config.olt_watch_seconds):
+                    from olt.poller import watch
+
+                    last_watch = time.monotonic()
+                    watching = asyncio.create_task(watch(self.factory, self.box))
+                    watching.add_done_callback(_log_failure)
                 due = time.monotonic() - last_reconcile >= self.config.reconcile_seconds
                 if due and (reconciling is None or reconciling.done()):
                     # beside the rounds, not inside one: a slow router must not hold them up
                     last_reconcile = time.monotonic()
                     reconciling = asyncio.create_task(reconcile(
-                        self.factory, self.box, self.settings, self.api, self.probe))
+                        self.factory, self.box, self.settings, self.api, self.probe,
+                        olts=self.olt is not None))
                     reconciling.add_done_callback(_log_failure)
             except Exception:
                 log.exception("enforcement round failed; retrying")
@@ -211,3 +236,5 @@ class EnforcementWorker:
                     await asyncio.wait_for(stop.wait(), self.config.poll_seconds)
         if inflight:
             await asyncio.wait(inflight)
+        if self.olt is not None:
+            await self.olt.close()

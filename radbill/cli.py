@@ -18,6 +18,7 @@ import click
 from admin.cli import serve, user
 from billing.cli import billing, isp, payment, plan, subscriber
 from coa.cli import enforcement
+from olt.cli import olt, set_onu
 from payments.cli import payment_held, payment_poll
 from radbill.cliutil import App, OneLineErrors, emit, fail, guarded, pass_app
 from radbill.config import ConfigError, Settings
@@ -139,7 +140,7 @@ def secret_rotate(app: App, as_json: bool) -> None:
 @click.option("--billing-time", default="00:15", show_default=True,
               help="When the daily billing run starts (HH:MM, ISP time).")
 @click.option("--run-now", "run_now", type=click.Choice(["billing-run", "stale-sessions",
-                                                             "payment-poll"]),
+                                                             "payment-poll", "olt-poll"]),
               help="Run one job once (recorded and locked like a scheduled run) and exit.")
 @pass_app
 @guarded
@@ -148,7 +149,7 @@ def scheduler_cmd(app: App, billing_time: str, run_now: str | None) -> None:
     from radbill import scheduler
 
     jobs = {"billing-run": scheduler.billing_job, "stale-sessions": scheduler.stale_sessions_job,
-            "payment-poll": scheduler.payment_poll_job}
+            "payment-poll": scheduler.payment_poll_job, "olt-poll": scheduler.olt_poll_job}
     if run_now:
         outcome = scheduler.run_job(app.engine, app.settings, run_now,
                                     jobs[run_now](app.settings))
@@ -174,8 +175,9 @@ def _payment_holds(session: Any, subscriber_ids: list[int], now: Any) -> Any:
 
 payment.add_command(payment_poll)
 payment.add_command(payment_held)
-for _group in (plan, subscriber, billing, payment, isp, nas, radius, enforcement, accounting,
-               user, serve):
+subscriber.add_command(set_onu)
+for _group in (plan, subscriber, billing, payment, isp, nas, radius, enforcement, olt,
+               accounting, user, serve):
     main.add_command(_group)
 
 

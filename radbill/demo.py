@@ -5,7 +5,9 @@ Then it runs `radbill radius run`, the scheduler, the enforcement worker (`radbi
 enforcement run`), the admin UI (`radbill serve`, login admin / demo-admin-pass) and a
 simulated MikroTik (simulators/nas.py) that logs subscribers in over PAP, CHAP and
 MS-CHAPv2, sends accounting, answers CoA/Disconnect and serves the RouterOS API, so a
-suspension in the UI reaches the "router" within a second. Ctrl-C stops everything.
+suspension in the UI reaches the "router" within a second. A simulated Huawei OLT
+(simulators/olt.py, SNMP on 127.0.0.1:16161) carries the FTTH subscribers demo01-demo08 and
+late01-late04: a suspension blocks their ONU, a payment opens it. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -40,6 +42,39 @@ DEMO_COA_PORT, DEMO_API_PORT, DEMO_API_PASSWORD = 3799, 8728, "demo-api-pass"
 USERS = 30
 DEMO_ADMIN, DEMO_ADMIN_PASSWORD = "admin", "demo-admin-pass"
 ADMIN_PORT = 8080
+DEMO_OLT_PORT, DEMO_OLT_VENDOR, DEMO_OLT_ONUS = 16161, "huawei-gpon", 16
+FTTH = [f"demo{i:02d}" for i in range(1, 9)] + [f"late{i:02d}" for i in range(1, LATE + 1)]
+
+
+def seed_olt(settings: Settings) -> None:
+    """The demo OLT and the FTTH subscribers' ONU bindings, unless the OLT exists."""
+    from olt import inventory
+    from olt.models import Olt
+    from simulators.olt import demo_onus
+
+    engine = engine_from_settings(settings)
+    try:
+        with unit_of_work(session_factory(engine)) as s:
+            if s.scalar(select(Olt.id).where(Olt.name == "demo-olt")) is not None:
+                return
+            inventory.create_olt(s, secret_box(settings), name="demo-olt",
+                                 vendor=DEMO_OLT_VENDOR, ip="127.0.0.1", port=DEMO_OLT_PORT,
+                                 community="public", write_community="private")
+            for name, onu in zip(FTTH, demo_onus(DEMO_OLT_VENDOR, DEMO_OLT_ONUS), strict=False):
+                inventory.bind(s, name, "demo-olt", serial=onu.ident)
+    finally:
+        engine.dispose()
+
+
+def start_olt() -> Any:
+    """The simulated OLT (it forgets blocks at every start, like an OLT without a saved
+    configuration: the enforcement worker's reconciler puts them back within a minute)."""
+    from simulators.olt import SimOlt, demo_onus
+
+    onus = demo_onus(DEMO_OLT_VENDOR, DEMO_OLT_ONUS)
+    onus[2].rx_dbm = -28.6  # demo03's drop cable is bent: a weak signal on the pages
+    onus[11].online = False  # an ONU nobody is bound to, switched off
+    return SimOlt(DEMO_OLT_VENDOR, onus, port=DEMO_OLT_PORT).start()
 
 
 def seed_admin(settings: Settings) -> None:
@@ -190,6 +225,12 @@ def main() -> int:
     if seed(settings):
         print(f"seeded demo ISP in {settings.database_url}")
     seed_admin(settings)
+    seed_olt(settings)
+    olt = start_olt()
+    print(f"simulated OLT: {DEMO_OLT_VENDOR} on 127.0.0.1:{DEMO_OLT_PORT} with "
+          f"{DEMO_OLT_ONUS} ONUs (radbill olt onus demo-olt; FTTH: {', '.join(FTTH)})")
+    subprocess.run([sys.executable, "-m", "radbill.cli", "olt", "discover", "demo-olt"],
+                   check=False)
     sims = gateways(settings)  # before the web app starts: it reads gateways.json at start
     server = subprocess.Popen([sys.executable, "-m", "radbill.cli", "radius", "run"])
     scheduler = subprocess.Popen([sys.executable, "-m", "radbill.cli", "scheduler"])
@@ -220,6 +261,7 @@ def main() -> int:
             proc.wait(20)
         for sim in sims.values():
             sim.stop()
+        olt.stop()
     return 0
 
 

@@ -25,6 +25,8 @@ from radbill.jobs import recorded
 
 log = logging.getLogger("radbill.scheduler")
 
+OLT_POLL_SECONDS = 300  # ONU status/Rx history and OLT drift: every five minutes
+
 
 def _lock_key(job: str) -> int:
     # A stable signed 64-bit key per job name (PostgreSQL advisory locks take a bigint).
@@ -129,6 +131,22 @@ def payment_poll_job(settings: Settings) -> Callable[[sessionmaker[Session], dic
     return work
 
 
+def olt_poll_job(settings: Settings) -> Callable[[sessionmaker[Session], dict[str, Any]],
+                                                   None]:
+    """Poll every OLT: ONU status and Rx power (kept as history), reboots (sysUpTime went
+    backwards), and drift of bound ONUs from billing, queued for the enforcement worker."""
+
+    def work(factory: sessionmaker[Session], counts: dict[str, Any]) -> None:
+        import asyncio
+
+        from olt.poller import poll
+        from radbill.crypto import secret_box
+
+        counts.update(asyncio.run(poll(factory, secret_box(settings))))
+
+    return work
+
+
 def build(engine: Engine, settings: Settings, billing_time: str = "00:15") -> Any:
     """An APScheduler BlockingScheduler with radbill's jobs."""
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -151,4 +169,7 @@ def build(engine: Engine, settings: Settings, billing_time: str = "00:15") -> An
     scheduler.add_job(run_job, IntervalTrigger(seconds=60),
                       args=(engine, settings, "payment-poll", payment_poll_job(settings)),
                       id="payment-poll", max_instances=1, coalesce=True)
+    scheduler.add_job(run_job, IntervalTrigger(seconds=OLT_POLL_SECONDS),
+                      args=(engine, settings, "olt-poll", olt_poll_job(settings)),
+                      id="olt-poll", max_instances=1, coalesce=True)
     return scheduler

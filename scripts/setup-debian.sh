@@ -14,9 +14,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # chromium: the admin UI's browser tests (Playwright drives it; it never downloads its own).
 # Fonts: invoices are rendered with DejaVu Sans, and Lohit Bengali for Bengali names.
 # redis-server: the test that several web workers share one rate-limit count starts its own.
+# snmp (net-snmp's snmpget/snmpset/snmpwalk): conformance of the simulated OLT agent.
 need_pkgs=(freeradius freeradius-python3 freeradius-utils python3 python3-venv python3-dev
            postgresql postgresql-client build-essential libpq-dev
-           fonts-dejavu-core fonts-lohit-beng-bengali chromium redis-server)
+           fonts-dejavu-core fonts-lohit-beng-bengali chromium redis-server snmp)
 
 freeradius_ok() {
     command -v freeradius >/dev/null 2>&1 || return 1
@@ -56,7 +57,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends python3 python3-venv python3-dev \
     postgresql postgresql-client build-essential libpq-dev \
-    fonts-dejavu-core fonts-lohit-beng-bengali chromium redis-server
+    fonts-dejavu-core fonts-lohit-beng-bengali chromium redis-server snmp
 $SUDO apt-get install -y -q --no-install-recommends "${BACKPORTS[@]}" \
     freeradius freeradius-python3 freeradius-utils freeradius-postgresql
 

@@ -135,6 +135,7 @@ def render_detail(username: str, *, error: str | None = None, status: int = 200,
     chart = bar_chart([(d.strftime("%d %b"), float(sum(usage.get(d, (0, 0))))) for d in days],
                       title=f"Data used per day by {username}, last {USAGE_DAYS} days",
                       fmt=lambda v: human_bytes(int(v)))
+    onu, onu_chart = _onu(sub.id)
     return render_template(
         "subscriber.html", sub=sub, why=why(sub, overdue, promise, decisions),
         balance=settled.balance, overdue=overdue, promise=promise, decisions=decisions,
@@ -144,9 +145,27 @@ def render_detail(username: str, *, error: str | None = None, status: int = 200,
         sessions=sessions, usage_chart=chart,
         enforcement=accounts.enforcement_history(db, sub.id, 50),
         audit=audit.entries(db, entity="subscriber", entity_id=sub.id, limit=50),
+        onu=onu, onu_chart=onu_chart,
         plans=plans.list_plans(db), methods=payments.METHODS, error=error,
         form=form or {}, today=day,
     ), status
+
+
+def _onu(subscriber_id: int) -> tuple[dict[str, Any] | None, Any]:
+    """The subscriber's ONU (FTTH) as last polled, and its Rx power history as a chart."""
+    from olt import inventory
+
+    db = get_db()
+    onu = inventory.binding_of(db, subscriber_id)
+    if onu is None or onu["onu_id"] is None:
+        return onu, None
+    samples = inventory.samples_of(db, onu["onu_id"], 96)
+    floor = -40.0  # bars stand on -40 dBm: a longer bar is a stronger signal
+    chart = bar_chart([(s.at.strftime("%d %b %H:%M"), (s.rx_dbm - floor) if s.rx_dbm is not None
+                        else 0.0) for s in samples],
+                      title=f"ONU {onu['ident']} Rx power (dBm), last {len(samples)} polls",
+                      fmt=lambda v: f"{v + floor:.2f} dBm")
+    return onu, chart
 
 
 @bp.route("/<username>")

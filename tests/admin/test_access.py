@@ -25,6 +25,7 @@ EXPECTED = {
     "subscribers.clear_mac": P.OPERATE, "subscribers.disconnect": P.OPERATE,
     "catalog.plan_list": P.READ, "catalog.plan_create": P.MANAGE,
     "catalog.nas_list": P.READ, "catalog.nas_create": P.MANAGE,
+    "olts.index": P.READ, "olts.detail": P.READ,
     "money.invoice_list": P.READ, "money.invoice_pdf": P.READ, "money.payment_list": P.READ,
     "operations.audit_log": P.READ, "operations.jobs": P.READ,
     "staff.index": P.MANAGE, "staff.create": P.MANAGE, "staff.disable": P.MANAGE,
