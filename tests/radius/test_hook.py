@@ -15,7 +15,7 @@ def hook(loaded: bool = True) -> PolicyHook:
     snap.loaded = loaded
     snap.plans[1] = PlanRecord(id=1, name="p", rate=RatePair(10_000_000, 10_000_000))
     snap.subscribers["alice"] = SubscriberRecord("alice", "pw", "pppoe", "active", 1)
-    return PolicyHook(snap, PolicyConfig(), clock=lambda: NOW)
+    return PolicyHook(snap, PolicyConfig(), clock=lambda: NOW, unknown_nas_type="mikrotik")
 
 
 def test_accept_sets_cleartext_password_and_reply_with_overwrite_operator() -> None:
@@ -25,7 +25,8 @@ def test_accept_sets_cleartext_password_and_reply_with_overwrite_operator() -> N
     assert reply == (("Mikrotik-Rate-Limit", ":=", "10M/10M"),
                      ("Acct-Interim-Interval", ":=", "300"))
     assert control == (("Radbill-Decision", ":=", "accept"), ("Radbill-Reason", ":=", "active"),
-                       ("Cleartext-Password", ":=", "pw"))
+                       ("Cleartext-Password", ":=", "pw"),
+                       ("Radbill-Reject-Message", ":=", "Login failed"))
 
 
 def test_quoted_values_are_unquoted() -> None:
@@ -36,8 +37,9 @@ def test_quoted_values_are_unquoted() -> None:
 def test_reject_carries_reason_and_no_password() -> None:
     rcode, reply, control = hook().authorize((("User-Name", "mallory"),))
     assert rcode == RLM_MODULE_REJECT
-    assert reply == (("Reply-Message", ":=", "Unknown user"),)
+    assert reply == ()
     assert ("Radbill-Reason", ":=", "unknown-user") in control
+    assert ("Radbill-Reject-Message", ":=", "Login failed") in control
     assert not any(name == "Cleartext-Password" for name, _, _ in control)
 
 
@@ -68,7 +70,7 @@ def test_undecodable_standard_attribute_is_a_bad_request() -> None:
     rcode, reply, control = hook().authorize((("User-Name", "alice"), ("Attr-4", "0x010203")))
     assert rcode == RLM_MODULE_REJECT
     assert ("Radbill-Reason", ":=", "bad-request") in control
-    assert reply == (("Reply-Message", ":=", "Malformed request"),)
+    assert reply == ()
     # an unknown vendor attribute is not malformed
     rcode, _, _ = hook().authorize((("User-Name", "alice"), ("Attr-26.9999.1", "0x01")))
     assert rcode == RLM_MODULE_UPDATED

@@ -79,7 +79,8 @@ def test_suspended_reject_mode() -> None:
     sub = SUB.__class__(**{**SUB.__dict__, "status": "suspended"})
     d = decide(PPP, sub, PLAN, 0, PolicyConfig(suspended_mode="reject"), NOW)
     assert not d.accept and d.reason is Reason.SUSPENDED
-    assert d.reply == (("Reply-Message", "Account suspended for non-payment"),)
+    assert d.reply == () and d.reply_message == "Account suspended for non-payment"
+    assert d.password == SUB.password  # checked by FreeRADIUS before the reason shows
 
 
 def test_paid_period_over_goes_to_walled_garden_even_if_billing_has_not_run() -> None:
@@ -102,18 +103,24 @@ def test_paid_period_over_goes_to_walled_garden_even_if_billing_has_not_run() ->
         ({"service": "hotspot"}, PPP, 0, Reason.WRONG_SERVICE,
          "Account not valid for this service"),
         ({}, HOTSPOT, 0, Reason.WRONG_SERVICE, "Account not valid for this service"),
-        ({"password": None}, PPP, 0, Reason.CREDENTIAL_ERROR,
-         "Account configuration error, contact your ISP"),
     ],
 )
-def test_rejects(change: dict, request_: AuthRequest, online: int, reason: Reason,
-                 message: str) -> None:
+def test_rejects_wait_for_the_password_check(change: dict, request_: AuthRequest, online: int,
+                                             reason: Reason, message: str) -> None:
     sub = SUB.__class__(**{**SUB.__dict__, **change})
     d = decide(request_, sub, PLAN, online, CONFIG, NOW)
     assert not d.accept
     assert d.reason is reason
-    assert d.reply == (("Reply-Message", message),)
-    assert d.password is None
+    assert d.reply == ()  # no message in the policy's reply: FreeRADIUS picks the words
+    assert d.reply_message == message  # the detailed words, for logs and the opt-in setting
+    assert d.password == SUB.password  # so the password is checked before anything shows
+
+
+def test_credential_error_and_unknown_user_carry_no_password() -> None:
+    d = decide(PPP, SUB.__class__(**{**SUB.__dict__, "password": None}), PLAN, 0, CONFIG, NOW)
+    assert d.reason is Reason.CREDENTIAL_ERROR and d.password is None
+    d = decide(PPP, None, None, 0, CONFIG, NOW)
+    assert d.reason is Reason.UNKNOWN_USER and d.password is None
 
 
 def test_unknown_user_and_missing_username() -> None:

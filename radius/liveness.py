@@ -1,0 +1,182 @@
+"""In-memory state of the RADIUS hot path that the database cannot give in time. Pure.
+
+- :class:`LoginThrottle`: per-user failed-login counts. After a run of wrong passwords a user's
+  further attempts are refused without a password check, for a lock that doubles with each
+  further failure (bounded), except from the device that last logged in successfully, so a
+  guesser elsewhere cannot lock the subscriber out of its own router.
+- :class:`ProvisionalSessions`: an accepted login counts toward Simultaneous-Use from the
+  Accept, not from the moment its Start has gone through the spool and the snapshot (PPPoE
+  Starts come seconds after the Accept). It lapses when its Start is seen or after a
+  configurable time.
+- :func:`same_device`: the open sessions a new login replaces (same NAS and same
+  Calling-Station-Id or NAS-Port-Id): a router that lost power without Accounting-Stop/On
+  leaves them behind, and the subscriber's redial must not be "already logged in".
+
+Everything here runs inside rlm_python3, whose calls are serialised: no locks, no I/O, and
+every table is bounded so a flood of made-up names cannot grow memory without limit.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+MAX_USERS = 100_000  # entries kept per table; the oldest go first
+
+
+@dataclass(frozen=True)
+class SessionRef:
+    """An open accounting session as the snapshot knows it."""
+
+    nas_ip: str
+    acct_session_id: str
+    calling_station_id: str | None = None
+    nas_port_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where a login comes from: the NAS and the subscriber's port or device on it."""
+
+    nas_ip: str | None
+    calling_station_id: str | None = None
+    nas_port_id: str | None = None
+
+    @property
+    def identified(self) -> bool:
+        """True if the port or device on the NAS is known."""
+        return bool(self.nas_ip and (self.calling_station_id or self.nas_port_id))
+
+    def matches(self, nas_ip: str | None, calling_station_id: str | None,
+                nas_port_id: str | None) -> bool:
+        """Same NAS, and the same Calling-Station-Id (case-insensitive: MAC spellings
+        differ) or the same NAS-Port-Id."""
+        if not self.nas_ip or self.nas_ip != nas_ip:
+            return False
+        if self.calling_station_id and calling_station_id:
+            return self.calling_station_id.lower() == calling_station_id.lower()
+        return bool(self.nas_port_id and self.nas_port_id == nas_port_id)
+
+
+def same_device(refs: tuple[SessionRef, ...], device: Device) -> list[SessionRef]:
+    """The open sessions a login from *device* replaces."""
+    return [r for r in refs
+            if device.matches(r.nas_ip, r.calling_station_id, r.nas_port_id)]
+
+
+def _bound(table: OrderedDict[str, object], limit: int) -> None:
+    while len(table) > limit:
+        table.popitem(last=False)
+
+
+@dataclass
+class _Failures:
+    count: int
+    first_at: float
+    locked_until: float = 0.0
+
+
+class LoginThrottle:
+    """Per-user failed-login throttling. Times are monotonic seconds passed in."""
+
+    def __init__(self, max_failures: int = 5, window: float = 900.0, base_lock: float = 30.0,
+                 max_lock: float = 900.0, max_users: int = MAX_USERS) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self.base_lock = base_lock
+        self.max_lock = max_lock
+        self.max_users = max_users
+        self._failures: OrderedDict[str, _Failures] = OrderedDict()
+        self._trusted: OrderedDict[str, str] = OrderedDict()
+
+    def blocked(self, user: str, calling_station_id: str | None, now: float) -> bool:
+        """True if this attempt is to be refused without checking its password."""
+        entry = self._failures.get(user)
+        if entry is None or entry.locked_until <= now:
+            return False
+        trusted = self._trusted.get(user)
+        return not (trusted and calling_station_id
+                    and trusted == calling_station_id.lower())
+
+    def failure(self, user: str, now: float) -> None:
+        """A wrong password for *user*."""
+        entry = self._failures.get(user)
+        if entry is None or (now - entry.first_at > self.window and entry.locked_until <= now):
+            entry = _Failures(0, now)
+        entry.count += 1
+        if entry.count >= self.max_failures:
+            extra = min(entry.count - self.max_failures, 16)
+            entry.locked_until = now + min(self.base_lock * 2 ** extra, self.max_lock)
+        self._failures[user] = entry
+        self._failures.move_to_end(user)
+        _bound(self._failures, self.max_users)  # type: ignore[arg-type]
+
+    def success(self, user: str, calling_station_id: str | None) -> None:
+        """A right password: forget the failures, trust this device."""
+        self._failures.pop(user, None)
+        if calling_station_id:
+            self._trusted[user] = calling_station_id.lower()
+            self._trusted.move_to_end(user)
+            _bound(self._trusted, self.max_users)  # type: ignore[arg-type]
+
+
+@dataclass
+class _Provisional:
+    device: Device
+    expires: float
+    known: frozenset[str]  # Acct-Session-Ids open for the user when it was accepted
+
+
+class ProvisionalSessions:
+    """Accepted logins whose Start has not been seen yet."""
+
+    def __init__(self, lifetime: float = 90.0, max_users: int = MAX_USERS,
+                 max_per_user: int = 64) -> None:
+        self.lifetime = lifetime
+        self.max_users = max_users
+        self.max_per_user = max_per_user
+        self._by_user: OrderedDict[str, list[_Provisional]] = OrderedDict()
+
+    def add(self, user: str, device: Device, known: frozenset[str], now: float) -> None:
+        """An Access-Accept went out for *user* from *device*; *known* are the user's open
+        sessions at that moment (a Start is a session not among them)."""
+        entries = [e for e in self._by_user.get(user, []) if e.expires > now
+                   and not (device.identified and e.device == device)]
+        entries = entries[-(self.max_per_user - 1):]
+        entries.append(_Provisional(device, now + self.lifetime, known))
+        self._by_user[user] = entries
+        self._by_user.move_to_end(user)
+        _bound(self._by_user, self.max_users)  # type: ignore[arg-type]
+
+    def count(self, user: str, refs: tuple[SessionRef, ...], device: Device, now: float) -> int:
+        """Provisional sessions of *user* still counting toward Simultaneous-Use against a
+        login from *device*: not lapsed, not yet matched by a Start (an open session on the
+        same NAS that was not open at the Accept; from the same device where the NAS says
+        which), and not from *device* itself (a redial replaces its own provisional
+        session)."""
+        entries = self._by_user.get(user)
+        if not entries:
+            return 0
+        used: set[tuple[str, str]] = set()
+        live = []
+        for e in entries:
+            if e.expires <= now:
+                continue
+            fresh = [r for r in refs if r.nas_ip == e.device.nas_ip
+                     and r.acct_session_id not in e.known
+                     and (r.nas_ip, r.acct_session_id) not in used]
+            if e.device.identified:
+                fresh = [r for r in fresh if e.device.matches(
+                    r.nas_ip, r.calling_station_id, r.nas_port_id)] or [
+                    r for r in fresh if not (r.calling_station_id or r.nas_port_id)]
+            if fresh:
+                used.add((fresh[0].nas_ip, fresh[0].acct_session_id))
+                continue
+            live.append(e)
+        if live:
+            self._by_user[user] = live
+        else:
+            del self._by_user[user]
+        return sum(1 for e in live if not (device.identified and e.device == device))
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._by_user.values())
