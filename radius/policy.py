@@ -152,6 +152,9 @@ class Decision:
     reason: Reason
     password: str | None = None
     reply: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # the speed an accept gives (garden, fair-usage or plan rate), for CoA on any NAS type
+    rate: RatePair | None = None
+    burst: Burst | None = None
 
     @property
     def reply_message(self) -> str | None:
@@ -273,16 +276,18 @@ def decide(  # noqa: PLR0911, PLR0912 - one early return per branch: the decisio
                 *_addressing(sub, plan, config.walled_garden_pool),
                 ("Reply-Message", REPLY_MESSAGES[reason]),
             ),
+            rate=config.walled_garden_rate,
         )
     if sub.status != "active":
         return reject(Reason.BAD_REQUEST, password)
 
     if sub.fup_throttled and plan.fup_rate is not None:
-        reason, rate = Reason.THROTTLED, profile.rate_reply(plan.fup_rate)
+        reason, speed, burst = Reason.THROTTLED, plan.fup_rate, None
     else:
-        reason, rate = Reason.ACTIVE, profile.rate_reply(plan.rate, plan.burst)
-    reply = [*rate, *common, *_addressing(sub, plan)]
+        reason, speed, burst = Reason.ACTIVE, plan.rate, plan.burst
+    reply = [*profile.rate_reply(speed, burst), *common, *_addressing(sub, plan)]
     if sub.paid_until is not None:
         remaining = int((sub.paid_until - now).total_seconds())
         reply.append(("Session-Timeout", str(max(1, min(remaining, MAX_SESSION_TIMEOUT)))))
-    return Decision(True, reason, password=password, reply=tuple(reply))
+    return Decision(True, reason, password=password, reply=tuple(reply), rate=speed,
+                    burst=burst)
