@@ -227,7 +227,11 @@ def _grow(state: SessionState, rec: AcctRecord) -> SessionState:
         output_octets=max(state.output_octets, rec.output_octets),
         input_packets=max(state.input_packets, rec.input_packets),
         output_packets=max(state.output_packets, rec.output_packets),
-        framed_ip=state.framed_ip or rec.framed_ip,
+        # The latest address wins (a NAS may re-address a session and say so in a later
+        # Start or Interim; CoA and Disconnect identify the session by it); a record older
+        # than what the session already knows (a replay, a late retransmission) does not.
+        framed_ip=(rec.framed_ip if rec.framed_ip and rec.event_time >= state.updated_at
+                   else state.framed_ip or rec.framed_ip),
         calling_station_id=state.calling_station_id or rec.calling_station_id,
         nas_port_id=state.nas_port_id or rec.nas_port_id,
     )

@@ -230,3 +230,19 @@ def test_ipv6_from_the_plan_and_the_subscriber_and_idle_timeout(field_radius
     assert attrs["Framed-IPv6-Prefix"] == ["2001:db8:10::/64"]
     assert attrs["Delegated-IPv6-Prefix"] == ["2001:db8:20::/56"]
     assert "Idle-Timeout" not in attrs and "Framed-IPv6-Pool" not in attrs
+
+
+def test_accounting_keeps_the_latest_framed_ip_of_a_session(field_radius, field_db
+                                                            ) -> None:  # type: ignore[no-untyped-def]
+    from radius.models import RadiusSession
+
+    c = field_radius.client()
+    assert c.account("Start", "payer", "readdr-1", framed_ip="100.64.7.1")
+    assert c.account("Start", "payer", "readdr-1", framed_ip="100.64.7.2", session_time=5)
+
+    def address():  # type: ignore[no-untyped-def]
+        with session_factory(field_db)() as s:
+            return s.scalar(select(RadiusSession.framed_ip).where(
+                RadiusSession.acct_session_id == "readdr-1"))
+
+    assert wait_for(lambda: address() == "100.64.7.2", timeout=10)
