@@ -396,6 +396,6 @@ def subscriber_ids(session: Session, usernames: set[str]) -> dict[str, int]:
     for i in range(0, len(keys), 500):
         for name, sid in session.execute(
                 select(Subscriber.username, Subscriber.id)
-                .where(func.lower(Subscriber.username).in_(keys[i:i + 500]))).tuples():
+                .where(func.lower(Subscriber.username).in_(keys[i:i + 500]))):
             by_key[name.lower()] = sid
     return {n: by_key[n.strip().lower()] for n in usernames if n.strip().lower() in by_key}

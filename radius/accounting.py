@@ -22,7 +22,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import case, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from radbill.config import Settings
@@ -481,8 +481,11 @@ def close_replaced_sessions(session: Session, nas_ip: str, username: str,
         update(RadiusSession)
         .where(RadiusSession.nas_ip == nas_ip, RadiusSession.acct_session_id.in_(ids),
                func.lower(RadiusSession.username) == username.strip().lower(),
-               RadiusSession.stopped_at.is_(None), RadiusSession.started_at <= at)
-        .values(stopped_at=at, terminate_cause=REPLACED, state_seq=bump(session, SESSION_FEED))
+               RadiusSession.stopped_at.is_(None))
+        # the login's time has whole seconds: never end a session before it started
+        .values(stopped_at=case((RadiusSession.started_at > at, RadiusSession.started_at),
+                                else_=at),
+                terminate_cause=REPLACED, state_seq=bump(session, SESSION_FEED))
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

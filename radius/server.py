@@ -29,8 +29,9 @@ from radbill.crypto import SecretBox, load_key
 from radbill.db import engine_from_settings, session_factory
 from radbill.secure import make_private, warn_if_exposed
 from radius.accounting import Limits
-from radius.ingest import Ingester
+from radius.ingest import Ingester, Stream, default_streams
 from radius.models import Nas
+from radius.sessioncheck import SessionCheck
 
 log = logging.getLogger("radbill.radius")
 
@@ -246,10 +247,18 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
                              listen=listen)
     warn_if_exposed(settings)
     engine = engine_from_settings(settings)
-    ingester = Ingester(session_factory(engine), layout.spool,
+    # Simultaneous-Use rejects coming in through the post-auth spool ask the NAS (RouterOS
+    # API, where configured) which sessions it really has: a router that lost power without
+    # Accounting-On must not lock its subscribers out until the stale-session job.
+    checker = SessionCheck(session_factory(engine), SecretBox(load_key(settings)))
+    streams = [Stream(s.name, s.directory, checker.watch(s.handler)) if s.name == "postauth"
+               else s for s in default_streams(layout.spool, Limits.from_settings(settings))]
+    ingester = Ingester(session_factory(engine), layout.spool, streams=streams,
                         limits=Limits.from_settings(settings))
     worker = threading.Thread(target=ingester.run_forever, name="radbill-ingest", daemon=True)
     worker.start()
+    threading.Thread(target=checker.run_forever, name="radbill-sessioncheck",
+                     daemon=True).start()
     stale_stop = threading.Event()
     threading.Thread(target=housekeeping, name="radbill-housekeeping", daemon=True,
                      args=(session_factory(engine), layout.spool, settings.interim_interval,
@@ -269,6 +278,7 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
         signal.signal(sig, forward)
     code = proc.wait()
     stale_stop.set()
+    checker.stop()
     ingester.stop()
     worker.join(timeout=10)
     try:

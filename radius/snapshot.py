@@ -146,7 +146,7 @@ class AuthSnapshot:
             self.auth_version = newest
             changed += len(subs) + len(plans)
             self.nas_types = {str(ip): str(t) for ip, t in session.execute(
-                select(Nas.ip_address, Nas.nas_type)).tuples()}
+                select(Nas.ip_address, Nas.nas_type))}
         refs, seq = accounting.open_session_refs(session, self.session_version)
         if self.session_version == 0:
             self.sessions, self.online = {}, {}
