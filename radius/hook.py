@@ -174,7 +174,12 @@ class PolicyHook:
                   + self.provisional.count(key, refs, device, now))
         profile = profile_for(self.snapshot.nas_types.get(req.nas_ip or "", self.unknown_nas_type))
         decision = decide(req, sub, plan, online, self.config, self.clock(), profile)
-        return decision, [r.acct_session_id for r in replaced] if decision.accept else []
+        if not decision.accept:
+            return decision, []
+        # Counted from now, not from post-auth: FreeRADIUS may run the next request's
+        # authorize before this one's post-auth. Taken back if the password is wrong.
+        self.provisional.add(key, device, frozenset(r.acct_session_id for r in refs), now)
+        return decision, [r.acct_session_id for r in replaced]
 
     def authorize(self, pairs: Iterable[object]) -> Result:
         """rlm_python3 ``authorize``: pairs in, rcode and pairs out. Never raises."""
@@ -188,8 +193,9 @@ class PolicyHook:
 
     def post_auth(self, pairs: Iterable[object]) -> int:
         """rlm_python3 ``post_auth`` (both outcomes): feed the in-memory state. A right
-        password clears the user's failures and, on an accept, opens a provisional session;
-        a wrong one counts toward throttling. Never raises, never changes the outcome."""
+        password clears the user's failures; a wrong one counts toward throttling and takes
+        back the provisional session authorize opened for an accept. Never raises, never
+        changes the outcome."""
         try:
             attrs = first_values(pairs)
             req = auth_request(attrs)
@@ -206,10 +212,9 @@ class PolicyHook:
                 self.throttle.failure(key, now)
             elif reason != Reason.LOGIN_THROTTLED and attrs.get("Radbill-Password-Ok"):
                 self.throttle.success(key, device.calling_station_id)
-            if outcome == "accept":
-                known = frozenset(r.acct_session_id
-                                  for r in self.snapshot.sessions.get(key, ()))
-                self.provisional.add(key, device, known, now)
+            policy = _unquote(attrs.get("Radbill-Policy-Decision"))
+            if outcome != "accept" and policy == "accept":
+                self.provisional.discard(key, device)
         except Exception:
             log.exception("post-auth bookkeeping failed")
         return RLM_MODULE_NOOP

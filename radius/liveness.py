@@ -178,5 +178,16 @@ class ProvisionalSessions:
         else:
             del self._by_user[user]
         return sum(1 for e in live if not (device.identified and e.device == device))
+    def discard(self, user: str, device: Device) -> None:
+        """Take back the latest provisional session of *user* from *device* (its login was
+        rejected after all: the password was wrong)."""
+        entries = self._by_user.get(user, [])
+        for i in range(len(entries) - 1, -1, -1):
+            if entries[i].device == device:
+                del entries[i]
+                break
+        if not entries:
+            self._by_user.pop(user, None)
+
     def __len__(self) -> int:
         return sum(len(v) for v in self._by_user.values())

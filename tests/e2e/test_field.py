@@ -9,6 +9,7 @@ tells them apart by the packet's source, as it tells real routers apart.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -246,3 +247,58 @@ def test_accounting_keeps_the_latest_framed_ip_of_a_session(field_radius, field_
                 RadiusSession.acct_session_id == "readdr-1"))
 
     assert wait_for(lambda: address() == "100.64.7.2", timeout=10)
+
+
+@pytest.fixture(scope="module")
+def lapse_radius(field_db: Engine, database_url: str, tmp_path_factory, data_dir: Path
+                 ) -> Iterator[RadiusServer]:  # type: ignore[no-untyped-def]
+    """The same database, provisional sessions lapsing after 5 s (the minimum)."""
+    server = RadiusServer(database_url, tmp_path_factory.mktemp("lapse"),
+                          RADBILL_PROVISIONAL_SESSION_SECONDS="5",
+                          RADBILL_SECRET_KEY_FILE=str(data_dir / "secret.key")).start()
+    yield server
+    server.stop()
+
+
+def test_an_accepted_login_counts_before_its_start_and_lapses_without_one(
+        lapse_radius, field_db, server_box) -> None:  # type: ignore[no-untyped-def]
+    from simulators.nas import NasSimulator
+
+    with session_factory(field_db)() as s, s.begin():
+        make_subscriber(s, server_box, username="sharer")  # Simultaneous-Use 1
+        make_subscriber(s, server_box, username="sharer2")
+    wait_for(lambda: login(lapse_radius, "mikrotik", "sharer", "s3cret", "02:00:00:00:cc:00"
+                           )[0] == packet.AccessAccept, timeout=10)
+    # no Start yet (PPPoE sends it seconds later): ten other devices share the account now
+    codes = [login(lapse_radius, "mikrotik", "sharer", "s3cret", f"02:00:00:00:cc:{i:02x}")[0]
+             for i in range(1, 11)]
+    assert codes == [packet.AccessReject] * 10
+    # the same device may redial (it replaces its own provisional session)
+    assert login(lapse_radius, "mikrotik", "sharer", "s3cret", "02:00:00:00:cc:00"
+                 )[0] == packet.AccessAccept
+    # no Start ever comes: the provisional session lapses and another device gets in
+    wait_for(lambda: login(lapse_radius, "mikrotik", "sharer", "s3cret", "02:00:00:00:cc:20"
+                           )[0] == packet.AccessAccept, timeout=30, interval=0.5)
+
+    # a burst through the NAS simulator: ten concurrent logins of one account, the Start of
+    # the first one seconds away; one gets in
+    sim = NasSimulator(nas_ip="127.0.0.1", auth_port=lapse_radius.auth_port,
+                       acct_port=lapse_radius.acct_port, secret=SECRET).start()
+    try:
+        results = sim.login_many([("sharer2", "s3cret")] * 10, concurrency=10)
+        assert sum(r.accepted for r in results) == 1
+        # its Start arrives; once the provisional session has lapsed, the real one holds the
+        # slot: another device is still refused
+        from radius.models import RadiusSession
+
+        def started():  # type: ignore[no-untyped-def]
+            with session_factory(field_db)() as s:
+                return s.scalar(select(RadiusSession.id).where(
+                    RadiusSession.username == "sharer2", RadiusSession.stopped_at.is_(None)))
+
+        wait_for(started, timeout=10)
+        time.sleep(6)  # past the 5 s lapse (a wait, not a measurement)
+        assert login(lapse_radius, "mikrotik", "sharer2", "s3cret", "02:00:00:00:dd:01"
+                     )[0] == packet.AccessReject
+    finally:
+        sim.stop()
