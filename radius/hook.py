@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from billing.rates import RatePair
 from radbill.config import Settings
 from radbill.db import utcnow
-from radius.liveness import Device, LoginThrottle, ProvisionalSessions, same_device
+from radius.liveness import (
+    Device,
+    LoginThrottle,
+    ProvisionalSessions,
+    same_device,
+    station_key,
+)
 from radius.nas_profiles import profile_for
 from radius.policy import (
     GENERIC_REJECT,
@@ -113,8 +119,8 @@ def auth_request(attrs: dict[str, str]) -> AuthRequest:
 
 
 def device_of(req: AuthRequest) -> Device:
-    """Where the request comes from, Calling-Station-Id in lower case (MAC spellings)."""
-    csid = (req.calling_station_id or "").strip().lower() or None
+    """Where the request comes from (a MAC Calling-Station-Id in one spelling)."""
+    csid = station_key(req.calling_station_id)
     return Device(req.nas_ip, csid, (req.nas_port_id or "").strip() or None)
 
 

@@ -24,6 +24,18 @@ from dataclasses import dataclass
 MAX_USERS = 100_000  # entries kept per table; the oldest go first
 
 
+def station_key(calling_station_id: str | None) -> str | None:
+    """A Calling-Station-Id to compare: a MAC in any spelling (``AA-BB-..``, ``aabb.cc..``)
+    as ``aa:bb:..``, anything else in lower case."""
+    text = (calling_station_id or "").strip()
+    if not text:
+        return None
+    digits = "".join(c for c in text if c.isalnum()).lower()
+    if len(digits) == 12 and all(c in "0123456789abcdef" for c in digits):
+        return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
+    return text.lower()
+
+
 @dataclass(frozen=True)
 class SessionRef:
     """An open accounting session as the snapshot knows it."""
@@ -54,7 +66,7 @@ class Device:
         if not self.nas_ip or self.nas_ip != nas_ip:
             return False
         if self.calling_station_id and calling_station_id:
-            return self.calling_station_id.lower() == calling_station_id.lower()
+            return station_key(self.calling_station_id) == station_key(calling_station_id)
         return bool(self.nas_port_id and self.nas_port_id == nas_port_id)
 
 
@@ -96,7 +108,7 @@ class LoginThrottle:
             return False
         trusted = self._trusted.get(user)
         return not (trusted and calling_station_id
-                    and trusted == calling_station_id.lower())
+                    and trusted == station_key(calling_station_id))
 
     def failure(self, user: str, now: float) -> None:
         """A wrong password for *user*."""
@@ -114,8 +126,9 @@ class LoginThrottle:
     def success(self, user: str, calling_station_id: str | None) -> None:
         """A right password: forget the failures, trust this device."""
         self._failures.pop(user, None)
-        if calling_station_id:
-            self._trusted[user] = calling_station_id.lower()
+        key = station_key(calling_station_id)
+        if key:
+            self._trusted[user] = key
             self._trusted.move_to_end(user)
             _bound(self._trusted, self.max_users)  # type: ignore[arg-type]
 
