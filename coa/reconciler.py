@@ -210,7 +210,7 @@ def _close_not_listed(factory: sessionmaker[Session], nas_ip: str, view: RouterV
     from radius.sessioncheck import close_sessions_not_listed
 
     with factory() as session, session.begin():
-        gone = close_sessions_not_listed(session, nas_ip, view, read_at)
+        gone, _ = close_sessions_not_listed(session, nas_ip, view, read_at)
     if gone:
         log.warning("reconciler: %s no longer lists %d sessions accounting had open; closed",
                     nas_ip, len(gone))

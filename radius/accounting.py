@@ -493,21 +493,24 @@ def close_replaced_sessions(session: Session, nas_ip: str, username: str,
 
 def close_unlisted_sessions(session: Session, nas_ip: str, listed_ids: set[str],
                             listed_users: set[str], started_before: dt.datetime,
-                            at: dt.datetime) -> list[str]:
+                            at: dt.datetime) -> tuple[list[str], int]:
     """Close the open sessions of one NAS that the NAS itself no longer lists (RouterOS API
     ``/ppp/active``, ``/ip/hotspot/active``), started before *started_before* (the moment
     the list was read, less clock skew: a session that started since may not be listed
     yet). A session counts as listed by its Acct-Session-Id (compared in lower case), or by
     its username where the NAS lists a user without a session id. Returns the usernames of
-    the sessions closed."""
+    the sessions closed, and how many unlisted ones were spared for starting too late."""
     rows = session.execute(
-        select(RadiusSession.id, RadiusSession.username, RadiusSession.acct_session_id)
-        .where(RadiusSession.nas_ip == nas_ip, RadiusSession.stopped_at.is_(None),
-               RadiusSession.started_at < started_before)).all()
-    gone = [(rid, name) for rid, name, sid in rows
-            if sid.lower() not in listed_ids and name.lower() not in listed_users]
+        select(RadiusSession.id, RadiusSession.username, RadiusSession.acct_session_id,
+               RadiusSession.started_at)
+        .where(RadiusSession.nas_ip == nas_ip, RadiusSession.stopped_at.is_(None))).all()
+    unlisted = [(rid, name, started) for rid, name, sid, started in rows
+                if sid.lower() not in listed_ids and name.lower() not in listed_users]
+    gone = [(rid, name) for rid, name, started in unlisted
+            if _utc(started) < started_before]
+    spared = len(unlisted) - len(gone)
     if not gone:
-        return []
+        return [], spared
     seq = bump(session, SESSION_FEED)
     for i in range(0, len(gone), IN_CHUNK):
         session.execute(
@@ -516,7 +519,11 @@ def close_unlisted_sessions(session: Session, nas_ip: str, listed_ids: set[str],
                    RadiusSession.stopped_at.is_(None))
             .values(stopped_at=at, terminate_cause=GONE, state_seq=seq)
             .execution_options(synchronize_session=False))
-    return [name for _, name in gone]
+    return [name for _, name in gone], spared
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def close_gone_session(session: Session, session_id: int, at: dt.datetime) -> bool:

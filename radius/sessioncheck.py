@@ -48,9 +48,10 @@ Handler = Callable[[Session, Sequence[Mapping[str, str]]], dict[int, str]]
 
 
 def close_sessions_not_listed(session: Session, nas_ip: str, view: RouterView,
-                              read_at: dt.datetime) -> list[str]:
+                              read_at: dt.datetime) -> tuple[list[str], int]:
     """Close the open sessions of *nas_ip* that the router's *view* (read at *read_at*) does
-    not list. Returns the usernames of the sessions closed."""
+    not list. Returns the usernames of the sessions closed, and how many unlisted sessions
+    were spared because they started too close to the read (a later check decides)."""
     ids = {e.session_id for e in view.active if e.session_id}
     users = {e.username.lower() for e in view.active if not e.session_id}
     return accounting.close_unlisted_sessions(session, nas_ip, ids, users, read_at - SKEW,
@@ -121,13 +122,19 @@ class SessionCheck:
         now = self.clock()
         due = [ref for ip, ref in refs.items()
                if now - self._last.get(ip, -self.min_interval) >= self.min_interval]
-        closed = 0
+        closed, again = 0, len(due) < len(refs)
         for ref in due:
             self._last[ref.ip] = now
-            closed += self._check(ref)
+            gone, spared = self._check(ref)
+            closed += gone
+            again = again or spared > 0
+        if again:
+            # a NAS checked too recently, or sessions too young to judge: look again later
+            # (run_forever wakes every second)
+            self.request(keys)
         return closed
 
-    def _check(self, nas: NasRef) -> int:
+    def _check(self, nas: NasRef) -> tuple[int, int]:
         self.checks += 1
         api = self.api()
 
@@ -142,19 +149,19 @@ class SessionCheck:
             view = asyncio.run(read())
         except EnforcementError as exc:
             log.warning("session check: cannot read %s: %s", nas.ip, exc)
-            return 0
+            return 0, 0
         with self.factory() as session, session.begin():
-            gone = close_sessions_not_listed(session, nas.ip, view, read_at)
+            gone, spared = close_sessions_not_listed(session, nas.ip, view, read_at)
         if gone:
             self.closed += len(gone)
             log.warning("session check: %s no longer has %d sessions accounting had open "
                         "(closed: %s)", nas.ip, len(gone), ", ".join(sorted(set(gone))[:20]))
-        return len(gone)
+        return len(gone), spared
 
     def run_forever(self) -> None:
         """Check whenever asked, until :meth:`stop`. Never raises."""
         while not self._stop.is_set():
-            self._wake.wait(1.0)
+            self._wake.wait(1.0)  # also every second: requests put back until due
             self._wake.clear()
             try:
                 self.check_once()
