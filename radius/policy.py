@@ -266,14 +266,17 @@ def decide(  # noqa: PLR0911, PLR0912 - one early return per branch: the decisio
             return reject(Reason.EXPIRED_NO_GARDEN if sub.status == "active"
                           else Reason.SUSPENDED_NO_GARDEN, password)
         reason = Reason.WALLED_GARDEN if sub.status == "suspended" else Reason.EXPIRED_WALLED_GARDEN
+        garden = profile.garden_reply(config.walled_garden_rate, config.garden)
+        held = {name for name, _ in garden}  # a profile that gardens by pool sets it itself
         return Decision(
             True,
             reason,
             password=password,
             reply=(
-                *profile.garden_reply(config.walled_garden_rate, config.garden),
+                *garden,
                 *common,
-                *_addressing(sub, plan, config.walled_garden_pool),
+                *(a for a in _addressing(sub, plan, config.walled_garden_pool)
+                  if a[0] not in held),
                 ("Reply-Message", REPLY_MESSAGES[reason]),
             ),
             rate=config.walled_garden_rate,

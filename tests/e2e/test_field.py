@@ -252,9 +252,11 @@ def test_accounting_keeps_the_latest_framed_ip_of_a_session(field_radius, field_
 @pytest.fixture(scope="module")
 def lapse_radius(field_db: Engine, database_url: str, tmp_path_factory, data_dir: Path
                  ) -> Iterator[RadiusServer]:  # type: ignore[no-untyped-def]
-    """The same database, provisional sessions lapsing after 5 s (the minimum)."""
+    """The same database, provisional sessions lapsing after 5 s (the minimum), and a
+    walled-garden pool apart from the paying pool."""
     server = RadiusServer(database_url, tmp_path_factory.mktemp("lapse"),
                           RADBILL_PROVISIONAL_SESSION_SECONDS="5",
+                          RADBILL_WALLED_GARDEN_POOL="garden-pool",
                           RADBILL_SECRET_KEY_FILE=str(data_dir / "secret.key")).start()
     yield server
     server.stop()
@@ -302,3 +304,20 @@ def test_an_accepted_login_counts_before_its_start_and_lapses_without_one(
                      )[0] == packet.AccessReject
     finally:
         sim.stop()
+
+
+def test_a_walled_garden_pool_apart_from_the_paying_pool(lapse_radius
+                                                         ) -> None:  # type: ignore[no-untyped-def]
+    def answered():  # type: ignore[no-untyped-def]
+        reply = login(lapse_radius, "accel-ppp", "late", "s3cret")
+        return reply if reply[0] else None
+
+    code, attrs = wait_for(answered, timeout=10)
+    # accel-ppp holds a suspended subscriber by address pool: with one set, it can
+    assert code == packet.AccessAccept
+    assert attrs["Framed-Pool"] == ["garden-pool"] and attrs["Filter-Id"] == ["256/256"]
+    code, attrs = login(lapse_radius, "mikrotik", "late", "s3cret")
+    assert code == packet.AccessAccept and attrs["Framed-Pool"] == ["garden-pool"]
+    assert attrs["Mikrotik-Address-List"] == ["radbill-suspended"]
+    code, attrs = login(lapse_radius, "mikrotik", "payer", "s3cret")
+    assert attrs["Framed-Pool"] == ["pool-home"]  # paying subscribers keep theirs
