@@ -110,7 +110,9 @@ def auth_request(attrs: dict[str, str]) -> AuthRequest:
     """The policy's view of an Access-Request."""
     return AuthRequest(
         username=_unquote(attrs.get("User-Name")),
-        nas_ip=attrs.get("Packet-Src-IP-Address") or attrs.get("NAS-IP-Address"),
+        # the packet's source is the NAS as clients.conf knows it (and decides its type)
+        nas_ip=(attrs.get("Packet-Src-IP-Address") or attrs.get("Packet-Src-IPv6-Address")
+                or attrs.get("NAS-IP-Address")),
         calling_station_id=_unquote(attrs.get("Calling-Station-Id")),
         service_type=attrs.get("Service-Type"),
         framed_protocol=attrs.get("Framed-Protocol"),
