@@ -126,6 +126,16 @@ def device_of(req: AuthRequest) -> Device:
     return Device(req.nas_ip, csid, (req.nas_port_id or "").strip() or None)
 
 
+@dataclass(frozen=True)
+class _Admit:
+    """An accept about to go out: its provisional session, once authorize has decided."""
+
+    key: str
+    device: Device
+    known: frozenset[str]
+    at: float
+
+
 @dataclass
 class PolicyHook:
     """Answers ``authorize`` and ``post_auth`` calls from the snapshot and in-memory state."""
@@ -153,28 +163,27 @@ class PolicyHook:
         return key
 
     def decide(self, attrs: dict[str, str]) -> Decision:
-        """The decision for one request's attributes."""
-        decision, _ = self._decide(attrs)
-        return decision
+        """The decision for one request's attributes (nothing is recorded)."""
+        return self._decide(attrs)[0]
 
     def _decide(self, attrs: dict[str, str]  # noqa: PLR0911 - one return per early exit
-                ) -> tuple[Decision, list[str]]:
+                ) -> tuple[Decision, list[str], _Admit | None]:
         req = auth_request(attrs)
         if not self.snapshot.loaded:
-            return UNAVAILABLE, []
+            return UNAVAILABLE, [], None
         if malformed(attrs):
-            return reject(Reason.BAD_REQUEST), []
+            return reject(Reason.BAD_REQUEST), [], None
         if req.username is None or len(req.username) > MAX_USERNAME:
             if not req.username:
-                return reject(Reason.BAD_REQUEST), []
-            return reject(Reason.UNKNOWN_USER), []
+                return reject(Reason.BAD_REQUEST), [], None
+            return reject(Reason.UNKNOWN_USER), [], None
         key = self.lookup_name(req.username)
         if key is None:
-            return reject(Reason.UNKNOWN_USER), []
+            return reject(Reason.UNKNOWN_USER), [], None
         device = device_of(req)
         now = self.monotonic()
         if self.throttle.blocked(key, device.calling_station_id, now):
-            return reject(Reason.LOGIN_THROTTLED), []
+            return reject(Reason.LOGIN_THROTTLED), [], None
         sub, plan, _ = self.snapshot.lookup(key)
         refs = self.snapshot.sessions.get(key, ())
         replaced = same_device(refs, device)
@@ -183,17 +192,20 @@ class PolicyHook:
         profile = profile_for(self.snapshot.nas_types.get(req.nas_ip or "", self.unknown_nas_type))
         decision = decide(req, sub, plan, online, self.config, self.clock(), profile)
         if not decision.accept:
-            return decision, []
-        # Counted from now, not from post-auth: FreeRADIUS may run the next request's
-        # authorize before this one's post-auth. Taken back if the password is wrong.
-        self.provisional.add(key, device, frozenset(r.acct_session_id for r in refs), now)
-        return decision, [r.acct_session_id for r in replaced]
+            return decision, [], None
+        admit = _Admit(key, device, frozenset(r.acct_session_id for r in refs), now)
+        return decision, [r.acct_session_id for r in replaced], admit
 
     def authorize(self, pairs: Iterable[object]) -> Result:
         """rlm_python3 ``authorize``: pairs in, rcode and pairs out. Never raises."""
         replaces: list[str] = []
         try:
-            decision, replaces = self._decide(first_values(pairs))
+            decision, replaces, admit = self._decide(first_values(pairs))
+            if admit is not None:
+                # Counted from now, not from post-auth: FreeRADIUS may run the next
+                # request's authorize before this one's post-auth. Taken back there if the
+                # password turns out wrong.
+                self.provisional.add(admit.key, admit.device, admit.known, admit.at)
         except Exception:
             log.exception("policy failed; rejecting the request")
             decision = reject(Reason.BAD_REQUEST)
