@@ -132,7 +132,7 @@ class _Admit:
 
     key: str
     device: Device
-    known: frozenset[str]
+    opened: int
     at: float
 
 
@@ -187,13 +187,14 @@ class PolicyHook:
         sub, plan, _ = self.snapshot.lookup(key)
         refs = self.snapshot.sessions.get(key, ())
         replaced = same_device(refs, device)
+        opened = self.snapshot.opened.get(key, 0)
         online = (len(refs) - len(replaced)
-                  + self.provisional.count(key, refs, device, now))
+                  + self.provisional.count(key, opened, device, now))
         profile = profile_for(self.snapshot.nas_types.get(req.nas_ip or "", self.unknown_nas_type))
         decision = decide(req, sub, plan, online, self.config, self.clock(), profile)
         if not decision.accept:
             return decision, [], None
-        admit = _Admit(key, device, frozenset(r.acct_session_id for r in refs), now)
+        admit = _Admit(key, device, opened, now)
         return decision, [r.acct_session_id for r in replaced], admit
 
     def authorize(self, pairs: Iterable[object]) -> Result:
@@ -205,7 +206,7 @@ class PolicyHook:
                 # Counted from now, not from post-auth: FreeRADIUS may run the next
                 # request's authorize before this one's post-auth. Taken back there if the
                 # password turns out wrong.
-                self.provisional.add(admit.key, admit.device, admit.known, admit.at)
+                self.provisional.add(admit.key, admit.device, admit.opened, admit.at)
         except Exception:
             log.exception("policy failed; rejecting the request")
             decision = reject(Reason.BAD_REQUEST)

@@ -137,11 +137,17 @@ class LoginThrottle:
 class _Provisional:
     device: Device
     expires: float
-    known: frozenset[str]  # Acct-Session-Ids open for the user when it was accepted
+    base: int  # how many sessions of the user the snapshot had seen open at the Accept
 
 
 class ProvisionalSessions:
-    """Accepted logins whose Start has not been seen yet."""
+    """Accepted logins whose Start has not been seen yet.
+
+    A Start is recognised by the snapshot's count of sessions it has seen open for the user
+    (:attr:`~radius.snapshot.AuthSnapshot.opened`), not by the sessions open now: a session
+    may start and end again before the user's next login is decided, and its provisional
+    session must not outlive it. Starts are matched to provisional sessions oldest first.
+    """
 
     def __init__(self, lifetime: float = 90.0, max_users: int = MAX_USERS,
                  max_per_user: int = 64) -> None:
@@ -150,40 +156,31 @@ class ProvisionalSessions:
         self.max_per_user = max_per_user
         self._by_user: OrderedDict[str, list[_Provisional]] = OrderedDict()
 
-    def add(self, user: str, device: Device, known: frozenset[str], now: float) -> None:
-        """An Access-Accept went out for *user* from *device*; *known* are the user's open
-        sessions at that moment (a Start is a session not among them)."""
+    def add(self, user: str, device: Device, opened: int, now: float) -> None:
+        """An Access-Accept goes out for *user* from *device*; *opened* is the snapshot's
+        count of the user's sessions seen open so far."""
         entries = [e for e in self._by_user.get(user, []) if e.expires > now
                    and not (device.identified and e.device == device)]
         entries = entries[-(self.max_per_user - 1):]
-        entries.append(_Provisional(device, now + self.lifetime, known))
+        entries.append(_Provisional(device, now + self.lifetime, opened))
         self._by_user[user] = entries
         self._by_user.move_to_end(user)
         _bound(self._by_user, self.max_users)  # type: ignore[arg-type]
 
-    def count(self, user: str, refs: tuple[SessionRef, ...], device: Device, now: float) -> int:
+    def count(self, user: str, opened: int, device: Device, now: float) -> int:
         """Provisional sessions of *user* still counting toward Simultaneous-Use against a
-        login from *device*: not lapsed, not yet matched by a Start (an open session on the
-        same NAS that was not open at the Accept; from the same device where the NAS says
-        which), and not from *device* itself (a redial replaces its own provisional
-        session)."""
+        login from *device*: not lapsed, not yet matched by a Start (*opened*, the user's
+        sessions seen open so far, has not grown past them), and not from *device* itself
+        (a redial replaces its own provisional session)."""
         entries = self._by_user.get(user)
         if not entries:
             return 0
-        used: set[tuple[str, str]] = set()
-        live = []
-        for e in entries:
+        live, used = [], 0
+        for e in entries:  # oldest first
             if e.expires <= now:
                 continue
-            fresh = [r for r in refs if r.nas_ip == e.device.nas_ip
-                     and r.acct_session_id not in e.known
-                     and (r.nas_ip, r.acct_session_id) not in used]
-            if e.device.identified:
-                fresh = [r for r in fresh if e.device.matches(
-                    r.nas_ip, r.calling_station_id, r.nas_port_id)] or [
-                    r for r in fresh if not (r.calling_station_id or r.nas_port_id)]
-            if fresh:
-                used.add((fresh[0].nas_ip, fresh[0].acct_session_id))
+            if opened - e.base - used > 0:
+                used += 1  # this one's Start (or an earlier accept's, matched in turn)
                 continue
             live.append(e)
         if live:
@@ -191,6 +188,7 @@ class ProvisionalSessions:
         else:
             del self._by_user[user]
         return sum(1 for e in live if not (device.identified and e.device == device))
+
     def discard(self, user: str, device: Device) -> None:
         """Take back the latest provisional session of *user* from *device* (its login was
         rejected after all: the password was wrong)."""

@@ -115,6 +115,9 @@ class AuthSnapshot:
         # device replaces its stale session instead of counting against Simultaneous-Use
         self.sessions: dict[str, tuple[SessionRef, ...]] = {}
         self.nas_types: dict[str, str] = {}  # NAS IP -> type (profile name)
+        # how many sessions of each user have been seen open since the start: a Start that
+        # ends a provisional session (radius.liveness) shows as this growing
+        self.opened: dict[str, int] = {}
         self.auth_version = 0
         self.session_version = 0
         self.loaded = False
@@ -152,6 +155,10 @@ class AuthSnapshot:
             self.sessions, self.online = {}, {}
         for name, user_refs in refs.items():
             key = username_key(name)
+            before = {r.acct_session_id for r in self.sessions.get(key, ())}
+            new = sum(1 for r in user_refs if r.acct_session_id not in before)
+            if new:
+                self.opened[key] = self.opened.get(key, 0) + new
             if user_refs:
                 self.sessions[key] = user_refs
                 self.online[key] = len(user_refs)

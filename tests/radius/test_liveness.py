@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from radius.liveness import (
     Device,
     LoginThrottle,
@@ -63,29 +61,44 @@ def test_same_device_matches_calling_station_or_port_on_the_same_nas() -> None:
     assert same_device(refs, Device(None, "aa:bb:cc:00:00:01", None)) == []
 
 
-@pytest.mark.parametrize("identified", [True, False])
-def test_provisional_session_counts_until_its_start_or_lapse(identified: bool) -> None:
+def test_provisional_session_counts_until_a_start_or_its_lapse() -> None:
     p = ProvisionalSessions(lifetime=60)
-    dev = Device(NAS, "aa:01" if identified else None, None)
-    other = Device(NAS, "aa:02", None)
-    p.add("bob", dev, frozenset({"old"}), 0.0)
-    old = (SessionRef(NAS, "old", "aa:09", None),)
-    assert p.count("bob", old, other, 1.0) == 1
-    # its Start: a new session on that NAS (from that device, where the NAS says)
-    started = (*old, SessionRef(NAS, "new", "aa:01" if identified else None, None))
-    assert p.count("bob", started, other, 2.0) == 0
-    p.add("bob", dev, frozenset(), 3.0)
-    assert p.count("bob", (), other, 62.9) == 1
-    assert p.count("bob", (), other, 63.0) == 0  # lapsed
+    dev, other = Device(NAS, "aa:01", None), Device(NAS, "aa:02", None)
+    p.add("bob", dev, 3, 0.0)  # the snapshot had seen 3 of bob's sessions open
+    assert p.count("bob", 3, other, 1.0) == 1
+    assert p.count("bob", 4, other, 2.0) == 0  # its Start: a fourth session seen open
+    p.add("bob", dev, 4, 3.0)
+    assert p.count("bob", 4, other, 62.9) == 1
+    assert p.count("bob", 4, other, 63.0) == 0  # lapsed
+
+
+def test_a_start_is_seen_even_if_its_session_ended_before_the_next_login() -> None:
+    # what the snapshot counts is sessions seen open, not open now: a session that started
+    # and ended again must not leave its provisional session behind
+    p = ProvisionalSessions()
+    anon = Device(NAS, None, None)  # a NAS that sends no Calling-Station-Id
+    p.add("bob", anon, 0, 0.0)
+    assert p.count("bob", 1, anon, 5.0) == 0
+
+
+def test_starts_are_matched_to_provisional_sessions_oldest_first() -> None:
+    p = ProvisionalSessions()
+    p.add("bob", Device(NAS, "aa:01", None), 0, 0.0)
+    p.add("bob", Device(NAS, "aa:02", None), 0, 1.0)
+    p.add("bob", Device(NAS, "aa:03", None), 1, 2.0)
+    anybody = Device(NAS, "aa:09", None)
+    assert p.count("bob", 1, anybody, 3.0) == 2
+    assert p.count("bob", 2, anybody, 3.0) == 1
+    assert p.count("bob", 3, anybody, 3.0) == 0
 
 
 def test_a_redial_from_the_same_device_replaces_its_own_provisional_session() -> None:
     p = ProvisionalSessions()
     dev = Device(NAS, "aa:01", None)
-    p.add("bob", dev, frozenset(), 0.0)
-    p.add("bob", dev, frozenset(), 1.0)
+    p.add("bob", dev, 0, 0.0)
+    p.add("bob", dev, 0, 1.0)
     assert len(p) == 1
-    assert p.count("bob", (), dev, 2.0) == 0
-    assert p.count("bob", (), Device(NAS, "aa:02", None), 2.0) == 1
+    assert p.count("bob", 0, dev, 2.0) == 0
+    assert p.count("bob", 0, Device(NAS, "aa:02", None), 2.0) == 1
     p.discard("bob", dev)  # the password was wrong after all
     assert len(p) == 0
