@@ -150,13 +150,14 @@ class AuthSnapshot:
             changed += len(subs) + len(plans)
             self.nas_types = {str(ip): str(t) for ip, t in session.execute(
                 select(Nas.ip_address, Nas.nas_type))}
-        refs, seq = accounting.open_session_refs(session, self.session_version)
+        refs, seq, touched = accounting.open_session_refs(session, self.session_version)
         if self.session_version == 0:
             self.sessions, self.online = {}, {}
         for name, user_refs in refs.items():
             key = username_key(name)
             before = {r.acct_session_id for r in self.sessions.get(key, ())}
-            new = sum(1 for r in user_refs if r.acct_session_id not in before)
+            # sessions opened since the last read, including any already closed again
+            new = len(touched.get(key, set()) - before)
             if new:
                 self.opened[key] = self.opened.get(key, 0) + new
             if user_refs:

@@ -321,3 +321,31 @@ def test_a_walled_garden_pool_apart_from_the_paying_pool(lapse_radius
     assert attrs["Mikrotik-Address-List"] == ["radbill-suspended"]
     code, attrs = login(lapse_radius, "mikrotik", "payer", "s3cret")
     assert attrs["Framed-Pool"] == ["pool-home"]  # paying subscribers keep theirs
+
+
+def test_a_session_that_started_and_ended_frees_its_provisional_slot(field_radius, field_db,
+                                                                    server_box
+                                                                    ) -> None:  # type: ignore[no-untyped-def]
+    """Log in, Start, Stop, log in again from another device: no 90 s wait for the lapse."""
+    from radius.models import RadiusSession
+    from simulators.nas import NasSimulator
+
+    with session_factory(field_db)() as s, s.begin():
+        make_subscriber(s, server_box, username="hopper")  # Simultaneous-Use 1
+    sim = NasSimulator(nas_ip="127.0.0.1", auth_port=field_radius.auth_port,
+                       acct_port=field_radius.acct_port, secret=SECRET).start()
+    try:
+        wait_for(lambda: sim.login("hopper", "s3cret").accepted, timeout=10, interval=0.5)
+
+        def closed():  # type: ignore[no-untyped-def]
+            with session_factory(field_db)() as s:
+                return s.scalar(select(RadiusSession.id).where(
+                    RadiusSession.username == "hopper", RadiusSession.stopped_at.is_not(None)))
+
+        assert sim.logout("hopper") == 1
+        wait_for(closed, timeout=10)
+        # the provisional session lives 90 s here: only its Start can have ended it
+        wait_for(lambda: sim.login("hopper", "s3cret", mac="02:00:00:00:ee:02").accepted,
+                 timeout=30, interval=0.5)
+    finally:
+        sim.stop()
