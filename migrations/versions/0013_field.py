@@ -1,5 +1,5 @@
-"""RADIUS in the field: case-insensitive unique usernames, IPv6 per plan and subscriber,
-Idle-Timeout per plan, the latest Framed-IP of a session
+"""RADIUS in the field: usernames unique in lower case, IPv6 per plan and subscriber,
+Idle-Timeout per plan, and an index for reading a user's open sessions in any case
 
 Revision ID: 0013
 Revises: 0009
