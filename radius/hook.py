@@ -184,8 +184,10 @@ class PolicyHook:
         now = self.monotonic()
         if self.throttle.blocked(key, device.calling_station_id, now):
             return reject(Reason.LOGIN_THROTTLED), [], None
-        sub, plan, _ = self.snapshot.lookup(key)
-        refs = self.snapshot.sessions.get(key, ())
+        snap = self.snapshot
+        sub = snap.subscribers.get(key)
+        plan = snap.plans.get(sub.plan_id) if sub is not None else None
+        refs = snap.sessions.get(key, ())
         replaced = same_device(refs, device)
         opened = self.snapshot.opened.get(key, 0)
         online = (len(refs) - len(replaced)

@@ -18,22 +18,28 @@ every table is bounded so a flood of made-up names cannot grow memory without li
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
 MAX_USERS = 100_000  # entries kept per table; the oldest go first
 
 
+_SEPARATORS = str.maketrans("", "", ":-. ")
+_HEX12 = re.compile(r"[0-9a-f]{12}")
+
+
 def station_key(calling_station_id: str | None) -> str | None:
     """A Calling-Station-Id to compare: a MAC in any spelling (``AA-BB-..``, ``aabb.cc..``)
     as ``aa:bb:..``, anything else in lower case."""
-    text = (calling_station_id or "").strip()
-    if not text:
+    if not calling_station_id:
         return None
-    digits = "".join(c for c in text if c.isalnum()).lower()
-    if len(digits) == 12 and all(c in "0123456789abcdef" for c in digits):
-        return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
-    return text.lower()
+    text = calling_station_id.strip().lower()
+    digits = text.translate(_SEPARATORS)
+    if _HEX12.fullmatch(digits):
+        return ":".join((digits[0:2], digits[2:4], digits[4:6], digits[6:8], digits[8:10],
+                         digits[10:12]))
+    return text or None
 
 
 @dataclass(frozen=True)

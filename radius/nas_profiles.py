@@ -14,6 +14,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from billing.rates import Burst, RatePair, mikrotik_rate_limit
@@ -84,6 +85,12 @@ def _kbps(bps: int) -> int:
 def render(template: Template, rate: RatePair, burst: Burst | None,
            garden: GardenSettings) -> list[tuple[str, str]]:
     """Fill a template's placeholders."""
+    return list(_render(template, rate, burst, garden))
+
+
+@lru_cache(maxsize=4096)  # a handful of plans and garden settings: rendered once each
+def _render(template: Template, rate: RatePair, burst: Burst | None,
+            garden: GardenSettings) -> tuple[tuple[str, str], ...]:
     values = {
         "rate_mikrotik": mikrotik_rate_limit(rate, burst),
         "down_bps": str(rate.down), "up_bps": str(rate.up),
@@ -91,7 +98,7 @@ def render(template: Template, rate: RatePair, burst: Burst | None,
         "garden_list": garden.garden_list, "garden_url": garden.garden_url,
         "garden_pool": garden.garden_pool,
     }
-    return [(name, value.format_map(values)) for name, value in template]
+    return tuple((name, value.format_map(values)) for name, value in template)
 
 
 def _template(name: str, key: str, raw: object) -> Template:

@@ -59,7 +59,7 @@ def test_garbage_input_never_raises() -> None:
 
 def test_internal_error_is_a_logged_reject(caplog) -> None:  # type: ignore[no-untyped-def]
     h = hook()
-    h.snapshot.lookup = None  # type: ignore[assignment,method-assign]
+    h.snapshot.subscribers = None  # type: ignore[assignment]
     rcode, _, control = h.authorize((("User-Name", "alice"),))
     assert rcode == RLM_MODULE_REJECT
     assert ("Radbill-Reason", ":=", "bad-request") in control
