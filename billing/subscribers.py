@@ -118,8 +118,10 @@ def validate_ipv4(ip: str) -> str:
 
 
 def get_subscriber(session: Session, username: str, *, lock: bool = False) -> Subscriber:
-    """The subscriber called *username* (row-locked with *lock*)."""
-    stmt = select(Subscriber).where(Subscriber.username == username)
+    """The subscriber called *username* (row-locked with *lock*), in any case and without
+    surrounding spaces: usernames are unique in lower case."""
+    key = username.strip().lower() if isinstance(username, str) else username
+    stmt = select(Subscriber).where(func.lower(Subscriber.username) == key)
     if lock:
         stmt = stmt.with_for_update(of=Subscriber)  # not the joined plan row
     sub = session.scalars(stmt).unique().one_or_none()

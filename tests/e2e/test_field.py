@@ -349,3 +349,8 @@ def test_a_session_that_started_and_ended_frees_its_provisional_slot(field_radiu
                  timeout=30, interval=0.5)
     finally:
         sim.stop()
+
+
+def test_the_cli_finds_a_subscriber_in_any_case(field_db) -> None:  # type: ignore[no-untyped-def]
+    with session_factory(field_db)() as s:
+        assert subscribers.get_subscriber(s, " CASE.user ").username == "Case.User"
