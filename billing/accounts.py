@@ -111,6 +111,44 @@ def settle_and_reconnect(session: Session, sub: Subscriber, today: dt.date, reas
     return settled, reconnected
 
 
+def waive_late_fees(session: Session, sub: Subscriber, paid_on: dt.date, today: dt.date,
+                    actor: str) -> list[str]:
+    """Money entered late with an earlier date (*paid_on*): a late fee assessed after that day
+    is assessed again on the books as they now stand (what was still owed on its invoice
+    the day before the fee), and what it should not have been is credited on a credit note.
+    Returns the credit notes' numbers."""
+    from billing.standing import ladder_of
+
+    fees = session.scalars(select(Invoice).where(
+        Invoice.subscriber_id == sub.id, Invoice.kind == InvoiceKind.LATE_FEE,
+        Invoice.issued_on > paid_on, Invoice.status.not_in(
+            (InvoiceStatus.CREDITED, InvoiceStatus.WRITTEN_OFF))).order_by(Invoice.id)).all()
+    if not fees:
+        return []
+    isp = settings(session, lock=True)
+    ladder = ladder_of(sub.plan, isp)
+    notes: list[str] = []
+    for fee in fees:
+        lines = invoices.invoice_lines(session, fee.id)
+        if not lines or not lines[0].description.startswith(invoices.LATE_FEE_LINE):
+            continue
+        target = invoices.get_invoice(session,
+                                      lines[0].description[len(invoices.LATE_FEE_LINE):])
+        owed = ledger.owed_on(session, sub.id, target.id, fee.issued_on - dt.timedelta(days=1))
+        due = ladder.late_fee_for(owed, fee.currency)
+        left = fee.total - invoices.credited(session, fee).total
+        if due >= fee.subtotal or left <= 0:
+            continue
+        amount = None if due <= 0 else min(left, round_money(
+            (fee.subtotal - due) * fee.total / fee.subtotal, fee.currency))
+        why = (f"late fee waived: {target.number} was paid on {paid_on}" if due <= 0 else
+               f"late fee reduced to {due}: payment of {paid_on} on {target.number}")
+        note = invoices.credit_note(session, isp=isp, number=fee.number, amount=amount,
+                                    reason=why, today=today, actor=actor, settle=False)
+        notes.append(note.number)
+    return notes
+
+
 def refresh_service(session: Session, sub: Subscriber, today: dt.date) -> None:
     """Bring the subscriber's service end (prepaid ``paid_until``) up to date."""
     sync_paid_until(session, settings(session), calendar(session), sub, sub.plan, today)

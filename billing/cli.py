@@ -97,6 +97,27 @@ def plan_set_rate(app: App, name: str, rate: str) -> None:
         click.echo(f"plan {row.name} now {plans.plan_rate(row)}")
 
 
+@plan.command("set-addressing")
+@click.argument("name")
+@click.option("--ipv6-pool", help="NAS pool for the WAN IPv6 prefix (Framed-IPv6-Pool).")
+@click.option("--delegated-ipv6-pool",
+              help="NAS pool for the prefix delegated to the LAN (Delegated-IPv6-Prefix-Pool).")
+@click.option("--idle-timeout", type=int, help="Idle-Timeout in seconds (default: the ISP's).")
+@pass_app
+@guarded
+def plan_set_addressing(app: App, name: str, ipv6_pool: str | None,
+                        delegated_ipv6_pool: str | None, idle_timeout: int | None) -> None:
+    """Set a plan's IPv6 pools and Idle-Timeout (an option left out is cleared)."""
+    from billing import plans
+
+    with app.transaction() as session:
+        plans.set_plan_addressing(session, name, ipv6_pool=ipv6_pool,
+                                  delegated_ipv6_pool=delegated_ipv6_pool,
+                                  idle_timeout=idle_timeout, actor="cli")
+    click.echo(f"plan {name}: IPv6 pool {ipv6_pool or '-'}, delegated pool "
+               f"{delegated_ipv6_pool or '-'}, idle timeout {idle_timeout or '-'}")
+
+
 # -- subscribers ------------------------------------------------------------------------------
 
 
@@ -272,6 +293,24 @@ def subscriber_set_mac(app: App, username: str, mac: str | None) -> None:
     with app.transaction() as session:
         subscribers.set_mac(session, username, mac, actor="cli")
     click.echo(f"MAC binding of {username} {'set to ' + mac if mac else 'cleared'}")
+
+
+@subscriber.command("set-ipv6")
+@click.argument("username")
+@click.option("--prefix", help="Fixed WAN prefix (Framed-IPv6-Prefix), e.g. 2001:db8:1::/64.")
+@click.option("--delegated-prefix", help="Fixed prefix delegated to the LAN, e.g. /56.")
+@click.option("--pool", help="NAS pool for the WAN prefix instead of a fixed one.")
+@pass_app
+@guarded
+def subscriber_set_ipv6(app: App, username: str, prefix: str | None,
+                        delegated_prefix: str | None, pool: str | None) -> None:
+    """Set the subscriber's own IPv6 (an option left out is cleared: the plan's applies)."""
+    from billing import subscribers
+
+    with app.transaction() as session:
+        subscribers.set_ipv6(session, username, framed_prefix=prefix,
+                             delegated_prefix=delegated_prefix, pool=pool, actor="cli")
+    click.echo(f"IPv6 of {username} set")
 
 
 @subscriber.command("promise")

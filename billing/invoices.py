@@ -77,6 +77,10 @@ class Line:
         return self.amount if self.quantity == 1 else (self.amount / self.quantity)
 
 
+# The line of a late-fee document names the invoice it is charged on.
+LATE_FEE_LINE = "Late fee on invoice "
+
+
 def format_number(prefix: str, n: int) -> str:
     """Document number *n* with the series' prefix: ``INV-000042``."""
     return f"{prefix}{n:06d}"

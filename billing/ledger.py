@@ -175,3 +175,19 @@ def entries(session: Session, subscriber_id: int, limit: int = 200) -> list[Ledg
     return list(session.scalars(
         select(LedgerEntry).where(LedgerEntry.subscriber_id == subscriber_id)
         .order_by(LedgerEntry.id.desc()).limit(limit)))
+
+
+def owed_on(session: Session, subscriber_id: int, invoice_id: int, day: dt.date) -> Decimal:
+    """What was still owed on one document at the end of *day*, by the ledger's effective
+    dates and the documents issued by then (settlement as :func:`settle` does it)."""
+    entries = [(amount, inv_id, kind) for amount, inv_id, kind in session.execute(
+        select(LedgerEntry.amount, LedgerEntry.invoice_id, LedgerEntry.kind).where(
+            LedgerEntry.subscriber_id == subscriber_id, LedgerEntry.effective_on <= day))]
+    documents = session.execute(
+        select(Invoice.id).where(Invoice.subscriber_id == subscriber_id,
+                                 Invoice.kind != InvoiceKind.CREDIT_NOTE,
+                                 Invoice.issued_on <= day)
+        .order_by(Invoice.due_on, Invoice.id)).scalars().all()
+    outcomes = allocate(entries, [(i, InvoiceStatus.OPEN, None) for i in documents], day)
+    return next((o.outstanding for i, o in zip(documents, outcomes, strict=True)
+                 if i == invoice_id), ZERO)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import text
@@ -92,6 +93,11 @@ class Plan(Base):
     fup_download_bps: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     fup_upload_bps: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     ip_pool: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Dual-stack PPPoE: the NAS pools for the WAN prefix (Framed-IPv6-Pool) and the prefix
+    # delegated to the subscriber's LAN (Delegated-IPv6-Prefix-Pool); Idle-Timeout seconds.
+    ipv6_pool: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    delegated_ipv6_pool: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    idle_timeout: Mapped[int | None] = mapped_column(Integer, nullable=True)
     billing_cycle: Mapped[BillingCycle] = mapped_column(
         _enum(BillingCycle, "billing_cycle"), default=BillingCycle.MONTHLY
     )
@@ -148,6 +154,11 @@ class Subscriber(Base):
     static_ip: Mapped[str | None] = mapped_column(String(15), nullable=True, unique=True)
     ip_pool: Mapped[str | None] = mapped_column(String(64), nullable=True)
     mac_address: Mapped[str | None] = mapped_column(String(17), nullable=True)
+    # Fixed IPv6 (dual-stack PPPoE): the WAN prefix and the prefix delegated to the LAN, as
+    # "2001:db8:1::/64"; or a NAS pool for the WAN prefix.
+    framed_ipv6_prefix: Mapped[str | None] = mapped_column(String(43), nullable=True)
+    delegated_ipv6_prefix: Mapped[str | None] = mapped_column(String(43), nullable=True)
+    ipv6_pool: Mapped[str | None] = mapped_column(String(64), nullable=True)
     simultaneous_use: Mapped[int] = mapped_column(Integer, default=1)
     # End of the paid period where one applies (prepaid): sessions are cut here.
     paid_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -184,6 +195,9 @@ class Subscriber(Base):
 
     __table_args__ = (
         CheckConstraint("simultaneous_use >= 1", name="simultaneous_use_positive"),
+        # BOB and bob are one account: usernames are unique in lower case, whether or not
+        # the ISP matches logins case-insensitively (RADBILL_CASE_INSENSITIVE_USERNAMES).
+        Index("uq_subscribers_username_lower", func.lower(text("username")), unique=True),
     )
 
 

@@ -94,6 +94,8 @@ def record_payment(session: Session, username: str, amount: str | Decimal, *, me
                 currency=plan.currency, effective_on=day,
                 description=f"Payment {method} {reference}", actor=actor,
                 payment_id=payment.id, invoice_id=invoice_id)
+    if day < today:  # entered late: a late fee it would have prevented is taken back
+        accounts.waive_late_fees(session, sub, day, today, actor)
     settled, reconnected = accounts.settle_and_reconnect(
         session, sub, day, f"paid ({method} {reference})", actor, as_of=today)
     overdue = settled.overdue(day)

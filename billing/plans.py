@@ -235,6 +235,36 @@ def set_plan_rate(session: Session, name: str, rate: str, *, actor: str = "syste
     return plan
 
 
+MAX_IDLE_TIMEOUT = 2**31 - 1
+
+
+def set_plan_addressing(session: Session, name: str, *, ipv6_pool: str | None,
+                        delegated_ipv6_pool: str | None, idle_timeout: int | None,
+                        actor: str = "system") -> Plan:
+    """Dual-stack and timers of a plan: the NAS pools for the WAN IPv6 prefix
+    (Framed-IPv6-Pool) and for the prefix delegated to the LAN (Delegated-IPv6-Prefix-Pool),
+    and Idle-Timeout seconds (None: the ISP default). None clears a pool."""
+    for label, pool in (("IPv6 pool", ipv6_pool), ("delegated IPv6 pool", delegated_ipv6_pool)):
+        if pool is not None and not _POOL_RE.fullmatch(pool):
+            raise InvalidInput(f"invalid {label} name {pool[:70]!r}: 1-64 letters, digits "
+                               "and . _ -")
+    if idle_timeout is not None and not 1 <= idle_timeout <= MAX_IDLE_TIMEOUT:
+        raise InvalidInput(f"idle timeout {idle_timeout} must be 1-{MAX_IDLE_TIMEOUT} seconds")
+    plan = session.scalars(select(Plan).where(Plan.name == name).with_for_update()).one_or_none()
+    if plan is None:
+        raise NotFound(f"unknown plan {name!r}")
+    before = {"ipv6_pool": plan.ipv6_pool, "delegated_ipv6_pool": plan.delegated_ipv6_pool,
+              "idle_timeout": plan.idle_timeout}
+    plan.ipv6_pool, plan.delegated_ipv6_pool = ipv6_pool, delegated_ipv6_pool
+    plan.idle_timeout = idle_timeout
+    plan.auth_version = bump(session, AUTH_FEED)
+    audit.record(session, actor=actor, action="plan.addressing", entity="plan",
+                 entity_id=plan.id, before=before,
+                 after={"ipv6_pool": ipv6_pool, "delegated_ipv6_pool": delegated_ipv6_pool,
+                        "idle_timeout": idle_timeout})
+    return plan
+
+
 def plan_summary(plan: Plan) -> dict[str, object]:
     """A plain dictionary of a plan for JSON output and audit rows."""
     burst = plan_burst(plan)

@@ -101,7 +101,7 @@ class RunReport:
 
 def late_fee_lines(invoice_number: str, amount: Decimal) -> list[invoices.Line]:
     """The late-fee document's line."""
-    return [invoices.Line(f"Late fee on invoice {invoice_number}", amount)]
+    return [invoices.Line(f"{invoices.LATE_FEE_LINE}{invoice_number}", amount)]
 
 
 def late_fee_vat(isp: IspSettings, plan: Plan) -> Decimal:

@@ -118,8 +118,10 @@ def validate_ipv4(ip: str) -> str:
 
 
 def get_subscriber(session: Session, username: str, *, lock: bool = False) -> Subscriber:
-    """The subscriber called *username* (row-locked with *lock*)."""
-    stmt = select(Subscriber).where(Subscriber.username == username)
+    """The subscriber called *username* (row-locked with *lock*), in any case and without
+    surrounding spaces: usernames are unique in lower case."""
+    key = username.strip().lower() if isinstance(username, str) else username
+    stmt = select(Subscriber).where(func.lower(Subscriber.username) == key)
     if lock:
         stmt = stmt.with_for_update(of=Subscriber)  # not the joined plan row
     sub = session.scalars(stmt).unique().one_or_none()
@@ -181,6 +183,8 @@ def create_subscriber(
     """Create an active subscriber on *plan*, its first billing period starting on
     *activated_on* (default: today in the ISP's time zone; never in the future). Validates
     before writing."""
+    # Leading and trailing spaces are never part of a username (a pasted " bob ").
+    username = username.strip() if isinstance(username, str) else username
     validate_username(username)
     validate_password(password)
     try:
@@ -314,6 +318,40 @@ def set_mac(session: Session, username: str, mac: str | None, *, actor: str) -> 
                  entity_id=sub.id, before=before, after={"mac_address": sub.mac_address})
 
 
+def validate_ipv6_prefix(value: str) -> str:
+    """An IPv6 prefix as RADIUS carries it (``2001:db8:1::/64``), normalised."""
+    try:
+        net = ipaddress.IPv6Network((value or "").strip(), strict=True)
+    except ValueError:
+        raise InvalidInput(f"invalid IPv6 prefix {value[:50]!r}: use e.g. 2001:db8:1::/64 "
+                           "(no host bits set)") from None
+    if not 1 <= net.prefixlen <= 128:
+        raise InvalidInput(f"IPv6 prefix length {net.prefixlen} must be 1-128")
+    return str(net)
+
+
+def set_ipv6(session: Session, username: str, *, framed_prefix: str | None,
+             delegated_prefix: str | None, pool: str | None, actor: str) -> None:
+    """The subscriber's own IPv6: a fixed WAN prefix (Framed-IPv6-Prefix) or a NAS pool for
+    it (Framed-IPv6-Pool), and a fixed prefix delegated to its LAN (Delegated-IPv6-Prefix).
+    None clears each; unset ones come from the plan."""
+    framed = validate_ipv6_prefix(framed_prefix) if framed_prefix else None
+    delegated = validate_ipv6_prefix(delegated_prefix) if delegated_prefix else None
+    if framed and pool:
+        raise InvalidInput("give a fixed IPv6 prefix or an IPv6 pool, not both")
+    if pool is not None and not _POOL_RE.fullmatch(pool):
+        raise InvalidInput(f"invalid IPv6 pool name {pool[:70]!r}")
+    sub = get_subscriber(session, username, lock=True)
+    before = {"framed_ipv6_prefix": sub.framed_ipv6_prefix,
+              "delegated_ipv6_prefix": sub.delegated_ipv6_prefix, "ipv6_pool": sub.ipv6_pool}
+    sub.framed_ipv6_prefix, sub.delegated_ipv6_prefix, sub.ipv6_pool = framed, delegated, pool
+    sub.auth_version = bump(session, AUTH_FEED)
+    audit.record(session, actor=actor, action="subscriber.ipv6", entity="subscriber",
+                 entity_id=sub.id, before=before,
+                 after={"framed_ipv6_prefix": framed, "delegated_ipv6_prefix": delegated,
+                        "ipv6_pool": pool})
+
+
 def changed_since(session: Session, version: int) -> tuple[list[Subscriber], list[Plan]]:
     """Subscribers and plans whose authorization state changed after *version* of the auth feed
     (everything for version 0). The RADIUS snapshot refresher reads the billing state only
@@ -350,10 +388,16 @@ def summary(sub: Subscriber) -> dict[str, object]:
 
 
 def subscriber_ids(session: Session, usernames: set[str]) -> dict[str, int]:
-    """Subscriber ids by username for the given names (unknown names are left out)."""
+    """Subscriber ids by username for the given names (unknown names are left out). A NAS
+    may send a name in another case or with spaces around it (``BOB``, ``bob ``): names are
+    unique in lower case, so each finds its one subscriber (chunks of 500: bounded IN)."""
     if not usernames:
         return {}
-    rows = session.execute(
-        select(Subscriber.username, Subscriber.id).where(Subscriber.username.in_(usernames))
-    ).all()
-    return {name: sid for name, sid in rows}  # noqa: C416 - Row tuples, not pairs, to mypy
+    keys = sorted({n.strip().lower() for n in usernames})
+    by_key: dict[str, int] = {}
+    for i in range(0, len(keys), 500):
+        for name, sid in session.execute(
+                select(Subscriber.username, Subscriber.id)
+                .where(func.lower(Subscriber.username).in_(keys[i:i + 500]))):
+            by_key[name.lower()] = sid
+    return {n: by_key[n.strip().lower()] for n in usernames if n.strip().lower() in by_key}

@@ -8,8 +8,10 @@ one per step and falls back from the first to the second.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
+
+from billing.rates import Burst, RatePair
 
 
 class EnforcementError(Exception):
@@ -43,6 +45,7 @@ class NasRef:
     api_tls: str = "none"
     api_tls_ca: str | None = None
     api_tls_fingerprint: str | None = None
+    nas_type: str = "mikrotik"  # the profile (radius/profiles/nas_types.toml) CoA speaks
 
     @property
     def has_api(self) -> bool:
@@ -67,6 +70,9 @@ class PolicyChange:
 
     rate_limit: str | None = None
     address_list: str | None = None
+    # the same speed as a rate, for NAS types other than MikroTik (equal when rate_limit is)
+    rate: RatePair | None = field(default=None, compare=False)
+    burst: Burst | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

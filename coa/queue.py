@@ -91,7 +91,8 @@ def nas_refs(session: Session, box: SecretBox) -> dict[str, tuple[NasRef, str]]:
             api_port=nas.api_port, api_username=nas.api_username,
             api_password=box.decrypt(nas.api_password_enc) if nas.api_password_enc else None,
             api_tls=nas.api_tls_mode, api_tls_ca=nas.api_tls_ca,
-            api_tls_fingerprint=nas.api_tls_fingerprint), nas.enforce_via)
+            api_tls_fingerprint=nas.api_tls_fingerprint, nas_type=nas.nas_type),
+            nas.enforce_via)
     return out
 
 

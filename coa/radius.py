@@ -18,6 +18,7 @@ from pyrad import packet
 from coa.controller import NasRef, Outcome, PolicyChange, SessionRef, StepResult
 from coa.dictionary import dictionary
 from coa.transport import RadiusTransport
+from radius.nas_profiles import GardenSettings, profile_for
 
 SESSION_CONTEXT_NOT_FOUND = 503
 
@@ -87,10 +88,34 @@ class CoaController:
                                 "disconnect")
 
     async def change(self, nas: NasRef, ref: SessionRef, change: PolicyChange) -> StepResult:
-        """CoA-Request with the new ``Mikrotik-Rate-Limit`` / ``Mikrotik-Address-List``."""
+        """CoA-Request with the new speed and walled garden, in the attributes of the NAS's
+        type (MikroTik: ``Mikrotik-Rate-Limit`` / ``Mikrotik-Address-List``). A NAS type
+        that cannot take the change live is sent a Disconnect-Request instead: the next
+        login gets the new policy."""
         pkt = self._packet(packet.CoARequest, nas, ref)
-        if change.rate_limit is not None:
-            pkt["Mikrotik-Rate-Limit"] = change.rate_limit
-        if change.address_list:  # RFC 2865 section 5: no zero-length attribute values
-            pkt["Mikrotik-Address-List"] = change.address_list
+        attrs = coa_attributes(nas.nas_type, change)
+        if attrs is None:
+            return await self.disconnect(nas, ref)
+        for name, value in attrs:
+            pkt.AddAttribute(name, int(value) if name in _INTEGER_ATTRS else value)
         return await self._send(pkt, nas, "coa")
+
+
+_INTEGER_ATTRS = frozenset({"WISPr-Bandwidth-Max-Up", "WISPr-Bandwidth-Max-Down"})
+
+
+def coa_attributes(nas_type: str, change: PolicyChange) -> list[tuple[str, str]] | None:
+    """The attributes of a CoA-Request making *change* on a NAS of *nas_type*, or None if
+    that type cannot take it live (its profile has no CoA form for it)."""
+    if nas_type == "mikrotik":
+        out = []
+        if change.rate_limit is not None:
+            out.append(("Mikrotik-Rate-Limit", change.rate_limit))
+        if change.address_list:  # RFC 2865 section 5: no zero-length attribute values
+            out.append(("Mikrotik-Address-List", change.address_list))
+        return out
+    profile = profile_for(nas_type)
+    garden = GardenSettings(garden_list=change.address_list or "radbill-suspended")
+    attrs = profile.coa_reply(change.rate, change.burst, garden,
+                              in_garden=bool(change.address_list))
+    return attrs or None

@@ -205,6 +205,18 @@ async def _repair_router(nas: NasRef, view: RouterView, subs: dict[str, tuple[in
     return repairs
 
 
+def _close_not_listed(factory: sessionmaker[Session], nas_ip: str, view: RouterView,
+                      read_at: dt.datetime) -> int:
+    from radius.sessioncheck import close_sessions_not_listed
+
+    with factory() as session, session.begin():
+        gone, _ = close_sessions_not_listed(session, nas_ip, view, read_at)
+    if gone:
+        log.warning("reconciler: %s no longer lists %d sessions accounting had open; closed",
+                    nas_ip, len(gone))
+    return len(gone)
+
+
 def _record_repairs(factory: sessionmaker[Session], nas_ip: str,
                     repairs: list[tuple[int, str, list[StepResult]]]) -> None:
     if not repairs:
@@ -240,6 +252,7 @@ async def reconcile(factory: sessionmaker[Session], box: SecretBox, settings: Se
         nases = await asyncio.to_thread(_api_routers, probe, box)
         counts["routers"] = len(nases)
         for nas in nases:
+            read_at = utcnow()
             try:
                 view = await api.view(nas)
             except EnforcementError as exc:
@@ -249,6 +262,11 @@ async def reconcile(factory: sessionmaker[Session], box: SecretBox, settings: Se
             subs, known = await asyncio.to_thread(
                 _router_inputs, probe, box, settings, nas.ip,
                 {e.username for e in view.active})
+            # accounting sessions this router no longer lists (it lost them without a Stop):
+            # closed, so they neither block a redial nor count as online
+            gone = await asyncio.to_thread(_close_not_listed, factory, nas.ip, view, read_at)
+            if gone:
+                counts["closed_not_on_router"] = counts.get("closed_not_on_router", 0) + gone
             repairs = await _repair_router(nas, view, subs, known, api, counts)
             await asyncio.to_thread(_record_repairs, factory, nas.ip, repairs)
         if olts:

@@ -8,8 +8,9 @@ overtaken by a later change still converges on the current state.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from billing.rates import Burst, RatePair
 from coa.controller import Outcome, PolicyChange, StepResult
 from radius.policy import Decision, Reason
 
@@ -36,6 +37,9 @@ class Desired:
     rate_limit: str | None = None
     address_list: str = ""  # the walled-garden list, or "" for none
     reason: str = ""
+    # the same speed as a rate, for NAS types other than MikroTik (equal when rate_limit is)
+    rate: RatePair | None = field(default=None, compare=False)
+    burst: Burst | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ def desired(decision: Decision) -> Desired:
     garden = decision.reason in (Reason.WALLED_GARDEN, Reason.EXPIRED_WALLED_GARDEN)
     return Desired(online=True, rate_limit=reply.get("Mikrotik-Rate-Limit"),
                    address_list=reply.get("Mikrotik-Address-List", "") if garden else "",
-                   reason=str(decision.reason))
+                   reason=str(decision.reason), rate=decision.rate, burst=decision.burst)
 
 
 def step_for(action: str, want: Desired, service: str, suspend_by: str = "disconnect") -> Step:
@@ -71,10 +75,12 @@ def step_for(action: str, want: Desired, service: str, suspend_by: str = "discon
     if not want.online or service != "pppoe":
         return Step(Kind.DISCONNECT)
     if action in RATE_ONLY and not want.address_list:
-        return Step(Kind.CHANGE, PolicyChange(rate_limit=want.rate_limit))
+        return Step(Kind.CHANGE, PolicyChange(rate_limit=want.rate_limit, rate=want.rate,
+                                              burst=want.burst))
     if action in GARDEN_MOVES and suspend_by == "coa" and want.address_list:
         return Step(Kind.CHANGE, PolicyChange(rate_limit=want.rate_limit,
-                                              address_list=want.address_list))
+                                              address_list=want.address_list, rate=want.rate,
+                                              burst=want.burst))
     return Step(Kind.DISCONNECT)
 
 

@@ -38,6 +38,32 @@ def _choice(env: dict[str, str], name: str, default: str, allowed: tuple[str, ..
     return value
 
 
+def _bounded(env: dict[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    value = _int(env, name, default, minimum)
+    if value > maximum:
+        raise ConfigError(f"{name}={value} is above the maximum {maximum}")
+    return value
+
+
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "yes", "true", "on"):
+        return True
+    if raw in ("0", "no", "false", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not yes or no")
+
+
+def _text(env: dict[str, str], name: str, max_len: int) -> str:
+    value = (env.get(name) or "").strip()
+    if len(value) > max_len or any(c in value for c in '"\\\n\r\t'):
+        raise ConfigError(f"{name} must be at most {max_len} characters without quotes, "
+                          "backslashes or control characters")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings. Build with :meth:`from_env`; tests build it directly."""
@@ -57,6 +83,21 @@ class Settings:
     radius_listen: str = "127.0.0.1"
     radius_reject_delay: int = 1
     snapshot_poll_ms: int = 250
+    # What a rejected subscriber is told: one generic message (no account enumeration), or
+    # the reason (disabled, suspended, ...) once the password has been found right.
+    detailed_reject_messages: bool = False
+    # Usernames match case-insensitively (BOB = bob), as in MySQL-based tools ISPs come from.
+    case_insensitive_usernames: bool = True
+    # An accepted login counts toward Simultaneous-Use until its Start arrives, or this long.
+    provisional_session_seconds: int = 90
+    # Failed logins of one user before further attempts are refused without a password check.
+    login_failures_before_throttle: int = 5
+    # Where a NAS that can only redirect (WISPr hotspots) sends suspended subscribers, and
+    # the address pool for suspended subscribers on NAS that garden by pool (accel-ppp).
+    walled_garden_url: str = ""
+    walled_garden_pool: str = ""
+    # Idle-Timeout sent with every accept (0: none).
+    idle_timeout: int = 0
     enforce_suspend_by: str = "disconnect"  # or "coa": move PPPoE sessions live
     coa_timeout_ms: int = 1000
     coa_retries: int = 3
@@ -95,6 +136,15 @@ class Settings:
             radius_listen=env.get("RADBILL_RADIUS_LISTEN") or "127.0.0.1",
             radius_reject_delay=_int(env, "RADBILL_RADIUS_REJECT_DELAY", 1),
             snapshot_poll_ms=_int(env, "RADBILL_SNAPSHOT_POLL_MS", 250, minimum=10),
+            detailed_reject_messages=_bool(env, "RADBILL_DETAILED_REJECT_MESSAGES", False),
+            case_insensitive_usernames=_bool(env, "RADBILL_CASE_INSENSITIVE_USERNAMES", True),
+            provisional_session_seconds=_bounded(env, "RADBILL_PROVISIONAL_SESSION_SECONDS",
+                                                 90, 5, 3600),
+            login_failures_before_throttle=_bounded(
+                env, "RADBILL_LOGIN_FAILURES_BEFORE_THROTTLE", 5, 1, 1000),
+            walled_garden_url=_text(env, "RADBILL_WALLED_GARDEN_URL", 247),
+            walled_garden_pool=_text(env, "RADBILL_WALLED_GARDEN_POOL", 64),
+            idle_timeout=_bounded(env, "RADBILL_IDLE_TIMEOUT", 0, 0, 2**31 - 1),
             enforce_suspend_by=_choice(env, "RADBILL_ENFORCE_SUSPEND_BY", "disconnect",
                                        ("disconnect", "coa")),
             coa_timeout_ms=_int(env, "RADBILL_COA_TIMEOUT_MS", 1000, minimum=50),

@@ -22,7 +22,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import case, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from radbill.config import Settings
@@ -36,6 +36,7 @@ from radius.bounds import (
     key_text,
     unsigned,
 )
+from radius.liveness import SessionRef
 from radius.models import RadiusSession
 
 START, INTERIM, STOP = "Start", "Interim-Update", "Stop"
@@ -47,7 +48,12 @@ STALE = "Stale-Session"
 NAS_RESTART = {ACCOUNTING_ON: "NAS-Reboot", ACCOUNTING_OFF: "NAS-Request"}
 # The NAS answered a Disconnect/CoA with Session-Context-Not-Found (RFC 5176 Error-Cause 503).
 GONE = "NAS-Session-Gone"
-CLOSED_BY_US = {STALE, GONE, *NAS_RESTART.values()}
+# A login from the same NAS and device (Calling-Station-Id or NAS-Port-Id) took its place:
+# the router lost it without a Stop (power cut, reboot without Accounting-On).
+REPLACED = "Replaced-By-Redial"
+CLOSED_BY_US = {STALE, GONE, REPLACED, *NAS_RESTART.values()}
+IN_CHUNK = 500  # bound on the values of one IN list
+MAX_REPLACED = 16  # sessions one login may replace (one device rarely has more than one)
 
 
 @dataclass(frozen=True)
@@ -221,7 +227,11 @@ def _grow(state: SessionState, rec: AcctRecord) -> SessionState:
         output_octets=max(state.output_octets, rec.output_octets),
         input_packets=max(state.input_packets, rec.input_packets),
         output_packets=max(state.output_packets, rec.output_packets),
-        framed_ip=state.framed_ip or rec.framed_ip,
+        # The latest address wins (a NAS may re-address a session and say so in a later
+        # Start or Interim; CoA and Disconnect identify the session by it); a record older
+        # than what the session already knows (a replay, a late retransmission) does not.
+        framed_ip=(rec.framed_ip if rec.framed_ip and rec.event_time >= state.updated_at
+                   else state.framed_ip or rec.framed_ip),
         calling_station_id=state.calling_station_id or rec.calling_station_id,
         nas_port_id=state.nas_port_id or rec.nas_port_id,
     )
@@ -459,6 +469,63 @@ def close_stale_sessions(session: Session, now: dt.datetime, interim_interval: i
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def close_replaced_sessions(session: Session, nas_ip: str, username: str,
+                            acct_session_ids: list[str], at: dt.datetime) -> int:
+    """Close the open sessions a login from the same device replaced (at most
+    :data:`MAX_REPLACED`). Like every close radbill makes on its own, a later Interim
+    reopens the session and a late Stop finalises it."""
+    ids = [i for i in acct_session_ids if i][:MAX_REPLACED]
+    if not ids or not username:
+        return 0
+    result = session.execute(
+        update(RadiusSession)
+        .where(RadiusSession.nas_ip == nas_ip, RadiusSession.acct_session_id.in_(ids),
+               func.lower(RadiusSession.username) == username.strip().lower(),
+               RadiusSession.stopped_at.is_(None))
+        # the login's time has whole seconds: never end a session before it started
+        .values(stopped_at=case((RadiusSession.started_at > at, RadiusSession.started_at),
+                                else_=at),
+                terminate_cause=REPLACED, state_seq=bump(session, SESSION_FEED))
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def close_unlisted_sessions(session: Session, nas_ip: str, listed_ids: set[str],
+                            listed_users: set[str], started_before: dt.datetime,
+                            at: dt.datetime) -> tuple[list[str], int]:
+    """Close the open sessions of one NAS that the NAS itself no longer lists (RouterOS API
+    ``/ppp/active``, ``/ip/hotspot/active``), started before *started_before* (the moment
+    the list was read, less clock skew: a session that started since may not be listed
+    yet). A session counts as listed by its Acct-Session-Id (compared in lower case), or by
+    its username where the NAS lists a user without a session id. Returns the usernames of
+    the sessions closed, and how many unlisted ones were spared for starting too late."""
+    rows = session.execute(
+        select(RadiusSession.id, RadiusSession.username, RadiusSession.acct_session_id,
+               RadiusSession.started_at)
+        .where(RadiusSession.nas_ip == nas_ip, RadiusSession.stopped_at.is_(None))).all()
+    unlisted = [(rid, name, started) for rid, name, sid, started in rows
+                if sid.lower() not in listed_ids and name.lower() not in listed_users]
+    gone = [(rid, name) for rid, name, started in unlisted
+            if _utc(started) < started_before]
+    spared = len(unlisted) - len(gone)
+    if not gone:
+        return [], spared
+    seq = bump(session, SESSION_FEED)
+    for i in range(0, len(gone), IN_CHUNK):
+        session.execute(
+            update(RadiusSession)
+            .where(RadiusSession.id.in_([rid for rid, _ in gone[i:i + IN_CHUNK]]),
+                   RadiusSession.stopped_at.is_(None))
+            .values(stopped_at=at, terminate_cause=GONE, state_seq=seq)
+            .execution_options(synchronize_session=False))
+    return [name for _, name in gone], spared
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
 def close_gone_session(session: Session, session_id: int, at: dt.datetime) -> bool:
     """Close one session its NAS says it does not have (Error-Cause 503). Like the other
     closes radbill makes on its own, a later Interim reopens it and a late Stop finalises it."""
@@ -518,6 +585,47 @@ def open_session_counts(session: Session, since_seq: int) -> tuple[dict[str, int
         for name in users:
             counts.setdefault(name, 0)
     return counts, feed
+
+
+def open_session_refs(session: Session, since_seq: int
+                      ) -> tuple[dict[str, tuple[SessionRef, ...]], int, dict[str, set[str]]]:
+    """The open sessions (NAS, Acct-Session-Id, device) of every user whose sessions opened
+    or closed after *since_seq* (every user with an open session for 0), keyed by the
+    username in lower case without spaces; the feed value they are current to; and, per
+    user, the Acct-Session-Ids that opened or closed since (a session may have done both
+    between two reads: it still proves its Start arrived)."""
+    feed = session.execute(
+        select(func.max(RadiusSession.state_seq))
+    ).scalar_one_or_none() or 0
+    cols = (RadiusSession.username, RadiusSession.nas_ip, RadiusSession.acct_session_id,
+            RadiusSession.calling_station_id, RadiusSession.nas_port_id)
+    found: dict[str, list[SessionRef]] = {}
+    touched: dict[str, set[str]] = {}
+    if since_seq == 0:
+        batches = [session.execute(select(*cols).where(RadiusSession.stopped_at.is_(None))).all()]
+        keys: list[str] = []
+    else:
+        for name, sid in session.execute(
+                select(RadiusSession.username, RadiusSession.acct_session_id)
+                .where(RadiusSession.state_seq > since_seq)):
+            touched.setdefault(name.strip().lower(), set()).add(sid)
+        keys = sorted(touched)
+        if not keys:
+            return {}, max(feed, since_seq), {}
+        batches = [session.execute(select(*cols).where(
+            RadiusSession.stopped_at.is_(None),
+            func.lower(RadiusSession.username).in_(keys[i:i + IN_CHUNK]))).all()
+            for i in range(0, len(keys), IN_CHUNK)]
+    for rows in batches:
+        for name, nas_ip, sid, csid, port in rows:
+            key = name.strip().lower()
+            found.setdefault(key, []).append(SessionRef(nas_ip, sid, csid, port))
+            if since_seq == 0:
+                touched.setdefault(key, set()).add(sid)
+    out = {k: tuple(v) for k, v in found.items()}
+    for key in keys:
+        out.setdefault(key, ())
+    return out, feed, touched
 
 
 def sessions_for(session: Session, username: str, limit: int = 20) -> list[RadiusSession]:

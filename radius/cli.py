@@ -22,7 +22,9 @@ def nas() -> None:
 @click.argument("name")
 @click.option("--ip", required=True)
 @click.option("--secret", required=True)
-@click.option("--type", "nas_type", default="mikrotik", type=click.Choice(["mikrotik", "other"]))
+@click.option("--type", "nas_type", default="mikrotik", show_default=True,
+              help="What kind of NAS: decides the reply attributes and the walled garden "
+                   "(list them with 'radbill nas types').")
 @click.option("--coa-port", type=int, default=3799, show_default=True)
 @click.option("--no-message-authenticator", "relax", is_flag=True,
               help="Accept Access-Requests without Message-Authenticator (old RouterOS only).")
@@ -64,6 +66,21 @@ def nas_create(app: App, relax: bool, as_json: bool, api_tls_ca: Path | None,
                                      actor="cli", api_tls_ca=ca_pem, **options)
         data = nas_service.summary(row)
     emit(data, as_json, lambda d: f"NAS {d['name']} at {d['ip_address']} created")
+
+
+@nas.command("types")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def nas_types(app: App, as_json: bool) -> None:
+    """List the supported NAS types (radius/profiles/nas_types.toml)."""
+    from radius.nas_profiles import GardenSettings, profiles
+
+    garden = GardenSettings("x", "x", "x")
+    data = [{"type": p.name, "walled_garden": p.garden_form if p.can_garden(garden) else "none",
+             "needs": ", ".join(p.garden_requires), "label": p.label}
+            for p in profiles().values()]
+    emit(data, as_json, lambda d: table(d, ["type", "walled_garden", "needs", "label"]))
 
 
 @nas.command("list")

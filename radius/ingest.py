@@ -87,6 +87,18 @@ def apply_postauth(session: Session, records: Sequence[Mapping[str, str]]) -> di
             refused[i] = str(exc)
     if rows:
         session.execute(insert(PostAuth), rows)
+    for attrs in records:
+        replaces = (attrs.get("Radbill-Replaces") or "").split()
+        if replaces and attrs.get("Radbill-Decision") == "accept":
+            # A login from the device of these open sessions was accepted: the NAS lost
+            # them without a Stop. Closed at the login, with the cause saying why.
+            try:
+                at = received_at(attrs)
+            except InvalidRecord:
+                continue
+            accounting.close_replaced_sessions(
+                session, attrs.get("Radbill-NAS-Address") or "",
+                attrs.get("Radbill-User-Name") or "", replaces, at)
     return refused
 
 

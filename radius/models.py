@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from radbill import crypto
@@ -76,6 +86,8 @@ class RadiusSession(Base):
         UniqueConstraint("nas_ip", "acct_session_id", "username"),
         Index("ix_radius_sessions_open", "username", "stopped_at"),
         Index("ix_radius_sessions_nas_open", "nas_ip", "stopped_at"),
+        # the snapshot reads a user's open sessions whatever the case of the User-Name sent
+        Index("ix_radius_sessions_lower_open", func.lower(text("username")), "stopped_at"),
     )
 
 

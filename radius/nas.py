@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session
 
 from radbill import audit
 from radbill.crypto import SecretBox
+from radbill.db import AUTH_FEED, bump
 from radbill.errors import Conflict, InvalidInput
 from radius.models import Nas
+from radius.nas_profiles import nas_types
 
-NAS_TYPES = ("mikrotik", "other")
 ENFORCE_VIA = ("coa", "api")
 API_TLS_MODES = ("none", "anon", "verify")
 MAX_CA_PEM = 65_536  # a CA bundle for a few routers; anything bigger is a mistake
@@ -94,8 +95,10 @@ def create_nas(
     except ValueError:
         raise InvalidInput(f"invalid IP address {ip!r}") from None
     validate_secret(secret)
-    if nas_type not in NAS_TYPES:
-        raise InvalidInput(f"unknown NAS type {nas_type!r}: use {' or '.join(NAS_TYPES)}")
+    supported = nas_types()
+    if nas_type not in supported:
+        raise InvalidInput(f"unknown NAS type {str(nas_type)[:32]!r}: use one of "
+                           f"{', '.join(supported)}")
     for label, port in (("CoA port", coa_port), ("API port", api_port)):
         if port is not None and not 1 <= port <= 65535:
             raise InvalidInput(f"{label} {port} is outside 1-65535")
@@ -130,6 +133,7 @@ def create_nas(
             session.flush()
     except IntegrityError:
         raise Conflict(f"a NAS named {name!r} or at {addr} already exists") from None
+    bump(session, AUTH_FEED)  # the policy reloads the NAS types with the next change
     audit.record(session, actor=actor, action="nas.create", entity="nas", entity_id=nas.id,
                  after=summary(nas))
     return nas

@@ -1,9 +1,15 @@
 """The authorization policy: who gets on the network, and with what. Pure, no I/O.
 
 :func:`decide` takes the request, the subscriber's snapshot record, its plan, the number of
-sessions it already has open and a frozen clock, and returns a :class:`Decision`. Password
-checking is not done here: the decision carries the cleartext password and FreeRADIUS's own
-pap/chap/mschap modules compare it, so every PPP authentication protocol works.
+sessions it already has open, the NAS type's profile and a frozen clock, and returns a
+:class:`Decision`. Password checking is not done here: the decision carries the cleartext
+password and FreeRADIUS's own pap/chap/mschap modules compare it, so every PPP
+authentication protocol works.
+
+No enumeration: a reject of a known subscriber also carries the password, so FreeRADIUS
+checks it *before* anything about the account is said. Every reject leaves with one generic
+Reply-Message; the reason (``Decision.message``) reaches the subscriber only when the ISP
+turned detailed messages on and the password was right, and always reaches the post-auth log.
 """
 
 from __future__ import annotations
@@ -12,7 +18,8 @@ import datetime as dt
 import enum
 from dataclasses import dataclass, field
 
-from billing.rates import Burst, RatePair, mikrotik_rate_limit
+from billing.rates import Burst, RatePair
+from radius.nas_profiles import GardenSettings, NasProfile, profile_for
 
 # Longest Session-Timeout we send: RouterOS keeps it as a 32-bit count of seconds.
 MAX_SESSION_TIMEOUT = 2**31 - 1
@@ -27,6 +34,10 @@ class Reason(enum.StrEnum):
     EXPIRED_WALLED_GARDEN = "expired-walled-garden"
     SUSPENDED = "suspended"
     EXPIRED = "expired"
+    # suspended or expired on a NAS that cannot hold anybody in a walled garden
+    SUSPENDED_NO_GARDEN = "suspended-nas-cannot-garden"
+    EXPIRED_NO_GARDEN = "expired-nas-cannot-garden"
+    LOGIN_THROTTLED = "login-throttled"
     DISABLED = "disabled"
     TERMINATED = "terminated"
     UNKNOWN_USER = "unknown-user"
@@ -46,16 +57,25 @@ REPLY_MESSAGES: dict[Reason, str] = {
     Reason.EXPIRED_WALLED_GARDEN: "Your package has expired. Please pay to renew.",
     Reason.SUSPENDED: "Account suspended for non-payment",
     Reason.EXPIRED: "Package expired",
+    Reason.SUSPENDED_NO_GARDEN: "Account suspended for non-payment",
+    Reason.EXPIRED_NO_GARDEN: "Package expired",
+    Reason.LOGIN_THROTTLED: "Too many failed logins, try again later",
     Reason.DISABLED: "Account disabled",
     Reason.TERMINATED: "Account terminated",
-    Reason.UNKNOWN_USER: "Unknown user",
-    Reason.BAD_PASSWORD: "Wrong password",
+    Reason.UNKNOWN_USER: "Wrong username or password",
+    Reason.BAD_PASSWORD: "Wrong username or password",
     Reason.MAC_MISMATCH: "Device not registered for this account",
     Reason.SIMULTANEOUS_USE: "Already logged in",
     Reason.WRONG_SERVICE: "Account not valid for this service",
     Reason.BAD_REQUEST: "Malformed request",
     Reason.CREDENTIAL_ERROR: "Account configuration error, contact your ISP",
 }
+
+# What every rejected login is told by default: the same words whatever the account's state,
+# so a login page cannot be used to learn which names exist or which accounts are unpaid.
+GENERIC_REJECT = "Login failed"
+# With detailed messages on, what a login is told before its password is known to be right.
+UNVERIFIED_REJECT = "Wrong username or password"
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,9 @@ class PlanRecord:
     burst: Burst | None = None
     fup_rate: RatePair | None = None
     ip_pool: str | None = None
+    ipv6_pool: str | None = None
+    delegated_ipv6_pool: str | None = None
+    idle_timeout: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +108,9 @@ class SubscriberRecord:
     simultaneous_use: int = 1
     paid_until: dt.datetime | None = None
     fup_throttled: bool = False
+    framed_ipv6_prefix: str | None = None
+    delegated_ipv6_prefix: str | None = None
+    ipv6_pool: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +122,7 @@ class AuthRequest:
     calling_station_id: str | None = None
     service_type: str | None = None  # Framed-User (PPP) or Login-User (Hotspot)
     framed_protocol: str | None = None
+    nas_port_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +133,15 @@ class PolicyConfig:
     walled_garden_list: str = "radbill-suspended"
     walled_garden_rate: RatePair = RatePair(256_000, 256_000)  # noqa: RUF009 - frozen, shared
     interim_interval: int = 300
+    detailed_messages: bool = False
+    walled_garden_url: str = ""
+    walled_garden_pool: str = ""  # Framed-Pool for gardened subscribers ("" : their own pool)
+    idle_timeout: int = 0  # Idle-Timeout when the plan sets none (0: none)
+
+    @property
+    def garden(self) -> GardenSettings:
+        return GardenSettings(self.walled_garden_list, self.walled_garden_url,
+                              self.walled_garden_pool)
 
 
 @dataclass(frozen=True)
@@ -116,9 +152,13 @@ class Decision:
     reason: Reason
     password: str | None = None
     reply: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # the speed an accept gives (garden, fair-usage or plan rate), for CoA on any NAS type
+    rate: RatePair | None = None
+    burst: Burst | None = None
 
     @property
     def reply_message(self) -> str | None:
+        """The detailed, subscriber-facing words for this reason."""
         return REPLY_MESSAGES.get(self.reason)
 
     @property
@@ -127,10 +167,10 @@ class Decision:
         return self.reason is not Reason.UNAVAILABLE
 
 
-def reject(reason: Reason) -> Decision:
-    """A reject carrying the subscriber-facing message for *reason*."""
-    message = REPLY_MESSAGES.get(reason)
-    return Decision(False, reason, reply=(("Reply-Message", message),) if message else ())
+def reject(reason: Reason, password: str | None = None) -> Decision:
+    """A reject for *reason*. With *password*, FreeRADIUS checks it first, so the reason is
+    only acted on (and only ever shown) for somebody who knows the password."""
+    return Decision(False, reason, password=password)
 
 
 UNAVAILABLE = Decision(False, Reason.UNAVAILABLE)
@@ -156,11 +196,26 @@ def _is_ppp(req: AuthRequest) -> bool | None:
     return None
 
 
-def _addressing(sub: SubscriberRecord, plan: PlanRecord) -> list[tuple[str, str]]:
+def _addressing(sub: SubscriberRecord, plan: PlanRecord, garden_pool: str = ""
+                ) -> list[tuple[str, str]]:
+    # IPv4: a static address, else the garden pool (if the operator keeps gardened
+    # subscribers apart), else the subscriber's or the plan's pool. IPv6 (dual-stack PPPoE):
+    # a fixed Framed-IPv6-Prefix or a pool for the WAN side, and a Delegated-IPv6-Prefix
+    # (or its pool) for the LAN behind the router.
+    out: list[tuple[str, str]] = []
     if sub.static_ip:
-        return [("Framed-IP-Address", sub.static_ip)]
-    pool = sub.ip_pool or plan.ip_pool
-    return [("Framed-Pool", pool)] if pool else []
+        out.append(("Framed-IP-Address", sub.static_ip))
+    elif garden_pool or sub.ip_pool or plan.ip_pool:
+        out.append(("Framed-Pool", garden_pool or sub.ip_pool or plan.ip_pool or ""))
+    if sub.framed_ipv6_prefix:
+        out.append(("Framed-IPv6-Prefix", sub.framed_ipv6_prefix))
+    elif sub.ipv6_pool or plan.ipv6_pool:
+        out.append(("Framed-IPv6-Pool", sub.ipv6_pool or plan.ipv6_pool or ""))
+    if sub.delegated_ipv6_prefix:
+        out.append(("Delegated-IPv6-Prefix", sub.delegated_ipv6_prefix))
+    elif plan.delegated_ipv6_pool:
+        out.append(("Delegated-IPv6-Prefix-Pool", plan.delegated_ipv6_pool))
+    return out
 
 
 def decide(  # noqa: PLR0911, PLR0912 - one early return per branch: the decision table
@@ -170,52 +225,72 @@ def decide(  # noqa: PLR0911, PLR0912 - one early return per branch: the decisio
     open_sessions: int,
     config: PolicyConfig,
     now: dt.datetime,
+    profile: NasProfile | None = None,
 ) -> Decision:
-    """Decide an Access-Request from the subscriber's billing state."""
+    """Decide an Access-Request from the subscriber's billing state and the NAS type.
+
+    Every reject of a subscriber whose password is known carries that password: FreeRADIUS
+    checks it before the reject is acted on, so nothing about the account is revealed to
+    somebody without it. *profile* is the NAS type's (MikroTik when not given)."""
     if not req.username:
         return reject(Reason.BAD_REQUEST)
     if sub is None:
         return reject(Reason.UNKNOWN_USER)
-    if sub.status == "terminated":
-        return reject(Reason.TERMINATED)
-    if sub.status == "disabled":
-        return reject(Reason.DISABLED)
     if sub.password is None or plan is None:
         return reject(Reason.CREDENTIAL_ERROR)
+    password = sub.password
+    if sub.status == "terminated":
+        return reject(Reason.TERMINATED, password)
+    if sub.status == "disabled":
+        return reject(Reason.DISABLED, password)
     ppp = _is_ppp(req)
     if ppp is not None and ppp != (sub.service == "pppoe"):
-        return reject(Reason.WRONG_SERVICE)
+        return reject(Reason.WRONG_SERVICE, password)
     if sub.mac_address and normalize_mac(req.calling_station_id) != sub.mac_address:
-        return reject(Reason.MAC_MISMATCH)
+        return reject(Reason.MAC_MISMATCH, password)
     if open_sessions >= sub.simultaneous_use:
-        return reject(Reason.SIMULTANEOUS_USE)
+        return reject(Reason.SIMULTANEOUS_USE, password)
 
-    common = [("Acct-Interim-Interval", str(config.interim_interval)), *_addressing(sub, plan)]
+    profile = profile or profile_for("mikrotik")
+    common = [("Acct-Interim-Interval", str(config.interim_interval))]
+    idle = plan.idle_timeout if plan.idle_timeout is not None else config.idle_timeout
+    if idle:
+        common.append(("Idle-Timeout", str(idle)))
     expired = sub.paid_until is not None and sub.paid_until <= now
     if sub.status == "suspended" or expired:
         if config.suspended_mode == "reject":
-            return reject(Reason.EXPIRED if sub.status == "active" else Reason.SUSPENDED)
+            return reject(Reason.EXPIRED if sub.status == "active" else Reason.SUSPENDED,
+                          password)
+        if not profile.can_garden(config.garden):
+            # This NAS would ignore the garden attributes: an accept would be free Internet.
+            return reject(Reason.EXPIRED_NO_GARDEN if sub.status == "active"
+                          else Reason.SUSPENDED_NO_GARDEN, password)
         reason = Reason.WALLED_GARDEN if sub.status == "suspended" else Reason.EXPIRED_WALLED_GARDEN
+        garden = profile.garden_reply(config.walled_garden_rate, config.garden)
+        held = {name for name, _ in garden}  # a profile that gardens by pool sets it itself
         return Decision(
             True,
             reason,
-            password=sub.password,
+            password=password,
             reply=(
-                ("Mikrotik-Address-List", config.walled_garden_list),
-                ("Mikrotik-Rate-Limit", mikrotik_rate_limit(config.walled_garden_rate)),
+                *garden,
                 *common,
+                *(a for a in _addressing(sub, plan, config.walled_garden_pool)
+                  if a[0] not in held),
                 ("Reply-Message", REPLY_MESSAGES[reason]),
             ),
+            rate=config.walled_garden_rate,
         )
     if sub.status != "active":
-        return reject(Reason.BAD_REQUEST)
+        return reject(Reason.BAD_REQUEST, password)
 
     if sub.fup_throttled and plan.fup_rate is not None:
-        reason, rate = Reason.THROTTLED, mikrotik_rate_limit(plan.fup_rate)
+        reason, speed, burst = Reason.THROTTLED, plan.fup_rate, None
     else:
-        reason, rate = Reason.ACTIVE, mikrotik_rate_limit(plan.rate, plan.burst)
-    reply = [("Mikrotik-Rate-Limit", rate), *common]
+        reason, speed, burst = Reason.ACTIVE, plan.rate, plan.burst
+    reply = [*profile.rate_reply(speed, burst), *common, *_addressing(sub, plan)]
     if sub.paid_until is not None:
         remaining = int((sub.paid_until - now).total_seconds())
         reply.append(("Session-Timeout", str(max(1, min(remaining, MAX_SESSION_TIMEOUT)))))
-    return Decision(True, reason, password=sub.password, reply=tuple(reply))
+    return Decision(True, reason, password=password, reply=tuple(reply), rate=speed,
+                    burst=burst)

@@ -1,8 +1,9 @@
 """rlm_python3 entry module: the only module that imports ``radiusd``.
 
-FreeRADIUS calls :func:`instantiate` once at start, :func:`authorize` for every Access-Request
-and :func:`detach` at shutdown. Everything here is a translation; the work happens in
-:mod:`radius.hook` and :mod:`radius.snapshot`, which run and are tested without FreeRADIUS.
+FreeRADIUS calls :func:`instantiate` once at start, :func:`authorize` for every
+Access-Request, :func:`post_auth` once its outcome is known, and :func:`detach` at
+shutdown. Everything here is a translation; the work happens in :mod:`radius.hook` and
+:mod:`radius.snapshot`, which run and are tested without FreeRADIUS.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ def instantiate(_p: object) -> int:
 def authorize(p: tuple[tuple[str, str], ...]) -> object:
     """Decide an Access-Request from the snapshot."""
     return _state["hook"].authorize(p)
+
+
+def post_auth(p: tuple[tuple[str, str], ...]) -> object:
+    """Record the outcome in memory (throttling, provisional sessions); never changes it."""
+    return _state["hook"].post_auth(p)
 
 
 def detach(_p: object = None) -> int:

@@ -9,6 +9,8 @@ from radbill.config import Settings
 from radbill.crypto import secret_box
 from radbill.db import make_engine
 from radius.hook import PolicyHook, policy_config
+from radius.liveness import LoginThrottle, ProvisionalSessions
+from radius.nas_profiles import profiles
 from radius.snapshot import AuthSnapshot, SnapshotRefresher
 
 log = logging.getLogger("radbill.policy")
@@ -25,6 +27,14 @@ def settings_from_module_config(config: dict[str, str]) -> Settings:
         "RADBILL_WALLED_GARDEN_RATE": config.get("walled_garden_rate", ""),
         "RADBILL_INTERIM_INTERVAL": config.get("interim_interval", ""),
         "RADBILL_SNAPSHOT_POLL_MS": config.get("snapshot_poll_ms", ""),
+        "RADBILL_DETAILED_REJECT_MESSAGES": config.get("detailed_reject_messages", ""),
+        "RADBILL_CASE_INSENSITIVE_USERNAMES": config.get("case_insensitive_usernames", ""),
+        "RADBILL_PROVISIONAL_SESSION_SECONDS": config.get("provisional_session_seconds", ""),
+        "RADBILL_LOGIN_FAILURES_BEFORE_THROTTLE": config.get(
+            "login_failures_before_throttle", ""),
+        "RADBILL_WALLED_GARDEN_URL": config.get("walled_garden_url", ""),
+        "RADBILL_WALLED_GARDEN_POOL": config.get("walled_garden_pool", ""),
+        "RADBILL_IDLE_TIMEOUT": config.get("idle_timeout", ""),
     }
     return Settings.from_env(env)
 
@@ -41,10 +51,17 @@ def start_policy(config: dict[str, str]) -> tuple[PolicyHook, SnapshotRefresher]
     engine = make_engine(settings.database_url, sqlite_begin="DEFERRED") if (
         settings.is_sqlite
     ) else make_engine(settings.database_url, pool_size=1, max_overflow=1)
+    log.info("NAS types: %s", ", ".join(profiles()))  # a broken profile file fails the start
     snapshot = AuthSnapshot()
     refresher = SnapshotRefresher(snapshot, engine, box, settings.snapshot_poll_ms / 1000)
     if refresher.refresh_once():
         log.info("policy ready: %d subscribers, %d plans, %d users online",
                  len(snapshot.subscribers), len(snapshot.plans), len(snapshot.online))
     refresher.start()
-    return PolicyHook(snapshot, policy_config(settings)), refresher
+    hook = PolicyHook(
+        snapshot, policy_config(settings),
+        case_insensitive=settings.case_insensitive_usernames,
+        throttle=LoginThrottle(max_failures=settings.login_failures_before_throttle),
+        provisional=ProvisionalSessions(lifetime=settings.provisional_session_seconds),
+    )
+    return hook, refresher

@@ -30,8 +30,9 @@ from radbill.crypto import SecretBox, secret_box
 from radbill.db import engine_from_settings, session_factory
 from radbill.secure import make_private, warn_if_exposed
 from radius.accounting import Limits
-from radius.ingest import Ingester
+from radius.ingest import Ingester, Stream, default_streams
 from radius.models import Nas
+from radius.sessioncheck import SessionCheck
 
 log = logging.getLogger("radbill.radius")
 
@@ -130,6 +131,13 @@ def render(
         "WALLED_GARDEN_RATE": settings.walled_garden_rate,
         "INTERIM_INTERVAL": str(settings.interim_interval),
         "SNAPSHOT_POLL_MS": str(settings.snapshot_poll_ms),
+        "DETAILED_REJECT_MESSAGES": "yes" if settings.detailed_reject_messages else "no",
+        "CASE_INSENSITIVE_USERNAMES": "yes" if settings.case_insensitive_usernames else "no",
+        "PROVISIONAL_SESSION_SECONDS": str(settings.provisional_session_seconds),
+        "LOGIN_FAILURES_BEFORE_THROTTLE": str(settings.login_failures_before_throttle),
+        "WALLED_GARDEN_URL": settings.walled_garden_url,
+        "WALLED_GARDEN_POOL": settings.walled_garden_pool,
+        "IDLE_TIMEOUT": str(settings.idle_timeout),
         "LISTEN": listen,
         "AUTH_PORT": str(auth_port),
         "ACCT_PORT": str(acct_port),
@@ -275,10 +283,18 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
                              listen=listen)
     warn_if_exposed(settings)
     engine = engine_from_settings(settings)
-    ingester = Ingester(session_factory(engine), layout.spool,
+    # Simultaneous-Use rejects coming in through the post-auth spool ask the NAS (RouterOS
+    # API, where configured) which sessions it really has: a router that lost power without
+    # Accounting-On must not lock its subscribers out until the stale-session job.
+    checker = SessionCheck(session_factory(engine), SecretBox(load_key(settings)))
+    streams = [Stream(s.name, s.directory, checker.watch(s.handler)) if s.name == "postauth"
+               else s for s in default_streams(layout.spool, Limits.from_settings(settings))]
+    ingester = Ingester(session_factory(engine), layout.spool, streams=streams,
                         limits=Limits.from_settings(settings))
     worker = threading.Thread(target=ingester.run_forever, name="radbill-ingest", daemon=True)
     worker.start()
+    threading.Thread(target=checker.run_forever, name="radbill-sessioncheck",
+                     daemon=True).start()
     stale_stop = threading.Event()
     threading.Thread(target=housekeeping, name="radbill-housekeeping", daemon=True,
                      args=(session_factory(engine), layout.spool, settings.interim_interval,
@@ -294,6 +310,7 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
         signal.signal(sig, stopper.forward)
     code = stopper.wait()
     stale_stop.set()
+    checker.stop()
     ingester.stop()
     worker.join(timeout=10)
     try:

@@ -27,9 +27,17 @@ from billing.plans import plan_burst, plan_fup_rate, plan_rate
 from radbill.crypto import SecretBox, SecretError
 from radbill.db import AUTH_FEED, ChangeCounter
 from radius import accounting
+from radius.liveness import SessionRef
+from radius.models import Nas
 from radius.policy import PlanRecord, SubscriberRecord
 
 log = logging.getLogger("radbill.snapshot")
+
+
+def username_key(username: str) -> str:
+    """The snapshot key of a username: without surrounding spaces, in lower case (the
+    database keeps usernames unique in lower case)."""
+    return username.strip().lower()
 
 
 def plan_record(plan: Plan) -> PlanRecord:
@@ -41,6 +49,9 @@ def plan_record(plan: Plan) -> PlanRecord:
         burst=plan_burst(plan),
         fup_rate=plan_fup_rate(plan),
         ip_pool=plan.ip_pool,
+        ipv6_pool=plan.ipv6_pool,
+        delegated_ipv6_pool=plan.delegated_ipv6_pool,
+        idle_timeout=plan.idle_timeout,
     )
 
 
@@ -64,6 +75,9 @@ def subscriber_record(sub: Subscriber, box: SecretBox) -> SubscriberRecord:
         simultaneous_use=sub.simultaneous_use,
         paid_until=sub.paid_until,
         fup_throttled=sub.fup_throttled,
+        framed_ipv6_prefix=sub.framed_ipv6_prefix,
+        delegated_ipv6_prefix=sub.delegated_ipv6_prefix,
+        ipv6_pool=sub.ipv6_pool,
     )
 
 
@@ -82,17 +96,28 @@ def subscriber_record_without_password(sub: Subscriber) -> SubscriberRecord:
         simultaneous_use=sub.simultaneous_use,
         paid_until=sub.paid_until,
         fup_throttled=sub.fup_throttled,
+        framed_ipv6_prefix=sub.framed_ipv6_prefix,
+        delegated_ipv6_prefix=sub.delegated_ipv6_prefix,
+        ipv6_pool=sub.ipv6_pool,
     )
 
 
 class AuthSnapshot:
     """In-memory authorization state. Reads are lock-free dictionary look-ups; the refresher
-    replaces whole records, which is atomic under the GIL."""
+    replaces whole records, which is atomic under the GIL. Subscribers and sessions are
+    keyed by :func:`username_key`."""
 
     def __init__(self) -> None:
         self.subscribers: dict[str, SubscriberRecord] = {}
         self.plans: dict[int, PlanRecord] = {}
         self.online: dict[str, int] = {}
+        # the open sessions of each user (which NAS, which device): a redial from the same
+        # device replaces its stale session instead of counting against Simultaneous-Use
+        self.sessions: dict[str, tuple[SessionRef, ...]] = {}
+        self.nas_types: dict[str, str] = {}  # NAS IP -> type (profile name)
+        # how many sessions of each user have been seen open since the start: a Start that
+        # ends a provisional session (radius.liveness) shows as this growing
+        self.opened: dict[str, int] = {}
         self.auth_version = 0
         self.session_version = 0
         self.loaded = False
@@ -102,10 +127,11 @@ class AuthSnapshot:
 
     def lookup(self, username: str) -> tuple[SubscriberRecord | None, PlanRecord | None, int]:
         """The subscriber, its plan and its open-session count."""
-        sub = self.subscribers.get(username)
+        key = username_key(username)
+        sub = self.subscribers.get(key)
         if sub is None:
             return None, None, 0
-        return sub, self.plans.get(sub.plan_id), self.online.get(username, 0)
+        return sub, self.plans.get(sub.plan_id), self.online.get(key, 0)
 
     def refresh(self, session: Session, box: SecretBox) -> int:
         """Apply every change since the last refresh. Returns how many records changed."""
@@ -118,19 +144,29 @@ class AuthSnapshot:
                 self.plans[plan.id] = plan_record(plan)
                 newest = max(newest, plan.auth_version)
             for sub in subs:
-                self.subscribers[sub.username] = subscriber_record(sub, box)
+                self.subscribers[username_key(sub.username)] = subscriber_record(sub, box)
                 newest = max(newest, sub.auth_version)
             self.auth_version = newest
             changed += len(subs) + len(plans)
-        counts, seq = accounting.open_session_counts(session, self.session_version)
+            self.nas_types = {str(ip): str(t) for ip, t in session.execute(
+                select(Nas.ip_address, Nas.nas_type))}
+        refs, seq, touched = accounting.open_session_refs(session, self.session_version)
         if self.session_version == 0:
-            self.online = counts
-        else:
-            for name, n in counts.items():
-                if n:
-                    self.online[name] = n
-                else:
-                    self.online.pop(name, None)
+            self.sessions, self.online = {}, {}
+        for name, user_refs in refs.items():
+            key = username_key(name)
+            before = {r.acct_session_id for r in self.sessions.get(key, ())}
+            # sessions opened since the last read, including any already closed again
+            new = len(touched.get(key, set()) - before)
+            if new:
+                self.opened[key] = self.opened.get(key, 0) + new
+            if user_refs:
+                self.sessions[key] = user_refs
+                self.online[key] = len(user_refs)
+            else:
+                self.sessions.pop(key, None)
+                self.online.pop(key, None)
+        counts = refs
         self.session_version = seq
         self.loaded = True
         return changed + len(counts)

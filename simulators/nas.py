@@ -317,6 +317,12 @@ class NasSimulator:
 
         self._call(run())
 
+    def power_cut(self) -> None:
+        """The router loses power: every session is gone, and it says nothing (no Stop, no
+        Accounting-On when it comes back), as many do."""
+        with self._lock:
+            self.sessions.clear()
+
     def online(self, username: str | None = None) -> list[SimSession]:
         """Sessions online now (of *username*, or all)."""
         with self._lock:

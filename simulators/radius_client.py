@@ -85,6 +85,11 @@ def fill_login(pkt: packet.AuthPacket, username: str, password: str, method: str
         raise ValueError(f"unknown method {method!r}")
 
 
+# The device of every login that names none: a real NAS always sends Calling-Station-Id,
+# and repeated logins from one device replace each other's provisional session.
+TEST_DEVICE = "02:00:00:00:00:01"
+
+
 class RadiusClient:
     """Sends Access-Requests and Accounting-Requests the way a MikroTik does."""
 
@@ -97,8 +102,9 @@ class RadiusClient:
         self.nas_ip = nas_ip
 
     def authenticate(self, username: str, password: str, method: str = "pap",
-                     service: str = "pppoe", mac: str | None = None) -> AuthResult:
-        """Log in with PAP, CHAP or MS-CHAPv2 (``mschapv2``)."""
+                     service: str = "pppoe", mac: str | None = TEST_DEVICE) -> AuthResult:
+        """Log in with PAP, CHAP or MS-CHAPv2 (``mschapv2``), from one device (the
+        Calling-Station-Id every NAS sends) unless *mac* says another or None."""
         pkt = self.client.CreateAuthPacket(code=packet.AccessRequest)
         fill_login(pkt, username, password, method, service, mac, self.nas_ip)
         try:

@@ -13,6 +13,7 @@ from admin.views.common import actor
 from billing import plans
 from radbill.errors import DomainError, InvalidInput
 from radius import nas
+from radius.nas_profiles import nas_types
 
 bp = Blueprint("catalog", __name__)
 
@@ -73,7 +74,7 @@ def nas_list() -> Any:
     """Every NAS (secrets never shown); admins also see the form to add one."""
     db = get_db()
     return render_template("nas.html", rows=[nas.summary(n) for n in nas.list_nas(db)],
-                           error=None, form={})
+                           error=None, form={}, nas_types=nas_types())
 
 
 @bp.route("/nas/new", methods=["POST"])
@@ -91,6 +92,6 @@ def nas_create() -> Any:
         db.rollback()
         form = {k: v for k, v in f.items() if k != "secret"}
         return render_template("nas.html", rows=[nas.summary(n) for n in nas.list_nas(db)],
-                               error=str(exc), form=form), 422
+                               error=str(exc), form=form, nas_types=nas_types()), 422
     flash(f"NAS {row.name} registered; restart 'radbill radius run' to let it in.")
     return redirect(url_for(".nas_list"))

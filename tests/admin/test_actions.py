@@ -162,7 +162,14 @@ def test_create_plan_and_nas_and_subscriber_pages(client_for: Any, factory: Any)
                                          "secret": "long-random-secret", "coa_port": "3799",
                                          "csrf_token": token})
     assert resp.status_code == 302
-    assert "core-1" in client.get("/nas").get_data(as_text=True)
+    page = client.get("/nas").get_data(as_text=True)
+    assert "core-1" in page
+    assert all(f"<option>{t}</option>" in page for t in ("accel-ppp", "wispr", "cisco",
+                                                          "juniper", "other"))
+    odd = client.post("/nas/new", data={"name": "edge-9", "ip": "10.9.9.10",
+                                        "secret": "long-random-secret", "nas_type": "huawei",
+                                        "csrf_token": token})
+    assert odd.status_code == 422 and "unknown NAS type" in odd.get_data(as_text=True)
     resp = client.post("/subscribers/new", data={
         "username": "carol", "password": "pw-123456", "plan": "Fiber-100",
         "service": "pppoe", "full_name": "Carol Khan", "phone": "+8801733333333",
@@ -173,6 +180,11 @@ def test_create_plan_and_nas_and_subscriber_pages(client_for: Any, factory: Any)
         "full_name": "Carol Again", "csrf_token": token})
     assert dup.status_code == 422 and "already exists" in dup.get_data(as_text=True)
     assert 'value="Carol Again"' in dup.get_data(as_text=True)
+    # carol and CAROL are one account (usernames are unique in lower case)
+    upper = client.post("/subscribers/new", data={
+        "username": "CAROL", "password": "pw-123456", "plan": "Fiber-100",
+        "csrf_token": token})
+    assert upper.status_code == 422 and "already exists" in upper.get_data(as_text=True)
     assert [r.actor for r in audit_rows(factory, "plan.create")] == ["admin"]
     assert [r.actor for r in audit_rows(factory, "nas.create")] == ["admin"]
     assert [r.actor for r in audit_rows(factory, "subscriber.create")] == ["admin"]

@@ -183,8 +183,6 @@ def test_a_promise_made_before_the_due_date_ends_service_on_the_ladders_day(sim:
     assert until == dt.datetime.combine(suspended_on, dt.time(), dt.UTC) - dt.timedelta(hours=6)
 
 
-@pytest.mark.xfail(strict=True, reason="open: a payment entered later with an earlier date "
-                   "does not undo the late fee and suspension the ladder took meanwhile")
 def test_a_back_dated_payment_undoes_the_late_fee_it_would_have_prevented(sim: Sim) -> None:
     sim.plan("Home", price="1000", grace_days=0, late_fee="50")
     sim.subscriber("b", "Home")
@@ -192,9 +190,27 @@ def test_a_back_dated_payment_undoes_the_late_fee_it_would_have_prevented(sim: S
     with sim.factory() as s, s.begin():
         record_payment(s, "b", "1000", method="cash", reference="BD1", today=sim.today,
                        on=D(2026, 12, 8), actor="cashier")  # cash taken on the due date
+    (fee, note) = [d for d in sim.invoices("b") if d["kind"] in ("late_fee", "credit_note")]
+    assert (fee["total"], fee["status"]) == (Decimal("50.00"), "credited")
+    assert note["lines"] == [("Credit for invoice INV-000002: late fee waived: INV-000001 "
+                              "was paid on 2026-12-08", Decimal("-50.00"))]
+    assert (note["issued"], sim.status("b")) == (D(2026, 12, 10), "active")
     sim.days_until(D(2026, 12, 14))
     assert sim.balance("b") == Decimal("0.00")
     assert sim.status("b") == "active"
+
+
+def test_a_back_dated_payment_after_the_fee_day_leaves_the_fee(sim: Sim) -> None:
+    sim.plan("Home", price="1000", grace_days=0, late_fee="50")
+    sim.subscriber("b", "Home")
+    sim.days_until(D(2026, 12, 10))  # the fee was assessed on 9 Dec, rightly
+    with sim.factory() as s, s.begin():
+        record_payment(s, "b", "1050", method="cash", reference="BD2", today=sim.today,
+                       on=D(2026, 12, 9), actor="cashier")  # paid the day of the fee
+    (fee,) = [d for d in sim.invoices("b") if d["kind"] == "late_fee"]
+    assert fee["status"] == "paid"
+    assert not [d for d in sim.invoices("b") if d["kind"] == "credit_note"]
+    assert (sim.balance("b"), sim.status("b")) == (Decimal("0.00"), "active")
 
 
 @pytest.mark.xfail(strict=True, reason="open: after a month without billing runs a prepaid "

@@ -379,3 +379,22 @@ def test_reconciler_knows_sessions_whose_ids_the_router_prints_in_upper_case(
     counts = arun(reconcile(session_factory(db), box, settings, RouterOsController()))
     assert counts.get("unaccounted", 0) == 0  # the router's 0x8100000A is accounting's 8100000a
     assert len(sim.online()) == 12
+
+
+def test_reconciler_closes_accounting_sessions_the_router_no_longer_lists(
+        db, box, sim, settings) -> None:  # type: ignore[no-untyped-def]
+    from radius.models import RadiusSession
+
+    seed(db, box, sim, "ann", "ben", "cat", api=True)
+    online(db, sim, "ann")
+    ben = online(db, sim, "ben")
+    online(db, sim, "cat", at=utcnow())  # started just now: maybe not listed yet, spared
+    sim.sessions.pop(ben.session_id)  # the router lost ben's session without a Stop
+    sim.sessions.pop(next(s.session_id for s in sim.online("cat")))
+    counts = arun(reconcile(session_factory(db), box, settings, RouterOsController()))
+    assert counts["closed_not_on_router"] == 1
+    with session_factory(db)() as s:
+        rows = {r.username: (r.stopped_at is not None, r.terminate_cause)
+                for r in s.scalars(select(RadiusSession))}
+    assert rows == {"ann": (False, None), "ben": (True, accounting.GONE),
+                    "cat": (False, None)}

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from pyrad import packet
 
+from billing.rates import RatePair
 from coa.controller import NasRef, Outcome, PolicyChange, SessionRef
 from coa.dictionary import dictionary
 from coa.radius import CoaController
@@ -100,6 +101,15 @@ class CoaServer:
     @property
     def log(self) -> str:
         return (self.dir / "radiusd.out").read_text(errors="replace")
+
+    def request_pairs(self) -> list[list[tuple[str, str]]]:
+        """Every request as (attribute, value) pairs in order, repeated attributes kept."""
+        path = self.dir / "detail-coa"
+        if not path.exists():
+            return []
+        return [[(n, v.strip('"')) for n, _, v in
+                 (line.strip().partition(" = ") for line in block.splitlines()[1:])]
+                for block in path.read_text().split("\n\n") if block.strip()]
 
     def requests(self) -> list[dict[str, str]]:
         """Every request FreeRADIUS accepted, as its detail module wrote it."""
@@ -223,3 +233,48 @@ def test_a_request_without_message_authenticator_is_dropped(freeradius: CoaServe
             s.recvfrom(4096)
     assert freeradius.requests()[before:] == []
     assert "does not contain required Message-Authenticator" in freeradius.log
+
+
+GARDEN = PolicyChange(rate_limit="256k/256k", address_list="radbill-suspended",
+                      rate=RatePair(256_000, 256_000))
+PLAN_RATE = PolicyChange(rate_limit="5M/20M", rate=RatePair(20_000_000, 5_000_000))
+
+
+@pytest.mark.parametrize(("nas_type", "change", "expected"), [
+    ("accel-ppp", PLAN_RATE, [("Filter-Id", "20000/5000")]),
+    ("wispr", PLAN_RATE, [("WISPr-Bandwidth-Max-Up", "5000000"),
+                          ("WISPr-Bandwidth-Max-Down", "20000000")]),
+    ("cisco", PLAN_RATE, [("Cisco-AVPair", "ip:sub-qos-policy-in=radbill-5000k"),
+                          ("Cisco-AVPair", "ip:sub-qos-policy-out=radbill-20000k")]),
+    ("cisco", GARDEN, [("Cisco-AVPair", "ip:inacl=radbill-suspended"),
+                       ("Cisco-AVPair", "ip:sub-qos-policy-in=radbill-256k"),
+                       ("Cisco-AVPair", "ip:sub-qos-policy-out=radbill-256k")]),
+    # ERX-Service-Activate is a tagged attribute: sent untagged, FreeRADIUS reads tag 0
+    ("juniper", PLAN_RATE, [("ERX-Service-Activate:0", "radbill-rate(20000000,5000000)")]),
+    ("juniper", GARDEN, [("ERX-Ingress-Policy-Name", "radbill-suspended"),
+                         ("ERX-Service-Activate:0", "radbill-rate(256000,256000)")]),
+])
+def test_freeradius_reads_each_nas_types_coa_attributes(freeradius: CoaServer, nas_type: str,
+                                                        change: PolicyChange,
+                                                        expected: list[tuple[str, str]]
+                                                        ) -> None:
+    """The profile's CoA form, decoded by FreeRADIUS with its own vendor dictionaries."""
+    before = len(freeradius.request_pairs())
+    ref = NasRef(ip="127.0.0.1", secret=SECRET, coa_port=freeradius.port, nas_type=nas_type)
+    result = send(lambda c: c.change(ref, ALICE, change))
+    assert result.outcome is Outcome.ACK and result.channel == "coa", freeradius.log[-2000:]
+    pairs = freeradius.request_pairs()[before]
+    assert ("Packet-Type", "CoA-Request") in pairs
+    vendor = [(n, v) for n, v in pairs if n.split("-")[0] in (
+        "Filter", "WISPr", "Cisco", "ERX", "Mikrotik")]
+    assert vendor == expected
+
+
+@pytest.mark.parametrize("nas_type", ["other", "accel-ppp", "wispr"])
+def test_a_nas_type_without_a_live_garden_gets_a_disconnect(freeradius: CoaServer,
+                                                             nas_type: str) -> None:
+    before = len(freeradius.requests())
+    ref = NasRef(ip="127.0.0.1", secret=SECRET, coa_port=freeradius.port, nas_type=nas_type)
+    result = send(lambda c: c.change(ref, ALICE, GARDEN))
+    assert result.outcome is Outcome.ACK and result.channel == "disconnect"
+    assert freeradius.requests()[before]["Packet-Type"] == "Disconnect-Request"

@@ -45,3 +45,15 @@ def radius(seeded: Engine, database_url: str, data_dir: Path) -> Iterator[Radius
     server = RadiusServer(database_url, data_dir).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def detailed_radius(seeded: Engine, database_url: str, data_dir: Path,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadiusServer]:
+    """A second FreeRADIUS on the same database that tells subscribers the reason of a
+    reject (once their password was right)."""
+    server = RadiusServer(database_url, tmp_path_factory.mktemp("detailed"),
+                          RADBILL_DETAILED_REJECT_MESSAGES="yes",
+                          RADBILL_SECRET_KEY_FILE=str(data_dir / "secret.key")).start()
+    yield server
+    server.stop()

@@ -151,3 +151,16 @@ def test_properties_monotonic_idempotent_and_stop_is_final(evs) -> None:  # type
     assert seen_in <= max(r.input_octets for r in records)
     first_stop = next((k for k, r in enumerate(records) if r.status == STOP), len(records) - 1)
     assert seen_in == max(r.input_octets for r in records[: first_stop + 1])
+
+
+def test_the_latest_framed_ip_wins_and_an_older_record_does_not_bring_back_the_old_one() -> None:
+    from dataclasses import replace
+
+    first = replace(rec(START, 0), framed_ip="100.64.0.10")
+    readdressed = replace(rec(START, 1), framed_ip="100.64.0.99")  # a later Start, new address
+    state = run(first, readdressed)
+    assert state.framed_ip == "100.64.0.99"
+    late_retransmission = replace(rec(INTERIM, 0), framed_ip="100.64.0.10")
+    assert fold(state, late_retransmission).framed_ip == "100.64.0.99"
+    no_address = rec(INTERIM, 2)
+    assert fold(state, no_address).framed_ip == "100.64.0.99"

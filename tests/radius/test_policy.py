@@ -79,7 +79,8 @@ def test_suspended_reject_mode() -> None:
     sub = SUB.__class__(**{**SUB.__dict__, "status": "suspended"})
     d = decide(PPP, sub, PLAN, 0, PolicyConfig(suspended_mode="reject"), NOW)
     assert not d.accept and d.reason is Reason.SUSPENDED
-    assert d.reply == (("Reply-Message", "Account suspended for non-payment"),)
+    assert d.reply == () and d.reply_message == "Account suspended for non-payment"
+    assert d.password == SUB.password  # checked by FreeRADIUS before the reason shows
 
 
 def test_paid_period_over_goes_to_walled_garden_even_if_billing_has_not_run() -> None:
@@ -102,18 +103,24 @@ def test_paid_period_over_goes_to_walled_garden_even_if_billing_has_not_run() ->
         ({"service": "hotspot"}, PPP, 0, Reason.WRONG_SERVICE,
          "Account not valid for this service"),
         ({}, HOTSPOT, 0, Reason.WRONG_SERVICE, "Account not valid for this service"),
-        ({"password": None}, PPP, 0, Reason.CREDENTIAL_ERROR,
-         "Account configuration error, contact your ISP"),
     ],
 )
-def test_rejects(change: dict, request_: AuthRequest, online: int, reason: Reason,
-                 message: str) -> None:
+def test_rejects_wait_for_the_password_check(change: dict, request_: AuthRequest, online: int,
+                                             reason: Reason, message: str) -> None:
     sub = SUB.__class__(**{**SUB.__dict__, **change})
     d = decide(request_, sub, PLAN, online, CONFIG, NOW)
     assert not d.accept
     assert d.reason is reason
-    assert d.reply == (("Reply-Message", message),)
-    assert d.password is None
+    assert d.reply == ()  # no message in the policy's reply: FreeRADIUS picks the words
+    assert d.reply_message == message  # the detailed words, for logs and the opt-in setting
+    assert d.password == SUB.password  # so the password is checked before anything shows
+
+
+def test_credential_error_and_unknown_user_carry_no_password() -> None:
+    d = decide(PPP, SUB.__class__(**{**SUB.__dict__, "password": None}), PLAN, 0, CONFIG, NOW)
+    assert d.reason is Reason.CREDENTIAL_ERROR and d.password is None
+    d = decide(PPP, None, None, 0, CONFIG, NOW)
+    assert d.reason is Reason.UNKNOWN_USER and d.password is None
 
 
 def test_unknown_user_and_missing_username() -> None:
@@ -138,3 +145,51 @@ def test_second_session_allowed_below_limit() -> None:
 
 def test_nas_without_service_type_is_not_checked_for_service() -> None:
     assert decide(AuthRequest(username="alice"), SUB, PLAN, 0, CONFIG, NOW).accept
+
+
+def _with(record, **change):  # type: ignore[no-untyped-def]
+    return record.__class__(**{**record.__dict__, **change})
+
+
+@pytest.mark.parametrize(("nas_type", "status", "paid_until", "reason"), [
+    ("other", "suspended", None, Reason.SUSPENDED_NO_GARDEN),
+    ("other", "active", NOW, Reason.EXPIRED_NO_GARDEN),
+    ("accel-ppp", "suspended", None, Reason.SUSPENDED_NO_GARDEN),  # no garden pool set
+    ("wispr", "suspended", None, Reason.SUSPENDED_NO_GARDEN),  # no portal URL set
+])
+def test_a_nas_that_cannot_garden_rejects_instead_of_free_internet(
+        nas_type: str, status: str, paid_until: dt.datetime | None, reason: Reason) -> None:
+    from radius.nas_profiles import profile_for
+
+    sub = _with(SUB, status=status, paid_until=paid_until)
+    d = decide(PPP, sub, PLAN, 0, CONFIG, NOW, profile_for(nas_type))
+    assert not d.accept and d.reason is reason and d.password == "s3cret"
+
+
+def test_garden_by_pool_and_by_redirect_once_configured() -> None:
+    from radius.nas_profiles import profile_for
+
+    sub = _with(SUB, status="suspended")
+    config = PolicyConfig(walled_garden_pool="garden", walled_garden_url="http://pay.example")
+    d = decide(PPP, sub, PLAN, 0, config, NOW, profile_for("accel-ppp"))
+    assert d.accept and d.reply[:2] == (("Framed-Pool", "garden"), ("Filter-Id", "256/256"))
+    assert [a for a in d.reply if a[0] == "Framed-Pool"] == [("Framed-Pool", "garden")]
+    d = decide(PPP, sub, PLAN, 0, config, NOW, profile_for("wispr"))
+    assert d.accept and d.reply[0] == ("WISPr-Redirection-URL", "http://pay.example")
+    d = decide(PPP, sub, PLAN, 0, config, NOW)  # MikroTik: address list, garden pool
+    assert ("Framed-Pool", "garden") in d.reply
+
+
+def test_ipv6_and_idle_timeout() -> None:
+    plan = PlanRecord(id=1, name="Dual", rate=RatePair(1_000_000, 1_000_000),
+                      ipv6_pool="v6-wan", delegated_ipv6_pool="v6-pd", idle_timeout=600)
+    d = decide(PPP, SUB, plan, 0, CONFIG, NOW)
+    assert d.reply[1:] == (("Acct-Interim-Interval", "300"), ("Idle-Timeout", "600"),
+                           ("Framed-IPv6-Pool", "v6-wan"),
+                           ("Delegated-IPv6-Prefix-Pool", "v6-pd"))
+    sub = _with(SUB, framed_ipv6_prefix="2001:db8:1::/64",
+                delegated_ipv6_prefix="2001:db8:100::/56")
+    d = decide(PPP, sub, PLAN, 0, PolicyConfig(idle_timeout=900), NOW)
+    assert d.reply[1:] == (("Acct-Interim-Interval", "300"), ("Idle-Timeout", "900"),
+                           ("Framed-Pool", "pool-home"), ("Framed-IPv6-Prefix", "2001:db8:1::/64"),
+                           ("Delegated-IPv6-Prefix", "2001:db8:100::/56"))

@@ -1,0 +1,210 @@
+"""In-memory state of the RADIUS hot path that the database cannot give in time. Pure.
+
+- :class:`LoginThrottle`: per-user failed-login counts. After a run of wrong passwords a user's
+  further attempts are refused without a password check, for a lock that doubles with each
+  further failure (bounded), except from the device that last logged in successfully, so a
+  guesser elsewhere cannot lock the subscriber out of its own router.
+- :class:`ProvisionalSessions`: an accepted login counts toward Simultaneous-Use from the
+  Accept, not from the moment its Start has gone through the spool and the snapshot (PPPoE
+  Starts come seconds after the Accept). It lapses when its Start is seen or after a
+  configurable time.
+- :func:`same_device`: the open sessions a new login replaces (same NAS and same
+  Calling-Station-Id or NAS-Port-Id): a router that lost power without Accounting-Stop/On
+  leaves them behind, and the subscriber's redial must not be "already logged in".
+
+Everything here runs inside rlm_python3, whose calls are serialised: no locks, no I/O, and
+every table is bounded so a flood of made-up names cannot grow memory without limit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+
+MAX_USERS = 100_000  # entries kept per table; the oldest go first
+
+
+_SEPARATORS = str.maketrans("", "", ":-. ")
+_HEX12 = re.compile(r"[0-9a-f]{12}")
+
+
+def station_key(calling_station_id: str | None) -> str | None:
+    """A Calling-Station-Id to compare: a MAC in any spelling (``AA-BB-..``, ``aabb.cc..``)
+    as ``aa:bb:..``, anything else in lower case."""
+    if not calling_station_id:
+        return None
+    text = calling_station_id.strip().lower()
+    digits = text.translate(_SEPARATORS)
+    if _HEX12.fullmatch(digits):
+        return ":".join((digits[0:2], digits[2:4], digits[4:6], digits[6:8], digits[8:10],
+                         digits[10:12]))
+    return text or None
+
+
+@dataclass(frozen=True)
+class SessionRef:
+    """An open accounting session as the snapshot knows it."""
+
+    nas_ip: str
+    acct_session_id: str
+    calling_station_id: str | None = None
+    nas_port_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where a login comes from: the NAS and the subscriber's port or device on it."""
+
+    nas_ip: str | None
+    calling_station_id: str | None = None
+    nas_port_id: str | None = None
+
+    @property
+    def identified(self) -> bool:
+        """True if the port or device on the NAS is known."""
+        return bool(self.nas_ip and (self.calling_station_id or self.nas_port_id))
+
+    def matches(self, nas_ip: str | None, calling_station_id: str | None,
+                nas_port_id: str | None) -> bool:
+        """Same NAS, and the same Calling-Station-Id (case-insensitive: MAC spellings
+        differ) or the same NAS-Port-Id."""
+        if not self.nas_ip or self.nas_ip != nas_ip:
+            return False
+        if self.calling_station_id and calling_station_id:
+            return station_key(self.calling_station_id) == station_key(calling_station_id)
+        return bool(self.nas_port_id and self.nas_port_id == nas_port_id)
+
+
+def same_device(refs: tuple[SessionRef, ...], device: Device) -> list[SessionRef]:
+    """The open sessions a login from *device* replaces."""
+    return [r for r in refs
+            if device.matches(r.nas_ip, r.calling_station_id, r.nas_port_id)]
+
+
+def _bound(table: OrderedDict[str, object], limit: int) -> None:
+    while len(table) > limit:
+        table.popitem(last=False)
+
+
+@dataclass
+class _Failures:
+    count: int
+    first_at: float
+    locked_until: float = 0.0
+
+
+class LoginThrottle:
+    """Per-user failed-login throttling. Times are monotonic seconds passed in."""
+
+    def __init__(self, max_failures: int = 5, window: float = 900.0, base_lock: float = 30.0,
+                 max_lock: float = 900.0, max_users: int = MAX_USERS) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self.base_lock = base_lock
+        self.max_lock = max_lock
+        self.max_users = max_users
+        self._failures: OrderedDict[str, _Failures] = OrderedDict()
+        self._trusted: OrderedDict[str, str] = OrderedDict()
+
+    def blocked(self, user: str, calling_station_id: str | None, now: float) -> bool:
+        """True if this attempt is to be refused without checking its password."""
+        entry = self._failures.get(user)
+        if entry is None or entry.locked_until <= now:
+            return False
+        trusted = self._trusted.get(user)
+        return not (trusted and calling_station_id
+                    and trusted == station_key(calling_station_id))
+
+    def failure(self, user: str, now: float) -> None:
+        """A wrong password for *user*."""
+        entry = self._failures.get(user)
+        if entry is None or (now - entry.first_at > self.window and entry.locked_until <= now):
+            entry = _Failures(0, now)
+        entry.count += 1
+        if entry.count >= self.max_failures:
+            extra = min(entry.count - self.max_failures, 16)
+            entry.locked_until = now + min(self.base_lock * 2 ** extra, self.max_lock)
+        self._failures[user] = entry
+        self._failures.move_to_end(user)
+        _bound(self._failures, self.max_users)  # type: ignore[arg-type]
+
+    def success(self, user: str, calling_station_id: str | None) -> None:
+        """A right password: forget the failures, trust this device."""
+        self._failures.pop(user, None)
+        key = station_key(calling_station_id)
+        if key:
+            self._trusted[user] = key
+            self._trusted.move_to_end(user)
+            _bound(self._trusted, self.max_users)  # type: ignore[arg-type]
+
+
+@dataclass
+class _Provisional:
+    device: Device
+    expires: float
+    base: int  # how many sessions of the user the snapshot had seen open at the Accept
+
+
+class ProvisionalSessions:
+    """Accepted logins whose Start has not been seen yet.
+
+    A Start is recognised by the snapshot's count of sessions it has seen open for the user
+    (:attr:`~radius.snapshot.AuthSnapshot.opened`), not by the sessions open now: a session
+    may start and end again before the user's next login is decided, and its provisional
+    session must not outlive it. Starts are matched to provisional sessions oldest first.
+    """
+
+    def __init__(self, lifetime: float = 90.0, max_users: int = MAX_USERS,
+                 max_per_user: int = 64) -> None:
+        self.lifetime = lifetime
+        self.max_users = max_users
+        self.max_per_user = max_per_user
+        self._by_user: OrderedDict[str, list[_Provisional]] = OrderedDict()
+
+    def add(self, user: str, device: Device, opened: int, now: float) -> None:
+        """An Access-Accept goes out for *user* from *device*; *opened* is the snapshot's
+        count of the user's sessions seen open so far."""
+        entries = [e for e in self._by_user.get(user, []) if e.expires > now
+                   and not (device.identified and e.device == device)]
+        entries = entries[-(self.max_per_user - 1):]
+        entries.append(_Provisional(device, now + self.lifetime, opened))
+        self._by_user[user] = entries
+        self._by_user.move_to_end(user)
+        _bound(self._by_user, self.max_users)  # type: ignore[arg-type]
+
+    def count(self, user: str, opened: int, device: Device, now: float) -> int:
+        """Provisional sessions of *user* still counting toward Simultaneous-Use against a
+        login from *device*: not lapsed, not yet matched by a Start (*opened*, the user's
+        sessions seen open so far, has not grown past them), and not from *device* itself
+        (a redial replaces its own provisional session)."""
+        entries = self._by_user.get(user)
+        if not entries:
+            return 0
+        live, used = [], 0
+        for e in entries:  # oldest first
+            if e.expires <= now:
+                continue
+            if opened - e.base - used > 0:
+                used += 1  # this one's Start (or an earlier accept's, matched in turn)
+                continue
+            live.append(e)
+        if live:
+            self._by_user[user] = live
+        else:
+            del self._by_user[user]
+        return sum(1 for e in live if not (device.identified and e.device == device))
+
+    def discard(self, user: str, device: Device) -> None:
+        """Take back the latest provisional session of *user* from *device* (its login was
+        rejected after all: the password was wrong)."""
+        entries = self._by_user.get(user, [])
+        for i in range(len(entries) - 1, -1, -1):
+            if entries[i].device == device:
+                del entries[i]
+                break
+        if not entries:
+            self._by_user.pop(user, None)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._by_user.values())
