@@ -286,7 +286,7 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
     # Simultaneous-Use rejects coming in through the post-auth spool ask the NAS (RouterOS
     # API, where configured) which sessions it really has: a router that lost power without
     # Accounting-On must not lock its subscribers out until the stale-session job.
-    checker = SessionCheck(session_factory(engine), SecretBox(load_key(settings)))
+    checker = SessionCheck(session_factory(engine), secret_box(settings))
     streams = [Stream(s.name, s.directory, checker.watch(s.handler)) if s.name == "postauth"
                else s for s in default_streams(layout.spool, Limits.from_settings(settings))]
     ingester = Ingester(session_factory(engine), layout.spool, streams=streams,
