@@ -12,6 +12,13 @@ from pathlib import Path
 
 import psycopg
 
+# A script run as `python bench/x.py` has bench/ first on sys.path, where olt.py and notify.py
+# (the benchmarks of those parts) would shadow the olt and notify packages: every benchmark
+# imports this module first, which puts the project root there instead.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
+sys.path.insert(0, str(_BENCH.parent))
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

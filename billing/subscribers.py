@@ -183,8 +183,9 @@ def create_subscriber(
     """Create an active subscriber on *plan*, its first billing period starting on
     *activated_on* (default: today in the ISP's time zone; never in the future). Validates
     before writing."""
-    # Leading and trailing spaces are never part of a username (a pasted " bob ").
-    username = username.strip() if isinstance(username, str) else username
+    # Leading and trailing spaces are never part of a username (a pasted " bob "); a newline
+    # or a tab is not a space someone pasted: it is refused with the rest of the junk.
+    username = username.strip(" ") if isinstance(username, str) else username
     validate_username(username)
     validate_password(password)
     try:

@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from radbill import crypto
 from radbill.db import Base, BigIntPK, UTCDateTime, utcnow
 
 
@@ -123,3 +124,7 @@ class OltTask(Base):
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (Index("ix_olt_tasks_due", "status", "next_attempt_at"),)
+
+
+crypto.encrypted(Olt.community_enc, Olt.write_community_enc, Olt.v3_auth_key_enc,
+                 Olt.v3_priv_key_enc)
