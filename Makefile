@@ -39,7 +39,7 @@ test-postgresql: setup
 	RADBILL_TEST_DB=postgresql $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check radbill billing radius coa simulators admin payments tests bench
+	$(VENV)/bin/ruff check radbill billing radius coa simulators admin payments notify tests bench
 	$(VENV)/bin/mypy
 
 bench: setup

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from billing import invoices, ledger, subscribers
 from billing.cycles import full_period_days
-from billing.invoices import notify
+from notify.outbox import enqueue as notify
 from billing.isp import calendar, settings
 from billing.models import (
     EnforcementRequest,

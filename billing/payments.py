@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing import accounts, invoices, ledger
-from billing.invoices import notify
+from notify.outbox import enqueue as notify
 from billing.isp import settings, start_of_day_utc
 from billing.models import InvoiceKind, IspSettings, LedgerKind, Payment, Subscriber
 from billing.plans import parse_money

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from billing import accounts
-from billing.invoices import notify
+from notify.outbox import enqueue as notify
 from billing.isp import calendar, settings
 from billing.models import Promise
 from billing.standing import sync_paid_until

@@ -7,6 +7,7 @@ from alembic import context
 import admin.models  # noqa: F401 - register the models on the metadata
 import billing.models  # noqa: F401
 import coa.models  # noqa: F401
+import notify.models  # noqa: F401
 import payments.models  # noqa: F401
 import radbill.audit  # noqa: F401
 import radbill.ops  # noqa: F401

@@ -15,7 +15,6 @@ from billing.models import (
     Invoice,
     InvoiceLine,
     LedgerEntry,
-    Outbox,
     Payment,
     Plan,
     Promise,
@@ -23,6 +22,7 @@ from billing.models import (
 )
 from radbill.audit import AuditLog
 from radbill.crypto import SecretBox
+from notify.models import Outbox
 from radbill.db import ChangeCounter
 from tests.billing.sim import Sim, change_plan
 from tests.conftest import wipe
