@@ -20,9 +20,9 @@ from billing.models import (
     Promise,
     Subscriber,
 )
+from notify.models import Outbox
 from radbill.audit import AuditLog
 from radbill.crypto import SecretBox
-from notify.models import Outbox
 from radbill.db import ChangeCounter
 from tests.billing.sim import Sim, change_plan
 from tests.conftest import wipe
