@@ -14,7 +14,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     Numeric,
     String,
     Text,
@@ -99,6 +98,9 @@ class Delivery(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     provider_ref: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # India (TRAI DLT): the registered template and the values of its variables
+    dlt_template_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    variables: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (
         Index("ix_notify_deliveries_due", "status", "next_attempt_at"),
@@ -116,7 +118,7 @@ class Channel(Base):
     name: Mapped[str] = mapped_column(String(16), primary_key=True)  # sms | email | telegram
     provider: Mapped[str] = mapped_column(String(32))
     settings: Mapped[dict[str, object]] = mapped_column(JSON)
-    secrets_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    secrets_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     paused_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     pause_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

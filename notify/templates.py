@@ -141,6 +141,11 @@ def _day(text: str) -> str:
         return text
 
 
+def used(source: Source) -> list[str]:
+    """The variables a template uses."""
+    return sorted(meta.find_undeclared_variables(_ENV.parse(source.body)) & set(VARIABLES))
+
+
 def render(source: Source, variables: dict[str, str], *, html: bool = False) -> Rendered:
     """Render *source*; :class:`TemplateProblem` if it does not render, renders empty or
     too long, or (DLT) a variable it uses exceeds 30 characters."""

@@ -1,0 +1,34 @@
+"""Short links for SMS: ``/p/<code>`` redirects to an invoice's payment page. One code per
+target (a unique constraint), 48 random bits: not guessable from the invoice."""
+
+from __future__ import annotations
+
+import secrets
+import urllib.parse
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from notify.models import ShortLink
+
+CODE_BYTES = 6
+
+
+def shorten(session: Session, target: str) -> str:
+    """The short link (absolute, on the target's host) for *target*."""
+    if not target.startswith(("http://", "https://")) or len(target) > 2000:
+        raise ValueError("only http(s) links up to 2000 characters are shortened")
+    code = session.scalar(select(ShortLink.code).where(ShortLink.target == target))
+    if code is None:
+        code = secrets.token_urlsafe(CODE_BYTES)
+        with session.begin_nested():
+            session.add(ShortLink(code=code, target=target))
+    parts = urllib.parse.urlsplit(target)
+    return f"{parts.scheme}://{parts.netloc}/p/{code}"
+
+
+def resolve(session: Session, code: str) -> str | None:
+    """Where ``/p/<code>`` goes (None: unknown code)."""
+    if not 4 <= len(code) <= 16:
+        return None
+    return session.scalar(select(ShortLink.target).where(ShortLink.code == code))
