@@ -55,6 +55,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     if "RADBILL_GATEWAYS" not in app.config:
         app.config["RADBILL_GATEWAYS"] = adapters(settings)
     app.register_blueprint(payments_web.bp)
+    from notify import web as notify_web
+
+    app.register_blueprint(notify_web.bp)
     security.init_app(app, settings)
     app.before_request(_refuse_nul_characters)
     app.register_error_handler(HTTPException, _http_error)

@@ -177,7 +177,7 @@ def _plan_event(session: Session, event: Outbox, channels: dict[str, Channel],
         if link and name == "sms":
             link = links.shorten(session, link)
         variables = templates.context(payload, isp_name=isp.name, isp_phone=isp.phone,
-                                      link=link)
+                                      link=link, kind=event.kind)
         try:
             rendered = templates.render(source, variables, html=name == "email")
         except templates.TemplateProblem as exc:

@@ -169,6 +169,14 @@ class TokenBucket:
         self.tokens -= granted
         return granted
 
+    def take_exactly(self, n: int, now: float) -> bool:
+        """Take *n* tokens if they are all there (else none)."""
+        self._refill(now)
+        if self.tokens < n:
+            return False
+        self.tokens -= n
+        return True
+
     def wait(self, now: float) -> float:
         """Seconds until one token is there."""
         self._refill(now)

@@ -111,11 +111,17 @@ def shipped(kind: str, channel: str, locale: str) -> Source | None:
     return Source(*found) if found else None
 
 
+# Events whose amount is what happened (a payment, a fee), not what is owed now.
+AMOUNT_IS_THE_EVENT = frozenset({"payment_received", "late_fee", "credit_note"})
+
+
 def context(payload: dict[str, Any], *, isp_name: str, isp_phone: str, link: str,
-            plan: str = "") -> dict[str, str]:
+            plan: str = "", kind: str = "") -> dict[str, str]:
     """The variables a template sees, every one of them (empty when the event has none)."""
     currency = str(payload.get("currency") or "")
-    raw = payload.get("amount_due") or payload.get("amount") or payload.get("total")
+    order = (("amount", "total", "amount_due") if kind in AMOUNT_IS_THE_EVENT
+             else ("amount_due", "amount", "total"))
+    raw = next((payload[k] for k in order if payload.get(k) is not None), None)
     amount = ""
     if raw is not None:
         try:

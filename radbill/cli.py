@@ -17,6 +17,7 @@ import click
 from admin.cli import serve, user
 from billing.cli import billing, isp, payment, plan, subscriber
 from coa.cli import enforcement
+from notify.cli import notify
 from payments.cli import payment_held, payment_poll
 from radbill.cliutil import App, OneLineErrors, fail, guarded, pass_app
 from radbill.config import ConfigError, Settings
@@ -105,7 +106,7 @@ def _payment_holds(session: Any, subscriber_ids: list[int], now: Any) -> Any:
 payment.add_command(payment_poll)
 payment.add_command(payment_held)
 for _group in (plan, subscriber, billing, payment, isp, nas, radius, enforcement, accounting,
-               user, serve):
+               user, serve, notify):
     main.add_command(_group)
 
 
