@@ -36,7 +36,10 @@ class Clock:
         self.at += dt.timedelta(**kw)
 
 
-def world(db: Any, box: Any, start: dt.date = D(2026, 11, 1)) -> Sim:
+START = D(2026, 11, 1)
+
+
+def world(db: Any, box: Any, start: dt.date = START) -> Sim:
     sim = Sim(db, box, start)
     sim.isp(postpaid_due_days=7, name="Dhaka Net", phone="09610000000",
             payment_link_base="https://isp.example")
@@ -85,5 +88,14 @@ def deliveries(sim: Sim, **where: Any) -> list[Delivery]:
         return rows
 
 
-__all__ = ["D", "Clock", "deliveries", "email_channel", "session_factory", "sms_channel",
-           "tick", "world", "worker"]
+__all__ = [
+    "Clock",
+    "D",
+    "deliveries",
+    "email_channel",
+    "session_factory",
+    "sms_channel",
+    "tick",
+    "worker",
+    "world",
+]

@@ -15,8 +15,8 @@ from notify.links import resolve
 from notify.models import Channel, Preference
 from radbill.ops import Alert
 from tests.notify.helpers import (
-    D,
     Clock,
+    D,
     deliveries,
     email_channel,
     sms_channel,
