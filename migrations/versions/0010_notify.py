@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_table('notify_deliveries',
     sa.Column('id', BigIntPK, autoincrement=True, nullable=False),
     sa.Column('outbox_id', BigIntPK, nullable=True),
-    sa.Column('subscriber_id', BigIntPK, nullable=True),
+    sa.Column('subscriber_id', sa.Integer(), nullable=True),
     sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('recipient', sa.String(length=254), nullable=False),
@@ -69,7 +69,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('name', name=op.f('pk_notify_channels'))
     )
     op.create_table('notify_preferences',
-    sa.Column('subscriber_id', BigIntPK, nullable=False),
+    sa.Column('subscriber_id', sa.Integer(), nullable=False),
     sa.Column('locale', sa.String(length=8), nullable=True),
     sa.Column('sms_opt_out', sa.Boolean(), nullable=False),
     sa.Column('email_opt_out', sa.Boolean(), nullable=False),
