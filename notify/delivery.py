@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from notify import links, rules, templates
@@ -87,18 +87,23 @@ def isp_view(session: Session) -> IspView:
     return IspView(isp.name, isp.phone, isp.timezone, country)
 
 
-def _template(session: Session, kind: str, channel: str, locale: str
-              ) -> templates.Source | None:
-    for loc in (locale, "en"):
-        row = session.scalars(select(Template).where(
-            Template.kind == kind, Template.channel == channel, Template.locale == loc)
-        ).one_or_none()
-        if row is not None:
-            return templates.Source(row.subject, row.body, row.dlt_template_id)
-        found = templates.SHIPPED.get((kind, channel, loc))
-        if found:
-            return templates.Source(*found)
-    return None
+class Templates:
+    """The operator's templates (read once per round) over the shipped ones."""
+
+    def __init__(self, session: Session) -> None:
+        self.own = {(t.kind, t.channel, t.locale):
+                    templates.Source(t.subject, t.body, t.dlt_template_id)
+                    for t in session.scalars(select(Template))}
+
+    def get(self, kind: str, channel: str, locale: str) -> templates.Source | None:
+        for loc in (locale, "en"):
+            own = self.own.get((kind, channel, loc))
+            if own is not None:
+                return own
+            found = templates.SHIPPED.get((kind, channel, loc))
+            if found:
+                return templates.Source(*found)
+        return None
 
 
 # -- planning -------------------------------------------------------------------------------
@@ -122,17 +127,24 @@ def plan(session: Session, now: dt.datetime, limit: int = 2000) -> int:
         prefs.update({p.subscriber_id: p for p in session.scalars(
             select(Preference).where(Preference.subscriber_id.in_(part)))})
     default_locale = "bn" if isp.country == "BD" else "en"
+    book = Templates(session)
+    shortened = links.shorten_all(session, {str(e.payload.get("payment_link"))
+                                            for e in events if "sms" in channels
+                                            and (e.payload or {}).get("payment_link")})
     rows: list[Delivery] = []
     for event in events:
         try:
-            rows.extend(_plan_event(session, event, channels, prefs.get(event.subscriber_id),
-                                    isp, default_locale, now))
+            rows.extend(_plan_event(event, channels, prefs.get(event.subscriber_id),
+                                    isp, default_locale, now, book, shortened))
         except Exception as exc:  # one bad event never stops the pipeline
             log.exception("notify: event %s could not be planned", event.id)
             raise_alert(session, "notify_event_failed",
                         f"outbox event {event.id} ({event.kind}) could not be planned: "
                         f"{type(exc).__name__}", {"outbox_id": event.id})
-        event.sent_at = now
+    ids = [e.id for e in events]
+    for part in chunks(ids):
+        session.execute(update(Outbox).where(Outbox.id.in_(part)).values(sent_at=now)
+                        .execution_options(synchronize_session=False))
     keys = [r.idempotency_key for r in rows]
     existing: set[str] = set()
     for keys_part in chunks(keys):
@@ -146,14 +158,14 @@ def plan(session: Session, now: dt.datetime, limit: int = 2000) -> int:
     return len(events)
 
 
-def _plan_event(session: Session, event: Outbox, channels: dict[str, Channel],
-                pref: Preference | None, isp: IspView, default_locale: str,
-                now: dt.datetime) -> list[Delivery]:
+def _plan_event(event: Outbox, channels: dict[str, Channel], pref: Preference | None,
+                isp: IspView, default_locale: str, now: dt.datetime, book: Templates,
+                shortened: dict[str, str]) -> list[Delivery]:
     payload = dict(event.payload or {})
     locale = (pref.locale if pref and pref.locale else default_locale)
     out = []
     for name, channel in channels.items():
-        source = _template(session, event.kind, name, locale)
+        source = book.get(event.kind, name, locale)
         if source is None:
             continue
         raw = payload.get("phone" if name == "sms" else "email")
@@ -175,7 +187,7 @@ def _plan_event(session: Session, event: Outbox, channels: dict[str, Channel],
             continue
         link = str(payload.get("payment_link") or "")
         if link and name == "sms":
-            link = links.shorten(session, link)
+            link = shortened.get(link, link)
         variables = templates.context(payload, isp_name=isp.name, isp_phone=isp.phone,
                                       link=link, kind=event.kind)
         try:

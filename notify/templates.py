@@ -8,11 +8,12 @@ only the variables below and fails to render (so cannot be saved) when it names 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2 import StrictUndefined, Template, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import escape
 
@@ -147,18 +148,23 @@ def _day(text: str) -> str:
         return text
 
 
+@functools.lru_cache(maxsize=512)
+def _compiled(text: str) -> tuple[Template, frozenset[str]]:
+    """A template compiled once (compiling is most of rendering's cost) and its variables."""
+    return _ENV.from_string(text), frozenset(meta.find_undeclared_variables(_ENV.parse(text)))
+
+
 def used(source: Source) -> list[str]:
     """The variables a template uses."""
-    return sorted(meta.find_undeclared_variables(_ENV.parse(source.body)) & set(VARIABLES))
+    return sorted(_compiled(source.body)[1] & set(VARIABLES))
 
 
 def render(source: Source, variables: dict[str, str], *, html: bool = False) -> Rendered:
     """Render *source*; :class:`TemplateProblem` if it does not render, renders empty or
     too long, or (DLT) a variable it uses exceeds 30 characters."""
     try:
-        body = _ENV.from_string(source.body)
-        names = meta.find_undeclared_variables(_ENV.parse(source.body))
-        subject = (_ENV.from_string(source.subject).render(variables).strip()
+        body, names = _compiled(source.body)
+        subject = (_compiled(source.subject)[0].render(variables).strip()
                    if source.subject else None)
         text = body.render(variables).strip()
     except TemplateError as exc:
@@ -176,7 +182,7 @@ def render(source: Source, variables: dict[str, str], *, html: bool = False) -> 
     page = None
     if html:
         escaped = {k: str(escape(v)) for k, v in variables.items()}
-        inner = _ENV.from_string(source.body).render(escaped).strip()
+        inner = body.render(escaped).strip()
         paragraphs = "".join(f"<p>{p.replace(chr(10), '<br>')}</p>"
                              for p in inner.split("\n\n"))
         page = f"<!DOCTYPE html><html><body>{paragraphs}</body></html>"

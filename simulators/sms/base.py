@@ -81,6 +81,8 @@ class SimulatorBase:
 def _handler(sim: SimulatorBase) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # one segment per answer, sent at once (no Nagle wait for the client's delayed ACK)
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             return

@@ -146,3 +146,20 @@ class SslWirelessSimulator(SimulatorBase):
                          "reference_id": accepted.reference})
         return 200, {"status": "SUCCESS", "status_code": 200, "error_message": "",
                      "smsinfo": info}
+
+
+def main() -> None:
+    """``python -m simulators.sms.sslwireless``: serve until killed; prints the URL."""
+    import sys
+
+    sim = SslWirelessSimulator()
+    sim.start()
+    sys.stdout.write(f"{sim.url} {sim.api_token} {sim.sid}\n")
+    sys.stdout.flush()
+    import threading
+
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
