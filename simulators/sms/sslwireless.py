@@ -153,6 +153,8 @@ def main() -> None:
     import sys
 
     sim = SslWirelessSimulator()
+    # the provider's answer time as seen from the ISP (network and processing), in ms
+    sim.delay = float(sys.argv[1]) / 1000 if len(sys.argv) > 1 else 0.0
     sim.start()
     sys.stdout.write(f"{sim.url} {sim.api_token} {sim.sid}\n")
     sys.stdout.flush()
