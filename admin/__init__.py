@@ -22,7 +22,16 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                config: dict[str, Any] | None = None) -> Flask:
     """Build the admin app for *settings* (``RADBILL_*`` from the environment by default)."""
     from admin import api, auth, csrf, db, filters, security
-    from admin.views import accounting, catalog, dashboard, money, operations, staff, subscribers
+    from admin.views import (
+        accounting,
+        catalog,
+        dashboard,
+        messages,
+        money,
+        operations,
+        staff,
+        subscribers,
+    )
     from radbill.crypto import load_key
     from radbill.db import engine_from_settings
 
@@ -46,7 +55,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     csrf.init_app(app)
     filters.init_app(app)
     app.register_blueprint(auth.bp)
-    for module in (dashboard, subscribers, catalog, money, operations, accounting, staff):
+    for module in (dashboard, subscribers, catalog, money, operations, accounting, staff,
+                   messages):
         app.register_blueprint(module.bp)
     app.register_blueprint(api.bp)
     from payments import web as payments_web

@@ -19,6 +19,7 @@ from admin.views.common import actor, status_of
 from billing import accounts, invoices, ledger, payments, plan_changes, plans, promises, standing
 from billing import subscribers as subs
 from billing.models import Subscriber, SubscriberStatus
+from notify import delivery as notify_delivery
 from radbill import audit
 from radbill.errors import DomainError, InvalidInput
 from radius import accounting, nas, postauth
@@ -144,6 +145,7 @@ def render_detail(username: str, *, error: str | None = None, status: int = 200,
         sessions=sessions, usage_chart=chart,
         enforcement=accounts.enforcement_history(db, sub.id, 50),
         audit=audit.entries(db, entity="subscriber", entity_id=sub.id, limit=50),
+        messages=notify_delivery.messages(db, subscriber_id=sub.id, limit=50),
         plans=plans.list_plans(db), methods=payments.METHODS, error=error,
         form=form or {}, today=day,
     ), status
