@@ -97,3 +97,6 @@ def smtp_server() -> Iterator[Smtp]:
     ctl.start()
     yield Smtp("127.0.0.1", port, inbox)
     ctl.stop()
+
+
+from tests.radbill.conftest import cli  # noqa: E402, F401 - the real `radbill` command
