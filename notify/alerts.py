@@ -30,7 +30,7 @@ def _recipients(session: Session, room: str) -> list[tuple[str, str]]:
     return out
 
 
-def _queue(session: Session, key: str, kind: str, subject: str, lines: list[str],
+def queue_for_operators(session: Session, key: str, kind: str, subject: str, lines: list[str],
            now: dt.datetime, room: str) -> int:
     n = 0
     for channel, to in _recipients(session, room):
@@ -90,4 +90,4 @@ def forward(session: Session, now: dt.datetime) -> int:
     subject = (f"radbill: {len(raised)} alert(s) raised, {len(resolved)} resolved; "
                f"{count} open")
     key = f"alert:{since}:{top}:{len(resolved)}:{now.isoformat()[:16]}"
-    return _queue(session, key, "alert", subject, raised + resolved, now, "noc")
+    return queue_for_operators(session, key, "alert", subject, raised + resolved, now, "noc")

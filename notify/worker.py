@@ -93,8 +93,10 @@ class NotifyWorker:
             n = delivery.plan(session, self.clock(), limit=self.config.batch)
             if alerts:
                 from notify.alerts import forward
+                from notify.summary import maybe_queue
 
                 n += forward(session, self.clock())
+                n += maybe_queue(session, self.clock())
         return n
 
     def _claim(self, ch: _Channel) -> list[delivery.Job]:
