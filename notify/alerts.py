@@ -18,7 +18,7 @@ from radbill.ops import Alert
 SCAN = 1000  # alerts read per round
 
 
-def _recipients(session: Session, room: str) -> list[tuple[str, str]]:
+def recipients(session: Session, room: str) -> list[tuple[str, str]]:
     """(channel, recipient) for operators: the chat for *room* (noc | finance) and the
     operators' e-mail address."""
     out = []
@@ -33,7 +33,7 @@ def _recipients(session: Session, room: str) -> list[tuple[str, str]]:
 def queue_for_operators(session: Session, key: str, kind: str, subject: str, lines: list[str],
            now: dt.datetime, room: str) -> int:
     n = 0
-    for channel, to in _recipients(session, room):
+    for channel, to in recipients(session, room):
         full = f"{key}:{channel}:{to}"
         if session.scalar(select(Delivery.id).where(Delivery.idempotency_key == full)):
             continue

@@ -191,11 +191,13 @@ def _plan_event(event: Outbox, channels: dict[str, Channel], pref: Preference | 
         variables = templates.context(payload, isp_name=isp.name, isp_phone=isp.phone,
                                       link=link, kind=event.kind)
         try:
-            rendered = templates.render(source, variables, html=name == "email")
+            rendered = templates.render(source, variables)
         except templates.TemplateProblem as exc:
             _finish(row, DeliveryStatus.FAILED, str(exc))
             continue
-        row.subject, row.body = rendered.subject, rendered.text
+        # bounded before the database (render bounds the text; a subject may run long)
+        row.subject = rendered.subject[:200] if rendered.subject else None
+        row.body = rendered.text
         if source.dlt_template_id:
             # India: the provider renders the registered text from these
             row.dlt_template_id = source.dlt_template_id[:32]

@@ -105,6 +105,8 @@ class Delivery(Base):
     __table_args__ = (
         Index("ix_notify_deliveries_due", "status", "next_attempt_at"),
         Index("ix_notify_deliveries_provider_ref", "provider_ref"),
+        # recording a round's answers looks deliveries up by the id the provider saw
+        Index("ix_notify_deliveries_provider_id", "provider_id"),
     )
 
 

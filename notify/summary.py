@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from notify.alerts import queue_for_operators
+from notify.alerts import queue_for_operators, recipients
 from notify.models import Channel, Delivery, DeliveryStatus, Outbox
 
 
@@ -68,8 +68,10 @@ def maybe_queue(session: Session, now: dt.datetime) -> int:
         return 0
     day = local.date()
     key = f"summary:{day}"
-    if session.scalar(select(Delivery.id).where(Delivery.idempotency_key.like(f"{key}:%"))
-                      .limit(1)) is not None:
+    # exact keys (the unique index), not a LIKE: this runs every round after the time
+    keys = [f"{key}:{channel}:{to}"[:200] for channel, to in recipients(session, "finance")]
+    if not keys or len(set(session.scalars(select(Delivery.idempotency_key).where(
+            Delivery.idempotency_key.in_(keys))))) == len(keys):
         return 0
     start = dt.datetime.combine(day, dt.time(0), tzinfo=zone).astimezone(dt.UTC)
     end = start + dt.timedelta(days=1)

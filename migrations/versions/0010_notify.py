@@ -55,6 +55,7 @@ def upgrade() -> None:
     with op.batch_alter_table('notify_deliveries', schema=None) as batch_op:
         batch_op.create_index('ix_notify_deliveries_due', ['status', 'next_attempt_at'], unique=False)
         batch_op.create_index('ix_notify_deliveries_provider_ref', ['provider_ref'], unique=False)
+        batch_op.create_index('ix_notify_deliveries_provider_id', ['provider_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_notify_deliveries_subscriber_id'), ['subscriber_id'], unique=False)
 
     op.create_table('notify_channels',
@@ -120,6 +121,7 @@ def downgrade() -> None:
     op.drop_table('notify_channels')
     with op.batch_alter_table('notify_deliveries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_notify_deliveries_subscriber_id'))
+        batch_op.drop_index('ix_notify_deliveries_provider_id')
         batch_op.drop_index('ix_notify_deliveries_provider_ref')
         batch_op.drop_index('ix_notify_deliveries_due')
     op.drop_table('notify_deliveries')
