@@ -141,15 +141,16 @@ class NotifyWorker:
     async def _send_sms(self, ch: _Channel, jobs: Sequence[delivery.Job]) -> list[Result]:
         gateway: SmsGateway = ch.adapter
         size = max(1, gateway.max_batch)
+        if ch.bucket is not None:  # a batch never holds more than the bucket can grant
+            size = max(1, min(size, int(ch.bucket.burst)))
         batches = [jobs[i : i + size] for i in range(0, len(jobs), size)]
         gate = asyncio.Semaphore(self.config.in_flight)
 
         async def one(batch: Sequence[delivery.Job]) -> list[Result]:
             async with gate:
                 if ch.bucket is not None:
-                    need = min(len(batch), int(ch.bucket.burst))
-                    while not ch.bucket.take_exactly(need, time.monotonic()):
-                        await asyncio.sleep(max(0.001, need / ch.bucket.rate))
+                    while not ch.bucket.take_exactly(len(batch), time.monotonic()):
+                        await asyncio.sleep(max(0.001, ch.bucket.wait(time.monotonic())))
                 messages = [SmsMessage(j.provider_id, j.recipient, j.body, j.dlt_template_id,
                                        j.variables) for j in batch]
                 return await _guard(gateway.send(messages), messages)

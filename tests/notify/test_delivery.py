@@ -263,3 +263,17 @@ def test_transient_errors_back_off_then_dead_letter(db, box, ssl_sim) -> None:  
     assert d.status == "failed" and d.dead_letter and d.attempts == 3
     assert len(waits) == 2 and 15 <= waits[0] <= 30 and 30 <= waits[1] <= 60
     assert ssl_sim.accepted == []
+
+
+def test_the_gateways_token_bucket_spaces_the_messages(db, box, ssl_sim) -> None:  # type: ignore[no-untyped-def]
+    sim = world(db, box)
+    for i in range(4):
+        sim.subscriber(f"r{i}", "Home", phone=f"0171100005{i}")
+    sms_channel(sim, ssl_sim, rate=4, burst=2)  # 2 at once, then one every 0.25 s
+    sim.days_until(D(2026, 12, 1))
+    clock = Clock(sim.today)  # type: ignore[arg-type]
+    clock.dhaka(D(2026, 12, 2), 10)
+    tick(worker(sim, clock))
+    times = sorted(a.at for a in ssl_sim.accepted)
+    assert len(times) == 4
+    assert times[2] - times[0] >= 0.2 and times[3] - times[0] >= 0.45
