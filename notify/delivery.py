@@ -389,6 +389,23 @@ def pause(session: Session, channel: str, reason: str, now: dt.datetime) -> bool
     return True
 
 
+def report(session: Session, reference: str, number: str, delivered: bool, detail: str,
+           now: dt.datetime) -> bool:
+    """A provider's delivery report for the message it calls *reference* to *number*: sent
+    becomes delivered, or failed with the provider's reason. False if no such message."""
+    d = session.scalars(select(Delivery).where(
+        Delivery.provider_ref == reference[:128], Delivery.recipient == number[:254],
+        Delivery.status.in_([DeliveryStatus.SENT, DeliveryStatus.DELIVERED]))
+        .with_for_update()).first()
+    if d is None:
+        return False
+    if delivered:
+        d.status, d.delivered_at = DeliveryStatus.DELIVERED, now
+    else:
+        _finish(d, DeliveryStatus.FAILED, f"not delivered: {detail[:200]}")
+    return True
+
+
 def retry(session: Session, delivery_id: int, now: dt.datetime) -> Delivery:
     """An operator's retry of a failed or skipped delivery: queued again, now, with a fresh
     deadline (the same provider id: a provider that dedupes still refuses a repeat)."""

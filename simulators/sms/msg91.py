@@ -3,7 +3,9 @@
 VAR...}]}``. A template is registered with its text (``##VAR##`` placeholders, as the DLT
 template was approved); each variable at most 30 characters (TRAI DLT); ``mobiles`` is
 ``91XXXXXXXXXX``. Reply ``{"type": "success", "message": "<request id>"}`` or
-``{"type": "error", "message": ...}``. Delivery reports go to a webhook, when one is set."""
+``{"type": "error", "message": ...}``. Delivery reports go to a webhook, when one is set, in
+the panel's "v2" format: form-encoded ``data``, a JSON array of ``{senderId, requestId,
+report: [{date, number, status, desc, failedReason, ...}], userId, campaignName}``."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import json
 import re
 import secrets
 import threading
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -31,6 +34,7 @@ class Msg91Simulator(SimulatorBase):
         self.authkey, self.balance, self.webhook = authkey, balance, webhook
         self.templates: dict[str, str] = {}
         self.reports: list[dict[str, Any]] = []
+        self.undeliverable: set[str] = set()  # numbers whose report says FAILED
 
     @property
     def credentials(self) -> dict[str, str]:
@@ -80,18 +84,24 @@ class Msg91Simulator(SimulatorBase):
             for mobile, text in texts:
                 self.accept(mobile, text, request_id)
         if self.webhook:
-            report = [{"requestId": request_id, "report": [
-                {"number": m, "status": "1", "desc": "DELIVERED"} for m, _ in texts]}]
+            report = [{"senderId": "RADBIL", "requestId": request_id, "report": [
+                {"date": "2026-12-01 10:00:00", "amount": "0.01", "clientid": "",
+                 "number": m, "credit": "1",
+                 "status": "2" if m in self.undeliverable else "1",
+                 "desc": "FAILED" if m in self.undeliverable else "DELIVERED",
+                 "failedReason": "Absent subscriber" if m in self.undeliverable else ""}
+                for m, _ in texts], "userId": "1", "campaignName": "API"}]
             threading.Thread(target=self._report, args=(report,), daemon=True).start()
         return 200, {"type": "success", "message": request_id}
 
     def _report(self, report: list[dict[str, Any]]) -> None:
         assert self.webhook is not None
-        data = json.dumps(report).encode()
+        data = urllib.parse.urlencode({"data": json.dumps(report)}).encode()
         if not self.webhook.startswith(("http://", "https://")):
             return
         req = urllib.request.Request(self.webhook, data=data, method="POST",  # noqa: S310
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type":
+                                              "application/x-www-form-urlencoded"})
         try:
             with urllib.request.urlopen(req, timeout=5):  # noqa: S310 - the test's http URL
                 pass

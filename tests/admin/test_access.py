@@ -50,6 +50,8 @@ EXPECTED = {
     "api.message_list": P.READ, "api.message_retry": P.OPERATE, "api.notify_status": P.READ,
     # the short links in SMS: public, a random code leading only to the public payment page
     "notify.short_link": P.PUBLIC,
+    # MSG91's delivery reports: public, they only move our own sent messages (notify/web.py)
+    "notify.msg91_reports": P.PUBLIC,
 }
 ALLOWED = {  # role -> permissions (the specification, written out)
     None: {P.PUBLIC},
