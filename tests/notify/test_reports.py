@@ -15,7 +15,7 @@ from notify.config import save
 from notify.models import Template
 from radbill.config import Settings
 from simulators.sms.msg91 import Msg91Simulator
-from tests.notify.helpers import D, Clock, deliveries, tick, worker, world
+from tests.notify.helpers import Clock, D, deliveries, tick, worker, world
 from tests.pgserver import free_tcp_port
 
 DLT = "1207161234567890123"
