@@ -605,6 +605,19 @@ def notify_status(inp: dict[str, Any]) -> Response:
     return jsonify(delivery.status(get_db()))
 
 
+@operation("/notify/test", "POST", "Queue a test message through a configured channel",
+           Permission.MANAGE, response="Message", ok=201, body=(
+               Field("channel", required=True, enum=("sms", "email", "telegram")),
+               Field("to", required=True, max_length=254,
+                     description="Number, e-mail address or chat id.")))
+def notify_test(inp: dict[str, Any]) -> tuple[Response, int]:
+    from notify.testmsg import queue_test
+
+    d = queue_test(get_db(), inp["channel"], inp["to"])
+    commit()
+    return jsonify(message_json(d, None)), 201
+
+
 # -- the OpenAPI document ----------------------------------------------------------------------
 
 _S, _N, _I, _B = ({"type": "string"}, {"type": "string", "nullable": True},

@@ -132,6 +132,28 @@ def send_test(app: App, channel: str, to: str, wait: bool) -> None:
         sys.exit(1)
 
 
+@notify.command("preferences")
+@click.argument("username")
+@click.option("--locale", type=click.Choice(["en", "bn", "hi"]))
+@click.option("--sms/--no-sms", "sms", default=None, help="Opt in to (or out of) SMS.")
+@click.option("--email/--no-email", "email", default=None, help="Opt in to (or out of) e-mail.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def preferences(app: App, username: str, locale: str | None, sms: bool | None,
+                email: bool | None, as_json: bool) -> None:
+    """A subscriber's language and opt-outs per channel."""
+    from notify.delivery import set_preference
+
+    with app.transaction() as session:
+        p = set_preference(session, username, locale=locale,
+                           sms_opt_out=None if sms is None else not sms,
+                           email_opt_out=None if email is None else not email)
+        data = {"username": username, "locale": p.locale, "sms": not p.sms_opt_out,
+                "email": not p.email_opt_out}
+    emit(data, as_json, lambda d: ", ".join(f"{k} {v}" for k, v in d.items()))
+
+
 # -- channel ----------------------------------------------------------------------------------
 
 

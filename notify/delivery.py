@@ -406,6 +406,29 @@ def report(session: Session, reference: str, number: str, delivered: bool, detai
     return True
 
 
+def set_preference(session: Session, username: str, *, locale: str | None = None,
+                   sms_opt_out: bool | None = None, email_opt_out: bool | None = None
+                   ) -> Preference:
+    """A subscriber's language and opt-outs (what is not given stays)."""
+    from billing.subscribers import get_subscriber
+    from radbill.errors import InvalidInput
+
+    if locale is not None and locale not in templates.LOCALES:
+        raise InvalidInput(f"unknown locale {locale!r} ({', '.join(templates.LOCALES)})")
+    sub = get_subscriber(session, username)
+    pref = session.get(Preference, sub.id, with_for_update=True)
+    if pref is None:
+        pref = Preference(subscriber_id=sub.id, sms_opt_out=False, email_opt_out=False)
+        session.add(pref)
+    if locale is not None:
+        pref.locale = locale
+    if sms_opt_out is not None:
+        pref.sms_opt_out = sms_opt_out
+    if email_opt_out is not None:
+        pref.email_opt_out = email_opt_out
+    return pref
+
+
 def retry(session: Session, delivery_id: int, now: dt.datetime) -> Delivery:
     """An operator's retry of a failed or skipped delivery: queued again, now, with a fresh
     deadline (the same provider id: a provider that dedupes still refuses a repeat)."""

@@ -48,6 +48,7 @@ EXPECTED = {
     "messages.channel_save": P.MANAGE, "messages.channel_resume": P.MANAGE,
     "messages.templates_page": P.MANAGE,
     "api.message_list": P.READ, "api.message_retry": P.OPERATE, "api.notify_status": P.READ,
+    "api.notify_test": P.MANAGE,
     # the short links in SMS: public, a random code leading only to the public payment page
     "notify.short_link": P.PUBLIC,
     # MSG91's delivery reports: public, they only move our own sent messages (notify/web.py)

@@ -136,3 +136,21 @@ def test_channel_saved_from_the_service_is_listed_masked(factory: Any, box: Any)
         [row] = listing(s)
         assert row["secrets"] == {"api_token": "********"}
         assert "tok-123" not in str(row)
+
+
+def test_api_queues_a_test_message(app: Any, factory: Any, box: Any, token_for: Any) -> None:
+    with factory() as s, s.begin():
+        save(s, box, "sms", "sslwireless", {"sid": "RADBILL"}, {"api_token": "tok"})
+    client = app.test_client()
+    assert client.post("/api/v1/notify/test", json={"channel": "sms", "to": "01711000001"},
+                       headers=token_for("billing")).status_code == 403
+    made = client.post("/api/v1/notify/test", json={"channel": "sms", "to": "01711000001"},
+                       headers=token_for("admin"))
+    assert made.status_code == 201
+    assert (made.get_json()["status"], made.get_json()["recipient"]) == ("queued",
+                                                                         "8801711000001")
+    bad = client.post("/api/v1/notify/test", json={"channel": "sms", "to": "12345"},
+                      headers=token_for("admin"))
+    assert bad.status_code == 422 and "not a valid mobile" in bad.get_json()["message"]
+    with factory() as s:
+        assert len(s.scalars(select(Delivery)).all()) == 1

@@ -77,3 +77,23 @@ def test_bad_input_is_one_error_line_and_writes_nothing(cli, ssl_sim, args, mess
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert (cli("notify", "channel", "list", "--json").output,
             cli("notify", "status", "--json").output) == before
+
+
+def test_preferences_from_the_cli(cli, db, box) -> None:  # type: ignore[no-untyped-def]
+    from notify.models import Preference
+    from radbill.db import session_factory
+    from tests.factories import make_plan, make_subscriber
+
+    with session_factory(db)() as s, s.begin():
+        make_plan(s)
+        make_subscriber(s, box, "lia")
+    out = json.loads(cli("notify", "preferences", "lia", "--locale", "en", "--no-sms",
+                         "--json").output)
+    assert out == {"username": "lia", "locale": "en", "sms": False, "email": True}
+    out = json.loads(cli("notify", "preferences", "lia", "--sms", "--json").output)
+    assert out == {"username": "lia", "locale": "en", "sms": True, "email": True}
+    bad = cli("notify", "preferences", "ghost", "--no-sms", ok=False)
+    assert bad.output.startswith("error: ") and "ghost" in bad.output
+    with session_factory(db)() as s:
+        [pref] = s.query(Preference).all()
+        assert (pref.locale, pref.sms_opt_out, pref.email_opt_out) == ("en", False, False)
