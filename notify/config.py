@@ -29,6 +29,7 @@ SECRET_KEYS = {"sslwireless": ("api_token",), "bulksmsbd": ("api_key",),
                "msg91": ("authkey",), "generic-http": ("headers",), "smtp": ("password",),
                "telegram": ("token",)}
 TEXT_MAX = 2000
+PRICE_MAX = Decimal(1000)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ def _bounded(settings: Mapping[str, Any]) -> dict[str, Any]:
             raise InvalidInput(f"setting name {k!r} is not allowed")
         if isinstance(v, str) and len(v) > TEXT_MAX:
             raise InvalidInput(f"{k} is longer than {TEXT_MAX} characters")
+        if isinstance(v, str) and re.search(r"[\x00-\x1f\x7f]", v):
+            raise InvalidInput(f"{k} contains control characters")
         out[k] = v
     return out
 
@@ -114,7 +117,7 @@ def resume(session: Session, name: str) -> Channel:
 def sms_policy(row: Channel) -> SmsPolicy:
     s = row.settings
     try:
-        return SmsPolicy(
+        policy = SmsPolicy(
             country=str(s.get("country", "BD")).upper(),
             price_per_segment=Decimal(str(s.get("price_per_segment", "0"))),
             currency=str(s.get("currency", "BDT")).upper(),
@@ -123,12 +126,25 @@ def sms_policy(row: Channel) -> SmsPolicy:
             quiet_end=dt.time.fromisoformat(str(s.get("quiet_end", "08:00"))))
     except (ValueError, InvalidOperation) as exc:
         raise InvalidInput(f"sms channel settings: {exc}") from exc
+    price = policy.price_per_segment
+    if not price.is_finite() or not Decimal(0) <= price <= PRICE_MAX \
+            or price != price.quantize(Decimal("0.0001")):
+        raise InvalidInput(f"price per SMS part must be 0 to {PRICE_MAX}, at most 4 decimals")
+    if not re.fullmatch(r"[A-Z]{3}", policy.currency):
+        raise InvalidInput(f"currency {policy.currency!r} is not an ISO 4217 code")
+    if policy.country not in ("BD", "IN"):
+        raise InvalidInput("country must be BD or IN")
+    if not (0.1 <= policy.rate <= 100_000 and 1 <= policy.burst <= 100_000):
+        raise InvalidInput("rate must be 0.1 to 100000 per second and burst 1 to 100000")
+    return policy
 
 
 def build(row: Channel, box: SecretBox) -> SmsGateway | Mailer | ChatSender:
     """The adapter for a channel row."""
     s, secret = row.settings, _secrets(box, row)
     url = str(s.get("base_url") or DEFAULT_URLS.get(row.provider, ""))
+    if url and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
+        raise InvalidInput(f"API root {url!r} is not an http(s) URL")
     try:
         if row.name == "sms":
             sms_policy(row)
@@ -164,12 +180,19 @@ def build(row: Channel, box: SecretBox) -> SmsGateway | Mailer | ChatSender:
             port = int(str(s.get("port", 587)))
             if not 0 < port < 65536:
                 raise InvalidInput(f"SMTP port {port} is out of range")
+            sender = _need(s, "sender")
+            if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", sender) or len(sender) > 254:
+                raise InvalidInput(f"sender {sender!r} is not an e-mail address")
             return SmtpMailer(SmtpSettings(
-                host=_need(s, "host"), port=port, sender=_need(s, "sender"),
+                host=_need(s, "host"), port=port, sender=sender,
                 security=security, user=str(s["user"]) if s.get("user") else None,
                 password=secret.get("password")))
         from notify.channels.telegram import TelegramSender
 
+        for room in ("noc_chat", "finance_chat"):
+            chat = str(s.get(room) or "")
+            if chat and not re.fullmatch(r"-?\d{1,20}|@\w{5,32}", chat):
+                raise InvalidInput(f"{room} {chat!r} is not a Telegram chat id")
         return TelegramSender(url, _need(secret, "token"))
     except ValueError as exc:
         raise InvalidInput(f"{row.name} channel: {exc}") from exc
