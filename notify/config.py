@@ -140,7 +140,7 @@ def sms_policy(row: Channel) -> SmsPolicy:
 
 
 def build(row: Channel, box: SecretBox) -> SmsGateway | Mailer | ChatSender:
-    """The adapter for a channel row."""
+    """The adapter for a channel row (:class:`InvalidInput` when it cannot work)."""
     s, secret = row.settings, _secrets(box, row)
     url = str(s.get("base_url") or DEFAULT_URLS.get(row.provider, ""))
     if url and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
@@ -148,54 +148,66 @@ def build(row: Channel, box: SecretBox) -> SmsGateway | Mailer | ChatSender:
     try:
         if row.name == "sms":
             sms_policy(row)
-            if row.provider == "sslwireless":
-                from notify.channels.sslwireless import SslWirelessGateway
-
-                return SslWirelessGateway(url, _need(secret, "api_token"), _need(s, "sid"))
-            if row.provider == "bulksmsbd":
-                from notify.channels.bulksmsbd import BulkSmsBdGateway
-
-                return BulkSmsBdGateway(url, _need(secret, "api_key"), _need(s, "sender_id"))
-            if row.provider == "msg91":
-                from notify.channels.msg91 import Msg91Gateway
-
-                return Msg91Gateway(url, _need(secret, "authkey"))
-            from notify.channels.generic_http import (
-                GenericConfigError,
-                GenericHttpGateway,
-                GenericProfile,
-            )
-
-            try:
-                return GenericHttpGateway(GenericProfile.from_settings(
-                    {**s, "headers": secret.get("headers") or {}}))
-            except (GenericConfigError, TypeError) as exc:
-                raise InvalidInput(f"generic-http: {exc}") from exc
+            return _sms(row.provider, s, secret, url)
         if row.name == "email":
-            from notify.channels.smtp import SmtpMailer, SmtpSettings
-
-            security = str(s.get("security", "starttls"))
-            if security not in ("starttls", "ssl", "none"):
-                raise InvalidInput("email security must be starttls, ssl or none")
-            port = int(str(s.get("port", 587)))
-            if not 0 < port < 65536:
-                raise InvalidInput(f"SMTP port {port} is out of range")
-            sender = _need(s, "sender")
-            if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", sender) or len(sender) > 254:
-                raise InvalidInput(f"sender {sender!r} is not an e-mail address")
-            return SmtpMailer(SmtpSettings(
-                host=_need(s, "host"), port=port, sender=sender,
-                security=security, user=str(s["user"]) if s.get("user") else None,
-                password=secret.get("password")))
-        from notify.channels.telegram import TelegramSender
-
-        for room in ("noc_chat", "finance_chat"):
-            chat = str(s.get(room) or "")
-            if chat and not re.fullmatch(r"-?\d{1,20}|@\w{5,32}", chat):
-                raise InvalidInput(f"{room} {chat!r} is not a Telegram chat id")
-        return TelegramSender(url, _need(secret, "token"))
+            return _email(s, secret)
+        return _telegram(s, secret, url)
     except ValueError as exc:
         raise InvalidInput(f"{row.name} channel: {exc}") from exc
+
+
+def _sms(provider: str, s: Mapping[str, Any], secret: Mapping[str, Any], url: str
+         ) -> SmsGateway:
+    if provider == "sslwireless":
+        from notify.channels.sslwireless import SslWirelessGateway
+
+        return SslWirelessGateway(url, _need(secret, "api_token"), _need(s, "sid"))
+    if provider == "bulksmsbd":
+        from notify.channels.bulksmsbd import BulkSmsBdGateway
+
+        return BulkSmsBdGateway(url, _need(secret, "api_key"), _need(s, "sender_id"))
+    if provider == "msg91":
+        from notify.channels.msg91 import Msg91Gateway
+
+        return Msg91Gateway(url, _need(secret, "authkey"))
+    from notify.channels.generic_http import (
+        GenericConfigError,
+        GenericHttpGateway,
+        GenericProfile,
+    )
+
+    try:
+        return GenericHttpGateway(GenericProfile.from_settings(
+            {**s, "headers": secret.get("headers") or {}}))
+    except (GenericConfigError, TypeError) as exc:
+        raise InvalidInput(f"generic-http: {exc}") from exc
+
+
+def _email(s: Mapping[str, Any], secret: Mapping[str, Any]) -> Mailer:
+    from notify.channels.smtp import SmtpMailer, SmtpSettings
+
+    security = str(s.get("security", "starttls"))
+    if security not in ("starttls", "ssl", "none"):
+        raise InvalidInput("email security must be starttls, ssl or none")
+    port = int(str(s.get("port", 587)))
+    if not 0 < port < 65536:
+        raise InvalidInput(f"SMTP port {port} is out of range")
+    sender = _need(s, "sender")
+    if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", sender) or len(sender) > 254:
+        raise InvalidInput(f"sender {sender!r} is not an e-mail address")
+    return SmtpMailer(SmtpSettings(
+        host=_need(s, "host"), port=port, sender=sender, security=security,
+        user=str(s["user"]) if s.get("user") else None, password=secret.get("password")))
+
+
+def _telegram(s: Mapping[str, Any], secret: Mapping[str, Any], url: str) -> ChatSender:
+    from notify.channels.telegram import TelegramSender
+
+    for room in ("noc_chat", "finance_chat"):
+        chat = str(s.get(room) or "")
+        if chat and not re.fullmatch(r"-?\d{1,20}|@\w{5,32}", chat):
+            raise InvalidInput(f"{room} {chat!r} is not a Telegram chat id")
+    return TelegramSender(url, _need(secret, "token"))
 
 
 def _need(values: Mapping[str, Any], key: str) -> str:

@@ -37,6 +37,7 @@ from notify.models import (
     Channel,
     Delivery,
     DeliveryStatus,
+    EarlyReport,
     Outbox,
     Preference,
     Template,
@@ -49,6 +50,7 @@ log = logging.getLogger("radbill.notify")
 CHUNK = 900  # bound IN (...) lists
 LEASE = dt.timedelta(seconds=60)
 MAX_ATTEMPTS = 8
+EARLY_MAX = 100_000  # delivery reports kept waiting for their message, at most
 TTL = dt.timedelta(days=3)
 SUBSCRIBER_CHANNELS = ("sms", "email")
 RECIPIENT_MAX = 254
@@ -369,6 +371,7 @@ def record(session: Session, channel: str, results: Sequence[Result], now: dt.da
             d.status, d.reason = DeliveryStatus.RETRYING, r.detail[:500] or None
             d.next_attempt_at = now + wait
         counts[d.status] = counts.get(d.status, 0) + 1
+    _early_reports(session, [d for d in rows if d.status == DeliveryStatus.SENT], now)
     if account is not None:
         pause(session, channel, account.detail or "account error", now)
         counts["paused"] = 1
@@ -398,12 +401,35 @@ def report(session: Session, reference: str, number: str, delivered: bool, detai
         Delivery.status.in_([DeliveryStatus.SENT, DeliveryStatus.DELIVERED]))
         .with_for_update()).first()
     if d is None:
+        # maybe not recorded as sent yet: kept for when it is (bounded: a day's worth)
+        if reference and number and (session.scalar(
+                select(func.count()).select_from(EarlyReport)) or 0) < EARLY_MAX:
+            session.add(EarlyReport(reference=reference[:128], recipient=number[:254],
+                                    delivered=delivered, detail=detail[:256],
+                                    received_at=now))
         return False
+    _apply_report(d, delivered, detail, now)
+    return True
+
+
+def _apply_report(d: Delivery, delivered: bool, detail: str, now: dt.datetime) -> None:
     if delivered:
         d.status, d.delivered_at = DeliveryStatus.DELIVERED, now
     else:
         _finish(d, DeliveryStatus.FAILED, f"not delivered: {detail[:200]}")
-    return True
+
+
+def _early_reports(session: Session, sent: list[Delivery], now: dt.datetime) -> None:
+    """Apply reports that came before these messages were recorded as sent."""
+    refs = sorted({d.provider_ref for d in sent if d.provider_ref})
+    by_key = {(d.provider_ref, d.recipient): d for d in sent}
+    for part in chunks(refs):
+        for early in session.scalars(select(EarlyReport).where(
+                EarlyReport.reference.in_(part))):
+            d = by_key.get((early.reference, early.recipient))
+            if d is not None:
+                _apply_report(d, early.delivered, early.detail, now)
+                session.delete(early)
 
 
 def set_preference(session: Session, username: str, *, locale: str | None = None,

@@ -110,6 +110,20 @@ class Delivery(Base):
     )
 
 
+class EarlyReport(Base):
+    """A delivery report that came before its message was recorded as sent (the provider
+    answers the webhook while our worker is still recording the round): applied when it is."""
+
+    __tablename__ = "notify_early_reports"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    reference: Mapped[str] = mapped_column(String(128), index=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    delivered: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str] = mapped_column(String(256))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Channel(Base):
     """How one channel (sms, email, telegram) is reached: provider and settings (data, not
     code: a generic HTTP gateway is entirely settings), secrets encrypted and never shown

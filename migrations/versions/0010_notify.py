@@ -58,6 +58,17 @@ def upgrade() -> None:
         batch_op.create_index('ix_notify_deliveries_provider_id', ['provider_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_notify_deliveries_subscriber_id'), ['subscriber_id'], unique=False)
 
+    op.create_table('notify_early_reports',
+    sa.Column('id', BigIntPK, autoincrement=True, nullable=False),
+    sa.Column('reference', sa.String(length=128), nullable=False),
+    sa.Column('recipient', sa.String(length=254), nullable=False),
+    sa.Column('delivered', sa.Boolean(), nullable=False),
+    sa.Column('detail', sa.String(length=256), nullable=False),
+    sa.Column('received_at', UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_notify_early_reports'))
+    )
+    with op.batch_alter_table('notify_early_reports', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_notify_early_reports_reference'), ['reference'], unique=False)
     op.create_table('notify_channels',
     sa.Column('name', sa.String(length=16), nullable=False),
     sa.Column('provider', sa.String(length=32), nullable=False),
@@ -119,6 +130,9 @@ def downgrade() -> None:
     op.drop_table('notify_short_links')
     op.drop_table('notify_preferences')
     op.drop_table('notify_channels')
+    with op.batch_alter_table('notify_early_reports', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_notify_early_reports_reference'))
+    op.drop_table('notify_early_reports')
     with op.batch_alter_table('notify_deliveries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_notify_deliveries_subscriber_id'))
         batch_op.drop_index('ix_notify_deliveries_provider_id')

@@ -13,7 +13,8 @@ from sqlalchemy import Engine
 
 from radbill.cli import main
 from tests.conftest import BACKEND
-from tests.radbill.test_junk_input import COMMANDS as ALL, JUNK, fingerprint
+from tests.radbill.test_junk_input import COMMANDS as ALL
+from tests.radbill.test_junk_input import JUNK, fingerprint
 
 NOTIFY: list[Callable[[str], list[str]]] = [c for c in ALL if c("x")[0] == "notify"]
 
