@@ -419,6 +419,29 @@ def _apply_report(d: Delivery, delivered: bool, detail: str, now: dt.datetime) -
         _finish(d, DeliveryStatus.FAILED, f"not delivered: {detail[:200]}")
 
 
+def sweep_reports(session: Session, now: dt.datetime, limit: int = 1000) -> int:
+    """Apply kept reports whose message is recorded as sent by now (a report that raced the
+    worker's recording), and forget those a day old. Returns how many were applied."""
+    early = list(session.scalars(select(EarlyReport).order_by(EarlyReport.id).limit(limit)))
+    if not early:
+        return 0
+    sent: list[Delivery] = []
+    refs = sorted({e.reference for e in early})
+    for part in chunks(refs):
+        sent.extend(session.scalars(select(Delivery).where(
+            Delivery.provider_ref.in_(part), Delivery.status == DeliveryStatus.SENT)))
+    by_key = {(d.provider_ref, d.recipient): d for d in sent}
+    applied = 0
+    for e in early:
+        d = by_key.get((e.reference, e.recipient))
+        if d is not None:
+            _apply_report(d, e.delivered, e.detail, now)
+            applied += 1
+        if d is not None or e.received_at < now - dt.timedelta(days=1):
+            session.delete(e)
+    return applied
+
+
 def _early_reports(session: Session, sent: list[Delivery], now: dt.datetime) -> None:
     """Apply reports that came before these messages were recorded as sent."""
     refs = sorted({d.provider_ref for d in sent if d.provider_ref})

@@ -91,6 +91,7 @@ class NotifyWorker:
     def _plan(self, alerts: bool) -> int:
         with self.factory() as session, session.begin():
             n = delivery.plan(session, self.clock(), limit=self.config.batch)
+            delivery.sweep_reports(session, self.clock())
             if alerts:
                 from notify.alerts import forward
                 from notify.summary import maybe_queue
