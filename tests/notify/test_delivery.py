@@ -277,3 +277,19 @@ def test_the_gateways_token_bucket_spaces_the_messages(db, box, ssl_sim) -> None
     times = sorted(a.at for a in ssl_sim.accepted)
     assert len(times) == 4
     assert times[2] - times[0] >= 0.2 and times[3] - times[0] >= 0.45
+
+
+def test_an_invalid_number_fails_with_the_reason_and_the_rest_go(db, box, ssl_sim) -> None:  # type: ignore[no-untyped-def]
+    sim = world(db, box)
+    sim.subscriber("bad", "Home", phone="12345")
+    sim.subscriber("good", "Home", phone="01711000060")
+    sms_channel(sim, ssl_sim)
+    sim.days_until(D(2026, 12, 1))
+    clock = Clock(sim.today)  # type: ignore[arg-type]
+    clock.dhaka(D(2026, 12, 2), 10)
+    tick(worker(sim, clock))
+    by_to = {d.recipient: d for d in deliveries(sim, channel="sms")}
+    assert by_to["12345"].status == "failed"
+    assert by_to["12345"].reason.startswith("invalid number: '12345' is not a valid mobile")
+    assert by_to["8801711000060"].status == "sent"
+    assert [a.to for a in ssl_sim.accepted] == ["8801711000060"]
