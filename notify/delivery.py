@@ -24,9 +24,9 @@ import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from notify import links, rules, templates
@@ -48,6 +48,8 @@ T = TypeVar("T")
 log = logging.getLogger("radbill.notify")
 
 CHUNK = 900  # bound IN (...) lists
+DELIVERIES = cast(Table, Delivery.__table__)
+_INSERTED = [c.key for c in DELIVERIES.columns if c.key != "id"]
 LEASE = dt.timedelta(seconds=60)
 MAX_ATTEMPTS = 8
 EARLY_MAX = 100_000  # delivery reports kept waiting for their message, at most
@@ -152,11 +154,15 @@ def plan(session: Session, now: dt.datetime, limit: int = 2000) -> int:
     for keys_part in chunks(keys):
         existing.update(session.scalars(select(Delivery.idempotency_key)
                                         .where(Delivery.idempotency_key.in_(keys_part))))
+    new: list[dict[str, Any]] = []
     for r in rows:
         if r.idempotency_key not in existing:
             existing.add(r.idempotency_key)
-            session.add(r)
-    session.flush()
+            new.append({c: getattr(r, c) for c in _INSERTED})
+    for start in range(0, len(new), 1000):
+        # Core executemany: no identity map, no RETURNING (the ORM's flush of a round's
+        # objects was two thirds of planning)
+        session.execute(insert(DELIVERIES), new[start : start + 1000])
     return len(events)
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import secrets
 import urllib.parse
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from notify.models import ShortLink
+from radbill.db import utcnow
 
 CODE_BYTES = 6
 
@@ -35,10 +37,12 @@ def shorten_all(session: Session, targets: set[str]) -> dict[str, str]:
         part = good[i : i + 900]
         codes.update(dict(session.execute(
             select(ShortLink.target, ShortLink.code).where(ShortLink.target.in_(part))).all()))
-    new = [ShortLink(code=secrets.token_urlsafe(CODE_BYTES), target=t)
-           for t in good if t not in codes]
-    session.add_all(new)
-    codes.update({s.target: s.code for s in new})
+    new: list[dict[str, Any]] = [
+        {"code": secrets.token_urlsafe(CODE_BYTES), "target": t, "created_at": utcnow()}
+        for t in good if t not in codes]
+    for i in range(0, len(new), 1000):
+        session.execute(insert(cast(Table, ShortLink.__table__)), new[i : i + 1000])
+    codes.update({str(s["target"]): str(s["code"]) for s in new})
     out = {}
     for target, code in codes.items():
         parts = urllib.parse.urlsplit(target)
