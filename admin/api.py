@@ -359,6 +359,9 @@ def subscriber_list(inp: dict[str, Any]) -> Response:
                      description="First day of service (default today; not in the future).")))
 def subscriber_create(inp: dict[str, Any]) -> tuple[Response, int]:
     sub = subs.create_subscriber(get_db(), box(), actor=_actor(), today=today(), **inp)
+    from notify.outbox import welcome
+
+    welcome(get_db(), sub)
     commit()
     return jsonify(subscriber_json(sub)), 201
 

@@ -55,6 +55,12 @@ def enqueue(session: Session, sub: Identified, kind: str, key: str, *,
     return True
 
 
+def welcome(session: Session, sub: Identified) -> bool:
+    """The welcome message for a subscriber an operator just created (the CLI, the admin UI
+    and the API call this; imports and billing's own tests create subscribers without it)."""
+    return enqueue(session, sub, "welcome", f"welcome:{sub.id}")
+
+
 def event_keys(session: Session, subscriber_id: int
                ) -> list[tuple[str, dt.date | None, dt.datetime]]:
     """The subscriber's events: (key, business day, written at)."""

@@ -20,6 +20,7 @@ from billing import accounts, invoices, ledger, payments, plan_changes, plans, p
 from billing import subscribers as subs
 from billing.models import Subscriber, SubscriberStatus
 from notify import delivery as notify_delivery
+from notify import outbox as notify_outbox
 from radbill import audit
 from radbill.errors import DomainError, InvalidInput
 from radius import accounting, nas, postauth
@@ -76,6 +77,7 @@ def create() -> Any:
                 service=f.get("service", "pppoe"), mac=f.get("mac") or None,
                 ip=f.get("ip") or None, full_name=f.get("full_name") or None,
                 phone=f.get("phone") or None, email=f.get("email") or None, actor=actor())
+            notify_outbox.welcome(db, sub)
             commit()
         except DomainError as exc:
             db.rollback()

@@ -97,3 +97,16 @@ def test_preferences_from_the_cli(cli, db, box) -> None:  # type: ignore[no-unty
     with session_factory(db)() as s:
         [pref] = s.query(Preference).all()
         assert (pref.locale, pref.sms_opt_out, pref.email_opt_out) == ("en", False, False)
+
+
+def test_a_subscriber_created_by_an_operator_is_welcomed_in_their_language(
+        cli, ssl_sim) -> None:  # type: ignore[no-untyped-def]
+    cli("plan", "create", "Home", "--price", "500", "--currency", "BDT", "--rate", "10M")
+    cli("subscriber", "create", "ram", "--password", "pw", "--plan", "Home", "--phone",
+        "01711000070", "--name", "Ram")
+    cli("notify", "preferences", "ram", "--locale", "hi")
+    cli("notify", "channel", "sms", "--provider", "sslwireless", "--url", ssl_sim.url,
+        "--api-token", ssl_sim.api_token, "--sid", ssl_sim.sid, "--quiet", "00:00-00:00")
+    cli("notify", "run", "--once")
+    assert [(a.to, a.text) for a in ssl_sim.accepted] == [
+        ("8801711000070", "My ISP में आपका स्वागत है, Ram! आपका लॉगिन ram है। सहायता:")]
