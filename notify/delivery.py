@@ -461,6 +461,17 @@ def _early_reports(session: Session, sent: list[Delivery], now: dt.datetime) -> 
                 session.delete(early)
 
 
+def bounded_username(username: str) -> str:
+    """*username* if it can be one (NUL bytes and the like never reach the database)."""
+    import re
+
+    from radbill.errors import NotFound
+
+    if not re.fullmatch(r"[A-Za-z0-9._@+\-]{1,64}", username):
+        raise NotFound(f"unknown subscriber {username[:64]!r}")
+    return username
+
+
 def set_preference(session: Session, username: str, *, locale: str | None = None,
                    sms_opt_out: bool | None = None, email_opt_out: bool | None = None
                    ) -> Preference:
@@ -470,7 +481,7 @@ def set_preference(session: Session, username: str, *, locale: str | None = None
 
     if locale is not None and locale not in templates.LOCALES:
         raise InvalidInput(f"unknown locale {locale!r} ({', '.join(templates.LOCALES)})")
-    sub = get_subscriber(session, username)
+    sub = get_subscriber(session, bounded_username(username))
     pref = session.get(Preference, sub.id, with_for_update=True)
     if pref is None:
         pref = Preference(subscriber_id=sub.id, sms_opt_out=False, email_opt_out=False)

@@ -3,6 +3,7 @@ which refuses a template that does not render."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -52,11 +53,15 @@ def preview(session: Session, kind: str, channel: str, locale: str, body: str,
     _check_key(kind, channel, locale)
     if len(body) > templates.BODY_MAX or (subject and len(subject) > 200):
         raise InvalidInput("template too long")
+    if re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", body + (subject or "")
+                 + (dlt_template_id or "")):
+        raise InvalidInput("template contains control characters")
     payload: dict[str, object] = dict(SAMPLE)
     if username:
         from billing.subscribers import get_subscriber
+        from notify.delivery import bounded_username
 
-        sub = get_subscriber(session, username)
+        sub = get_subscriber(session, bounded_username(username))
         latest = session.scalars(select(Outbox).where(
             Outbox.subscriber_id == sub.id, Outbox.kind == kind)
             .order_by(Outbox.id.desc()).limit(1)).first()
