@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         accounting,
         catalog,
         dashboard,
+        messages,
         money,
         olts,
         operations,
@@ -55,7 +56,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     csrf.init_app(app)
     filters.init_app(app)
     app.register_blueprint(auth.bp)
-    for module in (dashboard, subscribers, catalog, olts, money, operations, accounting, staff):
+    for module in (dashboard, subscribers, catalog, olts, money, operations, accounting, staff,
+                   messages):
         app.register_blueprint(module.bp)
     app.register_blueprint(api.bp)
     from payments import web as payments_web
@@ -64,6 +66,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     if "RADBILL_GATEWAYS" not in app.config:
         app.config["RADBILL_GATEWAYS"] = adapters(settings)
     app.register_blueprint(payments_web.bp)
+    from notify import web as notify_web
+
+    app.register_blueprint(notify_web.bp)
     security.init_app(app, settings)
     app.before_request(_refuse_nul_characters)
     app.register_error_handler(HTTPException, _http_error)

@@ -359,6 +359,9 @@ def subscriber_list(inp: dict[str, Any]) -> Response:
                      description="First day of service (default today; not in the future).")))
 def subscriber_create(inp: dict[str, Any]) -> tuple[Response, int]:
     sub = subs.create_subscriber(get_db(), box(), actor=_actor(), today=today(), **inp)
+    from notify.outbox import welcome
+
+    welcome(get_db(), sub)
     commit()
     return jsonify(subscriber_json(sub)), 201
 
@@ -556,6 +559,68 @@ def session_list(inp: dict[str, Any]) -> Response:
     return jsonify([session_json(r) for r in rows])
 
 
+def message_json(d: Any, username: str | None) -> dict[str, Any]:
+    return {"id": d.id, "subscriber": username, "channel": d.channel, "kind": d.kind,
+            "recipient": d.recipient, "status": d.status, "reason": d.reason,
+            "dead_letter": d.dead_letter, "attempts": d.attempts, "segments": d.segments,
+            "cost": str(d.cost) if d.cost is not None else None, "currency": d.currency,
+            "text": d.body, "created_at": d.created_at.isoformat(),
+            "sent_at": d.sent_at.isoformat() if d.sent_at else None}
+
+
+@operation("/messages", "GET", "Messages sent or to send, newest first", Permission.READ,
+           response="Message", many=True, query=(
+               Field("status", enum=("queued", "sending", "sent", "delivered", "failed",
+                                     "retrying", "skipped")),
+               Field("channel", enum=("sms", "email", "telegram")),
+               Field("dead_letter", "boolean", description="Only the dead-letter queue."),
+               Field("subscriber", max_length=64),
+               Field("limit", "integer", minimum=1, maximum=1000)))
+def message_list(inp: dict[str, Any]) -> Response:
+    from notify import delivery
+
+    sub_id = _subscriber(inp["subscriber"]).id if inp.get("subscriber") else None
+    rows = delivery.messages(get_db(), subscriber_id=sub_id, status_=inp.get("status"),
+                             channel=inp.get("channel"),
+                             dead_letter=bool(inp.get("dead_letter")),
+                             limit=inp.get("limit", 200))
+    names = _names({d.subscriber_id for d in rows if d.subscriber_id is not None})
+    return jsonify([message_json(d, names.get(d.subscriber_id or 0)) for d in rows])
+
+
+@operation("/messages/<int:message_id>/retry", "POST", "Queue a failed or skipped message "
+           "again", Permission.OPERATE, response="Message",
+           path_params=(("message_id", "Message id."),))
+def message_retry(inp: dict[str, Any], message_id: int) -> Response:
+    from notify import delivery
+
+    d = delivery.retry(get_db(), message_id, dt.datetime.now(dt.UTC))
+    commit()
+    names = _names({d.subscriber_id} if d.subscriber_id is not None else set())
+    return jsonify(message_json(d, names.get(d.subscriber_id or 0)))
+
+
+@operation("/notify/status", "GET", "Messages by channel and status, dead letter, cost",
+           Permission.READ, response="NotifyStatus")
+def notify_status(inp: dict[str, Any]) -> Response:
+    from notify import delivery
+
+    return jsonify(delivery.status(get_db()))
+
+
+@operation("/notify/test", "POST", "Queue a test message through a configured channel",
+           Permission.MANAGE, response="Message", ok=201, body=(
+               Field("channel", required=True, enum=("sms", "email", "telegram")),
+               Field("to", required=True, max_length=254,
+                     description="Number, e-mail address or chat id.")))
+def notify_test(inp: dict[str, Any]) -> tuple[Response, int]:
+    from notify.testmsg import queue_test
+
+    d = queue_test(get_db(), inp["channel"], inp["to"])
+    commit()
+    return jsonify(message_json(d, None)), 201
+
+
 # -- the OpenAPI document ----------------------------------------------------------------------
 
 _S, _N, _I, _B = ({"type": "string"}, {"type": "string", "nullable": True},
@@ -613,6 +678,16 @@ SCHEMAS: dict[str, Any] = {
     "Payment": _obj({"id": _I, "subscriber": _N, "amount": _S, "currency": _S, "method": _S,
                      "reference": _S, "received_at": _S, "actor": _S, "status": _S}),
     "Session": _SESSION,
+    "Message": _obj({"id": _I, "subscriber": _N, "channel": _S, "kind": _S, "recipient": _S,
+                     "status": _S, "reason": _N, "dead_letter": _B, "attempts": _I,
+                     "segments": _NI, "cost": _N, "currency": _N, "text": _N,
+                     "created_at": _S, "sent_at": _N}),
+    "NotifyStatus": _obj({
+        "deliveries": {"type": "object", "additionalProperties": {
+            "type": "object", "additionalProperties": _I}},
+        "dead_letter": _I, "events_not_planned": _I, "oldest_open": _N,
+        "cost": {"type": "array", "items": _obj({"currency": _N, "cost": _S})},
+        "paused": {"type": "array", "items": _S}}),
     "Dashboard": _obj({"today": _S, "status_counts": {"type": "object",
                                                       "additionalProperties": _I},
                        "online": _I, "revenue_today": _MONEY_MAP,
@@ -642,7 +717,8 @@ def openapi_document() -> dict[str, Any]:
             "x-permission": str(op.permission), "responses": responses,
             "parameters": [
                 {"name": name, "in": "path", "required": True, "description": text,
-                 "schema": {"type": "integer", "minimum": 1} if name == "session_id" else {
+                 "schema": {"type": "integer", "minimum": 1}
+                 if name in ("session_id", "message_id") else {
                      "type": "string", "maxLength": 64}}
                 for name, text in op.path_params
             ] + [{"name": f.name, "in": "query", "required": False, "schema": f.schema()}

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 
 from billing import invoices, ledger, subscribers
 from billing.cycles import full_period_days
-from billing.invoices import notify
 from billing.isp import calendar, settings
 from billing.models import (
     EnforcementRequest,
@@ -38,6 +37,7 @@ from billing.money import ZERO, prorate, round_money
 from billing.plans import cycle_of
 from billing.renewals import Bill, due_date, period_lines, segments_of
 from billing.standing import active_promise, sync_paid_until
+from notify.outbox import enqueue as notify
 from radbill import audit
 from radbill.db import AUTH_FEED, bump
 from radbill.errors import Conflict, InvalidInput

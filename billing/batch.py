@@ -64,7 +64,6 @@ from billing.models import (
     IspSettings,
     LedgerEntry,
     LedgerKind,
-    Outbox,
     Plan,
     PlanChange,
     Promise,
@@ -73,6 +72,8 @@ from billing.models import (
 )
 from billing.money import ZERO, round_money
 from billing.plans import cycle_of
+from notify import outbox
+from notify.models import Outbox
 from radbill.db import AUTH_FEED, ChangeCounter, utcnow
 
 log = logging.getLogger("radbill.billing")
@@ -270,7 +271,7 @@ def _notice(p: Planned, hist: History, kind: str, key: str, invoice_id: int | No
     # invoices.notify: once per key
     if key not in hist.done:
         hist.done[key] = today
-        p.notices.append((kind, key, invoice_id, invoices.notice_payload(p.sub, **payload)))
+        p.notices.append((kind, key, invoice_id, outbox.notice_payload(p.sub, **payload)))
 
 
 Terms = dict[int, tuple[Cycle, Ladder]]  # per plan id, built once per batch

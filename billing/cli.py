@@ -153,6 +153,9 @@ def subscriber_create(app: App, as_json: bool, **options: Any) -> None:
     box = app.box()
     with app.transaction() as session:
         row = subscribers.create_subscriber(session, box, actor="cli", **options)
+        from notify.outbox import welcome
+
+        welcome(session, row)
         data = subscribers.summary(row)
     emit(data, as_json, lambda d: f"subscriber {d['username']} created on plan {d['plan']}")
 

@@ -30,11 +30,11 @@ from billing.models import (
     InvoiceStatus,
     IspSettings,
     LedgerKind,
-    Outbox,
     Subscriber,
 )
 from billing.money import ZERO, round_money
 from billing.tax import LineTax, TaxRule, breakdown, intra_state
+from notify.outbox import enqueue
 from radbill.errors import Conflict, InvalidInput, NotFound
 
 
@@ -143,25 +143,6 @@ def tax_rule(isp: IspSettings, vat_percent: Decimal, buyer: Buyer, *, duty: bool
                    intra_state=intra_state(isp.state_code, buyer.place_of_supply))
 
 
-def notice_payload(sub: Addressee, **payload: object) -> dict[str, object]:
-    """An outbox event's payload: who to tell, and what (values as text)."""
-    return {"username": sub.username, "name": sub.full_name, "phone": sub.phone,
-            "email": sub.email,
-            **{k: str(v) if v is not None else None for k, v in payload.items()}}
-
-
-def notify(session: Session, sub: Subscriber, kind: str, key: str, *,
-           on: dt.date | None = None, **payload: object) -> bool:
-    """Write an outbox event once per *key*, on the business day *on*. False if it was
-    written before."""
-    session.flush()
-    if session.scalar(select(Outbox.id).where(Outbox.dedupe_key == key)) is not None:
-        return False
-    session.add(Outbox(kind=kind, subscriber_id=sub.id, dedupe_key=key, event_on=on,
-                       payload=notice_payload(sub, **payload)))
-    return True
-
-
 @dataclass(frozen=True)
 class DraftLine:
     """A line as it is issued: its value, duty and tax."""
@@ -227,7 +208,7 @@ class Draft:
         return LedgerKind.CHARGE, f"Invoice {self.number}"
 
     def notice(self) -> dict[str, object]:
-        """The ``invoice_issued`` event's details (see :func:`notice_payload`)."""
+        """The ``invoice_issued`` event's details (see :func:`notify.outbox.notice_payload`)."""
         return {"invoice": self.number, "document": str(self.kind), "total": self.total,
                 "currency": self.currency, "due_on": self.due_on,
                 "period": f"{self.period_start}..{self.period_end}",
@@ -294,7 +275,7 @@ def issue(session: Session, *, isp: IspSettings, sub: Subscriber, plan_name: str
         ledger.post(session, subscriber_id=sub.id, kind=entry[0], amount=d.total,
                     currency=d.currency, effective_on=issued_on, description=entry[1],
                     invoice_id=invoice.id, actor=actor)
-    notify(session, sub, "invoice_issued", f"invoice:{invoice.id}", on=issued_on, **d.notice())
+    enqueue(session, sub, "invoice_issued", f"invoice:{invoice.id}", on=issued_on, **d.notice())
     return invoice
 
 
@@ -442,7 +423,7 @@ def credit_note(session: Session, *, isp: IspSettings, number: str, amount: Deci
                 currency=currency, effective_on=today,
                 description=f"Credit note {note.number} for {number}: {reason}",
                 invoice_id=original.id, actor=actor)
-    notify(session, sub, "credit_note", f"credit:{note.id}", on=today, invoice=number,
+    enqueue(session, sub, "credit_note", f"credit:{note.id}", on=today, invoice=number,
            credit_note=note.number, amount=amount, currency=currency, reason=reason,
            amount_due=note.amount_due)
     if settle:

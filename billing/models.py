@@ -451,24 +451,6 @@ class PlanChange(Base):
     __table_args__ = (Index("ix_plan_changes_subscriber_day", "subscriber_id", "changed_on"),)
 
 
-class Outbox(Base):
-    """A notification to deliver (SMS/e-mail, later issue). Written in the same transaction as
-    the event; ``dedupe_key`` makes each event happen once however often a run repeats."""
-
-    __tablename__ = "outbox"
-
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
-    dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)
-    payload: Mapped[dict[str, object]] = mapped_column(JSON)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # The ISP's business day of the event (the billing run's date): the dunning ladder
-    # spaces its steps by these dates.
-    event_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
-    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
 class EnforcementRequest(Base):
     """A change the network must follow (consumed by the enforcement part)."""
 

@@ -13,11 +13,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing import accounts, invoices, ledger
-from billing.invoices import notify
 from billing.isp import settings, start_of_day_utc
 from billing.models import InvoiceKind, IspSettings, LedgerKind, Payment, Subscriber
 from billing.plans import parse_money
 from billing.subscribers import get_subscriber
+from notify.outbox import enqueue as notify
 from radbill import audit
 from radbill.db import utcnow
 from radbill.errors import Conflict, InvalidInput

@@ -12,11 +12,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from billing import accounts
-from billing.invoices import notify
 from billing.isp import calendar, settings
 from billing.models import Promise
 from billing.standing import sync_paid_until
 from billing.subscribers import get_subscriber
+from notify.outbox import enqueue as notify
 from radbill import audit
 from radbill.errors import Conflict, InvalidInput
 

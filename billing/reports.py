@@ -142,3 +142,22 @@ def revenue_by_day(session: Session, days: list[tuple[dt.date, dt.datetime, dt.d
                 totals[cur] = totals.get(cur, ZERO) + amount
         out.append((day, totals))
     return out
+
+
+def collected(session: Session, start: dt.datetime, end: dt.datetime
+              ) -> list[tuple[str, str, Decimal]]:
+    """Payments received in [*start*, *end*) per method (cash, bkash, ...) and currency."""
+    rows = session.execute(select(Payment.method, Payment.currency, func.sum(Payment.amount))
+                           .where(Payment.received_at >= start, Payment.received_at < end)
+                           .group_by(Payment.method, Payment.currency)
+                           .order_by(Payment.method, Payment.currency)).all()
+    return [(m, c, Decimal(t)) for m, c, t in rows]
+
+
+def invoiced(session: Session, day: dt.date) -> dict[str, Decimal]:
+    """Invoices issued on *day* (credit notes aside) per currency."""
+    rows = session.execute(select(Invoice.currency, func.sum(Invoice.total))
+                           .where(Invoice.issued_on == day,
+                                  Invoice.kind != InvoiceKind.CREDIT_NOTE)
+                           .group_by(Invoice.currency).order_by(Invoice.currency)).all()
+    return {c: Decimal(t) for c, t in rows}

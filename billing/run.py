@@ -53,6 +53,7 @@ from billing.plan_changes import apply_scheduled
 from billing.plans import cycle_of
 from billing.standing import account_state, active_promise, ladder_of, sync_paid_until
 from billing.subscribers import start_billing
+from notify import outbox
 from radbill.db import utcnow
 from radbill.ops import raise_alert
 
@@ -176,7 +177,7 @@ def apply_action(session: Session, isp: IspSettings, sub: Subscriber, plan: Plan
     if kind in ("reminder", "due_notice", "final_reminder"):
         inv = session.get(Invoice, action.invoice_id)
         assert inv is not None
-        invoices.notify(session, sub, kind, action.key, on=today,
+        outbox.enqueue(session, sub, kind, action.key, on=today,
                         **_notice(inv, action, account, settled))
         report.add(sub, kind, inv.number)
     elif kind == "late_fee":
@@ -189,24 +190,24 @@ def apply_action(session: Session, isp: IspSettings, sub: Subscriber, plan: Plan
                              issued_on=today, due_on=today,
                              lines=late_fee_lines(inv.number, action.amount),
                              kind=InvoiceKind.LATE_FEE, actor=actor)
-        invoices.notify(session, sub, "late_fee", action.key, on=today, invoice=inv.number,
+        outbox.enqueue(session, sub, "late_fee", action.key, on=today, invoice=inv.number,
                         fee_invoice=fee.number, amount=fee.total, currency=inv.currency,
                         amount_due=fee.amount_due, payment_link=fee.payment_link)
         report.add(sub, "late_fee", f"{inv.currency} {fee.total} on {inv.number} "
                                     f"({fee.number})")
     elif kind == "throttle":
         accounts.set_throttle(session, sub, True, action.reason)
-        invoices.notify(session, sub, "throttled", action.key, on=today, reason=action.reason)
+        outbox.enqueue(session, sub, "throttled", action.key, on=today, reason=action.reason)
         report.add(sub, "throttle", action.reason)
     elif kind == "promise_broken":
         promise = active_promise(session, sub.id)
         if promise is not None:
             promise.status = "broken"
-        invoices.notify(session, sub, "promise_broken", action.key, on=today,
+        outbox.enqueue(session, sub, "promise_broken", action.key, on=today,
                         amount_due=settled.outstanding)
         report.add(sub, "promise_broken", action.key.rsplit(":", 1)[1])
     elif kind == "still_suspended":
-        invoices.notify(session, sub, "still_suspended", action.key, on=today,
+        outbox.enqueue(session, sub, "still_suspended", action.key, on=today,
                         amount_due=settled.outstanding, currency=plan.currency)
         report.add(sub, "still_suspended", f"since {sub.suspended_on}")
     elif kind == "suspend":

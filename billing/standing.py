@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from billing import ledger
 from billing.dunning import Account, Calendar, Ladder, UnpaidInvoice, service_ends, suspension_day
 from billing.isp import local_today, start_of_day_utc
-from billing.models import Invoice, InvoiceKind, IspSettings, Outbox, Plan, Promise, Subscriber
+from billing.models import Invoice, InvoiceKind, IspSettings, Plan, Promise, Subscriber
+from notify import outbox
 from radbill.db import AUTH_FEED, bump
 
 
@@ -65,9 +66,7 @@ def paid_until_of(isp: IspSettings, plan: Plan, cal: Calendar, account: Account,
 def done_keys(session: Session, sub: Subscriber, isp: IspSettings) -> dict[str, dt.date]:
     """The subscriber's done ladder steps (outbox keys) with the business day of each."""
     return {key: on or local_today(isp, created)
-            for key, on, created in session.execute(
-                select(Outbox.dedupe_key, Outbox.event_on, Outbox.created_at)
-                .where(Outbox.subscriber_id == sub.id))}
+            for key, on, created in outbox.event_keys(session, sub.id)}
 
 
 def account_state(session: Session, isp: IspSettings, sub: Subscriber, plan: Plan,

@@ -7,9 +7,10 @@ from alembic import context
 import admin.models  # noqa: F401 - register the models on the metadata
 import billing.models  # noqa: F401
 import coa.models  # noqa: F401
+import notify.models  # noqa: F401
 import olt.models  # noqa: F401
 import payments.models  # noqa: F401
-import radbill.audit  # noqa: F401
+import radbill.audit
 import radbill.ops  # noqa: F401
 import radius.models  # noqa: F401
 from radbill.db import Base

@@ -18,6 +18,7 @@ import click
 from admin.cli import serve, user
 from billing.cli import billing, isp, payment, plan, subscriber
 from coa.cli import enforcement
+from notify.cli import notify
 from olt.cli import olt, set_onu
 from payments.cli import payment_held, payment_poll
 from radbill.cliutil import App, OneLineErrors, emit, fail, guarded, pass_app
@@ -177,7 +178,7 @@ payment.add_command(payment_poll)
 payment.add_command(payment_held)
 subscriber.add_command(set_onu)
 for _group in (plan, subscriber, billing, payment, isp, nas, radius, enforcement, olt,
-               accounting, user, serve):
+               accounting, user, serve, notify):
     main.add_command(_group)
 
 

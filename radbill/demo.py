@@ -2,12 +2,14 @@
 
 On first start it seeds plans, a NAS at 127.0.0.1 and a few dozen subscribers in every state.
 Then it runs `radbill radius run`, the scheduler, the enforcement worker (`radbill
-enforcement run`), the admin UI (`radbill serve`, login admin / demo-admin-pass) and a
-simulated MikroTik (simulators/nas.py) that logs subscribers in over PAP, CHAP and
-MS-CHAPv2, sends accounting, answers CoA/Disconnect and serves the RouterOS API, so a
-suspension in the UI reaches the "router" within a second. A simulated Huawei OLT
-(simulators/olt.py, SNMP on 127.0.0.1:16161) carries the FTTH subscribers demo01-demo08 and
-late01-late04: a suspension blocks their ONU, a payment opens it. Ctrl-C stops everything.
+enforcement run`), the notification worker (`radbill notify run`, sending SMS to the SSL
+Wireless simulator and alerts to the Telegram simulator), the admin UI (`radbill serve`,
+login admin / demo-admin-pass) and a simulated MikroTik (simulators/nas.py) that logs
+subscribers in over PAP, CHAP and MS-CHAPv2, sends accounting, answers CoA/Disconnect and
+serves the RouterOS API, so a suspension in the UI reaches the "router" within a second. A
+simulated Huawei OLT (simulators/olt.py, SNMP on 127.0.0.1:16161) carries the FTTH
+subscribers demo01-demo08 and late01-late04: a suspension blocks their ONU, a payment opens
+it. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -161,6 +163,27 @@ def gateways(settings: Settings) -> dict[str, Any]:
     return sims
 
 
+def messaging(settings: Settings) -> list[Any]:
+    """The SSL Wireless and Telegram simulators, and the SMS and Telegram channels pointed at
+    them (saved at every start: their ports are new each time)."""
+    from notify.config import save
+    from simulators.sms.sslwireless import SslWirelessSimulator
+    from simulators.sms.telegram import TelegramSimulator
+
+    sms, chat = SslWirelessSimulator(), TelegramSimulator(per_chat_interval=0.0)
+    sms.start()
+    chat.start()
+    factory = session_factory(engine_from_settings(settings))
+    with unit_of_work(factory) as s:
+        save(s, secret_box(settings), "sms", "sslwireless",
+             {"base_url": sms.url, "sid": sms.sid, "price_per_segment": "0.35"},
+             {"api_token": sms.api_token})
+        save(s, secret_box(settings), "telegram", "telegram",
+             {"base_url": chat.url, "noc_chat": "-1001", "finance_chat": "-1002"},
+             {"token": chat.token})
+    return [sms, chat]
+
+
 def complete_checkouts(settings: Settings, sims: dict[str, Any]) -> None:
     """The demo's payers: a checkout started on the payment page (and so sitting on the
     simulated gateway's page) is paid 10 s later; the gateway then notifies radbill."""
@@ -237,6 +260,8 @@ def main() -> int:
     web = subprocess.Popen([sys.executable, "-m", "radbill.cli", "serve", "--port",
                             str(ADMIN_PORT)])
     enforcer = subprocess.Popen([sys.executable, "-m", "radbill.cli", "enforcement", "run"])
+    messengers = messaging(settings)
+    notifier = subprocess.Popen([sys.executable, "-m", "radbill.cli", "notify", "run"])
     print(f"admin UI: http://127.0.0.1:{ADMIN_PORT}/  login {DEMO_ADMIN} / "
           f"{DEMO_ADMIN_PASSWORD}")
     print(f"payment links: radbill billing invoices --subscriber late01 (late01-late{LATE:02d} "
@@ -255,11 +280,11 @@ def main() -> int:
     try:
         simulate(settings, stop, sims)
     finally:
-        for proc in (enforcer, web, scheduler, server):
+        for proc in (notifier, enforcer, web, scheduler, server):
             proc.terminate()
-        for proc in (enforcer, web, scheduler, server):
+        for proc in (notifier, enforcer, web, scheduler, server):
             proc.wait(20)
-        for sim in sims.values():
+        for sim in [*sims.values(), *messengers]:
             sim.stop()
         olt.stop()
     return 0

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 import admin.models  # noqa: F401 - every model on the metadata
 import coa.models  # noqa: F401
+import notify.models  # noqa: F401
 import olt.models  # noqa: F401
 import payments.models  # noqa: F401
 import radbill.ops  # noqa: F401

@@ -19,6 +19,8 @@ from admin.views.common import actor, status_of
 from billing import accounts, invoices, ledger, payments, plan_changes, plans, promises, standing
 from billing import subscribers as subs
 from billing.models import Subscriber, SubscriberStatus
+from notify import delivery as notify_delivery
+from notify import outbox as notify_outbox
 from radbill import audit
 from radbill.errors import DomainError, InvalidInput
 from radius import accounting, nas, postauth
@@ -75,6 +77,7 @@ def create() -> Any:
                 service=f.get("service", "pppoe"), mac=f.get("mac") or None,
                 ip=f.get("ip") or None, full_name=f.get("full_name") or None,
                 phone=f.get("phone") or None, email=f.get("email") or None, actor=actor())
+            notify_outbox.welcome(db, sub)
             commit()
         except DomainError as exc:
             db.rollback()
@@ -146,6 +149,7 @@ def render_detail(username: str, *, error: str | None = None, status: int = 200,
         enforcement=accounts.enforcement_history(db, sub.id, 50),
         audit=audit.entries(db, entity="subscriber", entity_id=sub.id, limit=50),
         onu=onu, onu_chart=onu_chart,
+        messages=notify_delivery.messages(db, subscriber_id=sub.id, limit=50),
         plans=plans.list_plans(db), methods=payments.METHODS, error=error,
         form=form or {}, today=day,
     ), status

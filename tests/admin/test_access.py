@@ -45,6 +45,15 @@ EXPECTED = {
     # authenticated by the link's random key (a capability) and by gateway signatures
     "payments.pay": P.PUBLIC, "payments.start": P.PUBLIC, "payments.returned": P.PUBLIC,
     "payments.webhook": P.PUBLIC,
+    "messages.index": P.READ, "messages.retry": P.OPERATE, "messages.channels": P.MANAGE,
+    "messages.channel_save": P.MANAGE, "messages.channel_resume": P.MANAGE,
+    "messages.templates_page": P.MANAGE,
+    "api.message_list": P.READ, "api.message_retry": P.OPERATE, "api.notify_status": P.READ,
+    "api.notify_test": P.MANAGE,
+    # the short links in SMS: public, a random code leading only to the public payment page
+    "notify.short_link": P.PUBLIC,
+    # MSG91's delivery reports: public, they only move our own sent messages (notify/web.py)
+    "notify.msg91_reports": P.PUBLIC,
 }
 ALLOWED = {  # role -> permissions (the specification, written out)
     None: {P.PUBLIC},
@@ -53,7 +62,8 @@ ALLOWED = {  # role -> permissions (the specification, written out)
     "admin": {P.PUBLIC, P.READ, P.OPERATE, P.MANAGE},
 }
 ARGS = {"username": "alice", "session_id": 1, "number": "INV-000001", "filename": "admin.css",
-        "name": "bkash", "reference": "RB1NOTOURS", "key": "no-such-key", "token_id": 999999}
+        "name": "bkash", "reference": "RB1NOTOURS", "key": "no-such-key", "token_id": 999999,
+        "message_id": 999999, "code": "nosuchcode"}
 
 
 def routes(app: Flask) -> list[tuple[str, str, str]]:

@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from billing import ledger, payments, promises, subscribers
-from billing.models import Invoice, InvoiceLine, IspSettings, Outbox, Subscriber
+from billing.models import Invoice, InvoiceLine, IspSettings, Subscriber
 from billing.run import RunReport, billing_run
+from notify.models import Outbox
 from radbill.crypto import SecretBox
 from radbill.db import session_factory
 from tests.factories import make_plan

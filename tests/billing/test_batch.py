@@ -15,12 +15,12 @@ from billing.models import (
     Invoice,
     InvoiceLine,
     LedgerEntry,
-    Outbox,
     Payment,
     Plan,
     Promise,
     Subscriber,
 )
+from notify.models import Outbox
 from radbill.audit import AuditLog
 from radbill.crypto import SecretBox
 from radbill.db import ChangeCounter

@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from billing.models import EnforcementRequest, Outbox
+from billing.models import EnforcementRequest
+from notify.models import Outbox
 from tests.billing.sim import Sim, change_plan
 
 D = dt.date

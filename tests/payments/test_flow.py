@@ -434,3 +434,45 @@ def test_a_bkash_payment_whose_execute_answer_was_lost_is_posted_from_query_paym
     # polling executes (no answer), then Query Payment says Completed for merchantInvoice
     assert counts == {"posted": 1}
     assert len(posted(shop.engine)) == 1 and status(shop.engine) == "active"
+
+
+def test_a_gateway_payment_sends_one_payment_received_sms(shop: Shop, box: SecretBox) -> None:
+    import asyncio
+
+    from notify.config import save
+    from notify.models import Delivery as Message
+    from notify.worker import NotifyWorker
+    from simulators.sms.sslwireless import SslWirelessSimulator
+
+    sms = SslWirelessSimulator()
+    sms.start()
+    try:
+        factory = session_factory(shop.engine)
+        with factory() as s, s.begin():  # no quiet hours: whatever time the test runs
+            save(s, box, "sms", "sslwireless", {"base_url": sms.url, "sid": sms.sid,
+                                                "quiet_start": "00:00", "quiet_end": "00:00"},
+                 {"api_token": sms.api_token})
+        shop.checkout()
+        delivery = shop.pay()
+        for _ in range(3):  # the gateway repeats its notification
+            send(delivery)
+
+        async def rounds() -> None:
+            worker = NotifyWorker(factory, box)
+            await worker.tick()
+            await worker.tick()
+            await worker.close()
+
+        asyncio.run(rounds())
+        with factory() as s:
+            receipts = s.scalars(select(Message).where(Message.kind == "payment_received")
+                                 ).all()
+            assert [(m.status, m.recipient) for m in receipts] == [("sent", "8801711000001")]
+            stale = {m.kind: m.status for m in s.scalars(select(Message).where(
+                Message.kind.in_(("reminder", "suspended"))))}
+        assert stale == {"reminder": "skipped", "suspended": "skipped"}
+        texts = [a.text for a in sms.accepted if "পেয়েছি" in a.text]
+        amount = "₹1,000.00" if shop.name == "razorpay" else "৳1,000.00"
+        assert len(texts) == 1 and amount in texts[0]
+    finally:
+        sms.stop()
