@@ -36,7 +36,7 @@ def target(sim: SimOlt) -> str:
 def test_bulk_walk_of_the_serial_column_and_get(olt: SimOlt) -> None:
     p = olt.layout
     assert p.ident_oid
-    out = run("snmpbulkwalk", "-v2c", "-c", "public", "-On", "-Cr10", "-t", "2", "-r", "0",
+    out = run("snmpbulkwalk", "-v2c", "-c", "public", "-On", "-Cr10", "-t", "3", "-r", "3",
               target(olt), p.ident_oid)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
@@ -68,7 +68,7 @@ def test_set_with_the_read_community_is_refused(olt: SimOlt) -> None:
 
 def test_v3_authpriv_sha_aes(olt: SimOlt) -> None:
     base = ["snmpget", "-v3", "-l", "authPriv", "-u", "radbill", "-a", "SHA", "-x", "AES",
-            "-X", PRIV, "-On", "-t", "2", "-r", "0"]
+            "-X", PRIV, "-On", "-t", "3", "-r", "3"]
     good = run(*base, "-A", AUTH, target(olt), SYS_UPTIME)
     assert good.returncode == 0 and "Timeticks" in good.stdout, good.stderr
     bad = run(*base, "-A", "wrong-key-999", target(olt), SYS_UPTIME)
