@@ -244,6 +244,10 @@ def simulate(settings: Settings, stop: list[bool], sims: dict[str, Any]) -> None
 
 
 def main() -> int:
+    from radbill.secure import private_umask
+
+    private_umask()  # what the demo writes (gateways.json, the database) is owner-only, as
+    # the CLI's is
     settings = Settings.from_env()
     if seed(settings):
         print(f"seeded demo ISP in {settings.database_url}")
