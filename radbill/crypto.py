@@ -188,10 +188,7 @@ def rotate_key(settings: Settings, factory: sessionmaker[Session], batch: int = 
         last = None
         while True:
             with factory() as session, session.begin():
-                query = select(pk, column).where(column.is_not(None)).order_by(pk).limit(batch)
-                if last is not None:
-                    query = query.where(pk > last)
-                rows = session.execute(query).all()
+                rows = _tokens(session, column, last, batch)
                 if not rows:
                     break
                 for key_value, token in rows:
@@ -205,20 +202,25 @@ def rotate_key(settings: Settings, factory: sessionmaker[Session], batch: int = 
     return rotated
 
 
+def _tokens(session: Session, column: InstrumentedAttribute[Any], after: Any, batch: int
+            ) -> list[Any]:
+    """The next *batch* of (primary key, token) rows of *column* after the key *after*."""
+    (pk,) = column.class_.__mapper__.primary_key
+    query = select(pk, column).where(column.is_not(None)).order_by(pk).limit(batch)
+    if after is not None:
+        query = query.where(pk > after)
+    return list(session.execute(query).all())
+
+
 def check_stored(factory: sessionmaker[Session], box: SecretBox, batch: int = 1000
                  ) -> tuple[int, int]:
     """Decrypt every stored secret (in batches, by primary key); return (checked, unreadable)."""
     checked = unreadable = 0
     for column in ENCRYPTED:
-        model = column.class_
-        (pk,) = model.__mapper__.primary_key
         last = None
         while True:
             with factory() as session:
-                query = select(pk, column).where(column.is_not(None)).order_by(pk).limit(batch)
-                if last is not None:
-                    query = query.where(pk > last)
-                rows = session.execute(query).all()
+                rows = _tokens(session, column, last, batch)
             if not rows:
                 break
             for _, token in rows:
