@@ -72,11 +72,15 @@ class TelegramSimulator(SimulatorBase):
     def route(  # noqa: PLR0911 - one Bot API error per refusal
             self, method: str, path: str, headers: dict[str, str], body: Any,
               client: str) -> tuple[int, Any]:
-        m = re.fullmatch(r"/bot([^/]+)/sendMessage", path)
+        m = re.fullmatch(r"/bot([^/]+)/(sendMessage|getMe)", path)
         if m is None:
             return self._error(404, "Not Found")
         if m.group(1) != self.token:
             return self._error(401, "Unauthorized")
+        if m.group(2) == "getMe":  # what client libraries call first to check the token
+            return 200, {"ok": True, "result": {
+                "id": int(self.token.split(":")[0]), "is_bot": True,
+                "first_name": "radbill", "username": "radbill_test_bot"}}
         if not isinstance(body, dict) or "chat_id" not in body or not body.get("text"):
             return self._error(400, "Bad Request: message text is empty")
         chat, text = str(body["chat_id"]), str(body["text"])
@@ -98,5 +102,9 @@ class TelegramSimulator(SimulatorBase):
                                    retry_after=int(wait) + 1)
             self.last[chat] = now
             item = self.accept(chat, text, None)
-        return 200, {"ok": True, "result": {"message_id": int(item.reference.rsplit("-")[1]),
-                                            "chat": {"id": int(chat)}, "text": text}}
+        # a Message as the Bot API returns it: id, date (Unix time), chat with its type
+        return 200, {"ok": True, "result": {
+            "message_id": int(item.reference.rsplit("-")[1]), "date": int(time.time()),
+            "chat": {"id": int(chat), "type": "supergroup" if chat.startswith("-100")
+                     else "group" if chat.startswith("-") else "private"},
+            "text": text}}
