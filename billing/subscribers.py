@@ -130,6 +130,9 @@ def get_subscriber(session: Session, username: str, *, lock: bool = False) -> Su
     return sub
 
 
+IN_CHUNK = 500  # the most values one IN list carries
+
+
 def list_subscribers(
     session: Session, *, status: str | None = None, search: str | None = None, limit: int = 1000,
     plan: str | None = None, usernames: Collection[str] | None = None,
@@ -139,6 +142,14 @@ def list_subscribers(
     stmt = select(Subscriber).order_by(Subscriber.username).limit(limit)
     if plan:
         stmt = stmt.where(Subscriber.plan_id == get_plan(session, plan).id)
+    if usernames is not None and len(usernames) > IN_CHUNK:
+        # a NAS may carry thousands: bounded IN lists, the pages merged in username order
+        names = sorted(usernames)
+        found = [sub for i in range(0, len(names), IN_CHUNK)
+                 for sub in list_subscribers(session, status=status, search=search,
+                                             limit=limit, plan=plan,
+                                             usernames=names[i:i + IN_CHUNK])]
+        return sorted(found, key=lambda sub: sub.username)[:limit]
     if usernames is not None:
         stmt = stmt.where(Subscriber.username.in_(list(usernames)))
     if status:

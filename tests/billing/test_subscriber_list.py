@@ -1,0 +1,39 @@
+"""Listing subscribers by a set of usernames (the admin's NAS filter: everyone online on one
+NAS, thousands on a big one) keeps every IN list bounded and still pages in username order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, event
+
+from billing.subscribers import IN_CHUNK, list_subscribers
+from radbill.db import session_factory
+from tests.factories import make_plan, make_subscriber
+
+
+def test_a_long_username_set_is_queried_in_bounded_chunks(db: Engine, box) -> None:  # type: ignore[no-untyped-def]
+    factory = session_factory(db)
+    with factory() as s, s.begin():
+        make_plan(s)
+        for i in range(30):
+            make_subscriber(s, box, username=f"user{i:02d}")
+        make_subscriber(s, box, username="zed")
+    wanted = {f"user{i:02d}" for i in range(0, 30, 2)} | {f"ghost{i}" for i in range(1200)}
+    params: list[int] = []
+
+    def count(_conn: Any, _cursor: Any, _statement: str, parameters: Any, *_: Any) -> None:
+        params.append(len(parameters) if parameters else 0)
+
+    event.listen(db, "before_cursor_execute", count)
+    try:
+        with factory() as s:
+            first = [sub.username for sub in list_subscribers(s, usernames=wanted, limit=10)]
+            every = [sub.username for sub in list_subscribers(s, usernames=wanted)]
+            none_active = list_subscribers(s, usernames=wanted, status="suspended")
+    finally:
+        event.remove(db, "before_cursor_execute", count)
+    assert every == [f"user{i:02d}" for i in range(0, 30, 2)]
+    assert first == every[:10]
+    assert none_active == []
+    assert params and max(params) <= IN_CHUNK + 5  # the IN list and a few other parameters
