@@ -137,6 +137,21 @@ def secret_rotate(app: App, as_json: bool) -> None:
         "the older keys (they still restore)"))
 
 
+@main.command("doctor")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def doctor_cmd(app: App, as_json: bool) -> None:
+    """Check this installation and say what is wrong in plain words (exit 1 on a problem)."""
+    from radbill.doctor import PROBLEM, examine
+
+    findings = examine(app.settings, app.engine)
+    emit([{"level": f.level, "check": f.check, "message": f.message} for f in findings],
+         as_json, lambda rows: "\n".join(f"{r['level']:<8}{r['check']:<12}{r['message']}"
+                                          for r in rows))
+    if any(f.level == PROBLEM for f in findings):
+        sys.exit(1)
+
+
 @main.command("scheduler")
 @click.option("--billing-time", default="00:15", show_default=True,
               help="When the daily billing run starts (HH:MM, ISP time).")

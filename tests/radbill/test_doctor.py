@@ -1,0 +1,68 @@
+"""`radbill doctor` says what is wrong in plain words, one finding per line, exit 1 on a
+problem, and changes nothing."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+from alembic import command
+
+from radbill import migrate
+from radbill.config import Settings
+from radbill.db import engine_from_settings
+
+
+def findings(cli, ok: bool = True) -> dict[str, list[tuple[str, str]]]:  # type: ignore[no-untyped-def]
+    result = cli("doctor", "--json", ok=ok)
+    out: dict[str, list[tuple[str, str]]] = {}
+    for row in json.loads(result.output):
+        out.setdefault(row["check"], []).append((row["level"], row["message"]))
+    return out
+
+
+def test_a_fresh_install_has_no_problem_and_says_what_is_missing(cli) -> None:  # type: ignore[no-untyped-def]
+    found = findings(cli)
+    assert {level for rows in found.values() for level, _ in rows} <= {"ok", "warn"}
+    assert found["database"][0][0] == "ok" and "(head)" in found["database"][0][1]
+    assert found["nas"] == [("warn", "no NAS yet: 'radbill nas create'")]
+    assert found["channels"][0][0] == "warn"
+    text = cli("doctor").output
+    assert text.splitlines()[0].startswith("ok      freeradius")
+
+
+def test_each_problem_is_named_in_plain_words(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    cli("nas", "create", "core", "--ip", "127.0.0.1", "--secret", "long-random-secret",
+        "--api-user", "radbill", "--api-password", "api-pass", "--api-port", str(closed),
+        "--api-tls", "none")
+    (tmp_path / "secret.key").chmod(0o644)
+    (tmp_path / "gateways.json").write_text("{not json")
+    (tmp_path / "gateways.json").chmod(0o600)
+    engine = engine_from_settings(Settings.from_env())
+    head = migrate.head_revision(engine)
+    cfg = migrate.alembic_config(engine)
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.stamp(cfg, "0009")  # as if an upgrade had been forgotten
+    try:
+        result = cli("doctor", ok=False)
+        found = findings(cli, ok=False)
+    finally:  # the database is the session's: put its stamp back
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.stamp(cfg, "head")
+        engine.dispose()
+    assert result.exit_code == 1
+    assert found["database"][0] == ("problem", f"schema at revision 0009, this release needs "
+                                    f"{head}: run 'radbill db upgrade'")
+    assert ("problem", f"file {tmp_path / 'secret.key'} is open to other local users (mode "
+            f"644): chmod 600 {tmp_path / 'secret.key'}") in found["file modes"]
+    (level, message), = found["gateways"]
+    assert level == "problem" and message.startswith(f"{tmp_path / 'gateways.json'}: ")
+    (level, message), = found["nas"]
+    assert level == "problem" and message.startswith(f"core: RouterOS API at 127.0.0.1:{closed} "
+                                                     "unreachable")
