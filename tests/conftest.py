@@ -118,3 +118,25 @@ def artifacts_dir() -> Path:
     path = Path(__file__).resolve().parent.parent / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture
+def cli(db, database_url, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Run the real `radbill ARGS` on the test database (data directory: the test's
+    tmp_path); asserts exit 0 unless ``ok=False``."""
+    from click.testing import CliRunner
+
+    from radbill.cli import main
+
+    monkeypatch.setenv("RADBILL_DATABASE_URL", database_url)
+    monkeypatch.setenv("RADBILL_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True):  # type: ignore[no-untyped-def]
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    run("db", "upgrade")
+    return run

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from simulators.olt import SimOlt, demo_onus
 
@@ -28,22 +27,3 @@ def olt_sim() -> Iterator[Callable[..., SimOlt]]:
     yield start
     for sim in started:
         sim.stop()
-
-
-@pytest.fixture
-def cli(db, database_url, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    """Run `radbill ARGS`; asserts exit 0 unless ``ok=False``."""
-    from radbill.cli import main
-
-    monkeypatch.setenv("RADBILL_DATABASE_URL", database_url)
-    monkeypatch.setenv("RADBILL_DATA_DIR", str(tmp_path))
-    runner = CliRunner()
-
-    def run(*args: str, ok: bool = True):  # type: ignore[no-untyped-def]
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    run("db", "upgrade")
-    return run
