@@ -372,6 +372,8 @@ class Invoice(Base):
               sqlite_where=text("kind = 'period' AND status != 'credited'"),
               postgresql_where=text("kind = 'period' AND status != 'credited'")),
         Index("ix_invoices_open_due", "status", "due_on"),
+        # what was open on a past day: settled after it (the overdue report --as-of)
+        Index("ix_invoices_paid_on", "paid_on"),
         # A unique index, not a constraint: SQLite adds an index in place, while a constraint
         # would rebuild the invoices table (which the ledger and payments reference).
         Index("uq_invoices_pay_token", "pay_token", unique=True),

@@ -62,7 +62,8 @@ def overdue(session: Session, today: dt.date, limit: int = 10_000) -> dict[str, 
                       .label("owed"))
                .join(attached, attached.c.invoice_id == Invoice.id)
                .group_by(Invoice.subscriber_id).subquery())
-    # open on that day: not settled yet, or settled after it
+    # open on that day: not settled yet, or settled after it (indexes: (status, due_on) and
+    # paid_on)
     open_then = or_(Invoice.status == InvoiceStatus.OPEN, Invoice.paid_on > today)
     oldest = (select(Invoice.subscriber_id, func.min(Invoice.due_on).label("due_on"))
               .where(documents, open_then, Invoice.issued_on <= today, Invoice.due_on < today)

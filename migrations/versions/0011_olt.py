@@ -2,7 +2,7 @@
 samples, and the OLT channel of the enforcement queue (olt_tasks)
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-11-30 09:03:04.958763
 """
 

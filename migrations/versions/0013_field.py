@@ -2,7 +2,7 @@
 Idle-Timeout per plan, and an index for reading a user's open sessions in any case
 
 Revision ID: 0013
-Revises: 0009
+Revises: 0011
 Create Date: 2026-11-30 09:30:00
 """
 

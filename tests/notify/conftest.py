@@ -99,4 +99,3 @@ def smtp_server() -> Iterator[Smtp]:
     ctl.stop()
 
 
-from tests.radbill.conftest import cli  # noqa: E402, F401 - the real `radbill` command
