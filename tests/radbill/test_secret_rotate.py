@@ -23,9 +23,11 @@ PASSWORDS = {f"user{i}": f"pw-{i}-পাসওয়ার্ড" for i in range
 
 
 def tokens(engine: Engine) -> list[str]:
+    """Every stored secret, subscribers by username first (an UPDATE moves rows on
+    PostgreSQL: without an order the first token is anybody's)."""
     with session_factory(engine)() as s:
-        return [*s.scalars(select(Subscriber.password_enc)),
-                *s.scalars(select(Nas.secret_enc))]
+        return [*s.scalars(select(Subscriber.password_enc).order_by(Subscriber.username)),
+                *s.scalars(select(Nas.secret_enc).order_by(Nas.name))]
 
 
 def populate(cli) -> None:  # type: ignore[no-untyped-def]
