@@ -17,13 +17,6 @@ from tests.billing.sim import Sim, change_plan
 D = dt.date
 
 
-@pytest.fixture
-def sim(db, box) -> Sim:  # type: ignore[no-untyped-def]
-    s = Sim(db, box, D(2026, 11, 1))
-    s.isp(postpaid_due_days=7)
-    return s
-
-
 def test_a_second_prepaid_change_credits_the_plan_change_invoice_it_follows(sim: Sim) -> None:
     sim.plan("A", price="500", billing_mode="prepaid")
     sim.plan("B", price="2000", billing_mode="prepaid")

@@ -16,13 +16,6 @@ from tests.billing.sim import Sim, change_plan
 D = dt.date
 
 
-@pytest.fixture
-def sim(db, box) -> Sim:  # type: ignore[no-untyped-def]
-    s = Sim(db, box, D(2026, 11, 1))
-    s.isp(postpaid_due_days=7)
-    return s
-
-
 def enforcement(sim: Sim, username: str) -> list[str]:
     sub_id = sim.sub(username).id
     with sim.factory() as s:
