@@ -34,7 +34,7 @@ from billing.models import (
 )
 from billing.money import ZERO, round_money
 from billing.tax import LineTax, TaxRule, breakdown, intra_state
-from notify.outbox import enqueue
+from notify.outbox import Recipient, enqueue
 from radbill.errors import Conflict, InvalidInput, NotFound
 
 
@@ -98,17 +98,10 @@ def next_number(isp: IspSettings, *, credit_note: bool = False) -> str:
     return number
 
 
-class Addressee(Protocol):
-    """Whom an outbox event and a document go to (a :class:`Subscriber`, or a row of one)."""
+class Addressee(Recipient, Protocol):
+    """Whom a document goes to (a :class:`Subscriber`, or a row of one): the recipient of
+    its notice, with what a tax document names."""
 
-    @property
-    def username(self) -> str: ...
-    @property
-    def full_name(self) -> str | None: ...
-    @property
-    def phone(self) -> str | None: ...
-    @property
-    def email(self) -> str | None: ...
     @property
     def address(self) -> str | None: ...
     @property
