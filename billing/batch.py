@@ -294,7 +294,8 @@ def _issue(p: Planned, hist: History, isp: IspSettings, numbers: Iterator[int],
            period_start: dt.date, period_end: dt.date, issued_on: dt.date, due_on: dt.date,
            lines: list[invoices.Line], kind: InvoiceKind, actor: str) -> Inv:
     """:func:`billing.invoices.issue` in memory."""
-    d = invoices.draft(isp, invoices.format_number(isp.invoice_prefix, next(numbers)),
+    d = invoices.draft(isp, invoices.format_number(invoices.series_prefix(isp, isp.invoice_prefix),
+                                                   next(numbers)),
                        plan_name=plan_name, currency=currency, vat_percent=vat_percent,
                        buyer=invoices.buyer_of(isp, p.sub), period_start=period_start,
                        period_end=period_end, issued_on=issued_on, due_on=due_on, lines=lines,
@@ -648,6 +649,7 @@ def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
                as_of: dt.date, report: run.RunReport, *, actor: str) -> list[int]:
     """Phase one of the run for the subscribers *ids* (see the module documentation).
     Returns the ids with a suspension due, for phase two."""
+    invoices.roll_series(isp, as_of)  # every document of the batch is issued on as_of
     subs, histories = load(session, isp, ids)
     plans = {plan.id: plan for plan in session.scalars(select(Plan))}
     candidates: list[int] = []

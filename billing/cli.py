@@ -354,13 +354,20 @@ def billing_run_cmd(app: App, as_of: dt.date | None, dry_run: bool, confirm_susp
     from billing.archive import render_pending
     from billing.run import billing_run
     from radbill.db import session_factory
+    from radbill.errors import InvalidInput
     from radbill.jobs import recorded
 
     factory = session_factory(app.engine)
     with factory() as session:
-        # a real run is never dated ahead (it would issue post-dated documents); a dry run
-        # may preview a day to come
-        day = as_of if dry_run and as_of else not_future(as_of, app.today(session), "--as-of")
+        # a real run is for today: its documents are dated the day they are issued, never
+        # ahead and never back (what came due on missed days is billed today, the ladder
+        # keeping its spacing). A dry run may preview any day.
+        today = app.today(session)
+        day = as_of if dry_run and as_of else not_future(as_of, today, "--as-of")
+        if day < today and not dry_run:
+            raise InvalidInput(f"--as-of {day} is in the past: a run issues its documents "
+                            "today and catches up what came due since; run it without "
+                            "--as-of (or preview a past day with --dry-run)")
     with recorded(factory, "billing-run" + ("-dry" if dry_run else "")) as counts:
         report = billing_run(factory, day, dry_run=dry_run,
                              confirm_suspensions=confirm_suspensions, actor="cli",
@@ -603,6 +610,10 @@ def isp() -> None:
 @click.option("--supplementary-duty-percent")
 @click.option("--late-fee-taxable/--no-late-fee-taxable", default=None,
               help="Tax late fees like the service (India: CGST Act s.15(2)(d)).")
+@click.option("--financial-year-series/--no-financial-year-series", default=None,
+              help="Restart document numbers every financial year (INV-2627/000001).")
+@click.option("--financial-year-start-month", type=int,
+              help="Month the financial year starts: 7 Bangladesh (default), 4 India.")
 @click.option("--signatory-name")
 @click.option("--signatory-designation")
 @pass_app

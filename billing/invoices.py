@@ -86,14 +86,44 @@ def format_number(prefix: str, n: int) -> str:
     return f"{prefix}{n:06d}"
 
 
-def next_number(isp: IspSettings, *, credit_note: bool = False) -> str:
-    """Take the next number of the invoice (or credit note) series. *isp* must be locked by
-    the caller's transaction."""
+def financial_year(day: dt.date, start_month: int) -> int:
+    """The financial year *day* falls in, named by its first calendar year (July 2026 to
+    June 2027 is 2026 when years start in July)."""
+    return day.year if day.month >= start_month else day.year - 1
+
+
+def series_prefix(isp: IspSettings, prefix: str) -> str:
+    """*prefix* with the financial year of the running series, where numbers restart each
+    year: ``INV-`` becomes ``INV-2627/``."""
+    if not isp.financial_year_series or isp.series_year is None:
+        return prefix
+    year = isp.series_year
+    return f"{prefix}{year % 100:02d}{(year + 1) % 100:02d}/"
+
+
+def roll_series(isp: IspSettings, issued_on: dt.date) -> None:
+    """Start the new financial year's series when a document is the first issued in it (both
+    counters restart at 1). *isp* must be locked by the caller's transaction; documents are
+    issued in date order (never back-dated), so a year never comes back."""
+    if not isp.financial_year_series:
+        return
+    year = financial_year(issued_on, isp.financial_year_start_month)
+    if isp.series_year is None or year > isp.series_year:
+        isp.series_year = year
+        isp.next_invoice_number = 1
+        isp.next_credit_note_number = 1
+
+
+def next_number(isp: IspSettings, issued_on: dt.date, *, credit_note: bool = False) -> str:
+    """Take the next number of the invoice (or credit note) series for a document issued on
+    *issued_on*. *isp* must be locked by the caller's transaction."""
+    roll_series(isp, issued_on)
     if credit_note:
-        number = format_number(isp.credit_note_prefix, isp.next_credit_note_number)
+        number = format_number(series_prefix(isp, isp.credit_note_prefix),
+                               isp.next_credit_note_number)
         isp.next_credit_note_number += 1
         return number
-    number = format_number(isp.invoice_prefix, isp.next_invoice_number)
+    number = format_number(series_prefix(isp, isp.invoice_prefix), isp.next_invoice_number)
     isp.next_invoice_number += 1
     return number
 
@@ -254,7 +284,7 @@ def issue(session: Session, *, isp: IspSettings, sub: Subscriber, plan_name: str
           issued_on: dt.date, due_on: dt.date, lines: list[Line],
           kind: InvoiceKind = InvoiceKind.PERIOD, actor: str = "system") -> Invoice:
     """Issue an invoice with *lines*: number, tax, the ledger entry and the outbox event."""
-    d = draft(isp, next_number(isp), plan_name=plan_name, currency=currency,
+    d = draft(isp, next_number(isp, issued_on), plan_name=plan_name, currency=currency,
               vat_percent=vat_percent, buyer=buyer_of(isp, sub), period_start=period_start,
               period_end=period_end, issued_on=issued_on, due_on=due_on, lines=lines,
               previous_balance=ledger.balance(session, sub.id), kind=kind)
@@ -296,15 +326,21 @@ def summary(inv: Invoice) -> dict[str, object]:
     }
 
 
-def heads_of(inv: Invoice) -> dict[str, Decimal]:
-    """An invoice's tax heads by name (VAT for invoices issued before heads were kept)."""
+Head = tuple[str, str]  # a tax head: its name and rate ("VAT", "5.00")
+
+
+def heads_of(inv: Invoice) -> dict[Head, Decimal]:
+    """An invoice's tax heads by name and rate: one name twice when a plan changed in the
+    period and each plan's days were taxed at its own rate (VAT at the document's rate for
+    invoices issued before heads were kept)."""
     if inv.tax_breakdown is not None:
-        heads: dict[str, Decimal] = {}
-        for h in inv.tax_breakdown:  # a name twice: two rates (plans changed in the period)
+        heads: dict[Head, Decimal] = {}
+        for h in inv.tax_breakdown:
             if h["name"] != "SD":
-                heads[h["name"]] = heads.get(h["name"], ZERO) + Decimal(h["amount"])
+                key = (h["name"], str(h["rate"]))
+                heads[key] = heads.get(key, ZERO) + Decimal(h["amount"])
         return heads
-    return {"VAT": inv.tax} if inv.tax else {}
+    return {("VAT", str(inv.tax_percent)): inv.tax} if inv.tax else {}
 
 
 @dataclass(frozen=True)
@@ -313,7 +349,7 @@ class CreditSplit:
 
     subtotal: Decimal
     duty: Decimal
-    heads: dict[str, Decimal]
+    heads: dict[Head, Decimal]
 
     @property
     def total(self) -> Decimal:
@@ -351,10 +387,12 @@ def credited(session: Session, original: Invoice) -> CreditSplit:
     """What the credit notes of *original* have taken off it so far."""
     notes = session.scalars(select(Invoice).where(Invoice.credits_invoice_id == original.id,
                                                   Invoice.kind == InvoiceKind.CREDIT_NOTE)).all()
-    heads: dict[str, Decimal] = dict.fromkeys(heads_of(original), ZERO)
+    heads: dict[Head, Decimal] = dict.fromkeys(heads_of(original), ZERO)
     for note in notes:
-        for name, value in heads_of(note).items():
-            heads[name] = heads.get(name, ZERO) - value
+        for head, value in heads_of(note).items():
+            # a note that printed one rate per name counts against its name's first head
+            key = head if head in heads else next((k for k in heads if k[0] == head[0]), head)
+            heads[key] = heads.get(key, ZERO) - value
     return CreditSplit(-sum((n.subtotal for n in notes), ZERO),
                        -sum((n.duty for n in notes), ZERO), heads)
 
@@ -390,7 +428,7 @@ def credit_note(session: Session, *, isp: IspSettings, number: str, amount: Deci
     previous = round_money(ledger.balance(session, sub.id), currency)
     rates = {h["name"]: h["rate"] for h in original.tax_breakdown or []}
     note = Invoice(
-        number=next_number(isp, credit_note=True), kind=InvoiceKind.CREDIT_NOTE,
+        number=next_number(isp, today, credit_note=True), kind=InvoiceKind.CREDIT_NOTE,
         credits_invoice_id=original.id, reason=reason, subscriber_id=sub.id,
         plan_name=original.plan_name, period_start=original.period_start,
         period_end=original.period_end, issued_on=today, due_on=None, currency=currency,
@@ -398,8 +436,8 @@ def credit_note(session: Session, *, isp: IspSettings, number: str, amount: Deci
         tax=-sum(part.heads.values(), ZERO), total=-amount,
         tax_breakdown=([{"name": "SD", "rate": rates.get("SD", "0"), "amount": str(-part.duty)}]
                        if part.duty else [])
-        + [{"name": n, "rate": rates.get(n, str(original.tax_percent)), "amount": str(-v)}
-           for n, v in part.heads.items()],
+        + [{"name": name, "rate": rate, "amount": str(-v)}
+           for (name, rate), v in part.heads.items()],
         previous_balance=previous, amount_due=max(previous - amount, ZERO),
         buyer_name=original.buyer_name or sub.full_name or sub.username,
         buyer_address=original.buyer_address, buyer_tax_id=original.buyer_tax_id,

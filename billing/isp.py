@@ -46,6 +46,29 @@ def start_of_day_utc(isp: IspSettings, day: dt.date) -> dt.datetime:
     return local.astimezone(dt.UTC)
 
 
+def mark_billed_through(session: Session, day: dt.date) -> None:
+    """A billing run completed for *day*: prepaid cut-offs up to the end of it are now
+    backed by issued invoices and the ladder (see :func:`billed_until`)."""
+    from radbill.db import AUTH_FEED, bump
+
+    isp = settings(session, lock=True)
+    if isp.billed_through is None or day > isp.billed_through:
+        isp.billed_through = day
+        bump(session, AUTH_FEED)  # the policy snapshot reads it with the next refresh
+
+
+def billed_until(session: Session) -> dt.datetime | None:
+    """The end of the last day billing ran for, as UTC (None before the first run). RADIUS
+    enforces a prepaid ``paid_until`` only up to this instant: a cut-off later than it was
+    computed ahead, for a period whose invoice and reminders were never issued because the
+    billing run has not run since (radbill's own outage). Such subscribers stay served, and
+    the catch-up run bills them with the ladder's full spacing."""
+    isp = settings(session)
+    if isp.billed_through is None:
+        return None
+    return start_of_day_utc(isp, isp.billed_through + dt.timedelta(days=1))
+
+
 def profile(isp: IspSettings) -> IspProfile:
     """The issuer printed on invoices."""
     from pathlib import Path
@@ -64,9 +87,12 @@ _TEXT_LIMITS = {"name": 128, "address": 500, "phone": 32, "email": 254, "tax_id"
                 "signatory_designation": 128}
 _DAY_LIMITS = {"postpaid_due_days": (0, 90), "suspension_guard_percent": (1, 100),
                "suspension_guard_min": (0, 1_000_000), "promises_per_period": (0, 10),
-               "suspended_notice_days": (0, 365)}
+               "suspended_notice_days": (0, 365), "financial_year_start_month": (1, 12)}
 _FLAGS = ("bill_while_suspended", "credit_unused_on_termination", "strict_prepay",
-          "late_fee_taxable")
+          "late_fee_taxable", "financial_year_series")
+# With a series per financial year the number carries the year ("2627/"): the prefixes must
+# leave room for it within the 16 characters of CGST rule 46(b).
+FY_PREFIX_MAX = 5
 _PERCENTS = ("supplementary_duty_percent",)
 _AMOUNTS = ("late_fee_min_outstanding",)
 
@@ -171,6 +197,15 @@ def update_settings(session: Session, values: dict[str, object], actor: str) -> 
     before = {k: getattr(isp, k) for k in checked}
     for key, value in checked.items():
         setattr(isp, key, value)
+    if isp.financial_year_series:
+        from radbill.errors import InvalidInput
+
+        for key in ("invoice_prefix", "credit_note_prefix"):
+            if len(getattr(isp, key)) > FY_PREFIX_MAX:
+                raise InvalidInput(
+                    f"{key.replace('_', ' ')} {getattr(isp, key)!r}: at most {FY_PREFIX_MAX} "
+                    "characters with a series per financial year (the number carries the "
+                    "year, INV-2627/000001, within 16 characters)")
     from radbill import audit
 
     audit.record(session, actor=actor, action="isp.settings", entity="isp", entity_id=1,

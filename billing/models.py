@@ -253,6 +253,18 @@ class IspSettings(Base):
     late_fee_taxable: Mapped[bool] = mapped_column(Boolean, default=False)
     signatory_name: Mapped[str] = mapped_column(String(128), default="")
     signatory_designation: Mapped[str] = mapped_column(String(128), default="")
+    # Document numbers restart every financial year (CGST rule 46(b): "unique for a
+    # financial year"; GSTN's advisory of 4 April 2019 asks for a new series each year): the
+    # number then carries the year, INV-2627/000001. Off: one series that never restarts.
+    financial_year_series: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The month the financial year starts (Bangladesh: 7, July; India: 4, April).
+    financial_year_start_month: Mapped[int] = mapped_column(Integer, default=7)
+    # The financial year (its first calendar year) the running counters belong to.
+    series_year: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The last day a (non-dry) billing run completed for. RADIUS enforces a prepaid cut-off
+    # only once billing has run for the day before it: while the scheduler is down nobody is
+    # cut by a date whose invoice and reminders were never issued (see radius.policy).
+    billed_through: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
 
 
 class Holiday(Base):

@@ -37,7 +37,7 @@ from billing.dunning import (
     Calendar,
     due_actions,
 )
-from billing.isp import calendar, local_today, settings
+from billing.isp import calendar, local_today, mark_billed_through, settings
 from billing.models import (
     BillingMode,
     Invoice,
@@ -376,6 +376,9 @@ def billing_run(factory: sessionmaker[Session], as_of: dt.date, *, dry_run: bool
                        batch_size, holds)
         if report.errors:
             _alert_errors(factory, dry, report)
+        if dry is None:
+            with factory() as session, session.begin():
+                mark_billed_through(session, as_of)
     finally:
         if dry is not None:
             dry.rollback()
@@ -458,7 +461,7 @@ def _suspend_phase(factory: sessionmaker[Session], dry: Session | None, candidat
                 session, "bulk-suspension-held",
                 f"billing run {as_of} would suspend {len(candidates)} of {active} active "
                 f"subscribers (more than {isp.suspension_guard_percent}%): nobody suspended. "
-                f"Check payments and gateways, then run 'radbill billing run --as-of {as_of} "
+                "Check payments and gateways, then run 'radbill billing run "
                 "--confirm-suspensions'.",
                 {"as_of": str(as_of), "candidates": len(candidates), "active": active},
             )

@@ -94,6 +94,27 @@ def disk(settings: Settings, engine: Engine) -> Iterator[Finding]:
         yield Finding(OK, "disk", f"{settings.data_dir}: {free}")
 
 
+def billing_schedule(settings: Settings, engine: Engine) -> Iterator[Finding]:
+    from billing.isp import local_today
+    from billing.isp import settings as isp_settings
+    from radbill.db import session_factory, utcnow
+
+    with session_factory(engine)() as session:
+        isp = isp_settings(session)
+        today = local_today(isp, utcnow())
+        last = isp.billed_through
+    if last is None:
+        yield Finding(WARN, "billing", "the billing run has never run: nobody is invoiced, and "
+                      "prepaid cut-offs are enforced only from paid_until")
+    elif last < today - dt.timedelta(days=1):
+        yield Finding(PROBLEM, "billing", f"the billing run last ran for {last}: nobody is "
+                      "invoiced, reminded or suspended, and prepaid cut-offs after that day "
+                      "are held (subscribers stay online) until it runs; check the scheduler, "
+                      "then 'radbill billing run'")
+    else:
+        yield Finding(OK, "billing", f"the billing run last ran for {last}")
+
+
 def nas_devices(settings: Settings, engine: Engine) -> Iterator[Finding]:
     from radbill.db import session_factory
     from radius.nas import list_nas
@@ -154,8 +175,8 @@ def channels(settings: Settings, engine: Engine) -> Iterator[Finding]:
             yield Finding(OK, "channels", f"{name} sending")
 
 
-CHECKS: tuple[Check, ...] = (freeradius, secrets, database, disk, nas_devices, gateways,
-                             channels)
+CHECKS: tuple[Check, ...] = (freeradius, secrets, database, disk, billing_schedule,
+                             nas_devices, gateways, channels)
 
 
 def examine(settings: Settings, engine: Engine) -> list[Finding]:

@@ -193,7 +193,8 @@ class PolicyHook:
         online = (len(refs) - len(replaced)
                   + self.provisional.count(key, opened, device, now))
         profile = profile_for(self.snapshot.nas_types.get(req.nas_ip or "", self.unknown_nas_type))
-        decision = decide(req, sub, plan, online, self.config, self.clock(), profile)
+        decision = decide(req, sub, plan, online, self.config, self.clock(), profile,
+                          snap.billed_until)
         if not decision.accept:
             return decision, [], None
         admit = _Admit(key, device, opened, now)

@@ -218,6 +218,19 @@ def _addressing(sub: SubscriberRecord, plan: PlanRecord, garden_pool: str = ""
     return out
 
 
+def cut_off(paid_until: dt.datetime | None, billed_until: dt.datetime | None,
+            now: dt.datetime) -> bool:
+    """Whether a prepaid subscriber's service has ended: *paid_until* has passed and the
+    billing run has reached it (*billed_until*, the end of the last day billing ran for; None
+    before the first run). A cut-off beyond what billing has reached was computed ahead for a
+    period whose invoice and reminders were never issued (the scheduler was down): it is held,
+    so an outage of radbill's own billing never cuts paying subscribers, and the catch-up run
+    bills the days they were served with the ladder's full spacing."""
+    if paid_until is None or paid_until > now:
+        return False
+    return billed_until is None or paid_until <= billed_until
+
+
 def decide(  # noqa: PLR0911, PLR0912 - one early return per branch: the decision table
     req: AuthRequest,
     sub: SubscriberRecord | None,
@@ -226,12 +239,14 @@ def decide(  # noqa: PLR0911, PLR0912 - one early return per branch: the decisio
     config: PolicyConfig,
     now: dt.datetime,
     profile: NasProfile | None = None,
+    billed_until: dt.datetime | None = None,
 ) -> Decision:
     """Decide an Access-Request from the subscriber's billing state and the NAS type.
 
     Every reject of a subscriber whose password is known carries that password: FreeRADIUS
     checks it before the reject is acted on, so nothing about the account is revealed to
-    somebody without it. *profile* is the NAS type's (MikroTik when not given)."""
+    somebody without it. *profile* is the NAS type's (MikroTik when not given).
+    *billed_until*: see :func:`cut_off`."""
     if not req.username:
         return reject(Reason.BAD_REQUEST)
     if sub is None:
@@ -256,7 +271,7 @@ def decide(  # noqa: PLR0911, PLR0912 - one early return per branch: the decisio
     idle = plan.idle_timeout if plan.idle_timeout is not None else config.idle_timeout
     if idle:
         common.append(("Idle-Timeout", str(idle)))
-    expired = sub.paid_until is not None and sub.paid_until <= now
+    expired = cut_off(sub.paid_until, billed_until, now)
     if sub.status == "suspended" or expired:
         if config.suspended_mode == "reject":
             return reject(Reason.EXPIRED if sub.status == "active" else Reason.SUSPENDED,
@@ -289,7 +304,7 @@ def decide(  # noqa: PLR0911, PLR0912 - one early return per branch: the decisio
     else:
         reason, speed, burst = Reason.ACTIVE, plan.rate, plan.burst
     reply = [*profile.rate_reply(speed, burst), *common, *_addressing(sub, plan)]
-    if sub.paid_until is not None:
+    if sub.paid_until is not None and sub.paid_until > now:
         remaining = int((sub.paid_until - now).total_seconds())
         reply.append(("Session-Timeout", str(max(1, min(remaining, MAX_SESSION_TIMEOUT)))))
     return Decision(True, reason, password=password, reply=tuple(reply), rate=speed,

@@ -13,6 +13,7 @@ answers ``unavailable`` (no reply at all), so the NAS retries or fails over.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -22,6 +23,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from billing import subscribers as subscriber_service
+from billing.isp import billed_until
 from billing.models import Plan, Subscriber
 from billing.plans import plan_burst, plan_fup_rate, plan_rate
 from radbill.crypto import SecretBox, SecretError
@@ -119,6 +121,9 @@ class AuthSnapshot:
         # ends a provisional session (radius.liveness) shows as this growing
         self.opened: dict[str, int] = {}
         self.auth_version = 0
+        # the end of the last day billing ran for (billing.isp.billed_until): prepaid
+        # cut-offs beyond it are held (radius.policy.cut_off)
+        self.billed_until: dt.datetime | None = None
         self.session_version = 0
         self.loaded = False
         self.healthy = False
@@ -148,6 +153,7 @@ class AuthSnapshot:
                 newest = max(newest, sub.auth_version)
             self.auth_version = newest
             changed += len(subs) + len(plans)
+            self.billed_until = billed_until(session)
             self.nas_types = {str(ip): str(t) for ip, t in session.execute(
                 select(Nas.ip_address, Nas.nas_type))}
         refs, seq, touched = accounting.open_session_refs(session, self.session_version)

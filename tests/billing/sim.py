@@ -14,6 +14,8 @@ from billing.run import RunReport, billing_run
 from notify.models import Outbox
 from radbill.crypto import SecretBox
 from radbill.db import session_factory
+from radius.policy import AuthRequest, Decision, PolicyConfig, decide
+from radius.snapshot import AuthSnapshot
 from tests.factories import make_plan
 
 
@@ -42,6 +44,17 @@ class Sim:
             subscribers.create_subscriber(s, self.box, username=username, password="pw",
                                           plan=plan, activated_on=self.today, today=self.today,
                                           **kw)
+
+    def login(self, username: str, at: dt.datetime) -> Decision:
+        """What RADIUS answers a PPPoE login of *username* at *at*, from a policy snapshot
+        loaded from the database as FreeRADIUS loads it."""
+        snap = AuthSnapshot()
+        with self.factory() as s:
+            snap.refresh(s, self.box)
+        sub, plan, online = snap.lookup(username)
+        req = AuthRequest(username=username, service_type="Framed-User",
+                          framed_protocol="PPP")
+        return decide(req, sub, plan, online, PolicyConfig(), at, None, snap.billed_until)
 
     def run(self, **kw: Any) -> RunReport:
         report = billing_run(self.factory, self.today, **kw)

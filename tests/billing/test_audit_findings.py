@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -206,15 +207,126 @@ def test_a_back_dated_payment_after_the_fee_day_leaves_the_fee(sim: Sim) -> None
     assert (sim.balance("b"), sim.status("b")) == (Decimal("0.00"), "active")
 
 
-@pytest.mark.xfail(strict=True, reason="open: after a month without billing runs a prepaid "
-                   "subscriber is cut by paid_until while shown active, and the unserved "
-                   "period is then billed in full (needs a decision on what to bill)")
-def test_missed_runs_do_not_bill_a_prepaid_period_that_was_never_served(sim: Sim) -> None:
+def _noon(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(12), tzinfo=ZoneInfo("Asia/Dhaka"))
+
+
+def test_missed_runs_never_cut_a_prepaid_subscriber_the_ladder_never_reached(sim: Sim) -> None:
+    """radbill's scheduler is down for 40 days. Decision: a cut-off the billing run has not
+    reached is held (radius.policy.cut_off), so the paying subscriber stays served; the
+    catch-up bills December (served) dated the day it is issued, and the ladder runs with
+    its full spacing before any late fee or suspension."""
     sim.plan("Pre", price="500", billing_mode="prepaid", grace_days=2, late_fee="20")
     sim.subscriber("cp", "Pre")
     sim.run()
     sim.pay("cp", "500")
-    sim.today = D(2027, 1, 10)  # the next run: 10 Jan
-    sim.days_until(D(2027, 1, 20))
-    (dec,) = [d for d in sim.invoices("cp") if d["period"][0] == D(2026, 12, 1)]
-    assert dec["total"] < Decimal("500.00")
+    paid_until = sim.sub("cp").paid_until
+    assert paid_until is not None and paid_until < _noon(D(2026, 12, 15))
+    # the scheduler stops after 1 Nov: December is never invoiced, nor reminded
+    for day in (D(2026, 12, 1), D(2026, 12, 15), D(2027, 1, 9)):
+        decision = sim.login("cp", _noon(day))
+        assert (decision.accept, decision.reason.value) == (True, "active"), day
+        timeout = [int(v) for n, v in decision.reply if n == "Session-Timeout"]
+        # before the cut-off the session ends at it; past a held cut-off, no timeout at all
+        # (never a 1-second timeout that would make the router redial in a loop)
+        assert timeout == ([int((paid_until - _noon(day)).total_seconds())]
+                           if paid_until > _noon(day) else []), day
+    sim.today = D(2027, 1, 10)  # the scheduler is back: one catch-up run
+    sim.run()
+    docs = sim.invoices("cp")
+    dec = next(d for d in docs if d["period"][0] == D(2026, 12, 1))
+    assert (dec["total"], dec["issued"]) == (Decimal("500.00"), D(2027, 1, 10))
+    assert dec["due"] >= D(2027, 1, 10)
+    assert sim.login("cp", _noon(D(2027, 1, 10))).reason.value == "active"
+    events = sim.days_until(D(2027, 2, 10))
+    days = {kind: day for day in sorted(events, reverse=True) for u, kind in events[day]}
+    # the ladder keeps its spacing from the catch-up: reminders before the fee and the cut
+    assert not [d for d in sim.invoices("cp") if d["kind"] == "late_fee"
+                and d["issued"] <= dec["due"]]
+    assert "suspend" in days and days["suspend"] > dec["due"]
+    assert [k for k in ("final_reminder", "due_notice") if k in days]
+    assert min(days[k] for k in days if "remind" in k or "notice" in k) < days["suspend"]
+    cut = sim.sub("cp").paid_until
+    assert cut is not None
+    assert sim.login("cp", cut + dt.timedelta(hours=1)).reason.value != "active"
+
+
+def test_while_billing_runs_daily_the_prepaid_cut_off_is_enforced(sim: Sim) -> None:
+    """The near miss: with the scheduler running, the same subscriber who does not pay is
+    cut at paid_until by RADIUS itself."""
+    sim.plan("Pre", price="500", billing_mode="prepaid", grace_days=2)
+    sim.subscriber("cq", "Pre")
+    sim.run()
+    sim.pay("cq", "500")
+    sim.days_until(D(2026, 11, 30))  # December is invoiced ahead and not paid
+    cut = sim.sub("cq").paid_until
+    assert cut is not None
+    cut_day = cut.astimezone(ZoneInfo("Asia/Dhaka")).date()
+    assert D(2026, 12, 1) < cut_day < D(2026, 12, 10)
+    sim.days_until(cut_day - dt.timedelta(days=1))  # the last run before the cut-off
+    assert sim.status("cq") == "active"
+    assert sim.login("cq", cut - dt.timedelta(minutes=1)).reason.value == "active"
+    assert sim.login("cq", cut + dt.timedelta(minutes=1)).reason.value == "expired-walled-garden"
+
+
+def test_a_credit_note_on_a_two_rate_invoice_credits_each_rate_on_its_own(sim: Sim) -> None:
+    from sqlalchemy import select
+
+    from billing.models import Invoice
+
+    sim.plan("Five", price="1000", tax_percent=Decimal("5"))
+    sim.plan("Fifteen", price="1000", tax_percent=Decimal("15"))
+    sim.subscriber("tr", "Five")
+    sim.today = D(2026, 11, 16)
+    sim.run()
+    change_plan(sim, "tr", "Fifteen")
+    sim.days_until(D(2026, 12, 1))
+    nov = sim.invoices("tr")[0]
+    # 15 days at 5% (500.00 + 25.00) and 15 days at 15% (500.00 + 75.00)
+    assert (nov["tax"], nov["total"]) == (Decimal("100.00"), Decimal("1100.00"))
+
+    def breakdown(number: str) -> list[tuple[str, str, Decimal]]:
+        with sim.factory() as s:
+            inv = s.scalars(select(Invoice).where(Invoice.number == number)).one()
+            return sorted((h["name"], str(Decimal(h["rate"]).normalize()), Decimal(h["amount"]))
+                          for h in inv.tax_breakdown or [])
+
+    assert breakdown(nov["number"]) == [("VAT", "15", Decimal("75.00")),
+                                        ("VAT", "5", Decimal("25.00"))]
+    first = sim.credit_note(nov["number"], "550")  # half of it
+    assert breakdown(first) == [("VAT", "15", Decimal("-37.50")),
+                                ("VAT", "5", Decimal("-12.50"))]
+    rest = sim.credit_note(nov["number"], None)  # everything left
+    assert breakdown(rest) == [("VAT", "15", Decimal("-37.50")),
+                               ("VAT", "5", Decimal("-12.50"))]
+
+
+@pytest.mark.parametrize("per_account", [False, True])
+def test_numbers_restart_each_financial_year_when_the_isp_asks(sim: Sim, per_account: bool
+                                                                ) -> None:
+    sim.isp(financial_year_series=True, financial_year_start_month=4)  # India: April
+    sim.plan("Pre", price="500", billing_mode="prepaid")
+    sim.subscriber("fy", "Pre")
+    sim.run(per_account=per_account)
+    sim.today = D(2027, 3, 1)  # March invoiced, April not yet
+    sim.run(per_account=per_account)
+    before = [d["number"] for d in sim.invoices("fy")]
+    assert before[0] == "INV-2627/000001" and before[-1] == f"INV-2627/{len(before):06d}"
+    sim.today = D(2027, 4, 1)  # the new year's first document starts the new series
+    sim.run(per_account=per_account)
+    april = [d for d in sim.invoices("fy") if d["number"] not in before]
+    assert [d["number"] for d in april] == ["INV-2728/000001"]
+    assert sim.credit_note(april[0]["number"], "100", "outage") == "CN-2728/000001"
+    assert max(len(n) for n in [*before, "INV-2728/000001"]) <= 16  # CGST rule 46(b)
+
+
+def test_a_series_per_financial_year_needs_short_prefixes(sim: Sim) -> None:
+    from billing.isp import update_settings
+    from radbill.errors import InvalidInput
+
+    with sim.factory() as s, s.begin():
+        update_settings(s, {"invoice_prefix": "BILL-DHK-", "financial_year_series": False},
+                        actor="op")
+    with pytest.raises(InvalidInput, match="at most 5 characters"), \
+            sim.factory() as s, s.begin():
+        update_settings(s, {"financial_year_series": True}, actor="op")

@@ -25,15 +25,20 @@ def test_billing_cycle_through_the_cli(cli, tmp_path) -> None:  # type: ignore[n
     day = renew[0]["renews_on"]
     ahead = cli("billing", "run", "--as-of", str(today + dt.timedelta(days=1)), ok=False)
     assert ahead.exit_code == 1 and "in the future" in ahead.output
+    # a real run is for today: a past day would date its documents back
+    back = cli("billing", "run", "--as-of", day, ok=False)
+    assert back.exit_code == 1 and f"--as-of {day} is in the past" in back.output
     dry = json.loads(cli("billing", "run", "--as-of", day, "--dry-run", "--json").output)
     assert dry["counts"] == {"invoice": 1}
     assert json.loads(cli("billing", "invoices", "--json").output) == []  # nothing changed
-    real = json.loads(cli("billing", "run", "--as-of", day, "--json").output)
-    assert real["events"] == dry["events"]
+    dry = json.loads(cli("billing", "run", "--dry-run", "--json").output)
+    real = json.loads(cli("billing", "run", "--json").output)
+    assert real["events"] == dry["events"] and real["as_of"] == str(today)
     invoices = json.loads(cli("billing", "invoices", "--subscriber", "alice", "--json").output)
+    assert {i["issued_on"] for i in invoices} == {str(today)}
     assert invoices[0]["total"] == "1050.00" and invoices[0]["pdf_sha256"]
     assert (tmp_path / "invoices").is_dir()
-    again = json.loads(cli("billing", "run", "--as-of", day, "--json").output)
+    again = json.loads(cli("billing", "run", "--json").output)
     assert again["counts"] == {}
     bad = cli("payment", "record", "alice", "ten", "--reference", "R1", ok=False)
     assert bad.exit_code == 1 and bad.output.startswith("error: malformed amount")

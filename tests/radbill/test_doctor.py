@@ -66,3 +66,21 @@ def test_each_problem_is_named_in_plain_words(cli, tmp_path: Path) -> None:  # t
     (level, message), = found["nas"]
     assert level == "problem" and message.startswith(f"core: RouterOS API at 127.0.0.1:{closed} "
                                                      "unreachable")
+
+
+def test_a_billing_run_that_stopped_is_a_problem(cli, db) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from billing.isp import local_today, mark_billed_through, settings
+    from radbill.db import session_factory, utcnow
+
+    assert findings(cli)["billing"][0][0] == "warn"  # never ran
+    with session_factory(db)() as s, s.begin():
+        today = local_today(settings(s), utcnow())
+        mark_billed_through(s, today - dt.timedelta(days=1))
+    assert findings(cli)["billing"] == [("ok", f"the billing run last ran for "
+                                                f"{today - dt.timedelta(days=1)}")]
+    with session_factory(db)() as s, s.begin():
+        settings(s).billed_through = today - dt.timedelta(days=3)
+    (level, message), = findings(cli, ok=False)["billing"]
+    assert level == "problem" and "prepaid cut-offs after that day are held" in message

@@ -150,7 +150,7 @@ def world(cli: Any, db: Engine) -> Engine:
     cli("plan", "create", "Home", "--price", "1000", "--currency", "BDT", "--rate", "10M/5M")
     cli("subscriber", "create", "alice", "--password", "pw", "--plan", "Home",
         "--activated-on", "2026-10-01")
-    cli("billing", "run", "--as-of", "2026-11-01")
+    cli("billing", "run")
     return db
 
 

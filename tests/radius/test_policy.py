@@ -193,3 +193,23 @@ def test_ipv6_and_idle_timeout() -> None:
     assert d.reply[1:] == (("Acct-Interim-Interval", "300"), ("Idle-Timeout", "900"),
                            ("Framed-Pool", "pool-home"), ("Framed-IPv6-Prefix", "2001:db8:1::/64"),
                            ("Delegated-IPv6-Prefix", "2001:db8:100::/56"))
+
+
+H = dt.timedelta(hours=1)
+
+
+@pytest.mark.parametrize(("paid_until", "billed_until", "expected"), [
+    (None, None, "active"),
+    (NOW + H, NOW - H, "active"),  # not yet
+    (NOW - H, None, "expired-walled-garden"),  # before the first billing run: enforced
+    (NOW - H, NOW - H, "expired-walled-garden"),  # billing ran for the day before the cut
+    (NOW - H, NOW + H, "expired-walled-garden"),
+    (NOW - H, NOW - 2 * H, "active"),  # the run never reached the cut-off: held
+])
+def test_a_cut_off_the_billing_run_has_not_reached_is_held(
+        paid_until: dt.datetime | None, billed_until: dt.datetime | None, expected: str) -> None:
+    sub = SubscriberRecord(**{**SUB.__dict__, "paid_until": paid_until})
+    d = decide(PPP, sub, PLAN, 0, CONFIG, NOW, None, billed_until)
+    assert (d.accept, d.reason.value) == (True, expected)
+    timeouts = [v for n, v in d.reply if n == "Session-Timeout"]
+    assert timeouts == (["3600"] if paid_until is not None and paid_until > NOW else [])
