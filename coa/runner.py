@@ -37,7 +37,8 @@ async def _serve(settings: Settings, once: bool) -> int:
         factory, secret_box(settings), settings,
         CoaController(transport, timeout=settings.coa_timeout_ms / 1000,
                       retries=settings.coa_retries),
-        api, WorkerConfig(suspend_by=settings.enforce_suspend_by), probe=probe, olt=olt)
+        api, WorkerConfig(suspend_by=settings.enforce_suspend_by,
+                          reconcile_seconds=settings.reconcile_seconds), probe=probe, olt=olt)
     try:
         if once:
             counts = await worker.tick()

@@ -101,6 +101,8 @@ class Settings:
     enforce_suspend_by: str = "disconnect"  # or "coa": move PPPoE sessions live
     coa_timeout_ms: int = 1000
     coa_retries: int = 3
+    # How often the enforcement worker compares billing with the network (seconds).
+    reconcile_seconds: int = 60
     gateways_file: Path | None = None  # default <data>/gateways.json
     public_url: str = "http://127.0.0.1:8080"  # where gateways and browsers reach radbill
     trusted_proxies: int = 0  # reverse proxies in front of the web app whose X-Forwarded-* count
@@ -149,6 +151,7 @@ class Settings:
                                        ("disconnect", "coa")),
             coa_timeout_ms=_int(env, "RADBILL_COA_TIMEOUT_MS", 1000, minimum=50),
             coa_retries=_int(env, "RADBILL_COA_RETRIES", 3),
+            reconcile_seconds=_bounded(env, "RADBILL_RECONCILE_SECONDS", 60, 5, 86_400),
             gateways_file=Path(env["RADBILL_GATEWAYS_FILE"]) if env.get("RADBILL_GATEWAYS_FILE")
             else None,
             public_url=(env.get("RADBILL_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/"),

@@ -113,8 +113,10 @@ def nas_b(radius: RadiusServer, seeded: Engine, nas_a: NasSimulator) -> Iterator
 @pytest.fixture(scope="module")
 def worker(seeded: Engine, database_url: str, data_dir: Path, nas_a: NasSimulator,
            nas_b: NasSimulator) -> Iterator[EnforcementWorker]:
+    # the reconciler runs when a test says so: its own round every minute would repair the
+    # drift a test is about to show (seen on a loaded machine)
     w = EnforcementWorker(database_url, data_dir, RADBILL_COA_TIMEOUT_MS="300",
-                          RADBILL_COA_RETRIES="2").start()
+                          RADBILL_COA_RETRIES="2", RADBILL_RECONCILE_SECONDS="86400").start()
     yield w
     w.stop()
     print(w.log[-6000:])
