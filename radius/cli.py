@@ -186,7 +186,8 @@ def accounting_ingest(app: App, spool_dir: Path | None) -> None:
 
     ingester = Ingester(session_factory(app.engine),
                         spool_dir or app.settings.data_dir / "radius" / "spool",
-                        limits=Limits.from_settings(app.settings))
+                        limits=Limits.from_settings(app.settings),
+                        node=app.settings.node_name)
     n = ingester.run_once()
     click.echo(f"applied {n} records, set aside {ingester.rejected}")
 

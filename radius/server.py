@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from radbill.config import PROJECT_ROOT, Settings
-from radbill.crypto import SecretBox, secret_box
+from radbill.crypto import SecretBox, key_matches, key_path, secret_box
 from radbill.db import engine_from_settings, session_factory
 from radbill.secure import make_private, warn_if_exposed
 from radius.accounting import Limits
@@ -181,6 +181,14 @@ def check_config(binary: str, raddb: Path) -> None:
         raise RadiusError(f"FreeRADIUS rejected the configuration in {raddb}:\n{tail}")
 
 
+def wrong_key(settings: Settings) -> str:
+    """The one line a node started with another at-rest key than the database's says."""
+    where = "RADBILL_SECRET_KEY" if settings.secret_key else str(key_path(settings))
+    return (f"the secret key in {where} is not the key this database's secrets were "
+            "written with: every node needs the same key (copy it from a running node, "
+            "mode 0600, owned by radbill)")
+
+
 def prepare(settings: Settings, base: Path, *, auth_port: int, acct_port: int,
             listen: str) -> tuple[str, Layout]:
     """Render and check the configuration for a server under *base*."""
@@ -192,6 +200,8 @@ def prepare(settings: Settings, base: Path, *, auth_port: int, acct_port: int,
         with session_factory(engine)() as session:
             from radius.nas import list_nas
 
+            if not key_matches(session, box):
+                raise RadiusError(wrong_key(settings))
             nas_rows = list_nas(session)
     except OperationalError as exc:
         # Starting during a database outage must work: answer the NAS list of the last start,
@@ -213,7 +223,7 @@ def prepare(settings: Settings, base: Path, *, auth_port: int, acct_port: int,
 
 
 def housekeeping(factory: sessionmaker[Session], spool: Path, interim_interval: int,
-                 stop: threading.Event, keep_days: int = 7) -> None:
+                 stop: threading.Event, node: str = "", keep_days: int = 7) -> None:
     """Once per interim interval: close sessions silent for three intervals, delete detail
     files older than *keep_days* that have been applied completely, and forget set-aside
     records replayed more than 30 days ago. Never raises."""
@@ -232,7 +242,7 @@ def housekeeping(factory: sessionmaker[Session], spool: Path, interim_interval: 
             if n:
                 log.warning("closed %d stale sessions (no accounting for %d s)", n,
                             3 * interim_interval)
-            removed = prune_spool(spool, factory, keep_days)
+            removed = prune_spool(spool, factory, keep_days, node)
             if removed:
                 log.info("removed %d applied detail files older than %d days", removed,
                          keep_days)
@@ -290,7 +300,7 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
     streams = [Stream(s.name, s.directory, checker.watch(s.handler)) if s.name == "postauth"
                else s for s in default_streams(layout.spool, Limits.from_settings(settings))]
     ingester = Ingester(session_factory(engine), layout.spool, streams=streams,
-                        limits=Limits.from_settings(settings))
+                        limits=Limits.from_settings(settings), node=settings.node_name)
     worker = threading.Thread(target=ingester.run_forever, name="radbill-ingest", daemon=True)
     worker.start()
     threading.Thread(target=checker.run_forever, name="radbill-sessioncheck",
@@ -298,7 +308,7 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
     stale_stop = threading.Event()
     threading.Thread(target=housekeeping, name="radbill-housekeeping", daemon=True,
                      args=(session_factory(engine), layout.spool, settings.interim_interval,
-                           stale_stop)).start()
+                           stale_stop, settings.node_name)).start()
     cmd = [binary, "-f", "-l", "stdout", "-d", str(layout.raddb), "-n", "radiusd"]
     if debug:
         cmd.append("-xx")
