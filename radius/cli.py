@@ -68,6 +68,46 @@ def nas_create(app: App, relax: bool, as_json: bool, api_tls_ca: Path | None,
     emit(data, as_json, lambda d: f"NAS {d['name']} at {d['ip_address']} created")
 
 
+@nas.command("update")
+@click.argument("name")
+@click.option("--ip")
+@click.option("--secret")
+@click.option("--type", "nas_type", help="See 'radbill nas types'.")
+@click.option("--coa-port", type=int)
+@click.option("--message-authenticator/--no-message-authenticator", "require_ma", default=None,
+              help="Require Message-Authenticator in Access-Requests (--no-...: old RouterOS).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def nas_update(app: App, name: str, require_ma: bool | None, as_json: bool,
+               **options: Any) -> None:
+    """Change a NAS (what is not given stays)."""
+    from radius import nas as nas_service
+
+    box = app.box()
+    with app.transaction() as session:
+        row = nas_service.update_nas(session, box, name, require_message_authenticator=require_ma,
+                                     actor="cli", **options)
+        data = nas_service.summary(row)
+    emit(data, as_json, lambda d: f"NAS {d['name']} at {d['ip_address']} updated")
+
+
+@nas.command("delete")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Even with sessions open on it.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def nas_delete(app: App, name: str, force: bool, as_json: bool) -> None:
+    """Remove a NAS: RADIUS stops answering it."""
+    from radius import nas as nas_service
+
+    with app.transaction() as session:
+        data = nas_service.delete_nas(session, name, force=force, actor="cli")
+    emit(data, as_json, lambda d: f"NAS {d['name']} at {d['ip_address']} deleted"
+         + (f" ({d['open_sessions']} sessions were open on it)" if d["open_sessions"] else ""))
+
+
 @nas.command("types")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
