@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import platform
 import random
 import secrets
@@ -116,7 +117,7 @@ def main() -> int:  # noqa: PLR0915 - one straight script
                     if rec is not None and rec.status == status[user]:
                         pending.discard((g, i))
                         seen[g] = time.perf_counter() - committed  # the last node of g
-                time.sleep(0.0002)
+                time.sleep(0.001)
             if pending:
                 missed += 1
                 continue
@@ -128,7 +129,8 @@ def main() -> int:  # noqa: PLR0915 - one straight script
             version = conn.exec_driver_sql("SHOW server_version").scalar()
         print(f"# {args.changes} billing changes, {args.nodes} nodes per group, "
               f"{args.subscribers} subscribers, poll {args.poll_ms} ms; PostgreSQL {version}, "
-              f"Python {platform.python_version()}, {cpu_model()}")
+              f"Python {platform.python_version()}, {cpu_model()}, load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print(f"{'group':<8} {'changes':>8} {'p50_ms':>8} {'p99_ms':>8} {'max_ms':>8}")
         for g, values in latency.items():
             if values:

@@ -184,33 +184,36 @@ def update_nas(
     None stays). FreeRADIUS picks it up at its next start (`radbill radius run`)."""
     nas = get_nas(session, name, lock=True)
     before = summary(nas)
+    changes: dict[str, object] = {}
     if ip is not None:
         try:
-            nas.ip_address = str(ipaddress.ip_address(ip.strip()))
+            changes["ip_address"] = str(ipaddress.ip_address(ip.strip()))
         except ValueError:
             raise InvalidInput(f"invalid IP address {ip!r}") from None
     if secret is not None:
-        nas.secret_enc = box.encrypt(validate_secret(secret))
+        changes["secret_enc"] = box.encrypt(validate_secret(secret))
     if nas_type is not None:
         supported = nas_types()
         if nas_type not in supported:
             raise InvalidInput(f"unknown NAS type {str(nas_type)[:32]!r}: use one of "
                                f"{', '.join(supported)}")
-        nas.nas_type = nas_type
+        changes["nas_type"] = nas_type
     if coa_port is not None:
         if not 1 <= coa_port <= 65535:
             raise InvalidInput(f"CoA port {coa_port} is outside 1-65535")
-        nas.coa_port = coa_port
+        changes["coa_port"] = coa_port
     if require_message_authenticator is not None:
-        nas.require_message_authenticator = require_message_authenticator
+        changes["require_message_authenticator"] = require_message_authenticator
+    try:
+        with session.begin_nested():
+            for key, value in changes.items():
+                setattr(nas, key, value)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"a NAS at {changes.get('ip_address')} already exists") from None
     after = summary(nas)
     if after == before and secret is None:
         return nas
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"a NAS at {nas.ip_address} already exists") from None
     bump(session, AUTH_FEED)
     audit.record(session, actor=actor, action="nas.update", entity="nas", entity_id=nas.id,
                  before=before, after={**after, "secret_changed": secret is not None})
