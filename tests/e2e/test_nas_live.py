@@ -46,7 +46,8 @@ def live(engine: Engine, live_box: SecretBox, database_url: str, live_dir: Path
         create_nas(s, live_box, name="nas-a", ip="127.0.0.1", secret=SECRET)
         make_plan(s)
         for name in USERS:
-            make_subscriber(s, live_box, username=name, password=f"pw-{name}")
+            make_subscriber(s, live_box, username=name, password=f"pw-{name}",
+                            simultaneous_use=100)
         make_subscriber(s, live_box, username="probe", password="pw-probe", simultaneous_use=100)
     server = RadiusServer(database_url, live_dir).start()
     yield server

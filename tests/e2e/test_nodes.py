@@ -138,7 +138,7 @@ def stored(engine: Engine) -> dict[str, tuple[int, int, bool]]:
                 for r in s.scalars(select(RadiusSession).order_by(RadiusSession.id))}
 
 
-def test_node_a_dies_mid_stream_logins_fail_over_and_no_accounting_is_lost(  # noqa: PLR0915
+def test_node_a_dies_mid_stream_logins_fail_over_and_no_accounting_is_lost(
         nodes, nas, world, database_url, dirs) -> None:  # type: ignore[no-untyped-def]
     first, later = USERS[10:30], USERS[30:40]
     assert all(r.accepted for r in nas.login_many((u, f"pw-{u}") for u in first))

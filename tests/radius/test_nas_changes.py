@@ -33,7 +33,6 @@ def test_update_changes_what_is_given_and_audits_it(cli, db, tmp_path) -> None: 
         audits = [(a.action, a.after.get("secret_changed")) for a in s.scalars(
             select(AuditLog).where(AuditLog.entity == "nas").order_by(AuditLog.id))]
     assert audits == [("nas.create", None), ("nas.update", False), ("nas.update", True)]
-    assert "secret-two-2" not in json.dumps([a for a in audits])
 
 
 def test_update_refuses_bad_input_in_one_line_and_writes_nothing(cli, db) -> None:  # type: ignore[no-untyped-def]
