@@ -1,15 +1,18 @@
 """Change feed push: how long a billing change takes to reach every RADIUS node's decisions.
 
 One invocation creates a PostgreSQL database with a plan and ``--subscribers`` subscribers and
-starts, in this process, ``--nodes`` policy snapshots woken by ``LISTEN/NOTIFY``
-(``SnapshotRefresher(..., listener=ChangeListener(url))``, as ``radius/runtime.py`` starts
-them inside FreeRADIUS) and ``--nodes`` snapshots that only poll every ``--poll-ms`` (the
-baseline: how every node worked before, and how it still works on SQLite). Then it makes
-``--changes`` billing changes (suspend / reactivate a random subscriber through
+starts ``--nodes`` node processes whose policy snapshot is woken by ``LISTEN/NOTIFY``
+(``SnapshotRefresher(..., listener=ChangeListener(url))``, as ``radius/runtime.py`` starts it
+inside FreeRADIUS) and ``--nodes`` node processes whose snapshot only polls every
+``--poll-ms`` (the baseline: how every node worked before, and how it still works on SQLite).
+Each node is a process of its own (one interpreter, as each FreeRADIUS node has) and reports
+the moment each refresh has brought its snapshot to a new change-feed version.
+
+Then it makes ``--changes`` billing changes (suspend / reactivate a random subscriber through
 ``billing.subscribers.change_status``, a random pause of 0-300 ms between them so that changes
-fall anywhere in a poll interval) and, for each, measures the time from the commit to the
-moment the last node of each group answers from the new state (``AuthSnapshot.lookup``: what
-the policy decides from). The table gives p50 / p99 / max of that per group.
+fall anywhere in a poll interval) and, for each, takes the time from just before the commit to
+the moment the last node of each group answers from a snapshot that holds the change. The
+table gives p50 / p99 / max of that per group.
 
 Run from the project root with the project's virtualenv::
 
@@ -17,8 +20,7 @@ Run from the project root with the project's virtualenv::
     .venv/bin/python bench/change_feed.py --changes 20 --subscribers 100    # smoke check
 
 This is a benchmark, not a test: it prints a table and exits 0 unless a change was not seen by
-every node within 5 s (``NOT VERIFIED``). All snapshots live in one process (one interpreter,
-threads), as each FreeRADIUS node has one interpreter with its refresher thread.
+every node within 5 s (``NOT VERIFIED``).
 """
 
 from __future__ import annotations
@@ -30,17 +32,12 @@ import platform
 import random
 import secrets
 import statistics
+import subprocess
 import sys
+import threading
 import time
 
 from _common import cpu_model, create_database, drop_database, log
-
-from billing import plans, subscribers
-from billing.models import SubscriberStatus
-from radbill import migrate
-from radbill.crypto import SecretBox
-from radbill.db import ChangeListener, make_engine, session_factory
-from radius.snapshot import AuthSnapshot, SnapshotRefresher
 
 TIMEOUT_S = 5.0
 
@@ -48,6 +45,73 @@ TIMEOUT_S = 5.0
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def node(url: str, key: str, poll_ms: int, listen: bool) -> int:
+    """One node: a snapshot and its refresher; prints ``<monotonic> <auth version>`` each
+    time a refresh brings a new version, until stdin closes."""
+    from radbill.crypto import SecretBox
+    from radbill.db import ChangeListener, make_engine
+    from radius.snapshot import AuthSnapshot, SnapshotRefresher
+
+    engine = make_engine(url, pool_size=1, max_overflow=1)
+    snap = AuthSnapshot()
+    refresher = SnapshotRefresher(snap, engine, SecretBox(key.encode()), poll_ms / 1000,
+                                  listener=ChangeListener(url) if listen else None)
+    refresher.refresh_once()
+    seen = [snap.auth_version]
+    refresh = refresher.refresh_once
+
+    def reporting() -> bool:
+        ok = refresh()
+        if snap.auth_version != seen[0]:
+            seen[0] = snap.auth_version
+            print(f"{time.monotonic()} {snap.auth_version}", flush=True)
+        return ok
+
+    refresher.refresh_once = reporting  # type: ignore[method-assign]
+    refresher.start()
+    while not (refresher.listening or not listen):
+        time.sleep(0.01)
+    print("ready", flush=True)
+    sys.stdin.read()
+    refresher.stop()
+    return 0
+
+
+class Node:
+    """A node process and what it reported: (time, version) pairs."""
+
+    def __init__(self, group: str, url: str, key: str, poll_ms: int) -> None:
+        self.group = group
+        self.seen: list[tuple[float, int]] = []
+        self.ready = threading.Event()
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--node", group, "--url", url, "--key", key,
+             "--poll-ms", str(poll_ms)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.strip() == "ready":
+                self.ready.set()
+                continue
+            t, v = line.split()
+            self.seen.append((float(t), int(v)))
+
+    def reached(self, version: int) -> float | None:
+        """When this node first answered from version *version* or later."""
+        return next((t for t, v in list(self.seen) if v >= version), None)
+
+    def stop(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
 def main() -> int:  # noqa: PLR0912, PLR0915 - one straight script
@@ -61,88 +125,92 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - one straight script
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="Keep the database.")
+    parser.add_argument("--node", choices=["notify", "poll"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--key", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.node:
+        return node(args.url, args.key, args.poll_ms, args.node == "notify")
+
+    from cryptography.fernet import Fernet
+
+    from billing import plans, subscribers
+    from billing.models import SubscriberStatus
+    from radbill import migrate
+    from radbill.crypto import SecretBox
+    from radbill.db import make_engine, session_factory
+
     logging.basicConfig(level=logging.WARNING)
     rng = random.Random(args.seed)
     name = f"radbill_feed_bench_{secrets.token_hex(4)}"
     url = create_database(args.pg_url, name).replace("postgresql://", "postgresql+psycopg://", 1)
-    engine = make_engine(url, pool_size=4 * args.nodes + 2)
-    refreshers: list[SnapshotRefresher] = []
+    engine = make_engine(url)
+    nodes: list[Node] = []
     try:
         log(f"migrating {name} and creating {args.subscribers} subscribers")
         migrate.upgrade(engine)
-        from cryptography.fernet import Fernet
-
-        box = SecretBox(Fernet.generate_key())
+        key = Fernet.generate_key().decode()
+        box = SecretBox(key.encode())
         factory = session_factory(engine)
         with factory() as s, s.begin():
             plans.create_plan(s, name="Home-20", price="1000", currency="BDT", rate="20M/5M")
             for i in range(args.subscribers):
                 subscribers.create_subscriber(s, box, username=f"user{i}", plan="Home-20",
                                               password="s3cret-pass")
-        groups: dict[str, list[AuthSnapshot]] = {"notify": [], "poll": []}
-        for group, snaps in groups.items():
-            for _ in range(args.nodes):
-                snap = AuthSnapshot()
-                listener = ChangeListener(url) if group == "notify" else None
-                r = SnapshotRefresher(snap, engine, box, args.poll_ms / 1000, listener=listener)
-                r.refresh_once()
-                r.start()
-                refreshers.append(r)
-                snaps.append(snap)
-        deadline = time.monotonic() + 10
-        while not all(r.listening for r in refreshers if r.listener is not None):
-            if time.monotonic() > deadline:
-                log("NOT VERIFIED: the notified nodes never listened")
+        nodes = [Node(g, url, key, args.poll_ms) for g in ("notify", "poll")
+                 for _ in range(args.nodes)]
+        for n in nodes:
+            if not n.ready.wait(60):
+                log("NOT VERIFIED: a node did not start")
                 return 1
-            time.sleep(0.01)
-        status = {f"user{i}": "active" for i in range(args.subscribers)}
-        latency: dict[str, list[float]] = {g: [] for g in groups}
+        status = {f"user{i}": True for i in range(args.subscribers)}
+        latency: dict[str, list[float]] = {"notify": [], "poll": []}
         missed = 0
         log(f"{args.changes} changes, {args.nodes} nodes per group, poll {args.poll_ms} ms")
-        for n in range(args.changes):
+        for i in range(args.changes):
             time.sleep(rng.uniform(0, 0.3))
             user = f"user{rng.randrange(args.subscribers)}"
-            new = SubscriberStatus.SUSPENDED if status[user] == "active" else (
-                SubscriberStatus.ACTIVE)
-            with factory() as s, s.begin():
+            new = SubscriberStatus.SUSPENDED if status[user] else SubscriberStatus.ACTIVE
+            status[user] = not status[user]
+            with factory() as s:
+                s.begin()
                 subscribers.change_status(s, user, new, actor="bench")
-            committed = time.perf_counter()
-            status[user] = str(new)
-            pending = {(g, i) for g, snaps in groups.items() for i in range(len(snaps))}
-            seen: dict[str, float] = {}
-            while pending and time.perf_counter() - committed < TIMEOUT_S:
-                for g, i in list(pending):
-                    rec = groups[g][i].lookup(user)[0]
-                    if rec is not None and rec.status == status[user]:
-                        pending.discard((g, i))
-                        seen[g] = time.perf_counter() - committed  # the last node of g
-                time.sleep(0.001)
-            if pending:
+                version = subscribers.get_subscriber(s, user).auth_version
+                before_commit = time.monotonic()
+                s.commit()
+            deadline = time.monotonic() + TIMEOUT_S
+            while any(n.reached(version) is None for n in nodes):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.005)
+            reached = [n.reached(version) for n in nodes]
+            if any(t is None for t in reached):
                 missed += 1
                 continue
-            for g, t in seen.items():
-                latency[g].append(t * 1000)
-            if (n + 1) % 100 == 0:
-                log(f"{n + 1} changes")
+            for group, values in latency.items():
+                last = max(t for n, t in zip(nodes, reached, strict=True)
+                           if n.group == group and t is not None)
+                values.append((last - before_commit) * 1000)
+            if (i + 1) % 100 == 0:
+                log(f"{i + 1} changes")
         with engine.connect() as conn:
-            version = conn.exec_driver_sql("SHOW server_version").scalar()
+            version_text = conn.exec_driver_sql("SHOW server_version").scalar()
         print(f"# {args.changes} billing changes, {args.nodes} nodes per group, "
-              f"{args.subscribers} subscribers, poll {args.poll_ms} ms; PostgreSQL {version}, "
-              f"Python {platform.python_version()}, {cpu_model()}, load average "
-              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+              f"{args.subscribers} subscribers, poll {args.poll_ms} ms; PostgreSQL "
+              f"{version_text}, Python {platform.python_version()}, {cpu_model()}, load "
+              f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print(f"{'group':<8} {'changes':>8} {'p50_ms':>8} {'p99_ms':>8} {'max_ms':>8}")
-        for g, values in latency.items():
+        for group, values in latency.items():
             if values:
-                print(f"{g:<8} {len(values):>8} {statistics.median(values):>8.1f} "
+                print(f"{group:<8} {len(values):>8} {statistics.median(values):>8.1f} "
                       f"{percentile(values, 99):>8.1f} {max(values):>8.1f}")
         if missed:
             log(f"NOT VERIFIED: {missed} changes not seen by every node within {TIMEOUT_S} s")
             return 1
         return 0
     finally:
-        for r in refreshers:
-            r.stop()
+        for n in nodes:
+            n.stop()
         engine.dispose()
         if not args.keep:
             drop_database(args.pg_url, name)
