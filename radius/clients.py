@@ -126,12 +126,18 @@ class ClientSync:
 
     def run_forever(self) -> None:
         """Sync every :attr:`interval` seconds until :meth:`stop`."""
+        failures = 0
         while not self._stop.wait(self.interval):
             try:
                 self.sync_once()
             except Exception as exc:  # noqa: BLE001 - retried at the next pass
-                log.error("NAS client sync failed (retrying): %s",
-                          f"{type(exc).__name__}: {exc}".splitlines()[0])
+                failures += 1
+                if failures == 1 or failures % 30 == 0:  # not every pass of an outage
+                    log.error("NAS client sync failed %d times (retrying; the NAS list "
+                              "FreeRADIUS has stays): %s", failures,
+                              f"{type(exc).__name__}: {exc}".splitlines()[0])
+            else:
+                failures = 0
 
     def stop(self) -> None:
         self._stop.set()
