@@ -49,7 +49,7 @@ def nas() -> None:
 @guarded
 def nas_create(app: App, relax: bool, as_json: bool, api_tls_ca: Path | None,
                **options: Any) -> None:
-    """Register a NAS (takes effect when 'radbill radius run' next starts)."""
+    """Register a NAS (every running 'radbill radius run' answers it within seconds)."""
     from radius import nas as nas_service
 
     ca_pem = None

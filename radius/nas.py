@@ -87,7 +87,7 @@ def create_nas(
     enforce_via: str = "coa",
     actor: str = "system",
 ) -> Nas:
-    """Register a NAS. FreeRADIUS picks it up at its next start (`radbill radius run`)."""
+    """Register a NAS. Running RADIUS nodes answer it within seconds (:mod:`radius.clients`)."""
     if not _NAME_RE.fullmatch(name or ""):
         raise InvalidInput(f"invalid NAS name {name!r}: 1-64 letters, digits and . _ -")
     try:
@@ -181,7 +181,7 @@ def update_nas(
     actor: str = "system",
 ) -> Nas:
     """Change a NAS's address, secret, type, CoA port or Message-Authenticator rule (what is
-    None stays). FreeRADIUS picks it up at its next start (`radbill radius run`)."""
+    None stays). Running RADIUS nodes follow within seconds (:mod:`radius.clients`)."""
     nas = get_nas(session, name, lock=True)
     before = summary(nas)
     changes: dict[str, object] = {}
@@ -222,9 +222,9 @@ def update_nas(
 
 def delete_nas(session: Session, name: str, *, force: bool = False, actor: str = "system"
                ) -> dict[str, object]:
-    """Remove a NAS (FreeRADIUS stops answering it at its next start). Refused while accounting
-    has sessions open on it, unless *force* (they are closed by the stale-session job when
-    its accounting stops)."""
+    """Remove a NAS (running RADIUS nodes stop answering it within seconds). Refused while
+    accounting has sessions open on it, unless *force* (they are closed by the stale-session
+    job when its accounting stops)."""
     nas = get_nas(session, name, lock=True)
     open_sessions = session.scalar(select(func.count()).select_from(RadiusSession).where(
         RadiusSession.nas_ip == nas.ip_address, RadiusSession.stopped_at.is_(None))) or 0
