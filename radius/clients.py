@@ -60,6 +60,7 @@ class ClientSync:
         self.radmin = radmin or shutil.which("radmin")
         self.interval = interval
         self._forget: set[str] = set()  # addresses FreeRADIUS has yet to drop
+        self._failures: dict[str, int] = {}  # radmin failures by address (log rarely)
         self._stop = threading.Event()
 
     def on_disk(self) -> dict[str, str]:
@@ -118,10 +119,15 @@ class ClientSync:
             log.error("radmin failed for NAS %s (retrying): %s", address, exc)
             return False
         out = (proc.stdout + proc.stderr).strip()
-        if proc.returncode != 0 and "No such client" not in out:
-            log.error("radmin could not drop NAS %s (retrying): %s", address,
-                      out.splitlines()[0] if out else f"exit {proc.returncode}")
+        # an address FreeRADIUS never loaded is found as the enclosing network, which is not
+        # a dynamic client (3.2.7: "Client 10.9.9.9 was not dynamically defined.")
+        if proc.returncode != 0 and "not dynamically defined" not in out:
+            self._failures[address] = self._failures.get(address, 0) + 1
+            if self._failures[address] in (1, 30) or self._failures[address] % 300 == 0:
+                log.error("radmin could not drop NAS %s (retrying): %s", address,
+                          out.splitlines()[0] if out else f"exit {proc.returncode}")
             return False
+        self._failures.pop(address, None)
         return True
 
     def run_forever(self) -> None:

@@ -79,6 +79,19 @@ def test_a_radmin_failure_is_retried_at_the_next_pass(db, box, tmp_path) -> None
     assert fixed.calls() == [f"-f {raddb / 'control.sock'} -e del client ipaddr 10.0.0.1"]
 
 
+def test_an_address_freeradius_never_loaded_counts_as_dropped(db, box, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    raddb = tmp_path / "raddb"
+    (raddb / "nas-clients" / "ipv4").mkdir(parents=True)
+    (raddb / "nas-clients" / "ipv6").mkdir()
+    radmin = tmp_path / "radmin"
+    # what radmin 3.2.7 says and returns for an address without a loaded client
+    radmin.write_text("#!/bin/sh\necho 'ERROR: Client 10.9.9.9 was not dynamically "
+                      "defined.'\nexit 1\n")
+    radmin.chmod(0o700)
+    sync = ClientSync(session_factory(db), box, raddb, radmin=str(radmin))
+    assert sync._drop("10.9.9.9") is True
+
+
 def test_clients_conf_names_no_nas_and_files_are_by_family(db, box) -> None:  # type: ignore[no-untyped-def]
     conf = clients_conf()
     assert "0.0.0.0/0" in conf and "::/0" in conf and "lifetime = 0" in conf
