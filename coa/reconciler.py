@@ -99,8 +99,10 @@ def _logged_in_under_the_old_policy(session: Session, settings: Settings, busy: 
                                     ) -> list[tuple[int, str, str]]:
     """Subscribers changed in the last hour who are online under the policy from before the
     change: the session started after the change (so the rule above does not see it), but
-    the login was answered from a snapshot that had not caught up yet (it refreshes every
-    250 ms; a router that re-dials at once can beat it). The post-auth log says what the login
+    the login was answered from a snapshot that had not caught up yet (on PostgreSQL it is
+    woken when the change commits, tens of milliseconds, see bench/change_feed.py; it polls
+    every RADBILL_SNAPSHOT_POLL_MS, 250 ms, on SQLite or when the listener is lost; a router
+    that re-dials at once can beat it). The post-auth log says what the login
     got: a walled-garden login of an active subscriber, or a full-speed login of a suspended
     one (walled-garden mode), is drift."""
     changed = (select(EnforcementRequest.subscriber_id).distinct()

@@ -8,6 +8,8 @@ checkout works with no configuration at all. Production sets ``RADBILL_DATABASE_
 from __future__ import annotations
 
 import os
+import re
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +66,22 @@ def _text(env: dict[str, str], name: str, max_len: int) -> str:
     return value
 
 
+_NODE_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _node_name(env: dict[str, str]) -> str:
+    """This RADIUS node's name (``RADBILL_NODE_NAME``, default the host name): what its
+    detail-file cursors are kept under, so nodes sharing a database never read each other's
+    position."""
+    value = (env.get("RADBILL_NODE_NAME") or "").strip()
+    if not value:
+        value = socket.gethostname().split(".")[0][:64]
+    if not _NODE_RE.fullmatch(value):
+        raise ConfigError(f"RADBILL_NODE_NAME={value[:80]!r}: 1-64 letters, digits and . _ - "
+                          "(set it when the host name does not fit)")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings. Build with :meth:`from_env`; tests build it directly."""
@@ -82,6 +100,9 @@ class Settings:
     radius_acct_port: int = 1813
     radius_listen: str = "127.0.0.1"
     radius_reject_delay: int = 1
+    # This RADIUS node's name (several nodes share one database): "" is a single node of a
+    # version before nodes had names.
+    node_name: str = ""
     snapshot_poll_ms: int = 250
     # What a rejected subscriber is told: one generic message (no account enumeration), or
     # the reason (disabled, suspended, ...) once the password has been found right.
@@ -137,6 +158,7 @@ class Settings:
             radius_acct_port=_int(env, "RADBILL_RADIUS_ACCT_PORT", 1813, minimum=1),
             radius_listen=env.get("RADBILL_RADIUS_LISTEN") or "127.0.0.1",
             radius_reject_delay=_int(env, "RADBILL_RADIUS_REJECT_DELAY", 1),
+            node_name=_node_name(env),
             snapshot_poll_ms=_int(env, "RADBILL_SNAPSHOT_POLL_MS", 250, minimum=10),
             detailed_reject_messages=_bool(env, "RADBILL_DETAILED_REJECT_MESSAGES", False),
             case_insensitive_usernames=_bool(env, "RADBILL_CASE_INSENSITIVE_USERNAMES", True),

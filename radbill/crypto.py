@@ -231,3 +231,18 @@ def check_stored(factory: sessionmaker[Session], box: SecretBox, batch: int = 10
                     unreadable += 1
             last = rows[-1][0]
     return checked, unreadable
+
+
+def key_matches(session: Session, box: SecretBox) -> bool:
+    """Whether *box* reads the secrets stored in the database: one token of each encrypted
+    column is tried (enough: every token of an installation is under its one key, or the
+    previous one during a rotation). True when nothing is stored yet."""
+    for column in ENCRYPTED:
+        token = session.scalar(select(column).where(column.is_not(None)).limit(1))
+        if token is None:
+            continue
+        try:
+            box.decrypt(token)
+        except SecretError:
+            return False
+    return True

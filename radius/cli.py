@@ -49,7 +49,7 @@ def nas() -> None:
 @guarded
 def nas_create(app: App, relax: bool, as_json: bool, api_tls_ca: Path | None,
                **options: Any) -> None:
-    """Register a NAS (takes effect when 'radbill radius run' next starts)."""
+    """Register a NAS (every running 'radbill radius run' answers it within seconds)."""
     from radius import nas as nas_service
 
     ca_pem = None
@@ -66,6 +66,46 @@ def nas_create(app: App, relax: bool, as_json: bool, api_tls_ca: Path | None,
                                      actor="cli", api_tls_ca=ca_pem, **options)
         data = nas_service.summary(row)
     emit(data, as_json, lambda d: f"NAS {d['name']} at {d['ip_address']} created")
+
+
+@nas.command("update")
+@click.argument("name")
+@click.option("--ip")
+@click.option("--secret")
+@click.option("--type", "nas_type", help="See 'radbill nas types'.")
+@click.option("--coa-port", type=int)
+@click.option("--message-authenticator/--no-message-authenticator", "require_ma", default=None,
+              help="Require Message-Authenticator in Access-Requests (--no-...: old RouterOS).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def nas_update(app: App, name: str, require_ma: bool | None, as_json: bool,
+               **options: Any) -> None:
+    """Change a NAS (what is not given stays)."""
+    from radius import nas as nas_service
+
+    box = app.box()
+    with app.transaction() as session:
+        row = nas_service.update_nas(session, box, name, require_message_authenticator=require_ma,
+                                     actor="cli", **options)
+        data = nas_service.summary(row)
+    emit(data, as_json, lambda d: f"NAS {d['name']} at {d['ip_address']} updated")
+
+
+@nas.command("delete")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Even with sessions open on it.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def nas_delete(app: App, name: str, force: bool, as_json: bool) -> None:
+    """Remove a NAS: RADIUS stops answering it."""
+    from radius import nas as nas_service
+
+    with app.transaction() as session:
+        data = nas_service.delete_nas(session, name, force=force, actor="cli")
+    emit(data, as_json, lambda d: f"NAS {d['name']} at {d['ip_address']} deleted"
+         + (f" ({d['open_sessions']} sessions were open on it)" if d["open_sessions"] else ""))
 
 
 @nas.command("types")
@@ -186,7 +226,8 @@ def accounting_ingest(app: App, spool_dir: Path | None) -> None:
 
     ingester = Ingester(session_factory(app.engine),
                         spool_dir or app.settings.data_dir / "radius" / "spool",
-                        limits=Limits.from_settings(app.settings))
+                        limits=Limits.from_settings(app.settings),
+                        node=app.settings.node_name)
     n = ingester.run_once()
     click.echo(f"applied {n} records, set aside {ingester.rejected}")
 

@@ -110,7 +110,7 @@ def auth_request(attrs: dict[str, str]) -> AuthRequest:
     """The policy's view of an Access-Request."""
     return AuthRequest(
         username=_unquote(attrs.get("User-Name")),
-        # the packet's source is the NAS as clients.conf knows it (and decides its type)
+        # the packet's source is the NAS as FreeRADIUS knows it (and decides its type)
         nas_ip=(attrs.get("Packet-Src-IP-Address") or attrs.get("Packet-Src-IPv6-Address")
                 or attrs.get("NAS-IP-Address")),
         calling_station_id=_unquote(attrs.get("Calling-Station-Id")),
@@ -147,7 +147,7 @@ class PolicyHook:
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     provisional: ProvisionalSessions = field(default_factory=ProvisionalSessions)
     monotonic: Callable[[], float] = time.monotonic
-    # A request from an address not in the NAS table (none reach us: clients.conf lists the
+    # A request from an address not in the NAS table (none reach us: nas-clients/ holds the
     # table) gets the profile that never accepts a suspended subscriber.
     unknown_nas_type: str = "other"
 

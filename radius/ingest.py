@@ -190,9 +190,11 @@ class Ingester:
         streams: list[Stream] | None = None,
         batch_size: int = 2000,
         limits: Limits = DEFAULT_LIMITS,
+        node: str = "",
     ) -> None:
         self.factory = factory
         self.spool_dir = spool_dir
+        self.node = node  # whose spool this is: the cursors are this node's own
         self.streams = streams or default_streams(spool_dir, limits)
         self.batch_size = batch_size
         self.applied = 0
@@ -207,12 +209,42 @@ class Ingester:
         return sum(self._drain(stream) for stream in self.streams)
 
     def _cursor(self, session: Session, stream: str) -> DetailCursor:
-        cursor = session.get(DetailCursor, stream, with_for_update=True)
+        cursor = session.get(DetailCursor, (self.node, stream), with_for_update=True)
         if cursor is None:
-            cursor = DetailCursor(stream=stream, file_name="", offset=0, records=0)
+            cursor = DetailCursor(node=self.node, stream=stream, file_name="", offset=0,
+                                  records=0)
+            legacy = self._legacy_cursor(session, stream)
+            if legacy is not None:
+                cursor.file_name, cursor.offset = legacy.file_name, legacy.offset
+                cursor.records = legacy.records
+                session.delete(legacy)
+                log.warning("%s: node %s takes over the cursor of the single-node setup "
+                            "(%s at %d)", stream, self.node, legacy.file_name, legacy.offset)
             session.add(cursor)
             session.flush()
         return cursor
+
+    def _legacy_cursor(self, session: Session, stream: str) -> DetailCursor | None:
+        """The cursor a version before node names left (node ""), if it describes this
+        node's spool: its file is here and at least as long as its offset. The node that
+        was upgraded in place takes it over; a new node with an empty spool does not."""
+        if not self.node:
+            return None
+        legacy = session.get(DetailCursor, ("", stream), with_for_update=True)
+        if legacy is None or not legacy.file_name:
+            return None
+        path = self.spool_dir / stream / legacy.file_name
+        try:
+            if path.stat().st_size < legacy.offset:
+                return None
+        except OSError:
+            return None
+        return legacy
+
+    def _place(self, name: str) -> str:
+        """A detail file as set-aside records name it: with the node, when there are nodes
+        (each node's spool has files of the same names)."""
+        return f"{self.node}/{name}" if self.node else name
 
     def _drain(self, stream: Stream) -> int:
         done = 0
@@ -253,7 +285,7 @@ class Ingester:
             torn = [Rejection(offset, data[:4096].decode("utf-8", "replace"),
                               "incomplete record at the end of a rotated file")] if data else []
             with self.factory() as session, session.begin():
-                rejects.set_aside(session, stream.name, name, torn)
+                rejects.set_aside(session, stream.name, self._place(name), torn)
                 self._move(session, stream.name, pending[1], 0, 0)
             self._report(stream.name, name, torn)
         return done
@@ -269,7 +301,7 @@ class Ingester:
                 refused = stream.handler(session, [r.attrs for r in batch])
                 aside = [Rejection(batch[i].offset, batch[i].attrs, why)
                          for i, why in sorted(refused.items())]
-                rejects.set_aside(session, stream.name, name, aside)
+                rejects.set_aside(session, stream.name, self._place(name), aside)
                 self._move(session, stream.name, name, batch[-1].end_offset,
                            len(batch) - len(aside))
             applied += len(batch) - len(aside)
@@ -278,7 +310,7 @@ class Ingester:
         def set_aside(rec: DetailRecord, exc: BaseException) -> None:
             aside = [Rejection(rec.offset, rec.attrs, describe(exc))]
             with self.factory() as session, session.begin():
-                rejects.set_aside(session, stream.name, name, aside)
+                rejects.set_aside(session, stream.name, self._place(name), aside)
                 self._move(session, stream.name, name, rec.end_offset, 0)
             self._report(stream.name, name, aside)
 
@@ -467,12 +499,14 @@ def _mark(session: Session, row: RejectedRecord, actor: str, now: dt.datetime,
                  after={"status": row.status, "outcome": row.outcome, "reason": row.reason})
 
 
-def prune_spool(spool_dir: Path, factory: sessionmaker[Session], keep_days: int = 7) -> int:
-    """Delete detail files older than *keep_days* that have been applied completely."""
+def prune_spool(spool_dir: Path, factory: sessionmaker[Session], keep_days: int = 7,
+                node: str = "") -> int:
+    """Delete detail files older than *keep_days* that node *node* has applied completely."""
     cutoff = time.time() - keep_days * 86400
     removed = 0
     with factory() as session:
-        cursors = {c.stream: c.file_name for c in session.scalars(select(DetailCursor))}
+        cursors = {c.stream: c.file_name for c in session.scalars(
+            select(DetailCursor).where(DetailCursor.node == node))}
     for stream in default_streams(spool_dir):
         if not stream.directory.is_dir():
             continue

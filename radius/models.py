@@ -113,10 +113,13 @@ class DetailCursor(Base):
 
     Updated in the same transaction as the records it covers, so a crash replays at most
     the uncommitted batch, and replays are harmless because applying a record is idempotent.
+    Each RADIUS node has its own spool, so its own cursors (``node``: its name; "" is the
+    single node of a version before nodes had names).
     """
 
     __tablename__ = "radius_detail_cursors"
 
+    node: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
     stream: Mapped[str] = mapped_column(String(32), primary_key=True)
     file_name: Mapped[str] = mapped_column(String(255), default="")
     offset: Mapped[int] = mapped_column(BigInteger, default=0)

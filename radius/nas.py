@@ -7,15 +7,15 @@ import ipaddress
 import re
 import ssl
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from radbill import audit
 from radbill.crypto import SecretBox
 from radbill.db import AUTH_FEED, bump
-from radbill.errors import Conflict, InvalidInput
-from radius.models import Nas
+from radbill.errors import Conflict, InvalidInput, NotFound
+from radius.models import Nas, RadiusSession
 from radius.nas_profiles import nas_types
 
 ENFORCE_VIA = ("coa", "api")
@@ -87,7 +87,7 @@ def create_nas(
     enforce_via: str = "coa",
     actor: str = "system",
 ) -> Nas:
-    """Register a NAS. FreeRADIUS picks it up at its next start (`radbill radius run`)."""
+    """Register a NAS. Running RADIUS nodes answer it within seconds (:mod:`radius.clients`)."""
     if not _NAME_RE.fullmatch(name or ""):
         raise InvalidInput(f"invalid NAS name {name!r}: 1-64 letters, digits and . _ -")
     try:
@@ -157,3 +157,84 @@ def summary(nas: Nas) -> dict[str, object]:
         "api_tls": nas.api_tls_mode,
         "enforce_via": nas.enforce_via,
     }
+
+
+def get_nas(session: Session, name: str, *, lock: bool = False) -> Nas:
+    """The NAS called *name*; :class:`NotFound` if there is none."""
+    stmt = select(Nas).where(Nas.name == name)
+    nas = session.scalar(stmt.with_for_update() if lock else stmt)
+    if nas is None:
+        raise NotFound(f"no NAS named {str(name)[:64]!r}")
+    return nas
+
+
+def update_nas(
+    session: Session,
+    box: SecretBox,
+    name: str,
+    *,
+    ip: str | None = None,
+    secret: str | None = None,
+    nas_type: str | None = None,
+    coa_port: int | None = None,
+    require_message_authenticator: bool | None = None,
+    actor: str = "system",
+) -> Nas:
+    """Change a NAS's address, secret, type, CoA port or Message-Authenticator rule (what is
+    None stays). Running RADIUS nodes follow within seconds (:mod:`radius.clients`)."""
+    nas = get_nas(session, name, lock=True)
+    before = summary(nas)
+    changes: dict[str, object] = {}
+    if ip is not None:
+        try:
+            changes["ip_address"] = str(ipaddress.ip_address(ip.strip()))
+        except ValueError:
+            raise InvalidInput(f"invalid IP address {ip!r}") from None
+    if secret is not None:
+        changes["secret_enc"] = box.encrypt(validate_secret(secret))
+    if nas_type is not None:
+        supported = nas_types()
+        if nas_type not in supported:
+            raise InvalidInput(f"unknown NAS type {str(nas_type)[:32]!r}: use one of "
+                               f"{', '.join(supported)}")
+        changes["nas_type"] = nas_type
+    if coa_port is not None:
+        if not 1 <= coa_port <= 65535:
+            raise InvalidInput(f"CoA port {coa_port} is outside 1-65535")
+        changes["coa_port"] = coa_port
+    if require_message_authenticator is not None:
+        changes["require_message_authenticator"] = require_message_authenticator
+    try:
+        with session.begin_nested():
+            for key, value in changes.items():
+                setattr(nas, key, value)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"a NAS at {changes.get('ip_address')} already exists") from None
+    after = summary(nas)
+    if after == before and secret is None:
+        return nas
+    bump(session, AUTH_FEED)
+    audit.record(session, actor=actor, action="nas.update", entity="nas", entity_id=nas.id,
+                 before=before, after={**after, "secret_changed": secret is not None})
+    return nas
+
+
+def delete_nas(session: Session, name: str, *, force: bool = False, actor: str = "system"
+               ) -> dict[str, object]:
+    """Remove a NAS (running RADIUS nodes stop answering it within seconds). Refused while
+    accounting has sessions open on it, unless *force* (they are closed by the stale-session
+    job when its accounting stops)."""
+    nas = get_nas(session, name, lock=True)
+    open_sessions = session.scalar(select(func.count()).select_from(RadiusSession).where(
+        RadiusSession.nas_ip == nas.ip_address, RadiusSession.stopped_at.is_(None))) or 0
+    if open_sessions and not force:
+        raise Conflict(f"NAS {nas.name} has {open_sessions} open sessions: move its "
+                       "subscribers first, or delete it with --force")
+    before = summary(nas)
+    session.delete(nas)
+    session.flush()
+    bump(session, AUTH_FEED)
+    audit.record(session, actor=actor, action="nas.delete", entity="nas", entity_id=nas.id,
+                 before=before, after={"open_sessions": open_sessions})
+    return {**before, "open_sessions": open_sessions}

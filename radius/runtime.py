@@ -7,7 +7,7 @@ from pathlib import Path
 
 from radbill.config import Settings
 from radbill.crypto import secret_box
-from radbill.db import make_engine
+from radbill.db import ChangeListener, make_engine
 from radius.hook import PolicyHook, policy_config
 from radius.liveness import LoginThrottle, ProvisionalSessions
 from radius.nas_profiles import profiles
@@ -53,7 +53,9 @@ def start_policy(config: dict[str, str]) -> tuple[PolicyHook, SnapshotRefresher]
     ) else make_engine(settings.database_url, pool_size=1, max_overflow=1)
     log.info("NAS types: %s", ", ".join(profiles()))  # a broken profile file fails the start
     snapshot = AuthSnapshot()
-    refresher = SnapshotRefresher(snapshot, engine, box, settings.snapshot_poll_ms / 1000)
+    refresher = SnapshotRefresher(
+        snapshot, engine, box, settings.snapshot_poll_ms / 1000,
+        listener=None if settings.is_sqlite else ChangeListener(settings.database_url))
     if refresher.refresh_once():
         log.info("policy ready: %d subscribers, %d plans, %d users online",
                  len(snapshot.subscribers), len(snapshot.plans), len(snapshot.online))

@@ -9,6 +9,7 @@ it exits, the ingester drains what it can and stops.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import shutil
@@ -26,10 +27,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from radbill.config import PROJECT_ROOT, Settings
-from radbill.crypto import SecretBox, secret_box
+from radbill.crypto import SecretBox, key_matches, key_path, secret_box
 from radbill.db import engine_from_settings, session_factory
 from radbill.secure import make_private, warn_if_exposed
 from radius.accounting import Limits
+from radius.clients import ClientSync
 from radius.ingest import Ingester, Stream, default_streams
 from radius.models import Nas
 from radius.sessioncheck import SessionCheck
@@ -37,6 +39,7 @@ from radius.sessioncheck import SessionCheck
 log = logging.getLogger("radbill.radius")
 
 TEMPLATE_DIR = PROJECT_ROOT / "raddb"
+CLIENTS_DIR = "nas-clients"  # one client definition per NAS, named by its address
 MIN_VERSION = (3, 2, 5)
 
 
@@ -89,21 +92,48 @@ def _quote(value: str) -> str:
     return value
 
 
-def clients_conf(nas_rows: list[Nas], box: SecretBox) -> str:
-    """``clients.conf`` for every NAS in the table."""
-    parts = ["# Rendered by radbill from the NAS table. Do not edit: run 'radbill nas ...'.\n"]
-    for nas in nas_rows:
-        mauth = "yes" if nas.require_message_authenticator else "no"
-        parts.append(
-            f"client nas_{nas.id} {{\n"
+def client_file(nas: Nas, box: SecretBox) -> str:
+    """The client definition of one NAS, as FreeRADIUS reads it from ``nas-clients/<ip>``."""
+    mauth = "yes" if nas.require_message_authenticator else "no"
+    return (f"client nas_{nas.id} {{\n"
             f"\tipaddr = {nas.ip_address}\n"
             f'\tsecret = "{_quote(box.decrypt(nas.secret_enc))}"\n'
             f"\tshortname = {nas.name}\n"
             f"\tnas_type = other\n"
             f"\trequire_message_authenticator = {mauth}\n"
             f"\tlimit_proxy_state = yes\n"
-            f"}}\n"
-        )
+            f"}}\n")
+
+
+def client_path(address: str) -> str:
+    """Where in ``nas-clients/`` the definition of the NAS at *address* is: under its
+    family, named by the address (what FreeRADIUS looks up)."""
+    family = "ipv6" if ipaddress.ip_address(address).version == 6 else "ipv4"
+    return f"{family}/{address}"
+
+
+def client_files(nas_rows: list[Nas], box: SecretBox) -> dict[str, str]:
+    """Every NAS's client definition, by :func:`client_path`."""
+    return {client_path(nas.ip_address): client_file(nas, box) for nas in nas_rows}
+
+
+def clients_conf() -> str:
+    """``clients.conf``: no NAS of its own, but every address may be a NAS whose definition
+    is in ``nas-clients/`` (loaded at start; a new file is read at the NAS's first packet;
+    a changed or removed one after ``radmin del client``, see :mod:`radius.clients`). A
+    lifetime of 0: a loaded NAS stays until it is changed, so no request of one NAS ever
+    waits for another's look-up."""
+    parts = ["# Rendered by radbill. The NAS are in nas-clients/, one file per address, "
+             "kept in step\n# with the NAS table by 'radbill radius run'. Do not edit.\n"]
+    for family, key, network in (("ipv4", "ipaddr", "0.0.0.0/0"), ("ipv6", "ipv6addr", "::/0")):
+        parts.append(f"client radbill_nas_{family} {{\n"
+                     f"\t{key} = {network}\n"
+                     f"\tdynamic_clients = radbill_clients\n"
+                     f"\tdirectory = ${{confdir}}/{CLIENTS_DIR}/{family}/\n"
+                     f"\tlifetime = 0\n"
+                     f"\trequire_message_authenticator = yes\n"
+                     f"\tlimit_proxy_state = yes\n"
+                     f"}}\n")
     return "\n".join(parts)
 
 
@@ -142,8 +172,9 @@ def render(
         "AUTH_PORT": str(auth_port),
         "ACCT_PORT": str(acct_port),
     }
-    clients_file = layout.raddb / "clients.conf"
-    previous_clients = clients_file.read_text() if clients_file.exists() else None
+    clients_dir = layout.raddb / CLIENTS_DIR
+    previous_clients = ({str(p.relative_to(clients_dir)): p.read_text()
+                         for p in clients_dir.glob("ipv*/*")} if clients_dir.is_dir() else None)
     if nas_rows is None and previous_clients is None:
         raise RadiusError("the database is unreachable and there is no previous client list "
                           f"in {layout.raddb}: cannot know which NAS to answer")
@@ -161,12 +192,16 @@ def render(
         if re.search(r"@[A-Z_]+@", text):
             raise RadiusError(f"unfilled placeholder in {src}")
         dst.write_text(text)
-    clients_file.write_text(clients_conf(nas_rows, box) if nas_rows is not None
-                            else previous_clients or "")
+    (layout.raddb / "clients.conf").write_text(clients_conf())
+    for family in ("ipv4", "ipv6"):
+        (clients_dir / family).mkdir(parents=True)
+    files = client_files(nas_rows, box) if nas_rows is not None else previous_clients or {}
+    for path, text in files.items():
+        (clients_dir / path).write_text(text)
     (layout.raddb / "log").mkdir(exist_ok=True)
     for sub in ("acct", "postauth"):
         (layout.spool / sub).mkdir(parents=True, exist_ok=True)
-    # the module configuration holds the database URL, clients.conf the NAS secrets
+    # the module configuration holds the database URL, nas-clients/ the NAS secrets
     make_private(layout.raddb)
     make_private(layout.spool)
     return layout.raddb
@@ -181,6 +216,14 @@ def check_config(binary: str, raddb: Path) -> None:
         raise RadiusError(f"FreeRADIUS rejected the configuration in {raddb}:\n{tail}")
 
 
+def wrong_key(settings: Settings) -> str:
+    """The one line a node started with another at-rest key than the database's says."""
+    where = "RADBILL_SECRET_KEY" if settings.secret_key else str(key_path(settings))
+    return (f"the secret key in {where} is not the key this database's secrets were "
+            "written with: every node needs the same key (copy it from a running node, "
+            "mode 0600, owned by radbill)")
+
+
 def prepare(settings: Settings, base: Path, *, auth_port: int, acct_port: int,
             listen: str) -> tuple[str, Layout]:
     """Render and check the configuration for a server under *base*."""
@@ -192,6 +235,8 @@ def prepare(settings: Settings, base: Path, *, auth_port: int, acct_port: int,
         with session_factory(engine)() as session:
             from radius.nas import list_nas
 
+            if not key_matches(session, box):
+                raise RadiusError(wrong_key(settings))
             nas_rows = list_nas(session)
     except OperationalError as exc:
         # Starting during a database outage must work: answer the NAS list of the last start,
@@ -213,7 +258,7 @@ def prepare(settings: Settings, base: Path, *, auth_port: int, acct_port: int,
 
 
 def housekeeping(factory: sessionmaker[Session], spool: Path, interim_interval: int,
-                 stop: threading.Event, keep_days: int = 7) -> None:
+                 stop: threading.Event, node: str = "", keep_days: int = 7) -> None:
     """Once per interim interval: close sessions silent for three intervals, delete detail
     files older than *keep_days* that have been applied completely, and forget set-aside
     records replayed more than 30 days ago. Never raises."""
@@ -232,7 +277,7 @@ def housekeeping(factory: sessionmaker[Session], spool: Path, interim_interval: 
             if n:
                 log.warning("closed %d stale sessions (no accounting for %d s)", n,
                             3 * interim_interval)
-            removed = prune_spool(spool, factory, keep_days)
+            removed = prune_spool(spool, factory, keep_days, node)
             if removed:
                 log.info("removed %d applied detail files older than %d days", removed,
                          keep_days)
@@ -290,15 +335,17 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
     streams = [Stream(s.name, s.directory, checker.watch(s.handler)) if s.name == "postauth"
                else s for s in default_streams(layout.spool, Limits.from_settings(settings))]
     ingester = Ingester(session_factory(engine), layout.spool, streams=streams,
-                        limits=Limits.from_settings(settings))
+                        limits=Limits.from_settings(settings), node=settings.node_name)
     worker = threading.Thread(target=ingester.run_forever, name="radbill-ingest", daemon=True)
     worker.start()
     threading.Thread(target=checker.run_forever, name="radbill-sessioncheck",
                      daemon=True).start()
+    clients = ClientSync(session_factory(engine), secret_box(settings), layout.raddb)
+    threading.Thread(target=clients.run_forever, name="radbill-clients", daemon=True).start()
     stale_stop = threading.Event()
     threading.Thread(target=housekeeping, name="radbill-housekeeping", daemon=True,
                      args=(session_factory(engine), layout.spool, settings.interim_interval,
-                           stale_stop)).start()
+                           stale_stop, settings.node_name)).start()
     cmd = [binary, "-f", "-l", "stdout", "-d", str(layout.raddb), "-n", "radiusd"]
     if debug:
         cmd.append("-xx")
@@ -310,6 +357,7 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
         signal.signal(sig, stopper.forward)
     code = stopper.wait()
     stale_stop.set()
+    clients.stop()
     checker.stop()
     ingester.stop()
     worker.join(timeout=10)

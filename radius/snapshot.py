@@ -3,7 +3,9 @@
 rlm_python3 runs one Python call at a time for the whole server, so ``authorize`` must never
 wait on I/O. :class:`AuthSnapshot` holds every subscriber and plan as frozen records plus the
 open-session count per user; :class:`SnapshotRefresher` keeps it current from a background
-thread by polling the change feeds (see :func:`radbill.db.bump`) a few times a second.
+thread: on PostgreSQL it is woken by ``NOTIFY`` when a change commits
+(:class:`radbill.db.ChangeListener`), and it polls the change feeds (see
+:func:`radbill.db.bump`) a few times a second anyway, the only way on SQLite.
 
 When the database is unreachable the snapshot keeps serving the last state it had, the
 refresher logs loudly and retries with back-off, and recovers by itself. A database error is
@@ -27,7 +29,7 @@ from billing.isp import billed_until
 from billing.models import Plan, Subscriber
 from billing.plans import plan_burst, plan_fup_rate, plan_rate
 from radbill.crypto import SecretBox, SecretError
-from radbill.db import AUTH_FEED, ChangeCounter
+from radbill.db import AUTH_FEED, ChangeCounter, ChangeListener
 from radius import accounting
 from radius.liveness import SessionRef
 from radius.models import Nas
@@ -189,6 +191,7 @@ class SnapshotRefresher(threading.Thread):
         poll_seconds: float = 0.25,
         max_backoff: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        listener: ChangeListener | None = None,
     ) -> None:
         super().__init__(name="radbill-snapshot", daemon=True)
         self.snapshot = snapshot
@@ -197,6 +200,11 @@ class SnapshotRefresher(threading.Thread):
         self.poll_seconds = poll_seconds
         self.max_backoff = max_backoff
         self.clock = clock
+        # PostgreSQL: woken by NOTIFY at every change (see radbill.db.bump); polling stays
+        # the fallback when there is no listener or it fails
+        self.listener = listener
+        self.listening = False
+        self._listen_retry_at = 0.0
         self._stop_event = threading.Event()
         self._failures = 0
 
@@ -239,10 +247,47 @@ class SnapshotRefresher(threading.Thread):
             delay = self.poll_seconds if ok else min(
                 self.max_backoff, self.poll_seconds * 2 ** min(self._failures, 6)
             )
+            self.wait_for_change(delay)
+
+    LISTEN_RETRY_S = 30.0
+    STOP_SLICE_S = 0.25
+
+    def wait_for_change(self, delay: float) -> bool:
+        """Wait until the next refresh: *delay* seconds, or less when the database notifies
+        a change. True if a notification woke it. A listener that fails is dropped for
+        :attr:`LISTEN_RETRY_S` (polling meanwhile), with one log line each way."""
+        listener = self.listener
+        if listener is None or self.clock() < self._listen_retry_at:
             self._stop_event.wait(delay)
+            return False
+        try:
+            listener.connect()
+            if not self.listening:
+                log.info("listening for changes: a change is applied when it commits")
+                self.listening = True
+            # in slices, so that stop() is not held up by a long poll interval
+            end = time.monotonic() + delay
+            while not self._stop_event.is_set():
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                if listener.wait(min(left, self.STOP_SLICE_S)):
+                    return True
+            return False
+        except Exception as exc:  # noqa: BLE001 - polling goes on; retried later
+            if self.listening or not self._listen_retry_at:
+                log.warning("change notifications unavailable (%s): polling every %d ms",
+                            f"{type(exc).__name__}: {exc}".splitlines()[0],
+                            round(self.poll_seconds * 1000))
+            self.listening = False
+            self._listen_retry_at = self.clock() + self.LISTEN_RETRY_S
+            self._stop_event.wait(delay)
+            return False
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the thread to finish and wait for it."""
         self._stop_event.set()
         if self.is_alive():
             self.join(timeout)
+        if self.listener is not None and not self.is_alive():
+            self.listener.close()

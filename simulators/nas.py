@@ -38,7 +38,7 @@ from typing import Any, TypeVar, cast
 from pyrad import packet
 
 from coa.dictionary import dictionary
-from coa.transport import RadiusTransport
+from coa.transport import Exchange, RadiusTransport
 from simulators.radius_client import fill_login
 from simulators.routeros import ApiServer, ApiTrap, anonymous_tls_context
 
@@ -105,6 +105,7 @@ class Counters:
     dropped: int = 0
     discarded: int = 0  # failed authenticator / Message-Authenticator / Event-Timestamp
     acct_lost: int = 0
+    failovers: int = 0  # requests a server did not answer, sent to the next one
 
 
 class NasSimulator:
@@ -115,9 +116,16 @@ class NasSimulator:
                  coa_port: int = 0, api_port: int | None = None,
                  api_tls_port: int | None = None, tls: ssl.SSLContext | None = None,
                  api_user: str = "radbill", api_password: str = "api-secret",  # noqa: S107 - simulator
-                 pool: str = "100.64.0.0", seed: int | None = None) -> None:
+                 pool: str = "100.64.0.0", seed: int | None = None,
+                 secondary: tuple[str, int, int] | None = None) -> None:
         self.nas_ip, self.server = nas_ip, server
         self.auth_port, self.acct_port = auth_port, acct_port
+        # A secondary RADIUS server (address, auth port, acct port), as a router lists a
+        # second /radius entry: a request the primary does not answer goes there, and the
+        # primary is skipped for dead_time seconds after that (then tried again first).
+        self.servers = [(server, auth_port, acct_port)] + ([secondary] if secondary else [])
+        self.dead_time = 10.0
+        self._down_until: dict[int, float] = {}
         self.secret = secret.encode()
         self.coa_port = coa_port
         self.api_port, self.api_tls_port, self.tls = api_port, api_tls_port, tls
@@ -196,6 +204,31 @@ class NasSimulator:
 
     # -- RADIUS client side -------------------------------------------------------------
 
+    async def _send(self, pkt: packet.Packet, port: int, *, timeout: float, retries: int
+                    ) -> Exchange:
+        """Send *pkt* to the first server that is not marked down (*port*: 1 auth, 2 acct);
+        without an answer, mark it down and try the next. The last server gets every retry,
+        the others one send, as a router with two servers fails over after one timeout."""
+        assert self._transport is not None
+        now = time.monotonic()
+        order = [i for i in range(len(self.servers)) if self._down_until.get(i, 0) <= now]
+        order += [i for i in range(len(self.servers)) if i not in order]  # all down: try anyway
+        ex = None
+        for n, i in enumerate(order):
+            host, auth_port, acct_port = self.servers[i]
+            last = n == len(order) - 1
+            addr = (host, auth_port if port == 1 else acct_port)
+            ex = await self._transport.request(pkt, addr, timeout=timeout,
+                                               retries=retries if last else 0)
+            if ex.reply is not None:
+                self._down_until.pop(i, None)
+                return ex
+            if not last:
+                self._down_until[i] = time.monotonic() + self.dead_time
+                self.counters.failovers += 1
+        assert ex is not None
+        return ex
+
     def _address(self, number: int) -> str:
         return socket.inet_ntoa((self._pool_base + number).to_bytes(4, "big"))
 
@@ -211,8 +244,7 @@ class NasSimulator:
         assert self._transport is not None
         self._creds[username] = (password, method, service, mac)
         pkt = self._auth_packet(username, password, method, service, mac)
-        ex = await self._transport.request(pkt, (self.server, self.auth_port), timeout=2,
-                                           retries=2)
+        ex = await self._send(pkt, 1, timeout=2, retries=2)
         if ex.reply is None or ex.reply.code != packet.AccessAccept:
             return LoginResult(False, None, _text_attrs(ex.reply) if ex.reply else {})
         reply = _text_attrs(ex.reply)
@@ -247,8 +279,7 @@ class NasSimulator:
             pkt["Acct-Output-Gigawords"] = sess.output_bytes >> 32
             if cause:
                 pkt["Acct-Terminate-Cause"] = cause
-        ex = await self._transport.request(pkt, (self.server, self.acct_port), timeout=1,
-                                           retries=5)
+        ex = await self._send(pkt, 2, timeout=1, retries=5)
         if ex.reply is None:
             self.counters.acct_lost += 1
         return ex.reply is not None

@@ -73,8 +73,11 @@ class RadiusServer(RadbillProcess):
             "RADBILL_DATABASE_URL": database_url,
             "RADBILL_DATA_DIR": str(data_dir),
             "RADBILL_RADIUS_REJECT_DELAY": "0",
+            # each server is a node of its own (its own spool, its own cursors)
+            "RADBILL_NODE_NAME": data_dir.name,
             **env,
         }
+        self.node = self.env["RADBILL_NODE_NAME"]
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
 

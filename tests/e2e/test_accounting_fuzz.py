@@ -389,7 +389,7 @@ def test_fuzz_every_valid_record_arrives_and_every_bad_one_is_set_aside(
         with factory() as s:
             for stream in ("acct", "postauth"):
                 end = spool_end(radius.spool, stream)
-                cur = s.get(DetailCursor, stream)
+                cur = s.get(DetailCursor, (radius.node, stream))
                 if end is None or cur is None or (cur.file_name, cur.offset) != end:
                     return False
         return True

@@ -64,7 +64,7 @@ def test_the_issue_inputs_are_set_aside_or_stored_and_the_rest_applied(db, tmp_p
         "latin1": "User-Name='jos\\udce9' is not UTF-8",
     }
     with session_factory(db)() as s:
-        cursor = s.get(DetailCursor, "acct")
+        cursor = s.get(DetailCursor, ("", "acct"))
         assert cursor is not None
         assert cursor.offset == (tmp_path / "acct" / FILE).stat().st_size
 
