@@ -226,16 +226,14 @@ local_database() {
 settings() {
     local url="$DATABASE_URL" new
     if [ -z "$DATABASE_URL" ]; then
-        url=$(local_database)
-        if [ -f "$ENV_FILE" ] && [ -z "$url" ]; then url=$(sed -n 's/^RADBILL_DATABASE_URL=//p' "$ENV_FILE"); fi
+        url=$(local_database)  # a URL only when it set a new role password
         [ -f "$ETC/.database-made-here" ] || touch "$ETC/.database-made-here"
     fi
     new=$(mktemp)
     if [ -f "$ENV_FILE" ]; then
-        # the operator's file stays; only a new database URL (a new role password) is written
+        # the operator's file stays as it is; only a new database URL is written into it
         if [ -n "$url" ]; then
-            grep -v '^RADBILL_DATABASE_URL=' "$ENV_FILE" > "$new" || true
-            echo "RADBILL_DATABASE_URL=$url" >> "$new"
+            sed "s|^RADBILL_DATABASE_URL=.*|RADBILL_DATABASE_URL=$url|" "$ENV_FILE" > "$new"
         else
             cp "$ENV_FILE" "$new"
         fi
@@ -316,12 +314,12 @@ uninstall() {
     say "purged $DATA, $ETC and the radbill user"
 }
 
-[ "$(id -u)" -eq 0 ] || die "run as root"
 platform
 if [ "$MODE" = check ]; then
     say "$DISTRO: supported (Python $PYTHON_WANTED, FreeRADIUS >= 3.2.5${BACKPORTS:+ from $BACKPORTS})"
     exit 0
 fi
+[ "$(id -u)" -eq 0 ] || die "run as root"
 if [ "$MODE" = uninstall ]; then uninstall; exit 0; fi
 
 CHANGED=0 CODE_CHANGED=0
