@@ -22,9 +22,38 @@ def alembic_config(engine: Engine) -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to *revision*."""
     cfg = alembic_config(engine)
+    if engine.dialect.name == "sqlite":
+        _upgrade_sqlite(engine, cfg, revision)
+        return
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
+
+
+def _upgrade_sqlite(engine: Engine, cfg: Config, revision: str) -> None:
+    """SQLite's batch mode rebuilds a table by copy, drop and rename. With foreign keys
+    enforced, dropping a table other rows point at fails (a plan with subscribers), and its
+    ON DELETE actions would fire on the rows that point at it. So, as SQLite's documentation
+    prescribes for schema changes, they are off during the migration (the pragma is ignored
+    inside a transaction) and checked before it commits: a dangling reference rolls it all
+    back."""
+    with engine.connect() as connection:
+        # on the driver's connection: SQLAlchemy's would open a transaction first (BEGIN)
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with connection.begin():
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, revision)
+                dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if dangling:
+                    table, rowid, parent, _ = dangling[0]
+                    raise RuntimeError(f"migration left {len(dangling)} rows pointing nowhere "
+                                       f"(first: {table} row {rowid} -> {parent}); nothing "
+                                       "was changed")
+        finally:
+            raw.execute("PRAGMA foreign_keys=ON")
 
 
 def current_revision(engine: Engine) -> str | None:
