@@ -101,7 +101,7 @@ def exec_start(root: SysRoot, unit: Path, extra_env: Mapping[str, str] | None = 
     user, group = u["User"][0], u.get("Group", u["User"])[0]
     env.update({"USER": user, "LOGNAME": user, "HOME": "/var/lib/radbill"})
     workdir = u.get("WorkingDirectory", ["/"])[0]
-    wrapped = ["chroot", f"--userspec={user}:{group}", str(root.path), "/bin/sh", "-c",
+    wrapped = ["/usr/sbin/chroot", f"--userspec={user}:{group}", str(root.path), "/bin/sh", "-c",
                f"umask {u.get('UMask', ['0022'])[0]}; cd {shlex.quote(workdir)} && exec "
                + shlex.join(argv)]
     return wrapped, env

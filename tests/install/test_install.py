@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import signal
 import socket
 import stat
@@ -37,6 +38,7 @@ from tests.pgserver import free_tcp_port
 REPO = Path(__file__).resolve().parents[2]
 UNITS = ["radbill-radius", "radbill-web", "radbill-scheduler", "radbill-enforcement",
          "radbill-notify"]
+RELEASE = "/usr/src/radbill"  # the release, as an operator unpacks it on the server
 INSTALLED = ["etc/radbill", "opt/radbill", "var/lib/radbill", "usr/local/bin/radbill",
              *[f"etc/systemd/system/{u}.service" for u in UNITS],
              "etc/systemd/system/radbill.target"]
@@ -63,7 +65,7 @@ class Installed:
     role_after: str = ""
 
     def install(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.root.run("bash", f"{REPO}/scripts/install.sh", "--db-name", self.db_name,
+        return self.root.run("bash", f"{RELEASE}/scripts/install.sh", "--db-name", self.db_name,
                              "--db-user", self.db_name, *args, env=self.pg, check=check)
 
     def url(self) -> str:
@@ -108,6 +110,8 @@ def installed(pg_admin_url: str) -> Iterator[Installed]:
     root = SysRoot().mount()
     state = Installed(root, pg, name, "", "")
     try:
+        shutil.copytree(REPO, root / RELEASE, ignore=shutil.ignore_patterns(
+            ".git", ".venv", "var", "test-artifacts", "__pycache__", "*.egg-info"))
         state.first = state.install().stdout
         state.before, state.role_before = snapshot(root), role_password(pg_admin_url, name)
         state.second = state.install().stdout
