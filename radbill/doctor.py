@@ -7,11 +7,13 @@ that cannot run says why instead of stopping the others.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import os
 import shutil
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, text
 
@@ -21,6 +23,7 @@ OK, WARN, PROBLEM = "ok", "warn", "problem"
 MIN_FREE_BYTES = 1 << 30  # below 1 GiB free the accounting spool is at risk
 MAX_SKEW_SECONDS = 5.0
 API_TIMEOUT = 2.0
+COA_TIMEOUT = 1.0  # first wait; one retry doubles it: a silent NAS costs 3 s
 
 
 @dataclass(frozen=True)
@@ -95,30 +98,79 @@ def disk(settings: Settings, engine: Engine) -> Iterator[Finding]:
 
 
 def nas_devices(settings: Settings, engine: Engine) -> Iterator[Finding]:
+    """Per NAS: Message-Authenticator required; CoA answered (a Disconnect-Request for a
+    session that cannot exist: a NAS with the right secret NAKs it, one with another secret
+    or none at that address stays silent); the RouterOS API logged into and read
+    (``/system/identity``). Nothing on a router is changed."""
+    from coa.queue import nas_refs
+    from radbill.crypto import secret_box
     from radbill.db import session_factory
     from radius.nas import list_nas
 
+    box = secret_box(settings, create=False)
     with session_factory(engine)() as session:
-        rows = [(n.name, n.ip_address, n.require_message_authenticator, n.api_port)
+        rows = [(n.name, n.ip_address, n.require_message_authenticator)
                 for n in list_nas(session)]
+        refs = nas_refs(session, box)
     if not rows:
         yield Finding(WARN, "nas", "no NAS yet: 'radbill nas create'")
-    for name, ip, require_ma, api_port in rows:
+        return
+    for name, ip, require_ma in rows:
         if not require_ma:
             yield Finding(PROBLEM, "nas", f"{name} ({ip}) is accepted without "
                           "Message-Authenticator (BlastRADIUS): set it on the router and here")
-        if api_port:
-            try:
-                with socket.create_connection((ip, api_port), timeout=API_TIMEOUT):
-                    pass
-                yield Finding(OK, "nas", f"{name}: RouterOS API at {ip}:{api_port} answers")
-            except OSError as exc:
-                yield Finding(PROBLEM, "nas", f"{name}: RouterOS API at {ip}:{api_port} "
-                              f"unreachable ({exc.strerror or exc}): enforcement falls back "
-                              "to RADIUS CoA only")
-        else:
-            yield Finding(OK, "nas", f"{name} ({ip}): CoA only (not probed: a probe would "
-                          "be a request to the router)")
+    answers = asyncio.run(_probe_all([(name, refs[ip][0]) for name, ip, _ in rows]))
+    for finding in answers:
+        yield finding
+
+
+COA_PROBE_USER = "radbill-doctor-probe"  # no subscriber has it: nothing is disconnected
+
+
+async def _probe_all(targets: list[tuple[str, Any]]) -> list[Finding]:
+    from coa.radius import CoaController
+    from coa.routeros import RouterOsController
+    from coa.transport import RadiusTransport
+
+    transport = await RadiusTransport(sockets=1).start()
+    coa = CoaController(transport, timeout=COA_TIMEOUT, retries=1)
+    api = RouterOsController(timeout=API_TIMEOUT)
+    try:
+        results = await asyncio.gather(*(_probe(name, ref, coa, api) for name, ref in targets))
+    finally:
+        await api.close()
+        transport.close()
+    return [f for found in results for f in found]
+
+
+async def _probe(name: str, ref: Any, coa: Any, api: Any) -> list[Finding]:
+    from coa.controller import Outcome, SessionRef
+
+    out = []
+    probe = SessionRef(username=COA_PROBE_USER, acct_session_id=f"radbill-doctor-{os.getpid()}",
+                       framed_ip=None)
+    where = f"{ref.ip}:{ref.coa_port}"
+    result = await coa.disconnect(ref, probe)
+    if result.outcome in (Outcome.GONE, Outcome.NAK):
+        out.append(Finding(OK, "nas", f"{name}: CoA at {where} answers, the secret matches"))
+    elif result.outcome is Outcome.ACK:
+        out.append(Finding(WARN, "nas", f"{name}: CoA at {where} acknowledged disconnecting a "
+                           "session that does not exist: check the router's CoA settings"))
+    else:
+        out.append(Finding(PROBLEM, "nas", f"{name}: CoA at {where} does not answer "
+                           "(unreachable, CoA off, or another secret): suspensions cannot "
+                           "reach logged-in subscribers"))
+    if ref.api_port:
+        try:
+            ident = await api.identity(ref)
+            out.append(Finding(OK, "nas", f"{name}: RouterOS API at {ref.ip}:{ref.api_port} "
+                               f"logged in (router {ident!r})"))
+        except Exception as exc:  # noqa: BLE001 - any failure is the finding
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            out.append(Finding(PROBLEM, "nas", f"{name}: RouterOS API at {ref.ip}:"
+                               f"{ref.api_port} unreachable or refused ({first}): enforcement "
+                               "falls back to RADIUS CoA only"))
+    return out
 
 
 def gateways(settings: Settings, engine: Engine) -> Iterator[Finding]:

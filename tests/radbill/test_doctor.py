@@ -63,6 +63,39 @@ def test_each_problem_is_named_in_plain_words(cli, tmp_path: Path) -> None:  # t
             f"644): chmod 600 {tmp_path / 'secret.key'}") in found["file modes"]
     (level, message), = found["gateways"]
     assert level == "problem" and message.startswith(f"{tmp_path / 'gateways.json'}: ")
-    (level, message), = found["nas"]
+    (level, message), = [f for f in found["nas"] if "RouterOS API" in f[1]]
     assert level == "problem" and message.startswith(f"core: RouterOS API at 127.0.0.1:{closed} "
                                                      "unreachable")
+
+
+def test_each_nas_is_probed_by_coa_and_api(cli) -> None:  # type: ignore[no-untyped-def]
+    """A NAS with the secret and API password radbill has: both answer. One whose secret
+    and API password differ from radbill's: CoA stays silent (its answer does not verify)
+    and the API login is refused. The probe is a Disconnect-Request for a user no subscriber
+    has, and an API read: nothing on a router changes."""
+    from simulators.nas import NasSimulator
+    from tests.pgserver import free_tcp_port
+
+    coa, api = free_tcp_port(), free_tcp_port()
+    good = NasSimulator(nas_ip="127.0.0.1", secret="right-secret-1", coa_port=coa,
+                        api_port=api, api_password="api-pass-1").start()
+    other = NasSimulator(nas_ip="127.0.0.2", secret="routers-secret", coa_port=coa,
+                         api_port=api, api_password="routers-pass").start()
+    try:
+        cli("nas", "create", "good", "--ip", "127.0.0.1", "--secret", "right-secret-1",
+            "--coa-port", str(coa), "--api-user", "radbill", "--api-password", "api-pass-1",
+            "--api-port", str(api))
+        cli("nas", "create", "bad", "--ip", "127.0.0.2", "--secret", "wrong-secret-1",
+            "--coa-port", str(coa), "--api-user", "radbill", "--api-password", "wrong-pass",
+            "--api-port", str(api))
+        found = findings(cli, ok=False)["nas"]
+    finally:
+        good.stop()
+        other.stop()
+    assert ("ok", f"good: CoA at 127.0.0.1:{coa} answers, the secret matches") in found
+    assert ("ok", f"good: RouterOS API at 127.0.0.1:{api} logged in (router 'sim-nas')") in found
+    assert ("problem", f"bad: CoA at 127.0.0.2:{coa} does not answer (unreachable, CoA off, "
+            "or another secret): suspensions cannot reach logged-in subscribers") in found
+    (api_bad,) = [m for level, m in found if m.startswith("bad: RouterOS API")]
+    assert api_bad.startswith(f"bad: RouterOS API at 127.0.0.2:{api} unreachable or refused (")
+    assert len(found) == 4
