@@ -119,9 +119,7 @@ def nas_devices(settings: Settings, engine: Engine) -> Iterator[Finding]:
         if not require_ma:
             yield Finding(PROBLEM, "nas", f"{name} ({ip}) is accepted without "
                           "Message-Authenticator (BlastRADIUS): set it on the router and here")
-    answers = asyncio.run(_probe_all([(name, refs[ip][0]) for name, ip, _ in rows]))
-    for finding in answers:
-        yield finding
+    yield from asyncio.run(_probe_all([(name, refs[ip][0]) for name, ip, _ in rows]))
 
 
 COA_PROBE_USER = "radbill-doctor-probe"  # no subscriber has it: nothing is disconnected
@@ -174,27 +172,59 @@ async def _probe(name: str, ref: Any, coa: Any, api: Any) -> list[Finding]:
 
 
 def gateways(settings: Settings, engine: Engine) -> Iterator[Finding]:
-    from payments.config import configured
+    """Each configured gateway's credentials, by a call that creates and moves nothing."""
+    from payments.config import adapters
+    from payments.gateways.base import GatewayError
 
     try:
-        found = configured(settings)
+        found = adapters(settings)
     except ConfigError as exc:
         yield Finding(PROBLEM, "gateways", str(exc).splitlines()[0])
         return
-    yield Finding(OK if found else WARN, "gateways",
-                  ", ".join(sorted(found)) + " configured" if found
-                  else "no payment gateway configured (cash and bank payments only)")
+    if not found:
+        yield Finding(WARN, "gateways", "no payment gateway configured (cash and bank "
+                      "payments only)")
+    for name in sorted(found):
+        try:
+            proved = found[name].check_credentials()
+        except GatewayError as exc:
+            first = (str(exc).strip().splitlines() or ["refused"])[0][:200]
+            yield Finding(PROBLEM, "gateways", f"{name}: {first}: payments through it fail")
+            continue
+        finally:
+            close = getattr(found[name], "close", None)
+            if close is not None:
+                close()
+        if proved is None:
+            yield Finding(WARN, "gateways", f"{name}: configured; its credentials are proved "
+                          "only by a checkout (it has no read-only call)")
+        else:
+            yield Finding(OK, "gateways", f"{name}: {proved}")
 
 
 def channels(settings: Settings, engine: Engine) -> Iterator[Finding]:
-    from notify.config import listing
+    """Each channel's state and, for the enabled ones, its credentials, by a call that
+    sends nothing (Telegram ``getMe``, an SMTP login)."""
+    from notify.config import build, listing
+    from notify.models import Channel
+    from radbill.crypto import secret_box
     from radbill.db import session_factory
 
+    box = secret_box(settings, create=False)
     with session_factory(engine)() as session:
         rows = listing(session)
+        adapters: dict[str, Any] = {}
+        for row in rows:
+            if row["enabled"] and not row["paused"]:
+                try:
+                    adapters[row["channel"]] = build(session.get_one(Channel, row["channel"]),
+                                                     box)
+                except Exception as exc:  # noqa: BLE001 - a channel that cannot be built is the finding
+                    adapters[row["channel"]] = exc
     if not rows:
         yield Finding(WARN, "channels", "no notification channel: subscribers hear nothing "
                       "('radbill notify channel ...')")
+    proved = asyncio.run(_check_channels(adapters)) if adapters else {}
     for row in rows:
         name = f"{row['channel']} ({row['provider']})"
         if row["paused"]:
@@ -203,7 +233,28 @@ def channels(settings: Settings, engine: Engine) -> Iterator[Finding]:
         elif not row["enabled"]:
             yield Finding(WARN, "channels", f"{name} disabled")
         else:
-            yield Finding(OK, "channels", f"{name} sending")
+            level, words = proved[row["channel"]]
+            yield Finding(level, "channels", f"{name}: {words}")
+
+
+async def _check_channels(adapters: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    from notify.channels.base import CredentialsRefused
+
+    out: dict[str, tuple[str, str]] = {}
+    for channel, adapter in adapters.items():
+        if isinstance(adapter, Exception):
+            out[channel] = (PROBLEM, f"cannot be used: {str(adapter).splitlines()[0][:200]}")
+            continue
+        try:
+            words = await adapter.check_credentials()
+            out[channel] = (OK, f"sending; {words}") if words else (
+                WARN, "sending; its credentials are proved only by its first message (the "
+                "provider has no read-only call)")
+        except CredentialsRefused as exc:
+            out[channel] = (PROBLEM, f"{exc}: messages through it fail")
+        finally:
+            await adapter.close()
+    return out
 
 
 CHECKS: tuple[Check, ...] = (freeradius, secrets, database, disk, nas_devices, gateways,

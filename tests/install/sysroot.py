@@ -61,8 +61,8 @@ class SysRoot:
 def read_unit(path: Path) -> dict[str, list[str]]:
     """A unit file's settings, every value of each key in order (sections merged)."""
     out: dict[str, list[str]] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
         if not line or line.startswith(("#", ";", "[")):
             continue
         key, _, value = line.partition("=")
@@ -73,8 +73,8 @@ def read_unit(path: Path) -> dict[str, list[str]]:
 def env_file(path: Path) -> dict[str, str]:
     """KEY=value lines, as systemd's EnvironmentFile= reads them (comments and blanks skipped)."""
     out: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
         if line and not line.startswith("#") and "=" in line:
             key, _, value = line.partition("=")
             out[key.strip()] = value.strip().strip('"')

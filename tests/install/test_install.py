@@ -193,7 +193,8 @@ def _wait_port(port: int, proc: subprocess.Popen[str], seconds: float = 60) -> N
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+            said = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"exited {proc.returncode}: {said}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
             return
         time.sleep(0.2)

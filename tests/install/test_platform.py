@@ -40,7 +40,8 @@ def test_platform_checks(tmp_path: Path) -> None:
 
 
 def test_installer_refuses_bad_options_in_one_line() -> None:
-    for args in (["--database-url", "mysql://x"], ["--db-name", "Robert'); DROP"], ["--frobnicate"]):
+    for args in (["--database-url", "mysql://x"], ["--db-name", "Robert'); DROP"],
+                 ["--frobnicate"]):
         done = subprocess.run(["bash", str(REPO / "scripts/install.sh"), *args],
                               capture_output=True, text=True, check=False)
         assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, args
@@ -51,8 +52,8 @@ def _pins(lock: Path) -> dict[str, list[tuple[str, str, list[str]]]]:
     """name -> [(version, marker, hashes)] from a `uv pip compile --generate-hashes` file."""
     pins: dict[str, list[tuple[str, str, list[str]]]] = {}
     text = lock.read_text().replace("\\\n", " ")
-    for line in text.splitlines():
-        line = line.split("#")[0].strip()
+    for raw in text.splitlines():
+        line = raw.split("#")[0].strip()
         if not line:
             continue
         m = re.match(r"([A-Za-z0-9._-]+)==(\S+)\s*(?:;\s*(.*?))?\s*((?:--hash=\S+\s*)*)$", line)

@@ -99,3 +99,46 @@ def test_each_nas_is_probed_by_coa_and_api(cli) -> None:  # type: ignore[no-unty
     (api_bad,) = [m for level, m in found if m.startswith("bad: RouterOS API")]
     assert api_bad.startswith(f"bad: RouterOS API at 127.0.0.2:{api} unreachable or refused (")
     assert len(found) == 4
+
+
+def test_each_gateways_credentials_are_proved_without_a_payment(cli, tmp_path: Path  # type: ignore[no-untyped-def]
+                                                                 ) -> None:
+    from simulators.gateways.bkash import BkashSimulator
+    from simulators.gateways.nagad import NagadSimulator
+    from simulators.gateways.razorpay import RazorpaySimulator
+    from simulators.gateways.sslcommerz import SslcommerzSimulator
+
+    sims = {"bkash": BkashSimulator(), "nagad": NagadSimulator(),
+            "razorpay": RazorpaySimulator(), "sslcommerz": SslcommerzSimulator()}
+    for sim in sims.values():
+        sim.start()
+
+    def configure(wrong: bool) -> None:
+        (tmp_path / "gateways.json").write_text(json.dumps({
+            name: {"base_url": sim.url, "sandbox": True,
+                   "credentials": {k: (v + "-wrong" if wrong and k != "username" else v)
+                                   for k, v in sim.credentials.items()}}
+            for name, sim in sims.items()}))
+        (tmp_path / "gateways.json").chmod(0o600)
+        for token in (tmp_path / "gateway-tokens").glob("*"):
+            token.unlink()
+
+    try:
+        configure(wrong=False)
+        right_rows = findings(cli, ok=False)["gateways"]
+        configure(wrong=True)
+        wrong_rows = findings(cli, ok=False)["gateways"]
+    finally:
+        for sim in sims.values():
+            sim.stop()
+    assert right_rows == [
+        ("ok", "bkash: token granted to these credentials"),
+        ("warn", "nagad: configured; its credentials are proved only by a checkout (it has no "
+                 "read-only call)"),
+        ("ok", "razorpay: API key accepted"),
+        ("ok", "sslcommerz: store id and password accepted")]
+    levels = {m.split(":")[0]: level for level, m in wrong_rows}
+    assert levels == {"bkash": "problem", "nagad": "warn", "razorpay": "problem",
+                      "sslcommerz": "problem"}
+    assert all(m.endswith("payments through it fail") for level, m in wrong_rows
+               if level == "problem")

@@ -47,7 +47,6 @@ def big(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     engine = make_engine(pgserver.sqlalchemy_url(url))
     try:
         migrate.upgrade(engine)
-        head = migrate.head_revision(engine)
         with engine.begin() as conn:
             conn.execute(text(
                 "INSERT INTO radius_postauth (at, username, decision, reason) "

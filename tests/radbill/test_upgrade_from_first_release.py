@@ -36,7 +36,7 @@ def _seed_first_release(engine: Engine, box: SecretBox) -> None:
                 "simultaneous_use, fup_throttled, full_name, phone, auth_version, created_at, "
                 "updated_at")
     with engine.begin() as conn:
-        conn.execute(text(f"INSERT INTO plans ({plan_cols}) VALUES "
+        conn.execute(text(f"INSERT INTO plans ({plan_cols}) VALUES "  # noqa: S608 - fixed columns
                           "('Home-10', 1234.56, 'BDT', 10000000, 5000000, 'monthly', "
                           "'postpaid', 3, 50.00, 1, :t, :t), "
                           "('Day', 20.00, 'BDT', 5000000, 2000000, 'days', 'prepaid', 0, 0, 2, "
@@ -45,7 +45,7 @@ def _seed_first_release(engine: Engine, box: SecretBox) -> None:
         for i, (name, status, plan) in enumerate((("alice", "active", "Home-10"),
                                                   ("bob", "suspended", "Home-10"),
                                                   ("carol", "disabled", "Day")), 3):
-            conn.execute(text(f"INSERT INTO subscribers ({sub_cols}) VALUES (:u, :pw, 'pppoe', "
+            conn.execute(text(f"INSERT INTO subscribers ({sub_cols}) VALUES (:u, :pw, 'pppoe', "  # noqa: S608
                               ":st, :why, :plan, 1, false, :full, '+8801700000001', :v, :t, :t)"),
                          {"u": name, "pw": box.encrypt(f"{name}-pw"), "st": status,
                           "why": None if status == "active" else "first release",

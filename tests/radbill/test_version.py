@@ -20,9 +20,10 @@ def test_version_matches_the_changelog() -> None:
 
 
 def test_changelog_names_the_head_schema() -> None:
-    from radbill.migrate import alembic_config
     from alembic.script import ScriptDirectory
     from sqlalchemy import create_engine
+
+    from radbill.migrate import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config(create_engine("sqlite://"))).get_current_head()
     newest = (REPO / "CHANGELOG.md").read_text().split("\n## ")[1]
