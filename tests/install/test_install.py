@@ -252,8 +252,16 @@ def test_services_start_from_their_exec_start_lines(installed: Installed) -> Non
         message = ready.recv(4096).decode()
         assert "READY=1" in message
         _wait_port(web_port, procs["radbill-web"])
-        page = httpx.get(f"http://127.0.0.1:{web_port}/login", timeout=10)
-        assert page.status_code == 200 and "radbill" in page.text.lower()
+        # (gunicorn is ready once it listens; its worker may still be importing the app)
+        page = None
+        deadline = time.monotonic() + 120
+        while page is None and time.monotonic() < deadline:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{web_port}/login", timeout=30)
+            except httpx.TimeoutException:
+                assert procs["radbill-web"].poll() is None, _stop(procs["radbill-web"])
+        assert page is not None and page.status_code == 200
+        assert "radbill" in page.text.lower()
 
         # radbill-radius: FreeRADIUS answers a NAS, and the ingester stores the accounting
         deadline = time.monotonic() + 60
