@@ -87,7 +87,9 @@ def exec_start(root: SysRoot, unit: Path, extra_env: Mapping[str, str] | None = 
     ``chroot --userspec`` as its User/Group, its Environment= and EnvironmentFile= values,
     ``${VAR}`` expanded from them as systemd does."""
     u = read_unit(unit)
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+    # systemd's own PATH for services
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+           "LANG": "C.UTF-8"}
     for assignment in u.get("Environment", []):
         for word in shlex.split(assignment):
             key, _, value = word.partition("=")
