@@ -10,13 +10,16 @@ PY := $(VENV)/bin/python
 SYSTEM_PYTHON := /usr/bin/python3
 DB ?= both
 
-.PHONY: setup run test test-sqlite test-postgresql lint bench clean
+.PHONY: setup run test test-sqlite test-postgresql lint bench clean lock install uninstall
 
-$(VENV)/.installed: pyproject.toml scripts/setup-debian.sh
+# Every version comes from requirements-dev.lock (hashes checked), so every machine and CI run
+# gets the same packages; radbill itself is installed on top without resolving anything.
+$(VENV)/.installed: pyproject.toml requirements-dev.lock scripts/setup-debian.sh
 	bash scripts/setup-debian.sh
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install --quiet -e '.[dev]'
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install --quiet --require-hashes \
+		--only-binary :all: -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 setup: $(VENV)/.installed
@@ -43,6 +46,21 @@ test-postgresql: setup
 lint: setup
 	$(VENV)/bin/ruff check radbill billing radius coa olt simulators admin payments notify tests bench
 	$(VENV)/bin/mypy
+
+# Regenerate the lock files after a change to pyproject.toml's dependencies (uv resolves for
+# every Python radbill supports, 3.11 to 3.13, and records every file's SHA-256).
+lock: setup
+	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
+		--generate-hashes --no-header --quiet -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+		--generate-hashes --no-header --quiet -o requirements-dev.lock
+
+# Install radbill as system services on this server (see scripts/install.sh --help).
+install:
+	bash scripts/install.sh $(INSTALL_ARGS)
+
+uninstall:
+	bash scripts/install.sh --uninstall $(INSTALL_ARGS)
 
 bench: setup
 	$(PY) bench/auth_throughput.py

@@ -247,6 +247,12 @@ class RouterOsController:
         for ip in list(self._conns):
             await self._drop(ip)
 
+    async def identity(self, nas: NasRef) -> str:
+        """The router's name (``/system/identity print``): proves the API login and its
+        credentials; changes nothing on the router."""
+        rows = await self._run(nas, lambda api: self._rows(api, "/system/identity"))
+        return str(rows[0].get("name", "")) if rows else ""
+
     async def _rows(self, api: Any, menu: str, **where: str) -> list[dict[str, Any]]:
         query = api.path(menu).select()
         if where:

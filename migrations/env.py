@@ -42,4 +42,20 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         context.run_migrations()
 
 
-run_migrations_online()
+def run_migrations_offline() -> None:
+    """The SQL a migration would run, written out instead of run (radbill.migrate.lock_risks
+    reads it before an upgrade)."""
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

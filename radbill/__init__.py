@@ -4,4 +4,5 @@ This package is the composition root: configuration, database wiring, audit log 
 The domain lives in the sibling packages (`billing`, `radius`).
 """
 
-__version__ = "0.1.0"
+# The release; CHANGELOG.md's newest entry names the same (a test checks).
+__version__ = "0.2.0"

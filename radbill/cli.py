@@ -21,6 +21,7 @@ from coa.cli import enforcement
 from notify.cli import notify
 from olt.cli import olt, set_onu
 from payments.cli import payment_held, payment_poll
+from radbill import __version__
 from radbill.cliutil import App, OneLineErrors, emit, fail, guarded, pass_app
 from radbill.config import ConfigError, Settings
 from radbill.secure import private_umask
@@ -28,6 +29,8 @@ from radius.cli import accounting, nas, radius
 
 
 @click.group(cls=OneLineErrors)
+@click.version_option(__version__, "--version", prog_name="radbill",
+                      message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 @click.pass_context
 def main(ctx: click.Context, verbose: bool) -> None:
@@ -55,16 +58,42 @@ def db() -> None:
 
 
 @db.command("upgrade")
+@click.option("--allow-long-locks", is_flag=True,
+              help="Run migrations that lock a big table for long (in a maintenance window).")
 @pass_app
 @guarded
-def db_upgrade(app: App) -> None:
+def db_upgrade(app: App, allow_long_locks: bool) -> None:
     """Create or migrate the schema to the newest version."""
     from radbill import migrate
     from radbill.crypto import load_key
 
+    risks = migrate.lock_risks(app.engine)
+    for risk in risks:
+        click.echo(("warning: " if risk.rows is None or allow_long_locks else "")
+                   + risk.line(), err=True)
+    if not allow_long_locks and any(r.rows is not None for r in risks):
+        fail("this upgrade locks big tables for long (above); nothing was changed: run it in "
+             "a maintenance window with 'radbill db upgrade --allow-long-locks'")
     migrate.upgrade(app.engine)
     load_key(app.settings)  # create the secret key on first run, before anything needs it
     click.echo(f"database at revision {migrate.current_revision(app.engine)}")
+
+
+@db.command("check")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def db_check(app: App, as_json: bool) -> None:
+    """Where the schema stands, and what the pending migrations would lock for long."""
+    from radbill import migrate
+
+    data = {"revision": migrate.current_revision(app.engine),
+            "head": migrate.head_revision(app.engine),
+            "long_locks": [{"revision": r.revision, "table": r.table, "rows": r.rows,
+                            "why": r.why} for r in migrate.lock_risks(app.engine)]}
+    emit(data, as_json, lambda d: "\n".join(
+        [f"schema at {d['revision']}, this release's head is {d['head']}"]
+        + [migrate.LockRisk(**r).line() for r in d["long_locks"]]))
 
 
 

@@ -7,11 +7,13 @@ that cannot run says why instead of stopping the others.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import os
 import shutil
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, text
 
@@ -21,6 +23,7 @@ OK, WARN, PROBLEM = "ok", "warn", "problem"
 MIN_FREE_BYTES = 1 << 30  # below 1 GiB free the accounting spool is at risk
 MAX_SKEW_SECONDS = 5.0
 API_TIMEOUT = 2.0
+COA_TIMEOUT = 1.0  # first wait; one retry doubles it: a silent NAS costs 3 s
 
 
 @dataclass(frozen=True)
@@ -116,54 +119,133 @@ def billing_schedule(settings: Settings, engine: Engine) -> Iterator[Finding]:
 
 
 def nas_devices(settings: Settings, engine: Engine) -> Iterator[Finding]:
+    """Per NAS: Message-Authenticator required; CoA answered (a Disconnect-Request for a
+    session that cannot exist: a NAS with the right secret NAKs it, one with another secret
+    or none at that address stays silent); the RouterOS API logged into and read
+    (``/system/identity``). Nothing on a router is changed."""
+    from coa.queue import nas_refs
+    from radbill.crypto import secret_box
     from radbill.db import session_factory
     from radius.nas import list_nas
 
+    box = secret_box(settings, create=False)
     with session_factory(engine)() as session:
-        rows = [(n.name, n.ip_address, n.require_message_authenticator, n.api_port)
+        rows = [(n.name, n.ip_address, n.require_message_authenticator)
                 for n in list_nas(session)]
+        refs = nas_refs(session, box)
     if not rows:
         yield Finding(WARN, "nas", "no NAS yet: 'radbill nas create'")
-    for name, ip, require_ma, api_port in rows:
+        return
+    for name, ip, require_ma in rows:
         if not require_ma:
             yield Finding(PROBLEM, "nas", f"{name} ({ip}) is accepted without "
                           "Message-Authenticator (BlastRADIUS): set it on the router and here")
-        if api_port:
-            try:
-                with socket.create_connection((ip, api_port), timeout=API_TIMEOUT):
-                    pass
-                yield Finding(OK, "nas", f"{name}: RouterOS API at {ip}:{api_port} answers")
-            except OSError as exc:
-                yield Finding(PROBLEM, "nas", f"{name}: RouterOS API at {ip}:{api_port} "
-                              f"unreachable ({exc.strerror or exc}): enforcement falls back "
-                              "to RADIUS CoA only")
-        else:
-            yield Finding(OK, "nas", f"{name} ({ip}): CoA only (not probed: a probe would "
-                          "be a request to the router)")
+    yield from asyncio.run(_probe_all([(name, refs[ip][0]) for name, ip, _ in rows]))
+
+
+COA_PROBE_USER = "radbill-doctor-probe"  # no subscriber has it: nothing is disconnected
+
+
+async def _probe_all(targets: list[tuple[str, Any]]) -> list[Finding]:
+    from coa.radius import CoaController
+    from coa.routeros import RouterOsController
+    from coa.transport import RadiusTransport
+
+    transport = await RadiusTransport(sockets=1).start()
+    coa = CoaController(transport, timeout=COA_TIMEOUT, retries=1)
+    api = RouterOsController(timeout=API_TIMEOUT)
+    try:
+        results = await asyncio.gather(*(_probe(name, ref, coa, api) for name, ref in targets))
+    finally:
+        await api.close()
+        transport.close()
+    return [f for found in results for f in found]
+
+
+async def _probe(name: str, ref: Any, coa: Any, api: Any) -> list[Finding]:
+    from coa.controller import Outcome, SessionRef
+
+    out = []
+    probe = SessionRef(username=COA_PROBE_USER, acct_session_id=f"radbill-doctor-{os.getpid()}",
+                       framed_ip=None)
+    where = f"{ref.ip}:{ref.coa_port}"
+    result = await coa.disconnect(ref, probe)
+    if result.outcome in (Outcome.GONE, Outcome.NAK):
+        out.append(Finding(OK, "nas", f"{name}: CoA at {where} answers, the secret matches"))
+    elif result.outcome is Outcome.ACK:
+        out.append(Finding(WARN, "nas", f"{name}: CoA at {where} acknowledged disconnecting a "
+                           "session that does not exist: check the router's CoA settings"))
+    else:
+        out.append(Finding(PROBLEM, "nas", f"{name}: CoA at {where} does not answer "
+                           "(unreachable, CoA off, or another secret): suspensions cannot "
+                           "reach logged-in subscribers"))
+    if ref.api_port:
+        try:
+            ident = await api.identity(ref)
+            out.append(Finding(OK, "nas", f"{name}: RouterOS API at {ref.ip}:{ref.api_port} "
+                               f"logged in (router {ident!r})"))
+        except Exception as exc:  # noqa: BLE001 - any failure is the finding
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            out.append(Finding(PROBLEM, "nas", f"{name}: RouterOS API at {ref.ip}:"
+                               f"{ref.api_port} unreachable or refused ({first}): enforcement "
+                               "falls back to RADIUS CoA only"))
+    return out
 
 
 def gateways(settings: Settings, engine: Engine) -> Iterator[Finding]:
-    from payments.config import configured
+    """Each configured gateway's credentials, by a call that creates and moves nothing."""
+    from payments.config import adapters
+    from payments.gateways.base import GatewayError
 
     try:
-        found = configured(settings)
+        found = adapters(settings)
     except ConfigError as exc:
         yield Finding(PROBLEM, "gateways", str(exc).splitlines()[0])
         return
-    yield Finding(OK if found else WARN, "gateways",
-                  ", ".join(sorted(found)) + " configured" if found
-                  else "no payment gateway configured (cash and bank payments only)")
+    if not found:
+        yield Finding(WARN, "gateways", "no payment gateway configured (cash and bank "
+                      "payments only)")
+    for name in sorted(found):
+        try:
+            proved = found[name].check_credentials()
+        except GatewayError as exc:
+            first = (str(exc).strip().splitlines() or ["refused"])[0][:200]
+            yield Finding(PROBLEM, "gateways", f"{name}: {first}: payments through it fail")
+            continue
+        finally:
+            close = getattr(found[name], "close", None)
+            if close is not None:
+                close()
+        if proved is None:
+            yield Finding(WARN, "gateways", f"{name}: configured; its credentials are proved "
+                          "only by a checkout (it has no read-only call)")
+        else:
+            yield Finding(OK, "gateways", f"{name}: {proved}")
 
 
 def channels(settings: Settings, engine: Engine) -> Iterator[Finding]:
-    from notify.config import listing
+    """Each channel's state and, for the enabled ones, its credentials, by a call that
+    sends nothing (Telegram ``getMe``, an SMTP login)."""
+    from notify.config import build, listing
+    from notify.models import Channel
+    from radbill.crypto import secret_box
     from radbill.db import session_factory
 
+    box = secret_box(settings, create=False)
     with session_factory(engine)() as session:
         rows = listing(session)
+        adapters: dict[str, Any] = {}
+        for row in rows:
+            if row["enabled"] and not row["paused"]:
+                try:
+                    adapters[row["channel"]] = build(session.get_one(Channel, row["channel"]),
+                                                     box)
+                except Exception as exc:  # noqa: BLE001 - a channel that cannot be built is the finding
+                    adapters[row["channel"]] = exc
     if not rows:
         yield Finding(WARN, "channels", "no notification channel: subscribers hear nothing "
                       "('radbill notify channel ...')")
+    proved = asyncio.run(_check_channels(adapters)) if adapters else {}
     for row in rows:
         name = f"{row['channel']} ({row['provider']})"
         if row["paused"]:
@@ -172,7 +254,28 @@ def channels(settings: Settings, engine: Engine) -> Iterator[Finding]:
         elif not row["enabled"]:
             yield Finding(WARN, "channels", f"{name} disabled")
         else:
-            yield Finding(OK, "channels", f"{name} sending")
+            level, words = proved[row["channel"]]
+            yield Finding(level, "channels", f"{name}: {words}")
+
+
+async def _check_channels(adapters: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    from notify.channels.base import CredentialsRefused
+
+    out: dict[str, tuple[str, str]] = {}
+    for channel, adapter in adapters.items():
+        if isinstance(adapter, Exception):
+            out[channel] = (PROBLEM, f"cannot be used: {str(adapter).splitlines()[0][:200]}")
+            continue
+        try:
+            words = await adapter.check_credentials()
+            out[channel] = (OK, f"sending; {words}") if words else (
+                WARN, "sending; its credentials are proved only by its first message (the "
+                "provider has no read-only call)")
+        except CredentialsRefused as exc:
+            out[channel] = (PROBLEM, f"{exc}: messages through it fail")
+        finally:
+            await adapter.close()
+    return out
 
 
 CHECKS: tuple[Check, ...] = (freeradius, secrets, database, disk, billing_schedule,

@@ -15,9 +15,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # Fonts: invoices are rendered with DejaVu Sans, and Lohit Bengali for Bengali names.
 # redis-server: the test that several web workers share one rate-limit count starts its own.
 # snmp (net-snmp's snmpget/snmpset/snmpwalk): conformance of the simulated OLT agent.
+# systemd: the install tests check the units with systemd-analyze verify.
 need_pkgs=(freeradius freeradius-python3 freeradius-utils python3 python3-venv python3-dev
            postgresql postgresql-client build-essential libpq-dev
-           fonts-dejavu-core fonts-lohit-beng-bengali chromium redis-server snmp)
+           fonts-dejavu-core fonts-lohit-beng-bengali chromium redis-server snmp systemd)
 
 freeradius_ok() {
     command -v freeradius >/dev/null 2>&1 || return 1
@@ -57,7 +58,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends python3 python3-venv python3-dev \
     postgresql postgresql-client build-essential libpq-dev \
-    fonts-dejavu-core fonts-lohit-beng-bengali chromium redis-server snmp
+    fonts-dejavu-core fonts-lohit-beng-bengali chromium redis-server snmp systemd
 $SUDO apt-get install -y -q --no-install-recommends "${BACKPORTS[@]}" \
     freeradius freeradius-python3 freeradius-utils freeradius-postgresql
 

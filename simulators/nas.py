@@ -458,6 +458,8 @@ class NasSimulator:
     def api_print(self, path: str) -> list[dict[str, str]]:
         with self._lock:
             sessions = list(self.sessions.values())
+        if path == "/system/identity":
+            return [{"name": "sim-nas"}]
         if path == "/ppp/active":
             return [{".id": s.item, "name": s.username, "service": "pppoe",
                      "caller-id": s.mac or "", "address": s.framed_ip,

@@ -79,6 +79,10 @@ class ChatMessage:
     html: str
 
 
+class CredentialsRefused(Exception):
+    """A provider refused the channel's credentials, or could not be reached to ask."""
+
+
 class SmsGateway(Protocol):
     """An SMS provider's API."""
 
@@ -88,6 +92,11 @@ class SmsGateway(Protocol):
 
     async def send(self, messages: Sequence[SmsMessage]) -> list[Result]:
         """Send *messages*; one result per message, in order."""
+
+    async def check_credentials(self) -> str | None:
+        """Prove the credentials without sending anything (for `radbill doctor`): what it
+        proved, or None when the provider has no such call. Raises
+        :class:`CredentialsRefused`. You may NOT send a message here."""
 
     async def close(self) -> None:
         """Release connections."""
@@ -102,6 +111,11 @@ class Mailer(Protocol):
     async def send(self, mail: Mail) -> Result:
         """Send one e-mail."""
 
+    async def check_credentials(self) -> str | None:
+        """Prove the credentials without sending anything (for `radbill doctor`): what it
+        proved, or None when the provider has no such call. Raises
+        :class:`CredentialsRefused`. You may NOT send a message here."""
+
     async def close(self) -> None:
         """Release connections."""
 
@@ -114,6 +128,11 @@ class ChatSender(Protocol):
 
     async def send(self, message: ChatMessage) -> Result:
         """Send one chat message."""
+
+    async def check_credentials(self) -> str | None:
+        """Prove the credentials without sending anything (for `radbill doctor`): what it
+        proved, or None when the provider has no such call. Raises
+        :class:`CredentialsRefused`. You may NOT send a message here."""
 
     async def close(self) -> None:
         """Release connections."""

@@ -30,6 +30,10 @@ class BulkSmsBdGateway:
         self.api_key, self.sender_id, self.errors = api_key, sender_id, errors
         self.http = http or client()
 
+    async def check_credentials(self) -> str | None:
+        """The provider has no read-only call radbill uses: its first message proves them."""
+        return None
+
     async def close(self) -> None:
         await self.http.aclose()
 

@@ -97,6 +97,10 @@ class GenericHttpGateway:
             transient=frozenset(k for k, v in codes.items() if v == "transient"))
         self.http = http or client()
 
+    async def check_credentials(self) -> str | None:
+        """The provider has no read-only call radbill uses: its first message proves them."""
+        return None
+
     async def close(self) -> None:
         await self.http.aclose()
 

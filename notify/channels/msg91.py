@@ -29,6 +29,10 @@ class Msg91Gateway:
         self.authkey, self.errors = authkey, errors
         self.http = http or client()
 
+    async def check_credentials(self) -> str | None:
+        """The provider has no read-only call radbill uses: its first message proves them."""
+        return None
+
     async def close(self) -> None:
         await self.http.aclose()
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from notify.channels.base import Mail, Outcome, Result
+from notify.channels.base import CredentialsRefused, Mail, Outcome, Result
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,40 @@ class SmtpMailer:
 
     async def send(self, mail: Mail) -> Result:
         return await asyncio.to_thread(self._send, mail)
+
+    async def check_credentials(self) -> str | None:
+        """Connect, STARTTLS, log in and NOOP, then QUIT: no message is sent."""
+        return await asyncio.to_thread(self._check)
+
+    def _context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if not self.settings.verify_tls:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _check(self) -> str:
+        s = self.settings
+        try:
+            server: smtplib.SMTP
+            if s.security == "ssl":
+                server = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout,
+                                          context=self._context())
+            else:
+                server = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            with server:
+                if s.security == "starttls":
+                    server.starttls(context=self._context())
+                if s.user:
+                    server.login(s.user, s.password or "")
+                server.noop()
+        except smtplib.SMTPAuthenticationError as exc:
+            raise CredentialsRefused(f"SMTP login refused ({exc.smtp_code})") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise CredentialsRefused(f"SMTP {s.host}:{s.port}: {type(exc).__name__}: "
+                                     f"{exc}"[:200]) from None
+        return (f"{s.host}:{s.port} accepted the login of {s.user}" if s.user
+                else f"{s.host}:{s.port} answers (no login configured)")
 
     def _send(self, mail: Mail) -> Result:  # noqa: PLR0911 - one outcome per SMTP failure
         s = self.settings

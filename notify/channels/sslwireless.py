@@ -41,6 +41,10 @@ class SslWirelessGateway:
         self.api_token, self.sid, self.errors = api_token, sid, errors
         self.http = http or client()
 
+    async def check_credentials(self) -> str | None:
+        """The provider has no read-only call radbill uses: its first message proves them."""
+        return None
+
     async def close(self) -> None:
         await self.http.aclose()
 

@@ -9,7 +9,7 @@ import html
 
 import httpx
 
-from notify.channels.base import ChatMessage, Outcome, Result
+from notify.channels.base import ChatMessage, CredentialsRefused, Outcome, Result
 from notify.channels.http import client, json_or_none, network_outcome, status_outcome
 
 TEXT_MAX = 4096
@@ -33,6 +33,18 @@ class TelegramSender:
 
     async def close(self) -> None:
         await self.http.aclose()
+
+    async def check_credentials(self) -> str | None:
+        """``getMe``: the bot the token belongs to (sends nothing)."""
+        try:
+            response = await self.http.get(f"{self.base}/bot{self.token}/getMe")
+        except httpx.HTTPError as exc:
+            raise CredentialsRefused(f"Bot API unreachable ({type(exc).__name__})") from None
+        data = json_or_none(response)
+        if response.status_code != 200 or not isinstance(data, dict) or not data.get("ok"):
+            raise CredentialsRefused(f"bot token refused (HTTP {response.status_code})")
+        name = str((data.get("result") or {}).get("username", ""))[:64]
+        return f"bot @{name} accepted the token"
 
     async def send(self, message: ChatMessage) -> Result:  # noqa: PLR0911 - per error
         text = message.html

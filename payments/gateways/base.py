@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
+#: The reference a credentials check asks about: no payment ever has it.
+CREDENTIALS_PROBE = "radbill-credentials-check"
+
 
 class GatewayError(Exception):
     """The gateway could not be reached, refused, or answered something unusable."""
@@ -137,3 +140,9 @@ class PaymentGateway(Protocol):
 
     def query(self, reference: str, gateway_reference: str | None) -> Confirmation:
         """The payment's current state, from the gateway's query/validation API."""
+
+    def check_credentials(self) -> str | None:
+        """Prove the credentials with a call the gateway answers only to its merchant (for
+        `radbill doctor`): what it proved, or None when the gateway has no such call. Raises
+        :class:`GatewayError` when they are refused. You may NOT create a payment or move
+        money here."""

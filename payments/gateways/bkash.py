@@ -200,6 +200,12 @@ class BkashGateway:
             return self._status(gateway_reference, None, unknown_is_forged=False)
         return found
 
+    def check_credentials(self) -> str | None:
+        """The shared token: reused while valid (bKash blocks a merchant granting more than
+        two an hour), else refreshed or granted, which proves the app key and secret."""
+        self._token()
+        return "token granted to these credentials"
+
     # -- internals --------------------------------------------------------------------------
 
     def _status(self, payment_id: str, event_id: str | None, *,

@@ -232,6 +232,10 @@ class NagadGateway:
                                "query it")
         return self._confirmation(self._verify(gateway_reference), None)
 
+    def check_credentials(self) -> str | None:
+        """Nagad answers its merchant keys only by starting a checkout: nothing to call."""
+        return None
+
     # -- internals --------------------------------------------------------------------------
 
     def _sealed(self, sensitive: Mapping[str, str]) -> dict[str, str]:

@@ -61,6 +61,7 @@ import httpx
 
 from billing.money import exponent
 from payments.gateways.base import (
+    CREDENTIALS_PROBE,
     Checkout,
     Confirmation,
     GatewayConfig,
@@ -206,6 +207,11 @@ class RazorpayGateway:
                 raise GatewayError(f"Razorpay has no payment link with reference_id {reference}")
             link = links[0]
         return self._query_link(link, reference, event_id=None)
+
+    def check_credentials(self) -> str | None:
+        """A payment-link search for a reference nobody uses (read-only)."""
+        self._call("GET", "/v1/payment_links", params={"reference_id": CREDENTIALS_PROBE})
+        return "API key accepted"
 
     # -- internals --------------------------------------------------------------------------
 

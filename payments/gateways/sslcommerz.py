@@ -64,6 +64,7 @@ from urllib.parse import parse_qsl
 import httpx
 
 from payments.gateways.base import (
+    CREDENTIALS_PROBE,
     Checkout,
     Confirmation,
     GatewayConfig,
@@ -206,6 +207,15 @@ class SslcommerzGateway:
             basis = pending[0] if pending else {}
             return self._unpaid(Status.PENDING, basis, reference, gateway_reference)
         return self._unpaid(Status.FAILED, mine[0], reference, gateway_reference)
+
+    def check_credentials(self) -> str | None:
+        """A transaction query for a tran_id nobody uses (read-only): APIConnect tells
+        whether the store id and password are right."""
+        answer = self._json("GET", QUERY_PATH, params={
+            "tran_id": CREDENTIALS_PROBE, "store_id": self._store_id,
+            "store_passwd": self._store_passwd, "format": "json"})
+        self._check_api_connect(answer, "transaction query")
+        return "store id and password accepted"
 
     # -- internals --------------------------------------------------------------------------
 

@@ -237,3 +237,44 @@ def test_chat_errors(name: str, telegram_sim: Any) -> None:
         Outcome.PERMANENT, Outcome.PERMANENT, Outcome.ACCOUNT, Outcome.PERMANENT,
         Outcome.SENT, Outcome.TRANSIENT]
     assert results[-1].retry_after == 30
+
+
+# -- check_credentials (radbill doctor): proves or says it cannot, and never sends ---------------
+
+
+def test_sms_check_credentials_sends_nothing(sms: Any) -> None:
+    _, sim, make = sms
+    assert run(make(sim).check_credentials()) is None  # no read-only call: the doctor says so
+    assert sim.accepted == []
+
+
+@pytest.mark.parametrize("name", sorted(MAILERS))
+def test_mailer_check_credentials(name: str, smtp_server: Smtp) -> None:
+    from notify.channels.base import CredentialsRefused
+
+    proved = run(MAILERS[name](smtp_server, True).check_credentials())
+    assert proved == f"{smtp_server.host}:{smtp_server.port} accepted the login of radbill"
+    with pytest.raises(CredentialsRefused, match=r"SMTP login refused \(535\)"):
+        run(MAILERS[name](smtp_server, False).check_credentials())
+    s = Smtp("127.0.0.1", free_port(), inbox=None)  # type: ignore[arg-type]
+    with pytest.raises(CredentialsRefused, match="ConnectionRefusedError"):
+        run(MAILERS[name](s, True).check_credentials())
+    assert smtp_server.inbox.messages == []
+
+
+@pytest.mark.parametrize("name", sorted(CHATS))
+def test_chat_check_credentials(name: str, telegram_sim: Any) -> None:
+    from notify.channels.base import CredentialsRefused
+
+    async def scenario() -> str | None:
+        good, bad = CHATS[name](telegram_sim, True), CHATS[name](telegram_sim, False)
+        try:
+            with pytest.raises(CredentialsRefused, match=r"bot token refused \(HTTP 401\)"):
+                await bad.check_credentials()
+            return await good.check_credentials()
+        finally:
+            await good.close()
+            await bad.close()
+
+    assert run(scenario()) == "bot @radbill_test_bot accepted the token"
+    assert telegram_sim.accepted == []
