@@ -78,6 +78,9 @@ def subscriber_record(sub: Subscriber, box: SecretBox) -> SubscriberRecord:
         framed_ipv6_prefix=sub.framed_ipv6_prefix,
         delegated_ipv6_prefix=sub.delegated_ipv6_prefix,
         ipv6_pool=sub.ipv6_pool,
+        cap_throttled=sub.cap_throttled,
+        quota_left_bytes=sub.quota_left_bytes,
+        quota_left_seconds=sub.quota_left_seconds,
     )
 
 
@@ -99,6 +102,9 @@ def subscriber_record_without_password(sub: Subscriber) -> SubscriberRecord:
         framed_ipv6_prefix=sub.framed_ipv6_prefix,
         delegated_ipv6_prefix=sub.delegated_ipv6_prefix,
         ipv6_pool=sub.ipv6_pool,
+        cap_throttled=sub.cap_throttled,
+        quota_left_bytes=sub.quota_left_bytes,
+        quota_left_seconds=sub.quota_left_seconds,
     )
 
 

@@ -1,0 +1,466 @@
+"""Usage service: metering from accounting, the period's cap state, throttling to the
+fair-usage speed and back, notices, operator exemptions, counter resets, top-ups, Hotspot
+quota remainders, and the set of subscribers over their cap.
+
+:func:`record_usage` runs inside the accounting ingester's transaction (see
+:func:`radius.ingest.apply_accounting`): the usage moves with the sessions it comes from, so a
+crash applies both or neither, and a replayed record changes nothing. It touches only the
+sessions and subscribers of the batch (a few statements per batch, IN lists of at most 300),
+never scans.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from billing.accounts import enforce
+from billing.isp import local_today
+from billing.isp import settings as isp_settings
+from billing.models import Plan, ServiceType, Subscriber
+from billing.plans import parse_money, parse_size
+from billing.subscribers import get_subscriber
+from notify.outbox import enqueue
+from radbill import audit
+from radbill.db import AUTH_FEED, bump, utcnow
+from radbill.errors import Conflict, InvalidInput, NotFound
+from radius.accounting import INTERIM, START, STOP, AcctRecord
+from usage import rules
+from usage.models import Topup, TopupPack, UsageDay, UsageSessionDay, UsageState
+
+CHUNK = 300
+ACTOR = "usage"
+T = TypeVar("T")
+Key = tuple[str, str, str]
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+# -- metering ----------------------------------------------------------------------------------
+
+
+def record_usage(session: Session, recs: Sequence[AcctRecord],
+                 subscriber_ids: Mapping[str, int], now: dt.datetime | None = None
+                 ) -> set[int]:
+    """Add what *recs* (accounting records the accounting service applied) say was used to
+    the subscribers' days and current periods, throttle or notify whoever crossed a mark,
+    and update Hotspot quota remainders, in the caller's transaction. Records of unknown
+    users count for nobody. Returns the subscribers whose usage changed."""
+    tz = ZoneInfo(isp_settings(session).timezone)
+    marks: dict[Key, dict[dt.date, rules.Counters]] = {}
+    owner: dict[Key, int] = {}
+    for r in recs:
+        if r.status not in (START, INTERIM, STOP) or r.username is None:
+            continue
+        sid = subscriber_ids.get(r.username)
+        if sid is None or r.acct_session_id is None:
+            continue
+        key = (r.nas_ip, r.acct_session_id, r.username)
+        day = r.event_time.astimezone(tz).date()
+        days = marks.setdefault(key, {})
+        days[day] = rules.higher(days.get(day, rules.ZERO),
+                                 (r.input_octets, r.output_octets, r.session_time))
+        owner[key] = sid
+    if not marks:
+        return set()
+    keys = sorted(marks)
+    stored: dict[Key, dict[dt.date, UsageSessionDay]] = {}
+    for chunk in _chunks(keys):
+        for row in session.scalars(
+                select(UsageSessionDay)
+                .where(tuple_(UsageSessionDay.nas_ip, UsageSessionDay.acct_session_id,
+                              UsageSessionDay.username).in_(list(chunk)))
+                .with_for_update()):
+            stored.setdefault((row.nas_ip, row.acct_session_id, row.username), {})[row.day] = row
+    deltas: dict[tuple[int, dt.date], list[int]] = {}
+    for key in keys:
+        rows = stored.get(key, {})
+        before = {d: (r.input_octets, r.output_octets, r.session_time) for d, r in rows.items()}
+        after = dict(before)
+        for day, counters in marks[key].items():
+            after[day] = rules.higher(after.get(day, rules.ZERO), counters)
+        if after == before:
+            continue
+        for day, c in after.items():
+            if before.get(day) == c:
+                continue
+            row = rows.get(day)
+            if row is None:
+                row = UsageSessionDay(nas_ip=key[0], acct_session_id=key[1], username=key[2],
+                                      day=day, subscriber_id=owner[key])
+                session.add(row)
+            row.input_octets, row.output_octets, row.session_time = c
+        was, now_ = rules.contributions(before), rules.contributions(after)
+        for day, c in now_.items():
+            old = was.get(day, rules.ZERO)
+            if c != old:
+                d = deltas.setdefault((owner[key], day), [0, 0, 0])
+                d[0] += c[1] - old[1]  # download: output octets
+                d[1] += c[0] - old[0]  # upload: input octets
+                d[2] += c[2] - old[2]
+    if not deltas:
+        return set()
+    _add_days(session, deltas)
+    touched = sorted({sid for sid, _ in deltas})
+    _update_periods(session, touched, deltas,
+                    local_today(isp_settings(session), now or utcnow()))
+    return set(touched)
+
+
+def _add_days(session: Session, deltas: Mapping[tuple[int, dt.date], list[int]]) -> None:
+    pairs = sorted(deltas)
+    have: dict[tuple[int, dt.date], UsageDay] = {}
+    for chunk in _chunks(pairs):
+        for row in session.scalars(select(UsageDay).where(
+                tuple_(UsageDay.subscriber_id, UsageDay.day).in_(list(chunk)))
+                .with_for_update()):
+            have[(row.subscriber_id, row.day)] = row
+    for pair in pairs:
+        d = deltas[pair]
+        row = have.get(pair)
+        if row is None:
+            session.add(UsageDay(subscriber_id=pair[0], day=pair[1], download=d[0],
+                                 upload=d[1], seconds=d[2]))
+        else:
+            row.download += d[0]
+            row.upload += d[1]
+            row.seconds += d[2]
+    session.flush()
+
+
+def _update_periods(session: Session, ids: Sequence[int],
+                    deltas: Mapping[tuple[int, dt.date], list[int]], today: dt.date) -> None:
+    subs, states = _load(session, ids)
+    for sid in ids:
+        sub = subs.get(sid)
+        if sub is None:
+            continue
+        state = states.get(sid)
+        start, end = rules.current_period(sub.period_start, sub.period_end, today)
+        if state is None or state.period_start != start:
+            state = _roll(session, sub, state, start, end)
+        else:
+            for (owner, day), d in deltas.items():
+                if owner == sid and start <= day < end:
+                    state.download += d[0]
+                    state.upload += d[1]
+                    state.seconds += d[2]
+        _evaluate(session, sub, state, "usage")
+
+
+def _load(session: Session, ids: Sequence[int]
+          ) -> tuple[dict[int, Subscriber], dict[int, UsageState]]:
+    subs: dict[int, Subscriber] = {}
+    states: dict[int, UsageState] = {}
+    for chunk in _chunks(list(ids)):
+        subs.update((s.id, s) for s in session.scalars(
+            select(Subscriber).where(Subscriber.id.in_(chunk))))
+        states.update((s.subscriber_id, s) for s in session.scalars(
+            select(UsageState).where(UsageState.subscriber_id.in_(chunk)).with_for_update()))
+    return subs, states
+
+
+def _roll(session: Session, sub: Subscriber, state: UsageState | None, start: dt.date,
+          end: dt.date) -> UsageState:
+    """Start counting a new period: its usage so far from the days (a bounded range of one
+    subscriber's rows), no top-ups, no notices; an exemption carries over."""
+    down, up, secs = session.execute(
+        select(func.coalesce(func.sum(UsageDay.download), 0),
+               func.coalesce(func.sum(UsageDay.upload), 0),
+               func.coalesce(func.sum(UsageDay.seconds), 0))
+        .where(UsageDay.subscriber_id == sub.id, UsageDay.day >= start, UsageDay.day < end)
+    ).one()
+    if state is None:
+        state = UsageState(subscriber_id=sub.id, exempt=False)
+        session.add(state)
+    state.period_start, state.period_end = start, end
+    state.download, state.upload, state.seconds = int(down), int(up), int(secs)
+    state.extra_bytes = 0
+    state.notified_80 = state.notified_100 = False
+    return state
+
+
+def _has_quota(sub: Subscriber, plan: Plan) -> bool:
+    # A Hotspot plan's cap with no fair-usage speed to fall back to is a prepaid quota the
+    # NAS enforces itself (Mikrotik-Total-Limit); a time quota is one by definition.
+    return sub.service is ServiceType.HOTSPOT and (
+        plan.time_quota_s is not None
+        or (plan.data_cap_bytes is not None and plan.fup_download_bps is None))
+
+
+def _evaluate(session: Session, sub: Subscriber, state: UsageState, actor: str) -> None:
+    """Apply the cap rule to one subscriber: notices, throttle or restore, quota remainders."""
+    plan = sub.plan
+    used = rules.counted(plan.cap_counts, state.download, state.upload)
+    limit = plan.data_cap_bytes + state.extra_bytes if plan.data_cap_bytes is not None else None
+    act = rules.cap_actions(rules.CapState(
+        limit=limit, used=used, exempt=state.exempt, has_fup=plan.fup_download_bps is not None,
+        throttled=sub.cap_throttled, notified_80=state.notified_80,
+        notified_100=state.notified_100))
+    period = f"{state.period_start:%Y-%m-%d}"
+    for pct, due in ((80, act.notice_80), (100, act.notice_100)):
+        if due:
+            enqueue(session, sub, f"usage_{pct}", f"usage{pct}:{sub.id}:{period}",
+                    on=state.period_start, percent=pct, used_bytes=used, cap_bytes=limit,
+                    period_end=state.period_end)
+            setattr(state, f"notified_{pct}", True)
+    changed = False
+    if act.throttle is not None:
+        sub.cap_throttled = act.throttle
+        why = (f"over the data cap ({used} of {limit} bytes this period)" if act.throttle
+               else "under the data cap again (new period, top-up, reset or exemption)")
+        enforce(session, sub, "throttle" if act.throttle else "unthrottle", why)
+        audit.record(session, actor=actor, action="usage.throttle" if act.throttle
+                     else "usage.unthrottle", entity="subscriber", entity_id=sub.id,
+                     before={"cap_throttled": not act.throttle},
+                     after={"cap_throttled": act.throttle}, reason=why)
+        changed = True
+    if _has_quota(sub, plan):
+        left_bytes = (rules.remainder(limit, state.download + state.upload)
+                      if plan.fup_download_bps is None else None)
+        left_secs = rules.remainder(plan.time_quota_s, state.seconds)
+    else:
+        left_bytes = left_secs = None
+    if (left_bytes, left_secs) != (sub.quota_left_bytes, sub.quota_left_seconds):
+        sub.quota_left_bytes, sub.quota_left_seconds = left_bytes, left_secs
+        changed = True
+    if changed:
+        sub.auth_version = bump(session, AUTH_FEED)
+
+
+# -- periods ------------------------------------------------------------------------------------
+
+
+def renew_periods(session: Session, today: dt.date, limit: int = 500) -> int:
+    """Start the new period's count for throttled and quota subscribers whose period has
+    renewed (billing moved it, or the calendar month turned): the cap resets and full speed
+    comes back live, quotas are whole again. Everybody else rolls at their next record.
+    Returns how many were renewed (call again while it returns *limit*)."""
+    stale = or_(
+        and_(Subscriber.period_start.is_not(None),
+             UsageState.period_start != Subscriber.period_start),
+        and_(Subscriber.period_start.is_(None), UsageState.period_end <= today))
+    ids = list(session.scalars(
+        select(Subscriber.id).join(UsageState, UsageState.subscriber_id == Subscriber.id)
+        .where(or_(Subscriber.cap_throttled.is_(True), Subscriber.quota_left_bytes.is_not(None),
+                   Subscriber.quota_left_seconds.is_not(None)), stale)
+        .order_by(Subscriber.id).limit(limit)))
+    subs, states = _load(session, ids)
+    for sid in ids:
+        sub = subs[sid]
+        start, end = rules.current_period(sub.period_start, sub.period_end, today)
+        _evaluate(session, sub, _roll(session, sub, states.get(sid), start, end), "usage")
+    return len(ids)
+
+
+def _state_for(session: Session, sub: Subscriber, today: dt.date) -> UsageState:
+    start, end = rules.current_period(sub.period_start, sub.period_end, today)
+    state = session.scalars(select(UsageState).where(UsageState.subscriber_id == sub.id)
+                            .with_for_update()).one_or_none()
+    if state is None or state.period_start != start:
+        state = _roll(session, sub, state, start, end)
+    return state
+
+
+# -- operators -----------------------------------------------------------------------------------
+
+
+def _reason(text: str) -> str:
+    text = (text or "").strip()
+    if not text or len(text) > 500 or any(ord(c) < 0x20 for c in text):
+        raise InvalidInput("a reason is needed (at most 500 characters, one line)")
+    return text
+
+
+def set_exempt(session: Session, username: str, exempt: bool, *, today: dt.date, reason: str,
+               actor: str) -> UsageState:
+    """Exempt a subscriber from the cap (restored at once if throttled) or end it."""
+    why = _reason(reason)
+    sub = get_subscriber(session, username, lock=True)
+    state = _state_for(session, sub, today)
+    before = state.exempt
+    state.exempt = exempt
+    audit.record(session, actor=actor, action="usage.exempt", entity="subscriber",
+                 entity_id=sub.id, before={"exempt": before}, after={"exempt": exempt},
+                 reason=why)
+    _evaluate(session, sub, state, actor)
+    return state
+
+
+def reset_counter(session: Session, username: str, *, today: dt.date, reason: str,
+                  actor: str) -> UsageState:
+    """Set what counts against this period's cap back to zero (the daily usage stays as it
+    was measured); a throttle is lifted at once."""
+    why = _reason(reason)
+    sub = get_subscriber(session, username, lock=True)
+    state = _state_for(session, sub, today)
+    before = {"download": state.download, "upload": state.upload, "seconds": state.seconds}
+    state.download = state.upload = state.seconds = 0
+    state.notified_80 = state.notified_100 = False
+    audit.record(session, actor=actor, action="usage.reset", entity="subscriber",
+                 entity_id=sub.id, before=before,
+                 after={"download": 0, "upload": 0, "seconds": 0,
+                        "period_start": str(state.period_start)}, reason=why)
+    _evaluate(session, sub, state, actor)
+    return state
+
+
+_PACK_NAME_MAX = 64
+
+
+def add_pack(session: Session, plan_name: str, name: str, size: str, price: str | Decimal, *,
+             actor: str) -> TopupPack:
+    """Offer a data top-up pack on a plan."""
+    name = (name or "").strip()
+    if not name or len(name) > _PACK_NAME_MAX or any(ord(c) < 0x20 for c in name):
+        raise InvalidInput(f"invalid pack name {name[:70]!r}: 1-64 characters, one line")
+    plan = session.scalars(select(Plan).where(Plan.name == plan_name)).one_or_none()
+    if plan is None:
+        raise NotFound(f"unknown plan {plan_name!r}")
+    if plan.data_cap_bytes is None:
+        raise InvalidInput(f"plan {plan_name!r} has no data cap: a top-up would raise nothing")
+    size_bytes, value = parse_size(size), parse_money(price)
+    if session.scalars(select(TopupPack.id).where(TopupPack.plan_id == plan.id,
+                                                  TopupPack.name == name)).first():
+        raise Conflict(f"plan {plan_name!r} already has a pack {name!r}")
+    pack = TopupPack(plan_id=plan.id, name=name, size_bytes=size_bytes, price=value)
+    session.add(pack)
+    session.flush()
+    audit.record(session, actor=actor, action="usage.pack.create", entity="plan",
+                 entity_id=plan.id, after={"pack": name, "size_bytes": size_bytes,
+                                           "price": str(value)})
+    return pack
+
+
+def packs_of(session: Session, plan_id: int) -> list[TopupPack]:
+    """The packs a plan offers, by name."""
+    return list(session.scalars(select(TopupPack).where(TopupPack.plan_id == plan_id)
+                                .order_by(TopupPack.name)))
+
+
+def buy_topup(session: Session, username: str, pack_name: str, *, today: dt.date,
+              actor: str) -> Topup:
+    """Buy a pack of the subscriber's plan for the current period: a charge on a numbered
+    document (billing's manual charge), the period's cap raised, a throttle lifted live."""
+    from billing.payments import adjust
+
+    sub = get_subscriber(session, username, lock=True)
+    pack = session.scalars(select(TopupPack).where(TopupPack.plan_id == sub.plan_id,
+                                                   TopupPack.name == pack_name)).one_or_none()
+    if pack is None:
+        raise NotFound(f"plan {sub.plan.name!r} has no top-up pack {pack_name!r}")
+    state = _state_for(session, sub, today)
+    charge = adjust(session, sub.username, "charge", pack.price,
+                    reason=f"Data top-up {pack.name} ({pack.size_bytes:,} bytes) for the period "
+                           f"{state.period_start:%d %b %Y} to {state.period_end:%d %b %Y}",
+                    today=today, actor=actor)
+    assert charge.document is not None  # a charge always issues its document
+    state.extra_bytes += pack.size_bytes
+    topup = Topup(subscriber_id=sub.id, pack_id=pack.id, period_start=state.period_start,
+                  size_bytes=pack.size_bytes, price=pack.price, document=charge.document,
+                  actor=actor)
+    session.add(topup)
+    session.flush()
+    audit.record(session, actor=actor, action="usage.topup", entity="subscriber",
+                 entity_id=sub.id, after={"pack": pack.name, "size_bytes": pack.size_bytes,
+                                          "document": charge.document,
+                                          "period_start": str(state.period_start)})
+    _evaluate(session, sub, state, actor)
+    return topup
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def usage_summary(session: Session, username: str, today: dt.date) -> dict[str, object]:
+    """The subscriber's period as the cap counts it (read-only: a period not yet rolled
+    reads from the days)."""
+    sub = get_subscriber(session, username)
+    start, end = rules.current_period(sub.period_start, sub.period_end, today)
+    state = session.get(UsageState, sub.id)
+    if state is None or state.period_start != start:
+        down, up, secs = period_usage(session, sub.id, start, end)
+        extra, exempt = 0, bool(state and state.exempt)
+    else:
+        down, up, secs = state.download, state.upload, state.seconds
+        extra, exempt = state.extra_bytes, state.exempt
+    plan = sub.plan
+    cap = plan.data_cap_bytes + extra if plan.data_cap_bytes is not None else None
+    return {"username": sub.username, "period_start": str(start), "period_end": str(end),
+            "download": down, "upload": up, "seconds": secs, "counts": plan.cap_counts,
+            "counted": rules.counted(plan.cap_counts, down, up), "cap_bytes": cap,
+            "topup_bytes": extra, "exempt": exempt, "throttled": sub.cap_throttled,
+            "quota_left_bytes": sub.quota_left_bytes,
+            "quota_left_seconds": sub.quota_left_seconds}
+
+
+def period_usage(session: Session, subscriber_id: int, start: dt.date, end: dt.date
+                 ) -> tuple[int, int, int]:
+    """(download, upload, seconds) measured on the days [start, end)."""
+    down, up, secs = session.execute(
+        select(func.coalesce(func.sum(UsageDay.download), 0),
+               func.coalesce(func.sum(UsageDay.upload), 0),
+               func.coalesce(func.sum(UsageDay.seconds), 0))
+        .where(UsageDay.subscriber_id == subscriber_id, UsageDay.day >= start,
+               UsageDay.day < end)).one()
+    return int(down), int(up), int(secs)
+
+
+def daily_usage(session: Session, subscriber_id: int, start: dt.date, end: dt.date
+                ) -> list[UsageDay]:
+    """The subscriber's days in [start, end), in order (at most 366)."""
+    return list(session.scalars(select(UsageDay).where(
+        UsageDay.subscriber_id == subscriber_id, UsageDay.day >= start, UsageDay.day < end)
+        .order_by(UsageDay.day).limit(366)))
+
+
+@dataclass(frozen=True)
+class OverCap:
+    """A subscriber at or over this period's cap."""
+
+    subscriber_id: int
+    username: str
+    plan: str
+    cap_bytes: int  # the plan's cap plus this period's top-ups
+    counted_bytes: int
+    throttled: bool
+    exempt: bool
+    has_fup: bool
+
+
+def over_cap(session: Session, today: dt.date, *, after_id: int = 0, limit: int = 500
+             ) -> list[OverCap]:
+    """Subscribers at or over their cap in their current period, with whether they are
+    throttled (and why they may not be: exempt, or the plan has no fair-usage speed), by
+    subscriber id after *after_id* (keyset pages of at most *limit*). One indexed join of
+    the per-subscriber period state; no session or day is read."""
+    limit = max(1, min(limit, 5000))
+    counted = case((Plan.cap_counts == "download", UsageState.download),
+                   (Plan.cap_counts == "upload", UsageState.upload),
+                   else_=UsageState.download + UsageState.upload)
+    cap = Plan.data_cap_bytes + UsageState.extra_bytes
+    current = or_(
+        and_(Subscriber.period_start.is_not(None),
+             UsageState.period_start == Subscriber.period_start),
+        and_(Subscriber.period_start.is_(None), UsageState.period_start <= today,
+             UsageState.period_end > today))
+    rows = session.execute(
+        select(Subscriber.id, Subscriber.username, Plan.name, cap, counted,
+               Subscriber.cap_throttled, UsageState.exempt, Plan.fup_download_bps)
+        .join(Plan, Plan.id == Subscriber.plan_id)
+        .join(UsageState, UsageState.subscriber_id == Subscriber.id)
+        .where(Plan.data_cap_bytes.is_not(None), current, counted >= cap,
+               Subscriber.id > after_id)
+        .order_by(Subscriber.id).limit(limit)).all()
+    return [OverCap(int(i), u, p, int(c), int(n), bool(t), bool(e), f is not None)
+            for i, u, p, c, n, t, e, f in rows]
