@@ -93,6 +93,10 @@ class PlanRecord:
     ipv6_pool: str | None = None
     delegated_ipv6_pool: str | None = None
     idle_timeout: int | None = None
+    # Hotspot prepaid quotas per period (usage part): bytes (a cap with no fair-usage speed
+    # to fall back to) and seconds; None: none
+    data_quota: int | None = None
+    time_quota: int | None = None
 
 
 @dataclass(frozen=True)
@@ -291,7 +295,15 @@ def decide(  # noqa: PLR0911, PLR0912 - one early return per branch: the decisio
     if sub.status != "active":
         return reject(Reason.BAD_REQUEST, password)
 
-    if sub.quota_left_bytes == 0 or sub.quota_left_seconds == 0:
+    # A Hotspot prepaid quota: what the usage part says is left, the whole quota before
+    # anything was used.
+    hotspot = sub.service == "hotspot"
+    left_bytes = (None if not hotspot or plan.data_quota is None
+                  else plan.data_quota if sub.quota_left_bytes is None else sub.quota_left_bytes)
+    left_seconds = (None if not hotspot or plan.time_quota is None
+                    else plan.time_quota if sub.quota_left_seconds is None
+                    else sub.quota_left_seconds)
+    if left_bytes == 0 or left_seconds == 0:
         return reject(Reason.QUOTA_EXHAUSTED, password)
     if (sub.fup_throttled or sub.cap_throttled) and plan.fup_rate is not None:
         reason, speed, burst = Reason.THROTTLED, plan.fup_rate, None
@@ -300,12 +312,12 @@ def decide(  # noqa: PLR0911, PLR0912 - one early return per branch: the decisio
     reply = [*profile.rate_reply(speed, burst), *common, *_addressing(sub, plan)]
     # The session may last until the paid period ends or the time quota is used up,
     # whichever comes first; the NAS counts the data quota itself.
-    timeouts = [] if sub.quota_left_seconds is None else [sub.quota_left_seconds]
+    timeouts = [] if left_seconds is None else [left_seconds]
     if sub.paid_until is not None:
         timeouts.append(int((sub.paid_until - now).total_seconds()))
     if timeouts:
         reply.append(("Session-Timeout", str(max(1, min(*timeouts, MAX_SESSION_TIMEOUT)))))
-    if sub.quota_left_bytes is not None:
-        reply += profile.quota_reply(sub.quota_left_bytes)
+    if left_bytes is not None:
+        reply += profile.quota_reply(left_bytes)
     return Decision(True, reason, password=password, reply=tuple(reply), rate=speed,
                     burst=burst)

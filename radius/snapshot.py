@@ -52,6 +52,8 @@ def plan_record(plan: Plan) -> PlanRecord:
         ipv6_pool=plan.ipv6_pool,
         delegated_ipv6_pool=plan.delegated_ipv6_pool,
         idle_timeout=plan.idle_timeout,
+        data_quota=plan.data_cap_bytes if plan.fup_download_bps is None else None,
+        time_quota=plan.time_quota_s,
     )
 
 
