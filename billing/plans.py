@@ -109,7 +109,7 @@ def list_plans(session: Session) -> list[Plan]:
     return list(session.scalars(select(Plan).order_by(Plan.name)))
 
 
-def create_plan(  # noqa: PLR0912 - one check per input, each error next to its rule
+def create_plan(  # noqa: PLR0912, PLR0915 - one check per input, each error next to its rule
     session: Session,
     *,
     name: str,

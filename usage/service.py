@@ -57,20 +57,7 @@ def record_usage(session: Session, recs: Sequence[AcctRecord],
     and update Hotspot quota remainders, in the caller's transaction. Records of unknown
     users count for nobody. Returns the subscribers whose usage changed."""
     tz = ZoneInfo(isp_settings(session).timezone)
-    marks: dict[Key, dict[dt.date, rules.Counters]] = {}
-    owner: dict[Key, int] = {}
-    for r in recs:
-        if r.status not in (START, INTERIM, STOP) or r.username is None:
-            continue
-        sid = subscriber_ids.get(r.username)
-        if sid is None or r.acct_session_id is None:
-            continue
-        key = (r.nas_ip, r.acct_session_id, r.username)
-        day = r.event_time.astimezone(tz).date()
-        days = marks.setdefault(key, {})
-        days[day] = rules.higher(days.get(day, rules.ZERO),
-                                 (r.input_octets, r.output_octets, r.session_time))
-        owner[key] = sid
+    marks, owner = _marks(recs, subscriber_ids, tz)
     if not marks:
         return set()
     keys = sorted(marks)
@@ -94,12 +81,12 @@ def record_usage(session: Session, recs: Sequence[AcctRecord],
         for day, c in after.items():
             if before.get(day) == c:
                 continue
-            row = rows.get(day)
-            if row is None:
-                row = UsageSessionDay(nas_ip=key[0], acct_session_id=key[1], username=key[2],
-                                      day=day, subscriber_id=owner[key])
-                session.add(row)
-            row.input_octets, row.output_octets, row.session_time = c
+            mark = rows.get(day)
+            if mark is None:
+                mark = UsageSessionDay(nas_ip=key[0], acct_session_id=key[1],
+                                       username=key[2], day=day, subscriber_id=owner[key])
+                session.add(mark)
+            mark.input_octets, mark.output_octets, mark.session_time = c
         was, now_ = rules.contributions(before), rules.contributions(after)
         for day, c in now_.items():
             old = was.get(day, rules.ZERO)
@@ -117,14 +104,35 @@ def record_usage(session: Session, recs: Sequence[AcctRecord],
     return set(touched)
 
 
+def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: ZoneInfo
+           ) -> tuple[dict[Key, dict[dt.date, rules.Counters]], dict[Key, int]]:
+    """The highest counters each session of a known subscriber reported per local day in
+    *recs*, and whose each session is."""
+    marks: dict[Key, dict[dt.date, rules.Counters]] = {}
+    owner: dict[Key, int] = {}
+    for r in recs:
+        if r.status not in (START, INTERIM, STOP) or r.username is None:
+            continue
+        sid = subscriber_ids.get(r.username)
+        if sid is None or r.acct_session_id is None:
+            continue
+        key = (r.nas_ip, r.acct_session_id, r.username)
+        day = r.event_time.astimezone(tz).date()
+        days = marks.setdefault(key, {})
+        days[day] = rules.higher(days.get(day, rules.ZERO),
+                                 (r.input_octets, r.output_octets, r.session_time))
+        owner[key] = sid
+    return marks, owner
+
+
 def _add_days(session: Session, deltas: Mapping[tuple[int, dt.date], list[int]]) -> None:
     pairs = sorted(deltas)
     have: dict[tuple[int, dt.date], UsageDay] = {}
     for chunk in _chunks(pairs):
-        for row in session.scalars(select(UsageDay).where(
+        for found in session.scalars(select(UsageDay).where(
                 tuple_(UsageDay.subscriber_id, UsageDay.day).in_(list(chunk)))
                 .with_for_update()):
-            have[(row.subscriber_id, row.day)] = row
+            have[(found.subscriber_id, found.day)] = found
     for pair in pairs:
         d = deltas[pair]
         row = have.get(pair)

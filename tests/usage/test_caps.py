@@ -106,7 +106,7 @@ def test_crossing_the_cap_throttles_once_with_notices_at_80_and_100(world: Engin
     with factory() as s, s.begin():
         interim(s, "alice", 8 * GB)
     with factory() as s:
-        assert notices(s, "alice") == ["usage80:%d:2026-11-01" % sub_of(s, "alice").id]
+        assert notices(s, "alice") == [f"usage80:{sub_of(s, 'alice').id}:2026-11-01"]
         assert not sub_of(s, "alice").cap_throttled and requests(s, "alice") == []
     with factory() as s, s.begin():
         before = sub_of(s, "alice").auth_version
@@ -193,9 +193,8 @@ def test_exemption_and_reset_lift_the_throttle_and_are_audited(world: Engine) ->
         interim(s, "bob", 12 * GB, hour=14)  # counted again from the reset: 1G since
     with factory() as s:
         assert not sub_of(s, "alice").cap_throttled and not sub_of(s, "bob").cap_throttled
-    with factory() as s, s.begin():
-        with pytest.raises(Exception, match="reason"):
-            service.reset_counter(s, "bob", today=TODAY, reason=" ", actor="op")
+    with factory() as s, s.begin(), pytest.raises(Exception, match="reason"):
+        service.reset_counter(s, "bob", today=TODAY, reason=" ", actor="op")
 
 
 def test_a_top_up_is_charged_raises_the_cap_and_lifts_the_throttle(world: Engine) -> None:
@@ -225,9 +224,8 @@ def test_a_top_up_is_charged_raises_the_cap_and_lifts_the_throttle(world: Engine
         interim(s, "alice", 15 * GB, hour=13)  # past the raised cap (15G)
     with factory() as s:
         assert sub_of(s, "alice").cap_throttled
-    with factory() as s, s.begin():
-        with pytest.raises(Exception, match="no top-up pack"):
-            service.buy_topup(s, "dave", "5G extra", today=TODAY, actor="op")
+    with factory() as s, s.begin(), pytest.raises(Exception, match="no top-up pack"):
+        service.buy_topup(s, "dave", "5G extra", today=TODAY, actor="op")
 
 
 def test_over_cap_lists_who_is_over_and_whether_throttled(world: Engine) -> None:
