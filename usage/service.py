@@ -163,7 +163,7 @@ def _update_periods(session: Session, ids: Sequence[int],
                     state.download += d[0]
                     state.upload += d[1]
                     state.seconds += d[2]
-        _evaluate(session, sub, state, "usage")
+        _evaluate(session, sub, state, "usage", today)
 
 
 def _load(session: Session, ids: Sequence[int]
@@ -206,7 +206,8 @@ def _has_quota(sub: Subscriber, plan: Plan) -> bool:
         or (plan.data_cap_bytes is not None and plan.fup_download_bps is None))
 
 
-def _evaluate(session: Session, sub: Subscriber, state: UsageState, actor: str) -> None:
+def _evaluate(session: Session, sub: Subscriber, state: UsageState, actor: str,
+              today: dt.date) -> None:
     """Apply the cap rule to one subscriber: notices, throttle or restore, quota remainders."""
     plan = sub.plan
     used = rules.counted(plan.cap_counts, state.download, state.upload)
@@ -219,8 +220,9 @@ def _evaluate(session: Session, sub: Subscriber, state: UsageState, actor: str) 
     for pct, due in ((80, act.notice_80), (100, act.notice_100)):
         if due:
             enqueue(session, sub, f"usage_{pct}", f"usage{pct}:{sub.id}:{period}",
-                    on=state.period_start, percent=pct, used_bytes=used, cap_bytes=limit,
-                    period_end=state.period_end)
+                    on=today, percent=pct, used_bytes=used, cap_bytes=limit,
+                    period_start=state.period_start,
+                    period_end=state.period_end - dt.timedelta(days=1))
             setattr(state, f"notified_{pct}", True)
     changed = False
     if act.throttle is not None:
@@ -267,7 +269,8 @@ def renew_periods(session: Session, today: dt.date, limit: int = 500) -> int:
     for sid in ids:
         sub = subs[sid]
         start, end = rules.current_period(sub.period_start, sub.period_end, today)
-        _evaluate(session, sub, _roll(session, sub, states.get(sid), start, end), "usage")
+        _evaluate(session, sub, _roll(session, sub, states.get(sid), start, end), "usage",
+                  today)
     return len(ids)
 
 
@@ -301,7 +304,7 @@ def set_exempt(session: Session, username: str, exempt: bool, *, today: dt.date,
     audit.record(session, actor=actor, action="usage.exempt", entity="subscriber",
                  entity_id=sub.id, before={"exempt": before}, after={"exempt": exempt},
                  reason=why)
-    _evaluate(session, sub, state, actor)
+    _evaluate(session, sub, state, actor, today)
     return state
 
 
@@ -319,7 +322,7 @@ def reset_counter(session: Session, username: str, *, today: dt.date, reason: st
                  entity_id=sub.id, before=before,
                  after={"download": 0, "upload": 0, "seconds": 0,
                         "period_start": str(state.period_start)}, reason=why)
-    _evaluate(session, sub, state, actor)
+    _evaluate(session, sub, state, actor, today)
     return state
 
 
@@ -383,7 +386,7 @@ def buy_topup(session: Session, username: str, pack_name: str, *, today: dt.date
                  entity_id=sub.id, after={"pack": pack.name, "size_bytes": pack.size_bytes,
                                           "document": charge.document,
                                           "period_start": str(state.period_start)})
-    _evaluate(session, sub, state, actor)
+    _evaluate(session, sub, state, actor, today)
     return topup
 
 
