@@ -20,15 +20,17 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('plans') as batch:
-        batch.add_column(sa.Column('cap_counts', sa.String(length=8), nullable=False,
-                                   server_default='both'))
-        batch.add_column(sa.Column('time_quota_s', sa.BigInteger(), nullable=True))
-    with op.batch_alter_table('subscribers') as batch:
-        batch.add_column(sa.Column('cap_throttled', sa.Boolean(), nullable=False,
-                                   server_default=sa.false()))
-        batch.add_column(sa.Column('quota_left_bytes', sa.BigInteger(), nullable=True))
-        batch.add_column(sa.Column('quota_left_seconds', sa.BigInteger(), nullable=True))
+    # Plain ADD COLUMN (SQLite has it for columns with a constant default), not batch mode:
+    # a batch rebuild of subscribers on SQLite would silently drop the unique index on
+    # lower(username), which SQLite cannot reflect.
+    op.add_column('plans', sa.Column('cap_counts', sa.String(length=8), nullable=False,
+                                     server_default='both'))
+    op.add_column('plans', sa.Column('time_quota_s', sa.BigInteger(), nullable=True))
+    op.add_column('subscribers', sa.Column('cap_throttled', sa.Boolean(), nullable=False,
+                                           server_default=sa.false()))
+    op.add_column('subscribers', sa.Column('quota_left_bytes', sa.BigInteger(), nullable=True))
+    op.add_column('subscribers', sa.Column('quota_left_seconds', sa.BigInteger(),
+                                           nullable=True))
     op.create_table(
         'usage_days',
         sa.Column('subscriber_id', sa.Integer(), nullable=False),
@@ -121,6 +123,9 @@ def downgrade() -> None:
         batch.drop_column('quota_left_seconds')
         batch.drop_column('quota_left_bytes')
         batch.drop_column('cap_throttled')
+    # the SQLite rebuild loses the expression index (see upgrade): put it back
+    op.execute("CREATE UNIQUE INDEX IF NOT EXISTS uq_subscribers_username_lower "
+               "ON subscribers (lower(username))")
     with op.batch_alter_table('plans') as batch:
         batch.drop_column('time_quota_s')
         batch.drop_column('cap_counts')
