@@ -149,21 +149,23 @@ def _add_days(session: Session, deltas: Mapping[tuple[int, dt.date], list[int]])
 def _update_periods(session: Session, ids: Sequence[int],
                     deltas: Mapping[tuple[int, dt.date], list[int]], today: dt.date) -> None:
     subs, states = _load(session, ids)
-    for sid in ids:
-        sub = subs.get(sid)
-        if sub is None:
-            continue
+    periods = {sid: rules.current_period(sub.period_start, sub.period_end, today)
+               for sid, sub in subs.items()}
+    stale = [sid for sid in ids if sid in subs and (
+        sid not in states or states[sid].period_start != periods[sid][0])]
+    fresh = set(stale)
+    for (sid, day), d in deltas.items():
         state = states.get(sid)
-        start, end = rules.current_period(sub.period_start, sub.period_end, today)
-        if state is None or state.period_start != start:
-            state = _roll(session, sub, state, start, end)
-        else:
-            for (owner, day), d in deltas.items():
-                if owner == sid and start <= day < end:
-                    state.download += d[0]
-                    state.upload += d[1]
-                    state.seconds += d[2]
-        _evaluate(session, sub, state, "usage", today)
+        if sid in fresh or state is None or not periods[sid][0] <= day < periods[sid][1]:
+            continue
+        state.download += d[0]
+        state.upload += d[1]
+        state.seconds += d[2]
+    states.update(_roll_many(session, [(subs[sid], states.get(sid), *periods[sid])
+                                       for sid in stale]))
+    for sid in ids:
+        if sid in subs:
+            _evaluate(session, subs[sid], states[sid], "usage", today)
 
 
 def _load(session: Session, ids: Sequence[int]
@@ -178,24 +180,45 @@ def _load(session: Session, ids: Sequence[int]
     return subs, states
 
 
+def _roll_many(session: Session,
+               rolls: Sequence[tuple[Subscriber, UsageState | None, dt.date, dt.date]]
+               ) -> dict[int, UsageState]:
+    """Start counting a new period for each (subscriber, old state, start, end): its usage
+    so far from the days (one query per chunk, each subscriber's own range), no top-ups, no
+    notices; an exemption carries over."""
+    out: dict[int, UsageState] = {}
+    for chunk in _chunks(rolls):
+        low, high = min(r[2] for r in chunk), max(r[3] for r in chunk)
+        span = {r[0].id: (r[2], r[3]) for r in chunk}
+        sums: dict[int, list[int]] = {}
+        with session.no_autoflush:
+            for sid, day, down, up, secs in session.execute(
+                    select(UsageDay.subscriber_id, UsageDay.day, UsageDay.download,
+                           UsageDay.upload, UsageDay.seconds)
+                    .where(UsageDay.subscriber_id.in_(list(span)), UsageDay.day >= low,
+                           UsageDay.day < high)):
+                if span[sid][0] <= day < span[sid][1]:
+                    acc = sums.setdefault(sid, [0, 0, 0])
+                    acc[0] += down
+                    acc[1] += up
+                    acc[2] += secs
+        for sub, old, start, end in chunk:
+            state = old
+            if state is None:
+                state = UsageState(subscriber_id=sub.id, exempt=False)
+                session.add(state)
+            state.period_start, state.period_end = start, end
+            state.download, state.upload, state.seconds = sums.get(sub.id, [0, 0, 0])
+            state.extra_bytes = 0
+            state.notified_80 = state.notified_100 = False
+            out[sub.id] = state
+    return out
+
+
 def _roll(session: Session, sub: Subscriber, state: UsageState | None, start: dt.date,
           end: dt.date) -> UsageState:
-    """Start counting a new period: its usage so far from the days (a bounded range of one
-    subscriber's rows), no top-ups, no notices; an exemption carries over."""
-    down, up, secs = session.execute(
-        select(func.coalesce(func.sum(UsageDay.download), 0),
-               func.coalesce(func.sum(UsageDay.upload), 0),
-               func.coalesce(func.sum(UsageDay.seconds), 0))
-        .where(UsageDay.subscriber_id == sub.id, UsageDay.day >= start, UsageDay.day < end)
-    ).one()
-    if state is None:
-        state = UsageState(subscriber_id=sub.id, exempt=False)
-        session.add(state)
-    state.period_start, state.period_end = start, end
-    state.download, state.upload, state.seconds = int(down), int(up), int(secs)
-    state.extra_bytes = 0
-    state.notified_80 = state.notified_100 = False
-    return state
+    """:func:`_roll_many` for one subscriber."""
+    return _roll_many(session, [(sub, state, start, end)])[sub.id]
 
 
 def _has_quota(sub: Subscriber, plan: Plan) -> bool:
@@ -266,11 +289,12 @@ def renew_periods(session: Session, today: dt.date, limit: int = 500) -> int:
                    Subscriber.quota_left_seconds.is_not(None)), stale)
         .order_by(Subscriber.id).limit(limit)))
     subs, states = _load(session, ids)
+    rolled = _roll_many(session, [
+        (subs[sid], states.get(sid),
+         *rules.current_period(subs[sid].period_start, subs[sid].period_end, today))
+        for sid in ids])
     for sid in ids:
-        sub = subs[sid]
-        start, end = rules.current_period(sub.period_start, sub.period_end, today)
-        _evaluate(session, sub, _roll(session, sub, states.get(sid), start, end), "usage",
-                  today)
+        _evaluate(session, subs[sid], rolled[sid], "usage", today)
     return len(ids)
 
 
