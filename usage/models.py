@@ -46,8 +46,8 @@ class UsageSessionDay(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     nas_ip: Mapped[str] = mapped_column(String(45))
-    acct_session_id: Mapped[str] = mapped_column(String(128))
-    username: Mapped[str] = mapped_column(String(64))
+    acct_session_id: Mapped[str] = mapped_column(String(253))  # as radius_sessions
+    username: Mapped[str] = mapped_column(String(253))
     day: Mapped[dt.date] = mapped_column(Date)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"))
     input_octets: Mapped[int] = mapped_column(BigInteger, default=0)

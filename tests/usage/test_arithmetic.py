@@ -112,3 +112,9 @@ def test_a_period_boundary_splits_the_period_usage(session: Session, alice: int)
 def test_unknown_users_count_for_nobody(session: Session, alice: int) -> None:
     feed(session, acct("Interim-Update", "x1", "mallory", at(12, 10), 60, 10, 10))
     assert session.scalars(select(UsageDay)).all() == []
+
+
+def test_the_longest_session_id_a_nas_may_send_is_metered(session: Session, alice: int) -> None:
+    sid = "8" * 253  # radius_sessions keeps 253 characters: so do the daily marks
+    feed(session, acct("Interim-Update", sid, "alice", at(12, 10), 60, 1, 2))
+    assert days(session, alice) == {D(2026, 11, 12): (2, 1, 60)}
