@@ -15,10 +15,21 @@ import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeVar
+from typing import TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, or_, select, tuple_
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from billing.accounts import enforce
@@ -61,18 +72,14 @@ def record_usage(session: Session, recs: Sequence[AcctRecord],
     if not marks:
         return set()
     keys = sorted(marks)
-    stored: dict[Key, dict[dt.date, UsageSessionDay]] = {}
-    for chunk in _chunks(keys):
-        for row in session.scalars(
-                select(UsageSessionDay)
-                .where(tuple_(UsageSessionDay.nas_ip, UsageSessionDay.acct_session_id,
-                              UsageSessionDay.username).in_(list(chunk)))
-                .with_for_update()):
-            stored.setdefault((row.nas_ip, row.acct_session_id, row.username), {})[row.day] = row
+    # Plain rows and executemany statements, not ORM objects: this runs for every batch.
+    stored = _stored_marks(session, keys)
     deltas: dict[tuple[int, dt.date], list[int]] = {}
+    inserts: list[dict[str, object]] = []
+    updates: list[dict[str, object]] = []
     for key in keys:
         rows = stored.get(key, {})
-        before = {d: (r.input_octets, r.output_octets, r.session_time) for d, r in rows.items()}
+        before = {d: c for d, (_, c) in rows.items()}
         after = dict(before)
         for day, counters in marks[key].items():
             after[day] = rules.higher(after.get(day, rules.ZERO), counters)
@@ -81,12 +88,13 @@ def record_usage(session: Session, recs: Sequence[AcctRecord],
         for day, c in after.items():
             if before.get(day) == c:
                 continue
-            mark = rows.get(day)
-            if mark is None:
-                mark = UsageSessionDay(nas_ip=key[0], acct_session_id=key[1],
-                                       username=key[2], day=day, subscriber_id=owner[key])
-                session.add(mark)
-            mark.input_octets, mark.output_octets, mark.session_time = c
+            values = {"input_octets": c[0], "output_octets": c[1], "session_time": c[2]}
+            if day in rows:
+                updates.append({"row_id": rows[day][0], **values})
+            else:
+                inserts.append({"nas_ip": key[0], "acct_session_id": key[1],
+                                "username": key[2], "day": day,
+                                "subscriber_id": owner[key], **values})
         was, now_ = rules.contributions(before), rules.contributions(after)
         for day, c in now_.items():
             old = was.get(day, rules.ZERO)
@@ -95,6 +103,7 @@ def record_usage(session: Session, recs: Sequence[AcctRecord],
                 d[0] += c[1] - old[1]  # download: output octets
                 d[1] += c[0] - old[0]  # upload: input octets
                 d[2] += c[2] - old[2]
+    _write_marks(session, inserts, updates)
     if not deltas:
         return set()
     _add_days(session, deltas)
@@ -102,6 +111,34 @@ def record_usage(session: Session, recs: Sequence[AcctRecord],
     _update_periods(session, touched, deltas,
                     local_today(isp_settings(session), now or utcnow()))
     return set(touched)
+
+
+def _stored_marks(session: Session, keys: Sequence[Key]
+                  ) -> dict[Key, dict[dt.date, tuple[int, rules.Counters]]]:
+    """The marks already kept for these sessions (row id and counters per day), locked."""
+    stored: dict[Key, dict[dt.date, tuple[int, rules.Counters]]] = {}
+    t = cast(Table, UsageSessionDay.__table__)
+    with session.no_autoflush:
+        for chunk in _chunks(keys):
+            for rid, nas, acct_id, user, day, i, o, st in session.execute(
+                    select(t.c.id, t.c.nas_ip, t.c.acct_session_id, t.c.username, t.c.day,
+                           t.c.input_octets, t.c.output_octets, t.c.session_time)
+                    .where(tuple_(t.c.nas_ip, t.c.acct_session_id, t.c.username)
+                           .in_(list(chunk)))
+                    .with_for_update()):
+                stored.setdefault((nas, acct_id, user), {})[day] = (rid, (i, o, st))
+    return stored
+
+
+def _write_marks(session: Session, inserts: list[dict[str, object]],
+                 updates: list[dict[str, object]]) -> None:
+    t = cast(Table, UsageSessionDay.__table__)
+    if inserts:
+        session.execute(insert(t), inserts)
+    if updates:
+        session.execute(update(t).where(t.c.id == bindparam("row_id")).values(
+            input_octets=bindparam("input_octets"), output_octets=bindparam("output_octets"),
+            session_time=bindparam("session_time")), updates)
 
 
 def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: ZoneInfo
@@ -127,23 +164,33 @@ def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: Zo
 
 def _add_days(session: Session, deltas: Mapping[tuple[int, dt.date], list[int]]) -> None:
     pairs = sorted(deltas)
-    have: dict[tuple[int, dt.date], UsageDay] = {}
-    for chunk in _chunks(pairs):
-        for found in session.scalars(select(UsageDay).where(
-                tuple_(UsageDay.subscriber_id, UsageDay.day).in_(list(chunk)))
-                .with_for_update()):
-            have[(found.subscriber_id, found.day)] = found
+    t = cast(Table, UsageDay.__table__)
+    have: dict[tuple[int, dt.date], tuple[int, int, int]] = {}
+    with session.no_autoflush:
+        for chunk in _chunks(pairs):
+            for sid, day, down, up, secs in session.execute(
+                    select(t.c.subscriber_id, t.c.day, t.c.download, t.c.upload, t.c.seconds)
+                    .where(tuple_(t.c.subscriber_id, t.c.day).in_(list(chunk)))
+                    .with_for_update()):
+                have[(sid, day)] = (down, up, secs)
+    inserts: list[dict[str, object]] = []
+    updates: list[dict[str, object]] = []
     for pair in pairs:
         d = deltas[pair]
-        row = have.get(pair)
-        if row is None:
-            session.add(UsageDay(subscriber_id=pair[0], day=pair[1], download=d[0],
-                                 upload=d[1], seconds=d[2]))
+        old = have.get(pair)
+        if old is None:
+            inserts.append({"subscriber_id": pair[0], "day": pair[1], "download": d[0],
+                            "upload": d[1], "seconds": d[2]})
         else:
-            row.download += d[0]
-            row.upload += d[1]
-            row.seconds += d[2]
-    session.flush()
+            updates.append({"sid": pair[0], "d": pair[1], "download": old[0] + d[0],
+                            "upload": old[1] + d[1], "seconds": old[2] + d[2]})
+    if inserts:
+        session.execute(insert(t), inserts)
+    if updates:
+        session.execute(update(t).where(t.c.subscriber_id == bindparam("sid"),
+                                        t.c.day == bindparam("d"))
+                        .values(download=bindparam("download"), upload=bindparam("upload"),
+                                seconds=bindparam("seconds")), updates)
 
 
 def _update_periods(session: Session, ids: Sequence[int],
