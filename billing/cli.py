@@ -37,6 +37,10 @@ def plan() -> None:
 @click.option("--burst-time", type=int, help="Burst time in seconds (default 16).")
 @click.option("--data-cap", help="Fair-usage cap per cycle, e.g. 100G.")
 @click.option("--fup-rate", help="Speed after the cap, DOWNLOAD/UPLOAD.")
+@click.option("--cap-counts", type=click.Choice(["download", "upload", "both"]),
+              default="both", show_default=True, help="What counts against the data cap.")
+@click.option("--time-quota", "time_quota_s", type=int,
+              help="Hotspot prepaid time per cycle, in seconds.")
 @click.option("--pool", "ip_pool", help="MikroTik IP pool (Framed-Pool) for this plan.")
 @click.option("--cycle", "billing_cycle", default="monthly",
               type=click.Choice(["monthly", "weekly", "daily", "days"]))

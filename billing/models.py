@@ -92,6 +92,10 @@ class Plan(Base):
     data_cap_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     fup_download_bps: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     fup_upload_bps: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # What counts against the data cap: download, upload or both (see usage.rules).
+    cap_counts: Mapped[str] = mapped_column(String(8), default="both")
+    # Hotspot prepaid time quota per period, in seconds (usage part; None: no time quota).
+    time_quota_s: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     ip_pool: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Dual-stack PPPoE: the NAS pools for the WAN prefix (Framed-IPv6-Pool) and the prefix
     # delegated to the subscriber's LAN (Delegated-IPv6-Prefix-Pool); Idle-Timeout seconds.
@@ -163,6 +167,12 @@ class Subscriber(Base):
     # End of the paid period where one applies (prepaid): sessions are cut here.
     paid_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     fup_throttled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set by the usage part only: over the data cap this period, at the fair-usage speed.
+    # Apart from fup_throttled, which the dunning throttle sets and clears.
+    cap_throttled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Hotspot prepaid quotas: what is left this period (usage part; None: no quota).
+    quota_left_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    quota_left_seconds: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # Billing state: the current period [period_start, period_end) in the ISP's local dates.
     anchor_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
     period_start: Mapped[dt.date | None] = mapped_column(Date, nullable=True)

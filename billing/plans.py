@@ -45,6 +45,10 @@ def parse_money(text: str | Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"))
 
 
+# What a data cap counts (usage part): download, upload or both.
+CAP_COUNTS = ("download", "upload", "both")
+MAX_TIME_QUOTA = 2**31 - 1  # seconds; RouterOS keeps Session-Timeout in 32 bits
+
 MAX_SIZE = 10**15  # 1 PB a cycle: anything above is a typo
 
 
@@ -105,7 +109,7 @@ def list_plans(session: Session) -> list[Plan]:
     return list(session.scalars(select(Plan).order_by(Plan.name)))
 
 
-def create_plan(  # noqa: PLR0912 - one check per input, each error next to its rule
+def create_plan(  # noqa: PLR0912, PLR0915 - one check per input, each error next to its rule
     session: Session,
     *,
     name: str,
@@ -117,6 +121,8 @@ def create_plan(  # noqa: PLR0912 - one check per input, each error next to its 
     burst_time: int | None = None,
     data_cap: str | None = None,
     fup_rate: str | None = None,
+    cap_counts: str = "both",
+    time_quota_s: int | None = None,
     ip_pool: str | None = None,
     billing_cycle: str = "monthly",
     validity_days: int | None = None,
@@ -152,6 +158,10 @@ def create_plan(  # noqa: PLR0912 - one check per input, each error next to its 
         raise InvalidInput(f"fair-usage rate {fup} must be slower than the rate {base}")
     if ip_pool is not None and not _POOL_RE.fullmatch(ip_pool):
         raise InvalidInput(f"invalid pool name {ip_pool!r}")
+    if cap_counts not in CAP_COUNTS:
+        raise InvalidInput(f"cap counts {str(cap_counts)[:20]!r}: use {', '.join(CAP_COUNTS)}")
+    if time_quota_s is not None and not 1 <= time_quota_s <= MAX_TIME_QUOTA:
+        raise InvalidInput(f"time quota {time_quota_s} s must be 1-{MAX_TIME_QUOTA} seconds")
     try:
         cycle = BillingCycle(billing_cycle)
         mode = BillingMode(billing_mode)
@@ -197,6 +207,8 @@ def create_plan(  # noqa: PLR0912 - one check per input, each error next to its 
         data_cap_bytes=cap,
         fup_download_bps=fup.down if fup else None,
         fup_upload_bps=fup.up if fup else None,
+        cap_counts=cap_counts,
+        time_quota_s=time_quota_s,
         ip_pool=ip_pool,
         billing_cycle=cycle,
         validity_days=validity_days,
@@ -279,6 +291,8 @@ def plan_summary(plan: Plan) -> dict[str, object]:
         "burst_time": burst.seconds if burst else None,
         "data_cap_bytes": plan.data_cap_bytes,
         "fup_rate": str(fup) if fup else None,
+        "cap_counts": plan.cap_counts,
+        "time_quota_s": plan.time_quota_s,
         "ip_pool": plan.ip_pool,
         "billing_cycle": str(plan.billing_cycle),
         "validity_days": plan.validity_days,

@@ -83,6 +83,12 @@ SHIPPED: dict[tuple[str, str, str], tuple[str | None, str]] = {
                               "{{ username }}। সাহায্য: {{ isp_phone }}"),
     ("welcome", "sms", "hi"): (None, "{{ isp_name }} में आपका स्वागत है, {{ name }}! आपका लॉगिन "
                               "{{ username }} है। सहायता: {{ isp_phone }}"),
+    # usage part: a data cap 80% used, and reached (then the fair-usage speed applies)
+    ("usage_80", "sms", "en"): (None, "{{ isp_name }}: {{ username }} has used 80% of the "
+                               "data for {{ period }}. Top-ups: {{ isp_phone }}"),
+    ("usage_100", "sms", "en"): (None, "{{ isp_name }}: {{ username }} has used all the data "
+                                "for {{ period }}; speed is reduced until it renews. "
+                                "Top-ups: {{ isp_phone }}"),
     ("test", "sms", "en"): (None, "{{ isp_name }}: test message from radbill."),
     ("test", "email", "en"): ("radbill test", "{{ isp_name }}: test message from radbill."),
 }

@@ -97,8 +97,23 @@ def billing_job(settings: Settings) -> Callable[[sessionmaker[Session], dict[str
         counts["suspensions_held"] = report.suspensions_blocked
         counts["errors"] = len(report.errors)
         counts["pdfs"] = render_pending(factory, settings.data_dir / "invoices")
+        counts["usage_renewed"] = renew_usage(factory, today)
 
     return work
+
+
+def renew_usage(factory: sessionmaker[Session], today: Any) -> int:
+    """After billing moved periods on: the cap resets and full speed returns live for the
+    subscribers it throttled, and Hotspot quotas are whole again."""
+    from usage.service import renew_periods
+
+    total = 0
+    while True:
+        with factory() as session, session.begin():
+            n = renew_periods(session, today)
+        total += n
+        if n < 500:
+            return total
 
 
 def stale_sessions_job(settings: Settings) -> Callable[[sessionmaker[Session], dict[str, Any]],

@@ -44,6 +44,7 @@ from radius.detail import DetailRecord, complete_records
 from radius.models import DetailCursor, PostAuth, RejectedRecord
 from radius.postauth import row_from_attrs
 from radius.rejects import Rejection
+from usage import service as usage
 
 log = logging.getLogger("radbill.ingest")
 
@@ -68,10 +69,15 @@ def apply_accounting(session: Session, records: Sequence[Mapping[str, str]],
         else:
             where.append(i)
     ids = subscriber_ids(session, {r.username for r in parsed if r.username})
-    for i, outcome in zip(where, accounting.apply_many(session, parsed, ids, limits),
-                          strict=True):
+    applied: list[AcctRecord] = []
+    for i, rec, outcome in zip(where, parsed, accounting.apply_many(session, parsed, ids, limits),
+                               strict=True):
         if isinstance(outcome, InvalidRecord):
             refused[i] = str(outcome)
+        else:
+            applied.append(rec)
+    # usage per day and period, caps and quotas move with the sessions, in this transaction
+    usage.record_usage(session, applied, ids)
     return refused
 
 

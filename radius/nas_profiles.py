@@ -23,6 +23,9 @@ DEFAULT_FILE = Path(__file__).resolve().parent / "profiles" / "nas_types.toml"
 PLACEHOLDERS = frozenset({"rate_mikrotik", "down_bps", "up_bps", "down_kbps", "up_kbps",
                           "garden_list", "garden_url", "garden_pool"})
 GARDEN_SETTINGS = frozenset({"garden_url", "garden_pool"})
+# A prepaid data quota's remainder: whole, and as RADIUS carries 64 bits (low 32 bits and
+# the Gigawords high part).
+QUOTA_PLACEHOLDERS = frozenset({"total_bytes", "total_low", "total_gigawords"})
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,15}$")  # fits Nas.nas_type (String(16))
 _ATTR_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
 _FIELD_RE = re.compile(r"{([^{}]*)}")
@@ -56,6 +59,7 @@ class NasProfile:
     garden_requires: tuple[str, ...]
     coa_rate: Template
     coa_garden: Template
+    quota: Template = ()  # the data-quota remainder on an Access-Accept ((): not supported)
 
     def can_garden(self, garden: GardenSettings) -> bool:
         """True if this NAS can hold a subscriber in the walled garden with these settings."""
@@ -76,6 +80,13 @@ class NasProfile:
             return []
         template = self.coa_garden if in_garden else self.coa_rate
         return render(template, rate, burst, garden)
+
+    def quota_reply(self, left_bytes: int) -> list[tuple[str, str]]:
+        """The Access-Accept attributes that let the NAS itself stop the session when
+        *left_bytes* more have passed ([] if this NAS type cannot)."""
+        values = {"total_bytes": str(left_bytes), "total_low": str(left_bytes & 0xFFFFFFFF),
+                  "total_gigawords": str(left_bytes >> 32)}
+        return [(name, value.format_map(values)) for name, value in self.quota]
 
 
 def _kbps(bps: int) -> int:
@@ -101,7 +112,8 @@ def _render(template: Template, rate: RatePair, burst: Burst | None,
     return tuple((name, value.format_map(values)) for name, value in template)
 
 
-def _template(name: str, key: str, raw: object) -> Template:
+def _template(name: str, key: str, raw: object,
+              allowed: frozenset[str] = PLACEHOLDERS) -> Template:
     if not isinstance(raw, list):
         raise ProfileError(f"NAS type {name}: {key} must be a list of [attribute, value]")
     out: list[tuple[str, str]] = []
@@ -112,7 +124,7 @@ def _template(name: str, key: str, raw: object) -> Template:
         attr, value = item
         if not _ATTR_RE.fullmatch(attr):
             raise ProfileError(f"NAS type {name}: {key}: bad attribute name {attr!r}")
-        unknown = set(_FIELD_RE.findall(value)) - PLACEHOLDERS
+        unknown = set(_FIELD_RE.findall(value)) - allowed
         if unknown or len(value) > MAX_VALUE or any(c in value for c in '"\\\n\r'):
             raise ProfileError(f"NAS type {name}: {key}: bad value {value!r}"
                                + (f" (unknown placeholder {sorted(unknown)[0]})" if unknown
@@ -130,7 +142,7 @@ def parse(data: Mapping[str, object]) -> dict[str, NasProfile]:
         if not isinstance(body, dict):
             raise ProfileError(f"NAS type {name}: must be a table")
         unknown = set(body) - {"label", "rate", "garden", "garden_form", "garden_requires",
-                               "coa_rate", "coa_garden"}
+                               "coa_rate", "coa_garden", "quota"}
         if unknown:
             raise ProfileError(f"NAS type {name}: unknown key {sorted(unknown)[0]!r}")
         requires = body.get("garden_requires", [])
@@ -148,6 +160,7 @@ def parse(data: Mapping[str, object]) -> dict[str, NasProfile]:
             garden_requires=tuple(requires),
             coa_rate=_template(name, "coa_rate", body.get("coa_rate", [])),
             coa_garden=_template(name, "coa_garden", body.get("coa_garden", [])),
+            quota=_template(name, "quota", body.get("quota", []), QUOTA_PLACEHOLDERS),
         )
     if "mikrotik" not in profiles:
         raise ProfileError("the NAS profiles must define mikrotik (the default type)")

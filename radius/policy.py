@@ -38,6 +38,7 @@ class Reason(enum.StrEnum):
     SUSPENDED_NO_GARDEN = "suspended-nas-cannot-garden"
     EXPIRED_NO_GARDEN = "expired-nas-cannot-garden"
     LOGIN_THROTTLED = "login-throttled"
+    QUOTA_EXHAUSTED = "quota-exhausted"  # a Hotspot prepaid time or data quota is used up
     DISABLED = "disabled"
     TERMINATED = "terminated"
     UNKNOWN_USER = "unknown-user"
@@ -60,6 +61,7 @@ REPLY_MESSAGES: dict[Reason, str] = {
     Reason.SUSPENDED_NO_GARDEN: "Account suspended for non-payment",
     Reason.EXPIRED_NO_GARDEN: "Package expired",
     Reason.LOGIN_THROTTLED: "Too many failed logins, try again later",
+    Reason.QUOTA_EXHAUSTED: "Your time or data quota is used up. Please buy more.",
     Reason.DISABLED: "Account disabled",
     Reason.TERMINATED: "Account terminated",
     Reason.UNKNOWN_USER: "Wrong username or password",
@@ -91,6 +93,10 @@ class PlanRecord:
     ipv6_pool: str | None = None
     delegated_ipv6_pool: str | None = None
     idle_timeout: int | None = None
+    # Hotspot prepaid quotas per period (usage part): bytes (a cap with no fair-usage speed
+    # to fall back to) and seconds; None: none
+    data_quota: int | None = None
+    time_quota: int | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,11 @@ class SubscriberRecord:
     framed_ipv6_prefix: str | None = None
     delegated_ipv6_prefix: str | None = None
     ipv6_pool: str | None = None
+    # usage part: over the data cap this period (fair-usage speed), and what is left of a
+    # Hotspot prepaid quota (None: no quota)
+    cap_throttled: bool = False
+    quota_left_bytes: int | None = None
+    quota_left_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -299,13 +310,30 @@ def decide(  # noqa: PLR0911, PLR0912 - one early return per branch: the decisio
     if sub.status != "active":
         return reject(Reason.BAD_REQUEST, password)
 
-    if sub.fup_throttled and plan.fup_rate is not None:
+    # A Hotspot prepaid quota: what the usage part says is left, the whole quota before
+    # anything was used.
+    hotspot = sub.service == "hotspot"
+    left_bytes = (None if not hotspot or plan.data_quota is None
+                  else plan.data_quota if sub.quota_left_bytes is None else sub.quota_left_bytes)
+    left_seconds = (None if not hotspot or plan.time_quota is None
+                    else plan.time_quota if sub.quota_left_seconds is None
+                    else sub.quota_left_seconds)
+    if left_bytes == 0 or left_seconds == 0:
+        return reject(Reason.QUOTA_EXHAUSTED, password)
+    if (sub.fup_throttled or sub.cap_throttled) and plan.fup_rate is not None:
         reason, speed, burst = Reason.THROTTLED, plan.fup_rate, None
     else:
         reason, speed, burst = Reason.ACTIVE, plan.rate, plan.burst
     reply = [*profile.rate_reply(speed, burst), *common, *_addressing(sub, plan)]
+    # The session may last until the paid period ends or the time quota is used up,
+    # whichever comes first; the NAS counts the data quota itself. Past a held cut-off
+    # (cut_off) the paid period gives no timeout: never a 1-second one that loops redials.
+    timeouts = [] if left_seconds is None else [left_seconds]
     if sub.paid_until is not None and sub.paid_until > now:
-        remaining = int((sub.paid_until - now).total_seconds())
-        reply.append(("Session-Timeout", str(max(1, min(remaining, MAX_SESSION_TIMEOUT)))))
+        timeouts.append(int((sub.paid_until - now).total_seconds()))
+    if timeouts:
+        reply.append(("Session-Timeout", str(max(1, min(*timeouts, MAX_SESSION_TIMEOUT)))))
+    if left_bytes is not None:
+        reply += profile.quota_reply(left_bytes)
     return Decision(True, reason, password=password, reply=tuple(reply), rate=speed,
                     burst=burst)

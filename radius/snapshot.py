@@ -56,6 +56,8 @@ def plan_record(plan: Plan) -> PlanRecord:
         ipv6_pool=plan.ipv6_pool,
         delegated_ipv6_pool=plan.delegated_ipv6_pool,
         idle_timeout=plan.idle_timeout,
+        data_quota=plan.data_cap_bytes if plan.fup_download_bps is None else None,
+        time_quota=plan.time_quota_s,
     )
 
 
@@ -82,6 +84,9 @@ def subscriber_record(sub: Subscriber, box: SecretBox) -> SubscriberRecord:
         framed_ipv6_prefix=sub.framed_ipv6_prefix,
         delegated_ipv6_prefix=sub.delegated_ipv6_prefix,
         ipv6_pool=sub.ipv6_pool,
+        cap_throttled=sub.cap_throttled,
+        quota_left_bytes=sub.quota_left_bytes,
+        quota_left_seconds=sub.quota_left_seconds,
     )
 
 
@@ -103,6 +108,9 @@ def subscriber_record_without_password(sub: Subscriber) -> SubscriberRecord:
         framed_ipv6_prefix=sub.framed_ipv6_prefix,
         delegated_ipv6_prefix=sub.delegated_ipv6_prefix,
         ipv6_pool=sub.ipv6_pool,
+        cap_throttled=sub.cap_throttled,
+        quota_left_bytes=sub.quota_left_bytes,
+        quota_left_seconds=sub.quota_left_seconds,
     )
 
 

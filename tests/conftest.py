@@ -20,6 +20,7 @@ import olt.models  # noqa: F401
 import payments.models  # noqa: F401
 import radbill.ops  # noqa: F401
 import radius.models  # noqa: F401
+import usage.models  # noqa: F401
 from billing.models import IspSettings
 from radbill import migrate
 from radbill.crypto import SecretBox

@@ -12,7 +12,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from admin.auth import requires
 from admin.charts import bar_chart
-from admin.db import box, commit, get_db, now, today
+from admin.db import box, commit, get_db, today
 from admin.filters import human_bytes
 from admin.roles import Permission
 from admin.views.common import actor, status_of
@@ -24,6 +24,7 @@ from notify import outbox as notify_outbox
 from radbill import audit
 from radbill.errors import DomainError, InvalidInput
 from radius import accounting, nas, postauth
+from usage import service as usage_service
 
 bp = Blueprint("subscribers", __name__, url_prefix="/subscribers")
 
@@ -109,6 +110,9 @@ def why(sub: Subscriber, overdue: Any, promise: Any, decisions: list[Any]) -> li
         out.append(f"Promised to pay by {promise.until}.")
     if sub.dunning_throttled or sub.fup_throttled:
         out.append("Throttled to the plan's fair-usage speed.")
+    elif sub.cap_throttled:
+        out.append("Over this period's data cap: at the plan's fair-usage speed until the "
+                   "period renews or a top-up is bought.")
     if sub.mac_address:
         out.append(f"Bound to MAC {sub.mac_address}: a login from another device is rejected.")
     rejects = [d for d in decisions if d.decision == "reject"]
@@ -131,9 +135,10 @@ def render_detail(username: str, *, error: str | None = None, status: int = 200,
     promise = standing.active_promise(db, sub.id)
     decisions = postauth.recent_decisions(db, username, 10)
     sessions = accounting.sessions_for(db, username, 30)
-    since = now() - dt.timedelta(days=USAGE_DAYS)
-    usage = {d: (down, up) for d, down, up in accounting.usage_by_day(db, username, since)}
-    first = since.date()
+    # metered per ISP day (usage part): a session over midnight counts on both days
+    first = day - dt.timedelta(days=USAGE_DAYS)
+    usage = {r.day: (r.download, r.upload)
+             for r in usage_service.daily_usage(db, sub.id, first, day + dt.timedelta(days=1))}
     days = [first + dt.timedelta(days=i) for i in range(USAGE_DAYS + 1)]
     chart = bar_chart([(d.strftime("%d %b"), float(sum(usage.get(d, (0, 0))))) for d in days],
                       title=f"Data used per day by {username}, last {USAGE_DAYS} days",

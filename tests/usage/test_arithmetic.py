@@ -1,0 +1,120 @@
+"""Usage arithmetic: the day split of a session by its interim records, a period boundary,
+64-bit counters (Gigawords), a counter reset, duplicates and late records."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from radbill.crypto import SecretBox
+from radius.ingest import apply_accounting
+from tests.factories import make_plan, make_subscriber
+from tests.usage.helpers import G, acct
+from usage import rules
+from usage.models import UsageDay, UsageState
+
+DHAKA = ZoneInfo("Asia/Dhaka")  # the ISP's time zone (the default)
+D = dt.date
+
+
+def at(day: int, hour: int, minute: int = 0, month: int = 11) -> dt.datetime:
+    """A moment in Dhaka time, in UTC."""
+    return dt.datetime(2026, month, day, hour, minute, tzinfo=DHAKA).astimezone(dt.UTC)
+
+
+@pytest.fixture
+def alice(session: Session, box: SecretBox) -> int:
+    make_plan(session)
+    sub = make_subscriber(session, box, activated_on=dt.date(2026, 11, 1))
+    session.commit()
+    assert (sub.period_start, sub.period_end) == (D(2026, 11, 1), D(2026, 12, 1))
+    return sub.id
+
+
+def days(session: Session, sid: int) -> dict[dt.date, tuple[int, int, int]]:
+    return {r.day: (r.download, r.upload, r.seconds) for r in session.scalars(
+        select(UsageDay).where(UsageDay.subscriber_id == sid).order_by(UsageDay.day))}
+
+
+def feed(session: Session, *records: dict[str, str]) -> None:
+    assert apply_accounting(session, list(records)) == {}
+    session.commit()
+
+
+def test_contributions_are_the_rise_of_the_running_maximum() -> None:
+    marks = {D(2026, 11, 1): (100, 1000, 60), D(2026, 11, 2): (50, 3000, 120),
+             D(2026, 11, 3): (400, 2500, 180)}
+    assert rules.contributions(marks) == {D(2026, 11, 1): (100, 1000, 60),
+                                          D(2026, 11, 2): (0, 2000, 60),
+                                          D(2026, 11, 3): (300, 0, 60)}
+    assert rules.contributions({}) == {}
+
+
+def test_a_session_over_midnight_is_split_by_its_interims(session: Session, alice: int) -> None:
+    feed(session,
+         acct("Start", "s1", "alice", at(10, 23, 0)),
+         acct("Interim-Update", "s1", "alice", at(10, 23, 55), 3300, 1_000, 40_000),
+         acct("Interim-Update", "s1", "alice", at(11, 0, 50), 6600, 3_000, 100_000),
+         acct("Stop", "s1", "alice", at(11, 1, 0), 7200, 3_500, 120_000))
+    assert days(session, alice) == {D(2026, 11, 10): (40_000, 1_000, 3300),
+                                    D(2026, 11, 11): (80_000, 2_500, 3900)}
+
+
+def test_a_late_interim_moves_bytes_back_to_its_day(session: Session, alice: int) -> None:
+    feed(session, acct("Interim-Update", "s1", "alice", at(11, 0, 50), 6600, 3_000, 100_000))
+    assert days(session, alice) == {D(2026, 11, 11): (100_000, 3_000, 6600)}
+    feed(session, acct("Interim-Update", "s1", "alice", at(10, 23, 55), 3300, 1_000, 40_000))
+    assert days(session, alice) == {D(2026, 11, 10): (40_000, 1_000, 3300),
+                                    D(2026, 11, 11): (60_000, 2_000, 3300)}
+
+
+def test_duplicates_change_nothing(session: Session, alice: int) -> None:
+    rec = acct("Interim-Update", "s1", "alice", at(12, 10), 600, 5_000, 70_000)
+    feed(session, rec, rec)
+    feed(session, rec)
+    assert days(session, alice) == {D(2026, 11, 12): (70_000, 5_000, 600)}
+
+
+def test_gigawords_make_64_bit_counters(session: Session, alice: int) -> None:
+    feed(session,
+         acct("Interim-Update", "s1", "alice", at(12, 10), 3600, 3 * G + 5, 2 * G + 7),
+         acct("Stop", "s1", "alice", at(12, 11), 7200, 5 * G + 1, 9 * G))
+    assert days(session, alice) == {D(2026, 11, 12): (9 * G, 5 * G + 1, 7200)}
+
+
+def test_a_counter_reset_is_not_negative_usage(session: Session, alice: int) -> None:
+    # the NAS rebooted and reused the session id: its counters start again from zero
+    feed(session,
+         acct("Interim-Update", "s1", "alice", at(12, 10), 3600, 5_000, 900_000),
+         acct("Accounting-On", "", "", at(12, 11)),
+         acct("Interim-Update", "s1", "alice", at(12, 12), 300, 100, 2_000),
+         # and a new session after the reboot counts from zero
+         acct("Interim-Update", "s2", "alice", at(12, 12), 300, 700, 8_000))
+    assert days(session, alice) == {D(2026, 11, 12): (908_000, 5_700, 3900)}
+    assert all(v >= 0 for row in days(session, alice).values() for v in row)
+
+
+def test_a_period_boundary_splits_the_period_usage(session: Session, alice: int) -> None:
+    feed(session,
+         acct("Interim-Update", "s1", "alice", at(30, 23, 50), 600, 10, 1_000),
+         acct("Interim-Update", "s1", "alice", at(1, 0, 10, month=12), 1800, 30, 5_000))
+    assert days(session, alice) == {D(2026, 11, 30): (1_000, 10, 600),
+                                    D(2026, 12, 1): (4_000, 20, 1200)}
+    state = session.get(UsageState, alice)
+    assert state is not None
+    assert (state.period_start, state.download, state.upload) == (D(2026, 11, 1), 1_000, 10)
+
+
+def test_unknown_users_count_for_nobody(session: Session, alice: int) -> None:
+    feed(session, acct("Interim-Update", "x1", "mallory", at(12, 10), 60, 10, 10))
+    assert session.scalars(select(UsageDay)).all() == []
+
+
+def test_the_longest_session_id_a_nas_may_send_is_metered(session: Session, alice: int) -> None:
+    sid = "8" * 253  # radius_sessions keeps 253 characters: so do the daily marks
+    feed(session, acct("Interim-Update", sid, "alice", at(12, 10), 60, 1, 2))
+    assert days(session, alice) == {D(2026, 11, 12): (2, 1, 60)}

@@ -1,0 +1,1 @@
+"""Usage metering, data caps with fair-usage throttling, top-ups and Hotspot quotas."""

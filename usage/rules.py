@@ -1,0 +1,104 @@
+"""Usage rules: pure functions over plain values (no database, no clock).
+
+A session's counters only ever say "so much since the session started". Usage per day comes
+from the highest counters the session reported on each day (its *marks*): the day's usage is
+how far the running maximum rose on that day. That makes the split exact whatever order the
+records arrive in (a late Interim moves bytes back to the day they were used), a duplicate
+changes nothing, a session spanning midnight or a period boundary is split by its interim
+records, and a counter that falls back (a NAS reset) is never negative usage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# (input octets = upload, output octets = download, session seconds)
+Counters = tuple[int, int, int]
+ZERO: Counters = (0, 0, 0)
+
+
+
+def higher(a: Counters, b: Counters) -> Counters:
+    """Each counter's maximum."""
+    return (max(a[0], b[0]), max(a[1], b[1]), max(a[2], b[2]))
+
+
+def contributions(marks: Mapping[dt.date, Counters]) -> dict[dt.date, Counters]:
+    """Per day with a mark, how far the session's running maximum rose that day."""
+    out: dict[dt.date, Counters] = {}
+    top = ZERO
+    for day in sorted(marks):
+        new = higher(top, marks[day])
+        out[day] = (new[0] - top[0], new[1] - top[1], new[2] - top[2])
+        top = new
+    return out
+
+
+def counted(cap_counts: str, download: int, upload: int) -> int:
+    """The bytes that count against a cap that counts *cap_counts*."""
+    if cap_counts == "download":
+        return download
+    if cap_counts == "upload":
+        return upload
+    return download + upload
+
+
+def calendar_month(day: dt.date) -> tuple[dt.date, dt.date]:
+    """[first of the month, first of the next) around *day*."""
+    start = day.replace(day=1)
+    end = (start + dt.timedelta(days=32)).replace(day=1)
+    return start, end
+
+
+def current_period(period_start: dt.date | None, period_end: dt.date | None, today: dt.date
+                   ) -> tuple[dt.date, dt.date]:
+    """The period usage is counted in: the subscriber's billing period, or the calendar
+    month for an account without one."""
+    if period_start is not None and period_end is not None:
+        return period_start, period_end
+    return calendar_month(today)
+
+
+@dataclass(frozen=True)
+class CapState:
+    """What the cap rule looks at. ``limit`` is the plan's cap plus this period's top-ups
+    (None: no cap)."""
+
+    limit: int | None
+    used: int
+    exempt: bool
+    has_fup: bool
+    throttled: bool
+    notified_80: bool
+    notified_100: bool
+
+
+@dataclass(frozen=True)
+class CapActions:
+    """What to do: the notices to send, and True (throttle), False (restore) or None."""
+
+    notice_80: bool = False
+    notice_100: bool = False
+    throttle: bool | None = None
+
+
+def cap_actions(s: CapState) -> CapActions:
+    """Throttle at the cap (when the plan has a fair-usage speed and the subscriber is not
+    exempt); restore when no longer over it (new period, top-up, reset) or exempt. A notice
+    at 80% and at 100%, each once per period."""
+    if s.limit is None:
+        return CapActions(throttle=False if s.throttled else None)
+    over = s.used >= s.limit
+    want = over and s.has_fup and not s.exempt
+    return CapActions(
+        notice_80=not s.exempt and not s.notified_80 and s.used * 5 >= s.limit * 4,
+        notice_100=not s.exempt and not s.notified_100 and over,
+        throttle=want if want != s.throttled else None,
+    )
+
+
+def remainder(quota: int | None, used: int) -> int | None:
+    """What is left of a quota (never below zero), None without one."""
+    return None if quota is None else max(0, quota - used)

@@ -1,0 +1,548 @@
+"""Usage service: metering from accounting, the period's cap state, throttling to the
+fair-usage speed and back, notices, operator exemptions, counter resets, top-ups, Hotspot
+quota remainders, and the set of subscribers over their cap.
+
+:func:`record_usage` runs inside the accounting ingester's transaction (see
+:func:`radius.ingest.apply_accounting`): the usage moves with the sessions it comes from, so a
+crash applies both or neither, and a replayed record changes nothing. It touches only the
+sessions and subscribers of the batch (a few statements per batch, IN lists of at most 300),
+never scans.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TypeVar, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from billing.accounts import enforce
+from billing.isp import local_today
+from billing.isp import settings as isp_settings
+from billing.models import Plan, ServiceType, Subscriber
+from billing.plans import parse_money, parse_size
+from billing.subscribers import get_subscriber
+from notify.outbox import enqueue
+from radbill import audit
+from radbill.db import AUTH_FEED, bump, utcnow
+from radbill.errors import Conflict, InvalidInput, NotFound
+from radius.accounting import INTERIM, START, STOP, AcctRecord
+from usage import rules
+from usage.models import Topup, TopupPack, UsageDay, UsageSessionDay, UsageState
+
+CHUNK = 300
+ACTOR = "usage"
+T = TypeVar("T")
+Key = tuple[str, str, str]
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+# -- metering ----------------------------------------------------------------------------------
+
+
+def record_usage(session: Session, recs: Sequence[AcctRecord],
+                 subscriber_ids: Mapping[str, int], now: dt.datetime | None = None
+                 ) -> set[int]:
+    """Add what *recs* (accounting records the accounting service applied) say was used to
+    the subscribers' days and current periods, throttle or notify whoever crossed a mark,
+    and update Hotspot quota remainders, in the caller's transaction. Records of unknown
+    users count for nobody. Returns the subscribers whose usage changed."""
+    tz = ZoneInfo(isp_settings(session).timezone)
+    marks, owner = _marks(recs, subscriber_ids, tz)
+    if not marks:
+        return set()
+    keys = sorted(marks)
+    # Plain rows and executemany statements, not ORM objects: this runs for every batch.
+    stored = _stored_marks(session, keys)
+    deltas: dict[tuple[int, dt.date], list[int]] = {}
+    inserts: list[dict[str, object]] = []
+    updates: list[dict[str, object]] = []
+    for key in keys:
+        rows = stored.get(key, {})
+        before = {d: c for d, (_, c) in rows.items()}
+        after = dict(before)
+        for day, counters in marks[key].items():
+            after[day] = rules.higher(after.get(day, rules.ZERO), counters)
+        if after == before:
+            continue
+        for day, c in after.items():
+            if before.get(day) == c:
+                continue
+            values = {"input_octets": c[0], "output_octets": c[1], "session_time": c[2]}
+            if day in rows:
+                updates.append({"row_id": rows[day][0], **values})
+            else:
+                inserts.append({"nas_ip": key[0], "acct_session_id": key[1],
+                                "username": key[2], "day": day,
+                                "subscriber_id": owner[key], **values})
+        was, now_ = rules.contributions(before), rules.contributions(after)
+        for day, c in now_.items():
+            old = was.get(day, rules.ZERO)
+            if c != old:
+                d = deltas.setdefault((owner[key], day), [0, 0, 0])
+                d[0] += c[1] - old[1]  # download: output octets
+                d[1] += c[0] - old[0]  # upload: input octets
+                d[2] += c[2] - old[2]
+    _write_marks(session, inserts, updates)
+    if not deltas:
+        return set()
+    _add_days(session, deltas)
+    touched = sorted({sid for sid, _ in deltas})
+    _update_periods(session, touched, deltas,
+                    local_today(isp_settings(session), now or utcnow()))
+    return set(touched)
+
+
+def _stored_marks(session: Session, keys: Sequence[Key]
+                  ) -> dict[Key, dict[dt.date, tuple[int, rules.Counters]]]:
+    """The marks already kept for these sessions (row id and counters per day), locked."""
+    stored: dict[Key, dict[dt.date, tuple[int, rules.Counters]]] = {}
+    t = cast(Table, UsageSessionDay.__table__)
+    with session.no_autoflush:
+        for chunk in _chunks(keys):
+            for rid, nas, acct_id, user, day, i, o, st in session.execute(
+                    select(t.c.id, t.c.nas_ip, t.c.acct_session_id, t.c.username, t.c.day,
+                           t.c.input_octets, t.c.output_octets, t.c.session_time)
+                    .where(tuple_(t.c.nas_ip, t.c.acct_session_id, t.c.username)
+                           .in_(list(chunk)))
+                    .with_for_update()):
+                stored.setdefault((nas, acct_id, user), {})[day] = (rid, (i, o, st))
+    return stored
+
+
+def _write_marks(session: Session, inserts: list[dict[str, object]],
+                 updates: list[dict[str, object]]) -> None:
+    t = cast(Table, UsageSessionDay.__table__)
+    if inserts:
+        session.execute(insert(t), inserts)
+    if updates:
+        session.execute(update(t).where(t.c.id == bindparam("row_id")).values(
+            input_octets=bindparam("input_octets"), output_octets=bindparam("output_octets"),
+            session_time=bindparam("session_time")), updates)
+
+
+def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: ZoneInfo
+           ) -> tuple[dict[Key, dict[dt.date, rules.Counters]], dict[Key, int]]:
+    """The highest counters each session of a known subscriber reported per local day in
+    *recs*, and whose each session is."""
+    marks: dict[Key, dict[dt.date, rules.Counters]] = {}
+    owner: dict[Key, int] = {}
+    for r in recs:
+        if r.status not in (START, INTERIM, STOP) or r.username is None:
+            continue
+        sid = subscriber_ids.get(r.username)
+        if sid is None or r.acct_session_id is None:
+            continue
+        key = (r.nas_ip, r.acct_session_id, r.username)
+        day = r.event_time.astimezone(tz).date()
+        days = marks.setdefault(key, {})
+        days[day] = rules.higher(days.get(day, rules.ZERO),
+                                 (r.input_octets, r.output_octets, r.session_time))
+        owner[key] = sid
+    return marks, owner
+
+
+def _add_days(session: Session, deltas: Mapping[tuple[int, dt.date], list[int]]) -> None:
+    pairs = sorted(deltas)
+    t = cast(Table, UsageDay.__table__)
+    have: dict[tuple[int, dt.date], tuple[int, int, int]] = {}
+    with session.no_autoflush:
+        for chunk in _chunks(pairs):
+            for sid, day, down, up, secs in session.execute(
+                    select(t.c.subscriber_id, t.c.day, t.c.download, t.c.upload, t.c.seconds)
+                    .where(tuple_(t.c.subscriber_id, t.c.day).in_(list(chunk)))
+                    .with_for_update()):
+                have[(sid, day)] = (down, up, secs)
+    inserts: list[dict[str, object]] = []
+    updates: list[dict[str, object]] = []
+    for pair in pairs:
+        d = deltas[pair]
+        old = have.get(pair)
+        if old is None:
+            inserts.append({"subscriber_id": pair[0], "day": pair[1], "download": d[0],
+                            "upload": d[1], "seconds": d[2]})
+        else:
+            updates.append({"sid": pair[0], "d": pair[1], "download": old[0] + d[0],
+                            "upload": old[1] + d[1], "seconds": old[2] + d[2]})
+    if inserts:
+        session.execute(insert(t), inserts)
+    if updates:
+        session.execute(update(t).where(t.c.subscriber_id == bindparam("sid"),
+                                        t.c.day == bindparam("d"))
+                        .values(download=bindparam("download"), upload=bindparam("upload"),
+                                seconds=bindparam("seconds")), updates)
+
+
+def _update_periods(session: Session, ids: Sequence[int],
+                    deltas: Mapping[tuple[int, dt.date], list[int]], today: dt.date) -> None:
+    subs, states = _load(session, ids)
+    periods = {sid: rules.current_period(sub.period_start, sub.period_end, today)
+               for sid, sub in subs.items()}
+    stale = [sid for sid in ids if sid in subs and (
+        sid not in states or states[sid].period_start != periods[sid][0])]
+    fresh = set(stale)
+    for (sid, day), d in deltas.items():
+        state = states.get(sid)
+        if sid in fresh or state is None or not periods[sid][0] <= day < periods[sid][1]:
+            continue
+        state.download += d[0]
+        state.upload += d[1]
+        state.seconds += d[2]
+    states.update(_roll_many(session, [(subs[sid], states.get(sid), *periods[sid])
+                                       for sid in stale]))
+    for sid in ids:
+        if sid in subs:
+            _evaluate(session, subs[sid], states[sid], "usage", today)
+
+
+def _load(session: Session, ids: Sequence[int]
+          ) -> tuple[dict[int, Subscriber], dict[int, UsageState]]:
+    subs: dict[int, Subscriber] = {}
+    states: dict[int, UsageState] = {}
+    for chunk in _chunks(list(ids)):
+        subs.update((s.id, s) for s in session.scalars(
+            select(Subscriber).where(Subscriber.id.in_(chunk))))
+        states.update((s.subscriber_id, s) for s in session.scalars(
+            select(UsageState).where(UsageState.subscriber_id.in_(chunk)).with_for_update()))
+    return subs, states
+
+
+def _roll_many(session: Session,
+               rolls: Sequence[tuple[Subscriber, UsageState | None, dt.date, dt.date]]
+               ) -> dict[int, UsageState]:
+    """Start counting a new period for each (subscriber, old state, start, end): its usage
+    so far from the days (one query per chunk, each subscriber's own range), no top-ups, no
+    notices; an exemption carries over."""
+    out: dict[int, UsageState] = {}
+    for chunk in _chunks(rolls):
+        low, high = min(r[2] for r in chunk), max(r[3] for r in chunk)
+        span = {r[0].id: (r[2], r[3]) for r in chunk}
+        sums: dict[int, list[int]] = {}
+        with session.no_autoflush:
+            for sid, day, down, up, secs in session.execute(
+                    select(UsageDay.subscriber_id, UsageDay.day, UsageDay.download,
+                           UsageDay.upload, UsageDay.seconds)
+                    .where(UsageDay.subscriber_id.in_(list(span)), UsageDay.day >= low,
+                           UsageDay.day < high)):
+                if span[sid][0] <= day < span[sid][1]:
+                    acc = sums.setdefault(sid, [0, 0, 0])
+                    acc[0] += down
+                    acc[1] += up
+                    acc[2] += secs
+        for sub, old, start, end in chunk:
+            state = old
+            if state is None:
+                state = UsageState(subscriber_id=sub.id, exempt=False)
+                session.add(state)
+            state.period_start, state.period_end = start, end
+            state.download, state.upload, state.seconds = sums.get(sub.id, [0, 0, 0])
+            state.extra_bytes = 0
+            state.notified_80 = state.notified_100 = False
+            out[sub.id] = state
+    return out
+
+
+def _roll(session: Session, sub: Subscriber, state: UsageState | None, start: dt.date,
+          end: dt.date) -> UsageState:
+    """:func:`_roll_many` for one subscriber."""
+    return _roll_many(session, [(sub, state, start, end)])[sub.id]
+
+
+def _has_quota(sub: Subscriber, plan: Plan) -> bool:
+    # A Hotspot plan's cap with no fair-usage speed to fall back to is a prepaid quota the
+    # NAS enforces itself (Mikrotik-Total-Limit); a time quota is one by definition.
+    return sub.service is ServiceType.HOTSPOT and (
+        plan.time_quota_s is not None
+        or (plan.data_cap_bytes is not None and plan.fup_download_bps is None))
+
+
+def _evaluate(session: Session, sub: Subscriber, state: UsageState, actor: str,
+              today: dt.date) -> None:
+    """Apply the cap rule to one subscriber: notices, throttle or restore, quota remainders."""
+    plan = sub.plan
+    used = rules.counted(plan.cap_counts, state.download, state.upload)
+    limit = plan.data_cap_bytes + state.extra_bytes if plan.data_cap_bytes is not None else None
+    act = rules.cap_actions(rules.CapState(
+        limit=limit, used=used, exempt=state.exempt, has_fup=plan.fup_download_bps is not None,
+        throttled=sub.cap_throttled, notified_80=state.notified_80,
+        notified_100=state.notified_100))
+    period = f"{state.period_start:%Y-%m-%d}"
+    for pct, due in ((80, act.notice_80), (100, act.notice_100)):
+        if due:
+            enqueue(session, sub, f"usage_{pct}", f"usage{pct}:{sub.id}:{period}",
+                    on=today, percent=pct, used_bytes=used, cap_bytes=limit,
+                    period_start=state.period_start,
+                    period_end=state.period_end - dt.timedelta(days=1))
+            setattr(state, f"notified_{pct}", True)
+    changed = False
+    if act.throttle is not None:
+        sub.cap_throttled = act.throttle
+        why = (f"over the data cap ({used} of {limit} bytes this period)" if act.throttle
+               else "under the data cap again (new period, top-up, reset or exemption)")
+        enforce(session, sub, "throttle" if act.throttle else "unthrottle", why)
+        audit.record(session, actor=actor, action="usage.throttle" if act.throttle
+                     else "usage.unthrottle", entity="subscriber", entity_id=sub.id,
+                     before={"cap_throttled": not act.throttle},
+                     after={"cap_throttled": act.throttle}, reason=why)
+        changed = True
+    if _has_quota(sub, plan):
+        left_bytes = (rules.remainder(limit, state.download + state.upload)
+                      if plan.fup_download_bps is None else None)
+        left_secs = rules.remainder(plan.time_quota_s, state.seconds)
+    else:
+        left_bytes = left_secs = None
+    if (left_bytes, left_secs) != (sub.quota_left_bytes, sub.quota_left_seconds):
+        sub.quota_left_bytes, sub.quota_left_seconds = left_bytes, left_secs
+        changed = True
+    if changed:
+        sub.auth_version = bump(session, AUTH_FEED)
+
+
+# -- periods ------------------------------------------------------------------------------------
+
+
+def renew_periods(session: Session, today: dt.date, limit: int = 500) -> int:
+    """Start the new period's count for throttled and quota subscribers whose period has
+    renewed (billing moved it, or the calendar month turned): the cap resets and full speed
+    comes back live, quotas are whole again. Everybody else rolls at their next record.
+    Returns how many were renewed (call again while it returns *limit*)."""
+    stale = or_(
+        and_(Subscriber.period_start.is_not(None),
+             UsageState.period_start != Subscriber.period_start),
+        and_(Subscriber.period_start.is_(None), UsageState.period_end <= today))
+    ids = list(session.scalars(
+        select(Subscriber.id).join(UsageState, UsageState.subscriber_id == Subscriber.id)
+        .where(or_(Subscriber.cap_throttled.is_(True), Subscriber.quota_left_bytes.is_not(None),
+                   Subscriber.quota_left_seconds.is_not(None)), stale)
+        .order_by(Subscriber.id).limit(limit)))
+    subs, states = _load(session, ids)
+    rolled = _roll_many(session, [
+        (subs[sid], states.get(sid),
+         *rules.current_period(subs[sid].period_start, subs[sid].period_end, today))
+        for sid in ids])
+    for sid in ids:
+        _evaluate(session, subs[sid], rolled[sid], "usage", today)
+    return len(ids)
+
+
+def _state_for(session: Session, sub: Subscriber, today: dt.date) -> UsageState:
+    start, end = rules.current_period(sub.period_start, sub.period_end, today)
+    state = session.scalars(select(UsageState).where(UsageState.subscriber_id == sub.id)
+                            .with_for_update()).one_or_none()
+    if state is None or state.period_start != start:
+        state = _roll(session, sub, state, start, end)
+    return state
+
+
+# -- operators -----------------------------------------------------------------------------------
+
+
+def _reason(text: str) -> str:
+    text = (text or "").strip()
+    if not text or len(text) > 500 or any(ord(c) < 0x20 for c in text):
+        raise InvalidInput("a reason is needed (at most 500 characters, one line)")
+    return text
+
+
+def set_exempt(session: Session, username: str, exempt: bool, *, today: dt.date, reason: str,
+               actor: str) -> UsageState:
+    """Exempt a subscriber from the cap (restored at once if throttled) or end it."""
+    why = _reason(reason)
+    sub = get_subscriber(session, username, lock=True)
+    state = _state_for(session, sub, today)
+    before = state.exempt
+    state.exempt = exempt
+    audit.record(session, actor=actor, action="usage.exempt", entity="subscriber",
+                 entity_id=sub.id, before={"exempt": before}, after={"exempt": exempt},
+                 reason=why)
+    _evaluate(session, sub, state, actor, today)
+    return state
+
+
+def reset_counter(session: Session, username: str, *, today: dt.date, reason: str,
+                  actor: str) -> UsageState:
+    """Set what counts against this period's cap back to zero (the daily usage stays as it
+    was measured); a throttle is lifted at once."""
+    why = _reason(reason)
+    sub = get_subscriber(session, username, lock=True)
+    state = _state_for(session, sub, today)
+    before = {"download": state.download, "upload": state.upload, "seconds": state.seconds}
+    state.download = state.upload = state.seconds = 0
+    state.notified_80 = state.notified_100 = False
+    audit.record(session, actor=actor, action="usage.reset", entity="subscriber",
+                 entity_id=sub.id, before=before,
+                 after={"download": 0, "upload": 0, "seconds": 0,
+                        "period_start": str(state.period_start)}, reason=why)
+    _evaluate(session, sub, state, actor, today)
+    return state
+
+
+_PACK_NAME_MAX = 64
+
+
+def add_pack(session: Session, plan_name: str, name: str, size: str, price: str | Decimal, *,
+             actor: str) -> TopupPack:
+    """Offer a data top-up pack on a plan."""
+    name = (name or "").strip()
+    if not name or len(name) > _PACK_NAME_MAX or any(ord(c) < 0x20 for c in name):
+        raise InvalidInput(f"invalid pack name {name[:70]!r}: 1-64 characters, one line")
+    plan = session.scalars(select(Plan).where(Plan.name == plan_name)).one_or_none()
+    if plan is None:
+        raise NotFound(f"unknown plan {plan_name!r}")
+    if plan.data_cap_bytes is None:
+        raise InvalidInput(f"plan {plan_name!r} has no data cap: a top-up would raise nothing")
+    size_bytes, value = parse_size(size), parse_money(price)
+    if session.scalars(select(TopupPack.id).where(TopupPack.plan_id == plan.id,
+                                                  TopupPack.name == name)).first():
+        raise Conflict(f"plan {plan_name!r} already has a pack {name!r}")
+    pack = TopupPack(plan_id=plan.id, name=name, size_bytes=size_bytes, price=value)
+    session.add(pack)
+    session.flush()
+    audit.record(session, actor=actor, action="usage.pack.create", entity="plan",
+                 entity_id=plan.id, after={"pack": name, "size_bytes": size_bytes,
+                                           "price": str(value)})
+    return pack
+
+
+def packs_of(session: Session, plan_id: int) -> list[TopupPack]:
+    """The packs a plan offers, by name."""
+    return list(session.scalars(select(TopupPack).where(TopupPack.plan_id == plan_id)
+                                .order_by(TopupPack.name)))
+
+
+def buy_topup(session: Session, username: str, pack_name: str, *, today: dt.date,
+              actor: str) -> Topup:
+    """Buy a pack of the subscriber's plan for the current period: a charge on a numbered
+    document (billing's manual charge), the period's cap raised, a throttle lifted live."""
+    from billing.payments import adjust
+
+    sub = get_subscriber(session, username, lock=True)
+    pack = session.scalars(select(TopupPack).where(TopupPack.plan_id == sub.plan_id,
+                                                   TopupPack.name == pack_name)).one_or_none()
+    if pack is None:
+        raise NotFound(f"plan {sub.plan.name!r} has no top-up pack {pack_name!r}")
+    state = _state_for(session, sub, today)
+    charge = adjust(session, sub.username, "charge", pack.price,
+                    reason=f"Data top-up {pack.name} ({pack.size_bytes:,} bytes) for the period "
+                           f"{state.period_start:%d %b %Y} to {state.period_end:%d %b %Y}",
+                    today=today, actor=actor)
+    assert charge.document is not None  # a charge always issues its document
+    state.extra_bytes += pack.size_bytes
+    topup = Topup(subscriber_id=sub.id, pack_id=pack.id, period_start=state.period_start,
+                  size_bytes=pack.size_bytes, price=pack.price, document=charge.document,
+                  actor=actor)
+    session.add(topup)
+    session.flush()
+    audit.record(session, actor=actor, action="usage.topup", entity="subscriber",
+                 entity_id=sub.id, after={"pack": pack.name, "size_bytes": pack.size_bytes,
+                                          "document": charge.document,
+                                          "period_start": str(state.period_start)})
+    _evaluate(session, sub, state, actor, today)
+    return topup
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def usage_summary(session: Session, username: str, today: dt.date) -> dict[str, object]:
+    """The subscriber's period as the cap counts it (read-only: a period not yet rolled
+    reads from the days)."""
+    sub = get_subscriber(session, username)
+    start, end = rules.current_period(sub.period_start, sub.period_end, today)
+    state = session.get(UsageState, sub.id)
+    if state is None or state.period_start != start:
+        down, up, secs = period_usage(session, sub.id, start, end)
+        extra, exempt = 0, bool(state and state.exempt)
+    else:
+        down, up, secs = state.download, state.upload, state.seconds
+        extra, exempt = state.extra_bytes, state.exempt
+    plan = sub.plan
+    cap = plan.data_cap_bytes + extra if plan.data_cap_bytes is not None else None
+    return {"username": sub.username, "period_start": str(start), "period_end": str(end),
+            "download": down, "upload": up, "seconds": secs, "counts": plan.cap_counts,
+            "counted": rules.counted(plan.cap_counts, down, up), "cap_bytes": cap,
+            "topup_bytes": extra, "exempt": exempt, "throttled": sub.cap_throttled,
+            "quota_left_bytes": sub.quota_left_bytes,
+            "quota_left_seconds": sub.quota_left_seconds}
+
+
+def period_usage(session: Session, subscriber_id: int, start: dt.date, end: dt.date
+                 ) -> tuple[int, int, int]:
+    """(download, upload, seconds) measured on the days [start, end)."""
+    down, up, secs = session.execute(
+        select(func.coalesce(func.sum(UsageDay.download), 0),
+               func.coalesce(func.sum(UsageDay.upload), 0),
+               func.coalesce(func.sum(UsageDay.seconds), 0))
+        .where(UsageDay.subscriber_id == subscriber_id, UsageDay.day >= start,
+               UsageDay.day < end)).one()
+    return int(down), int(up), int(secs)
+
+
+def daily_usage(session: Session, subscriber_id: int, start: dt.date, end: dt.date
+                ) -> list[UsageDay]:
+    """The subscriber's days in [start, end), in order (at most 366)."""
+    return list(session.scalars(select(UsageDay).where(
+        UsageDay.subscriber_id == subscriber_id, UsageDay.day >= start, UsageDay.day < end)
+        .order_by(UsageDay.day).limit(366)))
+
+
+@dataclass(frozen=True)
+class OverCap:
+    """A subscriber at or over this period's cap."""
+
+    subscriber_id: int
+    username: str
+    plan: str
+    cap_bytes: int  # the plan's cap plus this period's top-ups
+    counted_bytes: int
+    throttled: bool
+    exempt: bool
+    has_fup: bool
+
+
+def over_cap(session: Session, today: dt.date, *, after_id: int = 0, limit: int = 500
+             ) -> list[OverCap]:
+    """Subscribers at or over their cap in their current period, with whether they are
+    throttled (and why they may not be: exempt, or the plan has no fair-usage speed), by
+    subscriber id after *after_id* (keyset pages of at most *limit*). One indexed join of
+    the per-subscriber period state; no session or day is read."""
+    limit = max(1, min(limit, 5000))
+    counted = case((Plan.cap_counts == "download", UsageState.download),
+                   (Plan.cap_counts == "upload", UsageState.upload),
+                   else_=UsageState.download + UsageState.upload)
+    cap = Plan.data_cap_bytes + UsageState.extra_bytes
+    current = or_(
+        and_(Subscriber.period_start.is_not(None),
+             UsageState.period_start == Subscriber.period_start),
+        and_(Subscriber.period_start.is_(None), UsageState.period_start <= today,
+             UsageState.period_end > today))
+    rows = session.execute(
+        select(Subscriber.id, Subscriber.username, Plan.name, cap, counted,
+               Subscriber.cap_throttled, UsageState.exempt, Plan.fup_download_bps)
+        .join(Plan, Plan.id == Subscriber.plan_id)
+        .join(UsageState, UsageState.subscriber_id == Subscriber.id)
+        .where(Plan.data_cap_bytes.is_not(None), current, counted >= cap,
+               Subscriber.id > after_id)
+        .order_by(Subscriber.id).limit(limit)).all()
+    return [OverCap(int(i), u, p, int(c), int(n), bool(t), bool(e), f is not None)
+            for i, u, p, c, n, t, e, f in rows]
