@@ -377,6 +377,8 @@ class Invoice(Base):
         # A unique index, not a constraint: SQLite adds an index in place, while a constraint
         # would rebuild the invoices table (which the ledger and payments reference).
         Index("uq_invoices_pay_token", "pay_token", unique=True),
+        # invoiced this month (the revenue-by-nas report)
+        Index("ix_invoices_issued_on", "issued_on"),
     )
 
 
@@ -417,7 +419,9 @@ class Payment(Base):
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     actor: Mapped[str] = mapped_column(String(64))
 
-    __table_args__ = (UniqueConstraint("method", "reference"),)
+    __table_args__ = (UniqueConstraint("method", "reference"),
+                      # collected this month (the revenue-by-nas report)
+                      Index("ix_payments_received_at", "received_at"))
 
 
 class Promise(Base):
