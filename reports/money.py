@@ -45,6 +45,8 @@ def revenue_by_nas(session: Session, params: Params) -> list[Row]:
     isp = isp_settings(session)
     first = params.today.replace(day=1)
     month_start = start_of_day_utc(isp, first)
+    next_first = (first + dt.timedelta(days=32)).replace(day=1)
+    month_end = start_of_day_utc(isp, next_first)
     mine = RadiusSession.subscriber_id == Subscriber.id
     # open first (NULL sorts first descending), else the latest ended: (subscriber_id,
     # stopped_at) read backwards, one probe per subscriber
@@ -53,10 +55,10 @@ def revenue_by_nas(session: Session, params: Params) -> list[Row]:
              .correlate(Subscriber).scalar_subquery())
     online = exists().where(mine, OPEN)
     billed = (select(Invoice.subscriber_id.label("sid"), func.sum(Invoice.total).label("t"))
-              .where(Invoice.issued_on >= first, Invoice.issued_on <= params.today)
+              .where(Invoice.issued_on >= first, Invoice.issued_on < next_first)
               .group_by(Invoice.subscriber_id).subquery())
     paid = (select(Payment.subscriber_id.label("sid"), func.sum(Payment.amount).label("t"))
-            .where(Payment.received_at >= month_start, Payment.received_at <= params.now)
+            .where(Payment.received_at >= month_start, Payment.received_at < month_end)
             .group_by(Payment.subscriber_id).subquery())
     per_sub = (select(Subscriber.id.label("sid"), Subscriber.plan_id.label("plan_id"),
                       where.label("nas_ip"),
@@ -78,7 +80,7 @@ def revenue_by_nas(session: Session, params: Params) -> list[Row]:
     ip = nas_ip_of(session, params)
     if ip is not None:
         stmt = stmt.where(per_sub.c.nas_ip == ip)
-    names = dict(session.execute(select(Nas.ip_address, Nas.name)).tuples())
+    names = {ip: n for ip, n in session.execute(select(Nas.ip_address, Nas.name))}
     rows: list[Row] = []
     for nas_ip, plan, currency, active, on, inv, col in session.execute(stmt):
         rows.append({"username": None, "nas": names.get(nas_ip), "nas_ip": nas_ip,
@@ -198,7 +200,7 @@ def suspensions_tomorrow(session: Session, params: Params) -> list[Row]:
     tomorrow = params.today + dt.timedelta(days=1)
     if not calendar(session).is_working_day(tomorrow):
         return []
-    grace = dict(session.execute(select(Plan.id, Plan.grace_days)))
+    grace = {pid: g for pid, g in session.execute(select(Plan.id, Plan.grace_days))}
     if not grace:
         return []
     # due_on + grace + 1 <= tomorrow, per plan (dates are added in Python: portable SQL)

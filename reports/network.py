@@ -190,8 +190,8 @@ def _usernames(session: Session, ids: set[int]) -> dict[int, str]:
     out: dict[int, str] = {}
     ordered = sorted(ids)
     for i in range(0, len(ordered), 500):  # bounded IN lists
-        out.update(session.execute(select(Subscriber.id, Subscriber.username)
-                                   .where(Subscriber.id.in_(ordered[i:i + 500]))).tuples())
+        out.update((i, n) for i, n in session.execute(select(Subscriber.id, Subscriber.username)
+                                   .where(Subscriber.id.in_(ordered[i:i + 500]))).all())
     return out
 
 
@@ -254,7 +254,7 @@ def nas_gaps(session: Session, params: Params) -> list[Row]:
                       late)
                .where(OPEN).group_by(RadiusSession.nas_ip).order_by(RadiusSession.nas_ip))
     per_nas = _sessions_filtered(session, per_nas, params)
-    names = dict(session.execute(select(Nas.ip_address, Nas.name)).tuples())
+    names = {ip: n for ip, n in session.execute(select(Nas.ip_address, Nas.name))}
     rows: list[Row] = []
     for nas_ip, count, newest, n_late in session.execute(per_nas):
         base = {"username": None, "nas": names.get(nas_ip), "nas_ip": nas_ip,
