@@ -80,7 +80,7 @@ def revenue_by_nas(session: Session, params: Params) -> list[Row]:
     ip = nas_ip_of(session, params)
     if ip is not None:
         stmt = stmt.where(per_sub.c.nas_ip == ip)
-    names = {ip: n for ip, n in session.execute(select(Nas.ip_address, Nas.name))}
+    names = {ip: n for ip, n in session.execute(select(Nas.ip_address, Nas.name))}  # noqa: C416 - Row tuples, not pairs, to mypy
     rows: list[Row] = []
     for nas_ip, plan, currency, active, on, inv, col in session.execute(stmt):
         rows.append({"username": None, "nas": names.get(nas_ip), "nas_ip": nas_ip,
@@ -200,7 +200,7 @@ def suspensions_tomorrow(session: Session, params: Params) -> list[Row]:
     tomorrow = params.today + dt.timedelta(days=1)
     if not calendar(session).is_working_day(tomorrow):
         return []
-    grace = {pid: g for pid, g in session.execute(select(Plan.id, Plan.grace_days))}
+    grace = {pid: g for pid, g in session.execute(select(Plan.id, Plan.grace_days))}  # noqa: C416 - Row tuples, not pairs, to mypy
     if not grace:
         return []
     # due_on + grace + 1 <= tomorrow, per plan (dates are added in Python: portable SQL)

@@ -9,7 +9,7 @@ so each report reads the open sessions (a few per cent of the table), never the 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeVar, Unpack
 
 from sqlalchemy import Select, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session
@@ -19,6 +19,7 @@ from radius.accounting import ACCOUNTING_ON, NAS_RESTART
 from radius.models import Nas, PostAuth, RadiusSession
 from reports.registry import Params, Row
 
+S = TypeVar("S", bound=Select[Unpack[tuple[Any, ...]]])  # a statement a filter returns as it came
 OPEN = RadiusSession.stopped_at.is_(None)
 REBOOT = NAS_RESTART[ACCOUNTING_ON]
 NOT_ACTIVE = (SubscriberStatus.SUSPENDED, SubscriberStatus.DISABLED, SubscriberStatus.TERMINATED)
@@ -41,14 +42,14 @@ def nas_ip_of(session: Session, params: Params) -> str | None:
     return ip or params.nas
 
 
-def _sessions_filtered(session: Session, stmt: Select[Any], params: Params) -> Select[Any]:
+def _sessions_filtered(session: Session, stmt: S, params: Params) -> S:
     ip = nas_ip_of(session, params)
     if ip is not None:
         stmt = stmt.where(RadiusSession.nas_ip == ip)
     return stmt
 
 
-def _plan_filtered(stmt: Select[Any], params: Params) -> Select[Any]:
+def _plan_filtered(stmt: S, params: Params) -> S:
     if params.plan is not None:
         stmt = stmt.where(Plan.name == params.plan)
     return stmt
@@ -254,7 +255,7 @@ def nas_gaps(session: Session, params: Params) -> list[Row]:
                       late)
                .where(OPEN).group_by(RadiusSession.nas_ip).order_by(RadiusSession.nas_ip))
     per_nas = _sessions_filtered(session, per_nas, params)
-    names = {ip: n for ip, n in session.execute(select(Nas.ip_address, Nas.name))}
+    names = {ip: n for ip, n in session.execute(select(Nas.ip_address, Nas.name))}  # noqa: C416 - Row tuples, not pairs, to mypy
     rows: list[Row] = []
     for nas_ip, count, newest, n_late in session.execute(per_nas):
         base = {"username": None, "nas": names.get(nas_ip), "nas_ip": nas_ip,
@@ -298,10 +299,10 @@ def nas_gaps(session: Session, params: Params) -> list[Row]:
 def duplicate_sessions(session: Session, params: Params) -> list[Row]:
     """More open sessions than the simultaneous-use limit; one Framed-IP-Address on more
     than one open session."""
-    counts = (select(RadiusSession.subscriber_id.label("sid"), func.count().label("n"))
-              .where(OPEN, RadiusSession.subscriber_id.is_not(None))
-              .group_by(RadiusSession.subscriber_id).having(func.count() > 1))
-    counts = _sessions_filtered(session, counts, params).subquery()
+    per_sub = (select(RadiusSession.subscriber_id.label("sid"), func.count().label("n"))
+               .where(OPEN, RadiusSession.subscriber_id.is_not(None))
+               .group_by(RadiusSession.subscriber_id).having(func.count() > 1))
+    counts = _sessions_filtered(session, per_sub, params).subquery()
     stmt = (select(Subscriber.username, Plan.name, counts.c.n, Subscriber.simultaneous_use)
             .join(counts, counts.c.sid == Subscriber.id)
             .join(Plan, Plan.id == Subscriber.plan_id)
