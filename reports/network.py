@@ -9,7 +9,7 @@ so each report reads the open sessions (a few per cent of the table), never the 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session
@@ -19,7 +19,8 @@ from radius.accounting import ACCOUNTING_ON, NAS_RESTART
 from radius.models import Nas, PostAuth, RadiusSession
 from reports.registry import Params, Row
 
-S = TypeVar("S", bound=Select[Unpack[tuple[Any, ...]]])  # a statement a filter returns as it came
+# a statement a filter hands back with its own type
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 OPEN = RadiusSession.stopped_at.is_(None)
 REBOOT = NAS_RESTART[ACCOUNTING_ON]
 NOT_ACTIVE = (SubscriberStatus.SUSPENDED, SubscriberStatus.DISABLED, SubscriberStatus.TERMINATED)
