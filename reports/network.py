@@ -90,25 +90,24 @@ def suspended_online(session: Session, params: Params) -> list[Row]:
                                                  PostAuth.decision == "accept")
                    .order_by(PostAuth.at.desc()).limit(1).correlate(Subscriber)
                    .scalar_subquery())
+    # since the day of the suspension (or of the pause of billing: disabled, terminated);
+    # full speed before it was right. (The day is the ISP's, the login time UTC: a login in
+    # the hours between the two midnights counts as on that day.)
     since = func.coalesce(Subscriber.suspended_on, Subscriber.billing_paused_on)
-    logins = (select(Subscriber.username, Subscriber.status, Plan.name, since, last,
-                     last_reason)
+    logins = (select(Subscriber.username, Subscriber.status, Plan.name, last)
               .join(Plan, Plan.id == Subscriber.plan_id)
-              .where(Subscriber.status.in_(NOT_ACTIVE))
+              .where(Subscriber.status.in_(NOT_ACTIVE), since.is_not(None),
+                     last_reason == "active", last >= since)
               .order_by(Subscriber.username).limit(params.limit))
     logins = _plan_filtered(logins, params)
-    for user, status, plan, day, at, reason in session.execute(logins):
-        if at is None or reason != "active" or day is None:
-            continue
-        if at.date() < day:  # full speed then was right: they were active
-            continue
+    for user, status, plan, at in session.execute(logins):
         rows.append({"username": user, "status": str(status), "plan": plan,
                      "finding": f"last login got full speed while {status}",
                      "nas_ip": None, "acct_session_id": None, "framed_ip": None,
                      "since": _iso(at),
-                     "action": "check the RADIUS snapshot is current ('radbill radius "
-                               "status'); disconnect the subscriber so the next login is "
-                               "answered again"})
+                     "action": "check 'radbill radius run' is running (its snapshot "
+                               "follows status changes); disconnect the subscriber so the "
+                               "next login is answered again"})
     rows.sort(key=lambda r: (r["username"], r["since"] or ""))
     return rows
 
@@ -215,8 +214,9 @@ def stale_sessions(session: Session, params: Params) -> list[Row]:
              "acct_session_id": r.acct_session_id, "since": _iso(r.started_at),
              "last_update": _iso(r.updated_at),
              "silent_minutes": int((params.now - r.updated_at).total_seconds() // 60),
-             "action": "the ingester's stale-session job is not closing sessions: check "
-                       "'radbill radius run' is running; then check the NAS sends Interims"}
+             "action": "the scheduler's stale-session job is not closing sessions: 'radbill "
+                       "accounting close-stale' closes them; check the job runs and the NAS "
+                       "sends Interims"}
             for r in found]
 
 

@@ -103,9 +103,9 @@ def people(s: Session, box: SecretBox, *names: str, plan: str = "Home-20", **kw:
 
 def test_suspended_online(s: Session, box: SecretBox, now: dt.datetime) -> None:
     make_plan(s)
-    people(s, box, "sus1", "act1", "sus2", "dis2", "dis3")
+    people(s, box, "sus1", "act1", "sus2", "sus3", "dis2", "dis3")
     day = today_of(s, now)
-    for name in ("sus1", "sus2"):
+    for name in ("sus1", "sus2", "sus3"):
         accounts.suspend(s, s.query(Subscriber).filter_by(username=name).one(), day,
                          "unpaid", "test")
     for name in ("dis2", "dis3"):
@@ -120,7 +120,10 @@ def test_suspended_online(s: Session, box: SecretBox, now: dt.datetime) -> None:
                PostAuth(at=now - dt.timedelta(minutes=1), username="dis3", decision="accept",
                         reason="active"),
                PostAuth(at=now, username="dis3", decision="accept",
-                        reason="suspended-walled-garden")])
+                        reason="suspended-walled-garden"),
+               # near miss: full speed three days ago, when sus3 was still active
+               PostAuth(at=now - dt.timedelta(days=3), username="sus3", decision="accept",
+                        reason="active")])
     rows = run(s, "suspended-online", now)
     assert users(rows) == ["dis2", "sus1"]
     by = {r["username"]: r for r in rows}
