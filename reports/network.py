@@ -11,10 +11,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, case, exists, func, or_, select
+from sqlalchemy import Select, and_, case, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from billing.isp import settings as isp_settings
+from billing.isp import start_of_day_utc
 from billing.models import BillingMode, Plan, Subscriber, SubscriberStatus
+from radbill.db import UTCDateTime
 from radius.accounting import ACCOUNTING_ON, NAS_RESTART
 from radius.models import Nas, PostAuth, RadiusSession
 from reports.registry import Params, Row
@@ -90,14 +93,21 @@ def suspended_online(session: Session, params: Params) -> list[Row]:
                                                  PostAuth.decision == "accept")
                    .order_by(PostAuth.at.desc()).limit(1).correlate(Subscriber)
                    .scalar_subquery())
-    # since the day of the suspension (or of the pause of billing: disabled, terminated);
-    # full speed before it was right. (The day is the ISP's, the login time UTC: a login in
-    # the hours between the two midnights counts as on that day.)
+    # since the start (in the ISP's time zone) of the day of the suspension, or of the pause
+    # of billing (disabled, terminated): full speed before it was right. The few distinct
+    # days become their UTC instants in a CASE, so the comparison is exact on both databases.
     since = func.coalesce(Subscriber.suspended_on, Subscriber.billing_paused_on)
+    days = session.scalars(select(since).where(Subscriber.status.in_(NOT_ACTIVE),
+                                               since.is_not(None)).distinct()).all()
+    if not days:
+        return rows
+    isp = isp_settings(session)
+    since_at = case({day: literal(start_of_day_utc(isp, day), UTCDateTime()) for day in days},
+                    value=since)
     logins = (select(Subscriber.username, Subscriber.status, Plan.name, last)
               .join(Plan, Plan.id == Subscriber.plan_id)
               .where(Subscriber.status.in_(NOT_ACTIVE), since.is_not(None),
-                     last_reason == "active", last >= since)
+                     last_reason == "active", last >= since_at)
               .order_by(Subscriber.username).limit(params.limit))
     logins = _plan_filtered(logins, params)
     for user, status, plan, at in session.execute(logins):

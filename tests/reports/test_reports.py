@@ -13,7 +13,7 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
 from billing import accounts, payments, promises
-from billing.isp import local_today
+from billing.isp import local_today, start_of_day_utc
 from billing.isp import settings as isp_settings
 from billing.models import (
     Holiday,
@@ -115,15 +115,18 @@ def test_suspended_online(s: Session, box: SecretBox, now: dt.datetime) -> None:
     online(s, "act1", now - dt.timedelta(minutes=2))  # active: fine
     online(s, "sus2", now - dt.timedelta(hours=2))
     stop(s, "sus2", "sus2-1", now - dt.timedelta(hours=1), sub=sub_id(s, "sus2"))  # closed
-    # dis2's last login got full speed after it was disabled; dis3's the walled garden
-    s.add_all([PostAuth(at=now, username="dis2", decision="accept", reason="active"),
+    # dis2's last login got full speed a minute into the (ISP's) day it was disabled; dis3's
+    # the walled garden
+    midnight = start_of_day_utc(isp_settings(s), day)
+    s.add_all([PostAuth(at=midnight + dt.timedelta(minutes=1), username="dis2",
+                        decision="accept", reason="active"),
                PostAuth(at=now - dt.timedelta(minutes=1), username="dis3", decision="accept",
                         reason="active"),
                PostAuth(at=now, username="dis3", decision="accept",
                         reason="suspended-walled-garden"),
-               # near miss: full speed three days ago, when sus3 was still active
-               PostAuth(at=now - dt.timedelta(days=3), username="sus3", decision="accept",
-                        reason="active")])
+               # near miss: full speed a minute before the day sus3 was suspended
+               PostAuth(at=midnight - dt.timedelta(minutes=1), username="sus3",
+                        decision="accept", reason="active")])
     rows = run(s, "suspended-online", now)
     assert users(rows) == ["dis2", "sus1"]
     by = {r["username"]: r for r in rows}
