@@ -237,6 +237,9 @@ def measure(url: str, runs: int, now: dt.datetime) -> list[tuple[str, Any, Any, 
             assert raw is not None
             with raw.cursor() as cur:
                 for statement, parameters in captured:
+                    if not statement.lstrip().upper().startswith("SELECT"):
+                        cur.execute(statement, parameters)  # the report's SET LOCALs
+                        continue
                     cur.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
                     plan = cur.fetchone()[0]
                     scan = scan or scans_sessions(plan if not isinstance(plan, str)
