@@ -294,6 +294,14 @@ class LedgerEntry(Base):
     description: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(64), default="system")
 
+    # The ledger check (reports/) sums every entry per invoice, payment and subscriber from
+    # these indexes alone (index-only scans), not from the table.
+    __table_args__ = (
+        Index("ix_ledger_entries_invoice_kind_amount", "invoice_id", "kind", "amount"),
+        Index("ix_ledger_entries_payment_kind_amount", "payment_id", "kind", "amount"),
+        Index("ix_ledger_entries_subscriber_amount", "subscriber_id", "amount"),
+    )
+
 
 class InvoiceStatus(enum.StrEnum):
     """Whether an invoice is still owed. Only the settlement in billing.ledger changes it."""

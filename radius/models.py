@@ -90,15 +90,16 @@ class RadiusSession(Base):
         Index("ix_radius_sessions_lower_open", func.lower(text("username")), "stopped_at"),
         # The reconciliation reports (reports/): the open sessions alone, by subscriber and
         # by NAS (a few per cent of the table; no column an Interim changes, so Interims
-        # stay HOT updates on PostgreSQL); a subscriber's sessions by end (last seen, the
-        # NAS they were last on); the sessions an Accounting-On closed.
+        # stay HOT updates on PostgreSQL); a subscriber's sessions by end with the NAS (last
+        # seen, the NAS they were last on: read from the index alone); the sessions an
+        # Accounting-On closed.
         Index("ix_radius_sessions_live_subscriber", "subscriber_id",
               postgresql_where=text("stopped_at IS NULL"),
               sqlite_where=text("stopped_at IS NULL")),
         Index("ix_radius_sessions_live_nas", "nas_ip",
               postgresql_where=text("stopped_at IS NULL"),
               sqlite_where=text("stopped_at IS NULL")),
-        Index("ix_radius_sessions_subscriber_stopped", "subscriber_id", "stopped_at"),
+        Index("ix_radius_sessions_subscriber_stopped", "subscriber_id", "stopped_at", "nas_ip"),
         Index("ix_radius_sessions_nas_reboot", "nas_ip", "stopped_at",
               postgresql_where=text("terminate_cause = 'NAS-Reboot'"),
               sqlite_where=text("terminate_cause = 'NAS-Reboot'")),
