@@ -48,12 +48,17 @@ def revenue_by_nas(session: Session, params: Params) -> list[Row]:
     next_first = (first + dt.timedelta(days=32)).replace(day=1)
     month_end = start_of_day_utc(isp, next_first)
     mine = RadiusSession.subscriber_id == Subscriber.id
-    # open first (NULL sorts first descending), else the latest ended: (subscriber_id,
-    # stopped_at) read backwards, one probe per subscriber
-    where = (select(RadiusSession.nas_ip).where(mine)
-             .order_by(RadiusSession.stopped_at.desc().nulls_first()).limit(1)
-             .correlate(Subscriber).scalar_subquery())
-    online = exists().where(mine, OPEN)
+    # The NAS of the open session (the open sessions, once, through their partial index);
+    # for those offline only, the NAS of the latest ended one: (subscriber_id, stopped_at,
+    # nas_ip) read backwards, from the index alone (COALESCE runs it only when needed).
+    live = (select(RadiusSession.subscriber_id.label("sid"),
+                   func.min(RadiusSession.nas_ip).label("nas_ip"))
+            .where(OPEN, RadiusSession.subscriber_id.is_not(None))
+            .group_by(RadiusSession.subscriber_id).subquery())
+    last = (select(RadiusSession.nas_ip).where(mine)
+            .order_by(RadiusSession.stopped_at.desc().nulls_first()).limit(1)
+            .correlate(Subscriber).scalar_subquery())
+    where = func.coalesce(live.c.nas_ip, last)
     billed = (select(Invoice.subscriber_id.label("sid"), func.sum(Invoice.total).label("t"))
               .where(Invoice.issued_on >= first, Invoice.issued_on < next_first)
               .group_by(Invoice.subscriber_id).subquery())
@@ -64,7 +69,8 @@ def revenue_by_nas(session: Session, params: Params) -> list[Row]:
                       where.label("nas_ip"),
                       case((Subscriber.status == SubscriberStatus.ACTIVE, 1), else_=0)
                       .label("active"),
-                      case((online, 1), else_=0).label("online"))
+                      case((live.c.sid.is_not(None), 1), else_=0).label("online"))
+               .outerjoin(live, live.c.sid == Subscriber.id)
                .subquery())
     nas_col = func.coalesce(per_sub.c.nas_ip, literal(NO_NAS))
     stmt = (select(nas_col.label("nas_ip"), Plan.name, Plan.currency,
