@@ -308,7 +308,7 @@ def _print(args: argparse.Namespace, load_avg: str, loaded: dict[str, float],
         if best is None:
             print(f"{report:44} {'-':>8} {'-':>9} {'-':>6}  {'-':8}  {scan}")
             continue
-        goal = "-" if median is None else ("met" if best < GOAL_SECONDS else "NOT MET")
+        goal = "-" if median is None else ("met" if median < GOAL_SECONDS else "NOT MET")
         med = "-" if median is None else f"{median:.3f}"
         print(f"{report:44} {best:8.3f} {med:>9} {rows:6}  {goal:8}  {scan}")
 
