@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         money,
         olts,
         operations,
+        reports,
         staff,
         subscribers,
     )
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     filters.init_app(app)
     app.register_blueprint(auth.bp)
     for module in (dashboard, subscribers, catalog, olts, money, operations, accounting, staff,
-                   messages):
+                   messages, reports):
         app.register_blueprint(module.bp)
     app.register_blueprint(api.bp)
     from payments import web as payments_web

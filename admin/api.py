@@ -621,6 +621,40 @@ def notify_test(inp: dict[str, Any]) -> tuple[Response, int]:
     return jsonify(message_json(d, None)), 201
 
 
+@operation("/reports", "GET", "The reconciliation reports", Permission.READ,
+           response="ReportInfo", many=True)
+def report_list(inp: dict[str, Any]) -> Response:
+    from reports import registry
+
+    return jsonify([{"name": r.name, "title": r.title, "description": r.description,
+                     "columns": list(r.columns), "filters": list(r.filters),
+                     "uses_days": r.uses_days} for r in registry.REPORTS.values()])
+
+
+@operation("/reports/<name>", "GET", "Run a reconciliation report: each row names its "
+           "subscriber (username) and what to do (action)", Permission.READ,
+           response="ReportResult", path_params=(("name", "The report, e.g. stale-sessions."),),
+           query=(Field("nas", max_length=45, description="Only this NAS (name or address)."),
+                  Field("plan", max_length=64, description="Only this plan."),
+                  Field("days", type="integer", minimum=1, maximum=3650,
+                        description="never-online: not seen for this many days (30)."),
+                  Field("limit", type="integer", minimum=1, maximum=10_000,
+                        description="At most this many rows (1000).")))
+def report_run(inp: dict[str, Any], name: str) -> Response:
+    from admin.db import now, settings
+    from reports import registry
+    from reports.registry import DEFAULT_LIMIT, Params
+
+    report = registry.get(name)
+    at = now()
+    params = Params(now=at, today=today(), interim_interval=settings().interim_interval,
+                    nas=inp.get("nas") or None, plan=inp.get("plan") or None,
+                    days=inp.get("days", 30), limit=inp.get("limit", DEFAULT_LIMIT))
+    rows = report.run(get_db(), params)
+    return jsonify({"report": report.name, "at": at.isoformat(), "columns": list(report.columns),
+                    "rows": rows})
+
+
 # -- the OpenAPI document ----------------------------------------------------------------------
 
 _S, _N, _I, _B = ({"type": "string"}, {"type": "string", "nullable": True},
@@ -688,6 +722,11 @@ SCHEMAS: dict[str, Any] = {
         "dead_letter": _I, "events_not_planned": _I, "oldest_open": _N,
         "cost": {"type": "array", "items": _obj({"currency": _N, "cost": _S})},
         "paused": {"type": "array", "items": _S}}),
+    "ReportInfo": _obj({"name": _S, "title": _S, "description": _S,
+                        "columns": {"type": "array", "items": _S},
+                        "filters": {"type": "array", "items": _S}, "uses_days": _B}),
+    "ReportResult": _obj({"report": _S, "at": _S, "columns": {"type": "array", "items": _S},
+                          "rows": {"type": "array", "items": {"type": "object"}}}),
     "Dashboard": _obj({"today": _S, "status_counts": {"type": "object",
                                                       "additionalProperties": _I},
                        "online": _I, "revenue_today": _MONEY_MAP,

@@ -316,6 +316,14 @@ class LedgerEntry(Base):
     description: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(64), default="system")
 
+    # The ledger check (reports/) sums every entry per invoice, payment and subscriber from
+    # these indexes alone (index-only scans), not from the table.
+    __table_args__ = (
+        Index("ix_ledger_entries_invoice_kind_amount", "invoice_id", "kind", "amount"),
+        Index("ix_ledger_entries_payment_kind_amount", "payment_id", "kind", "amount"),
+        Index("ix_ledger_entries_subscriber_amount", "subscriber_id", "amount"),
+    )
+
 
 class InvoiceStatus(enum.StrEnum):
     """Whether an invoice is still owed. Only the settlement in billing.ledger changes it."""
@@ -399,6 +407,8 @@ class Invoice(Base):
         # A unique index, not a constraint: SQLite adds an index in place, while a constraint
         # would rebuild the invoices table (which the ledger and payments reference).
         Index("uq_invoices_pay_token", "pay_token", unique=True),
+        # invoiced this month (the revenue-by-nas report)
+        Index("ix_invoices_issued_on", "issued_on"),
     )
 
 
@@ -439,7 +449,9 @@ class Payment(Base):
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     actor: Mapped[str] = mapped_column(String(64))
 
-    __table_args__ = (UniqueConstraint("method", "reference"),)
+    __table_args__ = (UniqueConstraint("method", "reference"),
+                      # collected this month (the revenue-by-nas report)
+                      Index("ix_payments_received_at", "received_at"))
 
 
 class Promise(Base):

@@ -26,6 +26,7 @@ from radbill.cliutil import App, OneLineErrors, emit, fail, guarded, pass_app
 from radbill.config import ConfigError, Settings
 from radbill.secure import private_umask
 from radius.cli import accounting, nas, radius
+from reports.cli import report
 from usage.cli import usage
 
 
@@ -223,7 +224,7 @@ payment.add_command(payment_poll)
 payment.add_command(payment_held)
 subscriber.add_command(set_onu)
 for _group in (plan, subscriber, billing, payment, isp, nas, radius, enforcement, olt,
-               accounting, user, serve, notify, usage):
+               accounting, user, serve, notify, usage, report):
     main.add_command(_group)
 
 

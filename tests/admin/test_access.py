@@ -32,6 +32,8 @@ EXPECTED = {
     "staff.enable": P.MANAGE, "staff.unlock": P.MANAGE, "staff.password": P.MANAGE,
     "staff.token_create": P.MANAGE, "staff.token_revoke": P.MANAGE,
     "accounting.rejected": P.READ, "accounting.replay_rejected": P.OPERATE,
+    "reports.index": P.READ, "reports.show": P.READ,
+    "api.report_list": P.READ, "api.report_run": P.READ,
     "api.openapi": P.PUBLIC, "api.dashboard": P.READ,
     "api.subscriber_list": P.READ, "api.subscriber_show": P.READ,
     "api.subscriber_create": P.OPERATE, "api.subscriber_suspend": P.OPERATE,
