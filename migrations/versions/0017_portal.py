@@ -1,5 +1,6 @@
 """The subscriber portal: portal sessions, one-time login codes, plan-change requests, and an
-index on subscribers.phone (a one-time code login finds the accounts of a number)
+index on subscribers.phone (a one-time code login finds the accounts of a number) and one on
+open sessions' framed_ip (the walled-garden page finds its visitor by address)
 
 Revision ID: 0017
 Revises: 0014
@@ -67,9 +68,12 @@ def upgrade() -> None:
     op.create_index(op.f('ix_portal_plan_requests_subscriber_id'), 'portal_plan_requests',
                     ['subscriber_id'])
     op.create_index(op.f('ix_subscribers_phone'), 'subscribers', ['phone'])
+    op.create_index('ix_radius_sessions_framed_ip_open', 'radius_sessions',
+                    ['framed_ip', 'stopped_at'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_radius_sessions_framed_ip_open', table_name='radius_sessions')
     op.drop_index(op.f('ix_subscribers_phone'), table_name='subscribers')
     op.drop_table('portal_plan_requests')
     op.drop_table('portal_otps')
