@@ -125,7 +125,7 @@ class SessionInterface(SecureCookieSessionInterface):
         if is_portal(request.path) and app.secret_key:
             # (built here rather than by switching self.salt: requests run in threads)
             return URLSafeTimedSerializer(
-                [*app.config.get("SECRET_KEY_FALLBACKS", []), app.secret_key],
+                [*(app.config.get("SECRET_KEY_FALLBACKS") or []), app.secret_key],
                 salt="radbill-portal-session", serializer=self.serializer,
                 signer_kwargs={"key_derivation": self.key_derivation,
                                "digest_method": self.digest_method})
