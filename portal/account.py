@@ -31,6 +31,7 @@ from radbill.errors import Conflict, InvalidInput, NotFound
 
 LANGUAGES = ("en", "bn")
 LIST_LIMIT = 50
+CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ def overview(session: Session, sub: Subscriber, today: dt.date) -> Overview:
         plan_price=sub.plan.price, currency=sub.plan.currency,
         download_bps=sub.plan.download_bps, upload_bps=sub.plan.upload_bps,
         period_start=sub.period_start, period_end=sub.period_end,
-        amount_due=settled.outstanding, overdue=settled.overdue(today),
+        # (a sum of nothing is Decimal("0"): shown as 0.00 like every other amount)
+        amount_due=settled.outstanding.quantize(CENT), overdue=settled.overdue(today),
         open_invoices=settled.open_invoices, promise_until=promise.until if promise else None,
         pending_plan=pending_plan, sms_opt_out=bool(pref and pref.sms_opt_out))
 
