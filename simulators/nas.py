@@ -131,6 +131,8 @@ class NasSimulator:
         self._creds: dict[str, tuple[str, str, str, str | None]] = {}
         # username -> time.monotonic() of the last CoA/Disconnect it ACKed (benchmarks)
         self.acked_at: dict[str, float] = {}
+        # username -> (time.monotonic(), Mikrotik-Rate-Limit) of its last accepted login
+        self.logged_in_at: dict[str, tuple[float, str | None]] = {}
         self._redials: asyncio.Semaphore | None = None
         self.counters = Counters()
         self.sessions: dict[str, SimSession] = {}  # by Acct-Session-Id
@@ -229,6 +231,7 @@ class NasSimulator:
                           address_list=reply.get("Mikrotik-Address-List"))
         with self._lock:
             self.sessions[sess.session_id] = sess
+            self.logged_in_at[username] = (time.monotonic(), sess.rate_limit)
         await self._account("Start", sess)
         return LoginResult(True, sess, reply)
 
