@@ -320,3 +320,27 @@ def test_usage_this_period_comes_from_accounting(world: dict[str, Any], client_a
     client = client_at()
     portal_login(client, "bob")
     assert "7.0 MB" in client.get("/portal/").get_data(as_text=True)
+
+
+def test_an_operator_approves_or_rejects_plan_requests_from_the_cli(
+        world: dict[str, Any], factory: Any, cli: Any) -> None:
+    import json
+
+    from portal import account
+
+    with factory() as s, s.begin():
+        bob = s.scalars(select(Subscriber).where(Subscriber.username == "bob")).one()
+        first = account.request_plan_change(s, bob, "Home-50", "next_cycle").id
+    listed = json.loads(cli("portal", "requests", "--json").output)
+    assert [(r["id"], r["username"], r["to"]) for r in listed] == [(first, "bob", "Home-50")]
+    rejected = json.loads(cli("portal", "reject", str(first), "--by", "ops",
+                              "--json").output)
+    assert rejected["status"] == "rejected"
+    assert "already rejected" in cli("portal", "approve", str(first), ok=False).output
+    with factory() as s, s.begin():
+        bob = s.scalars(select(Subscriber).where(Subscriber.username == "bob")).one()
+        second = account.request_plan_change(s, bob, "Home-50", "next_cycle").id
+    assert "approved" in cli("portal", "approve", str(second), "--by", "ops").output
+    assert _audit(factory, "portal.plan_change_rejected") == ["ops"]
+    assert _audit(factory, "portal.plan_change_approved") == ["ops"]
+    assert cli("portal", "approve", "999999", ok=False).exit_code != 0
