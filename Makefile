@@ -41,7 +41,7 @@ test-postgresql: setup
 	RADBILL_TEST_DB=postgresql $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check radbill billing radius coa olt simulators admin payments notify tests bench
+	$(VENV)/bin/ruff check radbill billing radius coa olt simulators admin payments notify portal tests bench
 	$(VENV)/bin/mypy
 
 bench: setup

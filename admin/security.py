@@ -27,8 +27,8 @@ from urllib.parse import quote, urlsplit
 from flask import Flask, Response, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
-from itsdangerous import URLSafeTimedSerializer
 from flask_talisman import Talisman
+from itsdangerous import URLSafeTimedSerializer
 from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -63,7 +63,7 @@ PORTAL_OTP = "5 per minute; 30 per hour"
 PORTAL_GARDEN = "120 per minute"
 
 
-def limit_for(rule: Rule) -> tuple[str, list[str] | None] | None:
+def limit_for(rule: Rule) -> tuple[str, list[str] | None] | None:  # noqa: PLR0911 - a table
     """The rate limit of a route (and the methods it counts), or None."""
     path = rule.rule
     if rule.endpoint == "auth.login":

@@ -37,9 +37,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 from pathlib import Path
 from tempfile import mkdtemp
+from typing import Any
 
 import httpx
 

@@ -189,7 +189,8 @@ def decide(session: Session, request_id: int, *, approve: bool, by: str, today: 
         raise Conflict(f"plan change request {request_id} is already {req.status}")
     sub = session.get(Subscriber, req.subscriber_id)
     plan = session.get(Plan, req.plan_id)
-    assert sub is not None and plan is not None
+    assert sub is not None
+    assert plan is not None
     if approve:
         change_plan(session, sub.username, plan.name, effective=req.effective, today=today,
                     actor=by)

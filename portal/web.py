@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     current_app,
     g,
@@ -38,6 +37,7 @@ from flask import (
     session,
     url_for,
 )
+from werkzeug.wrappers import Response
 
 from admin import csrf
 from admin.auth import requires

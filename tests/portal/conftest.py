@@ -13,14 +13,14 @@ from flask.testing import FlaskClient
 
 from radbill.db import utcnow
 from radius import accounting
-from tests.admin.conftest import (  # noqa: F401 - fixtures
-    BASE_URL,
-    HttpsClient,
-    app,
-    cheap_hashes,
-    factory,
-    settings,
-)
+from tests.admin import conftest as admin_fixtures
+from tests.admin.conftest import HttpsClient
+
+# the admin app's fixtures, for the portal (which is part of the same app)
+app = admin_fixtures.app
+settings = admin_fixtures.settings
+factory = admin_fixtures.factory
+cheap_hashes = admin_fixtures.cheap_hashes
 
 PORTAL_PASSWORD = "s3cret"  # tests.factories.make_subscriber's
 

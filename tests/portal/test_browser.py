@@ -44,6 +44,7 @@ from radius.nas import create_nas
 from simulators.nas import NasSimulator
 from simulators.radius_client import free_udp_port
 from simulators.sms.sslwireless import SslWirelessSimulator
+from tests.admin.helpers import today as isp_today
 from tests.conftest import wipe
 from tests.e2e.server import SECRET, EnforcementWorker, RadiusServer, wait_for
 from tests.factories import make_plan, make_subscriber
@@ -85,7 +86,7 @@ def world(engine: Engine, data_dir: Path, database_url: str) -> Iterator[dict[st
     wipe(engine)
     box = SecretBox(load_key(Settings.from_env({"RADBILL_DATA_DIR": str(data_dir)})))
     factory = session_factory(engine)
-    today = dt.date.today()
+    today = isp_today(factory)
     with factory() as s, s.begin():
         create_nas(s, box, name="garden-nas", ip="127.0.0.1", secret=SECRET, coa_port=COA)
         make_plan(s, name="Home-20", grace_days=0)

@@ -24,6 +24,7 @@ from radbill.audit import AuditLog
 from radbill.db import utcnow
 from simulators.sms.sslwireless import SslWirelessSimulator
 from tests.admin.helpers import overdue_subscriber
+from tests.admin.helpers import today as isp_today
 from tests.factories import make_plan, make_subscriber
 from tests.portal.conftest import csrf_of, offline, online, portal_login
 
@@ -51,17 +52,17 @@ def world(app: Any, factory: Any, box: Any) -> dict[str, Any]:
         make_plan(s, name="Home-INR", currency="INR", price="500")
         make_plan(s, name="Home-50", price="1500")
         make_subscriber(s, box, "carol", plan="Home-INR", full_name="Carol Das",
-                        phone="+919812345678", activated_on=dt.date.today() - dt.timedelta(days=40))
+                        phone="+919812345678",
+                        activated_on=isp_today(factory) - dt.timedelta(days=40))
     from billing.run import run_days
 
-    run_days(factory, dt.date.today() - dt.timedelta(days=40), dt.date.today())
+    run_days(factory, isp_today(factory) - dt.timedelta(days=40), isp_today(factory))
     online(factory, "bob", "100.64.0.5", bytes_down=7_000_000, bytes_up=1_000_000)
     with factory() as s:
-        numbers = {u: s.scalars(select(Invoice.number).join(
+        return {u: s.scalars(select(Invoice.number).join(
             Subscriber, Subscriber.id == Invoice.subscriber_id)
             .where(Subscriber.username == u).order_by(Invoice.id)).first()
             for u in ("bob", "carol")}
-    return numbers
 
 
 def _audit(factory: Any, action: str) -> list[str]:
@@ -263,14 +264,14 @@ def test_self_service_is_audited_as_the_subscriber(world: dict[str, Any], client
     client = client_at()
     portal_login(client, "bob")
     token = csrf_of(client.get("/portal/").get_data(as_text=True))
-    until = (dt.date.today() + dt.timedelta(days=5)).isoformat()
+    until = (isp_today(factory) + dt.timedelta(days=5)).isoformat()
     client.post("/portal/promise", data={"until": until, "csrf_token": token})
     home = client.get("/portal/").get_data(as_text=True)
     assert 'id="status">' in home
     with factory() as s:
         bob = s.scalars(select(Subscriber).where(Subscriber.username == "bob")).one()
         assert str(bob.status) == "active"  # the promise lifted the suspension
-    too_far = (dt.date.today() + dt.timedelta(days=45)).isoformat()
+    too_far = (isp_today(factory) + dt.timedelta(days=45)).isoformat()
     client.post("/portal/promise", data={"until": too_far, "csrf_token": token})
     client.post("/portal/plan", data={"plan": "Home-50", "effective": "next_cycle",
                                       "csrf_token": token})
@@ -290,7 +291,7 @@ def test_self_service_is_audited_as_the_subscriber(world: dict[str, Any], client
     from portal import account
 
     with factory() as s, s.begin():
-        account.decide(s, req.id, approve=True, by="admin", today=dt.date.today())
+        account.decide(s, req.id, approve=True, by="admin", today=isp_today(factory))
     with factory() as s:
         bob = s.scalars(select(Subscriber).where(Subscriber.username == "bob")).one()
         assert s.get(Plan, bob.next_plan_id).name == "Home-50"  # type: ignore[union-attr]
@@ -314,7 +315,7 @@ def test_usage_this_period_comes_from_accounting(world: dict[str, Any], client_a
 
     with factory() as s:
         bob = s.scalars(select(Subscriber).where(Subscriber.username == "bob")).one()
-        days = usage_this_period(s, bob, dt.date.today())
+        days = usage_this_period(s, bob, isp_today(factory))
     assert sum(d.download for d in days) == 7_000_000
     assert sum(d.upload for d in days) == 1_000_000
     client = client_at()
