@@ -6,11 +6,11 @@
   var box = document.getElementById("live-state");
   if (!box) { return; }
   var url = box.getAttribute("data-url");
-  var texts = JSON.parse(document.getElementById("state-texts").textContent);
   function show(state) {
     box.setAttribute("data-state", state);
     box.className = "state" + (state === "online" ? " online" : "");
-    box.textContent = texts[state] || texts.unknown;
+    box.textContent = box.getAttribute("data-text-" + state) ||
+      box.getAttribute("data-text-unknown");
   }
   function poll() {
     fetch(url, {credentials: "same-origin", cache: "no-store"})

@@ -25,6 +25,7 @@ from radbill.db import utcnow
 from simulators.sms.sslwireless import SslWirelessSimulator
 from tests.admin.helpers import overdue_subscriber
 from tests.admin.helpers import today as isp_today
+from tests.admin.test_headers import check_headers, check_no_inline_code
 from tests.factories import make_plan, make_subscriber
 from tests.portal.conftest import csrf_of, offline, online, portal_login
 
@@ -47,16 +48,16 @@ def world(app: Any, factory: Any, box: Any) -> dict[str, Any]:
     her own invoice; the ISP in Bangladesh (Bengali by default)."""
     app.config["RADBILL_GATEWAYS"] = GATEWAYS
     app.extensions["box"] = box
-    overdue_subscriber(factory, box)  # bob, Home-20 (BDT), suspended
+    today = overdue_subscriber(factory, box)  # bob, Home-20 (BDT), suspended
     with factory() as s, s.begin():
         make_plan(s, name="Home-INR", currency="INR", price="500")
         make_plan(s, name="Home-50", price="1500")
         make_subscriber(s, box, "carol", plan="Home-INR", full_name="Carol Das",
                         phone="+919812345678",
-                        activated_on=isp_today(factory) - dt.timedelta(days=40))
+                        activated_on=today - dt.timedelta(days=40))
     from billing.run import run_days
 
-    run_days(factory, isp_today(factory) - dt.timedelta(days=40), isp_today(factory))
+    run_days(factory, today - dt.timedelta(days=40), today)
     online(factory, "bob", "100.64.0.5", bytes_down=7_000_000, bytes_up=1_000_000)
     with factory() as s:
         return {u: s.scalars(select(Invoice.number).join(
@@ -84,6 +85,8 @@ def test_garden_recognises_the_visitor_by_address_and_offers_their_currency(
     assert offered == ["bkash", "nagad", "sslcommerz"]  # BDT: never Razorpay
     status = client_at("100.64.0.5").get("/portal/garden/status").get_json()
     assert status == {"state": "suspended"}
+    check_headers(page, "/portal/garden")
+    check_no_inline_code(page, "/portal/garden")
 
 
 @pytest.mark.parametrize("address", ["100.64.0.6", "not-an-address", "::ffff:100.64.0.7"])
@@ -126,7 +129,10 @@ def test_password_login_and_no_enumeration(world: dict[str, Any], client_at: Any
     client = client_at()
     ok = portal_login(client, "BOB")
     assert ok.status_code == 302 and ok.headers["Location"].endswith("/portal/")
-    home = client.get("/portal/").get_data(as_text=True)
+    response = client.get("/portal/")
+    check_headers(response, "/portal/")
+    check_no_inline_code(response, "/portal/")
+    home = response.get_data(as_text=True)
     assert "Home-20" in home and world["bob"] in home
     assert _audit(factory, "portal.login") == ["subscriber:bob"]
 
@@ -290,8 +296,9 @@ def test_self_service_is_audited_as_the_subscriber(world: dict[str, Any], client
         assert req.status == "pending"
     from portal import account
 
+    day = isp_today(factory)
     with factory() as s, s.begin():
-        account.decide(s, req.id, approve=True, by="admin", today=isp_today(factory))
+        account.decide(s, req.id, approve=True, by="admin", today=day)
     with factory() as s:
         bob = s.scalars(select(Subscriber).where(Subscriber.username == "bob")).one()
         assert s.get(Plan, bob.next_plan_id).name == "Home-50"  # type: ignore[union-attr]
@@ -313,9 +320,10 @@ def test_usage_this_period_comes_from_accounting(world: dict[str, Any], client_a
                                                  factory: Any) -> None:
     from portal.usage import usage_this_period
 
+    day = isp_today(factory)
     with factory() as s:
         bob = s.scalars(select(Subscriber).where(Subscriber.username == "bob")).one()
-        days = usage_this_period(s, bob, isp_today(factory))
+        days = usage_this_period(s, bob, day)
     assert sum(d.download for d in days) == 7_000_000
     assert sum(d.upload for d in days) == 1_000_000
     client = client_at()
