@@ -137,8 +137,11 @@ def test_password_login_and_no_enumeration(world: dict[str, Any], client_at: Any
     assert _audit(factory, "portal.login") == ["subscriber:bob"]
 
 
-def test_brute_force_is_slowed_per_account_and_per_address(world: dict[str, Any],
-                                                           client_at: Any) -> None:
+def test_brute_force_is_slowed_per_account_and_per_address(
+        world: dict[str, Any], client_at: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a frozen clock: a back-off of a second must not run out on a slow machine
+    frozen = utcnow()
+    monkeypatch.setattr("portal.web.now", lambda: frozen)
     client = client_at("203.0.113.7")
     codes = [portal_login(client, "bob", f"guess-{i}").status_code for i in range(7)]
     assert codes[:5] == [401] * 5 and 429 in codes[5:]
@@ -260,6 +263,34 @@ def test_otp_expires_limits_tries_and_codes_per_number(world: dict[str, Any], cl
                                   address="1.2.3.4")
         assert s.scalar(select(PortalOtp.id).order_by(PortalOtp.id.desc())) is not None
         assert len(s.scalars(select(PortalOtp.id)).all()) == portal_auth.OTP_PER_WINDOW
+
+
+def test_a_code_dies_after_five_wrong_tries(world: dict[str, Any], factory: Any,
+                                           app: Any) -> None:
+    secret = str(app.secret_key).encode() + b"|portal-otp"
+    t0 = utcnow()
+    with factory() as s, s.begin():
+        portal_auth.send_code(s, secret, "01722222222", "BD", t0, address="1.2.3.4")
+        code = str(s.scalars(select(Outbox.payload).where(Outbox.kind == "otp")).one()["code"])
+    wrong = "000000" if code != "000000" else "111111"
+
+    def attempt(text: str, address: str) -> bool:
+        with factory() as s:
+            try:
+                portal_auth.verify_code(s, secret, "01722222222", text, "BD", t0,
+                                        address=address)
+            except portal_auth.LoginFailed:
+                return False
+            finally:
+                s.commit()  # as the page does: the failure counts
+            return True
+
+    # from five addresses: no address is held back, the code's own count is what stops it
+    assert [attempt(wrong, f"1.2.3.{10 + i}") for i in range(portal_auth.OTP_TRIES)] == [
+        False] * portal_auth.OTP_TRIES
+    assert attempt(code, "1.2.3.99") is False
+    with factory() as s:
+        assert s.scalars(select(PortalOtp.used_at)).one() is None  # never used: it died
 
 
 # -- the account ----------------------------------------------------------------------------
