@@ -153,7 +153,9 @@ def garden_page() -> Any:
     db = get_db()
     sub = db.get(Subscriber, visitor.subscriber_id) if visitor else None
     if visitor is None or sub is None:
-        return _page("portal/login.html", note=i18n.text(g.lang, "garden_unknown"))
+        # (and follows the address for a minute: a re-dialled session may not be known yet)
+        return _page("portal/login.html", note=i18n.text(g.lang, "garden_unknown"),
+                     follow=True)
     g.lang = account.language_of(db, sub)
     day = today()
     view = account.overview(db, sub, day)

@@ -1,11 +1,15 @@
 // The walled-garden page follows the reconnection live: it asks where the connection is
 // every second and says so; once online it stops. A failed request (the router is
-// reconnecting, so this address is briefly gone) is simply tried again.
+// reconnecting, so this address is briefly gone) is simply tried again. The login form the
+// garden shows an address it does not know (yet: a re-dialled session's Accounting-Start may
+// still be on its way) asks too, for a minute, and reloads once the address is known.
 (function () {
   "use strict";
   var box = document.getElementById("live-state");
   if (!box) { return; }
   var url = box.getAttribute("data-url");
+  var reload = box.getAttribute("data-reload") === "1";
+  var left = reload ? 60 : 1800;
   function show(state) {
     box.setAttribute("data-state", state);
     box.className = "state" + (state === "online" ? " online" : "");
@@ -13,11 +17,20 @@
       box.getAttribute("data-text-unknown");
   }
   function poll() {
+    left -= 1;
     fetch(url, {credentials: "same-origin", cache: "no-store"})
       .then(function (r) { return r.ok ? r.json() : {state: "unknown"}; })
-      .then(function (data) { show(data.state); if (data.state !== "online") { later(); } })
-      .catch(function () { show("unknown"); later(); });
+      .then(function (data) {
+        if (reload) {
+          if (data.state !== "unknown") { window.location.reload(); return; }
+        } else {
+          show(data.state);
+          if (data.state === "online") { return; }
+        }
+        later();
+      })
+      .catch(function () { if (!reload) { show("unknown"); } later(); });
   }
-  function later() { window.setTimeout(poll, 1000); }
+  function later() { if (left > 0) { window.setTimeout(poll, 1000); } }
   later();
 })();

@@ -242,7 +242,22 @@ def test_garden_visitor_pays_and_is_reconnected(world: dict[str, Any], browser: 
         assert delivery.status == 200, delivery
         _open(page, f"{world['base']}/portal/garden")
     # the page follows the reconnection: Disconnect, redial, a new address, full speed
-    page.wait_for_selector("#live-state[data-state=online]", timeout=30_000)
+    try:
+        page.wait_for_selector("#live-state[data-state=online]", timeout=30_000)
+    except Exception:
+        print("DEBUG", page.url, page.get_attribute("#live-state", "data-state"),
+              repr(page.inner_text("body")[:200]), nas.online(username),
+              world["garden"].redirects)
+        from billing.models import EnforcementRequest
+        from radius.models import RadiusSession
+        with world["factory"]() as s:
+            sid = s.scalars(select(Subscriber.id).where(Subscriber.username == username)).one()
+            for r in s.scalars(select(EnforcementRequest).where(
+                    EnforcementRequest.subscriber_id == sid)):
+                print("REQ", r.id, r.action, r.status, r.created_at, r.completed_at, r.outcome)
+            for r in s.scalars(select(RadiusSession).where(RadiusSession.username == username)):
+                print("SES", r.framed_ip, r.started_at, r.stopped_at, r.enforced_at)
+        raise
     took = time.monotonic() - clicked
     shot(f"garden-{gateway}-online")
     [session] = nas.online(username)
