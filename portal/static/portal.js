@@ -18,7 +18,12 @@
   }
   function poll() {
     left -= 1;
-    fetch(url, {credentials: "same-origin", cache: "no-store"})
+    // a request lost while the router re-dials (its connection gone with the old address)
+    // would never answer: give up on it after 4 s and ask again
+    var abort = new AbortController();
+    var timer = window.setTimeout(function () { abort.abort(); }, 4000);
+    fetch(url, {credentials: "same-origin", cache: "no-store", signal: abort.signal})
+      .finally(function () { window.clearTimeout(timer); })
       .then(function (r) { return r.ok ? r.json() : {state: "unknown"}; })
       .then(function (data) {
         if (reload) {
