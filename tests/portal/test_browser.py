@@ -29,7 +29,7 @@ from sqlalchemy import Engine, select
 from werkzeug.serving import make_server
 
 from admin import create_app
-from billing.models import Invoice, Subscriber
+from billing.models import EnforcementRequest, Invoice, Subscriber
 from billing.payments import record_payment
 from billing.run import run_days
 from notify.config import save
@@ -40,6 +40,7 @@ from payments.models import PaymentIntent
 from radbill.config import Settings
 from radbill.crypto import SecretBox, load_key
 from radbill.db import session_factory, utcnow
+from radius.models import RadiusSession
 from radius.nas import create_nas
 from simulators.nas import NasSimulator
 from simulators.radius_client import free_udp_port
@@ -129,8 +130,6 @@ def world(engine: Engine, data_dir: Path, database_url: str) -> Iterator[dict[st
 
     def stored() -> bool:
         with factory() as s:
-            from radius.models import RadiusSession
-
             return len(s.scalars(select(RadiusSession.id).where(
                 RadiusSession.stopped_at.is_(None))).all()) >= len(PAYERS)
 
@@ -245,18 +244,7 @@ def test_garden_visitor_pays_and_is_reconnected(world: dict[str, Any], browser: 
     try:
         page.wait_for_selector("#live-state[data-state=online]", timeout=30_000)
     except Exception:
-        print("DEBUG", page.url, page.get_attribute("#live-state", "data-state"),
-              repr(page.inner_text("body")[:200]), nas.online(username),
-              world["garden"].redirects)
-        from billing.models import EnforcementRequest
-        from radius.models import RadiusSession
-        with world["factory"]() as s:
-            sid = s.scalars(select(Subscriber.id).where(Subscriber.username == username)).one()
-            for r in s.scalars(select(EnforcementRequest).where(
-                    EnforcementRequest.subscriber_id == sid)):
-                print("REQ", r.id, r.action, r.status, r.created_at, r.completed_at, r.outcome)
-            for r in s.scalars(select(RadiusSession).where(RadiusSession.username == username)):
-                print("SES", r.framed_ip, r.started_at, r.stopped_at, r.enforced_at)
+        _explain(world, page, username)
         raise
     took = time.monotonic() - clicked
     shot(f"garden-{gateway}-online")
@@ -268,6 +256,20 @@ def test_garden_visitor_pays_and_is_reconnected(world: dict[str, Any], browser: 
     print(f"{gateway}: click on pay -> online at full speed in {took:.2f} s")
     assert violations == []
     context.close()
+
+
+def _explain(world: dict[str, Any], page: Any, username: str) -> None:
+    """What the page, the NAS and the database say, when the page did not get online."""
+    print("page", page.url, page.get_attribute("#live-state", "data-state"),
+          repr(page.inner_text("body")[:200]), "nas", world["nas"].online(username))
+    with world["factory"]() as s:
+        sid = s.scalars(select(Subscriber.id).where(Subscriber.username == username)).one()
+        for r in s.scalars(select(EnforcementRequest).where(
+                EnforcementRequest.subscriber_id == sid).order_by(EnforcementRequest.id)):
+            print("request", r.id, r.action, r.status, r.created_at, r.completed_at, r.outcome)
+        for row in s.scalars(select(RadiusSession).where(RadiusSession.username == username)
+                             .order_by(RadiusSession.id)):
+            print("session", row.framed_ip, row.started_at, row.stopped_at, row.enforced_at)
 
 
 def test_an_address_without_a_session_sees_no_data(world: dict[str, Any], browser: Any,
