@@ -70,6 +70,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     from notify import web as notify_web
 
     app.register_blueprint(notify_web.bp)
+    from portal import web as portal_web
+
+    app.register_blueprint(portal_web.bp)
     security.init_app(app, settings)
     app.before_request(_refuse_nul_characters)
     app.register_error_handler(HTTPException, _http_error)

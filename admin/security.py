@@ -28,6 +28,7 @@ from flask import Flask, Response, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_talisman import Talisman
+from itsdangerous import URLSafeTimedSerializer
 from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -54,13 +55,27 @@ LOGIN = "20 per minute; 200 per hour"
 PAY_PAGE = "60 per minute"
 PAY_START = "10 per minute; 60 per hour"
 PAY_RETURN = "30 per minute"
+# The portal's login (a flood guard: the back-off per account and address is in the
+# database), one-time code requests (each one is an SMS we pay for), and the walled-garden
+# page, which a suspended subscriber's every web request is redirected to and which polls.
+PORTAL_LOGIN = "20 per minute; 200 per hour"
+PORTAL_OTP = "5 per minute; 30 per hour"
+PORTAL_GARDEN = "120 per minute"
 
 
-def limit_for(rule: Rule) -> tuple[str, list[str] | None] | None:
+def limit_for(rule: Rule) -> tuple[str, list[str] | None] | None:  # noqa: PLR0911 - a table
     """The rate limit of a route (and the methods it counts), or None."""
     path = rule.rule
     if rule.endpoint == "auth.login":
         return LOGIN, ["POST"]
+    if rule.endpoint in ("portal.login", "portal.otp_verify", "portal.otp_choose"):
+        return PORTAL_LOGIN, ["POST"]
+    if rule.endpoint == "portal.otp_send":
+        return PORTAL_OTP, ["POST"]
+    if rule.endpoint in ("portal.garden", "portal.garden_status"):
+        return PORTAL_GARDEN, None
+    if rule.endpoint in ("portal.garden_pay", "portal.pay"):
+        return PAY_START, None
     if path.startswith("/pay/return/"):
         return PAY_RETURN, None
     if path.startswith("/pay/") and path.endswith("/start"):
@@ -76,15 +91,49 @@ def client_address() -> str:
     return address_key(request.remote_addr)
 
 
+PORTAL_PREFIX = "/portal"
+PORTAL_COOKIE = "radbill_portal"
+
+
+def is_portal(path: str) -> bool:
+    """Whether *path* is the subscribers' side (its own session cookie and CSRF token)."""
+    return path == PORTAL_PREFIX or path.startswith(PORTAL_PREFIX + "/")
+
+
 class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed cookie session, Secure only on HTTPS requests."""
+    """Flask's signed cookie session, Secure only on HTTPS requests.
+
+    The subscribers' portal (``/portal/...``) gets a session of its own: another cookie
+    name, scoped to ``/portal``, signed under another salt. A staff cookie is never sent to
+    (or accepted by) the portal and a subscriber's never by the staff pages, and each side has
+    its own CSRF token (kept in its session)."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(request.is_secure)
 
+    def get_cookie_name(self, app: Flask) -> str:
+        if is_portal(request.path):
+            return PORTAL_COOKIE
+        return super().get_cookie_name(app)
+
+    def get_cookie_path(self, app: Flask) -> str:
+        if is_portal(request.path):
+            return PORTAL_PREFIX
+        return super().get_cookie_path(app)
+
+    def get_signing_serializer(self, app: Flask) -> Any:
+        if is_portal(request.path) and app.secret_key:
+            # (built here rather than by switching self.salt: requests run in threads)
+            return URLSafeTimedSerializer(
+                [*(app.config.get("SECRET_KEY_FALLBACKS") or []), app.secret_key],
+                salt="radbill-portal-session", serializer=self.serializer,
+                signer_kwargs={"key_derivation": self.key_derivation,
+                               "digest_method": self.digest_method})
+        return super().get_signing_serializer(app)
+
 
 def _no_store(response: Response) -> Response:
-    if request.endpoint != "static":
+    if request.endpoint not in ("static", "portal.static"):
         response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -185,7 +185,8 @@ class Subscriber(Base):
     next_plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), nullable=True)
     next_plan: Mapped[Plan | None] = relationship(foreign_keys=[next_plan_id])
     full_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # indexed: the portal finds the accounts of a phone number (one-time code login)
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     # The buyer on tax invoices: postal (installation) address, BIN (Bangladesh) or GSTIN
     # (India) when registered, and for India the State code of the place of supply (where

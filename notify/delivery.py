@@ -190,7 +190,8 @@ def _plan_event(event: Outbox, channels: dict[str, Channel], pref: Preference | 
         if problem:
             _finish(row, DeliveryStatus.FAILED, problem)
             continue
-        if pref is not None and getattr(pref, f"{name}_opt_out"):
+        if (pref is not None and getattr(pref, f"{name}_opt_out")
+                and event.kind not in rules.REQUESTED_KINDS):
             _finish(row, DeliveryStatus.SKIPPED, f"subscriber opted out of {name}")
             continue
         link = str(payload.get("payment_link") or "")

@@ -103,7 +103,9 @@ def normalise_msisdn(raw: str, country: str) -> str:
 # -- when to send -------------------------------------------------------------------------
 
 # Sent at once, even at night: the subscriber is waiting for them.
-URGENT_KINDS = frozenset({"payment_received", "reconnected", "test"})
+URGENT_KINDS = frozenset({"payment_received", "reconnected", "test", "otp"})
+# Sent whatever the subscriber opted out of: they asked for it (a portal login code).
+REQUESTED_KINDS = frozenset({"otp"})
 
 
 @dataclass(frozen=True)

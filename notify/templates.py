@@ -20,7 +20,7 @@ from markupsafe import escape
 from notify.rules import format_amount
 
 VARIABLES = ("name", "username", "plan", "amount", "currency", "due_date", "period", "link",
-             "isp_name", "isp_phone", "invoice", "reason")
+             "isp_name", "isp_phone", "invoice", "reason", "code")
 LOCALES = ("en", "bn", "hi")
 DLT_VARIABLE_MAX = 30  # TRAI: each variable of a DLT template at most 30 characters
 BODY_MAX = 4000
@@ -89,6 +89,10 @@ SHIPPED: dict[tuple[str, str, str], tuple[str | None, str]] = {
     ("usage_100", "sms", "en"): (None, "{{ isp_name }}: {{ username }} has used all the data "
                                 "for {{ period }}; speed is reduced until it renews. "
                                 "Top-ups: {{ isp_phone }}"),
+    ("otp", "sms", "en"): (None, "{{ isp_name }}: your login code is {{ code }}. It expires "
+                          "in 5 minutes. Do not share it."),
+    ("otp", "sms", "bn"): (None, "{{ isp_name }}: আপনার লগইন কোড {{ code }}। ৫ মিনিটে মেয়াদ "
+                          "শেষ। কাউকে বলবেন না।"),
     ("test", "sms", "en"): (None, "{{ isp_name }}: test message from radbill."),
     ("test", "email", "en"): ("radbill test", "{{ isp_name }}: test message from radbill."),
 }
@@ -144,7 +148,8 @@ def context(payload: dict[str, Any], *, isp_name: str, isp_phone: str, link: str
             "due_date": _day(str(due)), "period": period, "link": link,
             "isp_name": isp_name, "isp_phone": isp_phone,
             "invoice": str(payload.get("invoice") or payload.get("number") or ""),
-            "reason": str(payload.get("reason") or "")}
+            "reason": str(payload.get("reason") or ""),
+            "code": str(payload.get("code") or "")}
 
 
 def _day(text: str) -> str:

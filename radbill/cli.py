@@ -21,6 +21,7 @@ from coa.cli import enforcement
 from notify.cli import notify
 from olt.cli import olt, set_onu
 from payments.cli import payment_held, payment_poll
+from portal.cli import portal
 from radbill import __version__
 from radbill.cliutil import App, OneLineErrors, emit, fail, guarded, pass_app
 from radbill.config import ConfigError, Settings
@@ -224,7 +225,7 @@ payment.add_command(payment_poll)
 payment.add_command(payment_held)
 subscriber.add_command(set_onu)
 for _group in (plan, subscriber, billing, payment, isp, nas, radius, enforcement, olt,
-               accounting, user, serve, notify, usage, report):
+               accounting, user, serve, notify, usage, report, portal):
     main.add_command(_group)
 
 

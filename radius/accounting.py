@@ -640,6 +640,25 @@ def sessions_for(session: Session, username: str, limit: int = 20) -> list[Radiu
     )
 
 
+def sessions_between(session: Session, username: str, start: dt.datetime, end: dt.datetime,
+                     limit: int = 2000) -> list[RadiusSession]:
+    """The subscriber's sessions that ran at some time in [*start*, *end*), oldest first (at
+    most *limit*: a period has far fewer)."""
+    return list(session.scalars(
+        select(RadiusSession)
+        .where(RadiusSession.username == username, RadiusSession.started_at < end,
+               (RadiusSession.stopped_at.is_(None)) | (RadiusSession.stopped_at >= start))
+        .order_by(RadiusSession.started_at, RadiusSession.id).limit(limit)))
+
+
+def open_sessions_at(session: Session, framed_ip: str, limit: int = 2) -> list[RadiusSession]:
+    """Open sessions holding the address *framed_ip* (at most *limit*)."""
+    return list(session.scalars(
+        select(RadiusSession)
+        .where(RadiusSession.framed_ip == framed_ip, RadiusSession.stopped_at.is_(None))
+        .order_by(RadiusSession.started_at.desc(), RadiusSession.id.desc()).limit(limit)))
+
+
 def session_summary(row: RadiusSession) -> dict[str, object]:
     """A plain dictionary of a session for JSON output."""
     return {

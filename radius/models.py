@@ -86,6 +86,8 @@ class RadiusSession(Base):
         UniqueConstraint("nas_ip", "acct_session_id", "username"),
         Index("ix_radius_sessions_open", "username", "stopped_at"),
         Index("ix_radius_sessions_nas_open", "nas_ip", "stopped_at"),
+        # the walled-garden page finds the visitor by source address (portal.garden)
+        Index("ix_radius_sessions_framed_ip_open", "framed_ip", "stopped_at"),
         # the snapshot reads a user's open sessions whatever the case of the User-Name sent
         Index("ix_radius_sessions_lower_open", func.lower(text("username")), "stopped_at"),
         # The reconciliation reports (reports/): the open sessions alone, by subscriber and

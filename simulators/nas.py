@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pyrad import packet
 
@@ -41,6 +41,9 @@ from coa.dictionary import dictionary
 from coa.transport import Exchange, RadiusTransport
 from simulators.radius_client import fill_login
 from simulators.routeros import ApiServer, ApiTrap, anonymous_tls_context
+
+if TYPE_CHECKING:
+    from simulators.garden import Garden
 
 T = TypeVar("T")
 
@@ -136,6 +139,8 @@ class NasSimulator:
         self._creds: dict[str, tuple[str, str, str, str | None]] = {}
         # username -> time.monotonic() of the last CoA/Disconnect it ACKed (benchmarks)
         self.acked_at: dict[str, float] = {}
+        # username -> (time.monotonic(), Mikrotik-Rate-Limit) of its last accepted login
+        self.logged_in_at: dict[str, tuple[float, str | None]] = {}
         self._redials: asyncio.Semaphore | None = None
         self.counters = Counters()
         self.sessions: dict[str, SimSession] = {}  # by Acct-Session-Id
@@ -153,6 +158,7 @@ class NasSimulator:
         self._transport: RadiusTransport | None = None
         self._coa: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
+        self.garden: Garden | None = None
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -177,6 +183,8 @@ class NasSimulator:
             self.api_tls_port = await self.api.listen(self.nas_ip, self.api_tls_port, tls)
 
     def stop(self) -> None:
+        if self.garden is not None:
+            self.garden.close()
         if not self._thread.is_alive():
             return
         self._call(self._stop())
@@ -255,6 +263,7 @@ class NasSimulator:
                           address_list=reply.get("Mikrotik-Address-List"))
         with self._lock:
             self.sessions[sess.session_id] = sess
+            self.logged_in_at[username] = (time.monotonic(), sess.rate_limit)
         await self._account("Start", sess)
         return LoginResult(True, sess, reply)
 
@@ -353,6 +362,17 @@ class NasSimulator:
         Accounting-On when it comes back), as many do."""
         with self._lock:
             self.sessions.clear()
+
+    def garden_mode(self, landing: str, allow: Iterable[str],
+                    address_list: str = "radbill-suspended") -> Garden:
+        """Redirect the web traffic of sessions on *address_list* to *landing*, except to the
+        ``host:port`` pairs in *allow*; ``.line(username)`` is a subscriber's line (an HTTP
+        proxy whose requests leave from their session's address). See
+        :mod:`simulators.garden`."""
+        from simulators.garden import Garden
+
+        self.garden = Garden(self, landing, allow, address_list)
+        return self.garden
 
     def online(self, username: str | None = None) -> list[SimSession]:
         """Sessions online now (of *username*, or all)."""

@@ -18,6 +18,7 @@ import coa.models  # noqa: F401
 import notify.models  # noqa: F401
 import olt.models  # noqa: F401
 import payments.models  # noqa: F401
+import portal.models  # noqa: F401
 import radbill.ops  # noqa: F401
 import radius.models  # noqa: F401
 import usage.models  # noqa: F401

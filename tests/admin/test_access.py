@@ -56,6 +56,12 @@ EXPECTED = {
     "notify.short_link": P.PUBLIC,
     # MSG91's delivery reports: public, they only move our own sent messages (notify/web.py)
     "notify.msg91_reports": P.PUBLIC,
+    # the subscribers' portal: public to staff roles; it has its own login, session cookie
+    # and CSRF token (portal/web.py; tests/portal checks who sees what)
+    **{f"portal.{name}": P.PUBLIC for name in (
+        "static", "garden", "garden_status", "garden_pay", "login", "otp_send", "otp_verify",
+        "otp_choose", "logout", "language", "home", "invoice_pdf", "pay", "promise",
+        "plan_request", "sms", "logo")},
 }
 ALLOWED = {  # role -> permissions (the specification, written out)
     None: {P.PUBLIC},
@@ -79,7 +85,8 @@ def routes(app: Flask) -> list[tuple[str, str, str]]:
 
 
 def test_every_route_has_the_specified_permission(app: Flask) -> None:
-    declared = {name: getattr(fn, "permission", P.PUBLIC if name == "static" else None)
+    declared = {name: getattr(fn, "permission",
+                              P.PUBLIC if name in ("static", "portal.static") else None)
                 for name, fn in app.view_functions.items()}
     assert declared == EXPECTED
 
@@ -106,6 +113,13 @@ def test_every_route_allows_or_denies_each_role(role: str | None, app: Flask,
             continue  # would end the session mid-test; covered in test_security
         expected = EXPECTED[endpoint] in ALLOWED[role]
         api = path.startswith("/api/")
+        if endpoint.startswith("portal."):
+            # a staff session means nothing there (the portal's own login: tests/portal)
+            resp = client.open(path, method=method, data={"csrf_token": token})
+            assert resp.status_code < 500, (endpoint, method, resp.get_data(as_text=True))
+            assert resp.status_code != 200 or method == "GET", (endpoint, method)
+            checked += 1
+            continue
         kwargs: dict[str, Any] = {"headers": headers} if api else {
             "data": {"csrf_token": token}}
         if api and method == "POST":
