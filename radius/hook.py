@@ -185,7 +185,7 @@ class PolicyHook:
         if self.throttle.blocked(key, device.calling_station_id, now):
             return reject(Reason.LOGIN_THROTTLED), [], None
         snap = self.snapshot
-        sub = snap.subscribers.get(key)
+        sub = snap.record(key)
         plan = snap.plans.get(sub.plan_id) if sub is not None else None
         refs = snap.sessions.get(key, ())
         replaced = same_device(refs, device)

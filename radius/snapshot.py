@@ -5,6 +5,13 @@ wait on I/O. :class:`AuthSnapshot` holds every subscriber and plan as frozen rec
 open-session count per user; :class:`SnapshotRefresher` keeps it current from a background
 thread by polling the change feeds (see :func:`radbill.db.bump`) a few times a second.
 
+At a million subscribers the snapshot must stay small and load in seconds: each subscriber
+is a :class:`SubscriberEntry` (a tuple of the columns the policy reads, repeated values such as
+statuses, plan ids and pool names shared), read in chunks from a server-side cursor without
+ORM objects, and its password stays encrypted until the subscriber's first login (Fernet costs
+about 35 us a token: decrypting a million at start took half a minute). A small bounded cache
+keeps the latest decrypted records for retries and re-logins.
+
 When the database is unreachable the snapshot keeps serving the last state it had, the
 refresher logs loudly and retries with back-off, and recovers by itself. A database error is
 never turned into "unknown user" or "unpaid": before the first successful load the policy
@@ -13,12 +20,15 @@ answers ``unavailable`` (no reply at all), so the NAS retries or fails over.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Row, select
 from sqlalchemy.orm import Session
 
 from billing import subscribers as subscriber_service
@@ -53,6 +63,82 @@ def plan_record(plan: Plan) -> PlanRecord:
         delegated_ipv6_pool=plan.delegated_ipv6_pool,
         idle_timeout=plan.idle_timeout,
     )
+
+
+class SubscriberEntry(NamedTuple):
+    """A subscriber as the snapshot keeps it: the fields of
+    :class:`~radius.policy.SubscriberRecord` under the same names and in the same order, but
+    the password as its stored token (decrypted at login by :meth:`AuthSnapshot.record`).
+    Each field is the :class:`~billing.models.Subscriber` column of its name: a field added
+    here and to the record is loaded with nothing else to change."""
+
+    username: str
+    password_enc: str
+    service: str
+    status: str
+    plan_id: int
+    static_ip: str | None = None
+    ip_pool: str | None = None
+    mac_address: str | None = None
+    simultaneous_use: int = 1
+    paid_until: dt.datetime | None = None
+    fup_throttled: bool = False
+    framed_ipv6_prefix: str | None = None
+    delegated_ipv6_prefix: str | None = None
+    ipv6_pool: str | None = None
+
+
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(SubscriberRecord))
+if SubscriberEntry._fields[2:] != _RECORD_FIELDS[2:] or _RECORD_FIELDS[:2] != (
+        "username", "password"):
+    raise RuntimeError("SubscriberEntry and SubscriberRecord must list the same fields in the "
+                       f"same order: {SubscriberEntry._fields} / {_RECORD_FIELDS}")
+# Columns whose repeated values one snapshot shares (a few distinct values each).
+_SHARED = frozenset({"service", "status", "plan_id", "ip_pool", "simultaneous_use",
+                     "fup_throttled", "ipv6_pool", "paid_until"})
+_AUTH_COLUMNS = (*SubscriberEntry._fields, "auth_version")
+_MAX_SHARED = 100_000  # distinct values remembered per refresh (paid_until may be all unique)
+
+
+class _Sharer:
+    """One object per distinct value: a million subscribers on three plans hold three plan
+    ids and two status strings, not a million of each. Enums become plain strings."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Hashable, Any] = {}
+
+    def __call__(self, value: Any) -> Any:
+        if value is None or value is True or value is False:
+            return value
+        if isinstance(value, str):
+            value = str(value)  # a StrEnum member as its plain value
+        seen = self._seen.get(value)
+        if seen is not None:
+            return seen
+        if len(self._seen) >= _MAX_SHARED:
+            self._seen.clear()
+        self._seen[value] = value
+        return value
+
+
+def entries_from_rows(rows: Sequence[Row[Any]], share: _Sharer
+                      ) -> tuple[list[tuple[str, SubscriberEntry]], int]:
+    """(key, entry) pairs for rows of :data:`_AUTH_COLUMNS`, and the newest auth version
+    among them."""
+    shared = [name in _SHARED for name in SubscriberEntry._fields]
+    out = []
+    newest = 0
+    make = SubscriberEntry._make
+    for row in rows:
+        *values, version = row
+        username = values[0]
+        key = username_key(username)
+        if key == username:
+            key = username  # one string for both
+        out.append((key, make([share(v) if s else v
+                               for v, s in zip(values, shared, strict=True)])))
+        newest = max(newest, version)
+    return out, newest
 
 
 def subscriber_record(sub: Subscriber, box: SecretBox) -> SubscriberRecord:
@@ -102,13 +188,18 @@ def subscriber_record_without_password(sub: Subscriber) -> SubscriberRecord:
     )
 
 
+REVEALED_CACHE = 20_000  # decrypted records kept for re-logins (about 0.5 KB each)
+
+
 class AuthSnapshot:
     """In-memory authorization state. Reads are lock-free dictionary look-ups; the refresher
-    replaces whole records, which is atomic under the GIL. Subscribers and sessions are
-    keyed by :func:`username_key`."""
+    replaces whole entries, which is atomic under the GIL. Subscribers and sessions are
+    keyed by :func:`username_key`. ``subscribers`` holds :class:`SubscriberEntry` tuples
+    (a :class:`~radius.policy.SubscriberRecord` put there directly is used as it is);
+    :meth:`record` gives the policy's view with the password decrypted."""
 
-    def __init__(self) -> None:
-        self.subscribers: dict[str, SubscriberRecord] = {}
+    def __init__(self, revealed_cache: int = REVEALED_CACHE) -> None:
+        self.subscribers: dict[str, SubscriberEntry | SubscriberRecord] = {}
         self.plans: dict[int, PlanRecord] = {}
         self.online: dict[str, int] = {}
         # the open sessions of each user (which NAS, which device): a redial from the same
@@ -124,30 +215,64 @@ class AuthSnapshot:
         self.healthy = False
         self.last_refresh_ok: float | None = None
         self.last_error: str | None = None
+        self.box: SecretBox | None = None  # decrypts the entries' passwords
+        # key -> (the entry it was made from, the record): valid while the entry is current
+        self._revealed: dict[str, tuple[SubscriberEntry, SubscriberRecord]] = {}
+        self._revealed_max = revealed_cache
+
+    def record(self, key: str) -> SubscriberRecord | None:
+        """The policy's view of the subscriber under *key* (see :func:`username_key`), its
+        password decrypted (None if it cannot be, which rejects that subscriber only)."""
+        entry = self.subscribers.get(key)
+        if entry is None or isinstance(entry, SubscriberRecord):
+            return entry
+        cached = self._revealed.get(key)
+        if cached is not None and cached[0] is entry:
+            return cached[1]
+        record = self._reveal(entry)
+        if len(self._revealed) >= self._revealed_max:
+            self._revealed.clear()  # bounded: start again rather than grow
+        self._revealed[key] = (entry, record)
+        return record
+
+    def _reveal(self, entry: SubscriberEntry) -> SubscriberRecord:
+        password: str | None = None
+        if self.box is not None:
+            try:
+                password = self.box.decrypt(entry.password_enc)
+            except SecretError:
+                log.error("subscriber %r: password cannot be decrypted with this key; "
+                          "rejecting its logins until it is reset", entry.username)
+        return SubscriberRecord(entry.username, password, *entry[2:])
 
     def lookup(self, username: str) -> tuple[SubscriberRecord | None, PlanRecord | None, int]:
         """The subscriber, its plan and its open-session count."""
         key = username_key(username)
-        sub = self.subscribers.get(key)
+        sub = self.record(key)
         if sub is None:
             return None, None, 0
         return sub, self.plans.get(sub.plan_id), self.online.get(key, 0)
 
     def refresh(self, session: Session, box: SecretBox) -> int:
         """Apply every change since the last refresh. Returns how many records changed."""
+        self.box = box
         feed = session.scalar(select(ChangeCounter.value).where(ChangeCounter.name == AUTH_FEED))
         changed = 0
         if feed is None or feed > self.auth_version or not self.loaded:
-            subs, plans = subscriber_service.changed_since(session, self.auth_version)
             newest = self.auth_version
-            for plan in plans:
+            for plan in subscriber_service.plans_changed_since(session, self.auth_version):
                 self.plans[plan.id] = plan_record(plan)
                 newest = max(newest, plan.auth_version)
-            for sub in subs:
-                self.subscribers[username_key(sub.username)] = subscriber_record(sub, box)
-                newest = max(newest, sub.auth_version)
+                changed += 1
+            share = _Sharer()
+            subscribers = self.subscribers
+            for rows in subscriber_service.auth_rows_since(session, self.auth_version,
+                                                           _AUTH_COLUMNS):
+                entries, version = entries_from_rows(rows, share)
+                subscribers.update(entries)
+                newest = max(newest, version)
+                changed += len(entries)
             self.auth_version = newest
-            changed += len(subs) + len(plans)
             self.nas_types = {str(ip): str(t) for ip, t in session.execute(
                 select(Nas.ip_address, Nas.nas_type))}
         refs, seq, touched = accounting.open_session_refs(session, self.session_version)
