@@ -13,7 +13,7 @@ import re
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select
+from sqlalchemy import Enum, Row, String, func, or_, select, type_coerce
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -380,7 +380,7 @@ def plans_changed_since(session: Session, version: int) -> list[Plan]:
     return list(session.scalars(select(Plan).where(Plan.auth_version > version)).all())
 
 
-AUTH_CHUNK = 10_000  # rows per fetch from the server-side cursor
+AUTH_CHUNK = 1_000  # rows per fetch from the server-side cursor (few at a time: less left behind)
 
 
 def auth_rows_since(
@@ -389,11 +389,14 @@ def auth_rows_since(
     """The subscribers whose authorization state changed after *version* of the auth feed
     (everything for version 0): only the named *columns* of :class:`Subscriber` (in that
     order), in lists of at most *chunk* rows read from a server-side cursor, so a million
-    subscribers are never in memory at once, and no ORM object is made."""
-    stmt = (select(*(getattr(Subscriber, name) for name in columns))
-            .where(Subscriber.auth_version > version)
+    subscribers are never in memory at once, and no ORM object is made. Statuses and other
+    enumerations come as their plain string values."""
+    table = Subscriber.__table__.c
+    cols = [type_coerce(table[name], String) if isinstance(table[name].type, Enum)
+            else table[name] for name in columns]
+    stmt = (select(*cols).where(table.auth_version > version)
             .execution_options(stream_results=True, yield_per=chunk))
-    yield from session.execute(stmt).partitions(chunk)
+    yield from session.connection().execute(stmt).partitions(chunk)
 
 
 def summary(sub: Subscriber) -> dict[str, object]:

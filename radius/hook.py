@@ -157,7 +157,7 @@ class PolicyHook:
         case-insensitive usernames off."""
         key = username_key(username)
         if not self.case_insensitive:
-            sub = self.snapshot.subscribers.get(key)
+            sub = self.snapshot.entry(key)
             if sub is not None and sub.username != username.strip():
                 return None
         return key
