@@ -24,10 +24,13 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
+import operator
+import os
 import threading
 import time
 import typing
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, select
@@ -96,6 +99,9 @@ if SubscriberEntry._fields[2:] != _RECORD_FIELDS[2:] or _RECORD_FIELDS[:2] != (
     raise RuntimeError("SubscriberEntry and SubscriberRecord must list the same fields in the "
                        f"same order: {SubscriberEntry._fields} / {_RECORD_FIELDS}")
 _AUTH_COLUMNS = (*SubscriberEntry._fields, "auth_version")
+SAVED_FORMAT = "radbill-snapshot-1"  # first line of a saved snapshot
+SAVE_SECONDS = 600.0  # how often a running policy saves its snapshot (if it changed)
+_split_tab = operator.methodcaller("split", "\t", 1)
 _new_entry = functools.partial(tuple.__new__, SubscriberEntry)
 
 # A stored subscriber is one string: its fields joined by a character no field may hold
@@ -251,6 +257,7 @@ class AuthSnapshot:
         self.last_refresh_ok: float | None = None
         self.last_error: str | None = None
         self.box: SecretBox | None = None  # decrypts the entries' passwords
+        self.saved_version: int | None = None  # auth version of the saved file, if any
         # key -> (what was stored, its record): valid while that is what is stored
         self._revealed: dict[str, tuple[str | SubscriberEntry, SubscriberRecord]] = {}
         self._revealed_max = revealed_cache
@@ -295,6 +302,62 @@ class AuthSnapshot:
             return None, None, 0
         return sub, self.plans.get(sub.plan_id), self.online.get(key, 0)
 
+    def save(self, path: Path) -> bool:
+        """Write the subscribers and the auth version they are current to into *path*
+        (owner-only, replaced atomically), for :meth:`load_saved` after a restart. Returns
+        False, writing nothing, before the first load or if a subscriber cannot be written
+        as a line (none can: usernames and fields are validated). The tokens stay encrypted."""
+        if not self.loaded:
+            return False
+        version, items = self.auth_version, list(self.subscribers.items())
+        if not all(isinstance(v, str) and "\n" not in v and "\t" not in k and "\n" not in k
+                   for k, v in items):
+            log.warning("snapshot not saved: a subscriber cannot be written as a line")
+            return False
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(f"{SAVED_FORMAT}\t{version}\t{_SEP.join(_AUTH_COLUMNS[:-1])}\n")
+                for i in range(0, len(items), 10_000):
+                    fh.write("".join(map("{0[0]}\t{0[1]}\n".format, items[i:i + 10_000])))
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.saved_version = version
+        return True
+
+    def load_saved(self, path: Path) -> int:
+        """Fill the subscribers from a file :meth:`save` wrote, so that the first refresh
+        reads from the database only what changed since (the change feed). Nothing is
+        answered from it alone: the snapshot counts as loaded only once the database has
+        answered. Returns how many subscribers it read (0 if the file is missing or was
+        written for other fields)."""
+        try:
+            fh = path.open(encoding="utf-8")
+        except FileNotFoundError:
+            return 0
+        with fh:
+            magic, _, rest = fh.readline().rstrip("\n").partition("\t")
+            version, _, columns = rest.partition("\t")
+            if magic != SAVED_FORMAT or columns != _SEP.join(_AUTH_COLUMNS[:-1]):
+                log.warning("%s: written for other fields; loading from the database", path)
+                return 0
+            subscribers: dict[str, str | SubscriberEntry | SubscriberRecord] = {}
+            while chunk := fh.readlines(1 << 22):
+                if not chunk[-1].endswith("\n"):
+                    log.warning("%s: cut short; loading from the database", path)
+                    return 0
+                lines = "".join(chunk)[:-1].split("\n")
+                subscribers.update(map(_split_tab, lines))  # type: ignore[arg-type]
+        self.subscribers, self.auth_version = subscribers, int(version)
+        self.saved_version = self.auth_version
+        self._revealed.clear()
+        return len(subscribers)
+
     def refresh(self, session: Session, box: SecretBox) -> int:
         """Apply every change since the last refresh. Returns how many records changed."""
         self.box = box
@@ -302,7 +365,9 @@ class AuthSnapshot:
         changed = 0
         if feed is None or feed > self.auth_version or not self.loaded:
             newest = self.auth_version
-            for plan in subscriber_service.plans_changed_since(session, self.auth_version):
+            # every plan on the first load (the subscribers may come from a saved file)
+            plans_since = self.auth_version if self.loaded else 0
+            for plan in subscriber_service.plans_changed_since(session, plans_since):
                 self.plans[plan.id] = plan_record(plan)
                 newest = max(newest, plan.auth_version)
                 changed += 1
@@ -349,8 +414,15 @@ class SnapshotRefresher(threading.Thread):
         poll_seconds: float = 0.25,
         max_backoff: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        save_to: Path | None = None,
+        save_seconds: float = SAVE_SECONDS,
     ) -> None:
         super().__init__(name="radbill-snapshot", daemon=True)
+        # where the snapshot is saved for a fast restart: after the first load, then every
+        # save_seconds if it changed, and when the refresher stops
+        self.save_to = save_to
+        self.save_seconds = save_seconds
+        self._last_save: float | None = None
         self.snapshot = snapshot
         self.engine = engine
         self.box = box
@@ -393,9 +465,30 @@ class SnapshotRefresher(threading.Thread):
         self.snapshot.last_refresh_ok = self.clock()
         return True
 
+    def save_if_due(self) -> None:
+        """Save the snapshot if it changed since it was last saved (or read from the file),
+        at most every :attr:`save_seconds` once saved in this run."""
+        snap = self.snapshot
+        if self.save_to is None or not snap.loaded or snap.auth_version == snap.saved_version:
+            return
+        if self._last_save is None or self.clock() - self._last_save >= self.save_seconds:
+            self.save()
+
+    def save(self) -> None:
+        """Save the snapshot to :attr:`save_to` (if set); a failure is logged, never raised."""
+        if self.save_to is None:
+            return
+        self._last_save = self.clock()
+        try:
+            self.snapshot.save(self.save_to)
+        except OSError as exc:
+            log.warning("snapshot not saved to %s: %s", self.save_to, exc)
+
     def run(self) -> None:
         while not self._stop_event.is_set():
             ok = self.refresh_once()
+            if ok:
+                self.save_if_due()  # here, not in refresh_once: never before the first answer
             delay = self.poll_seconds if ok else min(
                 self.max_backoff, self.poll_seconds * 2 ** min(self._failures, 6)
             )
@@ -406,3 +499,5 @@ class SnapshotRefresher(threading.Thread):
         self._stop_event.set()
         if self.is_alive():
             self.join(timeout)
+        if not self.is_alive() and self.snapshot.loaded:
+            self.save()  # what a restart starts from
