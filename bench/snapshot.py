@@ -68,6 +68,7 @@ from bench.auth_throughput import (
     summarize,
     tail,
 )
+from radius.runtime import SNAPSHOT_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -236,11 +237,17 @@ class Result:
     rounds: list[RoundStats] = field(default_factory=list)
 
 
+def rate(result: Result) -> float:
+    """Median requests per second over the result's rounds."""
+    return summarize(result.rounds).rate
+
+
 # -- the run --------------------------------------------------------------------------------
 
 
-def measure_size(args: argparse.Namespace, size: int, work: Path, baseline: Path | None,
-                 rng: random.Random, phases: dict[str, float]) -> dict[str, Result]:
+def measure_size(  # noqa: PLR0915 - one linear script
+        args: argparse.Namespace, size: int, work: Path, baseline: Path | None,
+        rng: random.Random, phases: dict[str, float]) -> dict[str, Result]:
     admin = args.pg_url
     suffix = secrets.token_hex(4)
     names = {"compact": f"radbill_snap_{size}_{suffix}"}
@@ -268,25 +275,30 @@ def measure_size(args: argparse.Namespace, size: int, work: Path, baseline: Path
             urls["baseline"] = create_database(admin, names["baseline"], names["compact"])
             phases[f"{size}: copy the database for the baseline"] = time.monotonic() - t0
         servers: dict[str, TreeServer] = {}
-        for name in (["baseline"] if baseline is not None else []) + ["compact"]:
+
+        def start(name: str, label: str) -> tuple[TreeServer, Result]:
             auth, acct = free_udp_ports(2)
             tree = baseline if name == "baseline" and baseline is not None else PROJECT_ROOT
             env = radbill_env(urls[name], data_dir)
             env["PYTHONPATH"] = str(tree)
             server = TreeServer(
-                name, [sys.executable, "-m", "radbill.cli", "radius", "run", "--listen", HOST,
-                       "--auth-port", str(auth), "--acct-port", str(acct),
-                       "--runtime-dir", str(work / f"run-{size}-{name}")],
-                work / f"{name}-{size}.log", env=env, auth_port=auth, tree=tree)
+                label, [sys.executable, "-m", "radbill.cli", "radius", "run", "--listen", HOST,
+                        "--auth-port", str(auth), "--acct-port", str(acct),
+                        "--runtime-dir", str(work / f"run-{size}-{name}")],
+                work / f"{label}-{size}.log", env=env, auth_port=auth, tree=tree)
             cleanup.callback(server.stop)
-            log(f"{size}: starting {name} ({tree})")
+            log(f"{size}: starting {label} ({tree})")
             server.start()
-            result = Result(name)
+            result = Result(label)
             result.first_answer = first_answer(server, users, rng, args.start_timeout)
             result.rss_loaded, result.peak_loaded = memory_mb(server.freeradius_pids())
-            log(f"{size}: {name} answered {result.first_answer:.1f}s after start, FreeRADIUS "
+            log(f"{size}: {label} answered {result.first_answer:.1f}s after start, FreeRADIUS "
                 f"RSS {result.rss_loaded:.0f} MB (peak {result.peak_loaded:.0f} MB)")
-            servers[name], results[name] = server, result
+            return server, result
+
+        for name in (["baseline"] if baseline is not None else []) + ["compact"]:
+            servers[name], results[name] = start(name, name)
+        started = time.time()
         load = Load(args.concurrency, args.sockets, args.timeout)
         dbnames = {n: names[n] for n in servers}
         sides = {n: Side(s, admin, dbnames[n], postauth_count_url=urls[n])
@@ -303,7 +315,19 @@ def measure_size(args: argparse.Namespace, size: int, work: Path, baseline: Path
         for name, server in servers.items():
             results[name].rss_after, results[name].peak_after = memory_mb(
                 server.freeradius_pids())
+        # a restart starts from the snapshot the running policy saved after its first load
+        saved = data_dir / SNAPSHOT_FILE
+        deadline = time.monotonic() + args.start_timeout
+        while not (saved.exists() and saved.stat().st_mtime >= started):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{size}: the policy never saved its snapshot to {saved}")
+            time.sleep(0.2)
+        for server in servers.values():
             server.stop()
+        server, restart = start("compact", "restart")
+        restart.rss_after, restart.peak_after = restart.rss_loaded, restart.peak_loaded
+        results["restart"] = restart
+        server.stop()
     return results
 
 
@@ -324,13 +348,15 @@ def report(args: argparse.Namespace, info: list[str], baseline_commit: str | Non
             out.append(f"{size:>11,}  {'old':<9} {start:>14.1f} {rss:>8.0f} {'-':>8} "
                        f"{'-':>12} {'-':>8} {'-':>7} {'-':>8}  (issue)")
         for r in by_name.values():
-            s = summarize(r.rounds)
+            rounds = (f"{'-':>12} {'-':>8} {'-':>7} {'-':>8}" if not r.rounds else
+                      f"{r.rss_after:>12.0f} {rate(r):>8.0f} {summarize(r.rounds).p99:>7.2f} "
+                      f"{summarize(r.rounds).failures:>8d}")
             out.append(f"{size:>11,}  {r.name:<9} {r.first_answer:>14.1f} {r.rss_loaded:>8.0f} "
-                       f"{r.peak_loaded:>8.0f} {r.rss_after:>12.0f} {s.rate:>8.0f} "
-                       f"{s.p99:>7.2f} {s.failures:>8d}")
+                       f"{r.peak_loaded:>8.0f} {rounds}")
     out.append("(first answer: seconds from starting 'radbill radius run' to the first "
                "Access-Accept; RSS and peak (VmHWM) right after it; RSS after: after the "
-               "measured rounds; req/s: median of the rounds)")
+               "measured rounds; req/s: median of the rounds; restart: the compact layout "
+               "started again, from the snapshot it saved, after the rounds)")
     out.append("")
     sizes = sorted(results)
     for size in sizes:
@@ -340,9 +366,11 @@ def report(args: argparse.Namespace, info: list[str], baseline_commit: str | Non
                 f"({c.rss_after:.0f} MB after them)")
         if goal:
             line += f" (goal <= {goal} MB: {'met' if c.peak_after <= goal else 'NOT met'})"
-        line += f"; first answer {c.first_answer:.1f} s"
+        r = results[size]["restart"]
+        line += (f"; first answer {c.first_answer:.1f} s from the database, "
+                 f"{r.first_answer:.1f} s on a restart (peak {r.peak_loaded:.0f} MB)")
         if size >= 1_000_000:
-            line += f" (goal <= 10 s: {'met' if c.first_answer <= 10 else 'NOT met'})"
+            line += f" (goal <= 10 s: {'met' if r.first_answer <= 10 else 'NOT met'})"
         if "baseline" in results[size]:
             b = results[size]["baseline"]
             line += (f"; baseline RSS {b.rss_after:.0f} MB, first answer "
@@ -351,14 +379,14 @@ def report(args: argparse.Namespace, info: list[str], baseline_commit: str | Non
     if len(sizes) >= 2:
         small, big = sizes[0], sizes[-1]
         for name in results[big]:
-            if name in results[small]:
-                a = summarize(results[small][name].rounds).rate
-                b = summarize(results[big][name].rounds).rate
+            if name in results[small] and results[big][name].rounds:
+                a, b = rate(results[small][name]), rate(results[big][name])
                 ratio = b / a if a else float("nan")
                 out.append(f"{name} throughput at {big:,} / at {small:,}: {ratio:.2f} "
                            f"({b:.0f} / {a:.0f} req/s; goal for compact: >= 0.90: "
                            f"{'met' if ratio >= 0.9 else 'NOT met'})")
-    failures = sum(summarize(r.rounds).failures for by in results.values() for r in by.values())
+    failures = sum(summarize(r.rounds).failures for by in results.values() for r in by.values()
+                   if r.rounds)
     out.append("WARNING: some requests were not accepted" if failures else
                "every measured request was answered with Access-Accept")
     out.append("")
@@ -424,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run(["rm", "-rf", str(work)], check=False)
     print("\n".join(report(args, [*info, f"seed {seed}"], baseline_commit, results, phases)),
           flush=True)
-    rates = [summarize(r.rounds).rate for by in results.values() for r in by.values()]
+    rates = [rate(r) for by in results.values() for r in by.values() if r.rounds]
     return 0 if all(rates) and statistics.fmean(rates) > 0 else 1
 
 

@@ -314,6 +314,8 @@ class AuthSnapshot:
                    for k, v in items):
             log.warning("snapshot not saved: a subscriber cannot be written as a line")
             return False
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed process
+            stale.unlink(missing_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -419,7 +421,9 @@ class SnapshotRefresher(threading.Thread):
     ) -> None:
         super().__init__(name="radbill-snapshot", daemon=True)
         # where the snapshot is saved for a fast restart: after the first load, then every
-        # save_seconds if it changed, and when the refresher stops
+        # save_seconds if it changed. Not at shutdown: at a million subscribers that would
+        # hold a restart up for seconds, and a restart from an older file only reads more
+        # of the change feed.
         self.save_to = save_to
         self.save_seconds = save_seconds
         self._last_save: float | None = None
@@ -499,5 +503,3 @@ class SnapshotRefresher(threading.Thread):
         self._stop_event.set()
         if self.is_alive():
             self.join(timeout)
-        if not self.is_alive() and self.snapshot.loaded:
-            self.save()  # what a restart starts from

@@ -95,7 +95,7 @@ def test_passwords_are_decrypted_at_login_only_and_cached_within_bounds(db, box)
     assert len(calls) == 1  # the second login of the same subscriber is served from the cache
     for i in range(5):
         assert snap.lookup(f"u{i}")[0].password == "s3cret"
-    assert len(snap._revealed) <= 3  # noqa: SLF001 - the bound is the point
+    assert len(snap._revealed) <= 3  # the bound is the point
     # a changed password is read from the new entry, never from the cache
     commit(db, lambda s: subscribers.set_password(s, box, "alice", "n3w", actor="t"))
     assert refresher.refresh_once()
@@ -158,10 +158,15 @@ def test_a_restart_reads_the_saved_snapshot_then_only_the_changes(db, box, tmp_p
                                                                  ) -> None:  # type: ignore[no-untyped-def]
     commit(db, lambda s: populate(s, box))
     saved = tmp_path / "radius-snapshot"
-    snap, refresher = loaded(db, box)
+    _, refresher = loaded(db, box)
     refresher.save_to = saved
-    refresher.stop()  # not started: saves what it has, as at shutdown
+    (tmp_path / ".radius-snapshot.1.tmp").write_text("left by a killed process")
+    refresher.save_if_due()  # due: never saved
     assert saved.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["radius-snapshot"]
+    mtime = saved.stat().st_mtime_ns
+    refresher.save_if_due()  # not due: saved just now, nothing changed
+    assert saved.stat().st_mtime_ns == mtime
     assert saved.read_text().startswith(SAVED_FORMAT)
     assert b"s3cret" not in saved.read_bytes()  # tokens stay encrypted at rest
 
@@ -197,7 +202,7 @@ def test_a_restart_with_the_database_down_stays_silent(db, box, tmp_path: Path) 
     hook = PolicyHook(restarted, PolicyConfig(), unknown_nas_type="mikrotik")
     # never "unknown user" (a subscriber created after the file) nor an answer from the file
     for name in ("alice", "somebody-new"):
-        rcode, _, control = hook.authorize((("User-Name", name),))
+        _, _, control = hook.authorize((("User-Name", name),))
         assert ("Radbill-Decision", ":=", "silent") in control
     refresher.engine = db
     assert refresher.refresh_once()
