@@ -296,9 +296,9 @@ def measure_size(  # noqa: PLR0915 - one linear script
                 f"RSS {result.rss_loaded:.0f} MB (peak {result.peak_loaded:.0f} MB)")
             return server, result
 
+        started = time.time()
         for name in (["baseline"] if baseline is not None else []) + ["compact"]:
             servers[name], results[name] = start(name, name)
-        started = time.time()
         load = Load(args.concurrency, args.sockets, args.timeout)
         dbnames = {n: names[n] for n in servers}
         sides = {n: Side(s, admin, dbnames[n], postauth_count_url=urls[n])
@@ -318,7 +318,7 @@ def measure_size(  # noqa: PLR0915 - one linear script
         # a restart starts from the snapshot the running policy saved after its first load
         saved = data_dir / SNAPSHOT_FILE
         deadline = time.monotonic() + args.start_timeout
-        while not (saved.exists() and saved.stat().st_mtime >= started):
+        while not (saved.exists() and saved.stat().st_mtime >= started - 1):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{size}: the policy never saved its snapshot to {saved}")
             time.sleep(0.2)
