@@ -11,7 +11,7 @@ from radbill.db import make_engine
 from radius.hook import PolicyHook, policy_config
 from radius.liveness import LoginThrottle, ProvisionalSessions
 from radius.nas_profiles import profiles
-from radius.snapshot import AuthSnapshot, SnapshotRefresher
+from radius.snapshot import AuthSnapshot, SnapshotRefresher, give_back_freed_memory
 
 log = logging.getLogger("radbill.policy")
 
@@ -61,6 +61,7 @@ def start_policy(config: dict[str, str]) -> tuple[PolicyHook, SnapshotRefresher]
     try:
         if count := snapshot.load_saved(saved):
             log.info("saved snapshot read: %d subscribers; reading the changes since", count)
+            give_back_freed_memory()
     except (OSError, ValueError) as exc:
         log.warning("saved snapshot %s unreadable (%s); loading from the database", saved, exc)
         snapshot = AuthSnapshot()

@@ -20,6 +20,8 @@ answers ``unavailable`` (no reply at all), so the NAS retries or fails over.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import datetime as dt
 import functools
@@ -182,6 +184,16 @@ def entries_from_rows(rows: Sequence[Sequence[Any]]
     return list(zip(keys, stored, strict=True)), max(versions)
 
 
+BIG_LOAD = 10_000  # rows read in one refresh after which freed memory is given back
+
+
+def give_back_freed_memory() -> None:
+    """Return the heap a big load freed (rows read and dropped) to the system: glibc keeps it
+    otherwise, and it shows in FreeRADIUS's RSS (about 10 MB at 100,000 subscribers)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL(None).malloc_trim(0)
+
+
 def subscriber_record(sub: Subscriber, box: SecretBox) -> SubscriberRecord:
     """The policy's view of a subscriber, with the password decrypted."""
     try:
@@ -229,7 +241,7 @@ def subscriber_record_without_password(sub: Subscriber) -> SubscriberRecord:
     )
 
 
-REVEALED_CACHE = 20_000  # decrypted records kept for re-logins (about 0.5 KB each)
+REVEALED_CACHE = 4_096  # decrypted records kept for retries and re-logins (about 0.5 KB each)
 
 
 class AuthSnapshot:
@@ -381,6 +393,8 @@ class AuthSnapshot:
                 newest = max(newest, version)
                 changed += len(entries)
             self.auth_version = newest
+            if changed > BIG_LOAD:
+                give_back_freed_memory()
             self.nas_types = {str(ip): str(t) for ip, t in session.execute(
                 select(Nas.ip_address, Nas.nas_type))}
         refs, seq, touched = accounting.open_session_refs(session, self.session_version)
