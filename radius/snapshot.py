@@ -366,7 +366,7 @@ class AuthSnapshot:
                     log.warning("%s: cut short; loading from the database", path)
                     return 0
                 lines = "".join(chunk)[:-1].split("\n")
-                subscribers.update(map(_split_tab, lines))  # type: ignore[arg-type]
+                subscribers.update(map(_split_tab, lines))
         self.subscribers, self.auth_version = subscribers, int(version)
         self.saved_version = self.auth_version
         self._revealed.clear()
