@@ -25,6 +25,7 @@ import ctypes
 import dataclasses
 import datetime as dt
 import functools
+import itertools
 import logging
 import operator
 import os
@@ -321,9 +322,11 @@ class AuthSnapshot:
         as a line (none can: usernames and fields are validated). The tokens stay encrypted."""
         if not self.loaded:
             return False
-        version, items = self.auth_version, list(self.subscribers.items())
+        # called by the refresher's own thread (nothing changes the dict meanwhile); no list
+        # of a million pairs is made, only 10,000 lines at a time
+        version, subscribers = self.auth_version, self.subscribers
         if not all(isinstance(v, str) and "\n" not in v and "\t" not in k and "\n" not in k
-                   for k, v in items):
+                   for k, v in subscribers.items()):
             log.warning("snapshot not saved: a subscriber cannot be written as a line")
             return False
         for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed process
@@ -333,8 +336,9 @@ class AuthSnapshot:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(f"{SAVED_FORMAT}\t{version}\t{_SEP.join(_AUTH_COLUMNS[:-1])}\n")
-                for i in range(0, len(items), 10_000):
-                    fh.write("".join(map("{0[0]}\t{0[1]}\n".format, items[i:i + 10_000])))
+                pairs = iter(subscribers.items())
+                while chunk := list(itertools.islice(pairs, 10_000)):
+                    fh.write("".join(map("{0[0]}\t{0[1]}\n".format, chunk)))
                 fh.flush()
                 os.fsync(fh.fileno())
             tmp.replace(path)
