@@ -10,7 +10,6 @@ it exits, the ingester drains what it can and stops.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 import signal
@@ -305,10 +304,7 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
         cmd.append("-xx")
     log.info("starting FreeRADIUS on %s auth %d acct %d (config %s)", listen, auth_port,
              acct_port, layout.raddb)
-    # glibc gives every thread that allocates its own heap arena; FreeRADIUS's workers all
-    # call into Python, and each arena kept its high-water mark in the server's RSS
-    env = {**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}
-    proc = subprocess.Popen(cmd, stdout=sys.stdout, stderr=sys.stderr, env=env)
+    proc = subprocess.Popen(cmd, stdout=sys.stdout, stderr=sys.stderr)
     stopper = Stopper(proc)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stopper.forward)
