@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import text
 
 from radbill import crypto
-from radbill.db import Base, BigIntPK, UTCDateTime, utcnow
+from radbill.db import AUTH_FEED, Base, BigIntPK, UTCDateTime, bump, utcnow
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -515,4 +515,7 @@ class EnforcementRequest(Base):
     __table_args__ = (Index("ix_enforcement_requests_due", "status", "next_attempt_at"),)
 
 
-crypto.encrypted(Subscriber.password_enc)
+# A rotation stamps the auth feed: the RADIUS snapshot keeps the tokens (it decrypts a
+# password at login), so it must read the new ones before the old key goes.
+crypto.encrypted(Subscriber.password_enc,
+                 announce=lambda session: {"auth_version": bump(session, AUTH_FEED)})

@@ -8,6 +8,7 @@ They are stored as Fernet tokens (AES-128-CBC + HMAC-SHA256) under one key per i
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,24 @@ from radbill.errors import DomainError
 # Every column that holds a SecretBox token, registered by the part that owns it (next to its
 # model), so that a restore can check them and a key rotation can find them all.
 ENCRYPTED: list[InstrumentedAttribute[Any]] = []
+# What a key rotation also writes to a row whose token it re-encrypts, per column.
+ANNOUNCE: dict[str, Callable[[Session], dict[str, Any]]] = {}
 
 
-def encrypted(*columns: InstrumentedAttribute[Any]) -> None:
-    """Declare *columns* as holding tokens of the installation key."""
+def encrypted(*columns: InstrumentedAttribute[Any],
+              announce: Callable[[Session], dict[str, Any]] | None = None) -> None:
+    """Declare *columns* as holding tokens of the installation key. *announce*, if given,
+    returns the values a key rotation writes beside a new token, in the same transaction
+    (once per batch): e.g. a change-feed stamp, so that a process holding the old tokens
+    (the RADIUS snapshot) reads the new ones before the old key is dropped."""
     ENCRYPTED.extend(c for c in columns if c not in ENCRYPTED)
+    if announce is not None:
+        for c in columns:
+            ANNOUNCE[_column_name(c)] = announce
+
+
+def _column_name(column: InstrumentedAttribute[Any]) -> str:
+    return f"{column.class_.__name__}.{column.key}"
 
 
 class SecretError(DomainError, RuntimeError):
@@ -191,11 +205,13 @@ def rotate_key(settings: Settings, factory: sessionmaker[Session], batch: int = 
                 rows = _tokens(session, column, last, batch)
                 if not rows:
                     break
+                announce = ANNOUNCE.get(_column_name(column))
+                extra = announce(session) if announce is not None else {}
                 for key_value, token in rows:
                     # compare and set: a value changed meanwhile is already readable
                     session.execute(update(column.class_)
                                     .where(pk == key_value, column == token)
-                                    .values({column.key: box.rotate(token)}))
+                                    .values({column.key: box.rotate(token), **extra}))
                 rotated += len(rows)
                 last = rows[-1][0]
     write_keys(path, keys[:2])

@@ -157,7 +157,7 @@ class PolicyHook:
         case-insensitive usernames off."""
         key = username_key(username)
         if not self.case_insensitive:
-            sub = self.snapshot.subscribers.get(key)
+            sub = self.snapshot.entry(key)
             if sub is not None and sub.username != username.strip():
                 return None
         return key
@@ -185,7 +185,7 @@ class PolicyHook:
         if self.throttle.blocked(key, device.calling_station_id, now):
             return reject(Reason.LOGIN_THROTTLED), [], None
         snap = self.snapshot
-        sub = snap.subscribers.get(key)
+        sub = snap.record(key)
         plan = snap.plans.get(sub.plan_id) if sub is not None else None
         refs = snap.sessions.get(key, ())
         replaced = same_device(refs, device)

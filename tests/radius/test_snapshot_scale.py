@@ -1,0 +1,230 @@
+"""The compact snapshot (issue 14): the same records as the full rows give, passwords decrypted
+only at login, loading in chunks, key rotation without a restart, and a saved snapshot that a
+restart reads and then brings up to date from the change feed."""
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, select
+
+from billing import subscribers
+from billing.models import Subscriber, SubscriberStatus
+from radbill.config import Settings
+from radbill.crypto import SecretBox, read_keys, rotate_key, secret_box
+from radbill.db import session_factory
+from radius.hook import PolicyHook
+from radius.policy import PolicyConfig, Reason, SubscriberRecord
+from radius.snapshot import (
+    SAVED_FORMAT,
+    AuthSnapshot,
+    SnapshotRefresher,
+    SubscriberEntry,
+    entries_from_rows,
+    subscriber_record,
+    unpack,
+)
+from tests.factories import make_plan, make_subscriber
+
+PAID = dt.datetime(2026, 12, 1, 17, 30, 5, 123456, tzinfo=dt.UTC)
+
+
+def commit(db, fn):  # type: ignore[no-untyped-def]
+    with session_factory(db)() as s, s.begin():
+        return fn(s)
+
+
+def populate(s, box) -> None:  # type: ignore[no-untyped-def]
+    """Subscribers with every field the policy reads set one way or another."""
+    make_plan(s)
+    make_subscriber(s, box)  # alice: defaults
+    make_subscriber(s, box, username="Bob.Case", password="pw-bob", ip="10.0.0.7",
+                    mac="aa:bb:cc:dd:ee:01", simultaneous_use=3, service="hotspot")
+    make_subscriber(s, box, username="carol", password="পাসওয়ার্ড", pool="vip-pool")
+    subscribers.set_ipv6(s, "carol", framed_prefix=None, delegated_prefix="2001:db8:7::/56",
+                         pool="v6-pool", actor="t")
+    subscribers.set_ipv6(s, "alice", framed_prefix="2001:db8:1::/64", delegated_prefix=None,
+                         pool=None, actor="t")
+    subscribers.change_status(s, "carol", SubscriberStatus.SUSPENDED, actor="t")
+    alice = subscribers.get_subscriber(s, "alice")
+    alice.paid_until, alice.fup_throttled = PAID, True
+
+
+def loaded(db, box, **kw) -> tuple[AuthSnapshot, SnapshotRefresher]:  # type: ignore[no-untyped-def]
+    snap = AuthSnapshot(**kw)
+    refresher = SnapshotRefresher(snap, db, box)
+    assert refresher.refresh_once()
+    return snap, refresher
+
+
+def full_rows(db, box) -> dict[str, SubscriberRecord]:  # type: ignore[no-untyped-def]
+    """What the old layout made of every subscriber: the ORM row, password decrypted."""
+    with session_factory(db)() as s:
+        return {sub.username.lower(): subscriber_record(sub, box)
+                for sub in s.scalars(select(Subscriber).order_by(Subscriber.username)).unique()}
+
+
+def test_records_equal_those_made_from_the_full_rows(db, box) -> None:  # type: ignore[no-untyped-def]
+    commit(db, lambda s: populate(s, box))
+    snap, _ = loaded(db, box)
+    expected = full_rows(db, box)
+    assert {key: snap.record(key) for key in sorted(snap.subscribers)} == expected
+    assert expected["alice"].paid_until == PAID and expected["alice"].fup_throttled
+    assert expected["bob.case"].username == "Bob.Case"  # as stored, under its lower-case key
+    # one plain string per subscriber, the username left out when it is the key
+    assert all(type(v) is str for v in snap.subscribers.values())
+    assert not snap.subscribers["alice"].startswith("alice")
+
+
+def test_passwords_are_decrypted_at_login_only_and_cached_within_bounds(db, box) -> None:  # type: ignore[no-untyped-def]
+    commit(db, lambda s: (populate(s, box),
+                          [make_subscriber(s, box, username=f"u{i}") for i in range(5)]))
+    calls: list[str] = []
+
+    class CountingBox(SecretBox):
+        def decrypt(self, token: str) -> str:
+            calls.append(token)
+            return super().decrypt(token)
+
+    counting = CountingBox(box.keys)
+    snap, refresher = loaded(db, counting, revealed_cache=3)
+    assert calls == []  # a million subscribers load without a million decryptions
+    assert snap.lookup("alice")[0].password == "s3cret"
+    assert snap.lookup("ALICE ")[0].password == "s3cret"
+    assert len(calls) == 1  # the second login of the same subscriber is served from the cache
+    for i in range(5):
+        assert snap.lookup(f"u{i}")[0].password == "s3cret"
+    assert len(snap._revealed) <= 3  # the bound is the point
+    # a changed password is read from the new entry, never from the cache
+    commit(db, lambda s: subscribers.set_password(s, box, "alice", "n3w", actor="t"))
+    assert refresher.refresh_once()
+    assert snap.lookup("alice")[0].password == "n3w"
+
+
+def test_undecryptable_password_rejects_that_subscriber_only(db, box) -> None:  # type: ignore[no-untyped-def]
+    commit(db, lambda s: populate(s, box))
+    snap, _ = loaded(db, SecretBox(Fernet.generate_key()))
+    assert snap.lookup("alice")[0].password is None
+    hook = PolicyHook(snap, PolicyConfig(), unknown_nas_type="mikrotik")
+    assert hook.decide({"User-Name": "alice"}).reason is Reason.CREDENTIAL_ERROR
+    assert hook.decide({"User-Name": "nobody"}).reason is Reason.UNKNOWN_USER
+
+
+def test_rows_are_read_in_chunks(db, box) -> None:  # type: ignore[no-untyped-def]
+    commit(db, lambda s: (make_plan(s),
+                          [make_subscriber(s, box, username=f"u{i}") for i in range(7)]))
+    with session_factory(db)() as s, s.begin():
+        chunks = list(subscribers.auth_rows_since(s, 0, ("username", "status"), chunk=3))
+    assert [len(c) for c in chunks] == [3, 3, 1]
+    assert sorted(r[0] for c in chunks for r in c) == [f"u{i}" for i in range(7)]
+    assert {r[1] for c in chunks for r in c} == {"active"}
+    assert all(type(r[1]) is str for c in chunks for r in c)  # the value, not the enum
+
+
+def test_a_field_holding_the_separator_is_kept_whole() -> None:
+    entry = SubscriberEntry("odd", "tok", "pppoe", "active", 1, ip_pool="pool\x1fx")
+    row = (*entry, 5)
+    (key, stored), version = entries_from_rows([row])[0][0], entries_from_rows([row])[1]
+    assert key == "odd" and version == 5
+    assert isinstance(stored, SubscriberEntry) and stored.ip_pool == "pool\x1fx"
+    assert unpack(key, stored) == stored
+
+
+def test_two_key_rotations_without_a_restart(cli, db, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The snapshot keeps tokens: a rotation stamps the change feed, so the snapshot reads the
+    new tokens before the next rotation drops the key its old ones were made with."""
+    cli("plan", "create", "Home", "--price", "500", "--currency", "BDT", "--rate", "5M/5M")
+    for i in range(4):
+        cli("subscriber", "create", f"user{i}", "--password", f"pw-{i}", "--plan", "Home")
+    settings = Settings.from_env({"RADBILL_DATA_DIR": str(tmp_path),
+                                  "RADBILL_DATABASE_URL": str(db.url)})
+    (first,) = read_keys(tmp_path / "secret.key")
+    snap, refresher = loaded(db, secret_box(settings, create=False))
+    for _ in range(2):
+        rotate_key(settings, session_factory(db), batch=3)
+        assert refresher.refresh_once()
+    # a subscriber made now has a token the policy's box has never seen: reading it makes the
+    # box re-read the key file, which no longer holds the first key
+    cli("subscriber", "create", "late", "--password", "late-pw", "--plan", "Home")
+    assert refresher.refresh_once()
+    assert snap.lookup("late")[0].password == "late-pw"
+    assert first not in read_keys(tmp_path / "secret.key")
+    assert [snap.lookup(f"user{i}")[0].password for i in range(4)] == [
+        f"pw-{i}" for i in range(4)]
+
+
+def test_a_restart_reads_the_saved_snapshot_then_only_the_changes(db, box, tmp_path: Path
+                                                                 ) -> None:  # type: ignore[no-untyped-def]
+    commit(db, lambda s: populate(s, box))
+    saved = tmp_path / "radius-snapshot"
+    _, refresher = loaded(db, box)
+    refresher.save_to = saved
+    (tmp_path / ".radius-snapshot.1.tmp").write_text("left by a killed process")
+    refresher.save_if_due()  # due: never saved
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["radius-snapshot"]
+    mtime = saved.stat().st_mtime_ns
+    refresher.save_if_due()  # not due: saved just now, nothing changed
+    assert saved.stat().st_mtime_ns == mtime
+    assert saved.read_text().startswith(SAVED_FORMAT)
+    assert b"s3cret" not in saved.read_bytes()  # tokens stay encrypted at rest
+
+    def change(s):  # type: ignore[no-untyped-def]
+        subscribers.change_status(s, "alice", SubscriberStatus.SUSPENDED, actor="t")
+        make_subscriber(s, box, username="dave", password="pw-dave")
+
+    commit(db, change)
+    restarted = AuthSnapshot()
+    assert restarted.load_saved(saved) == 3
+    hook = PolicyHook(restarted, PolicyConfig(), unknown_nas_type="mikrotik")
+    # read from a file alone, nothing is answered: the database has not said anything yet
+    assert not hook.decide({"User-Name": "alice"}).respond
+    assert not hook.decide({"User-Name": "dave"}).respond
+    # 2 subscribers changed (alice, dave) + every plan (1): not the 3 others again
+    with session_factory(db)() as s, s.begin():
+        assert restarted.refresh(s, box) == 3
+    assert {k: restarted.record(k) for k in sorted(restarted.subscribers)} == full_rows(db, box)
+    assert restarted.lookup("alice")[0].status == "suspended"
+
+
+def test_a_restart_with_the_database_down_stays_silent(db, box, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    commit(db, lambda s: populate(s, box))
+    saved = tmp_path / "radius-snapshot"
+    snap, _ = loaded(db, box)
+    assert snap.save(saved)
+    restarted = AuthSnapshot()
+    assert restarted.load_saved(saved) == 3
+    down = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none",
+                         connect_args={"connect_timeout": 1})
+    refresher = SnapshotRefresher(restarted, down, box)
+    assert not refresher.refresh_once()
+    hook = PolicyHook(restarted, PolicyConfig(), unknown_nas_type="mikrotik")
+    # never "unknown user" (a subscriber created after the file) nor an answer from the file
+    for name in ("alice", "somebody-new"):
+        _, _, control = hook.authorize((("User-Name", name),))
+        assert ("Radbill-Decision", ":=", "silent") in control
+    refresher.engine = db
+    assert refresher.refresh_once()
+    assert hook.decide({"User-Name": "somebody-new"}).reason is Reason.UNKNOWN_USER
+    assert hook.decide({"User-Name": "alice"}).accept
+
+
+@pytest.mark.parametrize("damage", ["other fields", "cut short", "missing"])
+def test_a_saved_snapshot_that_does_not_fit_is_not_used(db, box, tmp_path: Path, damage: str
+                                                        ) -> None:  # type: ignore[no-untyped-def]
+    commit(db, lambda s: populate(s, box))
+    saved = tmp_path / "radius-snapshot"
+    snap, _ = loaded(db, box)
+    assert snap.save(saved)
+    text = saved.read_text()
+    if damage == "other fields":
+        first, rest = text.split("\n", 1)
+        saved.write_text(first + "\x1fdata_cap\n" + rest)
+    elif damage == "cut short":
+        saved.write_text(text[:-5])
+    else:
+        saved.unlink()
+    restarted = AuthSnapshot()
+    assert restarted.load_saved(saved) == 0 and restarted.auth_version == 0
+    assert restarted.subscribers == {}
