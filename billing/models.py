@@ -198,6 +198,9 @@ class Subscriber(Base):
         # BOB and bob are one account: usernames are unique in lower case, whether or not
         # the ISP matches logins case-insensitively (RADBILL_CASE_INSENSITIVE_USERNAMES).
         Index("uq_subscribers_username_lower", func.lower(text("username")), unique=True),
+        # the admin's list filtered by status or plan, a page in username order
+        Index("ix_subscribers_status_username", "status", "username"),
+        Index("ix_subscribers_plan_username", "plan_id", "username"),
     )
 
 
@@ -417,7 +420,9 @@ class Payment(Base):
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     actor: Mapped[str] = mapped_column(String(64))
 
-    __table_args__ = (UniqueConstraint("method", "reference"),)
+    __table_args__ = (UniqueConstraint("method", "reference"),
+                      # revenue today, this month, per day (the dashboard)
+                      Index("ix_payments_received_at", "received_at"))
 
 
 class Promise(Base):

@@ -12,7 +12,7 @@ import ipaddress
 import re
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -135,14 +135,17 @@ IN_CHUNK = 500  # the most values one IN list carries
 
 def list_subscribers(
     session: Session, *, status: str | None = None, search: str | None = None, limit: int = 1000,
-    plan: str | None = None, usernames: Collection[str] | None = None,
+    plan: str | None = None, usernames: Collection[str] | Select[tuple[str]] | None = None,
 ) -> Sequence[Subscriber]:
-    """Subscribers by username, optionally filtered by status, a search term, a plan name or a
-    set of usernames (e.g. those seen on one NAS)."""
+    """Subscribers by username, optionally filtered by status, a search term, a plan name or
+    usernames: a set, or a query of them (e.g. those seen on one NAS, from the accounting's
+    service: the database filters, however many there are)."""
     stmt = select(Subscriber).order_by(Subscriber.username).limit(limit)
     if plan:
         stmt = stmt.where(Subscriber.plan_id == get_plan(session, plan).id)
-    if usernames is not None and len(usernames) > IN_CHUNK:
+    if isinstance(usernames, Select):
+        stmt = stmt.where(Subscriber.username.in_(usernames))
+    elif usernames is not None and len(usernames) > IN_CHUNK:
         # a NAS may carry thousands: bounded IN lists, the pages merged in username order
         names = sorted(usernames)
         found = [sub for i in range(0, len(names), IN_CHUNK)
@@ -150,7 +153,7 @@ def list_subscribers(
                                              limit=limit, plan=plan,
                                              usernames=names[i:i + IN_CHUNK])]
         return sorted(found, key=lambda sub: sub.username)[:limit]
-    if usernames is not None:
+    elif usernames is not None:
         stmt = stmt.where(Subscriber.username.in_(list(usernames)))
     if status:
         try:

@@ -88,6 +88,12 @@ class RadiusSession(Base):
         Index("ix_radius_sessions_nas_open", "nas_ip", "stopped_at"),
         # the snapshot reads a user's open sessions whatever the case of the User-Name sent
         Index("ix_radius_sessions_lower_open", func.lower(text("username")), "stopped_at"),
+        # subscribers seen on a NAS (the admin's NAS filter: a semi-join, no list of names)
+        Index("ix_radius_sessions_nas_username", "nas_ip", "username"),
+        # the open sessions only (a few percent of the rows): who is online, how many
+        Index("ix_radius_sessions_online", "nas_ip", "username",
+              postgresql_where=text("stopped_at IS NULL"),
+              sqlite_where=text("stopped_at IS NULL")),
     )
 
 

@@ -34,13 +34,13 @@ STATUSES = [str(s) for s in SubscriberStatus]
 def search(args: dict[str, str]) -> list[Subscriber]:
     """Subscribers matching the search box and the status, plan and NAS filters."""
     db = get_db()
-    usernames = None
+    usernames: Select[tuple[str]] | None = None
     nas_name = args.get("nas") or ""
     if nas_name:
         match = [n for n in nas.list_nas(db) if n.name == nas_name]
         if not match:
             raise InvalidInput(f"unknown NAS {nas_name!r}")
-        usernames = accounting.usernames_on_nas(db, match[0].ip_address)
+        usernames = accounting.usernames_on_nas(match[0].ip_address)
     return list(subs.list_subscribers(db, status=args.get("status") or None,
                                       search=(args.get("q") or "").strip() or None,
                                       plan=args.get("plan") or None, usernames=usernames,
