@@ -205,6 +205,11 @@ def subscriber_export(app: App, path: str, with_passwords: bool, as_json: bool) 
 
     box = app.box()
     with open(path, "w", encoding="utf-8", newline="") as f, app.transaction() as session:
+        if with_passwords:
+            from radbill import audit
+
+            audit.record(session, actor="cli", action="subscriber.export", entity="subscriber",
+                         entity_id="*", after={"with_passwords": True})
         count = imports.export_csv(session, box, f, with_passwords=with_passwords,
                                    today=app.today(session))
     emit({"exported": count, "path": path, "with_passwords": with_passwords}, as_json,
