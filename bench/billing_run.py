@@ -485,12 +485,13 @@ def _pay_all_but(url: str, every: int) -> int:
 
 def _suspension_day(url: str) -> dt.date:
     """The day the ladder suspends an unpaid subscriber (the lowest id that owes)."""
+    from sqlalchemy import select
+
     from billing import standing
     from billing.dunning import service_ends
     from billing.isp import calendar, settings
     from billing.models import Invoice, Subscriber
     from radbill.db import make_engine, session_factory
-    from sqlalchemy import select
 
     engine = make_engine(sa_url(url))
     try:

@@ -483,19 +483,24 @@ def _suspend_phase(factory: sessionmaker[Session], dry: Session | None, candidat
     for i in range(0, len(candidates), size):
         session = dry if dry is not None else factory()
         try:
-            isp = settings(session, lock=True)
-            cal = calendar(session)
-            if per_account:
-                for sub in _load(session, candidates[i : i + size]):
-                    process_guarded(session, isp, cal, sub, as_of, report, suspend=True,
-                                    actor=actor)
-            else:
-                from billing.batch import suspend_batch  # it builds on this module
-
-                suspend_batch(session, isp, cal, candidates[i : i + size], as_of, report,
-                              actor=actor)
+            _suspend_chunk(session, candidates[i : i + size], as_of, report, actor,
+                           per_account)
             if dry is None:
                 session.commit()
         finally:
             if dry is None:
                 session.close()
+
+
+def _suspend_chunk(session: Session, ids: list[int], as_of: dt.date, report: RunReport,
+                   actor: str, per_account: bool) -> None:
+    """Phase two for the subscribers *ids*, in the caller's transaction."""
+    isp = settings(session, lock=True)
+    cal = calendar(session)
+    if per_account:
+        for sub in _load(session, ids):
+            process_guarded(session, isp, cal, sub, as_of, report, suspend=True, actor=actor)
+        return
+    from billing.batch import suspend_batch  # it builds on this module
+
+    suspend_batch(session, isp, cal, ids, as_of, report, actor=actor)

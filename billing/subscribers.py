@@ -135,7 +135,7 @@ IN_CHUNK = 500  # the most values one IN list carries
 
 def list_subscribers(
     session: Session, *, status: str | None = None, search: str | None = None, limit: int = 1000,
-    plan: str | None = None, usernames: Collection[str] | Select[tuple[str]] | None = None,
+    plan: str | None = None, usernames: Collection[str] | Select[str] | None = None,
 ) -> Sequence[Subscriber]:
     """Subscribers by username, optionally filtered by status, a search term, a plan name or
     usernames: a set, or a query of them (e.g. those seen on one NAS, from the accounting's

@@ -683,7 +683,7 @@ def get_session(session: Session, session_id: int) -> RadiusSession | None:
     return session.get(RadiusSession, session_id)
 
 
-def usernames_on_nas(nas_ip: str) -> Select[tuple[str]]:
+def usernames_on_nas(nas_ip: str) -> Select[str]:
     """Users who have (or had) a session on the NAS at *nas_ip*, as a query to filter by
     (``username IN (SELECT ...)``): a big NAS has seen hundreds of thousands of users, more
     than one statement's parameters may carry. Index: (nas_ip, username)."""

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import Select
 
 from admin.auth import requires
 from admin.charts import bar_chart
@@ -34,7 +35,7 @@ STATUSES = [str(s) for s in SubscriberStatus]
 def search(args: dict[str, str]) -> list[Subscriber]:
     """Subscribers matching the search box and the status, plan and NAS filters."""
     db = get_db()
-    usernames: Select[tuple[str]] | None = None
+    usernames: Select[str] | None = None
     nas_name = args.get("nas") or ""
     if nas_name:
         match = [n for n in nas.list_nas(db) if n.name == nas_name]
