@@ -531,10 +531,13 @@ class FirstRequest(threading.Thread):
 
 
 def measure_suspension_day(admin: str, template: str, copy: str, day: dt.date,
-                           per_account: bool, keep: bool) -> tuple[float, float, int, int]:
+                           per_account: bool, keep: bool
+                           ) -> tuple[float, float, float, int, int]:
     """The billing run of *day* on a copy of *template*: the suspension phase's wall time,
     when the first enforcement request became visible to another connection (seconds after
-    the phase began), the suspensions reported and the requests written."""
+    the phase began), the CPU it took (this process and its database backends: on a machine
+    shared with other work, the wall time is mostly waiting for a core), the suspensions
+    reported and the requests written."""
     from billing import run as billing
     from radbill.db import make_engine, session_factory
 
@@ -545,9 +548,15 @@ def measure_suspension_day(admin: str, template: str, copy: str, day: dt.date,
     real = billing._suspend_phase
 
     def timed_phase(*a: object, **kw: object) -> None:
+        pids = backend_pids(admin, copy)
+        db0 = cpu_seconds(pids)
+        cpu0 = time.process_time()
         phase["start"] = time.perf_counter()
         real(*a, **kw)  # type: ignore[arg-type]
         phase["end"] = time.perf_counter()
+        phase["cpu"] = time.process_time() - cpu0
+        db1 = cpu_seconds(backend_pids(admin, copy))
+        phase["db_cpu"] = sum(v - db0.get(pid, 0.0) for pid, v in db1.items())
 
     watcher = FirstRequest(url)
     try:
@@ -569,7 +578,8 @@ def measure_suspension_day(admin: str, template: str, copy: str, day: dt.date,
             drop_database(admin, copy)
     wall = phase["end"] - phase["start"]
     first = watcher.seen - phase["start"] if watcher.seen else float("nan")
-    return wall, first, report.counts.get("suspend", 0), requests
+    return (wall, first, phase["cpu"] + phase["db_cpu"], report.counts.get("suspend", 0),
+            requests)
 
 
 def suspension_day(args: argparse.Namespace, admin: str, seed_db: str,
@@ -602,17 +612,17 @@ def suspension_day(args: argparse.Namespace, admin: str, seed_db: str,
         engine.dispose()
     out = [f"suspension day {day}: {unpaid} of {args.subscribers} subscribers unpaid; the "
            "run's suspension phase (billing.run._suspend_phase), each variant on its own copy",
-           f"{'variant':<28} {'phase s':>8} {'first request visible s':>24} "
+           f"{'variant':<28} {'phase s':>8} {'CPU s':>7} {'first request visible s':>24} "
            f"{'suspended':>10} {'requests':>9}"]
     results: dict[str, float] = {}
     for per_account in [v == "per-account" for v in args.suspension_variants]:
         name = "per-account (as it was)" if per_account else "set-based"
         log(f"suspension day: {name}")
-        wall, first, n, req = measure_suspension_day(
+        wall, first, cpu, n, req = measure_suspension_day(
             admin, base, f"{base}_{'acct' if per_account else 'set'}", day, per_account,
             args.keep)
         results[name] = wall
-        out.append(f"{name:<28} {wall:>8.2f} {first:>24.2f} {n:>10} {req:>9}")
+        out.append(f"{name:<28} {wall:>8.2f} {cpu:>7.2f} {first:>24.2f} {n:>10} {req:>9}")
     if results.get("set-based") and results.get("per-account (as it was)"):
         out.append(f"set-based is {results['per-account (as it was)'] / results['set-based']:.1f}x "
                    "faster; goal: 10,000 of 100,000 in < 10 s")
