@@ -286,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one script, t
                 results.append((label, [], f"FAILED: {exc}"))
                 return
             results.append((label, times, note))
+            log(f"{label}: median {statistics.median(times):.1f} ms ({note})")
 
         def dashboard_html(r: Any) -> str:
             text = r.get_data(as_text=True)
