@@ -180,7 +180,7 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
     return out, result
 
 
-def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one script, top to bottom
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one script, top to bottom
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--subscribers", type=int, default=1_000_000)
     ap.add_argument("--sessions", type=int, default=10_000_000)
