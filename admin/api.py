@@ -322,7 +322,7 @@ def dashboard(inp: dict[str, Any]) -> Response:
         "revenue_today": {c: str(v) for c, v in d["revenue_today"].items()},
         "revenue_month": {c: str(v) for c, v in d["revenue_month"].items()},
         "overdue_totals": d["overdue_totals"], "overdue_subscribers": d["overdue_count"],
-        "renewals_next_7_days": len(d["renewals"]), "failed_job_runs": len(d["failed_runs"]),
+        "renewals_next_7_days": d["renewals_count"], "failed_job_runs": len(d["failed_runs"]),
         "open_alerts": len(d["alerts"])})
 
 

@@ -458,6 +458,177 @@ def measure(variant: str, admin: str, template: str, copy: str, args: argparse.N
             drop_database(admin, copy)
 
 
+# -- suspension day ---------------------------------------------------------------------------
+
+
+def _pay_all_but(url: str, every: int) -> int:
+    """Pay, set-based, every open invoice but one subscriber's in *every* (as the payment
+    service would: a payment, its ledger credit, the invoice settled). Returns the unpaid."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"""
+            INSERT INTO payments (subscriber_id, amount, currency, method, reference,
+                                  received_at, actor)
+            SELECT subscriber_id, total, currency, 'cash', 'B' || id, now(), 'bench'
+              FROM invoices WHERE status = 'open' AND subscriber_id % {every} <> 0""")  # noqa: S608
+        conn.execute("""
+            INSERT INTO ledger_entries (subscriber_id, posted_at, effective_on, kind, amount,
+                                        currency, payment_id, description, actor)
+            SELECT subscriber_id, now(), %s, 'payment', -amount, currency, id,
+                   'Payment ' || reference, 'bench' FROM payments""", (AS_OF,))
+        conn.execute(f"""
+            UPDATE invoices SET status = 'paid', paid_on = %s
+             WHERE status = 'open' AND subscriber_id %% {every} <> 0""", (AS_OF,))  # noqa: S608
+        conn.execute("ANALYZE")
+        row = conn.execute("SELECT count(*) FROM invoices WHERE status = 'open'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _suspension_day(url: str) -> dt.date:
+    """The day the ladder suspends an unpaid subscriber (the lowest id that owes)."""
+    from sqlalchemy import select
+
+    from billing import standing
+    from billing.dunning import service_ends
+    from billing.isp import calendar, settings
+    from billing.models import Invoice, Subscriber
+    from radbill.db import make_engine, session_factory
+
+    engine = make_engine(sa_url(url))
+    try:
+        with session_factory(engine)() as s:
+            sub_id = s.scalar(select(Invoice.subscriber_id).where(Invoice.status == "open")
+                              .order_by(Invoice.subscriber_id).limit(1))
+            sub = s.get(Subscriber, sub_id)
+            assert sub is not None
+            isp = settings(s)
+            account, _ = standing.account_state(s, isp, sub, sub.plan, AS_OF)
+            day = service_ends(account, AS_OF, standing.ladder_of(sub.plan, isp), calendar(s))
+            assert day is not None
+            return day
+    finally:
+        engine.dispose()
+
+
+class FirstRequest(threading.Thread):
+    """Another connection (as the enforcement worker) polling for the first committed
+    suspension request; ``seen`` is when it appeared (``time.perf_counter``)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.seen = url, 0.0
+        self.stop, self.ready = threading.Event(), threading.Event()
+
+    def run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            self.ready.set()
+            while not self.stop.is_set():
+                row = conn.execute("SELECT 1 FROM enforcement_requests "
+                                   "WHERE action = 'suspend' LIMIT 1").fetchone()
+                if row:
+                    self.seen = time.perf_counter()
+                    return
+                time.sleep(0.02)
+
+
+def measure_suspension_day(admin: str, template: str, copy: str, day: dt.date,
+                           per_account: bool, keep: bool
+                           ) -> tuple[float, float, float, int, int]:
+    """The billing run of *day* on a copy of *template*: the suspension phase's wall time,
+    when the first enforcement request became visible to another connection (seconds after
+    the phase began), the CPU it took (this process and its database backends: on a machine
+    shared with other work, the wall time is mostly waiting for a core), the suspensions
+    reported and the requests written."""
+    from billing import run as billing
+    from radbill.db import make_engine, session_factory
+
+    create_database(admin, copy, template=template)
+    url = db_url(admin, copy)
+    engine = make_engine(sa_url(url))
+    phase: dict[str, float] = {}
+    real = billing._suspend_phase
+
+    def timed_phase(*a: object, **kw: object) -> None:
+        pids = backend_pids(admin, copy)
+        db0 = cpu_seconds(pids)
+        cpu0 = time.process_time()
+        phase["start"] = time.perf_counter()
+        real(*a, **kw)  # type: ignore[arg-type]
+        phase["end"] = time.perf_counter()
+        phase["cpu"] = time.process_time() - cpu0
+        db1 = cpu_seconds(backend_pids(admin, copy))
+        phase["db_cpu"] = sum(v - db0.get(pid, 0.0) for pid, v in db1.items())
+
+    watcher = FirstRequest(url)
+    try:
+        time.sleep(1.0)
+        billing._suspend_phase = timed_phase  # type: ignore[assignment]
+        watcher.start()
+        watcher.ready.wait(30)
+        report = billing.billing_run(session_factory(engine), day, per_account=per_account)
+        watcher.stop.set()
+        watcher.join(5)
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT count(*) FROM enforcement_requests "
+                               "WHERE action = 'suspend'").fetchone()
+        requests = int(row[0]) if row else 0
+    finally:
+        billing._suspend_phase = real  # type: ignore[assignment]
+        engine.dispose()
+        if not keep:
+            drop_database(admin, copy)
+    wall = phase["end"] - phase["start"]
+    first = watcher.seen - phase["start"] if watcher.seen else float("nan")
+    return (wall, first, phase["cpu"] + phase["db_cpu"], report.counts.get("suspend", 0),
+            requests)
+
+
+def suspension_day(args: argparse.Namespace, admin: str, seed_db: str,
+                   cleanup: contextlib.ExitStack) -> list[str]:
+    """Suspension day: the seed billed (the real run), all but one subscriber in
+    ``--unpaid-every`` paid, the daily runs up to the day the ladder suspends the rest, then
+    that day's run on two copies: the set-based suspension phase and the per-account one."""
+    base = f"{seed_db}_susp"
+    create_database(admin, base, template=seed_db)
+    if not args.keep:
+        cleanup.callback(drop_database, admin, base)
+    url = db_url(admin, base)
+    from billing.run import billing_run
+    from radbill.db import make_engine, session_factory
+
+    engine = make_engine(sa_url(url))
+    try:
+        log(f"suspension day: billing {args.subscribers} subscribers on {AS_OF}")
+        billing_run(session_factory(engine), AS_OF)
+        unpaid = _pay_all_but(url, args.unpaid_every)
+        day = _suspension_day(url)
+        log(f"suspension day: {unpaid} unpaid, suspended on {day}; runs until then")
+        d = AS_OF + dt.timedelta(days=1)
+        while d < day:
+            billing_run(session_factory(engine), d)
+            d += dt.timedelta(days=1)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    finally:
+        engine.dispose()
+    out = [f"suspension day {day}: {unpaid} of {args.subscribers} subscribers unpaid; the "
+           "run's suspension phase (billing.run._suspend_phase), each variant on its own copy",
+           f"{'variant':<28} {'phase s':>8} {'CPU s':>7} {'first request visible s':>24} "
+           f"{'suspended':>10} {'requests':>9}"]
+    results: dict[str, float] = {}
+    for per_account in [v == "per-account" for v in args.suspension_variants]:
+        name = "per-account (as it was)" if per_account else "set-based"
+        log(f"suspension day: {name}")
+        wall, first, cpu, n, req = measure_suspension_day(
+            admin, base, f"{base}_{'acct' if per_account else 'set'}", day, per_account,
+            args.keep)
+        results[name] = wall
+        out.append(f"{name:<28} {wall:>8.2f} {cpu:>7.2f} {first:>24.2f} {n:>10} {req:>9}")
+    if results.get("set-based") and results.get("per-account (as it was)"):
+        out.append(f"set-based is {results['per-account (as it was)'] / results['set-based']:.1f}x "
+                   "faster; goal: 10,000 of 100,000 in < 10 s")
+    return out
+
+
 # -- profile ----------------------------------------------------------------------------------
 
 
@@ -527,12 +698,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--pg-url", default=DEFAULT_PG_URL,
                    help="a database URL that may create and drop databases")
     p.add_argument("--keep", action="store_true", help="keep the databases")
+    p.add_argument("--suspension-day", action="store_true",
+                   help="also time a suspension day (set-based against per-account)")
+    p.add_argument("--suspension-variants", default="set,per-account",
+                   help="suspension day variants: set (set-based), per-account (as it was)")
+    p.add_argument("--unpaid-every", type=int, default=10,
+                   help="on the suspension day, one subscriber in this many has not paid")
     args = p.parse_args(argv)
     if args.batch_size is None:
         from billing.run import BATCH_SIZE
 
         args.batch_size = BATCH_SIZE
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    args.suspension_variants = [v.strip() for v in args.suspension_variants.split(",")
+                                if v.strip()]
+    if any(v not in ("set", "per-account") for v in args.suspension_variants):
+        p.error("--suspension-variants: choose from set,per-account")
     if not args.variants or any(v not in VARIANTS for v in args.variants):
         p.error(f"--variants: choose from {','.join(VARIANTS)}")
     if args.subscribers < 1 or args.repeat < 1:
@@ -594,6 +775,11 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one linear
             wall, _cpu, _db, events = measure_run(admin, copy, args, QUIET_DAY)
             quiet = (wall, events)
             phases["quiet day run"] = wall
+        suspension: list[str] = []
+        if args.suspension_day and not args.profile:
+            t0 = time.monotonic()
+            suspension = suspension_day(args, admin, seed_db, cleanup)
+            phases["suspension day"] = time.monotonic() - t0
     phases["total"] = time.monotonic() - t_start
     if args.profile:
         print("\n".join(profile), flush=True)
@@ -604,6 +790,8 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one linear
     if quiet is not None:
         print(f"quiet day ({QUIET_DAY}, nothing due): billing_run over {args.subscribers} "
               f"subscribers took {quiet[0]:.2f} s, events {quiet[1] or 'none'}", flush=True)
+    if suspension:
+        print("\n".join(["", *suspension]), flush=True)
     return 0 if all(not m.checks for m in results) else 1
 
 

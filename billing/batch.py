@@ -57,6 +57,7 @@ from billing.dunning import Account, Action, Calendar, Ladder, UnpaidInvoice, du
 from billing.isp import local_today
 from billing.ledger import Entry, allocate
 from billing.models import (
+    EnforcementRequest,
     Invoice,
     InvoiceKind,
     InvoiceLine,
@@ -74,6 +75,7 @@ from billing.money import ZERO, round_money
 from billing.plans import cycle_of
 from notify import outbox
 from notify.models import Outbox
+from radbill.audit import AuditLog
 from radbill.db import AUTH_FEED, ChangeCounter, utcnow
 
 log = logging.getLogger("radbill.billing")
@@ -89,6 +91,7 @@ def _table(model: type[Any]) -> Table:
 
 INVOICES, LINES, LEDGER = _table(Invoice), _table(InvoiceLine), _table(LedgerEntry)
 OUTBOX, SUBSCRIBERS, PROMISES = _table(Outbox), _table(Subscriber), _table(Promise)
+AUDIT, ENFORCEMENT = _table(AuditLog), _table(EnforcementRequest)
 PLAN_CHANGES = _table(PlanChange)
 
 SUB_COLUMNS = ("id", "username", "full_name", "phone", "email", "address", "tax_id",
@@ -181,6 +184,7 @@ class Planned:
     events: list[run.Event] = field(default_factory=list)
     bump: bool = False
     suspend: bool = False
+    suspend_reason: str = ""
 
 
 # -- loading ----------------------------------------------------------------------------------
@@ -420,6 +424,7 @@ def plan_account(sub: Sub, plan: Plan, hist: History, isp: IspSettings, cal: Cal
                           stand_ins):
                 return None
     p.suspend = any(a.kind == "suspend" for a in actions)
+    p.suspend_reason = next((a.reason for a in actions if a.kind == "suspend"), "")
     open_ = _settle(hist, as_of)
     p.settled = [v for v in hist.invoices
                  if v.loaded is not None and v.loaded != (v.status, v.paid_on)]
@@ -702,3 +707,155 @@ def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
             numbered += len(planned.drafted)
     flush()
     return candidates
+
+
+# -- phase two: suspensions -------------------------------------------------------------------
+
+
+@dataclass
+class Suspension:
+    """One account suspended for non-payment, as :func:`billing.accounts.suspend` writes it."""
+
+    sub: Sub
+    reason: str
+    amount_due: Decimal
+    pause: bool  # billing paused (the ISP does not bill suspended accounts)
+    paid_until: dt.datetime | None
+    notice: dict[str, object]
+
+
+def plan_suspension(sub: Sub, plan: Plan, hist: History, isp: IspSettings, cal: Calendar,
+                    as_of: dt.date, actor: str, terms: Terms
+                    ) -> Suspension | bool:
+    """Phase two of the run for one account, in memory: a :class:`Suspension`, False if
+    nothing is due (the per-account path would write nothing), True if the account needs the
+    per-account path (anything but the suspension due, a used-days invoice on pausing)."""
+    planned = plan_account(sub, plan, hist, isp, cal, as_of, isp.next_invoice_number,
+                           itertools.count(-1, -1), actor, terms)
+    if planned is None or planned.drafted or planned.entries or planned.notices \
+            or planned.settled or planned.bump:
+        return True  # phase one left work: the per-account path does all of it
+    if not planned.suspend or sub.status is not SubscriberStatus.ACTIVE:
+        return False  # accounts.suspend: only an active account
+    pause = not isp.bill_while_suspended and sub.billing_paused_on is None
+    if pause and not plan.prepaid and sub.period_start is not None \
+            and sub.period_end is not None and as_of > sub.period_start \
+            and not any(v.kind is InvoiceKind.PERIOD and v.period_start == sub.period_start
+                        and v.status is not InvoiceStatus.CREDITED for v in hist.invoices):
+        return True  # accounts.bill_used_days invoices the days used: its own service
+    open_ = _settle(hist, as_of)
+    amount_due = sum((owed for _, owed in open_), ZERO)
+    sub.status = SubscriberStatus.SUSPENDED
+    sub.suspended_on, sub.suspended_for_nonpayment = as_of, True
+    if pause:
+        sub.billing_paused_on = as_of
+    # run.process looks again after the suspension: anything more due that day is the
+    # per-account path's
+    account = _account(sub, plan, hist, open_)
+    if due_actions(account, as_of, _terms(terms, plan, isp)[1], cal):
+        return True
+    paid_until = _paid_until(sub, plan, hist, isp, cal, as_of, open_)
+    return Suspension(sub, planned.suspend_reason, amount_due, pause, paid_until,
+                      outbox.notice_payload(sub, reason=planned.suspend_reason,
+                                            amount_due=amount_due))
+
+
+def write_suspensions(session: Session, segment: list[Suspension], as_of: dt.date,
+                      actor: str) -> None:
+    """Write *segment*'s suspensions with a few multi-row statements, in the caller's
+    transaction: for each account in order, the rows :func:`billing.accounts.suspend` and
+    :func:`billing.run.process` write (status change and its audit row, the change-feed
+    stamps, the enforcement request, the ``suspended`` event, the billing pause and its
+    audit row, the service end)."""
+    now = utcnow()
+    rows = Rows(session)
+    bumps = sum(1 + (s.paid_until != s.sub.paid_until) for s in segment)
+    top = session.execute(update(ChangeCounter).where(ChangeCounter.name == AUTH_FEED)
+                          .values(value=ChangeCounter.value + bumps)
+                          .returning(ChangeCounter.value)).scalar_one()
+    stamps = iter(range(int(top) - bumps + 1, int(top) + 1))
+    audit_rows: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for s in segment:
+        sub = s.sub
+        sub.auth_version = next(stamps)  # subscribers.change_status
+        if s.paid_until != sub.paid_until:  # standing.sync_paid_until
+            sub.paid_until = s.paid_until
+            sub.auth_version = next(stamps)
+        audit_rows.append({"at": now, "actor": actor, "action": "subscriber.suspended",
+                           "entity": "subscriber", "entity_id": str(sub.id),
+                           "before": {"status": "active"}, "after": {"status": "suspended"},
+                           "reason": s.reason})
+        if s.pause:  # accounts.pause_billing
+            audit_rows.append({"at": now, "actor": actor, "action": "billing.pause",
+                               "entity": "subscriber", "entity_id": str(sub.id),
+                               "before": None, "after": {"paused_on": str(as_of)},
+                               "reason": None})
+        updates.append({"id": sub.id, "status": SubscriberStatus.SUSPENDED,
+                        "status_reason": s.reason, "suspended_on": as_of,
+                        "suspended_for_nonpayment": True,
+                        "billing_paused_on": sub.billing_paused_on,
+                        "paid_until": sub.paid_until, "auth_version": sub.auth_version,
+                        "updated_at": now})
+    rows.update(SUBSCRIBERS, updates)
+    rows.insert(AUDIT, audit_rows)
+    rows.insert(ENFORCEMENT, [
+        {"subscriber_id": s.sub.id, "action": "suspend", "reason": s.reason,
+         "status": "pending", "created_at": now, "attempts": 0, "next_attempt_at": now,
+         "confirm_by": None, "completed_at": None, "outcome": None, "last_error": None,
+         "nas_ip": None, "acct_session_id": None} for s in segment])
+    rows.insert(OUTBOX, [
+        {"kind": "suspended", "subscriber_id": s.sub.id,
+         "dedupe_key": f"suspended:{s.sub.id}:{as_of}", "payload": s.notice,
+         "created_at": now, "sent_at": None, "event_on": as_of} for s in segment],
+        unique="dedupe_key")
+    session.flush()
+
+
+def suspend_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[int],
+                  as_of: dt.date, report: run.RunReport, *, actor: str) -> None:
+    """Phase two of the run for the subscribers *ids* (those phase one found due), in the
+    caller's transaction: planned in memory, written set-based; an account that needs more
+    than its suspension goes through the per-account path in its place in the order, and a
+    segment whose write fails is rolled back to its savepoint and done one by one."""
+    subs, histories = load(session, isp, ids)
+    plans = {plan.id: plan for plan in session.scalars(select(Plan))}
+    terms: Terms = {}
+    segment: list[Suspension] = []
+
+    def one_by_one(sub_id: int) -> None:
+        sub = session.get(Subscriber, sub_id)
+        assert sub is not None
+        run.process_guarded(session, isp, cal, sub, as_of, report, suspend=True, actor=actor)
+
+    def flush() -> None:
+        if not segment:
+            return
+        try:
+            with session.begin_nested():
+                write_suspensions(session, segment, as_of, actor)
+        except Exception:  # a bad row: the per-account path isolates it
+            log.exception("suspension batch write failed; suspending its %d account(s) one "
+                          "by one", len(segment))
+            for s in segment:
+                one_by_one(s.sub.id)
+        else:
+            report.events.extend(run.Event(s.sub.username, "suspend", s.reason)
+                                 for s in segment)
+        segment.clear()
+
+    for sub in subs:
+        try:
+            planned = plan_suspension(sub, plans[sub.plan_id], histories[sub.id], isp, cal,
+                                      as_of, actor, terms)
+        except Exception:  # the per-account path reports and alerts it
+            log.debug("planning %s's suspension failed; doing it on its own", sub.username,
+                      exc_info=True)
+            planned = True
+        if planned is True:
+            flush()
+            one_by_one(sub.id)
+        elif planned is not False:
+            assert isinstance(planned, Suspension)
+            segment.append(planned)
+    flush()

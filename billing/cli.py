@@ -164,6 +164,62 @@ def subscriber_create(app: App, as_json: bool, **options: Any) -> None:
     emit(data, as_json, lambda d: f"subscriber {d['username']} created on plan {d['plan']}")
 
 
+@subscriber.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Check every row and preview; write nothing.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def subscriber_import(app: App, path: str, dry_run: bool, as_json: bool) -> None:
+    """Create subscribers from a CSV file (columns: see billing/imports.py): all or nothing,
+    every bad row listed by line and reason."""
+    from billing import imports
+
+    box = app.box()
+    with open(path, encoding="utf-8-sig", newline="") as f, app.transaction() as session:
+        report = imports.import_csv(session, box, f, actor="cli", dry_run=dry_run)
+        if report.errors:
+            session.rollback()
+    data = report.as_dict()
+
+    def render(d: dict[str, Any]) -> str:
+        if d["errors"]:
+            return "\n".join([f"{len(d['errors'])} problem(s); nothing imported:",
+                              *(f"line {e['line']}: {e['reason']}" for e in d["errors"])])
+        if d["dry_run"]:
+            return (f"dry run: {d['rows']} row(s) would be imported; the first:\n"
+                    + table(d["preview"], ["line", "username", "plan", "status",
+                                           "opening_balance", "next_renewal"]))
+        return f"{d['created']} subscriber(s) imported"
+
+    emit(data, as_json, render)
+    if report.errors:
+        raise SystemExit(1)
+
+
+@subscriber.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@click.option("--with-passwords", is_flag=True, help="Include the passwords (in clear).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def subscriber_export(app: App, path: str, with_passwords: bool, as_json: bool) -> None:
+    """Write every subscriber to a CSV file (the columns import reads)."""
+    from billing import imports
+
+    box = app.box()
+    with open(path, "w", encoding="utf-8", newline="") as f, app.transaction() as session:
+        if with_passwords:
+            from radbill import audit
+
+            audit.record(session, actor="cli", action="subscriber.export", entity="subscriber",
+                         entity_id="*", after={"with_passwords": True})
+        count = imports.export_csv(session, box, f, with_passwords=with_passwords,
+                                   today=app.today(session))
+    emit({"exported": count, "path": path, "with_passwords": with_passwords}, as_json,
+         lambda d: f"{d['exported']} subscriber(s) written to {d['path']}")
+
+
 @subscriber.command("show")
 @click.argument("username")
 @as_of_option

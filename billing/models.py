@@ -209,6 +209,9 @@ class Subscriber(Base):
         # BOB and bob are one account: usernames are unique in lower case, whether or not
         # the ISP matches logins case-insensitively (RADBILL_CASE_INSENSITIVE_USERNAMES).
         Index("uq_subscribers_username_lower", func.lower(text("username")), unique=True),
+        # the admin's list filtered by status or plan, a page in username order
+        Index("ix_subscribers_status_username", "status", "username"),
+        Index("ix_subscribers_plan_username", "plan_id", "username"),
     )
 
 
@@ -451,7 +454,8 @@ class Payment(Base):
     actor: Mapped[str] = mapped_column(String(64))
 
     __table_args__ = (UniqueConstraint("method", "reference"),
-                      # collected this month (the revenue-by-nas report)
+                      # collected this month (the revenue-by-nas report); revenue today,
+                      # this month, per day (the dashboard)
                       Index("ix_payments_received_at", "received_at"))
 
 

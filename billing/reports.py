@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from billing import ledger
@@ -22,15 +23,26 @@ from billing.models import (
 from billing.money import ZERO, percent_of, round_money
 
 
-def renewals(session: Session, today: dt.date, days: int = 7) -> list[dict[str, object]]:
-    """Subscribers whose period renews within *days* from *today*, soonest first."""
+def _renewing(today: dt.date, days: int) -> ColumnElement[bool]:
     until = today + dt.timedelta(days=days)
+    return and_(Subscriber.status.in_((SubscriberStatus.ACTIVE, SubscriberStatus.SUSPENDED)),
+                Subscriber.period_end.is_not(None),
+                Subscriber.period_end >= today, Subscriber.period_end <= until)
+
+
+def renewals_count(session: Session, today: dt.date, days: int = 7) -> int:
+    """How many subscribers' periods renew within *days* from *today*."""
+    return int(session.scalar(select(func.count()).select_from(Subscriber)
+                              .where(_renewing(today, days))) or 0)
+
+
+def renewals(session: Session, today: dt.date, days: int = 7, limit: int | None = None
+             ) -> list[dict[str, object]]:
+    """Subscribers whose period renews within *days* from *today*, soonest first (the first
+    *limit* of them)."""
     subs = session.scalars(
-        select(Subscriber).where(Subscriber.status.in_((SubscriberStatus.ACTIVE,
-                                                        SubscriberStatus.SUSPENDED)),
-                                 Subscriber.period_end.is_not(None),
-                                 Subscriber.period_end >= today, Subscriber.period_end <= until)
-        .order_by(Subscriber.period_end, Subscriber.username)
+        select(Subscriber).where(_renewing(today, days))
+        .order_by(Subscriber.period_end, Subscriber.username).limit(limit)
     ).unique().all()
     out: list[dict[str, object]] = []
     for sub in subs:
@@ -45,14 +57,24 @@ def renewals(session: Session, today: dt.date, days: int = 7) -> list[dict[str, 
     return out
 
 
-def overdue(session: Session, today: dt.date, limit: int = 10_000) -> dict[str, object]:
-    """Everyone with something past due on *today* (a past day too: as the books stood
-    then, by the ledger's effective dates), the most overdue first, and the totals per
-    currency. Set-based: what is overdue is the balance less what is owed on documents not
-    yet due (settlement covers the oldest first), so no account is settled one by one."""
+def _overdue_query(today: dt.date, *extra: Any) -> Select[Any]:
+    """(subscriber id, currency, oldest due date, overdue amount) of everyone with something
+    past due on *today*. Set-based: what is overdue is the balance less what is owed on
+    documents not yet due (settlement covers the oldest first), so no account is settled
+    one by one."""
     documents = Invoice.kind != InvoiceKind.CREDIT_NOTE
+    # open on that day: not settled yet, or settled after it (indexes: (status, due_on) and
+    # paid_on)
+    open_then = or_(Invoice.status == InvoiceStatus.OPEN, Invoice.paid_on > today)
+    oldest = (select(Invoice.subscriber_id, func.min(Invoice.due_on).label("due_on"))
+              .where(documents, open_then, Invoice.issued_on <= today, Invoice.due_on < today)
+              .group_by(Invoice.subscriber_id).subquery())
+    candidates = select(oldest.c.subscriber_id)
+    # what is owed on documents not yet due, for the candidates only (at a large ISP every
+    # subscriber has one: this month's)
     not_yet_due = select(Invoice.id).where(documents, Invoice.issued_on <= today,
-                                           Invoice.due_on >= today)
+                                           Invoice.due_on >= today,
+                                           Invoice.subscriber_id.in_(candidates))
     attached = (select(LedgerEntry.invoice_id, func.sum(LedgerEntry.amount).label("owed"))
                 .where(LedgerEntry.invoice_id.in_(not_yet_due),
                        LedgerEntry.effective_on <= today)
@@ -62,35 +84,56 @@ def overdue(session: Session, today: dt.date, limit: int = 10_000) -> dict[str, 
                       .label("owed"))
                .join(attached, attached.c.invoice_id == Invoice.id)
                .group_by(Invoice.subscriber_id).subquery())
-    # open on that day: not settled yet, or settled after it (indexes: (status, due_on) and
-    # paid_on)
-    open_then = or_(Invoice.status == InvoiceStatus.OPEN, Invoice.paid_on > today)
-    oldest = (select(Invoice.subscriber_id, func.min(Invoice.due_on).label("due_on"))
-              .where(documents, open_then, Invoice.issued_on <= today, Invoice.due_on < today)
-              .group_by(Invoice.subscriber_id).subquery())
     balance = (select(LedgerEntry.subscriber_id, func.sum(LedgerEntry.amount).label("amount"))
-               .where(LedgerEntry.subscriber_id.in_(select(oldest.c.subscriber_id)),
+               .where(LedgerEntry.subscriber_id.in_(candidates),
                       LedgerEntry.effective_on <= today)
                .group_by(LedgerEntry.subscriber_id).subquery())
     amount = balance.c.amount - func.coalesce(not_due.c.owed, 0)
-    rows_q = (select(Subscriber.username, Subscriber.full_name, Subscriber.phone,
-                     Subscriber.status, Plan.currency, oldest.c.due_on, amount.label("overdue"))
-              .join(oldest, oldest.c.subscriber_id == Subscriber.id)
-              .join(balance, balance.c.subscriber_id == Subscriber.id)
-              .join(Plan, Plan.id == Subscriber.plan_id)
-              .outerjoin(not_due, not_due.c.subscriber_id == Subscriber.id)
-              .where(amount > 0)
-              .order_by(oldest.c.due_on, Subscriber.username).limit(limit))
-    rows: list[dict[str, object]] = []
+    return (select(Subscriber.id, Plan.currency, oldest.c.due_on.label("due_on"),
+                   amount.label("overdue"), *extra)
+            .join(oldest, oldest.c.subscriber_id == Subscriber.id)
+            .join(balance, balance.c.subscriber_id == Subscriber.id)
+            .join(Plan, Plan.id == Subscriber.plan_id)
+            .outerjoin(not_due, not_due.c.subscriber_id == Subscriber.id)
+            .where(amount > 0))
+
+
+def overdue(session: Session, today: dt.date, limit: int = 10_000) -> dict[str, object]:
+    """Everyone with something past due on *today* (a past day too: as the books stood
+    then, by the ledger's effective dates), the most overdue first (at most *limit* of
+    them), and the count and totals per currency of all of them (:func:`overdue_summary`)."""
+    # everyone overdue in one pass, the page cut here: an ORDER BY ... LIMIT over the
+    # aggregate (or joining the subscribers to it again) made PostgreSQL's planner misjudge
+    # its size (minutes at 100,000 overdue); ties on the date in username order
+    found = _overdue_query(today, Subscriber.username, Subscriber.full_name, Subscriber.phone,
+                           Subscriber.status)
+    everyone = sorted(session.execute(found).all(), key=lambda r: (r[2], r[4]))
     totals: dict[str, Decimal] = {}
-    for username, name, phone, status, currency, due_on, owed in session.execute(rows_q):
+    for r in everyone:  # as overdue_summary: sums of rounded ledger amounts are exact
+        totals[r[1]] = totals.get(r[1], ZERO) + Decimal(r[3])
+    rows: list[dict[str, object]] = []
+    for _, currency, due_on, owed, username, name, phone, status in everyone[:limit]:
         value = round_money(Decimal(owed), currency)
-        totals[currency] = totals.get(currency, ZERO) + value
         rows.append({"username": username, "name": name, "phone": phone,
                      "status": str(status), "overdue": str(value), "currency": currency,
                      "oldest_due_on": str(due_on), "days_overdue": (today - due_on).days})
-    return {"as_of": str(today), "subscribers": rows,
-            "totals": {c: str(v) for c, v in sorted(totals.items())}}
+    return {"as_of": str(today), "subscribers": rows, "count": len(everyone),
+            "totals": {c: str(round_money(v, c)) for c, v in sorted(totals.items())}}
+
+
+def overdue_summary(session: Session, today: dt.date) -> tuple[int, dict[str, Decimal]]:
+    """How many subscribers have something past due on *today*, and the total overdue per
+    currency (the dashboard's figures), in one aggregate query."""
+    found = _overdue_query(today).subquery()
+    count = 0
+    totals: dict[str, Decimal] = {}
+    for currency, n, total in session.execute(
+            select(found.c.currency, func.count(), func.sum(found.c.overdue))
+            .group_by(found.c.currency).order_by(found.c.currency)):
+        count += int(n)
+        # ledger amounts are posted rounded (ledger.post), so their sums are exact
+        totals[currency] = round_money(Decimal(total), currency)
+    return count, totals
 
 
 def account(session: Session, sub: Subscriber, today: dt.date) -> dict[str, object]:
@@ -132,17 +175,18 @@ def revenue_by_day(session: Session, days: list[tuple[dt.date, dt.datetime, dt.d
     time zone, so it passes each local day's bounds in UTC)."""
     if not days:
         return []
-    rows = session.execute(select(Payment.received_at, Payment.currency, Payment.amount)
-                           .where(Payment.received_at >= days[0][1],
-                                  Payment.received_at < days[-1][2])).all()
-    out: list[tuple[dt.date, dict[str, Decimal]]] = []
-    for day, start, end in days:
-        totals: dict[str, Decimal] = {}
-        for at, cur, amount in rows:
-            if start <= at < end:
-                totals[cur] = totals.get(cur, ZERO) + amount
-        out.append((day, totals))
-    return out
+    # summed in the database, one bucket per day (a month of payments is a million rows
+    # at a large ISP)
+    bucket = case(*((and_(Payment.received_at >= start, Payment.received_at < end), i)
+                    for i, (_, start, end) in enumerate(days)), else_=-1).label("bucket")
+    totals: list[dict[str, Decimal]] = [{} for _ in days]
+    for i, cur, total in session.execute(
+            select(bucket, Payment.currency, func.sum(Payment.amount))
+            .where(Payment.received_at >= days[0][1], Payment.received_at < days[-1][2])
+            .group_by(bucket, Payment.currency)):
+        if 0 <= i < len(days):
+            totals[i][cur] = totals[i].get(cur, ZERO) + Decimal(total)
+    return [(day, t) for (day, _, _), t in zip(days, totals, strict=True)]
 
 
 def collected(session: Session, start: dt.datetime, end: dt.datetime

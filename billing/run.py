@@ -61,6 +61,9 @@ log = logging.getLogger("radbill.billing")
 # Subscribers per transaction. The batch path writes each batch with a few statements, so
 # larger batches mean fewer round trips; each holds the ISP row (numbering) for its duration.
 BATCH_SIZE = 2000
+# Suspensions commit in smaller transactions: the enforcement worker starts on the first ones
+# while the rest are still being written.
+SUSPEND_BATCH_SIZE = 500
 BILLABLE = (SubscriberStatus.ACTIVE, SubscriberStatus.SUSPENDED)
 
 # Subscribers not to suspend now, by id, with the reason: e.g. a payment pending on a gateway
@@ -373,7 +376,7 @@ def billing_run(factory: sessionmaker[Session], as_of: dt.date, *, dry_run: bool
                 if dry is None:
                     session.close()
         _suspend_phase(factory, dry, candidates, as_of, report, confirm_suspensions, actor,
-                       batch_size, holds)
+                       batch_size, holds, per_account)
         if report.errors:
             _alert_errors(factory, dry, report)
         if dry is None:
@@ -446,7 +449,7 @@ def _hold_for_pending_payments(factory: sessionmaker[Session], dry: Session | No
 
 def _suspend_phase(factory: sessionmaker[Session], dry: Session | None, candidates: list[int],
                    as_of: dt.date, report: RunReport, confirm: bool, actor: str,
-                   batch_size: int, holds: SuspensionHolds | None) -> None:
+                   batch_size: int, holds: SuspensionHolds | None, per_account: bool) -> None:
     candidates = _hold_for_pending_payments(factory, dry, candidates, report, holds)
     if not candidates:
         return
@@ -477,15 +480,30 @@ def _suspend_phase(factory: sessionmaker[Session], dry: Session | None, candidat
     finally:
         if dry is None:
             session.close()
-    for i in range(0, len(candidates), batch_size):
+    # set-based in small transactions: the enforcement worker sees the first requests as soon
+    # as the first few hundred accounts commit
+    size = batch_size if per_account else min(batch_size, SUSPEND_BATCH_SIZE)
+    for i in range(0, len(candidates), size):
         session = dry if dry is not None else factory()
         try:
-            isp = settings(session, lock=True)
-            cal = calendar(session)
-            for sub in _load(session, candidates[i : i + batch_size]):
-                process_guarded(session, isp, cal, sub, as_of, report, suspend=True, actor=actor)
+            _suspend_chunk(session, candidates[i : i + size], as_of, report, actor,
+                           per_account)
             if dry is None:
                 session.commit()
         finally:
             if dry is None:
                 session.close()
+
+
+def _suspend_chunk(session: Session, ids: list[int], as_of: dt.date, report: RunReport,
+                   actor: str, per_account: bool) -> None:
+    """Phase two for the subscribers *ids*, in the caller's transaction."""
+    isp = settings(session, lock=True)
+    cal = calendar(session)
+    if per_account:
+        for sub in _load(session, ids):
+            process_guarded(session, isp, cal, sub, as_of, report, suspend=True, actor=actor)
+        return
+    from billing.batch import suspend_batch  # it builds on this module
+
+    suspend_batch(session, isp, cal, ids, as_of, report, actor=actor)

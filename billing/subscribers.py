@@ -13,7 +13,7 @@ import re
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Enum, Row, String, func, or_, select, type_coerce
+from sqlalchemy import Enum, Row, Select, String, func, or_, select, type_coerce
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -136,14 +136,17 @@ IN_CHUNK = 500  # the most values one IN list carries
 
 def list_subscribers(
     session: Session, *, status: str | None = None, search: str | None = None, limit: int = 1000,
-    plan: str | None = None, usernames: Collection[str] | None = None,
+    plan: str | None = None, usernames: Collection[str] | Select[str] | None = None,
 ) -> Sequence[Subscriber]:
-    """Subscribers by username, optionally filtered by status, a search term, a plan name or a
-    set of usernames (e.g. those seen on one NAS)."""
+    """Subscribers by username, optionally filtered by status, a search term, a plan name or
+    usernames: a set, or a query of them (e.g. those seen on one NAS, from the accounting's
+    service: the database filters, however many there are)."""
     stmt = select(Subscriber).order_by(Subscriber.username).limit(limit)
     if plan:
         stmt = stmt.where(Subscriber.plan_id == get_plan(session, plan).id)
-    if usernames is not None and len(usernames) > IN_CHUNK:
+    if isinstance(usernames, Select):
+        stmt = stmt.where(Subscriber.username.in_(usernames))
+    elif usernames is not None and len(usernames) > IN_CHUNK:
         # a NAS may carry thousands: bounded IN lists, the pages merged in username order
         names = sorted(usernames)
         found = [sub for i in range(0, len(names), IN_CHUNK)
@@ -151,7 +154,7 @@ def list_subscribers(
                                              limit=limit, plan=plan,
                                              usernames=names[i:i + IN_CHUNK])]
         return sorted(found, key=lambda sub: sub.username)[:limit]
-    if usernames is not None:
+    elif usernames is not None:
         stmt = stmt.where(Subscriber.username.in_(list(usernames)))
     if status:
         try:

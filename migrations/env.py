@@ -10,11 +10,11 @@ import coa.models  # noqa: F401
 import notify.models  # noqa: F401
 import olt.models  # noqa: F401
 import payments.models  # noqa: F401
-import usage.models  # noqa: F401
 import portal.models  # noqa: F401
 import radbill.audit
 import radbill.ops  # noqa: F401
 import radius.models  # noqa: F401
+import usage.models  # noqa: F401
 from radbill.db import Base
 
 config = context.config

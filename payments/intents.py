@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -358,6 +358,12 @@ def held(session: Session) -> list[PaymentIntent]:
     """Payments held for review, newest first."""
     return list(session.scalars(select(PaymentIntent).where(PaymentIntent.status == "held")
                                 .order_by(PaymentIntent.id.desc())))
+
+
+def held_count(session: Session) -> int:
+    """How many payments are held for review."""
+    return int(session.scalar(select(func.count()).select_from(PaymentIntent)
+                              .where(PaymentIntent.status == "held")) or 0)
 
 
 def validate_gateway(name: str, configured: dict[str, object]) -> str:

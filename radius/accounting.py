@@ -22,7 +22,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from sqlalchemy import case, func, select, tuple_, update
+from sqlalchemy import Select, case, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from radbill.config import Settings
@@ -702,10 +702,11 @@ def get_session(session: Session, session_id: int) -> RadiusSession | None:
     return session.get(RadiusSession, session_id)
 
 
-def usernames_on_nas(session: Session, nas_ip: str) -> set[str]:
-    """Users who have (or had) a session on the NAS at *nas_ip*."""
-    return set(session.scalars(select(RadiusSession.username)
-                               .where(RadiusSession.nas_ip == nas_ip).distinct()))
+def usernames_on_nas(nas_ip: str) -> Select[str]:
+    """Users who have (or had) a session on the NAS at *nas_ip*, as a query to filter by
+    (``username IN (SELECT ...)``): a big NAS has seen hundreds of thousands of users, more
+    than one statement's parameters may carry. Index: (nas_ip, username)."""
+    return select(RadiusSession.username).where(RadiusSession.nas_ip == nas_ip)
 
 
 def usage_by_day(session: Session, username: str, since: dt.datetime

@@ -105,6 +105,12 @@ class RadiusSession(Base):
         Index("ix_radius_sessions_nas_reboot", "nas_ip", "stopped_at",
               postgresql_where=text("terminate_cause = 'NAS-Reboot'"),
               sqlite_where=text("terminate_cause = 'NAS-Reboot'")),
+        # subscribers seen on a NAS (the admin's NAS filter: a semi-join, no list of names)
+        Index("ix_radius_sessions_nas_username", "nas_ip", "username"),
+        # the open sessions only (a few percent of the rows): who is online, how many
+        Index("ix_radius_sessions_online", "nas_ip", "username",
+              postgresql_where=text("stopped_at IS NULL"),
+              sqlite_where=text("stopped_at IS NULL")),
     )
 
 

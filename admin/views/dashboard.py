@@ -21,6 +21,7 @@ from radius import accounting
 bp = Blueprint("dashboard", __name__)
 
 CHART_DAYS = 30
+RENEWALS_SHOWN = 50
 
 
 def _day_bounds(isp: Any, days: list[dt.date]) -> list[tuple[dt.date, dt.datetime, dt.datetime]]:
@@ -35,7 +36,7 @@ def summary() -> dict[str, Any]:
     isp = isp_settings(db)
     month_start = day.replace(day=1)
     tomorrow = day + dt.timedelta(days=1)
-    overdue = reports.overdue(db, day)
+    overdue_count, overdue_totals = reports.overdue_summary(db, day)
     runs = ops.recent_runs(db, 20)
     return {
         "today": day,
@@ -45,9 +46,10 @@ def summary() -> dict[str, Any]:
                                          start_of_day_utc(isp, tomorrow)),
         "revenue_month": reports.revenue(db, start_of_day_utc(isp, month_start),
                                          start_of_day_utc(isp, tomorrow)),
-        "overdue_totals": overdue["totals"],
-        "overdue_count": len(overdue["subscribers"]),  # type: ignore[arg-type]
-        "renewals": reports.renewals(db, day, 7),
+        "overdue_totals": {c: str(v) for c, v in overdue_totals.items()},
+        "overdue_count": overdue_count,
+        "renewals": reports.renewals(db, day, 7, limit=RENEWALS_SHOWN),
+        "renewals_count": reports.renewals_count(db, day, 7),
         "failed_runs": [r for r in runs if r.status == "failed"],
         "alerts": ops.open_alerts(db, 20),
     }
@@ -71,7 +73,7 @@ def index() -> str:
     per_day = reports.revenue_by_day(get_db(), _day_bounds(isp_settings(get_db()), days))
     currencies = sorted({c for _, t in per_day for c in t}) or ["BDT"]
     charts = {cur: _revenue_chart(cur, per_day) for cur in currencies}
-    from payments.intents import held
+    from payments.intents import held_count
 
     return render_template("dashboard.html", d=data, charts=charts,
-                           held_count=len(held(get_db())))
+                           held_count=held_count(get_db()))

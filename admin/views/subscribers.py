@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import Select
 
 from admin.auth import requires
 from admin.charts import bar_chart
@@ -35,13 +36,13 @@ STATUSES = [str(s) for s in SubscriberStatus]
 def search(args: dict[str, str]) -> list[Subscriber]:
     """Subscribers matching the search box and the status, plan and NAS filters."""
     db = get_db()
-    usernames = None
+    usernames: Select[str] | None = None
     nas_name = args.get("nas") or ""
     if nas_name:
         match = [n for n in nas.list_nas(db) if n.name == nas_name]
         if not match:
             raise InvalidInput(f"unknown NAS {nas_name!r}")
-        usernames = accounting.usernames_on_nas(db, match[0].ip_address)
+        usernames = accounting.usernames_on_nas(match[0].ip_address)
     return list(subs.list_subscribers(db, status=args.get("status") or None,
                                       search=(args.get("q") or "").strip() or None,
                                       plan=args.get("plan") or None, usernames=usernames,
@@ -88,6 +89,77 @@ def create() -> Any:
             return redirect(url_for(".detail", username=sub.username))
     return render_template("subscriber_new.html", error=error, form=request.form,
                            plans=plans.list_plans(db)), 422 if error else 200
+
+
+IMPORT_MAX_BYTES = 64 * 1024 * 1024  # a million rows; other forms keep the app's 1 MB
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@requires(Permission.OPERATE)
+def import_file() -> Any:
+    """Create subscribers from a CSV file: "Check" lists every bad row by line and reason
+    and previews the good ones, writing nothing; "Import" writes all of them or none."""
+    from billing import imports
+
+    db = get_db()
+    report, error = None, None
+    if request.method == "POST":
+        request.max_content_length = IMPORT_MAX_BYTES
+        upload = request.files.get("file")
+        dry_run = request.form.get("action") != "import"
+        try:
+            if upload is None or not upload.filename:
+                raise InvalidInput("choose a CSV file")
+            report = imports.import_csv(db, box(), imports.text_stream(upload.read()),
+                                        actor=actor(), dry_run=dry_run)
+            if report.errors or dry_run:
+                db.rollback()
+            else:
+                commit()
+                flash(f"{report.created} subscriber(s) imported.")
+                return redirect(url_for(".index"))
+        except DomainError as exc:
+            db.rollback()
+            error = str(exc)
+    bad = error is not None or (report is not None and bool(report.errors))
+    return render_template("subscriber_import.html", report=report, error=error,
+                           columns=imports.COLUMNS), 422 if bad else 200
+
+
+@bp.route("/export.csv")
+@requires(Permission.OPERATE)
+def export_file() -> Any:
+    """Every subscriber as CSV (the import's columns); passwords only when asked for, and
+    only for staff who may manage."""
+    import csv
+    import io
+
+    from flask import Response
+
+    from admin.db import factory
+    from admin.filters import can
+    from billing import imports
+
+    with_passwords = request.args.get("with_passwords") == "1"
+    if with_passwords and not can(Permission.MANAGE):
+        abort(403)
+    sessions, secrets_box, day = factory(), box(), today()
+    if with_passwords:
+        audit.record(get_db(), actor=actor(), action="subscriber.export", entity="subscriber",
+                     entity_id="*", after={"with_passwords": True})
+        commit()
+
+    def lines() -> Any:
+        # its own session, read while the response streams (the request's is closed by then)
+        with sessions() as db:
+            for row in imports.export_rows(db, secrets_box, with_passwords=with_passwords,
+                                           today=day):
+                out = io.StringIO()
+                csv.writer(out).writerow(row)
+                yield out.getvalue()
+
+    return Response(lines(), mimetype="text/csv", headers={
+        "Content-Disposition": "attachment; filename=subscribers.csv"})
 
 
 def why(sub: Subscriber, overdue: Any, promise: Any, decisions: list[Any]) -> list[str]:

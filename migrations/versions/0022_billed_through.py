@@ -5,7 +5,7 @@ number series per financial year (financial_year_series, financial_year_start_mo
 series_year)
 
 Revision ID: 0022
-Revises: 0018
+Revises: 0020
 Create Date: 2026-11-30 12:30:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0022'
-down_revision = '0018'
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 

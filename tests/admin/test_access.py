@@ -23,6 +23,7 @@ EXPECTED = {
     "subscribers.reconnect": P.OPERATE, "subscribers.change_plan": P.OPERATE,
     "subscribers.record_payment": P.OPERATE, "subscribers.promise": P.OPERATE,
     "subscribers.clear_mac": P.OPERATE, "subscribers.disconnect": P.OPERATE,
+    "subscribers.import_file": P.OPERATE, "subscribers.export_file": P.OPERATE,
     "catalog.plan_list": P.READ, "catalog.plan_create": P.MANAGE,
     "catalog.nas_list": P.READ, "catalog.nas_create": P.MANAGE,
     "olts.index": P.READ, "olts.detail": P.READ,
