@@ -30,12 +30,8 @@ def test_reports_benchmark_smoke(pg_admin_url: str) -> None:
     assert any(line.startswith("baseline: count(*) of 5,000 sessions") for line in lines)
     for name in registry.names():
         row = next(line for line in lines if line.split()[:1] == [name])
-        if name == "over-cap":
-            assert row.endswith("n/a: provided by the usage part")
-        else:
-            assert row.split()[-1] in ("no", "YES"), row
+        assert row.split()[-1] in ("no", "YES"), row
     # the loaded data has findings: rows counted, not just timings
     counts = {line.split()[0]: int(line.split()[3]) for line in lines
-              if line.split()[:1] and line.split()[0] in registry.names()
-              and line.split()[0] != "over-cap"}
+              if line.split()[:1] and line.split()[0] in registry.names()}
     assert counts["suspended-online"] > 0 and counts["revenue-by-nas"] > 0
