@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -193,11 +193,49 @@ def _add_days(session: Session, deltas: Mapping[tuple[int, dt.date], list[int]])
                                 seconds=bindparam("seconds")), updates)
 
 
+@dataclass
+class _Period:
+    """A subscriber's period state as plain values (a usage_states row, or one to insert)."""
+
+    period_start: dt.date
+    period_end: dt.date
+    download: int
+    upload: int
+    seconds: int
+    extra_bytes: int
+    notified_80: bool
+    notified_100: bool
+    exempt: bool
+    stored: bool  # a row exists (UPDATE) or not (INSERT)
+
+
+_SUB_COLS = (Subscriber.id, Subscriber.period_start, Subscriber.period_end, Subscriber.service,
+             Subscriber.cap_throttled, Subscriber.quota_left_bytes,
+             Subscriber.quota_left_seconds, Plan.cap_counts, Plan.data_cap_bytes,
+             Plan.fup_download_bps, Plan.time_quota_s)
+
+
 def _update_periods(session: Session, ids: Sequence[int],
                     deltas: Mapping[tuple[int, dt.date], list[int]], today: dt.date) -> None:
-    subs, states = _load(session, ids)
-    periods = {sid: rules.current_period(sub.period_start, sub.period_end, today)
-               for sid, sub in subs.items()}
+    """Add the batch's deltas to the subscribers' current periods (rolling those whose
+    period moved) with plain rows and executemany statements; only the few subscribers the
+    cap rule acts on (a notice, a throttle or restore, a quota remainder) go through
+    :func:`_evaluate` as ORM objects, in subscriber order as before."""
+    subs: dict[int, tuple[Any, ...]] = {}
+    states: dict[int, _Period] = {}
+    for chunk in _chunks(list(ids)):
+        subs.update((row[0], tuple(row)) for row in session.execute(
+            select(*_SUB_COLS).join(Plan, Plan.id == Subscriber.plan_id)
+            .where(Subscriber.id.in_(chunk))))
+        for row in session.execute(
+                select(UsageState.subscriber_id, UsageState.period_start,
+                       UsageState.period_end, UsageState.download, UsageState.upload,
+                       UsageState.seconds, UsageState.extra_bytes, UsageState.notified_80,
+                       UsageState.notified_100, UsageState.exempt)
+                .where(UsageState.subscriber_id.in_(chunk)).with_for_update()):
+            sid, start, end, down, up, secs, extra, n80, n100, exempt = row
+            states[sid] = _Period(start, end, down, up, secs, extra, n80, n100, exempt, True)
+    periods = {sid: rules.current_period(sub[1], sub[2], today) for sid, sub in subs.items()}
     stale = [sid for sid in ids if sid in subs and (
         sid not in states or states[sid].period_start != periods[sid][0])]
     fresh = set(stale)
@@ -208,11 +246,95 @@ def _update_periods(session: Session, ids: Sequence[int],
         state.download += d[0]
         state.upload += d[1]
         state.seconds += d[2]
-    states.update(_roll_many(session, [(subs[sid], states.get(sid), *periods[sid])
-                                       for sid in stale]))
-    for sid in ids:
-        if sid in subs:
-            _evaluate(session, subs[sid], states[sid], "usage", today)
+    sums = _period_sums(session, [(sid, *periods[sid]) for sid in stale])
+    for sid in stale:
+        old = states.get(sid)
+        down, up, secs = sums.get(sid, (0, 0, 0))
+        states[sid] = _Period(period_start=periods[sid][0], period_end=periods[sid][1],
+                              download=down, upload=up, seconds=secs, extra_bytes=0,
+                              notified_80=False, notified_100=False,
+                              exempt=bool(old and old.exempt), stored=old is not None)
+    acting = [sid for sid in ids if sid in subs and _acts(subs[sid], states[sid])]
+    _write_periods(session, [(sid, states[sid]) for sid in ids if sid in subs])
+    for chunk in _chunks(acting):
+        orm_subs = {s.id: s for s in session.scalars(
+            select(Subscriber).where(Subscriber.id.in_(chunk))
+            .execution_options(populate_existing=True))}
+        orm_states = {s.subscriber_id: s for s in session.scalars(
+            select(UsageState).where(UsageState.subscriber_id.in_(chunk))
+            .execution_options(populate_existing=True))}
+        for sid in chunk:
+            _evaluate(session, orm_subs[sid], orm_states[sid], "usage", today)
+
+
+def _write_periods(session: Session, periods: Sequence[tuple[int, _Period]]) -> None:
+    """Store the periods (one executemany INSERT and one UPDATE), and expire the ORM copies
+    of these rows a caller may hold."""
+    t = cast(Table, UsageState.__table__)
+    inserts: list[dict[str, object]] = []
+    updates: list[dict[str, object]] = []
+    stamp = utcnow()
+    for sid, st in periods:
+        values = {"period_start": st.period_start, "period_end": st.period_end,
+                  "download": st.download, "upload": st.upload, "seconds": st.seconds,
+                  "extra_bytes": st.extra_bytes, "notified_80": st.notified_80,
+                  "notified_100": st.notified_100, "exempt": st.exempt, "updated_at": stamp}
+        if st.stored:
+            updates.append({"sid": sid, **values})
+        else:
+            inserts.append({"subscriber_id": sid, **values})
+    if inserts:
+        session.execute(insert(t), inserts)
+    if updates:
+        session.execute(update(t).where(t.c.subscriber_id == bindparam("sid")).values(
+            {k: bindparam(k) for k in updates[0] if k != "sid"}), updates)
+    for sid, _ in periods:
+        obj = session.identity_map.get(session.identity_key(UsageState, sid))
+        if obj is not None:
+            session.expire(obj)
+
+
+def _acts(sub: tuple[Any, ...], st: _Period) -> bool:
+    """Whether :func:`_evaluate` would do anything for this subscriber (*sub*: a row of
+    ``_SUB_COLS``): a notice due, a throttle or restore, a quota remainder to change."""
+    _, _, _, service, throttled, q_bytes, q_secs, counts, cap, fup, time_quota = sub
+    used = rules.counted(counts, st.download, st.upload)
+    limit = cap + st.extra_bytes if cap is not None else None
+    act = rules.cap_actions(rules.CapState(
+        limit=limit, used=used, exempt=st.exempt, has_fup=fup is not None,
+        throttled=throttled, notified_80=st.notified_80, notified_100=st.notified_100))
+    if act.notice_80 or act.notice_100 or act.throttle is not None:
+        return True
+    if service is ServiceType.HOTSPOT and (
+            time_quota is not None or (cap is not None and fup is None)):
+        left_bytes = (rules.remainder(limit, st.download + st.upload)
+                      if fup is None else None)
+        left_secs = rules.remainder(time_quota, st.seconds)
+    else:
+        left_bytes = left_secs = None
+    return (left_bytes, left_secs) != (q_bytes, q_secs)
+
+
+def _period_sums(session: Session, spans: Sequence[tuple[int, dt.date, dt.date]]
+                 ) -> dict[int, list[int]]:
+    """(download, upload, seconds) each subscriber used on the days of its own
+    [start, end), for (subscriber id, start, end) spans (one query per chunk)."""
+    sums: dict[int, list[int]] = {}
+    for chunk in _chunks(spans):
+        low, high = min(r[1] for r in chunk), max(r[2] for r in chunk)
+        span = {r[0]: (r[1], r[2]) for r in chunk}
+        with session.no_autoflush:
+            for sid, day, down, up, secs in session.execute(
+                    select(UsageDay.subscriber_id, UsageDay.day, UsageDay.download,
+                           UsageDay.upload, UsageDay.seconds)
+                    .where(UsageDay.subscriber_id.in_(list(span)), UsageDay.day >= low,
+                           UsageDay.day < high)):
+                if span[sid][0] <= day < span[sid][1]:
+                    acc = sums.setdefault(sid, [0, 0, 0])
+                    acc[0] += down
+                    acc[1] += up
+                    acc[2] += secs
+    return sums
 
 
 def _load(session: Session, ids: Sequence[int]
@@ -234,21 +356,8 @@ def _roll_many(session: Session,
     so far from the days (one query per chunk, each subscriber's own range), no top-ups, no
     notices; an exemption carries over."""
     out: dict[int, UsageState] = {}
+    sums = _period_sums(session, [(r[0].id, r[2], r[3]) for r in rolls])
     for chunk in _chunks(rolls):
-        low, high = min(r[2] for r in chunk), max(r[3] for r in chunk)
-        span = {r[0].id: (r[2], r[3]) for r in chunk}
-        sums: dict[int, list[int]] = {}
-        with session.no_autoflush:
-            for sid, day, down, up, secs in session.execute(
-                    select(UsageDay.subscriber_id, UsageDay.day, UsageDay.download,
-                           UsageDay.upload, UsageDay.seconds)
-                    .where(UsageDay.subscriber_id.in_(list(span)), UsageDay.day >= low,
-                           UsageDay.day < high)):
-                if span[sid][0] <= day < span[sid][1]:
-                    acc = sums.setdefault(sid, [0, 0, 0])
-                    acc[0] += down
-                    acc[1] += up
-                    acc[2] += secs
         for sub, old, start, end in chunk:
             state = old
             if state is None:
