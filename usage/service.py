@@ -30,6 +30,8 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from billing.accounts import enforce
@@ -163,34 +165,19 @@ def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: Zo
 
 
 def _add_days(session: Session, deltas: Mapping[tuple[int, dt.date], list[int]]) -> None:
-    pairs = sorted(deltas)
+    """Add the deltas to the subscribers' days: one executemany upsert (INSERT .. ON
+    CONFLICT DO UPDATE adding to the stored figures), in (subscriber, day) order."""
     t = cast(Table, UsageDay.__table__)
-    have: dict[tuple[int, dt.date], tuple[int, int, int]] = {}
-    with session.no_autoflush:
-        for chunk in _chunks(pairs):
-            for sid, day, down, up, secs in session.execute(
-                    select(t.c.subscriber_id, t.c.day, t.c.download, t.c.upload, t.c.seconds)
-                    .where(tuple_(t.c.subscriber_id, t.c.day).in_(list(chunk)))
-                    .with_for_update()):
-                have[(sid, day)] = (down, up, secs)
-    inserts: list[dict[str, object]] = []
-    updates: list[dict[str, object]] = []
-    for pair in pairs:
-        d = deltas[pair]
-        old = have.get(pair)
-        if old is None:
-            inserts.append({"subscriber_id": pair[0], "day": pair[1], "download": d[0],
-                            "upload": d[1], "seconds": d[2]})
-        else:
-            updates.append({"sid": pair[0], "d": pair[1], "download": old[0] + d[0],
-                            "upload": old[1] + d[1], "seconds": old[2] + d[2]})
-    if inserts:
-        session.execute(insert(t), inserts)
-    if updates:
-        session.execute(update(t).where(t.c.subscriber_id == bindparam("sid"),
-                                        t.c.day == bindparam("d"))
-                        .values(download=bindparam("download"), upload=bindparam("upload"),
-                                seconds=bindparam("seconds")), updates)
+    dialect = session.get_bind().dialect.name
+    stmt = (pg_insert(t) if dialect == "postgresql" else sqlite_insert(t))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[t.c.subscriber_id, t.c.day],
+        set_={"download": t.c.download + stmt.excluded.download,
+              "upload": t.c.upload + stmt.excluded.upload,
+              "seconds": t.c.seconds + stmt.excluded.seconds})
+    session.execute(stmt, [{"subscriber_id": sid, "day": day, "download": d[0],
+                            "upload": d[1], "seconds": d[2]}
+                           for (sid, day), d in sorted(deltas.items())])
 
 
 @dataclass
