@@ -21,20 +21,17 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     Table,
     and_,
-    bindparam,
     case,
     func,
-    insert,
     or_,
     select,
     tuple_,
-    update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from billing.accounts import enforce
+from billing.batch import Rows
 from billing.isp import local_today
 from billing.isp import settings as isp_settings
 from billing.models import Plan, ServiceType, Subscriber
@@ -135,12 +132,9 @@ def _stored_marks(session: Session, keys: Sequence[Key]
 def _write_marks(session: Session, inserts: list[dict[str, object]],
                  updates: list[dict[str, object]]) -> None:
     t = cast(Table, UsageSessionDay.__table__)
-    if inserts:
-        session.execute(insert(t), inserts)
-    if updates:
-        session.execute(update(t).where(t.c.id == bindparam("row_id")).values(
-            input_octets=bindparam("input_octets"), output_octets=bindparam("output_octets"),
-            session_time=bindparam("session_time")), updates)
+    rows = Rows(session)  # COPY and one UPDATE .. FROM unnest on PostgreSQL
+    rows.insert(t, inserts)
+    rows.update(t, [{"id": u.pop("row_id"), **u} for u in updates])
 
 
 def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: ZoneInfo
@@ -165,19 +159,33 @@ def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: Zo
 
 
 def _add_days(session: Session, deltas: Mapping[tuple[int, dt.date], list[int]]) -> None:
-    """Add the deltas to the subscribers' days: one executemany upsert (INSERT .. ON
-    CONFLICT DO UPDATE adding to the stored figures), in (subscriber, day) order."""
+    """Add the deltas to the subscribers' days in (subscriber, day) order with one upsert
+    (INSERT .. ON CONFLICT DO UPDATE adding to the stored figures): on PostgreSQL one
+    statement over arrays, elsewhere an executemany."""
     t = cast(Table, UsageDay.__table__)
-    dialect = session.get_bind().dialect.name
-    stmt = (pg_insert(t) if dialect == "postgresql" else sqlite_insert(t))
-    stmt = stmt.on_conflict_do_update(
+    pairs = sorted(deltas)
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql(
+            "INSERT INTO usage_days (subscriber_id, day, download, upload, seconds) "
+            "SELECT * FROM unnest(%s::bigint[], %s::date[], %s::bigint[], %s::bigint[], "
+            "%s::bigint[]) AS u(subscriber_id, day, download, upload, seconds) "
+            "ORDER BY subscriber_id, day "
+            "ON CONFLICT (subscriber_id, day) DO UPDATE SET "
+            "download = usage_days.download + excluded.download, "
+            "upload = usage_days.upload + excluded.upload, "
+            "seconds = usage_days.seconds + excluded.seconds",
+            ([p[0] for p in pairs], [p[1] for p in pairs],
+             [deltas[p][0] for p in pairs], [deltas[p][1] for p in pairs],
+             [deltas[p][2] for p in pairs]))
+        return
+    stmt = sqlite_insert(t)
+    session.execute(stmt.on_conflict_do_update(
         index_elements=[t.c.subscriber_id, t.c.day],
         set_={"download": t.c.download + stmt.excluded.download,
               "upload": t.c.upload + stmt.excluded.upload,
-              "seconds": t.c.seconds + stmt.excluded.seconds})
-    session.execute(stmt, [{"subscriber_id": sid, "day": day, "download": d[0],
-                            "upload": d[1], "seconds": d[2]}
-                           for (sid, day), d in sorted(deltas.items())])
+              "seconds": t.c.seconds + stmt.excluded.seconds}),
+        [{"subscriber_id": p[0], "day": p[1], "download": deltas[p][0],
+          "upload": deltas[p][1], "seconds": deltas[p][2]} for p in pairs])
 
 
 @dataclass
@@ -267,14 +275,12 @@ def _write_periods(session: Session, periods: Sequence[tuple[int, _Period]]) -> 
                   "extra_bytes": st.extra_bytes, "notified_80": st.notified_80,
                   "notified_100": st.notified_100, "exempt": st.exempt, "updated_at": stamp}
         if st.stored:
-            updates.append({"sid": sid, **values})
+            updates.append({"subscriber_id": sid, **values})
         else:
             inserts.append({"subscriber_id": sid, **values})
-    if inserts:
-        session.execute(insert(t), inserts)
-    if updates:
-        session.execute(update(t).where(t.c.subscriber_id == bindparam("sid")).values(
-            {k: bindparam(k) for k in updates[0] if k != "sid"}), updates)
+    rows = Rows(session)  # COPY and one UPDATE .. FROM unnest on PostgreSQL
+    rows.insert(t, inserts)
+    rows.update(t, updates, key="subscriber_id")
     for sid, _ in periods:
         obj = session.identity_map.get(session.identity_key(UsageState, sid))
         if obj is not None:
