@@ -19,16 +19,22 @@ from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    String,
     Table,
     and_,
+    any_,
+    bindparam,
     case,
     func,
     or_,
     select,
     tuple_,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from billing.accounts import enforce
 from billing.batch import Rows
@@ -54,6 +60,16 @@ Key = tuple[str, str, str]
 def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def _ids_in(session: Session, col: ColumnElement[int] | InstrumentedAttribute[int],
+            ids: Sequence[int]
+            ) -> ColumnElement[bool]:
+    """``col IN ids``; on PostgreSQL ``col = ANY(array)``: one parameter and the same
+    statement text whatever the count, so it is not parsed afresh for each batch."""
+    if session.get_bind().dialect.name == "postgresql":
+        return col == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
+    return col.in_(list(ids))
 
 
 # -- metering ----------------------------------------------------------------------------------
@@ -117,14 +133,29 @@ def _stored_marks(session: Session, keys: Sequence[Key]
     """The marks already kept for these sessions (row id and counters per day), locked."""
     stored: dict[Key, dict[dt.date, tuple[int, rules.Counters]]] = {}
     t = cast(Table, UsageSessionDay.__table__)
+    pg = session.get_bind().dialect.name == "postgresql"
     with session.no_autoflush:
         for chunk in _chunks(keys):
-            for rid, nas, acct_id, user, day, i, o, st in session.execute(
-                    select(t.c.id, t.c.nas_ip, t.c.acct_session_id, t.c.username, t.c.day,
-                           t.c.input_octets, t.c.output_octets, t.c.session_time)
-                    .where(tuple_(t.c.nas_ip, t.c.acct_session_id, t.c.username)
-                           .in_(list(chunk)))
-                    .with_for_update()):
+            if pg:  # joined to the keys as arrays: one parameter per column, fixed text
+                k = func.unnest(bindparam(None, [c[0] for c in chunk], type_=ARRAY(String)),
+                                bindparam(None, [c[1] for c in chunk], type_=ARRAY(String)),
+                                bindparam(None, [c[2] for c in chunk], type_=ARRAY(String))
+                                ).table_valued("nas_ip", "acct_session_id", "username"
+                                               ).render_derived(name="k")
+                where = and_(t.c.nas_ip == k.c.nas_ip,
+                             t.c.acct_session_id == k.c.acct_session_id,
+                             t.c.username == k.c.username)
+                query = (select(t.c.id, t.c.nas_ip, t.c.acct_session_id, t.c.username,
+                                t.c.day, t.c.input_octets, t.c.output_octets,
+                                t.c.session_time).select_from(t).join(k, where)
+                         .with_for_update(of=t))
+            else:
+                query = (select(t.c.id, t.c.nas_ip, t.c.acct_session_id, t.c.username,
+                                t.c.day, t.c.input_octets, t.c.output_octets,
+                                t.c.session_time)
+                         .where(tuple_(t.c.nas_ip, t.c.acct_session_id, t.c.username)
+                                .in_(list(chunk))).with_for_update())
+            for rid, nas, acct_id, user, day, i, o, st in session.execute(query):
                 stored.setdefault((nas, acct_id, user), {})[day] = (rid, (i, o, st))
     return stored
 
@@ -221,13 +252,14 @@ def _update_periods(session: Session, ids: Sequence[int],
     for chunk in _chunks(list(ids)):
         subs.update((row[0], tuple(row)) for row in session.execute(
             select(*_SUB_COLS).join(Plan, Plan.id == Subscriber.plan_id)
-            .where(Subscriber.id.in_(chunk))))
+            .where(_ids_in(session, Subscriber.id, chunk))))
         for row in session.execute(
                 select(UsageState.subscriber_id, UsageState.period_start,
                        UsageState.period_end, UsageState.download, UsageState.upload,
                        UsageState.seconds, UsageState.extra_bytes, UsageState.notified_80,
                        UsageState.notified_100, UsageState.exempt)
-                .where(UsageState.subscriber_id.in_(chunk)).with_for_update()):
+                .where(_ids_in(session, UsageState.subscriber_id, chunk))
+                .with_for_update()):
             sid, start, end, down, up, secs, extra, n80, n100, exempt = row
             states[sid] = _Period(start, end, down, up, secs, extra, n80, n100, exempt, True)
     periods = {sid: rules.current_period(sub[1], sub[2], today) for sid, sub in subs.items()}
@@ -320,7 +352,8 @@ def _period_sums(session: Session, spans: Sequence[tuple[int, dt.date, dt.date]]
             for sid, day, down, up, secs in session.execute(
                     select(UsageDay.subscriber_id, UsageDay.day, UsageDay.download,
                            UsageDay.upload, UsageDay.seconds)
-                    .where(UsageDay.subscriber_id.in_(list(span)), UsageDay.day >= low,
+                    .where(_ids_in(session, UsageDay.subscriber_id, list(span)),
+                           UsageDay.day >= low,
                            UsageDay.day < high)):
                 if span[sid][0] <= day < span[sid][1]:
                     acc = sums.setdefault(sid, [0, 0, 0])
