@@ -5,8 +5,10 @@ quota remainders, and the set of subscribers over their cap.
 :func:`record_usage` runs inside the accounting ingester's transaction (see
 :func:`radius.ingest.apply_accounting`): the usage moves with the sessions it comes from, so a
 crash applies both or neither, and a replayed record changes nothing. It touches only the
-sessions and subscribers of the batch (a few statements per batch, IN lists of at most 300),
-never scans.
+sessions and subscribers of the batch (a few statements per chunk of 300, never scans): it
+reads plain rows (``= ANY(array)`` on PostgreSQL, IN lists elsewhere), computes in Python,
+and writes with executemany (COPY, ``UPDATE .. FROM unnest`` and an array upsert on
+PostgreSQL); only a subscriber the cap rule acts on is loaded as ORM objects.
 """
 
 from __future__ import annotations
