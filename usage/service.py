@@ -235,6 +235,7 @@ class _Period:
     notified_100: bool
     exempt: bool
     stored: bool  # a row exists (UPDATE) or not (INSERT)
+    rolled: bool = False  # a new period (every column written), else only the counters
 
 
 _SUB_COLS = (Subscriber.id, Subscriber.period_start, Subscriber.period_end, Subscriber.service,
@@ -282,7 +283,8 @@ def _update_periods(session: Session, ids: Sequence[int],
         states[sid] = _Period(period_start=periods[sid][0], period_end=periods[sid][1],
                               download=down, upload=up, seconds=secs, extra_bytes=0,
                               notified_80=False, notified_100=False,
-                              exempt=bool(old and old.exempt), stored=old is not None)
+                              exempt=bool(old and old.exempt), stored=old is not None,
+                              rolled=True)
     acting = [sid for sid in ids if sid in subs and _acts(subs[sid], states[sid])]
     _write_periods(session, [(sid, states[sid]) for sid in ids if sid in subs])
     for chunk in _chunks(acting):
@@ -297,13 +299,19 @@ def _update_periods(session: Session, ids: Sequence[int],
 
 
 def _write_periods(session: Session, periods: Sequence[tuple[int, _Period]]) -> None:
-    """Store the periods (one executemany INSERT and one UPDATE), and expire the ORM copies
+    """Store the periods (new rows, rolled periods, and only the counters of the rest, one
+    statement each), and expire the ORM copies
     of these rows a caller may hold."""
     t = cast(Table, UsageState.__table__)
     inserts: list[dict[str, object]] = []
     updates: list[dict[str, object]] = []
+    counters: list[dict[str, object]] = []
     stamp = utcnow()
     for sid, st in periods:
+        if st.stored and not st.rolled:
+            counters.append({"subscriber_id": sid, "download": st.download,
+                             "upload": st.upload, "seconds": st.seconds, "updated_at": stamp})
+            continue
         values = {"period_start": st.period_start, "period_end": st.period_end,
                   "download": st.download, "upload": st.upload, "seconds": st.seconds,
                   "extra_bytes": st.extra_bytes, "notified_80": st.notified_80,
@@ -315,6 +323,7 @@ def _write_periods(session: Session, periods: Sequence[tuple[int, _Period]]) -> 
     rows = Rows(session)  # COPY and one UPDATE .. FROM unnest on PostgreSQL
     rows.insert(t, inserts)
     rows.update(t, updates, key="subscriber_id")
+    rows.update(t, counters, key="subscriber_id")
     for sid, _ in periods:
         obj = session.identity_map.get(session.identity_key(UsageState, sid))
         if obj is not None:
