@@ -574,24 +574,25 @@ class Rows:
                    [{"id": i, **r} for i, r in zip(ids, rows, strict=True)])
         return ids
 
-    def update(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-        """Set the columns in *rows* on the row with each one's ``id``."""
+    def update(self, table: Table, rows: Sequence[dict[str, Any]], *, key: str = "id"
+               ) -> None:
+        """Set the columns in *rows* on the row with each one's *key* (``id``)."""
         if not rows:
             return
-        columns = [c for c in rows[0] if c != "id"]
+        columns = [c for c in rows[0] if c != key]
         if not self.pg:
             self.session.execute(
-                update(table).where(table.c.id == bindparam("b_id"))
+                update(table).where(table.c[key] == bindparam(f"b_{key}"))
                 .values({c: bindparam(f"b_{c}") for c in columns}),
                 [{f"b_{k}": v for k, v in r.items()} for r in rows])
             return
-        exprs, params = self._arrays(table, ["id", *columns], rows)
-        if not exprs[0].startswith("u."):  # one row: still joined by id
-            exprs[0], params[0] = "u.id", [params[0]]
-        source, ordered = self._unnest(table, exprs, params, ["id", *columns])
+        exprs, params = self._arrays(table, [key, *columns], rows)
+        if not exprs[0].startswith("u."):  # one row: still joined by the key
+            exprs[0], params[0] = f"u.{key}", [params[0]]
+        source, ordered = self._unnest(table, exprs, params, [key, *columns])
         sql = (f"UPDATE {table.name} AS t SET "  # noqa: S608 - model names
                + ", ".join(f"{c} = {e}" for c, e in zip(columns, exprs[1:], strict=True))
-               + f" FROM {source} WHERE t.id = u.id")
+               + f" FROM {source} WHERE t.{key} = u.{key}")
         self.session.connection().exec_driver_sql(sql, tuple(ordered))
 
 

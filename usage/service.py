@@ -5,8 +5,10 @@ quota remainders, and the set of subscribers over their cap.
 :func:`record_usage` runs inside the accounting ingester's transaction (see
 :func:`radius.ingest.apply_accounting`): the usage moves with the sessions it comes from, so a
 crash applies both or neither, and a replayed record changes nothing. It touches only the
-sessions and subscribers of the batch (a few statements per batch, IN lists of at most 300),
-never scans.
+sessions and subscribers of the batch (a few statements per chunk of 300, never scans): it
+reads plain rows (``= ANY(array)`` on PostgreSQL, IN lists elsewhere), computes in Python,
+and writes with executemany (COPY, ``UPDATE .. FROM unnest`` and an array upsert on
+PostgreSQL); only a subscriber the cap rule acts on is loaded as ORM objects.
 """
 
 from __future__ import annotations
@@ -15,24 +17,29 @@ import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    String,
     Table,
     and_,
+    any_,
     bindparam,
     case,
     func,
-    insert,
     or_,
     select,
     tuple_,
-    update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from billing.accounts import enforce
+from billing.batch import Rows
 from billing.isp import local_today
 from billing.isp import settings as isp_settings
 from billing.models import Plan, ServiceType, Subscriber
@@ -55,6 +62,16 @@ Key = tuple[str, str, str]
 def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def _ids_in(session: Session, col: ColumnElement[int] | InstrumentedAttribute[int],
+            ids: Sequence[int]
+            ) -> ColumnElement[bool]:
+    """``col IN ids``; on PostgreSQL ``col = ANY(array)``: one parameter and the same
+    statement text whatever the count, so it is not parsed afresh for each batch."""
+    if session.get_bind().dialect.name == "postgresql":
+        return col == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
+    return col.in_(list(ids))
 
 
 # -- metering ----------------------------------------------------------------------------------
@@ -118,14 +135,29 @@ def _stored_marks(session: Session, keys: Sequence[Key]
     """The marks already kept for these sessions (row id and counters per day), locked."""
     stored: dict[Key, dict[dt.date, tuple[int, rules.Counters]]] = {}
     t = cast(Table, UsageSessionDay.__table__)
+    pg = session.get_bind().dialect.name == "postgresql"
     with session.no_autoflush:
         for chunk in _chunks(keys):
-            for rid, nas, acct_id, user, day, i, o, st in session.execute(
-                    select(t.c.id, t.c.nas_ip, t.c.acct_session_id, t.c.username, t.c.day,
-                           t.c.input_octets, t.c.output_octets, t.c.session_time)
-                    .where(tuple_(t.c.nas_ip, t.c.acct_session_id, t.c.username)
-                           .in_(list(chunk)))
-                    .with_for_update()):
+            if pg:  # joined to the keys as arrays: one parameter per column, fixed text
+                k = func.unnest(bindparam(None, [c[0] for c in chunk], type_=ARRAY(String)),
+                                bindparam(None, [c[1] for c in chunk], type_=ARRAY(String)),
+                                bindparam(None, [c[2] for c in chunk], type_=ARRAY(String))
+                                ).table_valued("nas_ip", "acct_session_id", "username"
+                                               ).render_derived(name="k")
+                where = and_(t.c.nas_ip == k.c.nas_ip,
+                             t.c.acct_session_id == k.c.acct_session_id,
+                             t.c.username == k.c.username)
+                query = (select(t.c.id, t.c.nas_ip, t.c.acct_session_id, t.c.username,
+                                t.c.day, t.c.input_octets, t.c.output_octets,
+                                t.c.session_time).select_from(t).join(k, where)
+                         .with_for_update(of=t))
+            else:
+                query = (select(t.c.id, t.c.nas_ip, t.c.acct_session_id, t.c.username,
+                                t.c.day, t.c.input_octets, t.c.output_octets,
+                                t.c.session_time)
+                         .where(tuple_(t.c.nas_ip, t.c.acct_session_id, t.c.username)
+                                .in_(list(chunk))).with_for_update())
+            for rid, nas, acct_id, user, day, i, o, st in session.execute(query):
                 stored.setdefault((nas, acct_id, user), {})[day] = (rid, (i, o, st))
     return stored
 
@@ -133,12 +165,9 @@ def _stored_marks(session: Session, keys: Sequence[Key]
 def _write_marks(session: Session, inserts: list[dict[str, object]],
                  updates: list[dict[str, object]]) -> None:
     t = cast(Table, UsageSessionDay.__table__)
-    if inserts:
-        session.execute(insert(t), inserts)
-    if updates:
-        session.execute(update(t).where(t.c.id == bindparam("row_id")).values(
-            input_octets=bindparam("input_octets"), output_octets=bindparam("output_octets"),
-            session_time=bindparam("session_time")), updates)
+    rows = Rows(session)  # COPY and one UPDATE .. FROM unnest on PostgreSQL
+    rows.insert(t, inserts)
+    rows.update(t, [{"id": u.pop("row_id"), **u} for u in updates])
 
 
 def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: ZoneInfo
@@ -163,41 +192,80 @@ def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: Zo
 
 
 def _add_days(session: Session, deltas: Mapping[tuple[int, dt.date], list[int]]) -> None:
-    pairs = sorted(deltas)
+    """Add the deltas to the subscribers' days in (subscriber, day) order with one upsert
+    (INSERT .. ON CONFLICT DO UPDATE adding to the stored figures): on PostgreSQL one
+    statement over arrays, elsewhere an executemany."""
     t = cast(Table, UsageDay.__table__)
-    have: dict[tuple[int, dt.date], tuple[int, int, int]] = {}
-    with session.no_autoflush:
-        for chunk in _chunks(pairs):
-            for sid, day, down, up, secs in session.execute(
-                    select(t.c.subscriber_id, t.c.day, t.c.download, t.c.upload, t.c.seconds)
-                    .where(tuple_(t.c.subscriber_id, t.c.day).in_(list(chunk)))
-                    .with_for_update()):
-                have[(sid, day)] = (down, up, secs)
-    inserts: list[dict[str, object]] = []
-    updates: list[dict[str, object]] = []
-    for pair in pairs:
-        d = deltas[pair]
-        old = have.get(pair)
-        if old is None:
-            inserts.append({"subscriber_id": pair[0], "day": pair[1], "download": d[0],
-                            "upload": d[1], "seconds": d[2]})
-        else:
-            updates.append({"sid": pair[0], "d": pair[1], "download": old[0] + d[0],
-                            "upload": old[1] + d[1], "seconds": old[2] + d[2]})
-    if inserts:
-        session.execute(insert(t), inserts)
-    if updates:
-        session.execute(update(t).where(t.c.subscriber_id == bindparam("sid"),
-                                        t.c.day == bindparam("d"))
-                        .values(download=bindparam("download"), upload=bindparam("upload"),
-                                seconds=bindparam("seconds")), updates)
+    pairs = sorted(deltas)
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql(
+            "INSERT INTO usage_days (subscriber_id, day, download, upload, seconds) "
+            "SELECT * FROM unnest(%s::bigint[], %s::date[], %s::bigint[], %s::bigint[], "
+            "%s::bigint[]) AS u(subscriber_id, day, download, upload, seconds) "
+            "ORDER BY subscriber_id, day "
+            "ON CONFLICT (subscriber_id, day) DO UPDATE SET "
+            "download = usage_days.download + excluded.download, "
+            "upload = usage_days.upload + excluded.upload, "
+            "seconds = usage_days.seconds + excluded.seconds",
+            ([p[0] for p in pairs], [p[1] for p in pairs],
+             [deltas[p][0] for p in pairs], [deltas[p][1] for p in pairs],
+             [deltas[p][2] for p in pairs]))
+        return
+    stmt = sqlite_insert(t)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=[t.c.subscriber_id, t.c.day],
+        set_={"download": t.c.download + stmt.excluded.download,
+              "upload": t.c.upload + stmt.excluded.upload,
+              "seconds": t.c.seconds + stmt.excluded.seconds}),
+        [{"subscriber_id": p[0], "day": p[1], "download": deltas[p][0],
+          "upload": deltas[p][1], "seconds": deltas[p][2]} for p in pairs])
+
+
+@dataclass
+class _Period:
+    """A subscriber's period state as plain values (a usage_states row, or one to insert)."""
+
+    period_start: dt.date
+    period_end: dt.date
+    download: int
+    upload: int
+    seconds: int
+    extra_bytes: int
+    notified_80: bool
+    notified_100: bool
+    exempt: bool
+    stored: bool  # a row exists (UPDATE) or not (INSERT)
+    rolled: bool = False  # a new period (every column written), else only the counters
+
+
+_SUB_COLS = (Subscriber.id, Subscriber.period_start, Subscriber.period_end, Subscriber.service,
+             Subscriber.cap_throttled, Subscriber.quota_left_bytes,
+             Subscriber.quota_left_seconds, Plan.cap_counts, Plan.data_cap_bytes,
+             Plan.fup_download_bps, Plan.time_quota_s)
 
 
 def _update_periods(session: Session, ids: Sequence[int],
                     deltas: Mapping[tuple[int, dt.date], list[int]], today: dt.date) -> None:
-    subs, states = _load(session, ids)
-    periods = {sid: rules.current_period(sub.period_start, sub.period_end, today)
-               for sid, sub in subs.items()}
+    """Add the batch's deltas to the subscribers' current periods (rolling those whose
+    period moved) with plain rows and executemany statements; only the few subscribers the
+    cap rule acts on (a notice, a throttle or restore, a quota remainder) go through
+    :func:`_evaluate` as ORM objects, in subscriber order as before."""
+    subs: dict[int, tuple[Any, ...]] = {}
+    states: dict[int, _Period] = {}
+    for chunk in _chunks(list(ids)):
+        subs.update((row[0], tuple(row)) for row in session.execute(
+            select(*_SUB_COLS).join(Plan, Plan.id == Subscriber.plan_id)
+            .where(_ids_in(session, Subscriber.id, chunk))))
+        for row in session.execute(
+                select(UsageState.subscriber_id, UsageState.period_start,
+                       UsageState.period_end, UsageState.download, UsageState.upload,
+                       UsageState.seconds, UsageState.extra_bytes, UsageState.notified_80,
+                       UsageState.notified_100, UsageState.exempt)
+                .where(_ids_in(session, UsageState.subscriber_id, chunk))
+                .with_for_update()):
+            sid, start, end, down, up, secs, extra, n80, n100, exempt = row
+            states[sid] = _Period(start, end, down, up, secs, extra, n80, n100, exempt, True)
+    periods = {sid: rules.current_period(sub[1], sub[2], today) for sid, sub in subs.items()}
     stale = [sid for sid in ids if sid in subs and (
         sid not in states or states[sid].period_start != periods[sid][0])]
     fresh = set(stale)
@@ -208,11 +276,102 @@ def _update_periods(session: Session, ids: Sequence[int],
         state.download += d[0]
         state.upload += d[1]
         state.seconds += d[2]
-    states.update(_roll_many(session, [(subs[sid], states.get(sid), *periods[sid])
-                                       for sid in stale]))
-    for sid in ids:
-        if sid in subs:
-            _evaluate(session, subs[sid], states[sid], "usage", today)
+    sums = _period_sums(session, [(sid, *periods[sid]) for sid in stale])
+    for sid in stale:
+        old = states.get(sid)
+        down, up, secs = sums.get(sid, (0, 0, 0))
+        states[sid] = _Period(period_start=periods[sid][0], period_end=periods[sid][1],
+                              download=down, upload=up, seconds=secs, extra_bytes=0,
+                              notified_80=False, notified_100=False,
+                              exempt=bool(old and old.exempt), stored=old is not None,
+                              rolled=True)
+    acting = [sid for sid in ids if sid in subs and _acts(subs[sid], states[sid])]
+    _write_periods(session, [(sid, states[sid]) for sid in ids if sid in subs])
+    for chunk in _chunks(acting):
+        orm_subs = {s.id: s for s in session.scalars(
+            select(Subscriber).where(Subscriber.id.in_(chunk))
+            .execution_options(populate_existing=True))}
+        orm_states = {s.subscriber_id: s for s in session.scalars(
+            select(UsageState).where(UsageState.subscriber_id.in_(chunk))
+            .execution_options(populate_existing=True))}
+        for sid in chunk:
+            _evaluate(session, orm_subs[sid], orm_states[sid], "usage", today)
+
+
+def _write_periods(session: Session, periods: Sequence[tuple[int, _Period]]) -> None:
+    """Store the periods (new rows, rolled periods, and only the counters of the rest, one
+    statement each), and expire the ORM copies
+    of these rows a caller may hold."""
+    t = cast(Table, UsageState.__table__)
+    inserts: list[dict[str, object]] = []
+    updates: list[dict[str, object]] = []
+    counters: list[dict[str, object]] = []
+    stamp = utcnow()
+    for sid, st in periods:
+        if st.stored and not st.rolled:
+            counters.append({"subscriber_id": sid, "download": st.download,
+                             "upload": st.upload, "seconds": st.seconds, "updated_at": stamp})
+            continue
+        values = {"period_start": st.period_start, "period_end": st.period_end,
+                  "download": st.download, "upload": st.upload, "seconds": st.seconds,
+                  "extra_bytes": st.extra_bytes, "notified_80": st.notified_80,
+                  "notified_100": st.notified_100, "exempt": st.exempt, "updated_at": stamp}
+        if st.stored:
+            updates.append({"subscriber_id": sid, **values})
+        else:
+            inserts.append({"subscriber_id": sid, **values})
+    rows = Rows(session)  # COPY and one UPDATE .. FROM unnest on PostgreSQL
+    rows.insert(t, inserts)
+    rows.update(t, updates, key="subscriber_id")
+    rows.update(t, counters, key="subscriber_id")
+    for sid, _ in periods:
+        obj = session.identity_map.get(session.identity_key(UsageState, sid))
+        if obj is not None:
+            session.expire(obj)
+
+
+def _acts(sub: tuple[Any, ...], st: _Period) -> bool:
+    """Whether :func:`_evaluate` would do anything for this subscriber (*sub*: a row of
+    ``_SUB_COLS``): a notice due, a throttle or restore, a quota remainder to change."""
+    _, _, _, service, throttled, q_bytes, q_secs, counts, cap, fup, time_quota = sub
+    used = rules.counted(counts, st.download, st.upload)
+    limit = cap + st.extra_bytes if cap is not None else None
+    act = rules.cap_actions(rules.CapState(
+        limit=limit, used=used, exempt=st.exempt, has_fup=fup is not None,
+        throttled=throttled, notified_80=st.notified_80, notified_100=st.notified_100))
+    if act.notice_80 or act.notice_100 or act.throttle is not None:
+        return True
+    if service is ServiceType.HOTSPOT and (
+            time_quota is not None or (cap is not None and fup is None)):
+        left_bytes = (rules.remainder(limit, st.download + st.upload)
+                      if fup is None else None)
+        left_secs = rules.remainder(time_quota, st.seconds)
+    else:
+        left_bytes = left_secs = None
+    return (left_bytes, left_secs) != (q_bytes, q_secs)
+
+
+def _period_sums(session: Session, spans: Sequence[tuple[int, dt.date, dt.date]]
+                 ) -> dict[int, list[int]]:
+    """(download, upload, seconds) each subscriber used on the days of its own
+    [start, end), for (subscriber id, start, end) spans (one query per chunk)."""
+    sums: dict[int, list[int]] = {}
+    for chunk in _chunks(spans):
+        low, high = min(r[1] for r in chunk), max(r[2] for r in chunk)
+        span = {r[0]: (r[1], r[2]) for r in chunk}
+        with session.no_autoflush:
+            for sid, day, down, up, secs in session.execute(
+                    select(UsageDay.subscriber_id, UsageDay.day, UsageDay.download,
+                           UsageDay.upload, UsageDay.seconds)
+                    .where(_ids_in(session, UsageDay.subscriber_id, list(span)),
+                           UsageDay.day >= low,
+                           UsageDay.day < high)):
+                if span[sid][0] <= day < span[sid][1]:
+                    acc = sums.setdefault(sid, [0, 0, 0])
+                    acc[0] += down
+                    acc[1] += up
+                    acc[2] += secs
+    return sums
 
 
 def _load(session: Session, ids: Sequence[int]
@@ -234,21 +393,8 @@ def _roll_many(session: Session,
     so far from the days (one query per chunk, each subscriber's own range), no top-ups, no
     notices; an exemption carries over."""
     out: dict[int, UsageState] = {}
+    sums = _period_sums(session, [(r[0].id, r[2], r[3]) for r in rolls])
     for chunk in _chunks(rolls):
-        low, high = min(r[2] for r in chunk), max(r[3] for r in chunk)
-        span = {r[0].id: (r[2], r[3]) for r in chunk}
-        sums: dict[int, list[int]] = {}
-        with session.no_autoflush:
-            for sid, day, down, up, secs in session.execute(
-                    select(UsageDay.subscriber_id, UsageDay.day, UsageDay.download,
-                           UsageDay.upload, UsageDay.seconds)
-                    .where(UsageDay.subscriber_id.in_(list(span)), UsageDay.day >= low,
-                           UsageDay.day < high)):
-                if span[sid][0] <= day < span[sid][1]:
-                    acc = sums.setdefault(sid, [0, 0, 0])
-                    acc[0] += down
-                    acc[1] += up
-                    acc[2] += secs
         for sub, old, start, end in chunk:
             state = old
             if state is None:

@@ -118,3 +118,16 @@ def test_the_longest_session_id_a_nas_may_send_is_metered(session: Session, alic
     sid = "8" * 253  # radius_sessions keeps 253 characters: so do the daily marks
     feed(session, acct("Interim-Update", sid, "alice", at(12, 10), 60, 1, 2))
     assert days(session, alice) == {D(2026, 11, 12): (2, 1, 60)}
+
+
+def test_a_period_state_held_in_the_session_reads_the_next_batch(session: Session,
+                                                                 alice: int) -> None:
+    # the metering writes period states as plain rows: an ORM copy the caller holds is
+    # expired, not left with the old figures
+    feed(session, acct("Interim-Update", "s1", "alice", at(12, 10), 600, 5_000, 70_000))
+    state = session.get(UsageState, alice)
+    assert state is not None and (state.download, state.upload) == (70_000, 5_000)
+    assert apply_accounting(session, [
+        acct("Interim-Update", "s1", "alice", at(12, 11), 660, 6_000, 90_000)]) == {}
+    assert (state.download, state.upload, state.seconds) == (90_000, 6_000, 660)
+    session.commit()
