@@ -21,6 +21,10 @@
 # Ubuntu 24.04 (FreeRADIUS >= 3.2.5 native, Python 3.13 and 3.12). rlm_python3 embeds the
 # system's libpython, so the virtualenv is always built from /usr/bin/python3.
 set -euo pipefail
+# What the installer writes (the code, the venv, unit files) must be readable by the radbill
+# user and by systemd whatever umask the administrator's shell has (077 is common on hardened
+# servers); secrets are made private explicitly where they are written.
+umask 022
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PREFIX=${RADBILL_PREFIX:-/opt/radbill}

@@ -29,7 +29,10 @@ class SysRoot:
 
     def mount(self) -> SysRoot:
         for d in ("upper", "work", "root"):
-            (self.base / d).mkdir()
+            # the upper directory is the root directory inside: as open as / itself, whatever
+            # umask this process has (radbill's CLI, run in-process by earlier tests, sets 077)
+            (self.base / d).mkdir(mode=0o755)
+            (self.base / d).chmod(0o755)
         subprocess.run(["mount", "-t", "overlay", f"radbill-{uuid.uuid4().hex[:8]}", "-o",
                         f"lowerdir=/,upperdir={self.base / 'upper'},workdir={self.base / 'work'}",
                         str(self.path)], check=True, capture_output=True)
@@ -47,10 +50,12 @@ class SysRoot:
 
     def run(self, *argv: str, env: Mapping[str, str] | None = None, timeout: float = 900,
             check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run *argv* as root inside the root."""
+        """Run *argv* as root inside the root, from a shell with umask 077 (a hardened
+        server's administrator: what the installer writes must not depend on it)."""
         full = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                 "LANG": "C.UTF-8", "HOME": "/root", **(env or {})}
-        done = subprocess.run(["chroot", str(self.path), *argv], env=full, text=True,
+        done = subprocess.run(["chroot", str(self.path), "/bin/sh", "-c",
+                               'umask 077; exec "$@"', "sh", *argv], env=full, text=True,
                               capture_output=True, timeout=timeout, check=False)
         if check and done.returncode != 0:
             raise AssertionError(f"{shlex.join(argv)} exited {done.returncode}:\n"
