@@ -86,8 +86,9 @@ class Node:
         self.group = group
         self.seen: list[tuple[float, int]] = []
         self.ready = threading.Event()
+        # --key=VALUE: a Fernet key may start with "-", which argparse takes for an option
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--node", group, "--url", url, "--key", key,
+            [sys.executable, __file__, "--node", group, "--url", url, f"--key={key}",
              "--poll-ms", str(poll_ms)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             text=True)
         threading.Thread(target=self._read, daemon=True).start()
