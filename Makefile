@@ -31,8 +31,10 @@ run: setup
 test: setup lint
 ifeq ($(DB),both)
 	@# the two runs side by side: most of a run is waiting on FreeRADIUS, sockets and timers,
-	@# so together they take little longer than one; each run's output is printed when it ends
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgresql
+	@# so together they take little longer than one; each run's output is printed when it ends.
+	@# Tests that never touch the database run once, in the SQLite pass (tests/conftest.py).
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgresql \
+		DATABASE_ONLY_PASS=postgresql
 else
 	$(MAKE) --no-print-directory test-$(DB)
 endif
@@ -41,7 +43,9 @@ test-sqlite: setup
 	RADBILL_TEST_DB=sqlite $(PY) -m pytest $(PYTEST_ARGS)
 
 test-postgresql: setup
-	RADBILL_TEST_DB=postgresql $(PY) -m pytest $(PYTEST_ARGS)
+	RADBILL_TEST_DB=postgresql \
+	RADBILL_TEST_DATABASE_ONLY=$(if $(filter postgresql,$(DATABASE_ONLY_PASS)),1,0) \
+		$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check radbill billing radius coa olt simulators admin payments notify usage reports portal tests bench

@@ -3,7 +3,9 @@ every database test runs on; ``make test`` runs the suite once for each."""
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,7 +42,51 @@ hypothesis_settings.load_profile(os.environ.get("RADBILL_HYPOTHESIS", "ci"))
 
 
 def pytest_report_header() -> str:
-    return f"radbill database backend: {BACKEND}"
+    header = f"radbill database backend: {BACKEND}"
+    if DATABASE_TESTS_ONLY:
+        header += " (database tests only: the others run in the other pass)"
+    return header
+
+
+# `make test` runs the suite once per database side by side. A test that never touches the
+# database (rules, money arithmetic, wire protocols, simulators) would do the same thing twice:
+# with RADBILL_TEST_DATABASE_ONLY=1 the PostgreSQL pass leaves it to the SQLite pass. A test
+# touches the database when its module or one of its fixtures names the backend or a database
+# fixture (the fixtures are read, not guessed: `fresh` fixtures that call
+# request.getfixturevalue("pg_admin_url") count).
+DATABASE_TESTS_ONLY = os.environ.get("RADBILL_TEST_DATABASE_ONLY") == "1"
+_DATABASE_WORDS = re.compile(r"\b(BACKEND|RADBILL_TEST_DB|pg_admin_url|database_url)\b")
+_mentions_database: dict[object, bool] = {}
+
+
+def _mentions(obj: object) -> bool:
+    if obj not in _mentions_database:
+        try:
+            _mentions_database[obj] = bool(_DATABASE_WORDS.search(inspect.getsource(obj)))  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            _mentions_database[obj] = True  # source unreadable: assume it does
+    return _mentions_database[obj]
+
+
+def touches_database(item: pytest.Item) -> bool:
+    """Whether this test's module or any fixture it uses names the database backend."""
+    module = getattr(item, "module", None)
+    if module is None or _mentions(module):
+        return True
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return True
+    return any(_mentions(d.func) for defs in info.name2fixturedefs.values() for d in defs)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not DATABASE_TESTS_ONLY:
+        return
+    keep = [item for item in items if touches_database(item)]
+    if len(keep) < len(items):
+        kept = set(map(id, keep))
+        config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
