@@ -9,6 +9,8 @@ PY := $(VENV)/bin/python
 # rlm_python3 embeds Debian's libpython3.11: the venv must be built from that interpreter.
 SYSTEM_PYTHON := /usr/bin/python3
 DB ?= both
+# each pass ends with its slowest tests, so a suite that grows slow says where
+PYTEST_ARGS ?= --durations=15
 
 .PHONY: setup run test test-sqlite test-postgresql lint bench clean lock install uninstall
 
