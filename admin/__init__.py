@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         money,
         olts,
         operations,
+        plan_requests,
         reports,
         staff,
         subscribers,
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     filters.init_app(app)
     app.register_blueprint(auth.bp)
     for module in (dashboard, subscribers, catalog, olts, money, operations, accounting, staff,
-                   messages, reports):
+                   messages, reports, plan_requests):
         app.register_blueprint(module.bp)
     app.register_blueprint(api.bp)
     from payments import web as payments_web

@@ -564,7 +564,7 @@ def message_json(d: Any, username: str | None) -> dict[str, Any]:
             "recipient": d.recipient, "status": d.status, "reason": d.reason,
             "dead_letter": d.dead_letter, "attempts": d.attempts, "segments": d.segments,
             "cost": str(d.cost) if d.cost is not None else None, "currency": d.currency,
-            "text": d.body, "created_at": d.created_at.isoformat(),
+            "text": d.shown_text, "created_at": d.created_at.isoformat(),
             "sent_at": d.sent_at.isoformat() if d.sent_at else None}
 
 

@@ -134,15 +134,28 @@ def render_pending(factory: sessionmaker[Session], archive_dir: Path, batch: int
         log.info("archived %d invoice PDFs", done)
 
 
-def verify(inv: Invoice) -> bool:
-    """True if the archived file is there and matches its checksum."""
+def _archived(inv: Invoice) -> bytes | None:
+    """The archived file's bytes if it is there and matches its checksum."""
     if not inv.pdf_path or not inv.pdf_sha256:
-        return False
+        return None
     try:
         data = Path(inv.pdf_path).read_bytes()
     except OSError:
-        return False
-    return hashlib.sha256(data).hexdigest() == inv.pdf_sha256
+        return None
+    return data if hashlib.sha256(data).hexdigest() == inv.pdf_sha256 else None
+
+
+def verify(inv: Invoice) -> bool:
+    """True if the archived file is there and matches its checksum."""
+    return _archived(inv) is not None
+
+
+def pdf_of(session: Session, inv: Invoice) -> bytes:
+    """The invoice's PDF: the archived file if it matches its checksum (read once: the bytes
+    checked are the bytes served), else rendered now (the archive job has not reached this
+    invoice yet, or the file is gone or damaged)."""
+    data = _archived(inv)
+    return data if data is not None else render_invoice_pdf(document(session, inv))
 
 
 def verify_all(factory: sessionmaker[Session], batch: int = 1000, keep: int = 100

@@ -163,6 +163,9 @@ def plan(session: Session, now: dt.datetime, limit: int = 2000) -> int:
         # Core executemany: no identity map, no RETURNING (the ORM's flush of a round's
         # objects was two thirds of planning)
         session.execute(insert(DELIVERIES), new[start : start + 1000])
+    # an event with a secret and nothing left to send it (no channel, no number, refused at
+    # planning) keeps it no longer
+    redact_secrets(session, [e.id for e in events if e.kind in rules.SECRET_FIELDS])
     return len(events)
 
 
@@ -305,6 +308,7 @@ def claim(session: Session, channel: str, now: dt.datetime, limit: int,
         jobs.append(Job(d.id, channel, d.kind, d.provider_id, d.recipient, d.subject,
                         d.body or "", invoices.get(d.id), d.dlt_template_id,
                         dict(d.variables or {}), d.attempts))
+    _redact_finished(session, due)
     return jobs
 
 
@@ -336,6 +340,60 @@ def _facts(session: Session, due: list[Delivery]
         out[d.id] = rules.Now(invoice_open=open_,
                               subscriber_status=now.statuses.get(d.subscriber_id or -1, ""))
     return out, invoices
+
+
+# -- secrets --------------------------------------------------------------------------------
+
+
+def _redact_finished(session: Session, rows: Sequence[Delivery]) -> None:
+    ids = {d.outbox_id for d in rows if d.kind in rules.SECRET_FIELDS
+           and d.outbox_id is not None and d.status not in OPEN_STATUSES}
+    if ids:
+        session.flush()
+        redact_secrets(session, sorted(ids))
+
+
+def redact_secrets(session: Session, outbox_ids: Sequence[int]) -> int:
+    """Blank the secrets (:data:`notify.rules.SECRET_FIELDS`, a login code) of these events
+    in the texts of their messages that are done (sent, failed, skipped), and in the event
+    itself once none of its messages is still to be sent. Returns how many messages were
+    blanked. Called in the transaction that finishes them: the code is never readable after."""
+    events: dict[int, tuple[str, dict[str, Any]]] = {}
+    for part in chunks(sorted(set(outbox_ids))):
+        for oid, kind, payload in session.execute(
+                select(Outbox.id, Outbox.kind, Outbox.payload).where(
+                    Outbox.id.in_(part), Outbox.kind.in_(sorted(rules.SECRET_FIELDS)))):
+            events[oid] = (kind, dict(payload or {}))
+    secrets = {oid: [str(p[f]) for f in rules.SECRET_FIELDS[kind]
+                     if p.get(f) not in (None, "", rules.REDACTED)]
+               for oid, (kind, p) in events.items()}
+    secrets = {oid: values for oid, values in secrets.items() if values}
+    if not secrets:
+        return 0
+    blanked = 0
+    still_open: set[int] = set()
+    for part in chunks(sorted(secrets)):
+        for d in session.scalars(select(Delivery).where(Delivery.outbox_id.in_(part))
+                                 .order_by(Delivery.id)):
+            assert d.outbox_id is not None
+            if d.status in OPEN_STATUSES:
+                still_open.add(d.outbox_id)
+                continue
+            values = secrets[d.outbox_id]
+            if d.body:
+                d.body = rules.redact(d.body, values)
+            if d.subject:
+                d.subject = rules.redact(d.subject, values)
+            if d.variables:
+                d.variables = {k: rules.redact(str(v), values) for k, v in d.variables.items()}
+            blanked += 1
+    for part in chunks(sorted(set(secrets) - still_open)):
+        for event in session.scalars(select(Outbox).where(Outbox.id.in_(part))):
+            fields = rules.SECRET_FIELDS[event.kind]
+            # a new dict: the JSON column notices a replaced value, not a mutated one
+            event.payload = {k: (rules.REDACTED if k in fields and v is not None else v)
+                             for k, v in (event.payload or {}).items()}
+    return blanked
 
 
 # -- recording ------------------------------------------------------------------------------
@@ -379,6 +437,7 @@ def record(session: Session, channel: str, results: Sequence[Result], now: dt.da
             d.next_attempt_at = now + wait
         counts[d.status] = counts.get(d.status, 0) + 1
     _early_reports(session, [d for d in rows if d.status == DeliveryStatus.SENT], now)
+    _redact_finished(session, rows)
     if account is not None:
         pause(session, channel, account.detail or "account error", now)
         counts["paused"] = 1
@@ -507,6 +566,9 @@ def retry(session: Session, delivery_id: int, now: dt.datetime) -> Delivery:
     if d.status not in (DeliveryStatus.FAILED, DeliveryStatus.SKIPPED):
         raise Conflict(f"message #{delivery_id} is {d.status}: only failed or skipped "
                        "messages are retried")
+    if d.kind in rules.SECRET_FIELDS:
+        raise Conflict(f"message #{delivery_id} carried a one-time secret, blanked since: "
+                       "it is not re-sent (the subscriber asks for a new code)")
     d.status, d.dead_letter, d.reason = DeliveryStatus.QUEUED, False, "retried by an operator"
     d.next_attempt_at, d.expires_at, d.attempts = now, now + TTL, 0
     return d

@@ -103,6 +103,17 @@ class Delivery(Base):
     dlt_template_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     variables: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
 
+    @property
+    def shown_text(self) -> str | None:
+        """The text as staff see it: a message carrying a secret (a portal login code)
+        shows none while it is still to be sent; once done its secret is blanked
+        (:func:`notify.delivery.redact_secrets`)."""
+        from notify.rules import SECRET_FIELDS
+
+        if self.kind in SECRET_FIELDS and self.status in OPEN_STATUSES:
+            return "(a one-time code: shown once it is sent, blanked)"
+        return self.body
+
     __table_args__ = (
         Index("ix_notify_deliveries_due", "status", "next_attempt_at"),
         Index("ix_notify_deliveries_provider_ref", "provider_ref"),

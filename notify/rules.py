@@ -10,6 +10,7 @@ import datetime as dt
 import enum
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
@@ -106,6 +107,18 @@ def normalise_msisdn(raw: str, country: str) -> str:
 URGENT_KINDS = frozenset({"payment_received", "reconnected", "test", "otp"})
 # Sent whatever the subscriber opted out of: they asked for it (a portal login code).
 REQUESTED_KINDS = frozenset({"otp"})
+# The payload fields of an event kind that are secrets (a portal login code): in a message's
+# text only until it is sent or given up, never shown to staff, never re-sent by hand.
+SECRET_FIELDS: dict[str, tuple[str, ...]] = {"otp": ("code",)}
+REDACTED = "******"
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """*text* with every occurrence of each secret replaced by :data:`REDACTED`."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
 
 
 @dataclass(frozen=True)

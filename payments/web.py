@@ -33,7 +33,7 @@ from admin.auth import requires
 from admin.db import commit, get_db
 from admin.roles import Permission
 from payments import intents
-from payments.gateways.base import GatewayError, PaymentGateway, SignatureError
+from payments.gateways.base import GatewayError, PaymentGateway, PaymentOrder, SignatureError
 from radbill.errors import DomainError, NotFound
 
 log = logging.getLogger("radbill.payments")
@@ -87,7 +87,15 @@ def start(key: str) -> Any:
         abort(404, description="No such payment link.")
     except DomainError as exc:
         return render_template("pay_result.html", outcome="error", message=str(exc)), 409
-    commit()  # the intent exists before the gateway hears of it
+    return start_checkout(gw, name, order, intent.reference)
+
+
+def start_checkout(gw: PaymentGateway, name: str, order: PaymentOrder, reference: str) -> Any:
+    """Commit the request's work (the intent *reference* exists before the gateway hears of
+    it), ask the gateway for a checkout of *order* and send the browser there; a gateway
+    that does not answer gets the error page (502). The payment link and the portal both
+    start here."""
+    commit()
     try:
         checkout = gw.start(order)
     except GatewayError as exc:
@@ -98,7 +106,7 @@ def start(key: str) -> Any:
                                message=f"{LABELS.get(name, name)} is not answering right now. "
                                        "Please try again in a few minutes or choose another "
                                        "way to pay."), 502
-    intents.started(get_db(), intent.reference, checkout)
+    intents.started(get_db(), reference, checkout)
     commit()
     return redirect(checkout.redirect_url, code=303)
 

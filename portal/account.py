@@ -178,6 +178,45 @@ def pending_requests(session: Session, limit: int = 500) -> list[PlanChangeReque
         PlanChangeRequest.status == "pending").order_by(PlanChangeRequest.id).limit(limit)))
 
 
+@dataclass(frozen=True)
+class RequestView:
+    """A plan change request as an operator reads it (the CLI and the admin page)."""
+
+    id: int
+    username: str | None
+    current_plan: str | None
+    requested_plan: str | None
+    effective: str
+    status: str
+    requested_at: dt.datetime
+    decided_by: str | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"id": self.id, "username": self.username, "from": self.current_plan,
+                "to": self.requested_plan, "effective": self.effective,
+                "status": self.status, "requested_at": self.requested_at.isoformat(),
+                "decided_by": self.decided_by}
+
+
+def request_views(session: Session, requests: list[PlanChangeRequest]) -> list[RequestView]:
+    """*requests* with the subscriber's name and the plans' names (at most
+    :func:`pending_requests`' limit: the ids go in one bounded IN list each)."""
+    if len(requests) > 1000:
+        raise InvalidInput("too many requests at once")
+    subs = {s.id: s for s in session.scalars(select(Subscriber).where(
+        Subscriber.id.in_(sorted({r.subscriber_id for r in requests}))))} if requests else {}
+    plan_ids = {r.plan_id for r in requests} | {s.plan_id for s in subs.values()}
+    plans = {p.id: p.name for p in session.scalars(select(Plan).where(
+        Plan.id.in_(sorted(plan_ids))))} if plan_ids else {}
+    out = []
+    for r in requests:
+        sub = subs.get(r.subscriber_id)
+        out.append(RequestView(r.id, sub.username if sub else None,
+                               plans.get(sub.plan_id) if sub else None, plans.get(r.plan_id),
+                               r.effective, r.status, r.requested_at, r.decided_by))
+    return out
+
+
 def decide(session: Session, request_id: int, *, approve: bool, by: str, today: dt.date,
            note: str | None = None) -> PlanChangeRequest:
     """An operator approves (the plan is changed through billing) or rejects a request."""

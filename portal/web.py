@@ -44,14 +44,13 @@ from admin.auth import requires
 from admin.charts import bar_chart
 from admin.db import box, commit, get_db, now, today
 from admin.roles import Permission
+from admin.views.common import pdf_response
 from billing import archive
 from billing.models import Invoice, Subscriber
-from billing.pdf import render_invoice_pdf
 from billing.promises import MAX_PROMISE_DAYS
 from notify.delivery import isp_view
 from payments import intents
-from payments.gateways.base import GatewayError
-from payments.web import LABELS, gateways, offered
+from payments.web import gateways, offered, start_checkout
 from portal import account, garden, i18n, usage
 from portal import auth as portal_auth
 from radbill import audit
@@ -204,18 +203,7 @@ def _start_payment(sub: Subscriber, source: str) -> Any:
                  entity="subscriber", entity_id=sub.id,
                  after={"gateway": name, "reference": intent.reference, "from": source,
                         "amount": str(order.amount), "currency": order.currency})
-    commit()  # the intent exists before the gateway hears of it
-    try:
-        checkout = gw.start(order)
-    except GatewayError as exc:
-        log.error("%s checkout for %s failed: %s", name, order.reference, exc)
-        return render_template("pay_result.html", outcome="error",
-                               message=f"{LABELS.get(name, name)} is not answering right now. "
-                                       "Please try again in a few minutes or choose another "
-                                       "way to pay."), 502
-    intents.started(db, intent.reference, checkout)
-    commit()
-    return redirect(checkout.redirect_url, code=303)
+    return start_checkout(gw, name, order, intent.reference)  # (commits the audit row too)
 
 
 # -- logging in -----------------------------------------------------------------------------
@@ -396,12 +384,7 @@ def invoice_pdf(number: str) -> Response:
         inv: Invoice = account.invoice_of(db, g.subscriber, number)
     except NotFound:
         abort(404)
-    if archive.verify(inv):
-        data = Path(str(inv.pdf_path)).read_bytes()
-    else:
-        data = render_invoice_pdf(archive.document(db, inv))
-    return Response(data, mimetype="application/pdf", headers={
-        "Content-Disposition": f'inline; filename="{inv.number}.pdf"'})
+    return pdf_response(archive.pdf_of(db, inv), inv.number)
 
 
 @bp.route("/pay", methods=["POST"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import g
+from flask import Response, g
 
 from radbill.errors import Conflict, DomainError, NotFound
 
@@ -19,3 +19,9 @@ def status_of(exc: DomainError) -> int:
     if isinstance(exc, Conflict):
         return 409
     return 422
+
+
+def pdf_response(data: bytes, number: str) -> Response:
+    """An invoice's PDF, shown in the browser under its number."""
+    return Response(data, mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{number}.pdf"'})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request
@@ -10,9 +9,9 @@ from flask import Blueprint, Response, abort, render_template, request
 from admin.auth import requires
 from admin.db import get_db
 from admin.roles import Permission
+from admin.views.common import pdf_response
 from billing import archive, invoices, payments
 from billing.models import Subscriber
-from billing.pdf import render_invoice_pdf
 from payments import intents
 from payments.models import PaymentIntent
 from radbill.errors import DomainError
@@ -46,12 +45,7 @@ def invoice_pdf(number: str) -> Response:
         inv = invoices.get_invoice(db, number)
     except DomainError:
         abort(404)
-    if archive.verify(inv):
-        data = Path(str(inv.pdf_path)).read_bytes()
-    else:
-        data = render_invoice_pdf(archive.document(db, inv))
-    return Response(data, mimetype="application/pdf", headers={
-        "Content-Disposition": f'inline; filename="{inv.number}.pdf"'})
+    return pdf_response(archive.pdf_of(db, inv), inv.number)
 
 
 def held_payments() -> list[PaymentIntent]:

@@ -29,6 +29,7 @@ EXPECTED = {
     "olts.index": P.READ, "olts.detail": P.READ,
     "money.invoice_list": P.READ, "money.invoice_pdf": P.READ, "money.payment_list": P.READ,
     "operations.audit_log": P.READ, "operations.jobs": P.READ,
+    "plan_requests.index": P.READ, "plan_requests.decide": P.OPERATE,
     "staff.index": P.MANAGE, "staff.create": P.MANAGE, "staff.disable": P.MANAGE,
     "staff.enable": P.MANAGE, "staff.unlock": P.MANAGE, "staff.password": P.MANAGE,
     "staff.token_create": P.MANAGE, "staff.token_revoke": P.MANAGE,
@@ -72,7 +73,7 @@ ALLOWED = {  # role -> permissions (the specification, written out)
 }
 ARGS = {"username": "alice", "session_id": 1, "number": "INV-000001", "filename": "admin.css",
         "name": "bkash", "reference": "RB1NOTOURS", "key": "no-such-key", "token_id": 999999,
-        "message_id": 999999, "code": "nosuchcode"}
+        "message_id": 999999, "code": "nosuchcode", "request_id": 999999}
 
 
 def routes(app: Flask) -> list[tuple[str, str, str]]:

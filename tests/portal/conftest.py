@@ -23,6 +23,9 @@ app = admin_fixtures.app
 settings = admin_fixtures.settings
 factory = admin_fixtures.factory
 cheap_hashes = admin_fixtures.cheap_hashes
+staff = admin_fixtures.staff
+client_for = admin_fixtures.client_for
+token_for = admin_fixtures.token_for
 
 PORTAL_PASSWORD = "s3cret"  # tests.factories.make_subscriber's
 

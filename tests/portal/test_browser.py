@@ -32,6 +32,7 @@ from admin import create_app
 from billing.models import EnforcementRequest, Invoice, Subscriber
 from billing.payments import record_payment
 from billing.run import run_days
+from coa import queue
 from notify.config import save
 from notify.worker import NotifyWorker, WorkerConfig
 from payments.config import adapter
@@ -106,6 +107,19 @@ def world(engine: Engine, data_dir: Path, database_url: str) -> Iterator[dict[st
                        actor="test")
     radius = RadiusServer(database_url, data_dir).start()
     worker = EnforcementWorker(database_url, data_dir, RADBILL_COA_TIMEOUT_MS="300").start()
+
+    def settled() -> bool:
+        with factory() as s:
+            return s.scalars(select(EnforcementRequest.id).where(
+                EnforcementRequest.status.in_(queue.OPEN)).limit(1)).first() is None
+
+    # The suspensions of the billing run are the worker's first round. They must be done
+    # before anyone dials in: a worker that starts slowly (it takes seconds to import on a
+    # loaded machine) would otherwise claim them just after the logins and Disconnect every
+    # garden session right as the first test opens its page (its line down for the redial:
+    # the browser stayed on http://news.example/today), and its Disconnect would stand for
+    # the reconnection's in the NAS's acked_at.
+    wait_for(settled, timeout=60, interval=0.1)
     sims = {name: load(path)().start() for name, path in SIMULATORS.items()}
     port = free_tcp_port()
     base = f"http://127.0.0.1:{port}"
@@ -214,6 +228,9 @@ def test_garden_visitor_pays_and_is_reconnected(world: dict[str, Any], browser: 
     page = context.new_page()
     violations = _csp_watch(page)
     shot = Shots(page, artifacts_dir / "portal")
+    # in the garden since the fixture, untouched: no Disconnect has reached this session yet
+    # (the one the test waits for below is the reconnection's)
+    assert username not in nas.acked_at, "the session was disconnected before the payment"
     page.goto("http://news.example/today")  # any web site: the router redirects
     assert "/portal/garden" in page.url
     page.wait_for_selector(f"text={username.title()}")
@@ -247,6 +264,7 @@ def test_garden_visitor_pays_and_is_reconnected(world: dict[str, Any], browser: 
         _explain(world, page, username)
         raise
     took = time.monotonic() - clicked
+    assert re.search(r"/portal/garden(\?|$)", page.url), page.url  # back where they landed
     shot(f"garden-{gateway}-online")
     [session] = nas.online(username)
     currency = "INR" if gateway == "razorpay" else "BDT"

@@ -22,6 +22,7 @@ from portal import auth as portal_auth
 from portal.models import PlanChangeRequest, PortalOtp
 from radbill.audit import AuditLog
 from radbill.db import utcnow
+from radbill.errors import DomainError
 from simulators.sms.sslwireless import SslWirelessSimulator
 from tests.admin.helpers import overdue_subscriber
 from tests.admin.helpers import today as isp_today
@@ -242,6 +243,68 @@ def test_otp_login_through_the_sms_outbox(world: dict[str, Any], client_at: Any,
         again = client_at()
         _ask_code(again, "+8801722222222")  # (a new code is sent; the old one is spent)
         assert _enter(again, code.group(1)).status_code == 401
+    finally:
+        ssl.stop()
+
+
+def _everything_staff_see(factory: Any, client_for: Any, token_for: Any) -> tuple[str, str]:
+    """What staff are shown (the messages page, bob's page, the API's and the CLI's
+    messages), and what is stored (every outbox payload and message text)."""
+    from notify.cli import _message
+    from notify.delivery import messages
+    from notify.models import Delivery
+
+    staff = client_for("noc")
+    seen = [staff.get("/messages/").get_data(as_text=True),
+            staff.get("/subscribers/bob").get_data(as_text=True),
+            client_for("admin").get("/api/v1/messages",
+                                    headers=token_for("noc")).get_data(as_text=True)]
+    with factory() as s:
+        seen += [repr(_message(d)) for d in messages(s)]
+        stored = [repr(p) for p in s.scalars(select(Outbox.payload).order_by(Outbox.id))]
+        stored += [repr((d.subject, d.body, d.variables)) for d in s.scalars(
+            select(Delivery).order_by(Delivery.id))]
+    return "\n".join(seen), "\n".join(stored)
+
+
+def test_the_code_is_shown_to_no_staff_and_blanked_once_sent(
+        world: dict[str, Any], client_at: Any, factory: Any, box: Any, client_for: Any,
+        token_for: Any) -> None:
+    from notify import delivery
+
+    ssl = SslWirelessSimulator().start()
+    try:
+        with factory() as s, s.begin():
+            save(s, box, "sms", "sslwireless", {"base_url": ssl.url, "sid": ssl.sid,
+                                                "price_per_segment": "0.35",
+                                                "currency": "BDT"},
+                 {"api_token": ssl.api_token})
+        visitor = client_at()
+        _ask_code(visitor, "01722222222")
+        with factory() as s, s.begin():
+            code = str(s.scalars(select(Outbox.payload).where(Outbox.kind == "otp")).one()[
+                "code"])
+            assert delivery.plan(s, utcnow()) >= 1  # planned, not sent yet
+        assert re.fullmatch(r"\d{6}", code)
+        shown, stored = _everything_staff_see(factory, client_for, token_for)
+        assert "one-time code" in shown
+        assert code not in shown  # no page, API or CLI shows it before it is sent
+        assert code in stored  # (the message to send holds it until then)
+        _deliver(factory, box, ssl)
+        # it went to the phone...
+        assert [m.to for m in ssl.accepted if code in m.text] == ["8801722222222"]
+        shown, stored = _everything_staff_see(factory, client_for, token_for)
+        assert code not in shown + stored  # ...and is readable nowhere here any more
+        assert "******" in shown and "******" in stored
+        with factory() as s, s.begin():
+            [sent] = s.scalars(select(delivery.Delivery).where(
+                delivery.Delivery.kind == "otp")).all()
+            sent.status = "failed"
+            s.flush()
+            with pytest.raises(DomainError, match="not re-sent"):
+                delivery.retry(s, sent.id, utcnow())
+        ok = _enter(visitor, code)  # (the code itself still works: blanked, not spent)
+        assert ok.status_code == 302
     finally:
         ssl.stop()
 
