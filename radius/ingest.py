@@ -142,9 +142,21 @@ def is_record_fault(exc: BaseException) -> bool:
     set-aside table, so the stream stops and retries instead."""
     if isinstance(exc, DBAPIError):
         return isinstance(exc, DataError | IntegrityError) and not exc.connection_invalidated
+    if _is_driver_error(exc):  # raised by the driver itself (COPY), not wrapped by SQLAlchemy
+        return any(base.__name__ in ("DataError", "IntegrityError")
+                   for base in type(exc).__mro__)
     if isinstance(exc, StatementError) and isinstance(exc.orig, BaseException):
         return is_record_fault(exc.orig)  # a driver-side error SQLAlchemy wrapped
     return isinstance(exc, Exception) and not isinstance(exc, OSError | MemoryError)
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    """Whether *exc* is a DB-API (PEP 249) error raised by the driver: psycopg's and sqlite3's
+    exception classes all derive from their module's ``Error``."""
+    for base in type(exc).__mro__:
+        if base.__name__ == "Error" and base.__module__.split(".")[0] in ("psycopg", "sqlite3"):
+            return True
+    return False
 
 
 FAILED_ALONE = "could not be applied: "
