@@ -37,7 +37,7 @@ from billing.subscribers import subscriber_ids
 from radbill import audit
 from radbill.db import utcnow
 from radbill.errors import InvalidInput, NotFound
-from radius import accounting, rejects
+from radius import accounting, lag, rejects
 from radius.accounting import DEFAULT_LIMITS, AcctRecord, InvalidRecord, Limits
 from radius.bounds import MAX_I64, received_at
 from radius.detail import DetailRecord, complete_records
@@ -209,6 +209,9 @@ class Ingester:
         batch_size: int = 2000,
         limits: Limits = DEFAULT_LIMITS,
         node: str = "",
+        lag_alert_seconds: float | None = None,
+        metrics_path: Path | None = None,
+        observe_every: float = 5.0,
     ) -> None:
         self.factory = factory
         self.spool_dir = spool_dir
@@ -218,6 +221,13 @@ class Ingester:
         self.applied = 0
         self.rejected = 0
         self._stop = threading.Event()
+        # lag: measured every *observe_every* seconds while running when either is set
+        self.lag_alert_seconds = lag_alert_seconds
+        self.metrics_path = metrics_path
+        self.observe_every = observe_every
+        self.lag: list[lag.StreamLag] = []
+        self._positions: dict[str, lag.Position] = {}  # last cursors read from the database
+        self._observed = 0.0
 
     # -- one pass -------------------------------------------------------------------------
 
@@ -294,6 +304,7 @@ class Ingester:
                     break
             if records:
                 done += self._apply(stream, name, records)
+                self._maybe_observe()  # a long backlog: the lag while it drains
                 continue
             newer = len(pending) > 1
             if not newer:
@@ -352,6 +363,55 @@ class Ingester:
         cursor.records += n
         cursor.updated_at = utcnow()
 
+    # -- lag ------------------------------------------------------------------------------
+
+    def observe(self, now: dt.datetime | None = None) -> list[lag.StreamLag]:
+        """Measure the lag (:mod:`radius.lag`), write the metric file and raise or resolve
+        the lag alert, as configured. With the database down the cursors last read are used
+        (and the alert waits for the database); never raises."""
+        self._observed = time.monotonic()
+        db_up = True
+        try:
+            with self.factory() as session:
+                self._positions.update(lag.positions(session, self.node))
+        except Exception as exc:  # noqa: BLE001 - the lag matters most while it is down
+            db_up = False
+            log.debug("lag: cursors not readable (%s)", type(exc).__name__)
+        now = now or utcnow()
+        known = [s for s in self.streams if db_up or s.name in self._positions]
+        self.lag = [lag.stream_lag(s.name, s.directory, self._positions.get(s.name, ("", 0)),
+                                   now) for s in known]
+        if self.metrics_path is not None:
+            try:
+                lag.write_textfile(self.metrics_path, lag.prometheus_text(self.lag, self.node))
+            except OSError as exc:
+                log.error("lag metric not written to %s: %s", self.metrics_path, exc)
+        if db_up and self.lag_alert_seconds is not None:
+            try:
+                with self.factory() as session, session.begin():
+                    outcome = lag.check_alert(session, self.lag, self.lag_alert_seconds,
+                                              self.node, now)
+            except Exception as exc:  # noqa: BLE001 - checked again at the next observation
+                log.error("lag alert not checked: %s", str(exc).splitlines()[0])
+            else:
+                worst = max((g.age_seconds for g in self.lag), default=0.0)
+                if outcome == "raised":
+                    log.error("ACCOUNTING INGEST %.0f s BEHIND (alert threshold %.0f s)",
+                              worst, self.lag_alert_seconds)
+                elif outcome == "resolved":
+                    log.warning("accounting ingest caught up (%.0f s behind): lag alert "
+                                "resolved", worst)
+        return self.lag
+
+    def _maybe_observe(self) -> None:
+        if (self.lag_alert_seconds is None and self.metrics_path is None) or (
+                time.monotonic() - self._observed < self.observe_every):
+            return
+        try:
+            self.observe()
+        except Exception as exc:  # noqa: BLE001 - a metric never stops the ingester
+            log.error("lag not measured: %s", str(exc).splitlines()[0])
+
     # -- loop -----------------------------------------------------------------------------
 
     def run_forever(self, poll_seconds: float = 0.2, max_backoff: float = 5.0) -> None:
@@ -372,6 +432,7 @@ class Ingester:
                               "are safe in %s and will be applied when it is back", failures,
                               f"{type(exc).__name__}: {exc}".splitlines()[0], self.spool_dir)
                 delay = min(max_backoff, poll_seconds * 2 ** min(failures, 6))
+            self._maybe_observe()
             self._stop.wait(delay)
 
     def stop(self) -> None:
