@@ -427,18 +427,20 @@ _PG_TYPES = {"started_at": "timestamptz", "updated_at": "timestamptz",
              "id": "bigint", "nas_ip": "varchar", "acct_session_id": "varchar",
              "username": "varchar", "subscriber_id": "integer"}
 # Fixed statement texts (one array parameter per column, whatever the batch size), so
-# psycopg prepares them once per connection. A NULL state_seq keeps the stored one.
+# psycopg prepares them once per connection; the arrays go in binary (%b): psycopg writes a
+# text array element by element in Python, eight times slower (measured: 30 against 3.8 us
+# per record for 15 columns). A NULL state_seq keeps the stored one.
 _PG_UPDATE = (
     "UPDATE radius_sessions AS t SET "  # noqa: S608 - column names of the model, no input
     + ", ".join(f"{c} = u.{c}" for c in _STATE_FIELDS)
     + ", state_seq = COALESCE(u.state_seq, t.state_seq) FROM unnest("
-    + ", ".join(f"%s::{_PG_TYPES[c]}[]" for c in ("id", *_WRITE_COLS))
+    + ", ".join(f"%b::{_PG_TYPES[c]}[]" for c in ("id", *_WRITE_COLS))
     + ") AS u(" + ", ".join(("id", *_WRITE_COLS)) + ") WHERE t.id = u.id")
 _INSERT_COLS = ("nas_ip", "acct_session_id", "username", "subscriber_id", *_WRITE_COLS)
 _PG_INSERT = (
     "INSERT INTO radius_sessions ("  # noqa: S608 - column names of the model, no input
     + ", ".join(_INSERT_COLS) + ") SELECT * FROM unnest("
-    + ", ".join(f"%s::{_PG_TYPES[c]}[]" for c in _INSERT_COLS) + ")")
+    + ", ".join(f"%b::{_PG_TYPES[c]}[]" for c in _INSERT_COLS) + ")")
 
 
 def _load_states(session: Session, keys: list[Key]) -> dict[Key, tuple[int, SessionState]]:
