@@ -232,8 +232,11 @@ def implausible_jump(before: SessionState | None, after: SessionState, rec: Acct
 
 def _grow(state: SessionState, rec: AcctRecord) -> SessionState:
     """Counters and times move forward only; missing details are filled in."""
-    return replace(
-        state,
+    # built directly, not with dataclasses.replace: this runs for every record ingested
+    return SessionState(
+        started_at=state.started_at,
+        stopped_at=state.stopped_at,
+        terminate_cause=state.terminate_cause,
         updated_at=max(state.updated_at, rec.event_time),
         session_time=max(state.session_time, rec.session_time),
         input_octets=max(state.input_octets, rec.input_octets),
