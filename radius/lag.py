@@ -153,20 +153,27 @@ def write_textfile(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _open_alert(session: Session) -> Alert | None:
-    return session.scalars(select(Alert).where(Alert.kind == ALERT_KIND,
-                                               Alert.resolved_at.is_(None))
-                           .order_by(Alert.id).limit(1).with_for_update()).first()
+def _open_alert(session: Session, node: str) -> Alert | None:
+    """This node's open lag alert (each node has its own spool and its own lag: one node
+    catching up must not resolve another's alert). Open ones are few: filtered here, not in
+    JSON SQL that differs between the databases."""
+    for alert in session.scalars(select(Alert).where(Alert.kind == ALERT_KIND,
+                                                     Alert.resolved_at.is_(None))
+                                 .order_by(Alert.id).limit(100).with_for_update()):
+        if (alert.data or {}).get("node", "") == node:
+            return alert
+    return None
 
 
 def check_alert(session: Session, lags: Sequence[StreamLag], threshold_seconds: float,
                 node: str = "", now: dt.datetime | None = None) -> str | None:
-    """Raise the ``ingest_lag`` alert when a stream is more than *threshold_seconds* behind
-    (one open alert: later checks update its figures), resolve it once every stream is back
-    under the threshold. Returns ``"raised"``, ``"updated"``, ``"resolved"`` or None."""
+    """Raise the ``ingest_lag`` alert of node *node* when a stream is more than
+    *threshold_seconds* behind (one open alert per node: later checks update its figures),
+    resolve it once every stream is back under the threshold. Returns ``"raised"``,
+    ``"updated"``, ``"resolved"`` or None."""
     now = now or utcnow()
     worst = max(lags, key=lambda g: g.age_seconds, default=None)
-    alert = _open_alert(session)
+    alert = _open_alert(session, node)
     if worst is None or worst.age_seconds <= threshold_seconds:
         if alert is None:
             return None

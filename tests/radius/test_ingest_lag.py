@@ -93,6 +93,18 @@ def test_alert_raised_once_updated_then_resolved(db, tmp_path) -> None:  # type:
     assert [a[1] for a in alerts(db)] == [True, False]
 
 
+def test_each_node_has_its_own_alert(db) -> None:  # type: ignore[no-untyped-def]
+    behind, fine = [lag.StreamLag("acct", 5000, 1, T0, 400.0)], [lag.StreamLag("acct", 0, 0,
+                                                                              None, 0.0)]
+    steps = []
+    for node, lags in (("a", behind), ("b", fine), ("b", behind), ("a", fine), ("a", fine)):
+        with session_factory(db)() as s, s.begin():
+            steps.append(lag.check_alert(s, lags, 300, node, T0))
+    # b catching up leaves a's alert open; a's catching up resolves a's only
+    assert steps == ["raised", None, "raised", "resolved", None]
+    assert [(a[4]["node"], a[1]) for a in alerts(db)] == [("a", True), ("b", False)]
+
+
 def test_the_ingester_observes_while_it_runs(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
     write(tmp_path / "spool", FILE, record("Start", "s1", 0))
     metrics = tmp_path / "metrics" / "radbill_ingest.prom"
