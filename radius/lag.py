@@ -7,7 +7,8 @@ spool behind the node's cursor. It is
 
 * a metric: :func:`prometheus_text` renders it in the Prometheus text format, which the
   ingester writes to a file for node_exporter's textfile collector
-  (``<data>/metrics/radbill_ingest.prom``) and ``radbill accounting lag --prometheus`` prints;
+  (``radbill_ingest.prom`` in ``RADBILL_METRICS_DIR``, default ``<data>/metrics``) and
+  ``radbill accounting lag --prometheus`` prints;
 * an alert: :func:`check_alert` raises one ``ingest_lag`` alert when a stream is further
   behind than the threshold (``RADBILL_INGEST_LAG_ALERT_S``) and resolves it once every
   stream has caught up below it.
@@ -146,10 +147,14 @@ def prometheus_text(lags: Sequence[StreamLag], node: str = "") -> str:
 
 
 def write_textfile(path: Path, text: str) -> None:
-    """Replace *path* with *text* atomically (a collector never reads half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Replace *path* with *text* atomically (a collector never reads half a file). The file
+    is world-readable (0644, whatever the umask: node_exporter runs as its own user; it holds
+    no secret); its directory is created owner-only if missing, so point
+    ``RADBILL_METRICS_DIR`` at the collector's directory."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
+    tmp.chmod(0o644)
     os.replace(tmp, path)
 
 

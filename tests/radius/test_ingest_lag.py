@@ -72,6 +72,7 @@ def test_prometheus_text(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "metrics" / "radbill_ingest.prom"
     lag.write_textfile(path, text)
     assert path.read_text() == text and [p.name for p in path.parent.iterdir()] == [path.name]
+    assert path.stat().st_mode & 0o777 == 0o644  # node_exporter runs as its own user
 
 
 def test_alert_raised_once_updated_then_resolved(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
