@@ -21,11 +21,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
     Select,
     String,
+    Table,
     and_,
     bindparam,
     case,
@@ -418,7 +420,7 @@ def _fold_into(states: dict[Key, SessionState], rec: AcctRecord, limits: Limits)
 
 
 SEGMENT_CHUNK = 5000  # sessions per load and write statement (arrays on PostgreSQL)
-_TABLE = RadiusSession.__table__
+_TABLE = cast(Table, RadiusSession.__table__)
 _LOAD_COLS = (_TABLE.c.id, _TABLE.c.nas_ip, _TABLE.c.acct_session_id, _TABLE.c.username,
               *(_TABLE.c[name] for name in _STATE_FIELDS))
 _WRITE_COLS = (*_STATE_FIELDS, "state_seq")
@@ -529,7 +531,7 @@ def _write_states(session: Session, updates: list[tuple[int, SessionState, int |
         return
     t = _TABLE
     if updates:
-        values = {name: bindparam(f"b_{name}") for name in _STATE_FIELDS}
+        values: dict[str, Any] = {name: bindparam(f"b_{name}") for name in _STATE_FIELDS}
         values["state_seq"] = func.coalesce(bindparam("b_state_seq", type_=BigInteger),
                                             t.c.state_seq)
         session.execute(
