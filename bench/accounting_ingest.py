@@ -9,12 +9,25 @@ with ``radius.ingest.Ingester.run_once`` into a freshly migrated database and ti
   (a NUL inside the Acct-Session-Id, a Gigawords of 2^31, an unknown Acct-Status-Type, in
   turn), which validation sets aside in the batch's own transaction.
 
+* **metered**: the clean file with its 5,000 users as subscribers on a capped plan, so usage
+  metering (usage per day and period, caps; ``usage.service.record_usage``) runs in the same
+  transactions, as in production.
+* **rlm_sql** (PostgreSQL only): the baseline, the same records stored the way stock
+  FreeRADIUS ``rlm_sql`` stores them (stock schema and queries, one autocommitted statement
+  per record on 5 connections; ``bench/rlm_sql_acct.py``), timed in the same run.
+
 Every run is checked: the number of sessions and the sum of their counters equal what the
-file says (minus the replaced records' sessions), and the number of records set aside.
+file says (minus the replaced records' sessions), and the number of records set aside. CPU is
+reported for this process (parsing, validation, SQLAlchemy, the driver) and, on PostgreSQL,
+for the database server's backends of the run (from ``/proc``): the machine is shared, so the
+CPU per record says more than the wall-clock rate when it is loaded. The load average is
+printed before and after.
 
 Run from the project root with the project's virtualenv::
 
     .venv/bin/python bench/accounting_ingest.py                      # 20,000 sessions, both
+    .venv/bin/python bench/accounting_ingest.py --backend postgresql --sessions 10000 \
+        --variants rlm_sql,clean,metered                             # issue 14's goal
     .venv/bin/python bench/accounting_ingest.py --sessions 500 --rounds 1   # smoke check
 
 The code measured is whatever ``radius`` the interpreter imports: to compare with another
@@ -36,11 +49,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import cpu_model, create_database, db_url, drop_database, log
+import psycopg
+from _common import cpu_model, cpu_seconds, create_database, db_url, drop_database, log
 from sqlalchemy import func, select
 
+from bench import rlm_sql_acct
 from radbill import migrate
 from radbill.db import make_engine, session_factory
+from radius.detail import complete_records
 from radius.ingest import Ingester
 from radius.models import RadiusSession
 
@@ -105,9 +121,30 @@ def spool_text(sessions: int, interims: int, bad_every: int, seed: int
         v[1] for v in totals.values()), replaced
 
 
-def run_once(url: str, text: str, batch: int) -> tuple[float, float, int, int, int, int]:
-    """Ingest *text* into a fresh database at *url*: wall and CPU seconds (this process:
-    parsing, validation, the ORM; not the PostgreSQL server), sessions, sums, set aside."""
+def backend_cpu(admin_url: str | None, dbname: str | None) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend connected to *dbname* (empty for SQLite)."""
+    if not admin_url or not dbname:
+        return {}
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        pids = [r[0] for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (dbname,))]
+    return cpu_seconds(pids)
+
+
+def server_cpu(before: dict[int, float], after: dict[int, float]) -> float:
+    """The CPU the backends spent between two readings (a new backend: all of it)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def run_once(url: str, text: str, batch: int, *, metered: bool = False,
+             admin_url: str | None = None, dbname: str | None = None
+             ) -> tuple[float, float, float, int, int, int, int]:
+    """Ingest *text* into a fresh database at *url*: wall, process CPU and database server
+    CPU seconds, sessions, sums, set aside."""
+    if metered:
+        from bench.usage_ingest import seed  # that module imports this one
+
+        seed(url)
     engine = make_engine(url)
     migrate.upgrade(engine)
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,76 +152,116 @@ def run_once(url: str, text: str, batch: int) -> tuple[float, float, int, int, i
         (spool / "acct").mkdir()
         (spool / "acct" / "detail-20261124-20").write_text(text)
         ing = Ingester(session_factory(engine), spool, batch_size=batch)
+        with engine.connect():  # the pool's connection exists before the first reading
+            pass
+        server = backend_cpu(admin_url, dbname)
         started, cpu = time.perf_counter(), time.process_time()
         ing.run_once()
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        server_s = server_cpu(server, backend_cpu(admin_url, dbname))
     with session_factory(engine)() as s:
         n, inp, out = s.execute(select(func.count(), func.sum(RadiusSession.input_octets),
                                        func.sum(RadiusSession.output_octets))).one()
     engine.dispose()
-    return seconds, cpu, int(n), int(inp or 0), int(out or 0), ing.rejected
+    return seconds, cpu, server_s, int(n), int(inp or 0), int(out or 0), ing.rejected
 
 
-def main() -> int:
+def run_rlm_sql(url: str, text: str, threads: int
+                ) -> tuple[float, float, float, int, int, int, int]:
+    """Store *text*'s records as stock rlm_sql would (the baseline), timed like
+    :func:`run_once`; sums read from ``radacct``."""
+    rlm_sql_acct.setup(url)
+    records = [r.attrs for r in complete_records(text.encode())]
+    started, cpu = time.perf_counter(), time.process_time()
+    server_s = rlm_sql_acct.replay(url, records, threads)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    with psycopg.connect(url) as conn:
+        n, inp, out = conn.execute("SELECT count(*), sum(acctinputoctets), "
+                                   "sum(acctoutputoctets) FROM radacct").fetchone() or (0, 0, 0)
+    return seconds, cpu, server_s, int(n), int(inp or 0), int(out or 0), 0
+
+
+VARIANTS = {"rlm_sql": 0, "clean": 0, "metered": 0, "bad-1%": 100}  # name: bad record every
+
+
+def main() -> int:  # noqa: PLR0915 - one table, verified row by row
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=20_000)
     parser.add_argument("--interims", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--variants", default="clean,bad-1%",
-                        help="Comma-separated: clean, bad-1%% (default both).")
+    parser.add_argument("--variants", default="rlm_sql,clean,metered,bad-1%",
+                        help="Comma-separated: rlm_sql, clean, metered, bad-1%% (default all; "
+                             "rlm_sql on PostgreSQL only).")
+    parser.add_argument("--rlm-threads", type=int, default=5,
+                        help="rlm_sql's connections (its pool starts with 5).")
     args = parser.parse_args()
     # one error line per set-aside record would measure the terminal, not the ingester
-    logging.getLogger("radbill.ingest").setLevel(logging.CRITICAL)
+    logging.getLogger("radbill").setLevel(logging.CRITICAL)
 
-    variants = {k: v for k, v in {"clean": 0, "bad-1%": 100}.items()
-                if k in args.variants.split(",")}
-    files = {name: spool_text(args.sessions, args.interims, every, args.seed)
-             for name, every in variants.items()}
+    wanted = args.variants.split(",")
+    variants = {k: v for k, v in VARIANTS.items() if k in wanted}
+    files = {every: spool_text(args.sessions, args.interims, every, args.seed)
+             for every in set(variants.values())}
     records = args.sessions * (args.interims + 2)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     print(f"# {records} records ({args.sessions} sessions x {args.interims + 2}), batch "
-          f"{args.batch}, {args.rounds} round(s); {cpu_model()}, Python "
-          f"{platform.python_version()}")
-    print(f"{'backend':<11} {'variant':<7} {'median s':>9} {'records/s':>10} {'cpu s':>7} "
-          f"{'cpu us/rec':>10} {'set aside':>9}")
+          f"{args.batch}, {args.rounds} round(s), variants interleaved round by round; "
+          f"{cpu_model()}, Python {platform.python_version()}; load average before: "
+          f"{Path('/proc/loadavg').read_text().split()[0]}")
+    print(f"{'backend':<11} {'variant':<8} {'median s':>9} {'records/s':>10} "
+          f"{'vs rlm_sql':>10} {'cpu us/rec':>10} {'db us/rec':>9} {'set aside':>9}")
     ok = True
     for backend in backends:
-        for name, (text, sessions, inp, out, replaced) in files.items():
-            times, cpus = [], []
-            for _ in range(args.rounds):
+        names = [n for n in variants if backend == "postgresql" or n != "rlm_sql"]
+        runs: dict[str, list[tuple[float, float, float]]] = {n: [] for n in names}
+        for _ in range(args.rounds):
+            for name in names:
+                text, sessions, inp, out, replaced = files[variants[name]]
                 if backend == "sqlite":
-                    tmp = tempfile.mkdtemp()
-                    url, dbname = f"sqlite:///{tmp}/bench.db", None
+                    url, dbname = f"sqlite:///{tempfile.mkdtemp()}/bench.db", None
                 else:
                     dbname = f"radbill_ingest_bench_{secrets.token_hex(4)}"
                     url = db_url(args.pg_url, dbname).replace("postgresql://",
                                                                "postgresql+psycopg://", 1)
                     create_database(args.pg_url, dbname)
                 try:
-                    seconds, cpu, n, got_in, got_out, rejected = run_once(url, text,
-                                                                          args.batch)
+                    if name == "rlm_sql":
+                        result = run_rlm_sql(db_url(args.pg_url, dbname), text,
+                                             args.rlm_threads)
+                    else:
+                        result = run_once(url, text, args.batch, metered=name == "metered",
+                                          admin_url=args.pg_url if dbname else None,
+                                          dbname=dbname)
                 finally:
                     if dbname:
                         drop_database(args.pg_url, dbname)
-                times.append(seconds)
-                cpus.append(cpu)
-                log(f"{backend} {name}: {seconds:.2f} s ({cpu:.2f} s CPU), {n} sessions, "
-                    f"{rejected} set aside")
-                if name == "clean" and (n, got_in, got_out, rejected) != (sessions, inp, out, 0):
+                seconds, cpu, server_s, n, got_in, got_out, rejected = result
+                runs[name].append((seconds, cpu, server_s))
+                log(f"{backend} {name}: {seconds:.2f} s ({cpu:.2f} s CPU, database "
+                    f"{server_s:.2f} s), {n} sessions, {rejected} set aside; load "
+                    f"{Path('/proc/loadavg').read_text().split()[0]}")
+                if not replaced and (n, got_in, got_out, rejected) != (sessions, inp, out, 0):
                     log(f"NOT VERIFIED: {(n, got_in, got_out, rejected)} != "
                         f"{(sessions, inp, out, 0)}")
                     ok = False
-                if name != "clean" and (rejected != replaced or n > sessions):
+                if replaced and (rejected != replaced or n > sessions):
                     log(f"NOT VERIFIED: set aside {rejected}, expected {replaced}")
                     ok = False
-            med, cpu_med = statistics.median(times), statistics.median(cpus)
-            print(f"{backend:<11} {name:<7} {med:>9.2f} {records / med:>10.0f} "
-                  f"{cpu_med:>7.2f} {cpu_med / records * 1e6:>10.0f} "
-                  f"{replaced if name != 'clean' else 0:>9}", flush=True)
+        base = statistics.median(r[0] for r in runs["rlm_sql"]) if runs.get("rlm_sql") else None
+        for name in names:
+            med = statistics.median(r[0] for r in runs[name])
+            cpu_med = statistics.median(r[1] for r in runs[name])
+            db_med = statistics.median(r[2] for r in runs[name])
+            ratio = f"{base / med:.2f}x" if base else "-"
+            db = f"{db_med / records * 1e6:.0f}" if backend == "postgresql" else "-"
+            print(f"{backend:<11} {name:<8} {med:>9.2f} {records / med:>10.0f} {ratio:>10} "
+                  f"{cpu_med / records * 1e6:>10.0f} {db:>9} "
+                  f"{files[variants[name]][4]:>9}", flush=True)
+    print(f"# load average after: {Path('/proc/loadavg').read_text().split()[0]}")
     return 0 if ok else 1
 
 

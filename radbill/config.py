@@ -96,6 +96,11 @@ class Settings:
     interim_interval: int = 300
     # Accounting counters growing faster than this (per direction) are set aside as garbage.
     acct_max_mbps: int = 100_000
+    # The ingester raises an alert when the database is this far behind the detail spools.
+    ingest_lag_alert_s: int = 300
+    # Where the running ingester writes its lag for node_exporter's textfile collector
+    # (None: <data>/metrics).
+    metrics_dir: Path | None = None
     radius_auth_port: int = 1812
     radius_acct_port: int = 1813
     radius_listen: str = "127.0.0.1"
@@ -154,6 +159,9 @@ class Settings:
             walled_garden_rate=env.get("RADBILL_WALLED_GARDEN_RATE") or "256k/256k",
             interim_interval=_int(env, "RADBILL_INTERIM_INTERVAL", 300, minimum=60),
             acct_max_mbps=_int(env, "RADBILL_ACCT_MAX_MBPS", 100_000, minimum=1),
+            ingest_lag_alert_s=_bounded(env, "RADBILL_INGEST_LAG_ALERT_S", 300, 10, 86400 * 7),
+            metrics_dir=Path(env["RADBILL_METRICS_DIR"]) if env.get("RADBILL_METRICS_DIR")
+            else None,
             radius_auth_port=_int(env, "RADBILL_RADIUS_AUTH_PORT", 1812, minimum=1),
             radius_acct_port=_int(env, "RADBILL_RADIUS_ACCT_PORT", 1813, minimum=1),
             radius_listen=env.get("RADBILL_RADIUS_LISTEN") or "127.0.0.1",

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 from collections.abc import Mapping
 
 from radbill.db import utcnow
@@ -101,15 +102,18 @@ def _is_utf8(value: str) -> bool:
     return True
 
 
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_QUAD = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+
+
 def ip_address(value: str | None) -> str | None:
     """A valid IPv4/IPv6 address in its canonical text, or None."""
     if not value or len(value) > 45:
         return None
     # Fast path for what nearly every record carries, a dotted quad already in canonical form
-    # (ipaddress.ip_address costs ~5 us, twice per record).
-    parts = value.split(".")
-    if len(parts) == 4 and all(p.isascii() and p.isdigit() and len(p) <= 3 and int(p) <= 255
-                               and (p[0] != "0" or p == "0") for p in parts):
+    # (ipaddress.ip_address costs ~5 us, twice per record): one regular expression, no
+    # leading zeros, each part at most 255.
+    if _CANONICAL_QUAD.fullmatch(value):
         return value
     try:
         return str(ipaddress.ip_address(value))

@@ -232,6 +232,31 @@ def accounting_ingest(app: App, spool_dir: Path | None) -> None:
     click.echo(f"applied {n} records, set aside {ingester.rejected}")
 
 
+@accounting.command("lag")
+@click.option("--spool-dir", type=click.Path(path_type=Path), help="Default <data>/radius/spool.")
+@click.option("--prometheus", is_flag=True, help="The Prometheus text format.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def accounting_lag(app: App, spool_dir: Path | None, prometheus: bool, as_json: bool) -> None:
+    """How far the database is behind this node's detail spools: the age of the oldest
+    record not applied yet and the bytes behind, per stream. Exits 1 when a stream is
+    further behind than RADBILL_INGEST_LAG_ALERT_S."""
+    from radius import lag
+
+    with app.transaction() as session:
+        cursors = lag.positions(session, app.settings.node_name)
+    lags = lag.measure(spool_dir or app.settings.data_dir / "radius" / "spool", cursors)
+    if prometheus:
+        click.echo(lag.prometheus_text(lags, app.settings.node_name), nl=False)
+    else:
+        emit([g.as_dict() for g in lags], as_json, lambda rows: table(
+            rows, ["stream", "age_seconds", "bytes_behind", "files_behind",
+                   "oldest_unapplied"]))
+    if max((g.age_seconds for g in lags), default=0.0) > app.settings.ingest_lag_alert_s:
+        sys.exit(1)
+
+
 def _printable(value: object) -> str:
     """A value safe to print on a terminal: control characters escaped, kept short."""
     from radius.rejects import printable

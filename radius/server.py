@@ -335,7 +335,10 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
     streams = [Stream(s.name, s.directory, checker.watch(s.handler)) if s.name == "postauth"
                else s for s in default_streams(layout.spool, Limits.from_settings(settings))]
     ingester = Ingester(session_factory(engine), layout.spool, streams=streams,
-                        limits=Limits.from_settings(settings), node=settings.node_name)
+                        limits=Limits.from_settings(settings), node=settings.node_name,
+                        lag_alert_seconds=settings.ingest_lag_alert_s,
+                        metrics_path=(settings.metrics_dir or settings.data_dir / "metrics")
+                        / "radbill_ingest.prom")
     worker = threading.Thread(target=ingester.run_forever, name="radbill-ingest", daemon=True)
     worker.start()
     threading.Thread(target=checker.run_forever, name="radbill-sessioncheck",

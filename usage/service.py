@@ -194,14 +194,15 @@ def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: Zo
 def _add_days(session: Session, deltas: Mapping[tuple[int, dt.date], list[int]]) -> None:
     """Add the deltas to the subscribers' days in (subscriber, day) order with one upsert
     (INSERT .. ON CONFLICT DO UPDATE adding to the stored figures): on PostgreSQL one
-    statement over arrays, elsewhere an executemany."""
+    statement over arrays (sent in binary: psycopg writes text arrays element by element in
+    Python), elsewhere an executemany."""
     t = cast(Table, UsageDay.__table__)
     pairs = sorted(deltas)
     if session.get_bind().dialect.name == "postgresql":
         session.connection().exec_driver_sql(
             "INSERT INTO usage_days (subscriber_id, day, download, upload, seconds) "
-            "SELECT * FROM unnest(%s::bigint[], %s::date[], %s::bigint[], %s::bigint[], "
-            "%s::bigint[]) AS u(subscriber_id, day, download, upload, seconds) "
+            "SELECT * FROM unnest(%b::bigint[], %b::date[], %b::bigint[], %b::bigint[], "
+            "%b::bigint[]) AS u(subscriber_id, day, download, upload, seconds) "
             "ORDER BY subscriber_id, day "
             "ON CONFLICT (subscriber_id, day) DO UPDATE SET "
             "download = usage_days.download + excluded.download, "

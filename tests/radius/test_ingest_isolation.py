@@ -5,9 +5,11 @@ mistaken for a bad record."""
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine, select, update
 from sqlalchemy.exc import (
@@ -204,6 +206,13 @@ def test_a_database_outage_never_sets_anything_aside(db, tmp_path) -> None:  # t
                connection_invalidated=True), False),
     (StatementError("wrapped", "INSERT", {}, TimeoutError("timed out")), False),
     (OSError("disk I/O error"), False),
+    # raised by the driver itself (psycopg's COPY), not wrapped by SQLAlchemy
+    (psycopg.errors.UniqueViolation("duplicate key"), True),
+    (psycopg.errors.NumericValueOutOfRange("bigint out of range"), True),
+    (psycopg.OperationalError("server closed the connection unexpectedly"), False),
+    (psycopg.errors.AdminShutdown("terminating connection"), False),
+    (sqlite3.OperationalError("database is locked"), False),
+    (sqlite3.IntegrityError("UNIQUE constraint failed"), True),
 ])
 def test_what_counts_as_one_records_fault(exc: BaseException, record_fault: bool) -> None:
     assert is_record_fault(exc) is record_fault
