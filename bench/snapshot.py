@@ -34,6 +34,7 @@ import datetime as dt
 import ipaddress
 import random
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -246,7 +247,7 @@ def rate(result: Result) -> float:
 # -- the run --------------------------------------------------------------------------------
 
 
-def measure_size(  # noqa: PLR0915 - one linear script
+def measure_size(  # noqa: PLR0912, PLR0915 - one linear script
         args: argparse.Namespace, size: int, work: Path, baseline: Path | None,
         rng: random.Random, phases: dict[str, float]) -> dict[str, Result]:
     admin = args.pg_url
@@ -280,7 +281,12 @@ def measure_size(  # noqa: PLR0915 - one linear script
         def start(name: str, label: str) -> tuple[TreeServer, Result]:
             auth, acct = free_udp_ports(2)
             tree = baseline if name == "baseline" and baseline is not None else PROJECT_ROOT
-            env = radbill_env(urls[name], data_dir)
+            # each tree its own data directory (the same key): each saves and restarts from
+            # its own snapshot file, whatever format its tree writes
+            own = data_dir if name == "compact" else work / f"data-{size}-{name}"
+            if not own.exists():
+                shutil.copytree(data_dir, own)
+            env = radbill_env(urls[name], own)
             env["PYTHONPATH"] = str(tree)
             server = TreeServer(
                 label, [sys.executable, "-m", "radbill.cli", "radius", "run", "--listen", HOST,
@@ -319,18 +325,23 @@ def measure_size(  # noqa: PLR0915 - one linear script
             results[name].rss_after, results[name].peak_after = memory_mb(
                 server.freeradius_pids())
         # a restart starts from the snapshot the running policy saved after its first load
-        saved = data_dir / SNAPSHOT_FILE
         deadline = time.monotonic() + args.start_timeout
-        while not (saved.exists() and saved.stat().st_mtime >= started - 1):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{size}: the policy never saved its snapshot to {saved}")
-            time.sleep(0.2)
+        for name in servers:
+            saved = (data_dir if name == "compact" else work / f"data-{size}-{name}"
+                     ) / SNAPSHOT_FILE
+            while not (saved.exists() and saved.stat().st_mtime >= started - 1):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{size}: {name} never saved its snapshot to {saved}")
+                time.sleep(0.2)
         for server in servers.values():
             server.stop()
-        server, restart = start("compact", "restart")
-        restart.rss_after, restart.peak_after = restart.rss_loaded, restart.peak_loaded
-        results["restart"] = restart
-        server.stop()
+        for name, label in (("baseline", "b-restart"), ("compact", "restart")):
+            if name not in servers:
+                continue
+            server, restart = start(name, label)
+            restart.rss_after, restart.peak_after = restart.rss_loaded, restart.peak_loaded
+            results[label] = restart
+            server.stop()
     return results
 
 
@@ -361,8 +372,8 @@ def report(args: argparse.Namespace, info: list[str], baseline_commit: str | Non
     out.append("(first answer: seconds from starting 'radbill radius run' to the first "
                "Access-Accept; CPU s: the FreeRADIUS process's CPU seconds by then; RSS "
                "and peak (VmHWM) right after it; RSS after: after the measured rounds; "
-               "req/s: median of the rounds; restart: the compact layout "
-               "started again, from the snapshot it saved, after the rounds)")
+               "req/s: median of the rounds; restart, b-restart: this tree and "
+               "the baseline started again, each from the snapshot it saved, after the rounds)")
     out.append("")
     sizes = sorted(results)
     for size in sizes:
