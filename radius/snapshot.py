@@ -316,7 +316,7 @@ class AuthSnapshot:
             return self._find_saved(key)
         return stored
 
-    def _find_saved(self, key: str) -> str | None:
+    def _find_saved(self, key: str) -> str | SubscriberEntry | SubscriberRecord | None:
         """The stored subscriber under *key* in the mapped saved file (sorted by key), by
         binary search over its lines; None if it is not there."""
         saved = self._saved
