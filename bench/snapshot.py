@@ -34,6 +34,7 @@ import datetime as dt
 import ipaddress
 import random
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from _common import create_database, drop_database, log, radbill_db_upgrade
+from _common import cpu_seconds, create_database, drop_database, log, radbill_db_upgrade
 
 from bench.auth_throughput import (
     ACCESS_ACCEPT,
@@ -230,6 +231,7 @@ class Result:
 
     name: str
     first_answer: float = 0.0
+    start_cpu: float = 0.0  # CPU seconds of the FreeRADIUS process at the first answer
     rss_loaded: float = 0.0
     peak_loaded: float = 0.0
     rss_after: float = 0.0
@@ -245,7 +247,7 @@ def rate(result: Result) -> float:
 # -- the run --------------------------------------------------------------------------------
 
 
-def measure_size(  # noqa: PLR0915 - one linear script
+def measure_size(  # noqa: PLR0912, PLR0915 - one linear script
         args: argparse.Namespace, size: int, work: Path, baseline: Path | None,
         rng: random.Random, phases: dict[str, float]) -> dict[str, Result]:
     admin = args.pg_url
@@ -279,7 +281,12 @@ def measure_size(  # noqa: PLR0915 - one linear script
         def start(name: str, label: str) -> tuple[TreeServer, Result]:
             auth, acct = free_udp_ports(2)
             tree = baseline if name == "baseline" and baseline is not None else PROJECT_ROOT
-            env = radbill_env(urls[name], data_dir)
+            # each tree its own data directory (the same key): each saves and restarts from
+            # its own snapshot file, whatever format its tree writes
+            own = data_dir if name == "compact" else work / f"data-{size}-{name}"
+            if not own.exists():
+                shutil.copytree(data_dir, own)
+            env = radbill_env(urls[name], own)
             env["PYTHONPATH"] = str(tree)
             server = TreeServer(
                 label, [sys.executable, "-m", "radbill.cli", "radius", "run", "--listen", HOST,
@@ -292,8 +299,10 @@ def measure_size(  # noqa: PLR0915 - one linear script
             result = Result(label)
             result.first_answer = first_answer(server, users, rng, args.start_timeout)
             result.rss_loaded, result.peak_loaded = memory_mb(server.freeradius_pids())
-            log(f"{size}: {label} answered {result.first_answer:.1f}s after start, FreeRADIUS "
-                f"RSS {result.rss_loaded:.0f} MB (peak {result.peak_loaded:.0f} MB)")
+            result.start_cpu = sum(cpu_seconds(server.freeradius_pids()).values())
+            log(f"{size}: {label} answered {result.first_answer:.1f}s after start "
+                f"({result.start_cpu:.1f} s FreeRADIUS CPU), FreeRADIUS RSS "
+                f"{result.rss_loaded:.0f} MB (peak {result.peak_loaded:.0f} MB)")
             return server, result
 
         started = time.time()
@@ -316,18 +325,24 @@ def measure_size(  # noqa: PLR0915 - one linear script
             results[name].rss_after, results[name].peak_after = memory_mb(
                 server.freeradius_pids())
         # a restart starts from the snapshot the running policy saved after its first load
-        saved = data_dir / SNAPSHOT_FILE
         deadline = time.monotonic() + args.start_timeout
+        saved = data_dir / SNAPSHOT_FILE
         while not (saved.exists() and saved.stat().st_mtime >= started - 1):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{size}: the policy never saved its snapshot to {saved}")
             time.sleep(0.2)
+        # the baseline saved its own after its first load, before this tree started, if its
+        # tree saves one at all (the old layout does not: then it is not restarted)
+        base_saved = work / f"data-{size}-baseline" / SNAPSHOT_FILE
         for server in servers.values():
             server.stop()
-        server, restart = start("compact", "restart")
-        restart.rss_after, restart.peak_after = restart.rss_loaded, restart.peak_loaded
-        results["restart"] = restart
-        server.stop()
+        for name, label in (("baseline", "b-restart"), ("compact", "restart")):
+            if name not in servers or (name == "baseline" and not base_saved.exists()):
+                continue
+            server, restart = start(name, label)
+            restart.rss_after, restart.peak_after = restart.rss_loaded, restart.peak_loaded
+            results[label] = restart
+            server.stop()
     return results
 
 
@@ -340,23 +355,27 @@ def report(args: argparse.Namespace, info: list[str], baseline_commit: str | Non
                            if baseline_commit else
                            "not run: figures from issue 14, marked (issue)"),
            "",
-           f"{'subscribers':>11}  {'layout':<9} {'first answer s':>14} {'RSS MB':>8} "
+           f"{'subscribers':>11}  {'layout':<9} {'first answer s':>14} {'CPU s':>6} "
+           f"{'RSS MB':>8} "
            f"{'peak MB':>8} {'RSS after MB':>12} {'req/s':>8} {'p99 ms':>7} {'failures':>8}"]
     for size, by_name in results.items():
         if "baseline" not in by_name and size in ISSUE_FIGURES:
             rss, start = ISSUE_FIGURES[size]
-            out.append(f"{size:>11,}  {'old':<9} {start:>14.1f} {rss:>8.0f} {'-':>8} "
+            out.append(f"{size:>11,}  {'old':<9} {start:>14.1f} {'-':>6} {rss:>8.0f} {'-':>8} "
                        f"{'-':>12} {'-':>8} {'-':>7} {'-':>8}  (issue)")
         for r in by_name.values():
             rounds = (f"{'-':>12} {'-':>8} {'-':>7} {'-':>8}" if not r.rounds else
                       f"{r.rss_after:>12.0f} {rate(r):>8.0f} {summarize(r.rounds).p99:>7.2f} "
                       f"{summarize(r.rounds).failures:>8d}")
-            out.append(f"{size:>11,}  {r.name:<9} {r.first_answer:>14.1f} {r.rss_loaded:>8.0f} "
+            out.append(f"{size:>11,}  {r.name:<9} {r.first_answer:>14.1f} {r.start_cpu:>6.1f} "
+                       f"{r.rss_loaded:>8.0f} "
                        f"{r.peak_loaded:>8.0f} {rounds}")
     out.append("(first answer: seconds from starting 'radbill radius run' to the first "
-               "Access-Accept; RSS and peak (VmHWM) right after it; RSS after: after the "
-               "measured rounds; req/s: median of the rounds; restart: the compact layout "
-               "started again, from the snapshot it saved, after the rounds)")
+               "Access-Accept; CPU s: the FreeRADIUS process's CPU seconds by then; RSS "
+               "and peak (VmHWM) right after it; RSS after: after the measured rounds; "
+               "req/s: median of the rounds; restart, b-restart: this tree and "
+               "the baseline (if it saves one) started again, each from the snapshot it saved, "
+               "after the rounds)")
     out.append("")
     sizes = sorted(results)
     for size in sizes:

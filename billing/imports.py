@@ -25,9 +25,20 @@ next_renewal       the first day this system bills (the old one billed up to it)
 
 An import is all or nothing: every row is checked first (the same rules as creating one
 subscriber, duplicates in the file and in the database included) and every bad row is listed
-with its line number and reason; only a file with none is written, in one transaction, the
-subscribers set-based (one multi-row insert, one audit row each, change-feed stamps in file
-order). A dry run checks and previews without writing.
+with its line number and reason; only a file with none is written, in one transaction. A dry
+run checks and previews without writing.
+
+The write is set-based: a few multi-row statements per table (``COPY`` on PostgreSQL, see
+:class:`billing.batch.Rows`) write the rows the services would write for each row in file
+order: the subscriber and its ``subscriber.create`` audit row; for a suspended or disabled
+row what :func:`billing.accounts.set_status_by_operator` writes (the status audit row, the
+billing pause and its audit row, the enforcement request, a second change-feed stamp); for an
+opening balance owed the charge invoice :func:`billing.invoices.issue` writes (number in file
+order, its line, ledger entry and ``invoice_issued`` event), for credit in hand the ledger
+credit. :func:`import_csv` with ``one_by_one=True`` goes through those services row by row
+instead: the reference the tests compare the set-based path with (same rows, same order).
+A status set at import takes effect on the later of today and the row's first billing day
+(its billing cannot be paused before it starts).
 """
 
 from __future__ import annotations
@@ -44,10 +55,13 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
 from billing import invoices, ledger, subscribers
+from billing.batch import AUDIT, ENFORCEMENT, INVOICES, LEDGER, LINES, OUTBOX, Rows
+from billing.cycles import period_end
 from billing.isp import local_today
 from billing.isp import settings as isp_settings
 from billing.models import (
     InvoiceKind,
+    IspSettings,
     LedgerEntry,
     LedgerKind,
     Plan,
@@ -57,6 +71,7 @@ from billing.models import (
 )
 from billing.money import round_money
 from billing.plans import cycle_of
+from notify.outbox import notice_payload
 from radbill import audit
 from radbill.crypto import SecretBox
 from radbill.db import AUTH_FEED, ChangeCounter, utcnow
@@ -72,6 +87,7 @@ MAX_BALANCE = Decimal("10000000000")
 CHUNK = 500  # bound on an IN list
 PREVIEW_ROWS = 20
 OPENING_TEXT = "Opening balance carried over from the previous system"
+IMPORT_REASON = "imported"  # why an imported status was set
 
 
 @dataclass(frozen=True)
@@ -274,35 +290,50 @@ def _column_defaults(table: Table) -> dict[str, Any]:
     return out
 
 
-def _write(session: Session, box: SecretBox, good: list[Checked], actor: str,
-           today: dt.date) -> None:
-    """The subscribers set-based; statuses and opening balances through their services."""
-    from billing.batch import Rows  # the run's multi-row writer
+def _status_day(c: Checked, today: dt.date) -> dt.date:
+    """The day an imported status takes effect: today, or the row's first billing day if
+    that is later (billing is paused from a day it has reached)."""
+    return max(today, c.starts_on)
 
+
+def _insert_subscribers(session: Session, box: SecretBox, good: list[Checked], actor: str,
+                        stamps: int, final: bool, today: dt.date) -> list[int]:
+    """The subscribers and their ``subscriber.create`` audit rows; returns their ids. The
+    auth feed is bumped by *stamps*: one per row (file order), then one per status change.
+    *final*: written with their imported status (the set-based path) rather than active."""
     table = cast(Table, Subscriber.__table__)
     defaults = _column_defaults(table)
     top = session.execute(update(ChangeCounter).where(ChangeCounter.name == AUTH_FEED)
-                          .values(value=ChangeCounter.value + len(good))
+                          .values(value=ChangeCounter.value + stamps)
                           .returning(ChangeCounter.value)).scalar_one()
-    first_stamp = int(top) - len(good) + 1
+    first_stamp = int(top) - stamps + 1
+    later = iter(range(first_stamp + len(good), int(top) + 1))
+    pause_suspended = final and not isp_settings(session).bill_while_suspended
     now = utcnow()
     rows = []
     for i, c in enumerate(good):
         cycle = cycle_of(c.plan)
-        from billing.cycles import period_end
-
-        rows.append({**defaults,
-                     "username": c.username, "password_enc": box.encrypt(c.password),
-                     "service": c.service, "status": SubscriberStatus.ACTIVE,
-                     "plan_id": c.plan.id, "static_ip": c.ip, "ip_pool": c.pool,
-                     "mac_address": c.mac, "full_name": c.full_name, "phone": c.phone,
-                     "email": c.email, "anchor_day": c.starts_on.day,
-                     "period_start": c.starts_on,
-                     "period_end": period_end(cycle, c.starts_on, c.starts_on.day),
-                     "billing_started_on": c.starts_on, "auth_version": first_stamp + i,
-                     "created_at": now, "updated_at": now})
+        row = {**defaults,
+               "username": c.username, "password_enc": box.encrypt(c.password),
+               "service": c.service, "status": SubscriberStatus.ACTIVE,
+               "plan_id": c.plan.id, "static_ip": c.ip, "ip_pool": c.pool,
+               "mac_address": c.mac, "full_name": c.full_name, "phone": c.phone,
+               "email": c.email, "anchor_day": c.starts_on.day,
+               "period_start": c.starts_on,
+               "period_end": period_end(cycle, c.starts_on, c.starts_on.day),
+               "billing_started_on": c.starts_on, "auth_version": first_stamp + i,
+               "created_at": now, "updated_at": now}
+        if final and c.status is not SubscriberStatus.ACTIVE:
+            # what accounts.set_status_by_operator leaves on the row
+            day = _status_day(c, today)
+            suspended = c.status is SubscriberStatus.SUSPENDED
+            row.update(status=c.status, status_reason=IMPORT_REASON,
+                       auth_version=next(later),
+                       suspended_on=day if suspended else None,
+                       billing_paused_on=day if not suspended or pause_suspended else None)
+        rows.append(row)
     ids = Rows(session).insert_new(table, rows)
-    Rows(session).insert(cast(Table, audit.AuditLog.__table__), [
+    Rows(session).insert(AUDIT, [
         {"at": now, "actor": actor, "action": "subscriber.create", "entity": "subscriber",
          "entity_id": str(sub_id), "before": None, "reason": "import",
          "after": {"username": c.username, "service": str(c.service), "status": "active",
@@ -312,6 +343,111 @@ def _write(session: Session, box: SecretBox, good: list[Checked], actor: str,
                    "email": c.email, "address": None, "tax_id": None, "state_code": None,
                    "billing_started_on": str(c.starts_on), "billing_paused_on": None}}
         for c, sub_id in zip(good, ids, strict=True)])
+    return ids
+
+
+@dataclass(frozen=True)
+class _Buyer:
+    """An imported row as an invoice's addressee and an event's recipient."""
+
+    id: int
+    username: str
+    full_name: str | None
+    phone: str | None
+    email: str | None
+    address: None = None
+    tax_id: None = None
+    state_code: None = None
+
+
+def _opening_invoice(isp: IspSettings, c: Checked, sub_id: int, today: dt.date
+                     ) -> invoices.Draft:
+    """The charge invoice :func:`billing.invoices.issue` writes for an opening balance owed
+    (taking the next number of the locked *isp*)."""
+    buyer = _Buyer(sub_id, c.username, c.full_name, c.phone, c.email)
+    return invoices.draft(isp, invoices.next_number(isp, today), plan_name=c.plan.name,
+                          currency=c.plan.currency, vat_percent=Decimal("0"),
+                          buyer=invoices.buyer_of(isp, buyer), period_start=today,
+                          period_end=today, issued_on=today,
+                          due_on=today + dt.timedelta(days=isp.postpaid_due_days),
+                          lines=[invoices.Line(OPENING_TEXT, c.opening_balance)],
+                          previous_balance=Decimal("0"), kind=InvoiceKind.CHARGE)
+
+
+def _write(session: Session, box: SecretBox, good: list[Checked], actor: str,
+           today: dt.date) -> None:
+    """Every row set-based: the rows :func:`_write_one_by_one` writes, in the same order,
+    with a few multi-row statements per table."""
+    from billing.accounts import OPERATOR_ACTIONS
+
+    changed = [c for c in good if c.status is not SubscriberStatus.ACTIVE]
+    ids = _insert_subscribers(session, box, good, actor, len(good) + len(changed), True,
+                              today)
+    by_line = dict(zip((c.line for c in good), ids, strict=True))
+    now = utcnow()
+    pause_suspended = not isp_settings(session).bill_while_suspended
+    audit_rows: list[dict[str, Any]] = []
+    for c in changed:  # subscribers.change_status, accounts.pause_billing
+        sub_id, day = str(by_line[c.line]), _status_day(c, today)
+        audit_rows.append({"at": now, "actor": actor, "action": f"subscriber.{c.status}",
+                           "entity": "subscriber", "entity_id": sub_id,
+                           "before": {"status": "active"}, "after": {"status": str(c.status)},
+                           "reason": IMPORT_REASON})
+        if c.status is SubscriberStatus.DISABLED or pause_suspended:
+            audit_rows.append({"at": now, "actor": actor, "action": "billing.pause",
+                               "entity": "subscriber", "entity_id": sub_id, "before": None,
+                               "after": {"paused_on": str(day)}, "reason": None})
+    rows = Rows(session)
+    rows.insert(AUDIT, audit_rows)
+    rows.insert(ENFORCEMENT, [  # accounts.enforce
+        {"subscriber_id": by_line[c.line], "action": OPERATOR_ACTIONS[c.status],
+         "reason": IMPORT_REASON, "status": "pending", "created_at": now, "attempts": 0,
+         "next_attempt_at": now, "confirm_by": None, "completed_at": None, "outcome": None,
+         "last_error": None, "nas_ip": None, "acct_session_id": None} for c in changed])
+    owed = [c for c in good if c.opening_balance > 0]
+    drafts: dict[int, invoices.Draft] = {}
+    if owed:
+        isp = isp_settings(session, lock=True)
+        drafts = {c.line: _opening_invoice(isp, c, by_line[c.line], today) for c in owed}
+    invoice_defaults = _column_defaults(INVOICES)
+    invoice_ids = dict(zip(drafts, rows.insert_new(INVOICES, [
+        {**invoice_defaults, **d.columns(), "subscriber_id": by_line[line], "created_at": now}
+        for line, d in drafts.items()]), strict=True))
+    rows.insert(LINES, [{"invoice_id": invoice_ids[line], **values}
+                        for line, d in drafts.items() for values in d.line_values()])
+    entries: list[dict[str, Any]] = []
+    for c in good:  # invoices.issue's charge, or ledger.post's credit, in file order
+        d = drafts.get(c.line)
+        if d is not None and (entry := d.ledger_entry()) is not None:
+            entries.append({"subscriber_id": by_line[c.line], "kind": entry[0],
+                            "amount": round_money(d.total, d.currency),
+                            "currency": d.currency, "effective_on": today,
+                            "description": entry[1], "actor": actor,
+                            "invoice_id": invoice_ids[c.line], "payment_id": None,
+                            "posted_at": now})
+        elif c.opening_balance < 0:
+            entries.append({"subscriber_id": by_line[c.line], "kind": LedgerKind.CREDIT,
+                            "amount": round_money(c.opening_balance, c.plan.currency),
+                            "currency": c.plan.currency, "effective_on": today,
+                            "description": OPENING_TEXT, "actor": actor, "invoice_id": None,
+                            "payment_id": None, "posted_at": now})
+    rows.insert(LEDGER, entries)
+    rows.insert(OUTBOX, [  # invoices.issue's event (its key is new: no duplicate possible)
+        {"kind": "invoice_issued", "subscriber_id": by_line[c.line],
+         "dedupe_key": f"invoice:{invoice_ids[c.line]}",
+         "payload": notice_payload(c, **drafts[c.line].notice()), "created_at": now,
+         "sent_at": None, "event_on": today} for c in owed])
+    audit.record(session, actor=actor, action="subscriber.import", entity="subscriber",
+                 entity_id="*", after={"created": len(good)})
+    session.flush()
+
+
+def _write_one_by_one(session: Session, box: SecretBox, good: list[Checked], actor: str,
+                      today: dt.date) -> None:
+    """The subscribers set-based, then each row's status and opening balance through their
+    services, row by row (the reference for :func:`_write`)."""
+    # the services bump the feed themselves for each status change
+    ids = _insert_subscribers(session, box, good, actor, len(good), False, today)
     session.flush()
     from billing import accounts
 
@@ -319,7 +455,8 @@ def _write(session: Session, box: SecretBox, good: list[Checked], actor: str,
     for c, sub_id in zip(good, ids, strict=True):
         if c.status is not SubscriberStatus.ACTIVE:
             accounts.set_status_by_operator(session, c.username, c.status,
-                                            reason="imported", actor=actor, on=today)
+                                            reason=IMPORT_REASON, actor=actor,
+                                            on=_status_day(c, today))
         if c.opening_balance > 0:
             isp = isp or isp_settings(session, lock=True)
             sub = session.get(Subscriber, sub_id)
@@ -340,9 +477,12 @@ def _write(session: Session, box: SecretBox, good: list[Checked], actor: str,
 
 
 def import_csv(session: Session, box: SecretBox, stream: TextIO, *, actor: str,
-               dry_run: bool = False, today: dt.date | None = None) -> ImportReport:
+               dry_run: bool = False, today: dt.date | None = None,
+               one_by_one: bool = False) -> ImportReport:
     """Check every row of *stream*; unless *dry_run* or a row is bad, create them all in the
-    caller's transaction. The caller commits (or, with errors, writes nothing)."""
+    caller's transaction. The caller commits (or, with errors, writes nothing).
+    *one_by_one*: statuses and opening balances through their services row by row (the
+    reference path; see the module documentation)."""
     today = today or local_today(isp_settings(session), utcnow())
     raw, problems = read_rows(stream)
     report = ImportReport(rows=len(raw), dry_run=dry_run)
@@ -353,7 +493,7 @@ def import_csv(session: Session, box: SecretBox, stream: TextIO, *, actor: str,
                        "next_renewal": str(c.starts_on)} for c in good[:PREVIEW_ROWS]]
     if report.errors or dry_run or not good:
         return report
-    _write(session, box, good, actor, today)
+    (_write_one_by_one if one_by_one else _write)(session, box, good, actor, today)
     report.created = len(good)
     return report
 

@@ -226,7 +226,7 @@ class PolicyHook:
             if not req.username or len(req.username) > MAX_USERNAME:
                 return RLM_MODULE_NOOP
             key = self.lookup_name(req.username)
-            if key is None or key not in self.snapshot.subscribers:
+            if key is None or not self.snapshot.known(key):
                 return RLM_MODULE_NOOP
             outcome = _unquote(attrs.get("Radbill-Decision"))
             reason = _unquote(attrs.get("Radbill-Reason"))

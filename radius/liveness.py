@@ -13,14 +13,19 @@
   leaves them behind, and the subscriber's redial must not be "already logged in".
 
 Everything here runs inside rlm_python3, whose calls are serialised: no locks, no I/O, and
-every table is bounded so a flood of made-up names cannot grow memory without limit.
+every table is bounded so a flood of made-up names cannot grow memory without limit. Every
+login writes here, so what a login leaves behind is kept small: slotted records, plain
+dictionaries (insertion-ordered: the oldest first) rather than ``OrderedDict`` (a linked
+node per entry), a trusted device stored only when it changes, and provisional sessions
+dropped as soon as they lapse rather than when the user next logs in (at 1,000 logins a
+second, 90 s worth instead of the last 100,000 users).
 """
 
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
+from typing import NamedTuple
 
 MAX_USERS = 100_000  # entries kept per table; the oldest go first
 
@@ -52,7 +57,7 @@ class SessionRef:
     nas_port_id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Device:
     """Where a login comes from: the NAS and the subscriber's port or device on it."""
 
@@ -82,12 +87,20 @@ def same_device(refs: tuple[SessionRef, ...], device: Device) -> list[SessionRef
             if device.matches(r.nas_ip, r.calling_station_id, r.nas_port_id)]
 
 
-def _bound(table: OrderedDict[str, object], limit: int) -> None:
+def _bound(table: dict[str, object], limit: int) -> None:
+    # a plain dict keeps insertion order: its first key is the one touched longest ago,
+    # as long as a touched key is popped and inserted again (see _touch)
     while len(table) > limit:
-        table.popitem(last=False)
+        del table[next(iter(table))]
 
 
-@dataclass
+def _touch(table: dict[str, object], key: str, value: object) -> None:
+    """Set *key* and make it the newest."""
+    table.pop(key, None)
+    table[key] = value
+
+
+@dataclass(slots=True)
 class _Failures:
     count: int
     first_at: float
@@ -104,8 +117,8 @@ class LoginThrottle:
         self.base_lock = base_lock
         self.max_lock = max_lock
         self.max_users = max_users
-        self._failures: OrderedDict[str, _Failures] = OrderedDict()
-        self._trusted: OrderedDict[str, str] = OrderedDict()
+        self._failures: dict[str, _Failures] = {}
+        self._trusted: dict[str, str] = {}
 
     def blocked(self, user: str, calling_station_id: str | None, now: float) -> bool:
         """True if this attempt is to be refused without checking its password."""
@@ -125,22 +138,21 @@ class LoginThrottle:
         if entry.count >= self.max_failures:
             extra = min(entry.count - self.max_failures, 16)
             entry.locked_until = now + min(self.base_lock * 2 ** extra, self.max_lock)
-        self._failures[user] = entry
-        self._failures.move_to_end(user)
+        _touch(self._failures, user, entry)  # type: ignore[arg-type]
         _bound(self._failures, self.max_users)  # type: ignore[arg-type]
 
     def success(self, user: str, calling_station_id: str | None) -> None:
         """A right password: forget the failures, trust this device."""
         self._failures.pop(user, None)
         key = station_key(calling_station_id)
-        if key:
-            self._trusted[user] = key
-            self._trusted.move_to_end(user)
+        if key and self._trusted.get(user) != key:
+            # only a change is stored: a re-login from the same device keeps the string
+            # already there (and its age: the oldest trust goes first when the table is full)
+            _touch(self._trusted, user, key)  # type: ignore[arg-type]
             _bound(self._trusted, self.max_users)  # type: ignore[arg-type]
 
 
-@dataclass
-class _Provisional:
+class _Provisional(NamedTuple):
     device: Device
     expires: float
     base: int  # how many sessions of the user the snapshot had seen open at the Accept
@@ -160,7 +172,7 @@ class ProvisionalSessions:
         self.lifetime = lifetime
         self.max_users = max_users
         self.max_per_user = max_per_user
-        self._by_user: OrderedDict[str, list[_Provisional]] = OrderedDict()
+        self._by_user: dict[str, list[_Provisional]] = {}
 
     def add(self, user: str, device: Device, opened: int, now: float) -> None:
         """An Access-Accept goes out for *user* from *device*; *opened* is the snapshot's
@@ -169,9 +181,19 @@ class ProvisionalSessions:
                    and not (device.identified and e.device == device)]
         entries = entries[-(self.max_per_user - 1):]
         entries.append(_Provisional(device, now + self.lifetime, opened))
-        self._by_user[user] = entries
-        self._by_user.move_to_end(user)
+        _touch(self._by_user, user, entries)  # type: ignore[arg-type]
         _bound(self._by_user, self.max_users)  # type: ignore[arg-type]
+        self._drop_lapsed(now)
+
+    def _drop_lapsed(self, now: float) -> None:
+        # users in the order of their latest accept, each list newest last: the first user's
+        # newest entry lapses before anybody else's, so lapsed users are found at the front
+        table = self._by_user
+        while table:
+            first = next(iter(table))
+            if table[first][-1].expires > now:
+                return
+            del table[first]
 
     def count(self, user: str, opened: int, device: Device, now: float) -> int:
         """Provisional sessions of *user* still counting toward Simultaneous-Use against a

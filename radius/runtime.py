@@ -11,7 +11,7 @@ from radbill.db import ChangeListener, make_engine
 from radius.hook import PolicyHook, policy_config
 from radius.liveness import LoginThrottle, ProvisionalSessions
 from radius.nas_profiles import profiles
-from radius.snapshot import AuthSnapshot, SnapshotRefresher, give_back_freed_memory
+from radius.snapshot import AuthSnapshot, SnapshotRefresher
 
 log = logging.getLogger("radbill.policy")
 
@@ -60,8 +60,8 @@ def start_policy(config: dict[str, str]) -> tuple[PolicyHook, SnapshotRefresher]
     saved = settings.data_dir / SNAPSHOT_FILE
     try:
         if count := snapshot.load_saved(saved):
-            log.info("saved snapshot read: %d subscribers; reading the changes since", count)
-            give_back_freed_memory()
+            log.info("saved snapshot mapped: %d subscribers; reading the changes since",
+                     count)
     except (OSError, ValueError) as exc:
         log.warning("saved snapshot %s unreadable (%s); loading from the database", saved, exc)
         snapshot = AuthSnapshot()
@@ -70,7 +70,7 @@ def start_policy(config: dict[str, str]) -> tuple[PolicyHook, SnapshotRefresher]
         listener=None if settings.is_sqlite else ChangeListener(settings.database_url))
     if refresher.refresh_once():
         log.info("policy ready: %d subscribers, %d plans, %d users online",
-                 len(snapshot.subscribers), len(snapshot.plans), len(snapshot.online))
+                 snapshot.size, len(snapshot.plans), len(snapshot.online))
     refresher.start()
     hook = PolicyHook(
         snapshot, policy_config(settings),

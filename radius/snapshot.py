@@ -14,6 +14,13 @@ password stays encrypted until the subscriber logs in (Fernet costs about 35 us 
 decrypting a million at start took half a minute). A small bounded cache keeps the latest
 decrypted records for retries and re-logins.
 
+A restart answers from the snapshot the last run saved (:meth:`AuthSnapshot.save`: one line
+per subscriber, sorted by key) as soon as the database has given the changes since it was
+written: the file is mapped (:meth:`AuthSnapshot.load_saved`) and a subscriber not yet in
+memory is found in it by binary search, while the refresher reads the whole file into memory
+in the background (:meth:`AuthSnapshot.merge_saved`). File and change feed together are the
+whole state, so a name in neither is unknown whether the merge has finished or not.
+
 When the database is unreachable the snapshot keeps serving the last state it had, the
 refresher logs loudly and retries with back-off, and recovers by itself. A database error is
 never turned into "unknown user" or "unpaid": before the first successful load the policy
@@ -29,7 +36,7 @@ import datetime as dt
 import functools
 import itertools
 import logging
-import operator
+import mmap
 import os
 import threading
 import time
@@ -110,9 +117,11 @@ if SubscriberEntry._fields[2:] != _RECORD_FIELDS[2:] or _RECORD_FIELDS[:2] != (
     raise RuntimeError("SubscriberEntry and SubscriberRecord must list the same fields in the "
                        f"same order: {SubscriberEntry._fields} / {_RECORD_FIELDS}")
 _AUTH_COLUMNS = (*SubscriberEntry._fields, "auth_version")
-SAVED_FORMAT = "radbill-snapshot-1"  # first line of a saved snapshot
+SAVED_FORMAT = "radbill-snapshot-2"  # first field of a saved snapshot's first line
+# the first line: the format, then the auth version, the subscribers and the bytes that
+# follow the line, each as a fixed-width number (written last, once known), then the fields
+_HEADER_NUMBER = 20
 SAVE_SECONDS = 600.0  # how often a running policy saves its snapshot (if it changed)
-_split_tab = operator.methodcaller("split", "\t", 1)
 _new_entry = functools.partial(tuple.__new__, SubscriberEntry)
 
 # A stored subscriber is one string: its fields joined by a character no field may hold
@@ -191,6 +200,11 @@ def entries_from_rows(rows: Sequence[Sequence[Any]]
             if isinstance(text, str) and text.count(_SEP) != width - 1:
                 stored[i] = _new_entry(row[i] for row in columns)
     return list(zip(keys, stored, strict=True)), max(versions)
+
+
+def _header(version: int, count: int, body: int) -> bytes:
+    numbers = "\t".join(f"{n:0{_HEADER_NUMBER}d}" for n in (version, count, body))
+    return f"{SAVED_FORMAT}\t{numbers}\t{_SEP.join(_AUTH_COLUMNS[:-1])}\n".encode()
 
 
 BIG_LOAD = 10_000  # rows read in one refresh after which freed memory is given back
@@ -291,10 +305,54 @@ class AuthSnapshot:
         # key -> (what was stored, its record): valid while that is what is stored
         self._revealed: dict[str, tuple[str | SubscriberEntry, SubscriberRecord]] = {}
         self._revealed_max = revealed_cache
+        # a saved snapshot mapped at start, until merged: the map and where its lines start
+        self._saved: tuple[mmap.mmap, int] | None = None
+        self._saved_file: typing.BinaryIO | None = None
+        self._saved_count = 0
+
+    def _stored(self, key: str) -> str | SubscriberEntry | SubscriberRecord | None:
+        stored = self.subscribers.get(key)
+        if stored is None and self._saved is not None:
+            return self._find_saved(key)
+        return stored
+
+    def _find_saved(self, key: str) -> str | SubscriberEntry | SubscriberRecord | None:
+        """The stored subscriber under *key* in the mapped saved file (sorted by key), by
+        binary search over its lines; None if it is not there."""
+        saved = self._saved
+        if saved is None:  # merged meanwhile (the map itself stays valid while referenced)
+            return self.subscribers.get(key)
+        mm, lo = saved
+        want, hi = key.encode("utf-8"), len(mm)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            start = mm.rfind(b"\n", 0, mid) + 1  # the line holding mid (the header ends
+            end = mm.find(b"\n", start)          # with one: never before the body)
+            tab = mm.find(b"\t", start, end)
+            found = mm[start:tab]
+            if found == want:
+                return mm[tab + 1:end].decode("utf-8")
+            if found < want:
+                lo = end + 1
+            else:
+                hi = start
+        return None
+
+    def known(self, key: str) -> bool:
+        """Whether a subscriber is stored under *key* (see :func:`username_key`)."""
+        return self._stored(key) is not None
+
+    @property
+    def size(self) -> int:
+        """How many subscribers the snapshot holds (the saved file's count, while it is
+        being merged, plus what changed since)."""
+        if self._saved is None:
+            return len(self.subscribers)
+        return max(len(self.subscribers), self._saved_count)
 
     def entry(self, key: str) -> SubscriberEntry | SubscriberRecord | None:
         """The subscriber under *key* (see :func:`username_key`), password still encrypted."""
-        stored = self.subscribers.get(key)
+        stored = self._stored(key)
         if stored is None or isinstance(stored, SubscriberRecord):
             return stored
         return unpack(key, stored)
@@ -302,11 +360,11 @@ class AuthSnapshot:
     def record(self, key: str) -> SubscriberRecord | None:
         """The policy's view of the subscriber under *key* (see :func:`username_key`), its
         password decrypted (None if it cannot be, which rejects that subscriber only)."""
-        stored = self.subscribers.get(key)
+        stored = self._stored(key)
         if stored is None or isinstance(stored, SubscriberRecord):
             return stored
         cached = self._revealed.get(key)
-        if cached is not None and cached[0] is stored:
+        if cached is not None and (cached[0] is stored or cached[0] == stored):
             return cached[1]
         record = self._reveal(unpack(key, stored))
         if len(self._revealed) >= self._revealed_max:
@@ -334,13 +392,15 @@ class AuthSnapshot:
 
     def save(self, path: Path) -> bool:
         """Write the subscribers and the auth version they are current to into *path*
-        (owner-only, replaced atomically), for :meth:`load_saved` after a restart. Returns
-        False, writing nothing, before the first load or if a subscriber cannot be written
-        as a line (none can: usernames and fields are validated). The tokens stay encrypted."""
-        if not self.loaded:
+        (owner-only, replaced atomically), one line per subscriber sorted by key, for
+        :meth:`load_saved` after a restart. Returns False, writing nothing, before the first
+        load, while a saved file is still being merged, or if a subscriber cannot be written
+        as a line (none can: usernames and fields are validated). The tokens stay
+        encrypted."""
+        if not self.loaded or self._saved is not None:
             return False
-        # called by the refresher's own thread (nothing changes the dict meanwhile); no list
-        # of a million pairs is made, only 10,000 lines at a time
+        # called by the refresher's own thread (nothing changes the dict meanwhile); the
+        # sorted keys are one list (8 MB at a million), the lines 10,000 at a time
         version, subscribers = self.auth_version, self.subscribers
         if not all(isinstance(v, str) and "\n" not in v and "\t" not in k and "\n" not in k
                    for k, v in subscribers.items()):
@@ -351,11 +411,17 @@ class AuthSnapshot:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(f"{SAVED_FORMAT}\t{version}\t{_SEP.join(_AUTH_COLUMNS[:-1])}\n")
-                pairs = iter(subscribers.items())
-                while chunk := list(itertools.islice(pairs, 10_000)):
-                    fh.write("".join(map("{0[0]}\t{0[1]}\n".format, chunk)))
+            with os.fdopen(fd, "wb") as fh:
+                header = _header(version, 0, 0)
+                fh.write(header)
+                keys = iter(sorted(subscribers))
+                body = 0
+                while chunk := list(itertools.islice(keys, 10_000)):
+                    data = "".join([f"{k}\t{subscribers[k]}\n" for k in chunk]).encode()
+                    fh.write(data)
+                    body += len(data)
+                fh.seek(0)
+                fh.write(_header(version, len(subscribers), body))
                 fh.flush()
                 os.fsync(fh.fileno())
             tmp.replace(path)
@@ -366,31 +432,64 @@ class AuthSnapshot:
         return True
 
     def load_saved(self, path: Path) -> int:
-        """Fill the subscribers from a file :meth:`save` wrote, so that the first refresh
-        reads from the database only what changed since (the change feed). Nothing is
-        answered from it alone: the snapshot counts as loaded only once the database has
-        answered. Returns how many subscribers it read (0 if the file is missing or was
-        written for other fields)."""
+        """Map a file :meth:`save` wrote, so that the first refresh reads from the database
+        only what changed since (the change feed), and subscribers are answered from the
+        file until :meth:`merge_saved` has read it into memory. Nothing is answered from it
+        alone: the snapshot counts as loaded only once the database has answered. Returns
+        how many subscribers it holds (0 if the file is missing, cut short or was written
+        for other fields)."""
         try:
-            fh = path.open(encoding="utf-8")
+            fh = path.open("rb")
         except FileNotFoundError:
             return 0
-        with fh:
-            magic, _, rest = fh.readline().rstrip("\n").partition("\t")
-            version, _, columns = rest.partition("\t")
+        with contextlib.ExitStack() as on_error:
+            on_error.callback(fh.close)
+            first = fh.readline()
+            magic, version, count, body, columns = (
+                first.rstrip(b"\n").decode("utf-8", "replace").split("\t", 4) + [""] * 5)[:5]
             if magic != SAVED_FORMAT or columns != _SEP.join(_AUTH_COLUMNS[:-1]):
                 log.warning("%s: written for other fields; loading from the database", path)
                 return 0
-            subscribers: dict[str, str | SubscriberEntry | SubscriberRecord] = {}
-            while chunk := fh.readlines(1 << 22):
-                if not chunk[-1].endswith("\n"):
-                    log.warning("%s: cut short; loading from the database", path)
-                    return 0
-                lines = "".join(chunk)[:-1].split("\n")
-                subscribers.update(map(_split_tab, lines))
-        self.subscribers, self.auth_version = subscribers, int(version)
+            size = os.fstat(fh.fileno()).st_size
+            if not body.isdigit() or size != len(first) + int(body) or not count.isdigit():
+                log.warning("%s: cut short; loading from the database", path)
+                return 0
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+            on_error.pop_all()
+        if mapped is None:
+            fh.close()
+            return 0
+        mapped.madvise(mmap.MADV_RANDOM)  # a few pages per look-up until merged
+        self.subscribers = {}
+        self.auth_version = int(version)
         self.saved_version = self.auth_version
+        self._saved, self._saved_file, self._saved_count = (mapped, len(first)), fh, int(count)
         self._revealed.clear()
+        return self._saved_count
+
+    def merge_saved(self) -> int:
+        """Read the mapped saved file (see :meth:`load_saved`) into memory under what
+        changed since; returns how many subscribers it read (0: nothing mapped). Call it
+        from the refresher's thread, after the first refresh: look-ups go on meanwhile."""
+        if self._saved is None or self._saved_file is None:
+            return 0
+        fh, (_, start) = self._saved_file, self._saved
+        subscribers: dict[str, str | SubscriberEntry | SubscriberRecord] = {}
+        fh.seek(start)  # read through the file, not the map: no page of it stays resident
+        rest = b""
+        while block := fh.read(1 << 22):
+            block = rest + block
+            cut = block.rfind(b"\n") + 1
+            rest = block[cut:]
+            # keys and values hold neither tabs nor newlines: one split gives both
+            parts = iter(block[:cut - 1].replace(b"\t", b"\n").decode("utf-8").split("\n"))
+            subscribers.update(zip(parts, parts, strict=False))
+        subscribers.update(self.subscribers)  # what changed since the file was written
+        self.subscribers = subscribers
+        self._saved = None
+        self._saved_file = None
+        fh.close()  # the map itself goes when the last look-up using it has finished
+        give_back_freed_memory()
         return len(subscribers)
 
     def refresh(self, session: Session, box: SecretBox) -> int:
@@ -495,7 +594,7 @@ class SnapshotRefresher(threading.Thread):
                     else "never loaded: not answering Access-Requests"
                 )
                 log.error("DATABASE UNREACHABLE: authorizing from the last snapshot (%s, %d "
-                          "subscribers); retrying. %s", age, len(self.snapshot.subscribers),
+                          "subscribers); retrying. %s", age, self.snapshot.size,
                           self.snapshot.last_error)
             self.engine.dispose()
             return False
@@ -504,7 +603,7 @@ class SnapshotRefresher(threading.Thread):
                         self._failures)
         elif changed and not self.snapshot.healthy:
             log.info("snapshot loaded: %d subscribers, %d plans, %d users online",
-                     len(self.snapshot.subscribers), len(self.snapshot.plans),
+                     self.snapshot.size, len(self.snapshot.plans),
                      len(self.snapshot.online))
         self._failures = 0
         self.snapshot.healthy = True
@@ -520,6 +619,20 @@ class SnapshotRefresher(threading.Thread):
         if self._last_save is None or self.clock() - self._last_save >= self.save_seconds:
             self.save()
 
+    def merge_saved(self) -> None:
+        """Read a mapped saved snapshot into memory (once); a failure is logged, and the
+        file stays mapped and answering."""
+        if self.snapshot._saved is None:
+            return
+        started = time.monotonic()
+        try:
+            count = self.snapshot.merge_saved()
+        except (OSError, ValueError) as exc:
+            log.error("saved snapshot not read into memory (%s); answering from the file", exc)
+            return
+        log.info("saved snapshot read into memory: %d subscribers in %.1f s", count,
+                 time.monotonic() - started)
+
     def save(self) -> None:
         """Save the snapshot to :attr:`save_to` (if set); a failure is logged, never raised."""
         if self.save_to is None:
@@ -534,6 +647,7 @@ class SnapshotRefresher(threading.Thread):
         while not self._stop_event.is_set():
             ok = self.refresh_once()
             if ok:
+                self.merge_saved()  # answering meanwhile: from the mapped file
                 self.save_if_due()  # here, not in refresh_once: never before the first answer
             delay = self.poll_seconds if ok else min(
                 self.max_backoff, self.poll_seconds * 2 ** min(self._failures, 6)

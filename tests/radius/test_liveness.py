@@ -102,3 +102,47 @@ def test_a_redial_from_the_same_device_replaces_its_own_provisional_session() ->
     assert p.count("bob", 0, Device(NAS, "aa:02", None), 2.0) == 1
     p.discard("bob", dev)  # the password was wrong after all
     assert len(p) == 0
+
+
+def test_what_logins_leave_behind_is_bounded() -> None:
+    """Repeated logins do not accumulate state: provisional sessions go once they lapse
+    (whether or not the user logs in again), a re-login from the same device stores nothing
+    new, and the tables never exceed their bound (measured with tracemalloc, not RSS)."""
+    import gc
+    import tracemalloc
+
+    p, t = ProvisionalSessions(lifetime=90, max_users=50_000), LoginThrottle(max_users=50_000)
+    users = [f"user{i:05d}" for i in range(5_000)]
+    devices = {u: Device(NAS, f"aa:bb:cc:00:{i // 256:02x}:{i % 256:02x}", None)
+               for i, u in enumerate(users)}
+
+    def login_round(now: float) -> None:
+        for u in users:
+            dev = devices[u]
+            p.add(u, dev, 0, now)
+            t.success(u, dev.calling_station_id)
+
+    login_round(0.0)
+    assert len(p) == 5_000  # all within the lifetime: each counts until its Start
+    gc.collect()
+    tracemalloc.start()
+    try:
+        login_round(100.0)  # after the first round lapsed: its state replaced, traced
+        gc.collect()
+        before = tracemalloc.take_snapshot()
+        for now in (200.0, 300.0, 400.0):
+            login_round(now)
+        gc.collect()
+        grown = sum(d.size_diff for d in tracemalloc.take_snapshot().compare_to(
+            before, "filename"))
+    finally:
+        tracemalloc.stop()
+    assert len(p) == 5_000  # the lapsed ones were dropped as the new ones came
+    assert grown < 5_000 * 64, grown  # nothing per login kept from the earlier rounds
+    p.add("late", Device(NAS, "aa:01", None), 0, 500.0)
+    assert len(p) == 1  # every earlier one has lapsed: dropped without being looked at
+    assert len(t._trusted) == 5_000
+    small = LoginThrottle(max_users=100)
+    for u in users:
+        small.success(u, devices[u].calling_station_id)
+    assert len(small._trusted) == 100 and "user04999" in small._trusted

@@ -184,8 +184,23 @@ def test_a_restart_reads_the_saved_snapshot_then_only_the_changes(db, box, tmp_p
     # 2 subscribers changed (alice, dave) + every plan (1): not the 3 others again
     with session_factory(db)() as s, s.begin():
         assert restarted.refresh(s, box) == 3
-    assert {k: restarted.record(k) for k in sorted(restarted.subscribers)} == full_rows(db, box)
+    expected = full_rows(db, box)
+    # answered at once: what changed from memory, the others from the mapped file, and a
+    # name in neither is unknown (file and change feed are the whole state)
+    assert sorted(restarted.subscribers) == ["alice", "dave"]
+    assert {k: restarted.record(k) for k in expected} == expected
     assert restarted.lookup("alice")[0].status == "suspended"
+    assert restarted.known("bob.case") and not restarted.known("nobody")
+    assert hook.decide({"User-Name": "Bob.Case"}).reason is Reason.MAC_MISMATCH  # its record
+    assert hook.decide({"User-Name": "nobody"}).reason is Reason.UNKNOWN_USER
+    assert hook.decide({"User-Name": "a"}).reason is Reason.UNKNOWN_USER  # sorts first
+    assert hook.decide({"User-Name": "zzz"}).reason is Reason.UNKNOWN_USER  # sorts last
+    assert not restarted.save(saved)  # never the changes alone over the whole file
+    assert restarted.merge_saved() == 4 and restarted.size == 4
+    assert {k: restarted.record(k) for k in sorted(restarted.subscribers)} == expected
+    assert restarted.lookup("alice")[0].status == "suspended"
+    assert restarted.merge_saved() == 0  # once
+    assert restarted.save(saved)
 
 
 def test_a_restart_with_the_database_down_stays_silent(db, box, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -228,3 +243,48 @@ def test_a_saved_snapshot_that_does_not_fit_is_not_used(db, box, tmp_path: Path,
     restarted = AuthSnapshot()
     assert restarted.load_saved(saved) == 0 and restarted.auth_version == 0
     assert restarted.subscribers == {}
+
+
+def test_every_saved_subscriber_is_found_in_the_mapped_file_and_nobody_else(tmp_path: Path
+                                                                            ) -> None:
+    rng = __import__("random").Random(14)
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789._-@"
+    names = {"".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 20)))
+             for _ in range(3_000)}
+    names |= {"a", "ab", "ab1", "ab.", "b", "user9", "user10"}  # prefixes of each other
+    snap = AuthSnapshot()
+    snap.subscribers = {n: f"\x1f{n}-token\x1fpppoe\x1factive\x1f1" for n in names}
+    snap.loaded = True
+    saved = tmp_path / "radius-snapshot"
+    assert snap.save(saved)
+    restarted = AuthSnapshot()
+    assert restarted.load_saved(saved) == len(names)
+    assert restarted.subscribers == {}
+    assert all(restarted._stored(n) == snap.subscribers[n] for n in sorted(names))
+    others = {n + "x" for n in names} | {"", "0", "~", "ab0", "zzzzzzzzzzzzzzzzzzzzzz"}
+    assert not any(restarted.known(n) for n in sorted(others - names))
+    assert restarted.merge_saved() == len(names)
+    assert restarted.subscribers == snap.subscribers
+
+
+def test_the_refresher_answers_from_the_file_and_merges_it_in_the_background(
+        db, box, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    commit(db, lambda s: populate(s, box))
+    saved = tmp_path / "radius-snapshot"
+    snap, _ = loaded(db, box)
+    assert snap.save(saved)
+    restarted = AuthSnapshot()
+    assert restarted.load_saved(saved) == 3
+    refresher = SnapshotRefresher(restarted, db, box, poll_seconds=0.05, save_to=saved)
+    assert refresher.refresh_once()  # what start_policy does before the thread runs
+    assert restarted.subscribers == {} and restarted.lookup("carol")[0].status == "suspended"
+    refresher.start()
+    try:
+        for _ in range(400):
+            if restarted._saved is None:
+                break
+            refresher._stop_event.wait(0.05)
+    finally:
+        refresher.stop()
+    assert sorted(restarted.subscribers) == ["alice", "bob.case", "carol"]
+    assert {k: restarted.record(k) for k in restarted.subscribers} == full_rows(db, box)
