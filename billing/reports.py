@@ -57,11 +57,29 @@ def renewals(session: Session, today: dt.date, days: int = 7, limit: int | None 
     return out
 
 
+def _kept_overdue_query(today: dt.date, *extra: Any) -> Select[Any]:
+    """(subscriber id, currency, oldest due date, overdue amount) of everyone with something
+    past due on *today*, from what the settlement keeps on each open document
+    (``invoices.outstanding``): the open documents past their due date, read from their
+    partial index, summed per subscriber. The books as they stand: for today."""
+    past_due = (select(Invoice.subscriber_id, func.min(Invoice.due_on).label("due_on"),
+                       func.sum(Invoice.outstanding).label("overdue"))
+                .where(Invoice.status == InvoiceStatus.OPEN,
+                       Invoice.kind != InvoiceKind.CREDIT_NOTE, Invoice.due_on < today)
+                .group_by(Invoice.subscriber_id).subquery())
+    return (select(Subscriber.id, Plan.currency, past_due.c.due_on.label("due_on"),
+                   past_due.c.overdue.label("overdue"), *extra)
+            .join(past_due, past_due.c.subscriber_id == Subscriber.id)
+            .join(Plan, Plan.id == Subscriber.plan_id)
+            .where(past_due.c.overdue > 0))
+
+
 def _overdue_query(today: dt.date, *extra: Any) -> Select[Any]:
     """(subscriber id, currency, oldest due date, overdue amount) of everyone with something
-    past due on *today*. Set-based: what is overdue is the balance less what is owed on
-    documents not yet due (settlement covers the oldest first), so no account is settled
-    one by one."""
+    past due on *today* as the books stood then (a past day): recomputed from the ledger's
+    effective dates and the documents issued by then. Set-based: what is overdue is the
+    balance less what is owed on documents not yet due (settlement covers the oldest first),
+    so no account is settled one by one."""
     documents = Invoice.kind != InvoiceKind.CREDIT_NOTE
     # open on that day: not settled yet, or settled after it (indexes: (status, due_on) and
     # paid_on)
@@ -98,15 +116,24 @@ def _overdue_query(today: dt.date, *extra: Any) -> Select[Any]:
             .where(amount > 0))
 
 
-def overdue(session: Session, today: dt.date, limit: int = 10_000) -> dict[str, object]:
-    """Everyone with something past due on *today* (a past day too: as the books stood
-    then, by the ledger's effective dates), the most overdue first (at most *limit* of
-    them), and the count and totals per currency of all of them (:func:`overdue_summary`)."""
+def _overdue(today: dt.date, as_of: dt.date | None, *extra: Any) -> Select[Any]:
+    # the kept amounts say how the books stand now; a past day is recomputed
+    if as_of is not None and today < as_of:
+        return _overdue_query(today, *extra)
+    return _kept_overdue_query(today, *extra)
+
+
+def overdue(session: Session, today: dt.date, limit: int = 10_000, *,
+            as_of: dt.date | None = None) -> dict[str, object]:
+    """Everyone with something past due on *today*, the most overdue first (at most *limit*
+    of them), and the count and totals per currency of all of them (:func:`overdue_summary`).
+    *today* may be a past day when *as_of* is the real today: then the books as they stood
+    then, by the ledger's effective dates."""
     # everyone overdue in one pass, the page cut here: an ORDER BY ... LIMIT over the
     # aggregate (or joining the subscribers to it again) made PostgreSQL's planner misjudge
     # its size (minutes at 100,000 overdue); ties on the date in username order
-    found = _overdue_query(today, Subscriber.username, Subscriber.full_name, Subscriber.phone,
-                           Subscriber.status)
+    found = _overdue(today, as_of, Subscriber.username, Subscriber.full_name,
+                     Subscriber.phone, Subscriber.status)
     everyone = sorted(session.execute(found).all(), key=lambda r: (r[2], r[4]))
     totals: dict[str, Decimal] = {}
     for r in everyone:  # as overdue_summary: sums of rounded ledger amounts are exact
@@ -121,10 +148,12 @@ def overdue(session: Session, today: dt.date, limit: int = 10_000) -> dict[str, 
             "totals": {c: str(round_money(v, c)) for c, v in sorted(totals.items())}}
 
 
-def overdue_summary(session: Session, today: dt.date) -> tuple[int, dict[str, Decimal]]:
+def overdue_summary(session: Session, today: dt.date, *, as_of: dt.date | None = None
+                    ) -> tuple[int, dict[str, Decimal]]:
     """How many subscribers have something past due on *today*, and the total overdue per
-    currency (the dashboard's figures), in one aggregate query."""
-    found = _overdue_query(today).subquery()
+    currency (the dashboard's figures), in one aggregate query (*as_of*: as
+    :func:`overdue`)."""
+    found = _overdue(today, as_of).subquery()
     count = 0
     totals: dict[str, Decimal] = {}
     for currency, n, total in session.execute(
@@ -134,6 +163,27 @@ def overdue_summary(session: Session, today: dt.date) -> tuple[int, dict[str, De
         # ledger amounts are posted rounded (ledger.post), so their sums are exact
         totals[currency] = round_money(Decimal(total), currency)
     return count, totals
+
+
+def overdue_check(session: Session, today: dt.date, *, repair: bool = False,
+                  shown: int = 1_000) -> dict[str, object]:
+    """The documents whose kept outstanding amount (what the overdue figures read) differs
+    from settling the ledger (:func:`billing.ledger.check_outstanding`), the first *shown*
+    of them by subscriber and document; with *repair* their accounts are settled."""
+    drift = ledger.check_outstanding(session, today, repair=repair)
+    listed = drift[:shown]
+    names: dict[int, str] = {}
+    numbers: dict[int, str] = {}
+    for chunk in range(0, len(listed), 500):  # bounded IN lists
+        part = listed[chunk:chunk + 500]
+        names.update(session.execute(select(Subscriber.id, Subscriber.username).where(
+            Subscriber.id.in_({d.subscriber_id for d in part}))).tuples())
+        numbers.update(session.execute(select(Invoice.id, Invoice.number).where(
+            Invoice.id.in_([d.invoice_id for d in part]))).tuples())
+    return {"as_of": str(today), "documents": len(drift), "repaired": repair and bool(drift),
+            "drift": [{"username": names.get(d.subscriber_id),
+                       "invoice": numbers.get(d.invoice_id), "kept": str(d.kept),
+                       "settled": str(d.settled)} for d in listed]}
 
 
 def account(session: Session, sub: Subscriber, today: dt.date) -> dict[str, object]:
