@@ -117,18 +117,21 @@ def _overdue_query(today: dt.date, *extra: Any) -> Select[Any]:
 
 
 def _overdue(today: dt.date, as_of: dt.date | None, *extra: Any) -> Select[Any]:
-    # the kept amounts say how the books stand now; a past day is recomputed
-    if as_of is not None and today < as_of:
-        return _overdue_query(today, *extra)
-    return _kept_overdue_query(today, *extra)
+    # the kept amounts say how the books stand now: for the real today only; any other day
+    # (or a caller that does not say which day today is) is recomputed from the ledger
+    if as_of is not None and today == as_of:
+        return _kept_overdue_query(today, *extra)
+    return _overdue_query(today, *extra)
 
 
 def overdue(session: Session, today: dt.date, limit: int = 10_000, *,
             as_of: dt.date | None = None) -> dict[str, object]:
     """Everyone with something past due on *today*, the most overdue first (at most *limit*
     of them), and the count and totals per currency of all of them (:func:`overdue_summary`).
-    *today* may be a past day when *as_of* is the real today: then the books as they stood
-    then, by the ledger's effective dates."""
+    Pass the real today as *as_of*: if *today* is that day, the figures are read from what
+    the settlement keeps on each open document (fast at any size); otherwise (a past day, or
+    *as_of* not given) they are recomputed from the ledger: the books as they stood on
+    *today*, by the ledger's effective dates."""
     # everyone overdue in one pass, the page cut here: an ORDER BY ... LIMIT over the
     # aggregate (or joining the subscribers to it again) made PostgreSQL's planner misjudge
     # its size (minutes at 100,000 overdue); ties on the date in username order
@@ -177,9 +180,9 @@ def overdue_check(session: Session, today: dt.date, *, repair: bool = False,
     for chunk in range(0, len(listed), 500):  # bounded IN lists
         part = listed[chunk:chunk + 500]
         names.update(session.execute(select(Subscriber.id, Subscriber.username).where(
-            Subscriber.id.in_({d.subscriber_id for d in part}))).tuples())
+            Subscriber.id.in_({d.subscriber_id for d in part}))).all())
         numbers.update(session.execute(select(Invoice.id, Invoice.number).where(
-            Invoice.id.in_([d.invoice_id for d in part]))).tuples())
+            Invoice.id.in_([d.invoice_id for d in part]))).all())
     return {"as_of": str(today), "documents": len(drift), "repaired": repair and bool(drift),
             "drift": [{"username": names.get(d.subscriber_id),
                        "invoice": numbers.get(d.invoice_id), "kept": str(d.kept),
