@@ -38,6 +38,10 @@ def upgrade() -> None:
     conn.execute(sa.text("UPDATE invoices SET outstanding = total "
                          "WHERE status = 'open' AND kind != 'credit_note' AND total > 0"))
     _settle_outstanding(conn)
+    if conn.dialect.name == 'postgresql':
+        # fresh statistics for the planner now; autovacuum then sets the visibility map
+        # this bulk update cleared (until it has, the overdue figures read the table too)
+        op.execute("ANALYZE invoices")
     op.create_index('ix_invoices_open_owed', 'invoices',
                     ['due_on', 'subscriber_id', 'outstanding'],
                     postgresql_where=OPEN_DOCUMENT, sqlite_where=OPEN_DOCUMENT)
