@@ -1,8 +1,9 @@
 """invoices.outstanding: what is still owed on each document, kept by the settlement in the
 transaction that moves the money, so the dashboard, /api/v1/dashboard and `radbill billing
 overdue` read what is overdue today from one partial index (ix_invoices_open_owed) instead of
-settling the whole ledger. And the admin's subscriber search on trigram indexes (pg_trgm) on
-PostgreSQL.
+settling the whole ledger. The admin's subscriber search on trigram indexes (pg_trgm) on
+PostgreSQL. Payments by receipt time with their currency and amount (the dashboard's revenue
+summed from the index alone).
 
 The amount is filled in from the ledger here, as billing.ledger.settle would (the rule
 billing.ledger.allocate, in chunks of subscribers): open documents owe their total, then the
@@ -45,6 +46,9 @@ def upgrade() -> None:
     op.create_index('ix_invoices_open_owed', 'invoices',
                     ['due_on', 'subscriber_id', 'outstanding'],
                     postgresql_where=OPEN_DOCUMENT, sqlite_where=OPEN_DOCUMENT)
+    # the dashboard's revenue today, this month and per day summed from the index alone
+    op.drop_index('ix_payments_received_at', table_name='payments')
+    op.create_index('ix_payments_received_at', 'payments', ['received_at', 'currency', 'amount'])
     if conn.dialect.name == 'postgresql':
         # trusted since PostgreSQL 13: the database's owner may create it; Debian's server
         # package ships it (postgresql-contrib)
@@ -77,5 +81,7 @@ def downgrade() -> None:
     for column in reversed(SEARCHED):
         op.drop_index(f'ix_subscribers_{column}_trgm', table_name='subscribers')
     op.drop_index('ix_invoices_open_owed', table_name='invoices')
+    op.drop_index('ix_payments_received_at', table_name='payments')
+    op.create_index('ix_payments_received_at', 'payments', ['received_at'])
     with op.batch_alter_table('invoices') as batch:
         batch.drop_column('outstanding')
