@@ -191,13 +191,13 @@ _INSERT_INVOICES = """
     INSERT INTO invoices (number, subscriber_id, plan_name, period_start, period_end,
                           issued_on, due_on, currency, subtotal, tax_percent, tax, total,
                           status, created_at, duty, tax_breakdown, previous_balance,
-                          amount_due, buyer_name{extra_columns})
+                          amount_due, buyer_name, outstanding{extra_columns})
     SELECT number, subscriber_id, plan_name, period_start, period_end, issued_on, due_on,
            currency, subtotal, tax_percent, tax, total, 'open', now(), 0,
            CASE WHEN tax_percent > 0 THEN json_build_array(json_build_object(
                'name', 'VAT', 'rate', tax_percent::text, 'amount', tax::text)) ELSE '[]' END,
            previous_balance, greatest(previous_balance + total, 0),
-           buyer_name{extra_values}
+           buyer_name, total{extra_values}
       FROM ({due}) due
 """
 

@@ -140,13 +140,15 @@ def load(url: str, subscribers: int, sessions: int, now: dt.datetime) -> dict[st
         step("invoices", """
             INSERT INTO invoices (id, number, kind, subscriber_id, plan_name, period_start,
                 period_end, issued_on, due_on, currency, subtotal, tax_percent, tax, duty,
-                total, status, paid_on, created_at)
+                total, status, paid_on, outstanding, created_at)
             SELECT m * %(n)s + i, 'INV-' || lpad((m * %(n)s + i)::text, 9, '0'), 'period', i,
                    'plan' || (i %% 5 + 1), d, (d + interval '1 month')::date, d,
                    (d + interval '7 days')::date, 'BDT', 500 * (i %% 5 + 1), 0, 0, 0,
                    500 * (i %% 5 + 1),
                    CASE WHEN m = 2 AND i %% 10 = 0 THEN 'open' ELSE 'paid' END,
-                   CASE WHEN m = 2 AND i %% 10 = 0 THEN NULL ELSE d END, %(now)s
+                   CASE WHEN m = 2 AND i %% 10 = 0 THEN NULL ELSE d END,
+                   CASE WHEN m = 2 AND i %% 10 = 0 THEN 500 * (i %% 5 + 1) ELSE 0 END,
+                   %(now)s
             FROM generate_series(1, %(n)s::int) i, generate_series(0, 2) m,
                  LATERAL (SELECT (date_trunc('month', %(now)s) - (2 - m) * interval '1 month'
                                   )::date AS d) x""", args=a)

@@ -153,7 +153,9 @@ class Inv:
     paid_on: dt.date | None
     payment_link: str | None
     draft: invoices.Draft | None = None
-    loaded: tuple[InvoiceStatus, dt.date | None] | None = None
+    # status, paid date and what is owed on it as loaded (None: drafted by this run)
+    loaded: tuple[InvoiceStatus, dt.date | None, Decimal] | None = None
+    outstanding: Decimal = ZERO  # what settlement leaves owed on it (zero unless open)
 
 
 @dataclass
@@ -209,15 +211,17 @@ def load(session: Session, isp: IspSettings, ids: Sequence[int]
     hist = {s.id: History() for s in subs}
     i = INVOICES.c
     for (sub_id, inv_id, number, kind, plan_name, start, end, issued_on, due_on, currency,
-         total, status, paid_on, link) in session.execute(
+         total, status, paid_on, link, kept) in session.execute(
             select(i.subscriber_id, i.id, i.number, i.kind, i.plan_name, i.period_start,
                    i.period_end, i.issued_on, i.due_on, i.currency, i.total, i.status,
-                   i.paid_on, i.payment_link)
+                   i.paid_on, i.payment_link, i.outstanding)
             .where(_among(session, i.subscriber_id, ids), i.kind != InvoiceKind.CREDIT_NOTE)
             .order_by(i.subscriber_id, i.due_on, i.id)):
+        owed = Decimal(kept)
         hist[sub_id].invoices.append(Inv(inv_id, number, kind, plan_name, start, end,
                                          issued_on, due_on, currency, total, status, paid_on,
-                                         link, loaded=(status, paid_on)))
+                                         link, loaded=(status, paid_on, owed),
+                                         outstanding=owed))
     for sub_id, amount, invoice_id, kind in session.execute(
             select(LEDGER.c.subscriber_id, LEDGER.c.amount, LEDGER.c.invoice_id, LEDGER.c.kind)
             .where(_among(session, LEDGER.c.subscriber_id, ids))):
@@ -265,6 +269,7 @@ def _settle(hist: History, today: dt.date) -> list[tuple[Inv, Decimal]]:
     open_: list[tuple[Inv, Decimal]] = []
     for inv, outcome in zip(hist.invoices, outcomes, strict=True):
         inv.status, inv.paid_on = outcome.status, outcome.paid_on
+        inv.outstanding = outcome.outstanding
         if outcome.status is InvoiceStatus.OPEN:
             open_.append((inv, outcome.outstanding))
     return open_
@@ -306,7 +311,7 @@ def _issue(p: Planned, hist: History, isp: IspSettings, numbers: Iterator[int],
                        previous_balance=_balance(hist), kind=kind)
     inv = Inv(next(stand_ins), d.number, d.kind, plan_name, period_start, period_end,
               issued_on, due_on, d.currency, d.total, InvoiceStatus.OPEN, None,
-              d.payment_link, d)
+              d.payment_link, d, outstanding=max(d.total, ZERO))
     hist.invoices.append(inv)
     p.drafted.append(inv)
     entry = d.ledger_entry()
@@ -427,7 +432,7 @@ def plan_account(sub: Sub, plan: Plan, hist: History, isp: IspSettings, cal: Cal
     p.suspend_reason = next((a.reason for a in actions if a.kind == "suspend"), "")
     open_ = _settle(hist, as_of)
     p.settled = [v for v in hist.invoices
-                 if v.loaded is not None and v.loaded != (v.status, v.paid_on)]
+                 if v.loaded is not None and v.loaded != (v.status, v.paid_on, v.outstanding)]
     paid_until = _paid_until(sub, plan, hist, isp, cal, as_of, open_)
     if paid_until != sub.paid_until:
         sub.paid_until = paid_until
@@ -604,8 +609,8 @@ def write(session: Session, isp: IspSettings, segment: list[Planned]) -> None:
     drafted = [v for p in segment for v in p.drafted]
     new_ids = rows.insert_new(INVOICES, [
         {**d.columns(), "credits_invoice_id": None, "reason": None, "subscriber_id": p.sub.id,
-         "status": v.status, "paid_on": v.paid_on, "pdf_path": None, "pdf_sha256": None,
-         "created_at": now}
+         "status": v.status, "paid_on": v.paid_on, "outstanding": v.outstanding,
+         "pdf_path": None, "pdf_sha256": None, "created_at": now}
         for p in segment for v in p.drafted if (d := v.draft) is not None])
     ids = {v.id: new_id for v, new_id in zip(drafted, new_ids, strict=True)}
     rows.insert(LINES, [{"invoice_id": ids[v.id], **values} for v in drafted
@@ -628,7 +633,8 @@ def write(session: Session, isp: IspSettings, segment: list[Planned]) -> None:
     # invoice events come before its other events, as on the per-account path.
     rows.insert(OUTBOX, issued)
     rows.insert(OUTBOX, other, unique="dedupe_key")
-    rows.update(INVOICES, [{"id": v.id, "status": v.status, "paid_on": v.paid_on}
+    rows.update(INVOICES, [{"id": v.id, "status": v.status, "paid_on": v.paid_on,
+                            "outstanding": v.outstanding}
                            for p in segment for v in p.settled])
     bumps = sum(p.bump for p in segment)
     if bumps:  # radbill.db.bump, once per account, in account order

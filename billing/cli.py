@@ -566,7 +566,8 @@ def billing_overdue(app: App, as_of: dt.date | None, as_json: bool) -> None:
     from billing import reports
 
     with app.transaction() as session:
-        data = reports.overdue(session, not_future(as_of, app.today(session), "--as-of"))
+        today = app.today(session)
+        data = reports.overdue(session, not_future(as_of, today, "--as-of"), as_of=today)
 
     def render(d: dict[str, Any]) -> str:
         return (table(d["subscribers"], ["username", "status", "overdue", "currency",
@@ -574,6 +575,31 @@ def billing_overdue(app: App, as_of: dt.date | None, as_json: bool) -> None:
                 + "\ntotals: " + ", ".join(f"{c} {v}" for c, v in d["totals"].items()))
 
     emit(data, as_json, render)
+
+
+DRIFT_SHOWN = 1_000
+
+
+@billing.command("overdue-check")
+@click.option("--repair", is_flag=True,
+              help="Settle each account found (status, paid date and amount owed restated "
+                   "from the ledger).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def billing_overdue_check(app: App, repair: bool, as_json: bool) -> None:
+    """Check what each document keeps as still owed (what the overdue figures read) against
+    settling the ledger; exits 1 if they differ (and were not repaired)."""
+    from billing import reports
+
+    with app.transaction() as session:
+        data = reports.overdue_check(session, app.today(session), repair=repair,
+                                     shown=DRIFT_SHOWN)
+    emit(data, as_json, lambda d: (table(d["drift"], ["username", "invoice", "kept", "settled"])
+                                   + f"\n{d['documents']} document(s) differ"
+                                   + (": repaired" if d["repaired"] else "")))
+    if data["documents"] and not repair:
+        raise SystemExit(1)
 
 
 @click.group()

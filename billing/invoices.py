@@ -219,7 +219,9 @@ class Draft:
                 "previous_balance": self.previous_balance, "amount_due": self.amount_due,
                 "buyer_name": b.name, "buyer_address": b.address, "buyer_tax_id": b.tax_id,
                 "place_of_supply": b.place_of_supply, "payment_link": self.payment_link,
-                "pay_token": self.pay_token}
+                "pay_token": self.pay_token,
+                # owed in full until settled (billing.ledger.settle keeps it from then on)
+                "outstanding": max(self.total, ZERO)}
 
     def ledger_entry(self) -> tuple[LedgerKind, str] | None:
         """The ledger entry issuing posts for the total: a late fee or a charge (none for a

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from billing.models import Invoice, InvoiceKind, InvoiceStatus, LedgerEntry, LedgerKind
@@ -162,6 +162,8 @@ def settle(session: Session, subscriber_id: int, today: dt.date) -> Settlement:
     for inv, outcome in zip(invoices, outcomes, strict=True):
         if (inv.status, inv.paid_on) != (outcome.status, outcome.paid_on):
             inv.status, inv.paid_on = outcome.status, outcome.paid_on
+        if inv.outstanding != outcome.outstanding:  # kept for the overdue report
+            inv.outstanding = outcome.outstanding
         if outcome.newly_paid:
             paid.append(inv)
         if outcome.status is InvoiceStatus.OPEN:
@@ -191,3 +193,67 @@ def owed_on(session: Session, subscriber_id: int, invoice_id: int, day: dt.date)
     outcomes = allocate(entries, [(i, InvoiceStatus.OPEN, None) for i in documents], day)
     return next((o.outstanding for i, o in zip(documents, outcomes, strict=True)
                  if i == invoice_id), ZERO)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A document whose kept outstanding amount is not what settling its account says."""
+
+    subscriber_id: int
+    invoice_id: int
+    kept: Decimal  # what the invoice row says is owed (zero unless open)
+    settled: Decimal  # what settlement of the ledger says is owed (zero unless open)
+
+
+def outstanding_drift(conn: Connection, first_id: int, last_id: int,
+                      today: dt.date) -> list[Drift]:
+    """The documents of subscribers *first_id* to *last_id* whose kept outstanding amount
+    (``invoices.outstanding`` on an open document, zero on a settled one) differs from what
+    :func:`allocate` makes of the ledger as it stands, in subscriber and invoice order. Core
+    statements on *conn*: the migration that introduced the amount uses it too."""
+    entries: dict[int, list[Entry]] = {}
+    for sub_id, amount, invoice_id, kind in conn.execute(
+            select(LedgerEntry.subscriber_id, LedgerEntry.amount, LedgerEntry.invoice_id,
+                   LedgerEntry.kind)
+            .where(LedgerEntry.subscriber_id.between(first_id, last_id))
+            .order_by(LedgerEntry.subscriber_id, LedgerEntry.id)):
+        entries.setdefault(sub_id, []).append((Decimal(amount), invoice_id, LedgerKind(kind)))
+    documents: dict[int, list[tuple[int, InvoiceStatus, dt.date | None, Decimal]]] = {}
+    for sub_id, inv_id, status, paid_on, kept in conn.execute(
+            select(Invoice.subscriber_id, Invoice.id, Invoice.status, Invoice.paid_on,
+                   Invoice.outstanding)
+            .where(Invoice.subscriber_id.between(first_id, last_id),
+                   Invoice.kind != InvoiceKind.CREDIT_NOTE)
+            .order_by(Invoice.subscriber_id, Invoice.due_on, Invoice.id)):
+        documents.setdefault(sub_id, []).append(
+            (inv_id, InvoiceStatus(status), paid_on, Decimal(kept)))
+    out: list[Drift] = []
+    for sub_id, docs in documents.items():
+        outcomes = allocate(entries.get(sub_id, []), [(i, s, p) for i, s, p, _ in docs], today)
+        for (inv_id, status, _, kept), outcome in zip(docs, outcomes, strict=True):
+            have = kept if status is InvoiceStatus.OPEN else ZERO
+            if have != outcome.outstanding:
+                out.append(Drift(sub_id, inv_id, have, outcome.outstanding))
+    return out
+
+
+CHECK_CHUNK = 5_000  # subscribers per settlement read
+
+
+def check_outstanding(session: Session, today: dt.date, *, repair: bool = False
+                      ) -> list[Drift]:
+    """Every document whose kept outstanding amount differs from what settling the ledger
+    says (:func:`outstanding_drift`, chunk by chunk of subscribers). With *repair*, each
+    account concerned is settled (:func:`settle`), in the caller's transaction: its
+    documents' status, paid date and outstanding amount are restated from the ledger."""
+    session.flush()
+    top = session.scalar(select(func.max(Invoice.subscriber_id)))
+    found: list[Drift] = []
+    conn = session.connection()
+    for first in range(1, int(top or 0) + 1, CHECK_CHUNK):
+        found.extend(outstanding_drift(conn, first, first + CHECK_CHUNK - 1, today))
+    if repair:
+        for sub_id in sorted({d.subscriber_id for d in found}):
+            settle(session, sub_id, today)
+        session.flush()
+    return found

@@ -41,6 +41,10 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
     )
 
 
+# The subscriber columns the admin's search matches a part of (billing.subscribers).
+SEARCHED = ("username", "full_name", "phone")
+
+
 class ServiceType(enum.StrEnum):
     """How the subscriber connects."""
 
@@ -212,6 +216,13 @@ class Subscriber(Base):
         # the admin's list filtered by status or plan, a page in username order
         Index("ix_subscribers_status_username", "status", "username"),
         Index("ix_subscribers_plan_username", "plan_id", "username"),
+        # The admin's search (a part of a username, name or phone, ILIKE '%...%'): trigram
+        # indexes on PostgreSQL (pg_trgm, migration 0023), read as one bitmap OR. SQLite has
+        # no trigram index: there the search reads the table (fine at an embedded ISP's
+        # size), and these are empty partial indexes (WHERE 0) that cost nothing to keep.
+        *(Index(f"ix_subscribers_{column}_trgm", column, postgresql_using="gin",
+                postgresql_ops={column: "gin_trgm_ops"}, sqlite_where=text("0"))
+          for column in SEARCHED),
     )
 
 
@@ -329,6 +340,10 @@ class LedgerEntry(Base):
     )
 
 
+# An open document (credit notes are never open: they are applied when issued).
+OPEN_DOCUMENT = "status = 'open' AND kind != 'credit_note'"
+
+
 class InvoiceStatus(enum.StrEnum):
     """Whether an invoice is still owed. Only the settlement in billing.ledger changes it."""
 
@@ -389,6 +404,13 @@ class Invoice(Base):
     status: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus, "invoice_status"),
                                                   default=InvoiceStatus.OPEN)
     paid_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    # What is still owed on the document after settlement (zero unless open): kept by
+    # billing.ledger.settle and the billing run's batch in the transaction that moves the
+    # money, so what is overdue today is one read of the open documents past their due date
+    # (billing.reports.overdue), not a settlement of every account. `radbill billing
+    # overdue-check` recomputes it from the ledger.
+    outstanding: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0.00"),
+                                                 server_default="0")
     payment_link: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The key of the invoice's payment link (``/pay/<pay_token>``): 128 random bits, so a link
     # cannot be derived from the invoice number. None on credit notes (nothing to pay) and on
@@ -406,6 +428,10 @@ class Invoice(Base):
               sqlite_where=text("kind = 'period' AND status != 'credited'"),
               postgresql_where=text("kind = 'period' AND status != 'credited'")),
         Index("ix_invoices_open_due", "status", "due_on"),
+        # what is overdue today: the open documents by due date with what is owed on each,
+        # read from the index alone (billing.reports)
+        Index("ix_invoices_open_owed", "due_on", "subscriber_id", "outstanding",
+              postgresql_where=text(OPEN_DOCUMENT), sqlite_where=text(OPEN_DOCUMENT)),
         # what was open on a past day: settled after it (the overdue report --as-of)
         Index("ix_invoices_paid_on", "paid_on"),
         # A unique index, not a constraint: SQLite adds an index in place, while a constraint
@@ -418,7 +444,8 @@ class Invoice(Base):
 
 # What may change on an issued invoice: its settlement and its archived file. Everything else
 # is what the customer was sent.
-MUTABLE_INVOICE_FIELDS = frozenset({"status", "paid_on", "pdf_path", "pdf_sha256"})
+MUTABLE_INVOICE_FIELDS = frozenset({"status", "paid_on", "outstanding", "pdf_path",
+                                    "pdf_sha256"})
 
 
 class InvoiceLine(Base):
@@ -455,8 +482,9 @@ class Payment(Base):
 
     __table_args__ = (UniqueConstraint("method", "reference"),
                       # collected this month (the revenue-by-nas report); revenue today,
-                      # this month, per day (the dashboard)
-                      Index("ix_payments_received_at", "received_at"))
+                      # this month, per day (the dashboard): summed from the index alone (a
+                      # month at a million subscribers is a million payments)
+                      Index("ix_payments_received_at", "received_at", "currency", "amount"))
 
 
 class Promise(Base):

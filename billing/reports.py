@@ -6,7 +6,17 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from billing import ledger
@@ -57,11 +67,29 @@ def renewals(session: Session, today: dt.date, days: int = 7, limit: int | None 
     return out
 
 
+def _kept_overdue_query(today: dt.date, *extra: Any) -> Select[Any]:
+    """(subscriber id, currency, oldest due date, overdue amount) of everyone with something
+    past due on *today*, from what the settlement keeps on each open document
+    (``invoices.outstanding``): the open documents past their due date, read from their
+    partial index, summed per subscriber. The books as they stand: for today."""
+    past_due = (select(Invoice.subscriber_id, func.min(Invoice.due_on).label("due_on"),
+                       func.sum(Invoice.outstanding).label("overdue"))
+                .where(Invoice.status == InvoiceStatus.OPEN,
+                       Invoice.kind != InvoiceKind.CREDIT_NOTE, Invoice.due_on < today)
+                .group_by(Invoice.subscriber_id).subquery())
+    return (select(Subscriber.id, Plan.currency, past_due.c.due_on.label("due_on"),
+                   past_due.c.overdue.label("overdue"), *extra)
+            .join(past_due, past_due.c.subscriber_id == Subscriber.id)
+            .join(Plan, Plan.id == Subscriber.plan_id)
+            .where(past_due.c.overdue > 0))
+
+
 def _overdue_query(today: dt.date, *extra: Any) -> Select[Any]:
     """(subscriber id, currency, oldest due date, overdue amount) of everyone with something
-    past due on *today*. Set-based: what is overdue is the balance less what is owed on
-    documents not yet due (settlement covers the oldest first), so no account is settled
-    one by one."""
+    past due on *today* as the books stood then (a past day): recomputed from the ledger's
+    effective dates and the documents issued by then. Set-based: what is overdue is the
+    balance less what is owed on documents not yet due (settlement covers the oldest first),
+    so no account is settled one by one."""
     documents = Invoice.kind != InvoiceKind.CREDIT_NOTE
     # open on that day: not settled yet, or settled after it (indexes: (status, due_on) and
     # paid_on)
@@ -98,33 +126,81 @@ def _overdue_query(today: dt.date, *extra: Any) -> Select[Any]:
             .where(amount > 0))
 
 
-def overdue(session: Session, today: dt.date, limit: int = 10_000) -> dict[str, object]:
-    """Everyone with something past due on *today* (a past day too: as the books stood
-    then, by the ledger's effective dates), the most overdue first (at most *limit* of
-    them), and the count and totals per currency of all of them (:func:`overdue_summary`)."""
+def _tuned(session: Session) -> None:
+    # As the reconciliation reports (reports.registry): compiling the aggregate (JIT) cost
+    # more than running it, parallel workers each rebuilt the whole per-subscriber
+    # aggregate on two shared cores, and 100,000 groups spilled to disk at the default
+    # work_mem. For this transaction only.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
+        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+
+
+def _overdue(today: dt.date, as_of: dt.date | None, *extra: Any) -> Select[Any]:
+    # the kept amounts say how the books stand now: for the real today only; any other day
+    # (or a caller that does not say which day today is) is recomputed from the ledger
+    if as_of is not None and today == as_of:
+        return _kept_overdue_query(today, *extra)
+    return _overdue_query(today, *extra)
+
+
+def overdue(session: Session, today: dt.date, limit: int = 10_000, *,
+            as_of: dt.date | None = None) -> dict[str, object]:
+    """Everyone with something past due on *today*, the most overdue first (at most *limit*
+    of them), and the count and totals per currency of all of them (:func:`overdue_summary`).
+    Pass the real today as *as_of*: if *today* is that day, the figures are read from what
+    the settlement keeps on each open document (fast at any size); otherwise (a past day, or
+    *as_of* not given) they are recomputed from the ledger: the books as they stood on
+    *today*, by the ledger's effective dates."""
     # everyone overdue in one pass, the page cut here: an ORDER BY ... LIMIT over the
     # aggregate (or joining the subscribers to it again) made PostgreSQL's planner misjudge
     # its size (minutes at 100,000 overdue); ties on the date in username order
-    found = _overdue_query(today, Subscriber.username, Subscriber.full_name, Subscriber.phone,
-                           Subscriber.status)
-    everyone = sorted(session.execute(found).all(), key=lambda r: (r[2], r[4]))
-    totals: dict[str, Decimal] = {}
-    for r in everyone:  # as overdue_summary: sums of rounded ledger amounts are exact
-        totals[r[1]] = totals.get(r[1], ZERO) + Decimal(r[3])
+    _tuned(session)
+    found = _overdue(today, as_of, Subscriber.username, Subscriber.full_name,
+                     Subscriber.phone, Subscriber.status)
+    if as_of is not None and today == as_of:
+        # the kept amounts: the page ordered and cut in the database, the count and totals
+        # from the summary (100,000 rows fetched to list 10,000 took seconds at 1M)
+        count, summed = overdue_summary(session, today, as_of=as_of)
+        everyone = session.execute(found.order_by(literal_column("due_on"),
+                                                  Subscriber.username).limit(limit)).all()
+        totals = dict(summed)
+    else:
+        everyone = sorted(session.execute(found).all(), key=lambda r: (r[2], r[4]))
+        count, totals = len(everyone), {}
+        for r in everyone:  # as overdue_summary: sums of rounded ledger amounts are exact
+            totals[r[1]] = totals.get(r[1], ZERO) + Decimal(r[3])
     rows: list[dict[str, object]] = []
     for _, currency, due_on, owed, username, name, phone, status in everyone[:limit]:
         value = round_money(Decimal(owed), currency)
         rows.append({"username": username, "name": name, "phone": phone,
                      "status": str(status), "overdue": str(value), "currency": currency,
                      "oldest_due_on": str(due_on), "days_overdue": (today - due_on).days})
-    return {"as_of": str(today), "subscribers": rows, "count": len(everyone),
+    return {"as_of": str(today), "subscribers": rows, "count": count,
             "totals": {c: str(round_money(v, c)) for c, v in sorted(totals.items())}}
 
 
-def overdue_summary(session: Session, today: dt.date) -> tuple[int, dict[str, Decimal]]:
+def overdue_summary(session: Session, today: dt.date, *, as_of: dt.date | None = None
+                    ) -> tuple[int, dict[str, Decimal]]:
     """How many subscribers have something past due on *today*, and the total overdue per
-    currency (the dashboard's figures), in one aggregate query."""
-    found = _overdue_query(today).subquery()
+    currency (the dashboard's figures), in one aggregate query (*as_of*: as
+    :func:`overdue`)."""
+    _tuned(session)
+    currencies = session.scalars(select(Plan.currency).distinct()).all()
+    if as_of is not None and today == as_of and len(currencies) == 1:
+        # every subscriber's plan is in one currency (most ISPs): counted from the open
+        # documents alone, without reading every subscriber for its plan's currency
+        past_due = (select(func.sum(Invoice.outstanding).label("overdue"))
+                    .where(Invoice.status == InvoiceStatus.OPEN,
+                           Invoice.kind != InvoiceKind.CREDIT_NOTE, Invoice.due_on < today)
+                    .group_by(Invoice.subscriber_id).subquery())
+        n, total = session.execute(select(func.count(), func.sum(past_due.c.overdue))
+                                   .where(past_due.c.overdue > 0)).one()
+        if not n:
+            return 0, {}
+        return int(n), {currencies[0]: round_money(Decimal(total), currencies[0])}
+    found = _overdue(today, as_of).subquery()
     count = 0
     totals: dict[str, Decimal] = {}
     for currency, n, total in session.execute(
@@ -134,6 +210,27 @@ def overdue_summary(session: Session, today: dt.date) -> tuple[int, dict[str, De
         # ledger amounts are posted rounded (ledger.post), so their sums are exact
         totals[currency] = round_money(Decimal(total), currency)
     return count, totals
+
+
+def overdue_check(session: Session, today: dt.date, *, repair: bool = False,
+                  shown: int = 1_000) -> dict[str, object]:
+    """The documents whose kept outstanding amount (what the overdue figures read) differs
+    from settling the ledger (:func:`billing.ledger.check_outstanding`), the first *shown*
+    of them by subscriber and document; with *repair* their accounts are settled."""
+    drift = ledger.check_outstanding(session, today, repair=repair)
+    listed = drift[:shown]
+    names: dict[int, str] = {}
+    numbers: dict[int, str] = {}
+    for chunk in range(0, len(listed), 500):  # bounded IN lists
+        part = listed[chunk:chunk + 500]
+        names.update(session.execute(select(Subscriber.id, Subscriber.username).where(
+            Subscriber.id.in_({d.subscriber_id for d in part}))).all())
+        numbers.update(session.execute(select(Invoice.id, Invoice.number).where(
+            Invoice.id.in_([d.invoice_id for d in part]))).all())
+    return {"as_of": str(today), "documents": len(drift), "repaired": repair and bool(drift),
+            "drift": [{"username": names.get(d.subscriber_id),
+                       "invoice": numbers.get(d.invoice_id), "kept": str(d.kept),
+                       "settled": str(d.settled)} for d in listed]}
 
 
 def account(session: Session, sub: Subscriber, today: dt.date) -> dict[str, object]:

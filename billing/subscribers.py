@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from billing.cycles import period_end
 from billing.isp import local_today
 from billing.isp import settings as isp_settings
-from billing.models import Plan, ServiceType, Subscriber, SubscriberStatus
+from billing.models import SEARCHED, Plan, ServiceType, Subscriber, SubscriberStatus
 from billing.plans import cycle_of, get_plan
 from radbill import audit
 from radbill.crypto import SecretBox
@@ -162,14 +162,12 @@ def list_subscribers(
         except ValueError:
             raise InvalidInput(f"unknown status {status!r}") from None
     if search:
-        like = f"%{search.lower()}%"
-        stmt = stmt.where(
-            or_(
-                func.lower(Subscriber.username).like(like),
-                func.lower(Subscriber.full_name).like(like),
-                Subscriber.phone.like(f"%{search}%"),
-            )
-        )
+        # ILIKE on the columns themselves: PostgreSQL answers it from the trigram indexes
+        # (one bitmap OR of three, migration 0023) instead of reading every subscriber in
+        # username order; SQLite (lower() LIKE lower()) reads the table
+        like = f"%{search}%"
+        stmt = stmt.where(or_(*(getattr(Subscriber, column).ilike(like)
+                                for column in SEARCHED)))
     return session.scalars(stmt).unique().all()
 
 

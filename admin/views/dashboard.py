@@ -36,7 +36,7 @@ def summary() -> dict[str, Any]:
     isp = isp_settings(db)
     month_start = day.replace(day=1)
     tomorrow = day + dt.timedelta(days=1)
-    overdue_count, overdue_totals = reports.overdue_summary(db, day)
+    overdue_count, overdue_totals = reports.overdue_summary(db, day, as_of=day)
     runs = ops.recent_runs(db, 20)
     return {
         "today": day,
