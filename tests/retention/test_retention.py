@@ -29,8 +29,8 @@ from radius import postauth
 from radius.models import PostAuth, PostAuthDay, RadiusSession
 from retention import service
 from retention.policy import Policy, cutoffs, first_of_month_back
-from usage.models import UsageDay, UsageSessionDay
 from tests.factories import make_plan, make_subscriber
+from usage.models import UsageDay, UsageSessionDay
 
 DHAKA = ZoneInfo("Asia/Dhaka")  # the ISP settings' default time zone
 NOW = dt.datetime(2026, 11, 30, 6, 0, tzinfo=dt.UTC)  # 12:00 on 30 Nov in Dhaka
