@@ -51,9 +51,12 @@ def summarise_postauth(session: Session, before: dt.datetime, tz: ZoneInfo,
     users' day summaries and delete them, in the caller's transaction. Returns how many rows
     it folded (0: nothing left to do). A row that arrives late for a day already summarised
     (a spool replayed) is added to that day's summary."""
+    # Locked (PostgreSQL; SQLite writes one at a time anyway): two runs at once fold
+    # disjoint rows, and each waits for the other's summaries, so no count is lost or doubled.
     rows: Sequence[PostAuth] = session.scalars(
         select(PostAuth).where(PostAuth.at < before)
-        .order_by(PostAuth.at, PostAuth.id).limit(max(1, limit))).all()
+        .order_by(PostAuth.at, PostAuth.id).limit(max(1, limit))
+        .with_for_update(skip_locked=True)).all()
     if not rows:
         return 0
     groups: dict[tuple[str, dt.date], list[PostAuth]] = {}
@@ -63,7 +66,8 @@ def summarise_postauth(session: Session, before: dt.datetime, tz: ZoneInfo,
     existing: dict[tuple[str, dt.date], PostAuthDay] = {}
     for i in range(0, len(keys), KEY_CHUNK):
         for summary in session.scalars(select(PostAuthDay).where(
-                tuple_(PostAuthDay.username, PostAuthDay.day).in_(keys[i:i + KEY_CHUNK]))):
+                tuple_(PostAuthDay.username, PostAuthDay.day).in_(keys[i:i + KEY_CHUNK]))
+                .with_for_update()):
             existing[(summary.username, summary.day)] = summary
     for key, group in groups.items():
         summary = existing.get(key)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from radbill.cliutil import App, emit, guarded, pass_app, table
+from radbill.cliutil import App, emit, fail, guarded, pass_app, table
 
 
 @click.group("retention")
@@ -30,12 +30,18 @@ def run_cmd(app: App, dry_run: bool, spool_dir: Path | None, as_json: bool) -> N
     """Prune everything older than the retention settings, in small batches (safe while
     radbill runs; audited). Invoices, payments and the ledger are never pruned."""
     from radbill.db import session_factory, utcnow
+    from radbill.scheduler import job_lock
     from retention import service
     from retention.policy import Policy
 
-    report = service.run(session_factory(app.engine), Policy.from_settings(app.settings),
-                         utcnow(), dry_run=dry_run, actor="cli",
-                         spool_dir=_spool(app, spool_dir), node=app.settings.node_name)
+    # the scheduler's own lock: never two runs at once, whoever started them
+    with job_lock(app.engine, "retention", app.settings.data_dir / "locks") as got:
+        if not got:
+            fail("a retention run is under way (the scheduler's?): nothing was done")
+        report = service.run(session_factory(app.engine),
+                             Policy.from_settings(app.settings), utcnow(), dry_run=dry_run,
+                             actor="cli", spool_dir=_spool(app, spool_dir),
+                             node=app.settings.node_name)
     data = {"today": report.today, "dry_run": report.dry_run,
             "kinds": [{"kind": k.kind, "before": k.before or "kept", "rows": k.rows,
                        "batches": k.batches} for k in report.kinds],

@@ -53,3 +53,15 @@ def test_scheduler_runs_retention_once_and_records_it(cli, db) -> None:  # type:
     with session_factory(db)() as s:
         run = s.scalars(select(JobRun).where(JobRun.job == "retention")).one()
         assert (run.status, (run.counts or {})["postauth"]) == ("ok", 2)
+
+
+def test_a_run_waits_for_none_while_another_holds_the_lock(cli, db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from radbill.scheduler import job_lock
+
+    _old_logins(db, 1)
+    with job_lock(db, "retention", tmp_path / "locks") as got:
+        assert got
+        result = cli("retention", "run", ok=False)
+    assert result.exit_code != 0 and "retention run is under way" in result.output
+    with session_factory(db)() as s:
+        assert s.scalar(select(func.count(PostAuth.id))) == 1  # nothing was done
