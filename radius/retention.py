@@ -65,10 +65,10 @@ def summarise_postauth(session: Session, before: dt.datetime, tz: ZoneInfo,
     keys = list(groups)
     existing: dict[tuple[str, dt.date], PostAuthDay] = {}
     for i in range(0, len(keys), KEY_CHUNK):
-        for summary in session.scalars(select(PostAuthDay).where(
+        for found in session.scalars(select(PostAuthDay).where(
                 tuple_(PostAuthDay.username, PostAuthDay.day).in_(keys[i:i + KEY_CHUNK]))
                 .with_for_update()):
-            existing[(summary.username, summary.day)] = summary
+            existing[(found.username, found.day)] = found
     for key, group in groups.items():
         summary = existing.get(key)
         if summary is None:
