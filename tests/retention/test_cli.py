@@ -65,3 +65,17 @@ def test_a_run_waits_for_none_while_another_holds_the_lock(cli, db, tmp_path) ->
     assert result.exit_code != 0 and "retention run is under way" in result.output
     with session_factory(db)() as s:
         assert s.scalar(select(func.count(PostAuth.id))) == 1  # nothing was done
+
+
+def test_doctor_says_when_old_records_were_last_pruned(cli, db) -> None:  # type: ignore[no-untyped-def]
+    def finding() -> tuple[str, str]:
+        [row] = [r for r in json.loads(cli("doctor", "--json", ok=False).output)
+                 if r["check"] == "retention"]
+        return row["level"], row["message"]
+
+    level, message = finding()
+    assert level == "warn" and message.startswith("old records were never pruned")
+    assert "post-auth 30 d, sessions 6 months" in message
+    cli("scheduler", "--run-now", "retention")
+    level, message = finding()
+    assert level == "ok" and message.startswith("old records pruned ")
