@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, delete, select, tuple_
+from sqlalchemy import and_, delete, select
 from sqlalchemy.orm import Session
 
 from radbill.pruning import Prunable, count_matching
@@ -62,11 +62,14 @@ def summarise_postauth(session: Session, before: dt.datetime, tz: ZoneInfo,
     groups: dict[tuple[str, dt.date], list[PostAuth]] = {}
     for row in rows:
         groups.setdefault((row.username, row.at.astimezone(tz).date()), []).append(row)
-    keys = list(groups)
     existing: dict[tuple[str, dt.date], PostAuthDay] = {}
-    for i in range(0, len(keys), KEY_CHUNK):
+    days = sorted({day for _, day in groups})  # a batch spans a day or two: oldest first
+    names = sorted({name for name, _ in groups})
+    for i in range(0, len(names), KEY_CHUNK):
+        # by the primary key (username, day) with = ANY lists; a row-value IN list of
+        # pairs is no index lookup on PostgreSQL. A pair not in the batch is just not used.
         for found in session.scalars(select(PostAuthDay).where(
-                tuple_(PostAuthDay.username, PostAuthDay.day).in_(keys[i:i + KEY_CHUNK]))
+                PostAuthDay.username.in_(names[i:i + KEY_CHUNK]), PostAuthDay.day.in_(days))
                 .with_for_update()):
             existing[(found.username, found.day)] = found
     for key, group in groups.items():
@@ -98,14 +101,19 @@ def postauth_to_summarise(session: Session, before: dt.datetime, cap: int) -> in
 
 def prune_postauth_days(session: Session, before: dt.date, limit: int) -> int:
     """Delete up to *limit* day summaries of days before *before*, oldest first."""
-    keys = [tuple(k) for k in session.execute(
+    keys = session.execute(
         select(PostAuthDay.username, PostAuthDay.day).where(PostAuthDay.day < before)
-        .order_by(PostAuthDay.day, PostAuthDay.username).limit(max(1, min(limit, KEY_CHUNK))))]
-    if keys:
-        session.execute(delete(PostAuthDay).where(
-            tuple_(PostAuthDay.username, PostAuthDay.day).in_(keys))
-            .execution_options(synchronize_session=False))
-    return len(keys)
+        .order_by(PostAuthDay.day, PostAuthDay.username).limit(max(1, min(limit, KEY_CHUNK))))
+    by_day: dict[dt.date, list[str]] = {}
+    n = 0
+    for name, day in keys:
+        by_day.setdefault(day, []).append(name)
+        n += 1
+    for day, names in by_day.items():
+        session.execute(delete(PostAuthDay).where(PostAuthDay.day == day,
+                                                  PostAuthDay.username.in_(names))
+                        .execution_options(synchronize_session=False))
+    return n
 
 
 def postauth_days_to_prune(session: Session, before: dt.date, cap: int) -> int:

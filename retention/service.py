@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ class KindDone:
     before: str | None  # the cut-off (ISP day), None: kept for ever
     rows: int = 0
     batches: int = 0
+    seconds: float = 0.0
 
 
 @dataclass
@@ -72,13 +74,17 @@ def _start(day: dt.date, tz: ZoneInfo) -> dt.datetime:
 def _batches(factory: sessionmaker[Session], step: Callable[[Session], int], batch: int,
              max_batches: int, done: KindDone) -> None:
     """Run *step* (one batch, its own transaction) until a batch comes back short."""
-    while done.batches < max_batches:
-        with factory() as session, session.begin():
-            n = step(session)
-        done.rows += n
-        done.batches += 1 if n else 0
-        if n < batch:
-            return
+    started = time.perf_counter()
+    try:
+        while done.batches < max_batches:
+            with factory() as session, session.begin():
+                n = step(session)
+            done.rows += n
+            done.batches += 1 if n else 0
+            if n < batch:
+                return
+    finally:
+        done.seconds += time.perf_counter() - started
 
 
 def _kind(report: RunReport, name: str, day: dt.date | None) -> KindDone | None:
