@@ -4,7 +4,7 @@ job runs, enforcement attempts, outbox and deliveries, usage per session and day
 
 On PostgreSQL each CREATE INDEX holds writes to its table until it is built: on a big
 radius_sessions (or audit_log, ...) `radbill db upgrade` refuses it without
---allow-long-locks; run it in a maintenance window (about a minute per 10 million sessions).
+--allow-long-locks; run it in a maintenance window (how long it takes was not measured).
 
 Revision ID: 0024
 Revises: 0022
