@@ -50,7 +50,7 @@ test-postgresql: setup
 		$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check radbill billing radius coa olt simulators admin payments notify usage reports portal tests bench
+	$(VENV)/bin/ruff check radbill billing radius coa olt simulators admin payments notify usage reports portal retention tests bench
 	$(VENV)/bin/mypy
 
 # Regenerate the lock files after a change to pyproject.toml's dependencies (uv resolves for

@@ -34,4 +34,6 @@ class EnforcementAttempt(Base):
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (Index("ix_enforcement_attempts_session", "nas_ip", "acct_session_id"),)
+    __table_args__ = (Index("ix_enforcement_attempts_session", "nas_ip", "acct_session_id"),
+                      # retention prunes the oldest first
+                      Index("ix_enforcement_attempts_at", "at"))

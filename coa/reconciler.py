@@ -32,7 +32,8 @@ from radbill.config import Settings
 from radbill.crypto import SecretBox
 from radbill.db import utcnow
 from radbill.jobs import recorded
-from radius.models import PostAuth, RadiusSession
+from radius import postauth
+from radius.models import RadiusSession
 
 log = logging.getLogger("radbill.reconciler")
 
@@ -116,10 +117,8 @@ def _logged_in_under_the_old_policy(session: Session, settings: Settings, busy: 
     for sub_id, name, status in rows:
         if sub_id in busy:
             continue
-        row = session.execute(
-            select(PostAuth.reason, PostAuth.at).where(PostAuth.username == name,
-                                                       PostAuth.decision == "accept")
-            .order_by(PostAuth.at.desc(), PostAuth.id.desc()).limit(1)).first()
+        # the log, or its day summaries once retention folded it (a session open for months)
+        row = postauth.last_accept(session, name)
         if row is None:
             continue
         last, at = row

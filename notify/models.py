@@ -48,6 +48,8 @@ class Outbox(Base):
         # The worker's hot query: events not planned yet, oldest first.
         Index("ix_outbox_unplanned", "id", sqlite_where=text("sent_at IS NULL"),
               postgresql_where=text("sent_at IS NULL")),
+        # retention prunes the oldest first
+        Index("ix_outbox_created_at", "created_at"),
     )
 
 
@@ -119,6 +121,9 @@ class Delivery(Base):
         Index("ix_notify_deliveries_provider_ref", "provider_ref"),
         # recording a round's answers looks deliveries up by the id the provider saw
         Index("ix_notify_deliveries_provider_id", "provider_id"),
+        # retention prunes the oldest first; and finds the deliveries of an outbox event
+        Index("ix_notify_deliveries_created_at", "created_at"),
+        Index("ix_notify_deliveries_outbox_id", "outbox_id"),
     )
 
 

@@ -10,10 +10,12 @@ from sqlalchemy import JSON, Index, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from radbill.db import Base, BigIntPK, UTCDateTime, utcnow
+from radbill.pruning import Prunable
 
 
 class AuditLog(Base):
-    """One state change. Append-only: rows are never updated or deleted."""
+    """One state change. Append-only: rows are never updated, and deleted only by retention
+    once older than ``RADBILL_KEEP_AUDIT_DAYS`` (0: never)."""
 
     __tablename__ = "audit_log"
 
@@ -27,7 +29,9 @@ class AuditLog(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
-    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
+    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),
+                      # retention prunes the oldest first
+                      Index("ix_audit_log_at", "at"))
 
 
 def _jsonable(values: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -72,3 +76,7 @@ def entries(session: Session, *, entity: str | None = None, entity_id: str | int
     if actor:
         stmt = stmt.where(AuditLog.actor == actor)
     return list(session.scalars(stmt))
+
+
+PRUNABLE = Prunable("audit_log", AuditLog.id, AuditLog.at, lambda before: AuditLog.at < before)
+"""Audit rows written before the cut-off (``RADBILL_KEEP_AUDIT_DAYS``; 0 keeps them)."""

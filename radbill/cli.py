@@ -28,6 +28,7 @@ from radbill.config import ConfigError, Settings
 from radbill.secure import private_umask
 from radius.cli import accounting, nas, radius
 from reports.cli import report
+from retention.cli import retention
 from usage.cli import usage
 
 
@@ -188,7 +189,8 @@ def doctor_cmd(app: App, as_json: bool) -> None:
 @click.option("--billing-time", default="00:15", show_default=True,
               help="When the daily billing run starts (HH:MM, ISP time).")
 @click.option("--run-now", "run_now", type=click.Choice(["billing-run", "stale-sessions",
-                                                             "payment-poll", "olt-poll"]),
+                                                             "payment-poll", "olt-poll",
+                                                             "retention"]),
               help="Run one job once (recorded and locked like a scheduled run) and exit.")
 @pass_app
 @guarded
@@ -197,7 +199,8 @@ def scheduler_cmd(app: App, billing_time: str, run_now: str | None) -> None:
     from radbill import scheduler
 
     jobs = {"billing-run": scheduler.billing_job, "stale-sessions": scheduler.stale_sessions_job,
-            "payment-poll": scheduler.payment_poll_job, "olt-poll": scheduler.olt_poll_job}
+            "payment-poll": scheduler.payment_poll_job, "olt-poll": scheduler.olt_poll_job,
+            "retention": scheduler.retention_job}
     if run_now:
         outcome = scheduler.run_job(app.engine, app.settings, run_now,
                                     jobs[run_now](app.settings))
@@ -225,7 +228,7 @@ payment.add_command(payment_poll)
 payment.add_command(payment_held)
 subscriber.add_command(set_onu)
 for _group in (plan, subscriber, billing, payment, isp, nas, radius, enforcement, olt,
-               accounting, user, serve, notify, usage, report, portal):
+               accounting, user, serve, notify, usage, report, portal, retention):
     main.add_command(_group)
 
 

@@ -133,6 +133,17 @@ class Settings:
     public_url: str = "http://127.0.0.1:8080"  # where gateways and browsers reach radbill
     trusted_proxies: int = 0  # reverse proxies in front of the web app whose X-Forwarded-* count
     ratelimit_storage: str = "memory://"  # Flask-Limiter storage, e.g. redis://127.0.0.1:6379
+    # Retention (retention/): how long each kind of growing record is kept; 0 keeps it for
+    # ever. Money (invoices, payments, the ledger) is never pruned, whatever these say.
+    keep_postauth_days: int = 30  # then summarised per subscriber and day
+    keep_postauth_summary_days: int = 400
+    keep_spool_days: int = 7  # detail files, gzip-compressed as soon as they are applied
+    keep_sessions_months: int = 6  # closed accounting sessions (usage per day stays)
+    keep_outbox_days: int = 180  # messages sent; the dunning ladder's steps stay
+    keep_audit_days: int = 730
+    keep_enforcement_days: int = 90  # enforcement attempts
+    keep_job_runs_days: int = 90
+    retention_batch: int = 5000  # rows per transaction: no long locks
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -187,6 +198,16 @@ class Settings:
             public_url=(env.get("RADBILL_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/"),
             trusted_proxies=_int(env, "RADBILL_TRUSTED_PROXIES", 0),
             ratelimit_storage=env.get("RADBILL_RATELIMIT_STORAGE") or "memory://",
+            keep_postauth_days=_bounded(env, "RADBILL_KEEP_POSTAUTH_DAYS", 30, 0, 36_500),
+            keep_postauth_summary_days=_bounded(env, "RADBILL_KEEP_POSTAUTH_SUMMARY_DAYS", 400,
+                                                0, 36_500),
+            keep_spool_days=_bounded(env, "RADBILL_KEEP_SPOOL_DAYS", 7, 1, 36_500),
+            keep_sessions_months=_bounded(env, "RADBILL_KEEP_SESSIONS_MONTHS", 6, 0, 1200),
+            keep_outbox_days=_bounded(env, "RADBILL_KEEP_OUTBOX_DAYS", 180, 0, 36_500),
+            keep_audit_days=_bounded(env, "RADBILL_KEEP_AUDIT_DAYS", 730, 0, 36_500),
+            keep_enforcement_days=_bounded(env, "RADBILL_KEEP_ENFORCEMENT_DAYS", 90, 0, 36_500),
+            keep_job_runs_days=_bounded(env, "RADBILL_KEEP_JOB_RUNS_DAYS", 90, 0, 36_500),
+            retention_batch=_bounded(env, "RADBILL_RETENTION_BATCH", 5000, 100, 50_000),
         )
 
     @property

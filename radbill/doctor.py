@@ -118,6 +118,31 @@ def billing_schedule(settings: Settings, engine: Engine) -> Iterator[Finding]:
         yield Finding(OK, "billing", f"the billing run last ran for {last}")
 
 
+def retention(settings: Settings, engine: Engine) -> Iterator[Finding]:
+    """When old records were last pruned, and what is kept how long (RADBILL_KEEP_*)."""
+    from sqlalchemy import func, select
+
+    from radbill.db import session_factory, utcnow
+    from radbill.ops import JobRun
+
+    with session_factory(engine)() as session:
+        last = session.scalar(select(func.max(JobRun.finished_at)).where(
+            JobRun.job == "retention", JobRun.status == "ok"))
+    kept = (f"post-auth {settings.keep_postauth_days} d, sessions "
+            f"{settings.keep_sessions_months} months, spools {settings.keep_spool_days} d, "
+            f"outbox {settings.keep_outbox_days} d, audit {settings.keep_audit_days} d "
+            "('radbill retention status')")
+    if last is None:
+        yield Finding(WARN, "retention", "old records were never pruned (the scheduler's "
+                      f"nightly job, or 'radbill retention run'); kept: {kept}")
+    elif utcnow() - last > dt.timedelta(days=2):
+        yield Finding(WARN, "retention", f"old records last pruned {last:%Y-%m-%d %H:%M} UTC: "
+                      f"the tables grow; check the scheduler; kept: {kept}")
+    else:
+        yield Finding(OK, "retention", f"old records pruned {last:%Y-%m-%d %H:%M} UTC; "
+                      f"kept: {kept}")
+
+
 def nas_devices(settings: Settings, engine: Engine) -> Iterator[Finding]:
     """Per NAS: Message-Authenticator required; CoA answered (a Disconnect-Request for a
     session that cannot exist: a NAS with the right secret NAKs it, one with another secret
@@ -279,7 +304,7 @@ async def _check_channels(adapters: dict[str, Any]) -> dict[str, tuple[str, str]
 
 
 CHECKS: tuple[Check, ...] = (freeradius, secrets, database, disk, billing_schedule,
-                             nas_devices, gateways, channels)
+                             retention, nas_devices, gateways, channels)
 
 
 def examine(settings: Settings, engine: Engine) -> list[Finding]:

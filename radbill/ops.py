@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from radbill.db import Base, BigIntPK, UTCDateTime, utcnow
+from radbill.pruning import Prunable
 
 
 class JobRun(Base):
@@ -18,7 +19,7 @@ class JobRun(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     job: Mapped[str] = mapped_column(String(64), index=True)
-    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="running")  # running|ok|failed
     counts: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -57,3 +58,8 @@ def open_alerts(session: Session, limit: int = 100) -> list[Alert]:
     """Alerts nobody resolved yet, newest first."""
     return list(session.scalars(select(Alert).where(Alert.resolved_at.is_(None))
                                 .order_by(Alert.id.desc()).limit(limit)))
+
+
+JOB_RUNS = Prunable("job_runs", JobRun.id, JobRun.started_at,
+                    lambda before: (JobRun.started_at < before) & (JobRun.status != "running"))
+"""Finished job runs started before the cut-off."""

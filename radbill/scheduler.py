@@ -1,4 +1,5 @@
-"""`radbill scheduler`: the periodic jobs (billing run, invoice PDFs, stale sessions).
+"""`radbill scheduler`: the periodic jobs (billing run, invoice PDFs, stale sessions,
+retention).
 
 Every job run is recorded (:mod:`radbill.jobs`) and holds a job lock while it runs: on
 PostgreSQL a session-level advisory lock, so two scheduler processes (say on two servers, for
@@ -162,7 +163,23 @@ def olt_poll_job(settings: Settings) -> Callable[[sessionmaker[Session], dict[st
     return work
 
 
-def build(engine: Engine, settings: Settings, billing_time: str = "00:15") -> Any:
+def retention_job(settings: Settings) -> Callable[[sessionmaker[Session], dict[str, Any]],
+                                                    None]:
+    """Prune what is older than the retention settings, in bounded batches (retention/).
+    The detail spools are each RADIUS node's own: their housekeeping tidies them."""
+
+    def work(factory: sessionmaker[Session], counts: dict[str, Any]) -> None:
+        from retention.policy import Policy
+        from retention.service import run
+
+        counts.update(run(factory, Policy.from_settings(settings), utcnow(),
+                          actor="scheduler").counts())
+
+    return work
+
+
+def build(engine: Engine, settings: Settings, billing_time: str = "00:15",
+          retention_time: str = "03:30") -> Any:
     """An APScheduler BlockingScheduler with radbill's jobs."""
     from apscheduler.schedulers.blocking import BlockingScheduler
     from apscheduler.triggers.cron import CronTrigger
@@ -187,4 +204,9 @@ def build(engine: Engine, settings: Settings, billing_time: str = "00:15") -> An
     scheduler.add_job(run_job, IntervalTrigger(seconds=OLT_POLL_SECONDS),
                       args=(engine, settings, "olt-poll", olt_poll_job(settings)),
                       id="olt-poll", max_instances=1, coalesce=True)
+    r_hour, r_minute = (int(x) for x in retention_time.split(":"))
+    scheduler.add_job(run_job, CronTrigger(hour=r_hour, minute=r_minute, timezone=tz),
+                      args=(engine, settings, "retention", retention_job(settings)),
+                      id="retention", max_instances=1, coalesce=True,
+                      misfire_grace_time=6 * 3600)
     return scheduler

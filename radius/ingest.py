@@ -49,6 +49,7 @@ from usage import service as usage
 log = logging.getLogger("radbill.ingest")
 
 READ_CHUNK = 4 * 1024 * 1024
+GZ = ".gz"  # a detail file compressed once applied (tidy_spool): never read again
 TORN_TAIL_AGE_S = 30.0  # a partial record this old in a rotated file was never finished
 T = TypeVar("T")
 
@@ -280,8 +281,8 @@ class Ingester:
     def _drain(self, stream: Stream) -> int:
         done = 0
         while not self._stop.is_set():
-            files = sorted(p.name for p in stream.directory.glob("detail-*")) if (
-                stream.directory.is_dir()) else []
+            files = sorted(p.name for p in stream.directory.glob("detail-*")
+                           if not p.name.endswith(GZ)) if stream.directory.is_dir() else []
             with self.factory() as session, session.begin():
                 cursor = self._cursor(session, stream.name)
                 position = (cursor.file_name, cursor.offset)
@@ -581,19 +582,75 @@ def _mark(session: Session, row: RejectedRecord, actor: str, now: dt.datetime,
                  after={"status": row.status, "outcome": row.outcome, "reason": row.reason})
 
 
-def prune_spool(spool_dir: Path, factory: sessionmaker[Session], keep_days: int = 7,
-                node: str = "") -> int:
-    """Delete detail files older than *keep_days* that node *node* has applied completely."""
-    cutoff = time.time() - keep_days * 86400
-    removed = 0
+@dataclass
+class SpoolTidy:
+    """What :func:`tidy_spool` did: files compressed and deleted, bytes before and after."""
+
+    compressed: int = 0
+    removed: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+def _applied(spool_dir: Path, factory: sessionmaker[Session], node: str
+             ) -> Iterator[tuple[Path, bool]]:
+    """Each detail file node *node* has read completely (before its cursor's file), with
+    whether it is compressed already."""
     with factory() as session:
         cursors = {c.stream: c.file_name for c in session.scalars(
             select(DetailCursor).where(DetailCursor.node == node))}
     for stream in default_streams(spool_dir):
         if not stream.directory.is_dir():
             continue
-        for p in stream.directory.glob("detail-*"):
-            if p.name < cursors.get(stream.name, "") and p.stat().st_mtime < cutoff:
-                os.unlink(p)
-                removed += 1
+        for p in sorted(stream.directory.glob("detail-*")):
+            name = p.name.removesuffix(GZ)
+            if name < cursors.get(stream.name, ""):
+                yield p, p.name.endswith(GZ)
+
+
+def compress(path: Path) -> int:
+    """Gzip *path* into ``<path>.gz`` (written aside, then renamed, keeping the file's time)
+    and delete it. Returns the compressed size."""
+    import gzip
+    import shutil
+
+    target = path.with_name(path.name + GZ)
+    tmp = path.with_name(f".{path.name}{GZ}.tmp")  # not a detail-* name: nobody reads it
+    stat = path.stat()
+    with path.open("rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
+        shutil.copyfileobj(src, dst, READ_CHUNK)
+    os.utime(tmp, (stat.st_atime, stat.st_mtime))
+    os.replace(tmp, target)
+    os.unlink(path)
+    return target.stat().st_size
+
+
+def tidy_spool(spool_dir: Path, factory: sessionmaker[Session], keep_days: int = 7,
+               node: str = "") -> SpoolTidy:
+    """Compress the detail files node *node* has applied completely, and delete those older
+    than *keep_days*. The file the cursor stands in (it may still grow) is never touched;
+    set-aside records are kept in the database whole, so a replay needs no file."""
+    cutoff = time.time() - keep_days * 86400
+    done = SpoolTidy()
+    for path, gzipped in _applied(spool_dir, factory, node):
+        if path.stat().st_mtime < cutoff:
+            os.unlink(path)
+            done.removed += 1
+        elif not gzipped:
+            done.bytes_in += path.stat().st_size
+            done.bytes_out += compress(path)
+            done.compressed += 1
+    return done
+
+
+def prune_spool(spool_dir: Path, factory: sessionmaker[Session], keep_days: int = 7,
+                node: str = "") -> int:
+    """Delete detail files (compressed or not) older than *keep_days* that node *node* has
+    applied completely."""
+    cutoff = time.time() - keep_days * 86400
+    removed = 0
+    for path, _gzipped in _applied(spool_dir, factory, node):
+        if path.stat().st_mtime < cutoff:
+            os.unlink(path)
+            removed += 1
     return removed

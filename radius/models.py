@@ -8,6 +8,7 @@ import datetime as dt
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     Index,
     Integer,
     String,
@@ -111,6 +112,10 @@ class RadiusSession(Base):
         Index("ix_radius_sessions_online", "nas_ip", "username",
               postgresql_where=text("stopped_at IS NULL"),
               sqlite_where=text("stopped_at IS NULL")),
+        # retention deletes the closed sessions oldest first, in bounded batches
+        Index("ix_radius_sessions_closed", "stopped_at",
+              postgresql_where=text("stopped_at IS NOT NULL"),
+              sqlite_where=text("stopped_at IS NOT NULL")),
     )
 
 
@@ -132,6 +137,62 @@ class PostAuth(Base):
 
     # a subscriber's last login (the suspended-online report)
     __table_args__ = (Index("ix_radius_postauth_username_at", "username", "at"),)
+
+
+class PostAuthDay(Base):
+    """One user's authentication decisions on one day (the ISP's local date), summarised
+    from ``radius_postauth`` rows older than the post-auth retention (``retention/``): how
+    many were accepted and rejected, the first and the last, and the last accept, so the
+    subscriber page's "last logins" and the reports keep working once the rows are gone."""
+
+    __tablename__ = "radius_postauth_days"
+
+    username: Mapped[str] = mapped_column(String(253), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    accepts: Mapped[int] = mapped_column(Integer, default=0)
+    rejects: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_decision: Mapped[str] = mapped_column(String(16))
+    last_reason: Mapped[str] = mapped_column(String(64))
+    last_reply_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_nas_ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
+    last_calling_station_id: Mapped[str | None] = mapped_column(String(253), nullable=True)
+    last_auth_method: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    last_accept_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_accept_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    # pruning the summaries themselves, oldest day first
+    __table_args__ = (Index("ix_radius_postauth_days_day", "day"),)
+
+    # Read like a PostAuth row (its day's last decision), so "last logins" lists either.
+    @property
+    def at(self) -> dt.datetime:
+        return self.last_at
+
+    @property
+    def decision(self) -> str:
+        return self.last_decision
+
+    @property
+    def reason(self) -> str:
+        return self.last_reason
+
+    @property
+    def reply_message(self) -> str | None:
+        return self.last_reply_message
+
+    @property
+    def nas_ip(self) -> str | None:
+        return self.last_nas_ip
+
+    @property
+    def calling_station_id(self) -> str | None:
+        return self.last_calling_station_id
+
+    @property
+    def auth_method(self) -> str | None:
+        return self.last_auth_method
 
 
 class DetailCursor(Base):

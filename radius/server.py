@@ -259,15 +259,16 @@ def prepare(settings: Settings, base: Path, *, auth_port: int, acct_port: int,
 
 def housekeeping(factory: sessionmaker[Session], spool: Path, interim_interval: int,
                  stop: threading.Event, node: str = "", keep_days: int = 7) -> None:
-    """Once per interim interval: close sessions silent for three intervals, delete detail
-    files older than *keep_days* that have been applied completely, and forget set-aside
-    records replayed more than 30 days ago. Never raises."""
+    """Once per interim interval: close sessions silent for three intervals, compress the
+    detail files applied completely and delete those older than *keep_days*
+    (``RADBILL_KEEP_SPOOL_DAYS``), and forget set-aside records replayed more than 30 days
+    ago. Never raises."""
     import datetime as dt
 
     from radbill.db import utcnow
     from radius import rejects
     from radius.accounting import close_stale_sessions
-    from radius.ingest import prune_spool
+    from radius.ingest import tidy_spool
 
     while not stop.wait(interim_interval):
         try:
@@ -277,10 +278,11 @@ def housekeeping(factory: sessionmaker[Session], spool: Path, interim_interval: 
             if n:
                 log.warning("closed %d stale sessions (no accounting for %d s)", n,
                             3 * interim_interval)
-            removed = prune_spool(spool, factory, keep_days, node)
-            if removed:
-                log.info("removed %d applied detail files older than %d days", removed,
-                         keep_days)
+            tidied = tidy_spool(spool, factory, keep_days, node)
+            if tidied.compressed or tidied.removed:
+                log.info("detail files: %d applied ones compressed (%d to %d bytes), %d older "
+                         "than %d days removed", tidied.compressed, tidied.bytes_in,
+                         tidied.bytes_out, tidied.removed, keep_days)
         except Exception as exc:  # noqa: BLE001 - retried at the next interval
             log.error("housekeeping failed (retrying next interval): %s",
                       str(exc).splitlines()[0])
@@ -348,7 +350,7 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
     stale_stop = threading.Event()
     threading.Thread(target=housekeeping, name="radbill-housekeeping", daemon=True,
                      args=(session_factory(engine), layout.spool, settings.interim_interval,
-                           stale_stop, settings.node_name)).start()
+                           stale_stop, settings.node_name, settings.keep_spool_days)).start()
     cmd = [binary, "-f", "-l", "stdout", "-d", str(layout.raddb), "-n", "radiusd"]
     if debug:
         cmd.append("-xx")

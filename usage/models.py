@@ -57,6 +57,8 @@ class UsageSessionDay(Base):
     __table_args__ = (
         Index("uq_usage_session_days_key", "nas_ip", "acct_session_id", "username", "day",
               unique=True),
+        # retention prunes them with the sessions, oldest day first (usage_days stays)
+        Index("ix_usage_session_days_day", "day"),
     )
 
 

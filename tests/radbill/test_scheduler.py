@@ -70,4 +70,5 @@ def test_billing_job_runs_billing_and_archives(db, box, tmp_path) -> None:  # ty
 def test_scheduler_builds_with_every_job(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
     sched = scheduler.build(db, settings_for(tmp_path), "00:15")
     assert sorted(j.id for j in sched.get_jobs()) == ["billing-run", "olt-poll",
-                                                      "payment-poll", "stale-sessions"]
+                                                      "payment-poll", "retention",
+                                                      "stale-sessions"]
