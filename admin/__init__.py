@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         reports,
         staff,
         subscribers,
+        usage,
     )
     from radbill.crypto import load_key
     from radbill.db import engine_from_settings
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     filters.init_app(app)
     app.register_blueprint(auth.bp)
     for module in (dashboard, subscribers, catalog, olts, money, operations, accounting, staff,
-                   messages, reports):
+                   messages, reports, usage):
         app.register_blueprint(module.bp)
     app.register_blueprint(api.bp)
     from payments import web as payments_web
