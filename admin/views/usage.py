@@ -113,13 +113,13 @@ def pack_create() -> Any:
     db = get_db()
     f = request.form
     try:
-        pack = service.add_pack(db, f.get("plan", ""), f.get("name", ""), f.get("size", ""),
-                                f.get("price", ""), actor=actor())
+        pack = service.add_pack(db, f.get("pack_plan", ""), f.get("pack_name", ""),
+                                f.get("pack_size", ""), f.get("pack_price", ""), actor=actor())
         commit()
     except DomainError as exc:
         db.rollback()
         return render_template("plans.html", rows=[plans.plan_summary(p) for p in
                                                    plans.list_plans(db)],
                                error=str(exc), form={}, pack_form=f), status_of(exc)
-    flash(f"Top-up pack {pack.name} offered on {f.get('plan', '')}.")
+    flash(f"Top-up pack {pack.name} offered on {f.get('pack_plan', '')}.")
     return redirect(url_for("catalog.plan_list") + "#packs")

@@ -168,16 +168,17 @@ def test_the_plan_form_sets_what_the_cap_counts_and_offers_packs(
         "data_cap": "100G", "cap_counts": "upload", "fup_rate": "1M/512k",
         "csrf_token": token}).status_code == 302
     assert admin.post("/plans/packs", data={
-        "plan": "Up-10", "name": "Night 20G", "size": "20G", "price": "99.50",
-        "csrf_token": token}).status_code == 302
+        "pack_plan": "Up-10", "pack_name": "Night 20G", "pack_size": "20G",
+        "pack_price": "99.50", "csrf_token": token}).status_code == 302
     page = admin.get("/plans").get_data(as_text=True)
     assert f"{human_bytes(100 * 10**9)} (upload)" in page
     assert (f"<td>Up-10</td><td>Night 20G</td><td>{human_bytes(20 * 10**9)}</td>"
             '<td class="num">99.50</td>') in page
-    resp = admin.post("/plans/packs", data={"plan": "Up-10", "name": "Night 20G",
-                                            "size": "20G", "price": "1", "csrf_token": token})
+    resp = admin.post("/plans/packs", data={"pack_plan": "Up-10", "pack_name": "Night 20G",
+                                            "pack_size": "20G", "pack_price": "1",
+                                            "csrf_token": token})
     assert resp.status_code == 409 and "already has a pack" in resp.get_data(as_text=True)
     billing = client_for("billing")
     assert billing.post("/plans/packs", data={
-        "plan": "Up-10", "name": "x", "size": "1G", "price": "1",
+        "pack_plan": "Up-10", "pack_name": "x", "pack_size": "1G", "pack_price": "1",
         "csrf_token": csrf(billing, "/plans")}).status_code == 403
