@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         reports,
         staff,
         subscribers,
+        usage,
     )
     from radbill.crypto import load_key
     from radbill.db import engine_from_settings
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     filters.init_app(app)
     app.register_blueprint(auth.bp)
     for module in (dashboard, subscribers, catalog, olts, money, operations, accounting, staff,
-                   messages, reports, plan_requests):
+                   messages, reports, plan_requests, usage):
         app.register_blueprint(module.bp)
     app.register_blueprint(api.bp)
     from payments import web as payments_web

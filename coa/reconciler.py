@@ -5,7 +5,11 @@ Two views, because either can be wrong on its own:
 * **Accounting** (every NAS): an open session that started before the subscriber's latest
   enforcement request, and was not changed live since, still runs under an old policy; a
   session of a subscriber who may not be online at all (disabled, terminated, suspended in
-  reject mode) must end. Each finding queues a ``resync`` request (a Disconnect).
+  reject mode) must end; a login answered from a policy snapshot that had not caught up with
+  a change the enforcement request could not reach (its Start was not stored yet) runs
+  under the old policy too. Each finding queues a ``resync`` request (a Disconnect); a
+  finding that is only the wrong speed (fair-usage against full) queues an ``unthrottle``
+  or ``throttle`` (a CoA on PPPoE: the session stays up).
 * **RouterOS API** (NAS with API credentials): who the router says is online, and which
   addresses sit in the walled-garden address list. A subscriber who should be in the garden
   but is online outside it is disconnected (the next login lands in the garden); an active
@@ -23,7 +27,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from billing.models import EnforcementRequest, Subscriber, SubscriberStatus
+from billing.models import EnforcementRequest, Plan, Subscriber, SubscriberStatus
 from coa import queue
 from coa.controller import EnforcementError, NasRef, Outcome, SessionRef, StepResult
 from coa.models import EnforcementAttempt
@@ -34,6 +38,7 @@ from radbill.db import utcnow
 from radbill.jobs import recorded
 from radius import postauth
 from radius.models import RadiusSession
+from radius.policy import Reason
 
 log = logging.getLogger("radbill.reconciler")
 
@@ -94,6 +99,11 @@ def accounting_drift(session: Session, settings: Settings) -> list[tuple[int, st
 GARDEN_REASONS = ("suspended-walled-garden", "expired-walled-garden")
 FULL_REASONS = ("active", "fair-usage-throttled")
 RECENT = dt.timedelta(hours=1)
+FUP_LOGIN_NOT_THROTTLED = "not throttled, but logged in at the fair-usage speed"
+FULL_LOGIN_THROTTLED = "throttled, but logged in at full speed"
+# Drift that is only a wrong speed: repaired live (a CoA on PPPoE) rather than by a resync's
+# Disconnect; every other finding is a resync.
+REPAIR_ACTION = {FUP_LOGIN_NOT_THROTTLED: "unthrottle", FULL_LOGIN_THROTTLED: "throttle"}
 
 
 def _logged_in_under_the_old_policy(session: Session, settings: Settings, busy: set[int]
@@ -109,12 +119,15 @@ def _logged_in_under_the_old_policy(session: Session, settings: Settings, busy: 
     changed = (select(EnforcementRequest.subscriber_id).distinct()
                .where(EnforcementRequest.created_at >= utcnow() - RECENT))
     rows = session.execute(
-        select(Subscriber.id, Subscriber.username, Subscriber.status)
+        select(Subscriber.id, Subscriber.username, Subscriber.status,
+               (Subscriber.fup_throttled | Subscriber.cap_throttled)
+               & Plan.fup_download_bps.is_not(None))
+        .join(Plan, Plan.id == Subscriber.plan_id)
         .where(Subscriber.id.in_(changed))
         .where(select(RadiusSession.id).where(RadiusSession.username == Subscriber.username,
                                               RadiusSession.stopped_at.is_(None)).exists()))
     out = []
-    for sub_id, name, status in rows:
+    for sub_id, name, status, throttled in rows:
         if sub_id in busy:
             continue
         # the log, or its day summaries once retention folded it (a session open for months)
@@ -131,6 +144,13 @@ def _logged_in_under_the_old_policy(session: Session, settings: Settings, busy: 
         elif (status == SubscriberStatus.SUSPENDED and settings.suspended_mode != "reject"
               and last in FULL_REASONS):
             out.append((sub_id, name, "suspended, but logged in at full speed"))
+        # A throttle lifted (period renewal, top-up, payment) or set while the login was
+        # answered: the enforcement request found no open session (the Start was not stored
+        # yet), so nothing else would ever change this session's speed.
+        elif status == SubscriberStatus.ACTIVE and last == Reason.THROTTLED and not throttled:
+            out.append((sub_id, name, FUP_LOGIN_NOT_THROTTLED))
+        elif status == SubscriberStatus.ACTIVE and last == Reason.ACTIVE and throttled:
+            out.append((sub_id, name, FULL_LOGIN_THROTTLED))
     return out
 
 
@@ -139,7 +159,8 @@ def _queue_accounting_repairs(factory: sessionmaker[Session], settings: Settings
         drift = accounting_drift(session, settings)
         for sub_id, name, why in drift:
             log.warning("drift: %s: %s; queued a resync", name, why)
-            queue.request(session, sub_id, "resync", f"reconciler: {why}")
+            queue.request(session, sub_id, REPAIR_ACTION.get(why, "resync"),
+                          f"reconciler: {why}")
         return len(drift)
 
 

@@ -816,20 +816,3 @@ def usernames_on_nas(nas_ip: str) -> Select[str]:
     than one statement's parameters may carry. Index: (nas_ip, username)."""
     return select(RadiusSession.username).where(RadiusSession.nas_ip == nas_ip)
 
-
-def usage_by_day(session: Session, username: str, since: dt.datetime
-                 ) -> list[tuple[dt.date, int, int]]:
-    """(UTC day the session started, download bytes, upload bytes) for the user's sessions
-    started since *since*, per day. A session's whole usage counts on its start day: the
-    accounting keeps totals per session, not per day."""
-    rows = session.execute(select(RadiusSession.started_at, RadiusSession.input_octets,
-                                  RadiusSession.output_octets)
-                           .where(RadiusSession.username == username,
-                                  RadiusSession.started_at >= since)).all()
-    days: dict[dt.date, list[int]] = {}
-    for started, upload, download in rows:
-        # input is what the NAS received from the user (upload), output what it sent (download)
-        day = days.setdefault(started.astimezone(dt.UTC).date(), [0, 0])
-        day[0] += download
-        day[1] += upload
-    return [(d, v[0], v[1]) for d, v in sorted(days.items())]

@@ -37,10 +37,15 @@ class UsageDay(Base):
 
 
 class UsageSessionDay(Base):
-    """The highest counters one accounting session reported on one day. A session's usage
-    on a day is how far its running maximum rose that day, so a session spanning midnight is
-    split by its interim records, a duplicate changes nothing, a late record moves bytes to
-    the day they were used, and a counter that falls back (a NAS reset) is never negative."""
+    """The highest counters one run of an accounting session reported on one day. A run's
+    usage on a day is how far its running maximum rose that day, so a session spanning
+    midnight is split by its interim records, a duplicate changes nothing, a late record
+    moves bytes to the day they were used, and a counter that falls back is never negative.
+
+    A *run* is the session as its NAS counts it from zero: a NAS that reboots and reuses the
+    Acct-Session-Id starts a new run (its counters from zero again), told apart by when it
+    started (event time less Acct-Session-Time), so what it carries is counted in full
+    rather than hidden under the old run's peak."""
 
     __tablename__ = "usage_session_days"
 
@@ -53,10 +58,15 @@ class UsageSessionDay(Base):
     input_octets: Mapped[int] = mapped_column(BigInteger, default=0)
     output_octets: Mapped[int] = mapped_column(BigInteger, default=0)
     session_time: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Unix seconds: when the run started (as first estimated; later records of the run
+    # estimate it within seconds), and the latest event time of its records on this day.
+    # 0: the start is unknown (marks kept before 0026 whose session row was gone).
+    run_start: Mapped[int] = mapped_column(BigInteger, default=0)
+    run_seen: Mapped[int] = mapped_column(BigInteger, default=0)
 
     __table_args__ = (
-        Index("uq_usage_session_days_key", "nas_ip", "acct_session_id", "username", "day",
-              unique=True),
+        Index("uq_usage_session_days_key", "nas_ip", "acct_session_id", "username",
+              "run_start", "day", unique=True),
         # retention prunes them with the sessions, oldest day first (usage_days stays)
         Index("ix_usage_session_days_day", "day"),
     )

@@ -5,7 +5,13 @@ from the highest counters the session reported on each day (its *marks*): the da
 how far the running maximum rose on that day. That makes the split exact whatever order the
 records arrive in (a late Interim moves bytes back to the day they were used), a duplicate
 changes nothing, a session spanning midnight or a period boundary is split by its interim
-records, and a counter that falls back (a NAS reset) is never negative usage.
+records, and a counter that falls back is never negative usage.
+
+A NAS that reboots may reuse an Acct-Session-Id: its counters start again from zero. Marks
+are therefore kept per *run* (the session as the NAS counts it from zero), told apart by the
+start each record implies (event time less Acct-Session-Time, see :func:`run_of`); each run
+has its own running maximum, so the new run's usage is counted in full, not hidden until it
+passes the old run's peak.
 """
 
 from __future__ import annotations
@@ -34,6 +40,32 @@ def contributions(marks: Mapping[dt.date, Counters]) -> dict[dt.date, Counters]:
         out[day] = (new[0] - top[0], new[1] - top[1], new[2] - top[2])
         top = new
     return out
+
+
+# How far apart (seconds) the start a record implies may be from its run's span and still
+# be the same run: FreeRADIUS's receive time and the NAS's Acct-Session-Time disagree by a
+# second or two, and Interims a NAS held back arrive late (as the accounting limits allow).
+RUN_SLACK = 60
+
+
+def run_of(runs: Mapping[int, int], start: int, at: int, session_time: int) -> int | None:
+    """The run (by its start, Unix seconds) a record belongs to, among *runs* (start ->
+    latest event time seen), or None for a new run. A record reported at *at* implies the
+    run started at *start* (*at* less its Acct-Session-Time): it belongs to the run whose
+    span [start, latest] overlaps [*start*, *at*] (within :data:`RUN_SLACK`), the nearest
+    start if several do. Two runs of one session id never overlap: the NAS reused the id
+    only after the old run ended (a reboot). A record without a session time (a NAS that
+    never sends one) belongs to the run under way at *at*: such a NAS's resets stay
+    undetected, as before runs were kept, rather than every record becoming a run."""
+    best: int | None = None
+    for run, seen in runs.items():
+        if start <= seen + RUN_SLACK and at >= run - RUN_SLACK and (
+                best is None or (abs(start - run), run) < (abs(start - best), best)):
+            best = run
+    if best is None and session_time == 0:
+        began = [run for run in runs if run <= at + RUN_SLACK]
+        best = max(began) if began else None
+    return best
 
 
 def counted(cap_counts: str, download: int, upload: int) -> int:

@@ -96,30 +96,29 @@ def record_usage(session: Session, recs: Sequence[AcctRecord],
     updates: list[dict[str, object]] = []
     for key in keys:
         rows = stored.get(key, {})
-        before = {d: c for d, (_, c) in rows.items()}
-        after = dict(before)
-        for day, counters in marks[key].items():
-            after[day] = rules.higher(after.get(day, rules.ZERO), counters)
-        if after == before:
-            continue
-        for day, c in after.items():
-            if before.get(day) == c:
-                continue
-            values = {"input_octets": c[0], "output_octets": c[1], "session_time": c[2]}
-            if day in rows:
-                updates.append({"row_id": rows[day][0], **values})
-            else:
-                inserts.append({"nas_ip": key[0], "acct_session_id": key[1],
-                                "username": key[2], "day": day,
-                                "subscriber_id": owner[key], **values})
-        was, now_ = rules.contributions(before), rules.contributions(after)
-        for day, c in now_.items():
-            old = was.get(day, rules.ZERO)
-            if c != old:
-                d = deltas.setdefault((owner[key], day), [0, 0, 0])
-                d[0] += c[1] - old[1]  # download: output octets
-                d[1] += c[0] - old[0]  # upload: input octets
-                d[2] += c[2] - old[2]
+        before, after, seen_after = _runs(rows, marks[key])
+        for run, days in after.items():
+            for day, c in days.items():
+                old_row = rows.get((run, day))
+                seen = seen_after[(run, day)]
+                if old_row is not None and (old_row[1], old_row[2]) == (c, seen):
+                    continue
+                values = {"input_octets": c[0], "output_octets": c[1], "session_time": c[2],
+                          "run_seen": seen}
+                if old_row is not None:
+                    updates.append({"row_id": old_row[0], **values})
+                else:
+                    inserts.append({"nas_ip": key[0], "acct_session_id": key[1],
+                                    "username": key[2], "run_start": run, "day": day,
+                                    "subscriber_id": owner[key], **values})
+            was = rules.contributions(before.get(run, {}))
+            for day, c in rules.contributions(days).items():
+                old = was.get(day, rules.ZERO)
+                if c != old:
+                    d = deltas.setdefault((owner[key], day), [0, 0, 0])
+                    d[0] += c[1] - old[1]  # download: output octets
+                    d[1] += c[0] - old[0]  # upload: input octets
+                    d[2] += c[2] - old[2]
     _write_marks(session, inserts, updates)
     if not deltas:
         return set()
@@ -130,10 +129,37 @@ def record_usage(session: Session, recs: Sequence[AcctRecord],
     return set(touched)
 
 
+RunDays = dict[int, dict[dt.date, rules.Counters]]  # run start -> day -> the day's mark
+
+
+def _runs(rows: Mapping[tuple[int, dt.date], tuple[int, rules.Counters, int]],
+          found: Sequence[tuple[int, dt.date, rules.Counters]]
+          ) -> tuple[RunDays, RunDays, dict[tuple[int, dt.date], int]]:
+    """One session's marks per run and day before and after the records *found* (event
+    time, day, counters; in event time order), and the latest event time of each run and
+    day after them. *rows*: the stored marks (row id, counters, latest event time)."""
+    runs: dict[int, int] = {}  # run start -> the latest event time seen of the run
+    before: RunDays = {}
+    for (run, day), (_, c, seen) in rows.items():
+        runs[run] = max(runs.get(run, seen), seen)
+        before.setdefault(run, {})[day] = c
+    after = {run: dict(days) for run, days in before.items()}
+    seen_after = {k: seen for k, (_, _, seen) in rows.items()}
+    for at, day, counters in found:
+        known = rules.run_of(runs, at - counters[2], at, counters[2])
+        run = at - counters[2] if known is None else known
+        runs[run] = max(runs.get(run, at), at)
+        days = after.setdefault(run, {})
+        days[day] = rules.higher(days.get(day, rules.ZERO), counters)
+        seen_after[(run, day)] = max(seen_after.get((run, day), at), at)
+    return before, after, seen_after
+
+
 def _stored_marks(session: Session, keys: Sequence[Key]
-                  ) -> dict[Key, dict[dt.date, tuple[int, rules.Counters]]]:
-    """The marks already kept for these sessions (row id and counters per day), locked."""
-    stored: dict[Key, dict[dt.date, tuple[int, rules.Counters]]] = {}
+                  ) -> dict[Key, dict[tuple[int, dt.date], tuple[int, rules.Counters, int]]]:
+    """The marks already kept for these sessions (row id, counters and the latest event
+    time per run and day), locked."""
+    stored: dict[Key, dict[tuple[int, dt.date], tuple[int, rules.Counters, int]]] = {}
     t = cast(Table, UsageSessionDay.__table__)
     pg = session.get_bind().dialect.name == "postgresql"
     with session.no_autoflush:
@@ -149,16 +175,17 @@ def _stored_marks(session: Session, keys: Sequence[Key]
                              t.c.username == k.c.username)
                 query = (select(t.c.id, t.c.nas_ip, t.c.acct_session_id, t.c.username,
                                 t.c.day, t.c.input_octets, t.c.output_octets,
-                                t.c.session_time).select_from(t).join(k, where)
-                         .with_for_update(of=t))
+                                t.c.session_time, t.c.run_start, t.c.run_seen)
+                         .select_from(t).join(k, where).with_for_update(of=t))
             else:
                 query = (select(t.c.id, t.c.nas_ip, t.c.acct_session_id, t.c.username,
                                 t.c.day, t.c.input_octets, t.c.output_octets,
-                                t.c.session_time)
+                                t.c.session_time, t.c.run_start, t.c.run_seen)
                          .where(tuple_(t.c.nas_ip, t.c.acct_session_id, t.c.username)
                                 .in_(list(chunk))).with_for_update())
-            for rid, nas, acct_id, user, day, i, o, st in session.execute(query):
-                stored.setdefault((nas, acct_id, user), {})[day] = (rid, (i, o, st))
+            for rid, nas, acct_id, user, day, i, o, st, run, seen in session.execute(query):
+                stored.setdefault((nas, acct_id, user), {})[(run, day)] = (rid, (i, o, st),
+                                                                            seen)
     return stored
 
 
@@ -171,10 +198,11 @@ def _write_marks(session: Session, inserts: list[dict[str, object]],
 
 
 def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: ZoneInfo
-           ) -> tuple[dict[Key, dict[dt.date, rules.Counters]], dict[Key, int]]:
-    """The highest counters each session of a known subscriber reported per local day in
-    *recs*, and whose each session is."""
-    marks: dict[Key, dict[dt.date, rules.Counters]] = {}
+           ) -> tuple[dict[Key, list[tuple[int, dt.date, rules.Counters]]], dict[Key, int]]:
+    """What each session of a known subscriber reported in *recs*: (event time in Unix
+    seconds, local day, counters) in event time order, and whose each session is. A record
+    with nothing counted yet (a Start) is left out: it raises no mark."""
+    marks: dict[Key, list[tuple[int, dt.date, rules.Counters]]] = {}
     owner: dict[Key, int] = {}
     for r in recs:
         if r.status not in (START, INTERIM, STOP) or r.username is None:
@@ -182,12 +210,15 @@ def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: Zo
         sid = subscriber_ids.get(r.username)
         if sid is None or r.acct_session_id is None:
             continue
+        counters = (r.input_octets, r.output_octets, r.session_time)
+        if counters == rules.ZERO:
+            continue
         key = (r.nas_ip, r.acct_session_id, r.username)
-        day = r.event_time.astimezone(tz).date()
-        days = marks.setdefault(key, {})
-        days[day] = rules.higher(days.get(day, rules.ZERO),
-                                 (r.input_octets, r.output_octets, r.session_time))
+        marks.setdefault(key, []).append(
+            (int(r.event_time.timestamp()), r.event_time.astimezone(tz).date(), counters))
         owner[key] = sid
+    for found in marks.values():
+        found.sort()
     return marks, owner
 
 
@@ -575,6 +606,21 @@ def packs_of(session: Session, plan_id: int) -> list[TopupPack]:
     """The packs a plan offers, by name."""
     return list(session.scalars(select(TopupPack).where(TopupPack.plan_id == plan_id)
                                 .order_by(TopupPack.name)))
+
+
+def all_packs(session: Session, limit: int = 1000) -> list[tuple[str, TopupPack]]:
+    """(plan name, pack) for every pack offered, by plan and pack name (at most *limit*)."""
+    return [(name, pack) for name, pack in session.execute(
+        select(Plan.name, TopupPack).join(Plan, Plan.id == TopupPack.plan_id)
+        .order_by(Plan.name, TopupPack.name).limit(limit)).tuples()]
+
+
+def topups_of(session: Session, subscriber_id: int, period_start: dt.date, limit: int = 100
+              ) -> list[Topup]:
+    """The top-ups bought for the period starting *period_start*, oldest first."""
+    return list(session.scalars(select(Topup).where(Topup.subscriber_id == subscriber_id,
+                                                    Topup.period_start == period_start)
+                                .order_by(Topup.id).limit(limit)))
 
 
 def buy_topup(session: Session, username: str, pack_name: str, *, today: dt.date,

@@ -52,7 +52,8 @@ def plan_create() -> Any:
         row = plans.create_plan(
             db, name=f.get("name", ""), price=f.get("price", "") or "", currency=f.get(
                 "currency", ""), rate=f.get("rate", ""), burst=_opt("burst"),
-            data_cap=_opt("data_cap"), fup_rate=_opt("fup_rate"), ip_pool=_opt("ip_pool"),
+            data_cap=_opt("data_cap"), fup_rate=_opt("fup_rate"),
+            cap_counts=f.get("cap_counts") or "both", ip_pool=_opt("ip_pool"),
             billing_cycle=f.get("billing_cycle", "monthly"),
             validity_days=_int("validity_days"), billing_mode=f.get("billing_mode", "postpaid"),
             grace_days=_int("grace_days", 0) or 0, late_fee=f.get("late_fee") or "0",

@@ -26,6 +26,8 @@ EXPECTED = {
     "subscribers.import_file": P.OPERATE, "subscribers.export_file": P.OPERATE,
     "catalog.plan_list": P.READ, "catalog.plan_create": P.MANAGE,
     "catalog.nas_list": P.READ, "catalog.nas_create": P.MANAGE,
+    "usage.exempt": P.OPERATE, "usage.reset": P.OPERATE, "usage.topup": P.OPERATE,
+    "usage.pack_create": P.MANAGE,
     "olts.index": P.READ, "olts.detail": P.READ,
     "money.invoice_list": P.READ, "money.invoice_pdf": P.READ, "money.payment_list": P.READ,
     "operations.audit_log": P.READ, "operations.jobs": P.READ,

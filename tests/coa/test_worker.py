@@ -398,3 +398,61 @@ def test_reconciler_closes_accounting_sessions_the_router_no_longer_lists(
                 for r in s.scalars(select(RadiusSession))}
     assert rows == {"ann": (False, None), "ben": (True, accounting.GONE),
                     "cat": (False, None)}
+
+
+def test_a_login_at_the_fair_usage_speed_that_beat_an_unthrottle_is_repaired_live(
+        db, box, sim, settings) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13: a top-up (or period renewal) lifts the cap throttle while the subscriber's
+    router re-dials. The Access-Accept came from the snapshot before the unthrottle (the FUP
+    rate); the unthrottle's request found no open session (the Start was not stored yet)
+    and is done. Nothing else would ever give that session its full speed back."""
+    from radius.models import PostAuth
+    from usage import service as usage
+
+    seed(db, box, sim, "alice", activated_on=TODAY - dt.timedelta(days=8), today=TODAY)
+    with session_factory(db)() as s, s.begin():
+        usage.add_pack(s, "Home-20", "10G", "10G", "100", actor="test")
+        sub = s.scalars(select(Subscriber).where(Subscriber.username == "alice")).one()
+        sub.cap_throttled = True  # over the cap and throttled, nobody online
+    change(db, "alice", lambda s, sub: usage.buy_topup(s, "alice", "10G", today=TODAY,
+                                                       actor="test"))
+    assert [r.action for r in requests(db)] == ["unthrottle"]
+    rounds(db, box, settings)  # nobody online yet: done, no-session
+    assert [(r.status, r.outcome) for r in requests(db)] == [("done", "no-session")]
+    # the login was answered from the snapshot before the top-up: the FUP rate
+    sess = online(db, sim, "alice", at=utcnow())
+    sess.rate_limit = "512k/1M"
+    with session_factory(db)() as s, s.begin():
+        s.add(PostAuth(at=utcnow() - dt.timedelta(seconds=1), username="alice",
+                       nas_ip=sim.nas_ip, decision="accept", reason="fair-usage-throttled"))
+    with session_factory(db)() as s:
+        assert [why for _, _, why in accounting_drift(s, settings)] == [
+            "not throttled, but logged in at the fair-usage speed"]
+    counts = arun(reconcile(session_factory(db), box, settings, RouterOsController()))
+    assert counts["accounting_drift"] == 1
+    rounds(db, box, settings)
+    assert [r.action for r in requests(db)] == ["unthrottle", "unthrottle"]
+    assert attempts(db) == [("coa", "ack", None)]  # live: the session stays up
+    assert sim.online("alice")[0] is sess and sess.rate_limit == "5M/20M"
+    with session_factory(db)() as s:
+        assert accounting_drift(s, settings) == []  # changed live since that login
+
+
+def test_a_login_at_full_speed_that_beat_a_throttle_is_repaired_live(
+        db, box, sim, settings) -> None:  # type: ignore[no-untyped-def]
+    from radius.models import PostAuth
+
+    seed(db, box, sim, "alice")
+    change(db, "alice", lambda s, sub: accounts.set_throttle(s, sub, True, "fair usage"))
+    rounds(db, box, settings)  # nobody online yet: done, no-session
+    sess = online(db, sim, "alice", at=utcnow())  # answered before the throttle: full speed
+    with session_factory(db)() as s, s.begin():
+        s.add(PostAuth(at=utcnow() - dt.timedelta(seconds=1), username="alice",
+                       nas_ip=sim.nas_ip, decision="accept", reason="active"))
+    with session_factory(db)() as s:
+        assert [why for _, _, why in accounting_drift(s, settings)] == [
+            "throttled, but logged in at full speed"]
+    arun(reconcile(session_factory(db), box, settings, RouterOsController()))
+    rounds(db, box, settings)
+    assert [r.action for r in requests(db)] == ["throttle", "throttle"]
+    assert sim.online("alice")[0] is sess and sess.rate_limit == "512k/1M"

@@ -87,15 +87,66 @@ def test_gigawords_make_64_bit_counters(session: Session, alice: int) -> None:
 
 
 def test_a_counter_reset_is_not_negative_usage(session: Session, alice: int) -> None:
-    # the NAS rebooted and reused the session id: its counters start again from zero
+    # the NAS rebooted and reused the session id: its counters start again from zero, and
+    # what the new run carries counts in full (not only what passes the old run's peak)
     feed(session,
          acct("Interim-Update", "s1", "alice", at(12, 10), 3600, 5_000, 900_000),
          acct("Accounting-On", "", "", at(12, 11)),
          acct("Interim-Update", "s1", "alice", at(12, 12), 300, 100, 2_000),
          # and a new session after the reboot counts from zero
          acct("Interim-Update", "s2", "alice", at(12, 12), 300, 700, 8_000))
-    assert days(session, alice) == {D(2026, 11, 12): (908_000, 5_700, 3900)}
+    assert days(session, alice) == {D(2026, 11, 12): (910_000, 5_800, 4200)}
     assert all(v >= 0 for row in days(session, alice).values() for v in row)
+
+
+@pytest.mark.parametrize("order", ["in order", "new run first", "interleaved"])
+def test_a_reused_session_id_counts_both_runs_in_full(session: Session, alice: int,
+                                                      order: str) -> None:
+    # run 1 from 10:00 to 12:00 (6G down); the NAS reboots at 12:02 and the same id runs
+    # again from 12:05, passing the old run's peak (9G > 6G): all of it was used
+    old = [acct("Interim-Update", "s1", "alice", at(12, 11), 3600, 1 * G, 2 * G),
+           acct("Interim-Update", "s1", "alice", at(12, 12), 7200, 2 * G, 6 * G)]
+    new = [acct("Interim-Update", "s1", "alice", at(12, 12, 10), 300, 10, 1 * G),
+           acct("Interim-Update", "s1", "alice", at(12, 13, 5), 3600, 3 * G, 9 * G),
+           acct("Stop", "s1", "alice", at(12, 14, 5), 7200, 4 * G, 9 * G + 5)]
+    reboot = acct("Accounting-On", "", "", at(12, 12, 2))
+    stream = {"in order": [*old, reboot, *new], "new run first": [*new, reboot, *old],
+              "interleaved": [new[1], old[1], new[2], reboot, old[0], new[0]]}[order]
+    for rec in stream:  # one record per batch: each arrives on its own
+        feed(session, rec)
+    assert days(session, alice) == {D(2026, 11, 12): (15 * G + 5, 6 * G, 14400)}
+    feed(session, *stream)  # delivered again: nothing changes
+    assert days(session, alice) == {D(2026, 11, 12): (15 * G + 5, 6 * G, 14400)}
+
+
+def test_a_run_over_midnight_after_a_reset_splits_by_day(session: Session, alice: int) -> None:
+    feed(session,
+         acct("Interim-Update", "s1", "alice", at(10, 22), 3600, 500, 50_000),
+         # reboot at 22:30; the same id again from 22:40, over midnight
+         acct("Interim-Update", "s1", "alice", at(10, 23, 40), 3600, 100, 30_000),
+         acct("Interim-Update", "s1", "alice", at(11, 0, 40), 7200, 300, 80_000))
+    assert days(session, alice) == {D(2026, 11, 10): (80_000, 600, 7200),
+                                    D(2026, 11, 11): (50_000, 200, 3600)}
+
+
+def test_an_interim_the_nas_held_back_stays_in_its_run(session: Session, alice: int) -> None:
+    # Interims held back by the NAS arrive with their Acct-Delay-Time: same run, no reset
+    late = acct("Interim-Update", "s1", "alice", at(12, 11), 3600, 1_000, 10_000)
+    feed(session,
+         acct("Interim-Update", "s1", "alice", at(12, 12), 7200, 2_000, 20_000),
+         {**late, "Timestamp": str(int(at(12, 12, 30).timestamp())),
+          "Acct-Delay-Time": "5400"})
+    assert days(session, alice) == {D(2026, 11, 12): (20_000, 2_000, 7200)}
+
+
+def test_runs_are_told_apart_by_the_start_records_imply() -> None:
+    runs = {1000: 8200}  # started at 1000, last reported at 8200
+    assert rules.run_of(runs, 1002, 9000, 7998) == 1000  # jitter: the same run
+    assert rules.run_of(runs, 8600, 8900, 300) is None  # started after it ended: a new run
+    assert rules.run_of(runs, 8250, 8550, 300) == 1000  # within the slack: the same run
+    assert rules.run_of({**runs, 8600: 9500}, 8601, 9800, 1199) == 8600
+    assert rules.run_of(runs, 9000, 9000, 0) == 1000  # no session time: the run under way
+    assert rules.run_of({}, 9000, 9000, 0) is None
 
 
 def test_a_period_boundary_splits_the_period_usage(session: Session, alice: int) -> None:
@@ -128,6 +179,6 @@ def test_a_period_state_held_in_the_session_reads_the_next_batch(session: Sessio
     state = session.get(UsageState, alice)
     assert state is not None and (state.download, state.upload) == (70_000, 5_000)
     assert apply_accounting(session, [
-        acct("Interim-Update", "s1", "alice", at(12, 11), 660, 6_000, 90_000)]) == {}
-    assert (state.download, state.upload, state.seconds) == (90_000, 6_000, 660)
+        acct("Interim-Update", "s1", "alice", at(12, 11), 4200, 6_000, 90_000)]) == {}
+    assert (state.download, state.upload, state.seconds) == (90_000, 6_000, 4200)
     session.commit()

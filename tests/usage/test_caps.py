@@ -60,8 +60,11 @@ def world(db: Engine, box: SecretBox) -> Engine:
 
 def interim(s: Session, user: str, down: int, up: int = 0, day: int = 10, hour: int = 12,
             month: int = 11, sid: str = "s1") -> None:
-    assert apply_accounting(s, [acct("Interim-Update", sid, user, at(day, hour, month),
-                                     3600, up, down)]) == {}
+    # every session began on the 1st at midnight: its Acct-Session-Time runs with the clock
+    # (a session time that stood still while hours passed would be a NAS reset: a new run)
+    when = at(day, hour, month)
+    secs = int((when - at(1, 0)).total_seconds())
+    assert apply_accounting(s, [acct("Interim-Update", sid, user, when, secs, up, down)]) == {}
 
 
 def sub_of(s: Session, name: str) -> Subscriber:
