@@ -612,7 +612,7 @@ def all_packs(session: Session, limit: int = 1000) -> list[tuple[str, TopupPack]
     """(plan name, pack) for every pack offered, by plan and pack name (at most *limit*)."""
     return [(name, pack) for name, pack in session.execute(
         select(Plan.name, TopupPack).join(Plan, Plan.id == TopupPack.plan_id)
-        .order_by(Plan.name, TopupPack.name).limit(limit)).tuples()]
+        .order_by(Plan.name, TopupPack.name).limit(limit))]
 
 
 def topups_of(session: Session, subscriber_id: int, period_start: dt.date, limit: int = 100
