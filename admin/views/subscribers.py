@@ -256,8 +256,9 @@ def detail(username: str) -> Any:
     return render_detail(username)
 
 
-def _action(username: str, run: Callable[[], str]) -> Any:
-    """Run one action; commit and redirect, or roll back and show the page with the error."""
+def page_action(username: str, run: Callable[[], str], anchor: str = "") -> Any:
+    """Run one action of the subscriber page; commit and go back to the page (at *anchor*),
+    or roll back and show the page with the error and the values typed."""
     try:
         message = run()
         commit()
@@ -266,7 +267,10 @@ def _action(username: str, run: Callable[[], str]) -> Any:
         return render_detail(username, error=str(exc), status=status_of(exc),
                              form=dict(request.form))
     flash(message)
-    return redirect(url_for(".detail", username=username))
+    return redirect(url_for("subscribers.detail", username=username) + anchor)
+
+
+_action = page_action
 
 
 def _date(field: str) -> dt.date:

@@ -15,7 +15,7 @@ from admin.auth import requires
 from admin.db import commit, get_db, today
 from admin.roles import Permission
 from admin.views.common import actor, status_of
-from admin.views.subscribers import render_detail
+from admin.views.subscribers import page_action
 from billing import plans
 from billing.models import Subscriber
 from radbill.errors import DomainError
@@ -55,17 +55,8 @@ def topup_packs() -> list[tuple[str, Any]]:
 
 
 def _action(username: str, run: Callable[[], str]) -> Any:
-    """Run one action; commit and go back to the page, or roll back and show the page with
-    the error and the values typed."""
-    try:
-        message = run()
-        commit()
-    except DomainError as exc:
-        get_db().rollback()
-        return render_detail(username, error=str(exc), status=status_of(exc),
-                             form=dict(request.form))
-    flash(message)
-    return redirect(url_for("subscribers.detail", username=username) + "#usage")
+    """Run one action; back to the page's usage panel, or the page with the error."""
+    return page_action(username, run, "#usage")
 
 
 @bp.route("/subscribers/<username>/usage/exempt", methods=["POST"])
