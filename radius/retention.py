@@ -110,6 +110,7 @@ def _isp_day(session: Session, at: ColumnElement[dt.datetime],
     if session.get_bind().dialect.name == "postgresql":
         return cast(func.timezone(tz.key, at), Date)
     raw = session.connection().connection.driver_connection
+    assert raw is not None  # a live connection: the session just checked it out
     raw.create_function("radbill_isp_day", 2, _isp_day_sqlite, deterministic=True)
     return func.radbill_isp_day(at, tz.key, type_=Date)
 
