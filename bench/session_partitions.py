@@ -14,6 +14,9 @@ partition key must be in both). It prints the medians of ``--rounds`` rounds of:
   partition probed) and, for the partitioned table, by key and ``started_at``;
 - the ingester's ``UPDATE .. FROM unnest`` of those 5,000 rows by id (and by id and
   ``started_at`` on the partitioned table);
+- on the partitioned table, the load and UPDATE by key and ``started_at`` again with hash and
+  merge joins off (one index probe per key, runtime pruning to its partition): the cost of
+  the partitions apart from the cost of the plan PostgreSQL picks by itself;
 - pruning the oldest month: batched deletes of 5,000 rows (today's retention) against
   ``DETACH PARTITION`` + ``DROP TABLE``;
 - copying the plain table into the partitioned one (what a converting migration does while
@@ -121,7 +124,9 @@ def main() -> int:  # noqa: PLR0915 - one report
             total = args.months * args.per_month
             keys: dict[str, list[float]] = {"load by key": [], "load by key (part)": [],
                     "load by key+started_at (part)": [], "update by id": [],
-                    "update by id (part)": [], "update by id+started_at (part)": []}
+                    "update by id (part)": [], "update by id+started_at (part)": [],
+                    "load by key+started_at (part, nested loop)": [],
+                    "update by id+started_at (part, nested loop)": []}
             for _ in range(args.rounds):
                 ids = sorted(rng.sample(range(1, total + 1), 5000))
                 got = conn.execute("SELECT nas_ip, acct_session_id, username, started_at "
@@ -145,9 +150,15 @@ def main() -> int:  # noqa: PLR0915 - one report
                             extra_on=" AND t.started_at = u.started_at"), [ids, arrs[3]]))
                 for label, sql, params in runs:
                     keys[label].append(timed(conn, sql, params))
-            print(f"{'5,000 sessions':<32} {'median ms':>10}")
+                # the same with per-key index probes forced (runtime pruning: one partition
+                # per key): is the cost the partitions' or the plan's?
+                for label, sql, params in runs[2:3] + runs[5:6]:
+                    conn.execute("SET LOCAL enable_hashjoin = off")
+                    conn.execute("SET LOCAL enable_mergejoin = off")
+                    keys[f"{label[:-1]}, nested loop)"].append(timed(conn, sql, params))
+            print(f"{'5,000 sessions':<44} {'median ms':>10}")
             for label, times in keys.items():
-                print(f"{label:<32} {statistics.median(times) * 1000:>10.1f}")
+                print(f"{label:<44} {statistics.median(times) * 1000:>10.1f}")
             # prune the oldest month: batched deletes (today) against DETACH + DROP
             cut = month(1)
             start = time.perf_counter()
