@@ -5,6 +5,7 @@ and money (invoices, payments, the ledger) never pruned."""
 from __future__ import annotations
 
 import datetime as dt
+import random
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +27,7 @@ from radbill.audit import AuditLog
 from radbill.db import session_factory, utcnow
 from radbill.ops import JobRun
 from radius import postauth
+from radius import retention as radius_retention
 from radius.models import PostAuth, PostAuthDay, RadiusSession
 from retention import service
 from retention.policy import Policy, cutoffs, first_of_month_back
@@ -351,3 +353,53 @@ def test_money_is_never_pruned(db, box) -> None:  # type: ignore[no-untyped-def]
     service.run(session_factory(db), tiny, utcnow() + dt.timedelta(days=5 * 365))
     assert money() == before
     assert count(db, AuditLog.id, AuditLog.action != "retention.run") == 0  # pruned: old
+
+
+# -- the set-based post-auth fold ------------------------------------------------------------
+
+
+def _random_auths(rng: random.Random, first_id: int, n: int) -> list[PostAuth]:
+    """*n* decisions of four users over three days around Dhaka midnight, many in the same
+    second (ties broken by id), with and without the optional details."""
+    rows = []
+    for i in range(n):
+        day = days_ago(rng.choice((40, 41, 42)))
+        at = local(day, rng.choice((0, 5, 23)), rng.choice((0, 0, 59)))
+        row = auth(at, rng.choice(("accept", "reject", "reject")),
+                   rng.choice(("active", "bad-password", "walled-garden")),
+                   user=rng.choice(("alice", "bob", "carol", "dave")),
+                   reply=rng.choice((None, "Wrong password")),
+                   nas_ip=rng.choice(("10.0.0.1", "10.0.0.2")),
+                   method=rng.choice(("PAP", "CHAP", None)))
+        row.id = first_id + i
+        rows.append(row)
+    return rows
+
+
+def test_set_based_fold_gives_the_row_by_row_summaries(db) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(14)
+    first, late = _random_auths(rng, 1, 120), _random_auths(rng, 1000, 60)
+    before = local(days_ago(30), 0)
+    got = {}
+    for name, fold in (("by row", radius_retention.summarise_postauth_by_row),
+                       ("set-based", radius_retention.summarise_postauth)):
+        with session_factory(db)() as s, s.begin():
+            s.execute(PostAuth.__table__.delete())
+            s.execute(PostAuthDay.__table__.delete())
+        for rows in (first, late):  # the late rows land on days already summarised
+            with session_factory(db)() as s, s.begin():
+                s.add_all(PostAuth(**{c: getattr(r, c) for c in (
+                    "id", "at", "username", "decision", "reason", "nas_ip",
+                    "calling_station_id", "reply_message", "auth_method")}) for r in rows)
+            while True:
+                with session_factory(db)() as s, s.begin():
+                    if not fold(s, before, DHAKA, 7):
+                        break
+        with session_factory(db)() as s:
+            assert s.scalar(select(func.count(PostAuth.id))) == 0, name
+            got[name] = [tuple(getattr(d, c.name) for c in PostAuthDay.__table__.columns)
+                         for d in s.scalars(select(PostAuthDay).order_by(PostAuthDay.username,
+                                                                          PostAuthDay.day))]
+    assert got["set-based"] == got["by row"]
+    assert len(got["by row"]) == 12  # four users, three days
+    assert sum(d[2] + d[3] for d in got["by row"]) == 180  # accepts + rejects: every row
