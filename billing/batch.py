@@ -39,6 +39,7 @@ from sqlalchemy import (
     ColumnElement,
     Enum,
     Integer,
+    String,
     Table,
     any_,
     bindparam,
@@ -195,9 +196,12 @@ class Planned:
 def _among(session: Session, column: ColumnElement[int], ids: Sequence[int]
            ) -> ColumnElement[bool]:
     # PostgreSQL takes the batch as one array parameter; an IN list of thousands of
-    # parameters costs more to build and parse than the query itself.
+    # parameters costs more to build and parse than the query itself. The array goes as its
+    # text form, joined here: psycopg's list dumper writes a text array element by element
+    # in Python (about 5 us an id, six loads a batch).
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(literal(list(ids), ARRAY(Integer)))
+        text = "{" + ",".join(map(str, map(int, ids))) + "}"
+        return column == any_(literal(text, String).cast(ARRAY(Integer)))
     return column.in_(ids)
 
 
@@ -523,7 +527,10 @@ class Rows:
         scalars = [p for e, p in zip(exprs, params, strict=True) if not e.startswith("u.")]
         if not arrays:  # every column constant: one row
             arrays = [(columns[0], [params[0]])]
-        casts = ", ".join(f"%s::{table.c[c].type.compile(dialect=self.dialect)}[]"
+        # The arrays go in binary (%b): psycopg writes a text array element by element in
+        # Python, several times slower (as radius.accounting.apply_many found: 30 against
+        # 3.8 us a record for 15 columns). Enums and JSON go as text arrays, cast here.
+        casts = ", ".join(f"%b::{table.c[c].type.compile(dialect=self.dialect)}[]"
                           for c, _ in arrays)
         return (f"unnest({casts}) AS u({', '.join(c for c, _ in arrays)})",
                 scalars + [a for _, a in arrays])

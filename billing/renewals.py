@@ -19,6 +19,7 @@ Both paths of the billing run (:func:`billing.run.renew` per account and
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -165,6 +166,7 @@ def segments_of(start: dt.date, end: dt.date, plan: Priced,
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=1024)  # strftime is slow; a run labels the same periods
 def _label(name: str, start: dt.date, end: dt.date) -> str:
     return f"{name} {start:%d %b %Y} - {end - ONE_DAY:%d %b %Y}"
 
