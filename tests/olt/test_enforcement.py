@@ -310,8 +310,10 @@ def test_an_unreachable_or_slow_olt_does_not_delay_another(db, box, settings, ol
         plan(s, [(r.request_id, r.subscriber_id) for r in reqs], utcnow())
     live_done, dead_done = arun(main())
     assert live.onus[0].blocked
-    assert 0 < live_done < 2.0  # the live OLT did not wait for the other
     assert dead_done >= 2.5
+    # the live OLT did not wait for the other: done while the dead one was still waiting (a
+    # margin, not a wall-clock bound: on a loaded machine the live one alone took 2.4 s)
+    assert 0 < live_done < dead_done - 1.0
     by_olt = {t.ident: t for t in tasks(db)}
     assert by_olt[live.onus[0].ident].status == "done"
     other = by_olt[dead.onus[0].ident]
