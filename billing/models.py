@@ -487,6 +487,24 @@ class Payment(Base):
                       Index("ix_payments_received_at", "received_at", "currency", "amount"))
 
 
+class PaymentDayTotal(Base):
+    """Payments received on one ISP-local day in one currency by one method: their sum and
+    count, kept by :func:`billing.payments.record_payment` in the transaction that records
+    each payment (the only way a payment row is written), so the dashboard's revenue today,
+    this month and per day, and the daily summary's collected line, read a few rows instead
+    of summing a month of payments. ``radbill billing totals-check`` recomputes them from
+    the payments (and ``--repair`` restates them)."""
+
+    __tablename__ = "payment_day_totals"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)  # ISP-local, of received_at
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    method: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # a day's sum of Numeric(14, 2) payments: two more digits than one payment
+    amount: Mapped[Decimal] = mapped_column(Numeric(16, 2))
+    payments: Mapped[int] = mapped_column(BigInteger)
+
+
 class Promise(Base):
     """An operator's promise-to-pay extension for a subscriber."""
 
