@@ -475,6 +475,15 @@ def _pay_all_but(url: str, every: int) -> int:
                                         currency, payment_id, description, actor)
             SELECT subscriber_id, now(), %s, 'payment', -amount, currency, id,
                    'Payment ' || reference, 'bench' FROM payments""", (AS_OF,))
+        conn.execute("""
+            INSERT INTO payment_day_totals (day, currency, method, amount, payments)
+            SELECT (received_at AT TIME ZONE (SELECT timezone FROM isp_settings
+                                               ORDER BY id LIMIT 1))::date,
+                   currency, method, sum(amount), count(*)
+              FROM payments WHERE reference LIKE 'B%%' GROUP BY 1, 2, 3
+            ON CONFLICT (day, currency, method) DO UPDATE
+               SET amount = payment_day_totals.amount + excluded.amount,
+                   payments = payment_day_totals.payments + excluded.payments""")
         conn.execute(f"""
             UPDATE invoices SET status = 'paid', paid_on = %s
              WHERE status = 'open' AND subscriber_id %% {every} <> 0""", (AS_OF,))  # noqa: S608

@@ -12,7 +12,6 @@ from sqlalchemy import (
     and_,
     case,
     func,
-    literal_column,
     or_,
     select,
     text,
@@ -145,6 +144,57 @@ def _overdue(today: dt.date, as_of: dt.date | None, *extra: Any) -> Select[Any]:
     return _overdue_query(today, *extra)
 
 
+PAGE_CHUNK = 500  # subscribers per read of their amounts and details (bounded IN lists)
+
+
+def _kept_overdue_page(session: Session, today: dt.date, limit: int) -> list[Any]:
+    """The first *limit* subscribers with something past due on *today* (the real today),
+    oldest due date first, then by username, as (id, currency, oldest due date, overdue,
+    username, name, phone, status), from the kept amounts. The open documents past their
+    due date are walked in (due date, username) order from their partial index (each
+    document keeps its subscriber's username): a subscriber first met there is met at its
+    oldest due date, so the walk stops once *limit* subscribers owing more than zero are
+    found, and only those are read from the subscribers."""
+    past_due = and_(Invoice.status == InvoiceStatus.OPEN,
+                    Invoice.kind != InvoiceKind.CREDIT_NOTE, Invoice.due_on < today)
+    walk = (select(Invoice.subscriber_id, Invoice.due_on).where(past_due)
+            .order_by(Invoice.due_on, Invoice.username, Invoice.subscriber_id)
+            .execution_options(yield_per=PAGE_CHUNK * 2))
+    out: list[Any] = []
+    seen: set[int] = set()
+    pending: list[tuple[int, dt.date]] = []
+
+    def flush() -> None:
+        ids = [sid for sid, _ in pending]
+        owed = dict(session.execute(
+            select(Invoice.subscriber_id, func.sum(Invoice.outstanding))
+            .where(past_due, Invoice.subscriber_id.in_(ids))
+            .group_by(Invoice.subscriber_id)).all())
+        details = {r[0]: r[1:] for r in session.execute(
+            select(Subscriber.id, Plan.currency, Subscriber.username, Subscriber.full_name,
+                   Subscriber.phone, Subscriber.status)
+            .join(Plan, Plan.id == Subscriber.plan_id).where(Subscriber.id.in_(ids)))}
+        for sid, due_on in pending:
+            amount = owed.get(sid)
+            if amount is not None and amount > 0 and len(out) < limit:
+                currency, username, name, phone, status = details[sid]
+                out.append((sid, currency, due_on, amount, username, name, phone, status))
+        pending.clear()
+
+    for sid, due_on in session.execute(walk):
+        if sid in seen:
+            continue
+        seen.add(sid)
+        pending.append((sid, due_on))
+        if len(pending) >= PAGE_CHUNK:
+            flush()
+            if len(out) >= limit:
+                break
+    if pending and len(out) < limit:
+        flush()
+    return out
+
+
 def overdue(session: Session, today: dt.date, limit: int = 10_000, *,
             as_of: dt.date | None = None) -> dict[str, object]:
     """Everyone with something past due on *today*, the most overdue first (at most *limit*
@@ -157,16 +207,16 @@ def overdue(session: Session, today: dt.date, limit: int = 10_000, *,
     # aggregate (or joining the subscribers to it again) made PostgreSQL's planner misjudge
     # its size (minutes at 100,000 overdue); ties on the date in username order
     _tuned(session)
-    found = _overdue(today, as_of, Subscriber.username, Subscriber.full_name,
-                     Subscriber.phone, Subscriber.status)
     if as_of is not None and today == as_of:
-        # the kept amounts: the page ordered and cut in the database, the count and totals
-        # from the summary (100,000 rows fetched to list 10,000 took seconds at 1M)
+        # the kept amounts: the page read in order from the open documents' index, the
+        # count and totals from the summary (100,000 rows fetched to list 10,000 took
+        # seconds at 1M; ordering them joined to their subscribers 0.9 s)
         count, summed = overdue_summary(session, today, as_of=as_of)
-        everyone = session.execute(found.order_by(literal_column("due_on"),
-                                                  Subscriber.username).limit(limit)).all()
+        everyone = _kept_overdue_page(session, today, limit)
         totals = dict(summed)
     else:
+        found = _overdue(today, as_of, Subscriber.username, Subscriber.full_name,
+                         Subscriber.phone, Subscriber.status)
         everyone = sorted(session.execute(found).all(), key=lambda r: (r[2], r[4]))
         count, totals = len(everyone), {}
         for r in everyone:  # as overdue_summary: sums of rounded ledger amounts are exact
