@@ -97,10 +97,11 @@ def seed(conn: Any, count: int, sessions: int, overdue_every: int) -> None:
     t0 = time.perf_counter()
     # last month's invoice for everybody, this month's for everybody
     conn.execute(f"""
-        INSERT INTO invoices (number, kind, subscriber_id, plan_name, period_start, period_end,
-            issued_on, due_on, currency, subtotal, tax_percent, tax, duty, total, status,
-            paid_on, outstanding, created_at, previous_balance, amount_due, buyer_name)
-        SELECT 'INV-' || lpad((s.id * 2 - m)::text, 8, '0'), 'period', s.id, p.name,
+        INSERT INTO invoices (number, kind, subscriber_id, username, plan_name, period_start,
+            period_end, issued_on, due_on, currency, subtotal, tax_percent, tax, duty, total,
+            status, paid_on, outstanding, created_at, previous_balance, amount_due, buyer_name)
+        SELECT 'INV-' || lpad((s.id * 2 - m)::text, 8, '0'), 'period', s.id, s.username,
+               p.name,
                %(today)s::date - 32 + 30 * m, %(today)s::date - 2 + 30 * m,
                %(today)s::date - 32 + 30 * m, %(today)s::date - 25 + 30 * m, 'BDT',
                p.price, 0, 0, 0, p.price,
