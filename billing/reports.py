@@ -16,7 +16,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from billing import ledger
 from billing.models import (
@@ -144,55 +144,51 @@ def _overdue(today: dt.date, as_of: dt.date | None, *extra: Any) -> Select[Any]:
     return _overdue_query(today, *extra)
 
 
-PAGE_CHUNK = 500  # subscribers per read of their amounts and details (bounded IN lists)
-
-
 def _kept_overdue_page(session: Session, today: dt.date, limit: int) -> list[Any]:
     """The first *limit* subscribers with something past due on *today* (the real today),
     oldest due date first, then by username, as (id, currency, oldest due date, overdue,
     username, name, phone, status), from the kept amounts. The open documents past their
     due date are walked in (due date, username) order from their partial index (each
     document keeps its subscriber's username): a subscriber first met there is met at its
-    oldest due date, so the walk stops once *limit* subscribers owing more than zero are
-    found, and only those are read from the subscribers."""
+    oldest due date, so the first subscribers owing more than zero met in a prefix of the
+    walk are the page, in that order; only they are joined to the subscribers. The prefix
+    starts a little longer than the page and grows until the page is full or the walk
+    ends."""
     past_due = and_(Invoice.status == InvoiceStatus.OPEN,
                     Invoice.kind != InvoiceKind.CREDIT_NOTE, Invoice.due_on < today)
-    walk = (select(Invoice.subscriber_id, Invoice.due_on).where(past_due)
-            .order_by(Invoice.due_on, Invoice.username, Invoice.subscriber_id)
-            .execution_options(yield_per=PAGE_CHUNK * 2))
-    out: list[Any] = []
-    seen: set[int] = set()
-    pending: list[tuple[int, dt.date]] = []
-
-    def flush() -> None:
-        ids = [sid for sid, _ in pending]
-        owed = dict(session.execute(
-            select(Invoice.subscriber_id, func.sum(Invoice.outstanding))
-            .where(past_due, Invoice.subscriber_id.in_(ids))
-            .group_by(Invoice.subscriber_id)).all())
-        details = {r[0]: r[1:] for r in session.execute(
-            select(Subscriber.id, Plan.currency, Subscriber.username, Subscriber.full_name,
-                   Subscriber.phone, Subscriber.status)
-            .join(Plan, Plan.id == Subscriber.plan_id).where(Subscriber.id.in_(ids)))}
-        for sid, due_on in pending:
-            amount = owed.get(sid)
-            if amount is not None and amount > 0 and len(out) < limit:
-                currency, username, name, phone, status = details[sid]
-                out.append((sid, currency, due_on, amount, username, name, phone, status))
-        pending.clear()
-
-    for sid, due_on in session.execute(walk):
-        if sid in seen:
-            continue
-        seen.add(sid)
-        pending.append((sid, due_on))
-        if len(pending) >= PAGE_CHUNK:
-            flush()
-            if len(out) >= limit:
-                break
-    if pending and len(out) < limit:
-        flush()
-    return out
+    inner = aliased(Invoice)
+    prefix = limit + 16
+    order = (Invoice.due_on, Invoice.username, Invoice.subscriber_id)
+    while True:
+        # positions in the walk: the page is ordered by them (integers: no collation sort)
+        walk = (select(Invoice.subscriber_id, Invoice.due_on,
+                       func.row_number().over(order_by=order).label("pos"))
+                .where(past_due).order_by(*order).limit(prefix).subquery())
+        first = (select(walk.c.subscriber_id, func.min(walk.c.due_on).label("due_on"),
+                        func.min(walk.c.pos).label("pos"))
+                 .group_by(walk.c.subscriber_id).subquery())
+        owed = (select(func.sum(inner.outstanding))
+                .where(inner.subscriber_id == first.c.subscriber_id,
+                       inner.status == InvoiceStatus.OPEN,
+                       inner.kind != InvoiceKind.CREDIT_NOTE, inner.due_on < today)
+                .correlate(first).scalar_subquery())
+        # each candidate's amount once (a materialized CTE: the filter and the column do
+        # not each run the sum), then only the page joined
+        amounts = (select(first.c.subscriber_id, first.c.due_on, first.c.pos,
+                          owed.label("overdue")).cte("amounts")
+                   .prefix_with("MATERIALIZED", dialect="postgresql"))
+        walked = session.scalar(select(func.count()).select_from(walk))
+        rows = session.execute(
+            select(Subscriber.id, Plan.currency, amounts.c.due_on, amounts.c.overdue,
+                   Subscriber.username, Subscriber.full_name, Subscriber.phone,
+                   Subscriber.status)
+            .join(amounts, amounts.c.subscriber_id == Subscriber.id)
+            .join(Plan, Plan.id == Subscriber.plan_id)
+            .where(amounts.c.overdue > 0)
+            .order_by(amounts.c.pos).limit(limit)).all()
+        if len(rows) >= limit or int(walked or 0) < prefix:
+            return list(rows)
+        prefix *= 4
 
 
 def overdue(session: Session, today: dt.date, limit: int = 10_000, *,
