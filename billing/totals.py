@@ -16,14 +16,16 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, delete, func, select, text
+from sqlalchemy import Connection, Table, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from billing.models import Payment, PaymentDayTotal
 
+TOTALS = cast(Table, PaymentDayTotal.__table__)
 Key = tuple[dt.date, str, str]  # ISP-local day, currency, method
 Figure = tuple[Decimal, int]  # amount, number of payments
 
@@ -36,7 +38,7 @@ def add_payment(session: Session, day: dt.date, currency: str, method: str,
                 amount: Decimal) -> None:
     """Count one payment of *amount* received on the ISP-local *day*, in the caller's
     transaction (one statement: an insert that adds to the day's row if it is there)."""
-    table = PaymentDayTotal.__table__
+    table = TOTALS
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(table).values(day=day, currency=currency, method=method, amount=amount,
@@ -124,7 +126,7 @@ def write(conn: Connection, figures: Iterable[tuple[Key, Figure]]) -> None:
     rows = [{"day": d, "currency": c, "method": m, "amount": a, "payments": n}
             for (d, c, m), (a, n) in figures]
     for i in range(0, len(rows), 1_000):
-        conn.execute(PaymentDayTotal.__table__.insert(), rows[i:i + 1_000])
+        conn.execute(TOTALS.insert(), rows[i:i + 1_000])
 
 
 @dataclass(frozen=True)
