@@ -173,7 +173,7 @@ _DUE = f"""
            %(as_of)s::date + isp.postpaid_due_days AS due_on, p.currency, p.price AS subtotal,
            p.tax_percent, round(p.price * p.tax_percent / 100, 2) AS tax,
            p.price + round(p.price * p.tax_percent / 100, 2) AS total,
-           coalesce(s.full_name, s.username) AS buyer_name,
+           coalesce(s.full_name, s.username) AS buyer_name, s.username,
            coalesce((SELECT sum(e.amount) FROM ledger_entries e
                       WHERE e.subscriber_id = s.id), 0) AS previous_balance
       FROM (SELECT s.*, isp.next_invoice_number - 1
@@ -191,13 +191,13 @@ _INSERT_INVOICES = """
     INSERT INTO invoices (number, subscriber_id, plan_name, period_start, period_end,
                           issued_on, due_on, currency, subtotal, tax_percent, tax, total,
                           status, created_at, duty, tax_breakdown, previous_balance,
-                          amount_due, buyer_name, outstanding{extra_columns})
+                          amount_due, buyer_name, username, outstanding{extra_columns})
     SELECT number, subscriber_id, plan_name, period_start, period_end, issued_on, due_on,
            currency, subtotal, tax_percent, tax, total, 'open', now(), 0,
            CASE WHEN tax_percent > 0 THEN json_build_array(json_build_object(
                'name', 'VAT', 'rate', tax_percent::text, 'amount', tax::text)) ELSE '[]' END,
            previous_balance, greatest(previous_balance + total, 0),
-           buyer_name, total{extra_values}
+           buyer_name, username, total{extra_values}
       FROM ({due}) due
 """
 
@@ -475,6 +475,15 @@ def _pay_all_but(url: str, every: int) -> int:
                                         currency, payment_id, description, actor)
             SELECT subscriber_id, now(), %s, 'payment', -amount, currency, id,
                    'Payment ' || reference, 'bench' FROM payments""", (AS_OF,))
+        conn.execute("""
+            INSERT INTO payment_day_totals (day, currency, method, amount, payments)
+            SELECT (received_at AT TIME ZONE (SELECT timezone FROM isp_settings
+                                               ORDER BY id LIMIT 1))::date,
+                   currency, method, sum(amount), count(*)
+              FROM payments WHERE reference LIKE 'B%%' GROUP BY 1, 2, 3
+            ON CONFLICT (day, currency, method) DO UPDATE
+               SET amount = payment_day_totals.amount + excluded.amount,
+                   payments = payment_day_totals.payments + excluded.payments""")
         conn.execute(f"""
             UPDATE invoices SET status = 'paid', paid_on = %s
              WHERE status = 'open' AND subscriber_id %% {every} <> 0""", (AS_OF,))  # noqa: S608

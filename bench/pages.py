@@ -37,6 +37,7 @@ A benchmark, not a test: it prints a table and exits 0 unless an answer did not 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import secrets
@@ -96,10 +97,11 @@ def seed(conn: Any, count: int, sessions: int, overdue_every: int) -> None:
     t0 = time.perf_counter()
     # last month's invoice for everybody, this month's for everybody
     conn.execute(f"""
-        INSERT INTO invoices (number, kind, subscriber_id, plan_name, period_start, period_end,
-            issued_on, due_on, currency, subtotal, tax_percent, tax, duty, total, status,
-            paid_on, outstanding, created_at, previous_balance, amount_due, buyer_name)
-        SELECT 'INV-' || lpad((s.id * 2 - m)::text, 8, '0'), 'period', s.id, p.name,
+        INSERT INTO invoices (number, kind, subscriber_id, username, plan_name, period_start,
+            period_end, issued_on, due_on, currency, subtotal, tax_percent, tax, duty, total,
+            status, paid_on, outstanding, created_at, previous_balance, amount_due, buyer_name)
+        SELECT 'INV-' || lpad((s.id * 2 - m)::text, 8, '0'), 'period', s.id, s.username,
+               p.name,
                %(today)s::date - 32 + 30 * m, %(today)s::date - 2 + 30 * m,
                %(today)s::date - 32 + 30 * m, %(today)s::date - 25 + 30 * m, 'BDT',
                p.price, 0, 0, 0, p.price,
@@ -128,6 +130,11 @@ def seed(conn: Any, count: int, sessions: int, overdue_every: int) -> None:
                                     currency, payment_id, description, actor)
         SELECT subscriber_id, received_at, (received_at AT TIME ZONE 'UTC')::date, 'payment',
                -amount, currency, id, 'Payment ' || reference, 'bench' FROM payments""")
+    # what recording each payment keeps (0027): the day's total per currency and method
+    conn.execute("""
+        INSERT INTO payment_day_totals (day, currency, method, amount, payments)
+        SELECT (received_at AT TIME ZONE 'Asia/Dhaka')::date, currency, method, sum(amount),
+               count(*) FROM payments GROUP BY 1, 2, 3""")
     conn.execute("SELECT setval(pg_get_serial_sequence('invoices', 'id'), "
                  "(SELECT max(id) FROM invoices))")
     conn.execute("UPDATE isp_settings SET next_invoice_number = %s", (count * 2 + 1,))
@@ -404,6 +411,40 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
                     Subscriber.phone.like(f"%{term}%"))).order_by(Subscriber.username)
                     .limit(1000)).unique().all())
 
+        from admin.views.dashboard import CHART_DAYS
+        from billing import totals
+        from billing.isp import settings as isp_settings
+        from billing.isp import start_of_day_utc
+
+        def revenue_figures(kept: bool) -> Any:
+            """The dashboard's revenue this month and 30-day chart: from the kept day
+            totals, or (before 0027) the month's payments summed between UTC bounds."""
+            with factory() as s:
+                day = s.execute(select_today()).scalar_one()
+                isp = isp_settings(s)
+                days = [day - dt.timedelta(days=i) for i in range(CHART_DAYS - 1, -1, -1)]
+                if kept:
+                    return (totals.revenue(s, day.replace(day=1), day),
+                            totals.revenue_by_day(s, days))
+                bounds = [(d, start_of_day_utc(isp, d),
+                           start_of_day_utc(isp, d + dt.timedelta(days=1))) for d in days]
+                return (reports.revenue(s, start_of_day_utc(isp, day.replace(day=1)),
+                                        start_of_day_utc(isp, day + dt.timedelta(days=1))),
+                        reports.revenue_by_day(s, bounds))
+
+        kept_revenue, kept_figures = timed(lambda: revenue_figures(True), args.repeat)
+        base_revenue, summed_figures = timed(lambda: revenue_figures(False),
+                                             max(1, args.repeat // 3))
+        if kept_figures != summed_figures:
+            failed = True
+            log(f"kept revenue {kept_figures} != summed {summed_figures}")
+        t0 = time.perf_counter()
+        totals_check = runner.invoke(cli_main, ["billing", "totals-check", "--json"], env=env)
+        totals_check_s = time.perf_counter() - t0
+        if totals_check.exit_code != 0:
+            failed = True
+            log(f"totals-check: {totals_check.output[-500:]}")
+
         phone = f"01{args.subscribers // 2:09d}"
         base_search, _ = timed(lambda: old_search(phone), max(1, args.repeat // 3))
         t0 = time.perf_counter()
@@ -438,6 +479,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
         print(f"{'overdue recomputed from the ledger (before 0023)':<48} "
               f"{statistics.median(base_recomputed):>10.1f} {min(base_recomputed):>8.1f}  "
               f"      the dashboard's figures ({n_recomputed:,} overdue)")
+        print(f"{'revenue month + 30-day chart, kept (0027)':<48} "
+              f"{statistics.median(kept_revenue):>10.1f} {min(kept_revenue):>8.1f}  "
+              f"      equal to the payments summed: {kept_figures == summed_figures}")
+        print(f"{'the same summed from payments (before 0027)':<48} "
+              f"{statistics.median(base_revenue):>10.1f} {min(base_revenue):>8.1f}")
+        print(f"{'radbill billing totals-check (once)':<48} {totals_check_s * 1000:>10.1f} "
+              f"{'':>8}  exit {totals_check.exit_code}: every kept day total equals "
+              "the payments'")
         print(f"{'search ?q=<a phone>: lower() LIKE (before 0023)':<48} "
               f"{statistics.median(base_search):>10.1f} {min(base_search):>8.1f}")
         print(f"{'radbill billing overdue-check (once)':<48} {check_s * 1000:>10.1f} "

@@ -138,10 +138,11 @@ def load(url: str, subscribers: int, sessions: int, now: dt.datetime) -> dict[st
             FROM generate_series(1, %(n)s::int) i""", args=a)
         # three monthly invoices per subscriber, the newest issued this month
         step("invoices", """
-            INSERT INTO invoices (id, number, kind, subscriber_id, plan_name, period_start,
-                period_end, issued_on, due_on, currency, subtotal, tax_percent, tax, duty,
-                total, status, paid_on, outstanding, created_at)
+            INSERT INTO invoices (id, number, kind, subscriber_id, username, plan_name,
+                period_start, period_end, issued_on, due_on, currency, subtotal, tax_percent,
+                tax, duty, total, status, paid_on, outstanding, created_at)
             SELECT m * %(n)s + i, 'INV-' || lpad((m * %(n)s + i)::text, 9, '0'), 'period', i,
+                   'u' || i,
                    'plan' || (i %% 5 + 1), d, (d + interval '1 month')::date, d,
                    (d + interval '7 days')::date, 'BDT', 500 * (i %% 5 + 1), 0, 0, 0,
                    500 * (i %% 5 + 1),

@@ -616,6 +616,7 @@ def write(session: Session, isp: IspSettings, segment: list[Planned]) -> None:
     drafted = [v for p in segment for v in p.drafted]
     new_ids = rows.insert_new(INVOICES, [
         {**d.columns(), "credits_invoice_id": None, "reason": None, "subscriber_id": p.sub.id,
+         "username": p.sub.username,
          "status": v.status, "paid_on": v.paid_on, "outstanding": v.outstanding,
          "pdf_path": None, "pdf_sha256": None, "created_at": now}
         for p in segment for v in p.drafted if (d := v.draft) is not None])

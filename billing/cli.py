@@ -602,6 +602,36 @@ def billing_overdue_check(app: App, repair: bool, as_json: bool) -> None:
         raise SystemExit(1)
 
 
+@billing.command("totals-check")
+@click.option("--repair", is_flag=True,
+              help="Restate each kept total found from the payments.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@guarded
+def billing_totals_check(app: App, repair: bool, as_json: bool) -> None:
+    """Check the kept payment totals per day, currency and method (what the dashboard and
+    the daily summary read) against the payments; exits 1 if they differ (and were not
+    repaired)."""
+    from billing import totals
+    from billing.isp import settings
+
+    with app.transaction() as session:
+        drift = totals.check_payment_totals(session, settings(session).timezone,
+                                            repair=repair)
+    data = {"days": len(drift), "repaired": repair and bool(drift),
+            "drift": [{"day": str(d.day), "currency": d.currency, "method": d.method,
+                       "kept": str(d.kept[0]), "kept_payments": d.kept[1],
+                       "actual": str(d.actual[0]), "actual_payments": d.actual[1]}
+                      for d in drift[:DRIFT_SHOWN]]}
+    emit(data, as_json, lambda d: (table(d["drift"], ["day", "currency", "method", "kept",
+                                                      "kept_payments", "actual",
+                                                      "actual_payments"])
+                                   + f"\n{d['days']} total(s) differ"
+                                   + (": repaired" if d["repaired"] else "")))
+    if drift and not repair:
+        raise SystemExit(1)
+
+
 @click.group()
 def payment() -> None:
     """Payments."""

@@ -410,8 +410,10 @@ def _write(session: Session, box: SecretBox, good: list[Checked], actor: str,
         isp = isp_settings(session, lock=True)
         drafts = {c.line: _opening_invoice(isp, c, by_line[c.line], today) for c in owed}
     invoice_defaults = _column_defaults(INVOICES)
+    usernames = {c.line: c.username for c in owed}
     invoice_ids = dict(zip(drafts, rows.insert_new(INVOICES, [
-        {**invoice_defaults, **d.columns(), "subscriber_id": by_line[line], "created_at": now}
+        {**invoice_defaults, **d.columns(), "subscriber_id": by_line[line],
+         "username": usernames[line], "created_at": now}
         for line, d in drafts.items()]), strict=True))
     rows.insert(LINES, [{"invoice_id": invoice_ids[line], **values}
                         for line, d in drafts.items() for values in d.line_values()])

@@ -290,7 +290,7 @@ def issue(session: Session, *, isp: IspSettings, sub: Subscriber, plan_name: str
               vat_percent=vat_percent, buyer=buyer_of(isp, sub), period_start=period_start,
               period_end=period_end, issued_on=issued_on, due_on=due_on, lines=lines,
               previous_balance=ledger.balance(session, sub.id), kind=kind)
-    invoice = Invoice(subscriber_id=sub.id, **d.columns())
+    invoice = Invoice(subscriber_id=sub.id, username=sub.username, **d.columns())
     session.add(invoice)
     session.flush()
     for values in d.line_values():
@@ -432,6 +432,7 @@ def credit_note(session: Session, *, isp: IspSettings, number: str, amount: Deci
     note = Invoice(
         number=next_number(isp, today, credit_note=True), kind=InvoiceKind.CREDIT_NOTE,
         credits_invoice_id=original.id, reason=reason, subscriber_id=sub.id,
+        username=sub.username,
         plan_name=original.plan_name, period_start=original.period_start,
         period_end=original.period_end, issued_on=today, due_on=None, currency=currency,
         subtotal=-part.subtotal, tax_percent=original.tax_percent, duty=-part.duty,

@@ -378,6 +378,10 @@ class Invoice(Base):
                                                            nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    # The subscriber's username (usernames never change), kept on the document so the
+    # overdue list's order (oldest due date, then username) is read from an index of the
+    # open documents, without joining every overdue subscriber (billing.reports.overdue)
+    username: Mapped[str] = mapped_column(String(64), server_default="")
     plan_name: Mapped[str] = mapped_column(String(64))
     period_start: Mapped[dt.date] = mapped_column(Date)
     period_end: Mapped[dt.date] = mapped_column(Date)
@@ -432,6 +436,9 @@ class Invoice(Base):
         # read from the index alone (billing.reports)
         Index("ix_invoices_open_owed", "due_on", "subscriber_id", "outstanding",
               postgresql_where=text(OPEN_DOCUMENT), sqlite_where=text(OPEN_DOCUMENT)),
+        # the overdue list's order: the open documents by due date and username
+        Index("ix_invoices_open_due_username", "due_on", "username", "subscriber_id",
+              postgresql_where=text(OPEN_DOCUMENT), sqlite_where=text(OPEN_DOCUMENT)),
         # what was open on a past day: settled after it (the overdue report --as-of)
         Index("ix_invoices_paid_on", "paid_on"),
         # A unique index, not a constraint: SQLite adds an index in place, while a constraint
@@ -485,6 +492,24 @@ class Payment(Base):
                       # this month, per day (the dashboard): summed from the index alone (a
                       # month at a million subscribers is a million payments)
                       Index("ix_payments_received_at", "received_at", "currency", "amount"))
+
+
+class PaymentDayTotal(Base):
+    """Payments received on one ISP-local day in one currency by one method: their sum and
+    count, kept by :func:`billing.payments.record_payment` in the transaction that records
+    each payment (the only way a payment row is written), so the dashboard's revenue today,
+    this month and per day, and the daily summary's collected line, read a few rows instead
+    of summing a month of payments. ``radbill billing totals-check`` recomputes them from
+    the payments (and ``--repair`` restates them)."""
+
+    __tablename__ = "payment_day_totals"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)  # ISP-local, of received_at
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    method: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # a day's sum of Numeric(14, 2) payments: two more digits than one payment
+    amount: Mapped[Decimal] = mapped_column(Numeric(16, 2))
+    payments: Mapped[int] = mapped_column(BigInteger)
 
 
 class Promise(Base):

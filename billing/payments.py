@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from billing import accounts, invoices, ledger
-from billing.isp import settings, start_of_day_utc
+from billing import accounts, invoices, ledger, totals
+from billing.isp import local_today, settings, start_of_day_utc
 from billing.models import InvoiceKind, IspSettings, LedgerKind, Payment, Subscriber
 from billing.plans import parse_money
 from billing.subscribers import get_subscriber
@@ -90,6 +90,9 @@ def record_payment(session: Session, username: str, amount: str | Decimal, *, me
     except IntegrityError:
         raise Conflict(f"a {method} payment with reference {reference!r} is already "
                        "recorded") from None
+    # the day's total moves with the payment (the dashboard and daily summary read it)
+    totals.add_payment(session, local_today(isp, payment.received_at), plan.currency, method,
+                       value)
     ledger.post(session, subscriber_id=sub.id, kind=LedgerKind.PAYMENT, amount=-value,
                 currency=plan.currency, effective_on=day,
                 description=f"Payment {method} {reference}", actor=actor,

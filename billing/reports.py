@@ -12,12 +12,11 @@ from sqlalchemy import (
     and_,
     case,
     func,
-    literal_column,
     or_,
     select,
     text,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from billing import ledger
 from billing.models import (
@@ -145,6 +144,53 @@ def _overdue(today: dt.date, as_of: dt.date | None, *extra: Any) -> Select[Any]:
     return _overdue_query(today, *extra)
 
 
+def _kept_overdue_page(session: Session, today: dt.date, limit: int) -> list[Any]:
+    """The first *limit* subscribers with something past due on *today* (the real today),
+    oldest due date first, then by username, as (id, currency, oldest due date, overdue,
+    username, name, phone, status), from the kept amounts. The open documents past their
+    due date are walked in (due date, username) order from their partial index (each
+    document keeps its subscriber's username): a subscriber first met there is met at its
+    oldest due date, so the first subscribers owing more than zero met in a prefix of the
+    walk are the page, in that order; only they are joined to the subscribers. The prefix
+    starts a little longer than the page and grows until the page is full or the walk
+    ends."""
+    past_due = and_(Invoice.status == InvoiceStatus.OPEN,
+                    Invoice.kind != InvoiceKind.CREDIT_NOTE, Invoice.due_on < today)
+    inner = aliased(Invoice)
+    prefix = limit + 16
+    order = (Invoice.due_on, Invoice.username, Invoice.subscriber_id)
+    while True:
+        # positions in the walk: the page is ordered by them (integers: no collation sort)
+        walk = (select(Invoice.subscriber_id, Invoice.due_on,
+                       func.row_number().over(order_by=order).label("pos"))
+                .where(past_due).order_by(*order).limit(prefix).subquery())
+        first = (select(walk.c.subscriber_id, func.min(walk.c.due_on).label("due_on"),
+                        func.min(walk.c.pos).label("pos"))
+                 .group_by(walk.c.subscriber_id).subquery())
+        owed = (select(func.sum(inner.outstanding))
+                .where(inner.subscriber_id == first.c.subscriber_id,
+                       inner.status == InvoiceStatus.OPEN,
+                       inner.kind != InvoiceKind.CREDIT_NOTE, inner.due_on < today)
+                .correlate(first).scalar_subquery())
+        # each candidate's amount once (a materialized CTE: the filter and the column do
+        # not each run the sum), then only the page joined
+        amounts = (select(first.c.subscriber_id, first.c.due_on, first.c.pos,
+                          owed.label("overdue")).cte("amounts")
+                   .prefix_with("MATERIALIZED", dialect="postgresql"))
+        walked = session.scalar(select(func.count()).select_from(walk))
+        rows = session.execute(
+            select(Subscriber.id, Plan.currency, amounts.c.due_on, amounts.c.overdue,
+                   Subscriber.username, Subscriber.full_name, Subscriber.phone,
+                   Subscriber.status)
+            .join(amounts, amounts.c.subscriber_id == Subscriber.id)
+            .join(Plan, Plan.id == Subscriber.plan_id)
+            .where(amounts.c.overdue > 0)
+            .order_by(amounts.c.pos).limit(limit)).all()
+        if len(rows) >= limit or int(walked or 0) < prefix:
+            return list(rows)
+        prefix *= 4
+
+
 def overdue(session: Session, today: dt.date, limit: int = 10_000, *,
             as_of: dt.date | None = None) -> dict[str, object]:
     """Everyone with something past due on *today*, the most overdue first (at most *limit*
@@ -157,16 +203,16 @@ def overdue(session: Session, today: dt.date, limit: int = 10_000, *,
     # aggregate (or joining the subscribers to it again) made PostgreSQL's planner misjudge
     # its size (minutes at 100,000 overdue); ties on the date in username order
     _tuned(session)
-    found = _overdue(today, as_of, Subscriber.username, Subscriber.full_name,
-                     Subscriber.phone, Subscriber.status)
     if as_of is not None and today == as_of:
-        # the kept amounts: the page ordered and cut in the database, the count and totals
-        # from the summary (100,000 rows fetched to list 10,000 took seconds at 1M)
+        # the kept amounts: the page read in order from the open documents' index, the
+        # count and totals from the summary (100,000 rows fetched to list 10,000 took
+        # seconds at 1M; ordering them joined to their subscribers 0.9 s)
         count, summed = overdue_summary(session, today, as_of=as_of)
-        everyone = session.execute(found.order_by(literal_column("due_on"),
-                                                  Subscriber.username).limit(limit)).all()
+        everyone = _kept_overdue_page(session, today, limit)
         totals = dict(summed)
     else:
+        found = _overdue(today, as_of, Subscriber.username, Subscriber.full_name,
+                         Subscriber.phone, Subscriber.status)
         everyone = sorted(session.execute(found).all(), key=lambda r: (r[2], r[4]))
         count, totals = len(everyone), {}
         for r in everyone:  # as overdue_summary: sums of rounded ledger amounts are exact

@@ -165,8 +165,10 @@ def list_subscribers(
         # ILIKE on the columns themselves: PostgreSQL answers it from the trigram indexes
         # (one bitmap OR of three, migration 0023) instead of reading every subscriber in
         # username order; SQLite (lower() LIKE lower()) reads the table
-        like = f"%{search}%"
-        stmt = stmt.where(or_(*(getattr(Subscriber, column).ilike(like)
+        # % and _ typed in the term match themselves, not any text or any character
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = f"%{escaped}%"
+        stmt = stmt.where(or_(*(getattr(Subscriber, column).ilike(like, escape="\\")
                                 for column in SEARCHED)))
     return session.scalars(stmt).unique().all()
 

@@ -20,11 +20,11 @@ from notify.models import Channel, Delivery, DeliveryStatus, Outbox
 def figures(session: Session, day: dt.date, start: dt.datetime, end: dt.datetime
             ) -> list[str]:
     """The summary's lines for the ISP's *day* ([*start*, *end*) in UTC)."""
-    from billing import reports
+    from billing import reports, totals
     from payments.intents import held
 
     lines = [f"Collected {day}: " + (", ".join(
-        f"{m} {t} {c}" for m, c, t in reports.collected(session, start, end)) or "nothing")]
+        f"{m} {t} {c}" for m, c, t in totals.collected(session, day, day)) or "nothing")]
     lines.append("Invoiced: " + (", ".join(
         f"{t} {c}" for c, t in reports.invoiced(session, day).items()) or "nothing"))
     lines.append(f"Payments held for review: {len(held(session))}")
@@ -35,8 +35,10 @@ def figures(session: Session, day: dt.date, start: dt.datetime, end: dt.datetime
         .group_by(Outbox.kind)).all())
     lines.append(f"Suspended today: {changes.get('suspended', 0)}, reconnected today: "
                  f"{changes.get('reconnected', 0)}")
-    totals = reports.overdue(session, day)["totals"]
-    lines.append("Overdue: " + (", ".join(f"{v} {c}" for c, v in totals.items())  # type: ignore[attr-defined]
+    # *day* is the real today (the summary is queued on its day): the kept amounts
+    # (overdue totals only: the summary, not the page of who)
+    _, owed = reports.overdue_summary(session, day, as_of=day)
+    lines.append("Overdue: " + (", ".join(f"{v} {c}" for c, v in owed.items())
                                 or "nothing"))
     sent = session.execute(
         select(Delivery.channel, func.count(), func.sum(Delivery.cost), Delivery.currency)

@@ -12,9 +12,7 @@ from admin.auth import requires
 from admin.charts import bar_chart
 from admin.db import get_db, today
 from admin.roles import Permission
-from billing import reports
-from billing.isp import settings as isp_settings
-from billing.isp import start_of_day_utc
+from billing import reports, totals
 from radbill import ops
 from radius import accounting
 
@@ -24,28 +22,20 @@ CHART_DAYS = 30
 RENEWALS_SHOWN = 50
 
 
-def _day_bounds(isp: Any, days: list[dt.date]) -> list[tuple[dt.date, dt.datetime, dt.datetime]]:
-    return [(d, start_of_day_utc(isp, d), start_of_day_utc(isp, d + dt.timedelta(days=1)))
-            for d in days]
-
-
 def summary() -> dict[str, Any]:
     """Everything the dashboard shows (also served by the API)."""
     db = get_db()
     day = today()
-    isp = isp_settings(db)
     month_start = day.replace(day=1)
-    tomorrow = day + dt.timedelta(days=1)
     overdue_count, overdue_totals = reports.overdue_summary(db, day, as_of=day)
     runs = ops.recent_runs(db, 20)
     return {
         "today": day,
         "status_counts": reports.status_counts(db),
         "online": accounting.count_open_sessions(db),
-        "revenue_today": reports.revenue(db, start_of_day_utc(isp, day),
-                                         start_of_day_utc(isp, tomorrow)),
-        "revenue_month": reports.revenue(db, start_of_day_utc(isp, month_start),
-                                         start_of_day_utc(isp, tomorrow)),
+        # the kept per-day totals (a month is a million payments at a large ISP)
+        "revenue_today": totals.revenue(db, day, day),
+        "revenue_month": totals.revenue(db, month_start, day),
         "overdue_totals": {c: str(v) for c, v in overdue_totals.items()},
         "overdue_count": overdue_count,
         "renewals": reports.renewals(db, day, 7, limit=RENEWALS_SHOWN),
@@ -70,7 +60,7 @@ def index() -> str:
     data = summary()
     day: dt.date = data["today"]
     days = [day - dt.timedelta(days=i) for i in range(CHART_DAYS - 1, -1, -1)]
-    per_day = reports.revenue_by_day(get_db(), _day_bounds(isp_settings(get_db()), days))
+    per_day = totals.revenue_by_day(get_db(), days)
     currencies = sorted({c for _, t in per_day for c in t}) or ["BDT"]
     charts = {cur: _revenue_chart(cur, per_day) for cur in currencies}
     from payments.intents import held_count

@@ -83,6 +83,18 @@ def check(sim: Sim) -> None:
     # what every document keeps as owed is what settling its account's ledger says
     with sim.factory() as s:
         assert ledger.check_outstanding(s, sim.today) == []
+        # every document keeps its subscriber's username (the overdue list's order)
+        assert s.execute(select(Invoice.number).join(Subscriber).where(
+            Invoice.username != Subscriber.username)).all() == []
+    for day in (sim.today, sim.today - dt.timedelta(days=6)):
+        # the list in order (oldest due date, then username), whole and cut
+        want = sorted(one_by_one(sim, day), key=lambda r: (r[3], r[0]))
+        for limit in (10_000, 2, 1):
+            with sim.factory() as s:
+                page = reports.overdue(s, day, limit=limit, as_of=sim.today)
+            assert [(str(r["username"]), str(r["overdue"]), str(r["currency"]),
+                     str(r["oldest_due_on"])) for r in page["subscribers"]  # type: ignore[attr-defined]
+                    ] == want[:limit], (day, limit)
     for day in (sim.today, sim.today - dt.timedelta(days=6)):
         rows, count, totals = set_based(sim, day)  # first: one_by_one settles (rolled back)
         expected = one_by_one(sim, day)

@@ -37,3 +37,24 @@ def test_a_long_username_set_is_queried_in_bounded_chunks(db: Engine, box) -> No
     assert first == every[:10]
     assert none_active == []
     assert params and max(params) <= IN_CHUNK + 5  # the IN list and a few other parameters
+
+
+def test_percent_and_underscore_in_a_search_match_themselves(db: Engine, box) -> None:  # type: ignore[no-untyped-def]
+    factory = session_factory(db)
+    with factory() as s, s.begin():
+        make_plan(s)
+        # usernames allow _ but not % or \: those are in names
+        for user, name in (("a_b", None), ("axb", None), ("u1", "50%off"), ("u2", "500ff"),
+                           ("u3", "back\\slash"), ("u4", "backslash")):
+            make_subscriber(s, box, username=user, full_name=name)
+    with factory() as s:
+        def found(term: str) -> list[str]:
+            return [sub.username for sub in list_subscribers(s, search=term)]
+
+        assert found("a_b") == ["a_b"]  # not axb: _ is not "any one character"
+        assert found("_") == ["a_b"]
+        assert found("%") == ["u1"]  # not everybody
+        assert found("0%o") == ["u1"]  # not 500ff
+        assert found("k\\s") == ["u3"]  # a backslash is itself too
+        assert found("AXB") == ["axb"]  # still case-insensitive
+        assert found("ff") == ["u1", "u2"]
