@@ -97,6 +97,24 @@ def load(url: str, subscribers: int, sessions: int, now: dt.datetime) -> dict[st
                    CASE WHEN i %% 100 >= 95 THEN (%(now)s - interval '3 days')::date END,
                    0, %(now)s - interval '200 days', %(now)s
             FROM generate_series(1, %(n)s::int) i""", args=a)
+        # Data caps: plans 1 and 2 (40% of subscribers) cap 100 GiB a period, plan 1 with a
+        # fair-usage speed; each of their subscribers has this period's usage state, about
+        # 23% of them at or over the cap (some exempt, some already throttled), so over-cap
+        # has a real join to answer.
+        step("usage_states", """
+            UPDATE plans SET data_cap_bytes = 107374182400, cap_counts = 'both',
+                fup_download_bps = CASE WHEN id = 1 THEN 1000000 END,
+                fup_upload_bps = CASE WHEN id = 1 THEN 1000000 END
+            WHERE id IN (1, 2)""", """
+            UPDATE subscribers SET cap_throttled = true
+            WHERE plan_id = 1 AND id %% 7 = 0 AND (id * 7919) %% 130 >= 100""", """
+            INSERT INTO usage_states (subscriber_id, period_start, period_end, download,
+                upload, seconds, extra_bytes, notified_80, notified_100, exempt, updated_at)
+            SELECT i, (%(now)s - interval '20 days')::date, (%(now)s + interval '10 days')::date,
+                   ((i * 7919) %% 130) * 1073741824::bigint * 9 / 10,
+                   ((i * 7919) %% 130) * 1073741824::bigint / 10, 3600 * (i %% 200), 0,
+                   (i * 7919) %% 130 >= 80, (i * 7919) %% 130 >= 100, i %% 50 = 0, %(now)s
+            FROM generate_series(1, %(n)s::int) i WHERE i %% 5 + 1 IN (1, 2)""", args=a)
         # Loading 10 million rows through a dozen indexes takes most of an hour here: the
         # indexes (as the migrations made them) are dropped and built again after the load.
         indexes = conn.execute(

@@ -35,3 +35,4 @@ def test_reports_benchmark_smoke(pg_admin_url: str) -> None:
     counts = {line.split()[0]: int(line.split()[3]) for line in lines
               if line.split()[:1] and line.split()[0] in registry.names()}
     assert counts["suspended-online"] > 0 and counts["revenue-by-nas"] > 0
+    assert counts["over-cap"] > 0  # capped plans with usage states over the cap
