@@ -176,7 +176,9 @@ def test_over_cap_lists_who_is_over_and_not_throttled(s: Session, box: SecretBox
         make_subscriber(s, box, username=name, plan=plan, password="pw-12345",
                         activated_on=today)
     s.flush()
-    seen = now - dt.timedelta(minutes=5)
+    # the ISP day of `now` (five minutes earlier is yesterday in Dhaka at 18:03 UTC, before
+    # the subscribers' first period)
+    seen = now
     for name, down in (("lost", 11 * 10**9), ("slowed", 12 * 10**9), ("short", 10**10 - 1),
                        ("vip", 20 * 10**9), ("nofup", 15 * 10**9)):
         assert apply_accounting(s, [acct("Interim-Update", f"{name}-1", name, seen, 600, 0,
