@@ -438,21 +438,23 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
         if kept_figures != summed_figures:
             failed = True
             log(f"kept revenue {kept_figures} != summed {summed_figures}")
-        t0 = time.perf_counter()
-        totals_check = runner.invoke(cli_main, ["billing", "totals-check", "--json"], env=env)
-        totals_check_s = time.perf_counter() - t0
-        if totals_check.exit_code != 0:
-            failed = True
-            log(f"totals-check: {totals_check.output[-500:]}")
+
+        def check_once(command: str) -> tuple[float, Any]:
+            """Run `radbill billing COMMAND --json` once: (seconds, result); logs a failure."""
+            nonlocal failed
+            t0 = time.perf_counter()
+            result = runner.invoke(cli_main, ["billing", command, "--json"], env=env)
+            took = time.perf_counter() - t0
+            if result.exit_code != 0:
+                failed = True
+                log(f"{command}: {result.output[-500:]}")
+            return took, result
+
+        totals_check_s, totals_check = check_once("totals-check")
 
         phone = f"01{args.subscribers // 2:09d}"
         base_search, _ = timed(lambda: old_search(phone), max(1, args.repeat // 3))
-        t0 = time.perf_counter()
-        check = runner.invoke(cli_main, ["billing", "overdue-check", "--json"], env=env)
-        check_s = time.perf_counter() - t0
-        if check.exit_code != 0:
-            failed = True
-            log(f"overdue-check: {check.output[-500:]}")
+        check_s, check = check_once("overdue-check")
 
         print(f"radbill operator pages: {args.subscribers:,} subscribers "
               f"({want_overdue:,} overdue), {args.sessions:,} sessions, PostgreSQL")
