@@ -270,8 +270,6 @@ def page_action(username: str, run: Callable[[], str], anchor: str = "") -> Any:
     return redirect(url_for("subscribers.detail", username=username) + anchor)
 
 
-_action = page_action
-
 
 def _date(field: str) -> dt.date:
     text = request.form.get(field, "")
@@ -289,7 +287,7 @@ def suspend(username: str) -> Any:
             get_db(), username, SubscriberStatus.SUSPENDED,
             reason=request.form.get("reason", ""), actor=actor())
         return f"{username} suspended." if changed else f"{username} was already suspended."
-    return _action(username, run)
+    return page_action(username, run)
 
 
 @bp.route("/<username>/reconnect", methods=["POST"])
@@ -300,7 +298,7 @@ def reconnect(username: str) -> Any:
             get_db(), username, SubscriberStatus.ACTIVE,
             reason=request.form.get("reason", ""), actor=actor())
         return f"{username} reconnected." if changed else f"{username} was already active."
-    return _action(username, run)
+    return page_action(username, run)
 
 
 @bp.route("/<username>/plan", methods=["POST"])
@@ -314,7 +312,7 @@ def change_plan(username: str) -> Any:
             return f"{username} moves to {request.form.get('plan')} at the next renewal."
         extra = f" Proration invoice {result.invoice_number}." if result.invoice_number else ""
         return f"{username} is now on {request.form.get('plan')}.{extra}"
-    return _action(username, run)
+    return page_action(username, run)
 
 
 @bp.route("/<username>/payment", methods=["POST"])
@@ -327,7 +325,7 @@ def record_payment(username: str) -> Any:
             reference=request.form.get("reference", ""), today=today(), actor=actor())
         return (f"Payment recorded; balance {result.balance}, overdue {result.overdue}."
                 + (" Reconnected." if result.reconnected else ""))
-    return _action(username, run)
+    return page_action(username, run)
 
 
 @bp.route("/<username>/promise", methods=["POST"])
@@ -337,7 +335,7 @@ def promise(username: str) -> Any:
         p = promises.promise_to_pay(get_db(), username, _date("until"), today=today(),
                                     actor=actor())
         return f"{username} promised to pay by {p.until}."
-    return _action(username, run)
+    return page_action(username, run)
 
 
 @bp.route("/<username>/clear-mac", methods=["POST"])
@@ -346,7 +344,7 @@ def clear_mac(username: str) -> Any:
     def run() -> str:
         subs.set_mac(get_db(), username, None, actor=actor())
         return f"MAC binding of {username} cleared."
-    return _action(username, run)
+    return page_action(username, run)
 
 
 @bp.route("/<username>/sessions/<int:session_id>/disconnect", methods=["POST"])
@@ -361,6 +359,6 @@ def disconnect(username: str, session_id: int) -> Any:
                                     reason=request.form.get("reason") or "operator request",
                                     actor=actor())
         return f"Disconnect of session {row.acct_session_id} requested."
-    return _action(username, run)
+    return page_action(username, run)
 
 
