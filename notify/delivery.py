@@ -188,7 +188,7 @@ def _plan_event(event: Outbox, channels: dict[str, Channel], pref: Preference | 
                        kind=event.kind, channel=name, recipient=recipient[:RECIPIENT_MAX],
                        idempotency_key=key[:200], provider_id=provider_id(key),
                        status=DeliveryStatus.QUEUED, attempts=0, created_at=now,
-                       next_attempt_at=now, expires_at=now + TTL, dead_letter=False)
+                       next_attempt_at=now, expires_at=send_by(payload, now), dead_letter=False)
         out.append(row)
         if problem:
             _finish(row, DeliveryStatus.FAILED, problem)
@@ -221,6 +221,25 @@ def _plan_event(event: Outbox, channels: dict[str, Channel], pref: Preference | 
             row.cost = rules.sms_cost(size, policy.price_per_segment)
             row.currency = policy.currency
     return out
+
+
+def send_by(payload: dict[str, Any], now: dt.datetime) -> dt.datetime:
+    """When a message is given up: three days from planning, or sooner when its event says
+    what it carries dies earlier (`send_by`: a portal login code is worthless five minutes
+    after it was asked for, so a paused channel must not deliver it an hour later)."""
+    deadline = now + TTL
+    raw = payload.get("send_by")
+    if isinstance(raw, str):
+        try:
+            until = dt.datetime.fromisoformat(raw[:40])
+        except ValueError:
+            log.warning("outbox payload send_by %r is not a time: the message keeps %s",
+                        raw[:40], TTL)
+            return deadline
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=dt.UTC)
+        return min(deadline, until)
+    return deadline
 
 
 def _recipient(channel: str, raw: object, row: Channel) -> tuple[str | None, str | None]:

@@ -157,7 +157,8 @@ def send_code(session: Session, secret: bytes, phone: str, country: str, now: dt
     session.flush()
     otp.code_hash = _code_hash(secret, otp.id, code)
     # One message, to the number as the first account holds it (all hold the same number).
-    enqueue(session, subs[0], "otp", f"otp:{otp.id}", code=code)
+    enqueue(session, subs[0], "otp", f"otp:{otp.id}", code=code,
+            send_by=otp.expires_at.isoformat())  # a dead code is not worth sending
     audit.record(session, actor=actor(subs[0]), action="portal.otp_sent", entity="subscriber",
                  entity_id=subs[0].id, after={"phone": msisdn})
     # Spent and expired codes are dead weight.

@@ -309,6 +309,33 @@ def test_the_code_is_shown_to_no_staff_and_blanked_once_sent(
         ssl.stop()
 
 
+def test_a_code_not_sent_before_it_dies_is_given_up(world: dict[str, Any], factory: Any,
+                                                    app: Any, box: Any) -> None:
+    """A login code is worthless five minutes after it was asked for: a channel paused (or a
+    worker stopped) longer than that must not deliver it later, as other messages would be."""
+    from notify import delivery
+
+    secret = str(app.secret_key).encode() + b"|portal-otp"
+    t0 = utcnow()
+    with factory() as s, s.begin():  # a channel nothing is sent through here
+        save(s, box, "sms", "sslwireless", {"base_url": "http://127.0.0.1:9", "sid": "x",
+                                            "price_per_segment": "0.35", "currency": "BDT"},
+             {"api_token": "t"})
+        portal_auth.send_code(s, secret, "01722222222", "BD", t0, address="1.2.3.4")
+        assert delivery.plan(s, t0 + dt.timedelta(minutes=1)) >= 1
+        [queued] = s.scalars(select(delivery.Delivery).where(
+            delivery.Delivery.kind == "otp")).all()
+        assert queued.expires_at == t0 + portal_auth.OTP_LIFETIME  # not the three days of others
+        queued_id = queued.id
+    with factory() as s, s.begin():
+        later = t0 + portal_auth.OTP_LIFETIME + dt.timedelta(seconds=1)
+        claimed = delivery.claim(s, "sms", later, 10, idempotent=True)
+        assert [j.kind for j in claimed if j.kind == "otp"] == []  # the code is not sent ...
+        gone = s.get(delivery.Delivery, queued_id)
+        assert gone is not None and gone.status == "failed"  # ... it was given up
+        assert gone.reason == "expired before it could be sent"
+
+
 def test_otp_expires_limits_tries_and_codes_per_number(world: dict[str, Any], client_at: Any,
                                                        factory: Any, app: Any) -> None:
     secret = str(app.secret_key).encode() + b"|portal-otp"
