@@ -79,10 +79,18 @@ def touches_database(item: pytest.Item) -> bool:
     return any(_mentions(d.func) for defs in info.name2fixturedefs.values() for d in defs)
 
 
+def runs_in_database_pass(item: pytest.Item) -> bool:
+    """Whether the PostgreSQL pass of `make test` runs this test: it touches the database under
+    test, and is not marked `own_postgresql` (a test that needs PostgreSQL itself whatever
+    RADBILL_TEST_DB says: a benchmark's smoke test on its own databases; it runs
+    once, in the other pass, which is the shorter one)."""
+    return touches_database(item) and item.get_closest_marker("own_postgresql") is None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not DATABASE_TESTS_ONLY:
         return
-    keep = [item for item in items if touches_database(item)]
+    keep = [item for item in items if runs_in_database_pass(item)]
     if len(keep) < len(items):
         kept = set(map(id, keep))
         config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKEND
-
 PROJECT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(BACKEND != "postgresql", reason="LISTEN/NOTIFY is PostgreSQL's")]
+              pytest.mark.own_postgresql]
 
 
 def test_change_feed_benchmark_smoke(request: pytest.FixtureRequest) -> None:

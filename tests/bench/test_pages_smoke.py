@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKEND
-
 PROJECT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.skipif(BACKEND != "postgresql", reason="the benchmark is for PostgreSQL")
+@pytest.mark.own_postgresql
 def test_pages_benchmark_smoke(request: pytest.FixtureRequest) -> None:
     proc = subprocess.run(
         [sys.executable, "bench/pages.py", "--subscribers", "500", "--sessions", "3000",
@@ -32,7 +30,7 @@ def test_pages_benchmark_smoke(request: pytest.FixtureRequest) -> None:
     assert "50 overdue counted" in out and "50 listed of 50" in out
 
 
-@pytest.mark.skipif(BACKEND != "postgresql", reason="the benchmark is for PostgreSQL")
+@pytest.mark.own_postgresql
 def test_billing_run_suspension_day_smoke(request: pytest.FixtureRequest) -> None:
     proc = subprocess.run(
         [sys.executable, "bench/billing_run.py", "--subscribers", "200", "--variants", "floor",

@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKEND
-
 PROJECT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(BACKEND != "postgresql", reason="the benchmark needs PostgreSQL")]
+              pytest.mark.own_postgresql]
 
 
 @pytest.mark.parametrize(("start", "origin"), [

@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 
 from reports import registry
-from tests.conftest import BACKEND
 
 PROJECT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(BACKEND != "postgresql", reason="the benchmark needs PostgreSQL")]
+              pytest.mark.own_postgresql]
 
 
 def test_reports_benchmark_smoke(pg_admin_url: str) -> None:

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKEND
-
 PROJECT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(BACKEND != "postgresql", reason="the benchmark needs PostgreSQL")]
+              pytest.mark.own_postgresql]
 
 
 def test_snapshot_benchmark_smoke(pg_admin_url: str) -> None:

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import touches_database
+from tests.conftest import runs_in_database_pass, touches_database
 from tests.radbill import suite_split_fixture
 
 
@@ -35,3 +35,14 @@ def test_a_test_using_the_engine_counts(engine: object, request: pytest.FixtureR
 
 def test_unreadable_source_counts() -> None:
     assert touches_database(_item(len)) is True  # type: ignore[arg-type]
+
+
+
+def test_a_test_with_its_own_postgresql_runs_in_the_other_pass() -> None:
+    own = _item(suite_split_fixture.fresh_database)
+    own.get_closest_marker = lambda name: object() if name == "own_postgresql" else None
+    assert touches_database(own) is True  # type: ignore[arg-type]  # it asks for PostgreSQL ...
+    assert runs_in_database_pass(own) is False  # type: ignore[arg-type]  # ... once, in the SQLite pass
+    plain = _item(suite_split_fixture.fresh_database)
+    plain.get_closest_marker = lambda name: None
+    assert runs_in_database_pass(plain) is True  # type: ignore[arg-type]
