@@ -380,11 +380,11 @@ def _add_to_periods_pg(session: Session, ids: Sequence[int],
     states: dict[int, _Period] = {}
     stamp = utcnow()
     for chunk in _chunks(order, PG_CHUNK):
-        for sid, *values in conn.exec_driver_sql(_PG_ADD, (
+        for row in conn.exec_driver_sql(_PG_ADD, (
                 stamp, list(chunk), [periods[sid][0] for sid in chunk],
                 [add[sid][0] for sid in chunk], [add[sid][1] for sid in chunk],
                 [add[sid][2] for sid in chunk])):
-            states[sid] = _Period(*values, stored=True, written=True)
+            states[row[0]] = _period(row, written=True)
     missing = [sid for sid in order if sid not in states]
     if missing:
         _, found = _read_periods(session, missing, with_subs=False)
@@ -408,8 +408,8 @@ def _read_periods(session: Session, ids: Sequence[int], *, with_subs: bool = Tru
                 for row in conn.exec_driver_sql(_PG_SUBS, (list(chunk),)):
                     subs[row[0]] = (row[0], row[1], row[2], service[row[3]], *row[4:])
             if with_states:
-                for sid, *values in conn.exec_driver_sql(_PG_STATES, (list(chunk),)):
-                    states[sid] = _Period(*values, stored=True)
+                for row in conn.exec_driver_sql(_PG_STATES, (list(chunk),)):
+                    states[row[0]] = _period(row)
         return subs, states
     for chunk in _chunks(list(ids)):
         if with_subs:
@@ -425,9 +425,16 @@ def _read_periods(session: Session, ids: Sequence[int], *, with_subs: bool = Tru
                        UsageState.notified_100, UsageState.exempt)
                 .where(UsageState.subscriber_id.in_(list(chunk)))
                 .with_for_update()):
-            sid, start, end, down, up, secs, extra, n80, n100, exempt = row
-            states[sid] = _Period(start, end, down, up, secs, extra, n80, n100, exempt, True)
+            states[row[0]] = _period(row)
     return subs, states
+
+
+def _period(row: Sequence[Any], *, written: bool = False) -> _Period:
+    """A stored period from a row (subscriber id, period start and end, download, upload,
+    seconds, extra bytes, notified at 80 and 100%, exempt)."""
+    _, start, end, down, up, secs, extra, n80, n100, exempt = row
+    return _Period(start, end, down, up, secs, extra, n80, n100, exempt, stored=True,
+                   written=written)
 
 
 def _write_periods(session: Session, periods: Sequence[tuple[int, _Period]]) -> None:
@@ -460,7 +467,8 @@ def _write_periods(session: Session, periods: Sequence[tuple[int, _Period]]) -> 
     rows.update(t, counters, key="subscriber_id")
     # Rows written behind the ORM's back: a copy a caller holds must reload. The identity
     # map holds few objects while the ingester runs; the batch, thousands of subscribers.
-    held = [key for key in session.identity_map if key[0] is UsageState]
+    held = [key for key in session.identity_map.keys()  # noqa: SIM118 - not iterable
+            if key[0] is UsageState]
     if held:
         written = {sid for sid, _ in periods}
         for key in held:
