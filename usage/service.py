@@ -14,7 +14,9 @@ PostgreSQL); only a subscriber the cap rule acts on is loaded as ORM objects.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar, cast
@@ -23,7 +25,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
-    String,
     Table,
     and_,
     any_,
@@ -54,6 +55,9 @@ from usage import rules
 from usage.models import Topup, TopupPack, UsageDay, UsageSessionDay, UsageState
 
 CHUNK = 300
+# Keys per statement on PostgreSQL, where they go as arrays (one parameter per column, the
+# same text whatever the count): the ingester's largest batch, so one statement a batch.
+PG_CHUNK = 5000
 ACTOR = "usage"
 T = TypeVar("T")
 Key = tuple[str, str, str]
@@ -77,6 +81,22 @@ def _ids_in(session: Session, col: ColumnElement[int] | InstrumentedAttribute[in
 # -- metering ----------------------------------------------------------------------------------
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector: metering builds thousands of small dicts
+    and tuples per batch (none of them in a cycle), and each of the collections they set
+    off walks every object the ingester holds; on the issue-14 benchmark that was a third
+    of metering's CPU. Garbage in cycles waits for the next collection after it."""
+    if not gc.isenabled():  # the caller paused it: leave it to the caller
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def record_usage(session: Session, recs: Sequence[AcctRecord],
                  subscriber_ids: Mapping[str, int], now: dt.datetime | None = None
                  ) -> set[int]:
@@ -84,7 +104,14 @@ def record_usage(session: Session, recs: Sequence[AcctRecord],
     the subscribers' days and current periods, throttle or notify whoever crossed a mark,
     and update Hotspot quota remainders, in the caller's transaction. Records of unknown
     users count for nobody. Returns the subscribers whose usage changed."""
-    tz = ZoneInfo(isp_settings(session).timezone)
+    with _collector_paused():
+        return _record_usage(session, recs, subscriber_ids, now)
+
+
+def _record_usage(session: Session, recs: Sequence[AcctRecord],
+                  subscriber_ids: Mapping[str, int], now: dt.datetime | None) -> set[int]:
+    isp = isp_settings(session)
+    tz = ZoneInfo(isp.timezone)
     marks, owner = _marks(recs, subscriber_ids, tz)
     if not marks:
         return set()
@@ -94,28 +121,35 @@ def record_usage(session: Session, recs: Sequence[AcctRecord],
     deltas: dict[tuple[int, dt.date], list[int]] = {}
     inserts: list[dict[str, object]] = []
     updates: list[dict[str, object]] = []
+    no_rows: dict[tuple[int, dt.date], tuple[int, rules.Counters, int]] = {}
     for key in keys:
-        rows = stored.get(key, {})
+        rows = stored.get(key, no_rows)
+        sid = owner[key]
         before, after, seen_after = _runs(rows, marks[key])
         for run, days in after.items():
             for day, c in days.items():
                 old_row = rows.get((run, day))
                 seen = seen_after[(run, day)]
-                if old_row is not None and (old_row[1], old_row[2]) == (c, seen):
-                    continue
-                values = {"input_octets": c[0], "output_octets": c[1], "session_time": c[2],
-                          "run_seen": seen}
-                if old_row is not None:
-                    updates.append({"row_id": old_row[0], **values})
-                else:
+                if old_row is None:
                     inserts.append({"nas_ip": key[0], "acct_session_id": key[1],
                                     "username": key[2], "run_start": run, "day": day,
-                                    "subscriber_id": owner[key], **values})
-            was = rules.contributions(before.get(run, {}))
+                                    "subscriber_id": sid, "input_octets": c[0],
+                                    "output_octets": c[1], "session_time": c[2],
+                                    "run_seen": seen})
+                elif old_row[1] != c or old_row[2] != seen:
+                    updates.append({"id": old_row[0], "input_octets": c[0],
+                                    "output_octets": c[1], "session_time": c[2],
+                                    "run_seen": seen})
+            old_days = before.get(run)
+            if old_days == days:  # no mark of the run moved: nor did its usage
+                continue
+            was = rules.contributions(old_days) if old_days else {}
             for day, c in rules.contributions(days).items():
                 old = was.get(day, rules.ZERO)
                 if c != old:
-                    d = deltas.setdefault((owner[key], day), [0, 0, 0])
+                    d = deltas.get((sid, day))
+                    if d is None:
+                        d = deltas[(sid, day)] = [0, 0, 0]
                     d[0] += c[1] - old[1]  # download: output octets
                     d[1] += c[0] - old[0]  # upload: input octets
                     d[2] += c[2] - old[2]
@@ -124,8 +158,7 @@ def record_usage(session: Session, recs: Sequence[AcctRecord],
         return set()
     _add_days(session, deltas)
     touched = sorted({sid for sid, _ in deltas})
-    _update_periods(session, touched, deltas,
-                    local_today(isp_settings(session), now or utcnow()))
+    _update_periods(session, touched, deltas, local_today(isp, now or utcnow()))
     return set(touched)
 
 
@@ -155,34 +188,39 @@ def _runs(rows: Mapping[tuple[int, dt.date], tuple[int, rules.Counters, int]],
     return before, after, seen_after
 
 
+# Fixed texts with the keys as binary arrays (%b): prepared once per connection, and no
+# text array built element by element in Python (see radius.accounting.apply_many).
+_PG_MARKS = (
+    "SELECT t.id, t.nas_ip, t.acct_session_id, t.username, t.day, t.input_octets, "
+    "t.output_octets, t.session_time, t.run_start, t.run_seen FROM usage_session_days AS t "
+    "JOIN unnest(%b::varchar[], %b::varchar[], %b::varchar[]) AS k(nas_ip, acct_session_id, "
+    "username) ON t.nas_ip = k.nas_ip AND t.acct_session_id = k.acct_session_id "
+    "AND t.username = k.username FOR UPDATE OF t")
+
+
 def _stored_marks(session: Session, keys: Sequence[Key]
                   ) -> dict[Key, dict[tuple[int, dt.date], tuple[int, rules.Counters, int]]]:
     """The marks already kept for these sessions (row id, counters and the latest event
-    time per run and day), locked."""
+    time per run and day), locked: on PostgreSQL one statement per :data:`PG_CHUNK` keys
+    (joined to them as three arrays), elsewhere tuple IN lists of :data:`CHUNK`."""
     stored: dict[Key, dict[tuple[int, dt.date], tuple[int, rules.Counters, int]]] = {}
     t = cast(Table, UsageSessionDay.__table__)
-    pg = session.get_bind().dialect.name == "postgresql"
+    if session.get_bind().dialect.name == "postgresql":
+        conn = session.connection()
+        for chunk in _chunks(keys, PG_CHUNK):
+            rows: Iterator[Any] = iter(conn.exec_driver_sql(_PG_MARKS, (
+                [c[0] for c in chunk], [c[1] for c in chunk], [c[2] for c in chunk])))
+            for rid, nas, acct_id, user, day, i, o, st, run, seen in rows:
+                stored.setdefault((nas, acct_id, user), {})[(run, day)] = (rid, (i, o, st),
+                                                                            seen)
+        return stored
     with session.no_autoflush:
         for chunk in _chunks(keys):
-            if pg:  # joined to the keys as arrays: one parameter per column, fixed text
-                k = func.unnest(bindparam(None, [c[0] for c in chunk], type_=ARRAY(String)),
-                                bindparam(None, [c[1] for c in chunk], type_=ARRAY(String)),
-                                bindparam(None, [c[2] for c in chunk], type_=ARRAY(String))
-                                ).table_valued("nas_ip", "acct_session_id", "username"
-                                               ).render_derived(name="k")
-                where = and_(t.c.nas_ip == k.c.nas_ip,
-                             t.c.acct_session_id == k.c.acct_session_id,
-                             t.c.username == k.c.username)
-                query = (select(t.c.id, t.c.nas_ip, t.c.acct_session_id, t.c.username,
-                                t.c.day, t.c.input_octets, t.c.output_octets,
-                                t.c.session_time, t.c.run_start, t.c.run_seen)
-                         .select_from(t).join(k, where).with_for_update(of=t))
-            else:
-                query = (select(t.c.id, t.c.nas_ip, t.c.acct_session_id, t.c.username,
-                                t.c.day, t.c.input_octets, t.c.output_octets,
-                                t.c.session_time, t.c.run_start, t.c.run_seen)
-                         .where(tuple_(t.c.nas_ip, t.c.acct_session_id, t.c.username)
-                                .in_(list(chunk))).with_for_update())
+            query = (select(t.c.id, t.c.nas_ip, t.c.acct_session_id, t.c.username,
+                            t.c.day, t.c.input_octets, t.c.output_octets,
+                            t.c.session_time, t.c.run_start, t.c.run_seen)
+                     .where(tuple_(t.c.nas_ip, t.c.acct_session_id, t.c.username)
+                            .in_(list(chunk))).with_for_update())
             for rid, nas, acct_id, user, day, i, o, st, run, seen in session.execute(query):
                 stored.setdefault((nas, acct_id, user), {})[(run, day)] = (rid, (i, o, st),
                                                                             seen)
@@ -194,7 +232,7 @@ def _write_marks(session: Session, inserts: list[dict[str, object]],
     t = cast(Table, UsageSessionDay.__table__)
     rows = Rows(session)  # COPY and one UPDATE .. FROM unnest on PostgreSQL
     rows.insert(t, inserts)
-    rows.update(t, [{"id": u.pop("row_id"), **u} for u in updates])
+    rows.update(t, updates)
 
 
 def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: ZoneInfo
@@ -268,6 +306,7 @@ class _Period:
     exempt: bool
     stored: bool  # a row exists (UPDATE) or not (INSERT)
     rolled: bool = False  # a new period (every column written), else only the counters
+    written: bool = False  # stored with this batch's deltas already (nothing to write)
 
 
 _SUB_COLS = (Subscriber.id, Subscriber.period_start, Subscriber.period_end, Subscriber.service,
@@ -282,28 +321,19 @@ def _update_periods(session: Session, ids: Sequence[int],
     period moved) with plain rows and executemany statements; only the few subscribers the
     cap rule acts on (a notice, a throttle or restore, a quota remainder) go through
     :func:`_evaluate` as ORM objects, in subscriber order as before."""
-    subs: dict[int, tuple[Any, ...]] = {}
-    states: dict[int, _Period] = {}
-    for chunk in _chunks(list(ids)):
-        subs.update((row[0], tuple(row)) for row in session.execute(
-            select(*_SUB_COLS).join(Plan, Plan.id == Subscriber.plan_id)
-            .where(_ids_in(session, Subscriber.id, chunk))))
-        for row in session.execute(
-                select(UsageState.subscriber_id, UsageState.period_start,
-                       UsageState.period_end, UsageState.download, UsageState.upload,
-                       UsageState.seconds, UsageState.extra_bytes, UsageState.notified_80,
-                       UsageState.notified_100, UsageState.exempt)
-                .where(_ids_in(session, UsageState.subscriber_id, chunk))
-                .with_for_update()):
-            sid, start, end, down, up, secs, extra, n80, n100, exempt = row
-            states[sid] = _Period(start, end, down, up, secs, extra, n80, n100, exempt, True)
-    periods = {sid: rules.current_period(sub[1], sub[2], today) for sid, sub in subs.items()}
+    if session.get_bind().dialect.name == "postgresql":
+        subs, states, periods = _add_to_periods_pg(session, ids, deltas, today)
+    else:
+        subs, states = _read_periods(session, ids)
+        periods = {sid: rules.current_period(sub[1], sub[2], today)
+                   for sid, sub in subs.items()}
     stale = [sid for sid in ids if sid in subs and (
         sid not in states or states[sid].period_start != periods[sid][0])]
     fresh = set(stale)
     for (sid, day), d in deltas.items():
         state = states.get(sid)
-        if sid in fresh or state is None or not periods[sid][0] <= day < periods[sid][1]:
+        if (sid in fresh or state is None or state.written
+                or not periods[sid][0] <= day < periods[sid][1]):
             continue
         state.download += d[0]
         state.upload += d[1]
@@ -330,6 +360,107 @@ def _update_periods(session: Session, ids: Sequence[int],
             _evaluate(session, orm_subs[sid], orm_states[sid], "usage", today)
 
 
+_PG_SUBS = (
+    "SELECT s.id, s.period_start, s.period_end, s.service, s.cap_throttled, "
+    "s.quota_left_bytes, s.quota_left_seconds, p.cap_counts, p.data_cap_bytes, "
+    "p.fup_download_bps, p.time_quota_s FROM subscribers AS s JOIN plans AS p "
+    "ON p.id = s.plan_id WHERE s.id = ANY(%b::integer[])")
+_PG_STATES = (
+    "SELECT subscriber_id, period_start, period_end, download, upload, seconds, extra_bytes, "
+    "notified_80, notified_100, exempt FROM usage_states "
+    "WHERE subscriber_id = ANY(%b::integer[]) FOR UPDATE")
+
+
+_PG_ADD = (
+    "UPDATE usage_states AS t SET download = t.download + u.download, "
+    "upload = t.upload + u.upload, seconds = t.seconds + u.seconds, updated_at = %s "
+    "FROM unnest(%b::integer[], %b::date[], %b::bigint[], %b::bigint[], %b::bigint[]) "
+    "AS u(subscriber_id, period_start, download, upload, seconds) "
+    "WHERE t.subscriber_id = u.subscriber_id AND t.period_start = u.period_start "
+    "RETURNING t.subscriber_id, t.period_start, t.period_end, t.download, t.upload, "
+    "t.seconds, t.extra_bytes, t.notified_80, t.notified_100, t.exempt")
+
+
+def _add_to_periods_pg(session: Session, ids: Sequence[int],
+                       deltas: Mapping[tuple[int, dt.date], list[int]], today: dt.date
+                       ) -> tuple[dict[int, tuple[Any, ...]], dict[int, _Period],
+                                  dict[int, tuple[dt.date, dt.date]]]:
+    """PostgreSQL: add the deltas to the stored periods that are current in one
+    ``UPDATE .. FROM unnest .. RETURNING`` (no locked read before it, no second write), and
+    read (locked) only the periods it did not find: new subscribers and periods to roll.
+    Returns the subscribers (rows of ``_SUB_COLS``), their periods as now stored or found
+    (``written``: this batch's deltas are in them) and each one's current period."""
+    subs, _ = _read_periods(session, ids, with_states=False)
+    periods = {sid: rules.current_period(sub[1], sub[2], today) for sid, sub in subs.items()}
+    add = {sid: [0, 0, 0] for sid in ids if sid in subs}
+    for (sid, day), d in deltas.items():
+        acc = add.get(sid)
+        if acc is not None and periods[sid][0] <= day < periods[sid][1]:
+            acc[0] += d[0]
+            acc[1] += d[1]
+            acc[2] += d[2]
+    order = list(add)
+    conn = session.connection()
+    states: dict[int, _Period] = {}
+    stamp = utcnow()
+    for chunk in _chunks(order, PG_CHUNK):
+        for row in conn.exec_driver_sql(_PG_ADD, (
+                stamp, list(chunk), [periods[sid][0] for sid in chunk],
+                [add[sid][0] for sid in chunk], [add[sid][1] for sid in chunk],
+                [add[sid][2] for sid in chunk])):
+            states[row[0]] = _period(row, written=True)
+    missing = [sid for sid in order if sid not in states]
+    if missing:
+        _, found = _read_periods(session, missing, with_subs=False)
+        states.update(found)
+    return subs, states, periods
+
+
+def _read_periods(session: Session, ids: Sequence[int], *, with_subs: bool = True,
+                  with_states: bool = True
+                  ) -> tuple[dict[int, tuple[Any, ...]], dict[int, _Period]]:
+    """The subscribers (rows of ``_SUB_COLS``) and their stored periods (locked): on
+    PostgreSQL two statements per :data:`PG_CHUNK` ids (binary arrays, fixed text),
+    elsewhere per :data:`CHUNK` ids."""
+    subs: dict[int, tuple[Any, ...]] = {}
+    states: dict[int, _Period] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        conn = session.connection()
+        service = {m.value: m for m in ServiceType}
+        for chunk in _chunks(list(ids), PG_CHUNK):
+            if with_subs:
+                for row in conn.exec_driver_sql(_PG_SUBS, (list(chunk),)):
+                    subs[row[0]] = (row[0], row[1], row[2], service[row[3]], *row[4:])
+            if with_states:
+                for row in conn.exec_driver_sql(_PG_STATES, (list(chunk),)):
+                    states[row[0]] = _period(row)
+        return subs, states
+    for chunk in _chunks(list(ids)):
+        if with_subs:
+            subs.update((row[0], tuple(row)) for row in session.execute(
+                select(*_SUB_COLS).join(Plan, Plan.id == Subscriber.plan_id)
+                .where(Subscriber.id.in_(list(chunk)))))
+        if not with_states:
+            continue
+        for row in session.execute(
+                select(UsageState.subscriber_id, UsageState.period_start,
+                       UsageState.period_end, UsageState.download, UsageState.upload,
+                       UsageState.seconds, UsageState.extra_bytes, UsageState.notified_80,
+                       UsageState.notified_100, UsageState.exempt)
+                .where(UsageState.subscriber_id.in_(list(chunk)))
+                .with_for_update()):
+            states[row[0]] = _period(row)
+    return subs, states
+
+
+def _period(row: Sequence[Any], *, written: bool = False) -> _Period:
+    """A stored period from a row (subscriber id, period start and end, download, upload,
+    seconds, extra bytes, notified at 80 and 100%, exempt)."""
+    _, start, end, down, up, secs, extra, n80, n100, exempt = row
+    return _Period(start, end, down, up, secs, extra, n80, n100, exempt, stored=True,
+                   written=written)
+
+
 def _write_periods(session: Session, periods: Sequence[tuple[int, _Period]]) -> None:
     """Store the periods (new rows, rolled periods, and only the counters of the rest, one
     statement each), and expire the ORM copies
@@ -340,6 +471,8 @@ def _write_periods(session: Session, periods: Sequence[tuple[int, _Period]]) -> 
     counters: list[dict[str, object]] = []
     stamp = utcnow()
     for sid, st in periods:
+        if st.written:
+            continue
         if st.stored and not st.rolled:
             counters.append({"subscriber_id": sid, "download": st.download,
                              "upload": st.upload, "seconds": st.seconds, "updated_at": stamp})
@@ -356,10 +489,16 @@ def _write_periods(session: Session, periods: Sequence[tuple[int, _Period]]) -> 
     rows.insert(t, inserts)
     rows.update(t, updates, key="subscriber_id")
     rows.update(t, counters, key="subscriber_id")
-    for sid, _ in periods:
-        obj = session.identity_map.get(session.identity_key(UsageState, sid))
-        if obj is not None:
-            session.expire(obj)
+    # Rows written behind the ORM's back: a copy a caller holds must reload. The identity
+    # map holds few objects while the ingester runs; the batch, thousands of subscribers.
+    held = [key for key in session.identity_map.keys()  # noqa: SIM118 - not iterable
+            if key[0] is UsageState]
+    if held:
+        written = {sid for sid, _ in periods}
+        for key in held:
+            obj = session.identity_map.get(key)
+            if obj is not None and key[1][0] in written:
+                session.expire(obj)
 
 
 def _acts(sub: tuple[Any, ...], st: _Period) -> bool:
@@ -388,7 +527,8 @@ def _period_sums(session: Session, spans: Sequence[tuple[int, dt.date, dt.date]]
     """(download, upload, seconds) each subscriber used on the days of its own
     [start, end), for (subscriber id, start, end) spans (one query per chunk)."""
     sums: dict[int, list[int]] = {}
-    for chunk in _chunks(spans):
+    pg = session.get_bind().dialect.name == "postgresql"
+    for chunk in _chunks(spans, PG_CHUNK if pg else CHUNK):
         low, high = min(r[1] for r in chunk), max(r[2] for r in chunk)
         span = {r[0]: (r[1], r[2]) for r in chunk}
         with session.no_autoflush:

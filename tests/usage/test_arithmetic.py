@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -182,3 +183,20 @@ def test_a_period_state_held_in_the_session_reads_the_next_batch(session: Sessio
         acct("Interim-Update", "s1", "alice", at(12, 11), 4200, 6_000, 90_000)]) == {}
     assert (state.download, state.upload, state.seconds) == (90_000, 6_000, 4200)
     session.commit()
+
+
+def test_metering_leaves_the_garbage_collector_as_it_found_it(session: Session,
+                                                              alice: int) -> None:
+    # record_usage pauses the cyclic collector for a batch (its CPU cost): it must come back
+    # on afterwards, and stay off for a caller that had switched it off itself.
+    rec = acct("Interim-Update", "s1", "alice", at(12, 10), 600, 5_000, 70_000)
+    assert gc.isenabled()
+    feed(session, rec)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        feed(session, acct("Interim-Update", "s1", "alice", at(12, 10, 1), 660, 6_000, 80_000))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert days(session, alice) == {D(2026, 11, 12): (80_000, 6_000, 660)}
