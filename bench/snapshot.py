@@ -15,8 +15,12 @@ For each ``--sizes`` entry (default 100,000 and 1,000,000 subscribers) one run:
    Access-Request every 50 ms until one is accepted (**first answer**), then reads the
    FreeRADIUS process's RSS and peak RSS (``VmHWM``) from ``/proc``;
 4. with both servers up, drives ``--rounds`` rounds of ``--requests`` PAP requests for random
-   subscribers at each (ABBA order), as ``bench/auth_throughput.py`` does, and reads the RSS
-   again.
+   subscribers at each (ABBA order), as ``bench/auth_throughput.py`` does, waiting after each
+   round for the server's ingester to store its post-auth records, and reads the RSS again.
+   Besides requests per second it gives the FreeRADIUS process's CPU per request (the
+   layouts' own cost: on a shared machine req/s mostly measures the neighbours), and the
+   CPU of the ingester beside it and of PostgreSQL; both servers do the same work (the
+   baseline's database copy gets what its older ingester needs to store its records).
 
 Run from the project root with the project's virtualenv::
 
