@@ -15,8 +15,12 @@ For each ``--sizes`` entry (default 100,000 and 1,000,000 subscribers) one run:
    Access-Request every 50 ms until one is accepted (**first answer**), then reads the
    FreeRADIUS process's RSS and peak RSS (``VmHWM``) from ``/proc``;
 4. with both servers up, drives ``--rounds`` rounds of ``--requests`` PAP requests for random
-   subscribers at each (ABBA order), as ``bench/auth_throughput.py`` does, and reads the RSS
-   again.
+   subscribers at each (ABBA order), as ``bench/auth_throughput.py`` does, waiting after each
+   round for the server's ingester to store its post-auth records, and reads the RSS again.
+   Besides requests per second it gives the FreeRADIUS process's CPU per request (the
+   layouts' own cost: on a shared machine req/s mostly measures the neighbours), and the
+   CPU of the ingester beside it and of PostgreSQL; both servers do the same work (the
+   baseline's database copy gets what its older ingester needs to store its records).
 
 Run from the project root with the project's virtualenv::
 
@@ -147,6 +151,15 @@ def setup(env: dict[str, str], users: Users, rng: random.Random) -> dict[str, fl
     return timings
 
 
+def fit_for_baseline(url: str) -> None:
+    """Let the baseline tree's ingester store its post-auth records in this tree's schema, so
+    that both servers do the same work per request: the old ingester predates RADIUS node
+    names (migration 0018) and inserts its detail cursors without one; the column gets the
+    default (the single, unnamed node) that the old ORM model would have left to Python."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE radius_detail_cursors ALTER COLUMN node SET DEFAULT ''")
+
+
 def baseline_tree(ref: str, dest: Path) -> str:
     """The tree of *ref* exported to *dest*; returns its commit."""
     commit = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short", ref],
@@ -275,6 +288,7 @@ def measure_size(  # noqa: PLR0912, PLR0915 - one linear script
         if baseline is not None:
             t0 = time.monotonic()
             urls["baseline"] = create_database(admin, names["baseline"], names["compact"])
+            fit_for_baseline(urls["baseline"])
             phases[f"{size}: copy the database for the baseline"] = time.monotonic() - t0
         servers: dict[str, TreeServer] = {}
 
@@ -357,23 +371,31 @@ def report(args: argparse.Namespace, info: list[str], baseline_commit: str | Non
            "",
            f"{'subscribers':>11}  {'layout':<9} {'first answer s':>14} {'CPU s':>6} "
            f"{'RSS MB':>8} "
-           f"{'peak MB':>8} {'RSS after MB':>12} {'req/s':>8} {'p99 ms':>7} {'failures':>8}"]
+           f"{'peak MB':>8} {'RSS after MB':>12} {'req/s':>8} {'p99 ms':>7} {'failures':>8} "
+           f"{'FR us/req':>9} {'ingest us':>9} {'db us':>6}"]
     for size, by_name in results.items():
         if "baseline" not in by_name and size in ISSUE_FIGURES:
             rss, start = ISSUE_FIGURES[size]
             out.append(f"{size:>11,}  {'old':<9} {start:>14.1f} {'-':>6} {rss:>8.0f} {'-':>8} "
-                       f"{'-':>12} {'-':>8} {'-':>7} {'-':>8}  (issue)")
+                       f"{'-':>12} {'-':>8} {'-':>7} {'-':>8} {'-':>9} {'-':>9} {'-':>6}"
+                       "  (issue)")
         for r in by_name.values():
-            rounds = (f"{'-':>12} {'-':>8} {'-':>7} {'-':>8}" if not r.rounds else
-                      f"{r.rss_after:>12.0f} {rate(r):>8.0f} {summarize(r.rounds).p99:>7.2f} "
-                      f"{summarize(r.rounds).failures:>8d}")
+            s = summarize(r.rounds) if r.rounds else None
+            rounds = (f"{'-':>12} {'-':>8} {'-':>7} {'-':>8} {'-':>9} {'-':>9} {'-':>6}"
+                      if s is None else
+                      f"{r.rss_after:>12.0f} {rate(r):>8.0f} {s.p99:>7.2f} {s.failures:>8d} "
+                      f"{s.server_us - s.aux_us:>9.0f} {s.aux_us:>9.0f} {s.db_us:>6.0f}")
             out.append(f"{size:>11,}  {r.name:<9} {r.first_answer:>14.1f} {r.start_cpu:>6.1f} "
                        f"{r.rss_loaded:>8.0f} "
                        f"{r.peak_loaded:>8.0f} {rounds}")
     out.append("(first answer: seconds from starting 'radbill radius run' to the first "
                "Access-Accept; CPU s: the FreeRADIUS process's CPU seconds by then; RSS "
                "and peak (VmHWM) right after it; RSS after: after the measured rounds; "
-               "req/s: median of the rounds; restart, b-restart: this tree and "
+               "req/s: median of the rounds; FR us/req: the FreeRADIUS process's CPU per "
+               "answered request over the rounds (the layouts' own cost, fairer than req/s on "
+               "a shared machine), ingest us and db us: the same for the CLI process beside it "
+               "(the ingester storing the post-auth records) and for PostgreSQL's backends; "
+               "restart, b-restart: this tree and "
                "the baseline (if it saves one) started again, each from the snapshot it saved, "
                "after the rounds)")
     out.append("")
@@ -394,6 +416,11 @@ def report(args: argparse.Namespace, info: list[str], baseline_commit: str | Non
             b = results[size]["baseline"]
             line += (f"; baseline RSS {b.rss_after:.0f} MB, first answer "
                      f"{b.first_answer:.1f} s")
+            if b.rounds and c.rounds:
+                sb, sc = summarize(b.rounds), summarize(c.rounds)
+                line += (f"; compact/baseline: req/s {rate(c) / max(rate(b), 1e-9):.2f}, "
+                         "FreeRADIUS CPU per request "
+                         f"{(sc.server_us - sc.aux_us) / max(sb.server_us - sb.aux_us, 1e-9):.2f}")
         out.append(line)
     if len(sizes) >= 2:
         small, big = sizes[0], sizes[-1]

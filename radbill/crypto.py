@@ -7,12 +7,16 @@ They are stored as Fernet tokens (AES-128-CBC + HMAC-SHA256) under one key per i
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from sqlalchemy import select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
@@ -56,6 +60,60 @@ def _stamp(path: Path | None) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
+# Fernet token: version byte 0x80, 8-byte time, 16-byte IV, AES-128-CBC blocks, HMAC-SHA256.
+_FERNET_VERSION = 0x80
+_FERNET_HEAD = 9  # version and time
+_BLOCK = 16
+_MAC = 32
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
+class _TokenReader:
+    """Fernet decryption for a hot path (the RADIUS snapshot reveals a password at each
+    login): the same plaintext as :class:`~cryptography.fernet.Fernet`, without the cipher,
+    mode and HMAC objects it builds for every token (two thirds of its 7 to 9 us here).
+    The HMAC is checked first, as Fernet does, one-shot and in constant time; CBC decryption
+    is one ECB pass over the blocks, kept per key, and an XOR with the IV and the blocks
+    before each. Anything it does not read (no key's HMAC matches, a malformed token, bad
+    padding or UTF-8) is None: the caller falls back to Fernet itself, errors and all."""
+
+    def __init__(self, keys: list[bytes]) -> None:
+        self.keys = keys
+        self._keys: list[tuple[bytes, Any]] = []
+        for key in keys:
+            raw = base64.urlsafe_b64decode(key)
+            ecb = Cipher(algorithms.AES(raw[_BLOCK:]), modes.ECB()).decryptor()  # noqa: S305 - CBC decryption, block by block, see the class
+            self._keys.append((raw[:_BLOCK], ecb))
+
+    def decrypt(self, token: str) -> str | None:
+        try:
+            data = binascii.a2b_base64(token.encode("ascii").translate(_URLSAFE))
+        except (UnicodeEncodeError, binascii.Error):
+            return None
+        size = len(data) - _FERNET_HEAD - _BLOCK - _MAC  # of the ciphertext
+        if size <= 0 or size % _BLOCK or data[0] != _FERNET_VERSION:
+            return None
+        signed, mac = data[:-_MAC], data[-_MAC:]
+        for signing_key, ecb in self._keys:
+            if hmac.compare_digest(hmac.digest(signing_key, signed, "sha256"), mac):
+                return self._open(ecb, signed[_FERNET_HEAD:], size)
+        return None
+
+    @staticmethod
+    def _open(ecb: Any, chain: bytes, size: int) -> str | None:
+        """The plaintext of *chain* (the IV, then *size* bytes of ciphertext)."""
+        try:
+            blocks = ecb.update(chain[_BLOCK:])
+            plain = (int.from_bytes(blocks, "big")
+                     ^ int.from_bytes(chain[:size], "big")).to_bytes(size, "big")
+            pad = plain[-1]
+            if not 1 <= pad <= _BLOCK or plain[-pad:] != bytes((pad,)) * pad:
+                return None
+            return plain[:-pad].decode("utf-8")
+        except Exception:  # noqa: BLE001 - bad UTF-8, the context in use by another thread
+            return None
+
+
 class SecretBox:
     """Encrypts with the installation's current key and decrypts with any of its keys.
 
@@ -69,6 +127,7 @@ class SecretBox:
         self._keys = [key] if isinstance(key, bytes) else list(key)
         self._fernet = MultiFernet([Fernet(k) for k in self._keys])
         self._source, self._stamp = source, _stamp(source)
+        self._reader: _TokenReader | None = None
 
     @property
     def keys(self) -> list[bytes]:
@@ -101,6 +160,16 @@ class SecretBox:
                     continue
                 raise SecretError("stored secret cannot be decrypted with this key") from exc
         raise AssertionError("unreachable")
+
+    def decrypt_fast(self, token: str) -> str:
+        """:meth:`decrypt` at about a third of its CPU, for the RADIUS hot path: the same
+        plaintext, and whatever it cannot read goes through :meth:`decrypt` (a key file
+        re-read, :class:`SecretError`)."""
+        reader = self._reader
+        if reader is None or reader.keys is not self._keys:  # first use, or keys re-read
+            reader = self._reader = _TokenReader(self._keys)
+        plain = reader.decrypt(token)
+        return plain if plain is not None else self.decrypt(token)
 
     def rotate(self, token: str) -> str:
         """*token* re-encrypted under the current key."""

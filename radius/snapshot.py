@@ -156,27 +156,41 @@ def _encode(kind: str, column: list[Any]) -> list[str]:
     return ["" if v is None else str((v - _EPOCH) // _MICROSECOND) for v in column]
 
 
-def _decode(kind: str, text: str) -> Any:
-    if kind == "s":
-        return text or None
-    if not text:
-        return False if kind == "b" else None
-    if kind == "i":
-        return int(text)
-    if kind == "b":
-        return True
-    return _EPOCH + dt.timedelta(microseconds=int(text))
+# where each kind of field is, in a stored subscriber's fields (the username and token, the
+# first two, are kept as they are)
+_TEXTS = tuple(i for i, k in enumerate(_KINDS) if k == "s" and i > 1)
+_INTS = tuple(i for i, k in enumerate(_KINDS) if k == "i")
+_FLAGS = tuple(i for i, k in enumerate(_KINDS) if k == "b")
+_TIMES = tuple(i for i, k in enumerate(_KINDS) if k == "t")
+
+
+def _fields(key: str, stored: str) -> list[Any]:
+    """The values of a stored subscriber's fields, in :class:`SubscriberEntry`'s order (the
+    password as its token). Kind by kind, not a call per field: this runs at every login of
+    a subscriber not in the cache."""
+    values: list[Any] = stored.split(_SEP)
+    if len(values) != len(_KINDS):
+        raise ValueError(f"stored subscriber {key!r}: {len(values)} fields, not "
+                         f"{len(_KINDS)}")
+    for i in _TEXTS:
+        values[i] = values[i] or None
+    for i in _INTS:
+        text = values[i]
+        values[i] = int(text) if text else None
+    for i in _FLAGS:
+        values[i] = bool(values[i])
+    for i in _TIMES:
+        text = values[i]
+        values[i] = _EPOCH + dt.timedelta(microseconds=int(text)) if text else None
+    values[0] = values[0] or key
+    return values
 
 
 def unpack(key: str, stored: str | SubscriberEntry) -> SubscriberEntry:
     """The entry a stored subscriber (see :func:`entries_from_rows`) stands for."""
     if not isinstance(stored, str):
         return stored
-    parts = stored.split(_SEP)
-    values = [_decode(k, t) for k, t in zip(_KINDS, parts, strict=True)]
-    values[0] = parts[0] or key
-    values[1] = parts[1]  # the token, never None
-    return _new_entry(values)
+    return _new_entry(_fields(key, stored))
 
 
 def entries_from_rows(rows: Sequence[Sequence[Any]]
@@ -366,21 +380,30 @@ class AuthSnapshot:
         cached = self._revealed.get(key)
         if cached is not None and (cached[0] is stored or cached[0] == stored):
             return cached[1]
-        record = self._reveal(unpack(key, stored))
+        if isinstance(stored, str):
+            values = _fields(key, stored)
+            values[1] = self._password(values[0], values[1])
+            record = SubscriberRecord(*values)
+        else:
+            record = SubscriberRecord(stored.username,
+                                      self._password(stored.username, stored.password_enc),
+                                      *stored[2:])
         if len(self._revealed) >= self._revealed_max:
             self._revealed.clear()  # bounded: start again rather than grow
         self._revealed[key] = (stored, record)
         return record
 
-    def _reveal(self, entry: SubscriberEntry) -> SubscriberRecord:
-        password: str | None = None
-        if self.box is not None:
-            try:
-                password = self.box.decrypt(entry.password_enc)
-            except SecretError:
-                log.error("subscriber %r: password cannot be decrypted with this key; "
-                          "rejecting its logins until it is reset", entry.username)
-        return SubscriberRecord(entry.username, password, *entry[2:])
+    def _password(self, username: str, token: str) -> str | None:
+        """The password of *token* (None if it cannot be decrypted: that subscriber's logins
+        are rejected)."""
+        if self.box is None:
+            return None
+        try:
+            return self.box.decrypt_fast(token)
+        except SecretError:
+            log.error("subscriber %r: password cannot be decrypted with this key; "
+                      "rejecting its logins until it is reset", username)
+            return None
 
     def lookup(self, username: str) -> tuple[SubscriberRecord | None, PlanRecord | None, int]:
         """The subscriber, its plan and its open-session count."""

@@ -25,5 +25,20 @@ def test_snapshot_benchmark_smoke(pg_admin_url: str) -> None:
     assert rows == [[n, layout] for n in ("200", "400")
                     for layout in ("baseline", "compact", "restart")]  # 3dd7fca saves none
     assert "every measured request was answered with Access-Accept" in proc.stdout
+    # both servers stored their post-auth records (the old tree's ingester too): the same work
+    assert "post-auth rows stored" not in proc.stderr, proc.stderr[-3000:]
+    assert "FreeRADIUS CPU per request" in proc.stdout
     assert "compact throughput at 400 / at 200" in proc.stdout
     assert "encrypt per password (us)" in proc.stdout
+
+
+def test_lookup_benchmark_smoke() -> None:
+    proc = subprocess.run(
+        [sys.executable, "bench/snapshot_lookup.py", "--subscribers", "300", "--requests", "200",
+         "--rounds", "2"],
+        cwd=PROJECT, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    layouts = [line.split()[0] for line in proc.stdout.splitlines()
+               if line.startswith(("records ", "compact ", "fernet "))]
+    assert layouts == ["records", "compact", "fernet"]
