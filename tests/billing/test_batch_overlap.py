@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, text
 
-from billing import run
+from billing import batch, run
 from billing.models import Invoice, IspSettings, Subscriber
 from radbill.crypto import SecretBox
 from tests.billing.sim import Sim
@@ -46,6 +46,40 @@ def numbers(sim: Sim) -> tuple[list[int], int]:
 def pg_only() -> None:
     if BACKEND == "sqlite":
         pytest.skip("batches overlap on PostgreSQL only (SQLite has one writer)")
+
+
+def test_each_batch_is_planned_while_the_one_before_is_written(engine, box, monkeypatch,
+                                                              pg_only) -> None:  # type: ignore[no-untyped-def]
+    sim = six_due(engine, box)
+    real = run._lock_isp_nowait
+    calls: list[bool] = []
+
+    def spy(session: Any) -> IspSettings | None:
+        locked = real(session)
+        calls.append(locked is not None)
+        return locked
+
+    written: list[int] = []
+    real_write = batch.write_planned
+
+    def write_spy(session: Any, isp: Any, cal: Any, segment: Any, *a: Any, **kw: Any
+                  ) -> list[int]:
+        written.append(len(segment))
+        return real_write(session, isp, cal, segment, *a, **kw)
+
+    monkeypatch.setattr(run, "_lock_isp_nowait", spy)
+    monkeypatch.setattr(batch, "write_planned", write_spy)
+    report = sim.run(batch_size=2)
+    found, next_number = numbers(sim)
+    wipe(engine)
+    assert not report.errors
+    assert [e.kind for e in report.events] == ["invoice"] * 6
+    first = found[0]
+    assert found == list(range(first, first + 6))
+    assert next_number == first + 6
+    # batch 1 locked first; batches 2 and 3 planned ahead, found the row as expected
+    assert calls == [True, True]
+    assert written == [2, 2, 2]
 
 
 def test_a_number_taken_meanwhile_makes_the_batch_planned_again(engine, box, monkeypatch,
