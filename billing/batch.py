@@ -287,14 +287,24 @@ def _notice(p: Planned, hist: History, kind: str, key: str, invoice_id: int | No
         p.notices.append((kind, key, invoice_id, outbox.notice_payload(p.sub, **payload)))
 
 
-Terms = dict[int, tuple[Cycle, Ladder]]  # per plan id, built once per batch
+@dataclass
+class Terms:
+    """What the accounts of a batch share, worked out once per batch rather than once per
+    account: each plan's cycle and ladder, and the renewals of accounts in the same place
+    (most accounts of a day renew the same plan over the same period)."""
+
+    plans: dict[int, tuple[Cycle, Ladder]] = field(default_factory=dict)
+    # (plan, period, anchor day, last billed, billing start, setup fee charged) -> the
+    # renewal and each bill's lines (pure rules over these; the batch's day and ISP fixed)
+    renewals: dict[tuple[object, ...], tuple[renewal_rules.Renewal, list[list[invoices.Line]]]
+                   ] = field(default_factory=dict)
 
 
 def _terms(terms: Terms, plan: Plan, isp: IspSettings) -> tuple[Cycle, Ladder]:
     """The plan's cycle and ladder (once per batch rather than once per account)."""
-    found = terms.get(plan.id)
+    found = terms.plans.get(plan.id)
     if found is None:
-        found = terms[plan.id] = (cycle_of(plan), standing.ladder_of(plan, isp))
+        found = terms.plans[plan.id] = (cycle_of(plan), standing.ladder_of(plan, isp))
     return found
 
 
@@ -338,14 +348,23 @@ def _renew(p: Planned, plan: Plan, hist: History, isp: IspSettings, as_of: dt.da
     cycle = _terms(terms, plan, isp)[0]
     last = max((v.period_start for v in hist.invoices if v.kind is InvoiceKind.PERIOD),
                default=None)
-    r = renewal_rules.renewals(period_start=sub.period_start, period_end_=sub.period_end,
-                 anchor_day=sub.anchor_day, last_billed=last, plan=plan, cycle=cycle,
-                 next_plan=None, next_cycle=None, as_of=as_of,
-                 terms_days=isp.postpaid_due_days, strict_prepay=isp.strict_prepay,
-                 billing_started_on=sub.billing_started_on)
-    for bill in r.bills:
-        lines = renewal_rules.period_lines(bill, cycle, sub.anchor_day,
-                             setup_fee_due=not sub.setup_fee_charged)
+    key = (plan.id, sub.period_start, sub.period_end, sub.anchor_day, last,
+           sub.billing_started_on, sub.setup_fee_charged)
+    found = terms.renewals.get(key)
+    if found is None:
+        r = renewal_rules.renewals(period_start=sub.period_start, period_end_=sub.period_end,
+                     anchor_day=sub.anchor_day, last_billed=last, plan=plan, cycle=cycle,
+                     next_plan=None, next_cycle=None, as_of=as_of,
+                     terms_days=isp.postpaid_due_days, strict_prepay=isp.strict_prepay,
+                     billing_started_on=sub.billing_started_on)
+        charged, bill_lines = sub.setup_fee_charged, []
+        for bill in r.bills:
+            bill_lines.append(renewal_rules.period_lines(bill, cycle, sub.anchor_day,
+                                                         setup_fee_due=not charged))
+            charged = charged or plan.setup_fee > 0
+        found = terms.renewals[key] = (r, bill_lines)
+    r, bill_lines = found
+    for bill, lines in zip(r.bills, bill_lines, strict=True):
         sub.setup_fee_charged = sub.setup_fee_charged or plan.setup_fee > 0
         inv = _issue(p, hist, isp, numbers, stand_ins, plan_name=plan.name,
                      currency=plan.currency, vat_percent=plan.tax_percent,
@@ -665,6 +684,37 @@ def write(session: Session, isp: IspSettings, segment: list[Planned]) -> None:
 # -- the batch --------------------------------------------------------------------------------
 
 
+def _one_by_one(session: Session, isp: IspSettings, cal: Calendar, sub_id: int,
+                as_of: dt.date, report: run.RunReport, actor: str, candidates: list[int]
+                ) -> None:
+    sub = session.get(Subscriber, sub_id)
+    assert sub is not None
+    if run.process_guarded(session, isp, cal, sub, as_of, report, suspend=False, actor=actor):
+        candidates.append(sub_id)
+
+
+def _flush(session: Session, isp: IspSettings, cal: Calendar, segment: list[Planned],
+           as_of: dt.date, report: run.RunReport, actor: str, candidates: list[int]) -> None:
+    """Write *segment* in a savepoint (see :func:`write`) and report it; if the write fails,
+    its accounts go through the per-account path one by one."""
+    if not segment:
+        return
+    try:
+        with session.begin_nested():
+            write(session, isp, segment)
+    except Exception:  # a bad row: the per-account path isolates it
+        log.exception("billing batch write failed; billing its %d account(s) one by one",
+                      len(segment))
+        for p in segment:
+            _one_by_one(session, isp, cal, p.sub.id, as_of, report, actor, candidates)
+    else:
+        for p in segment:
+            report.events.extend(p.events)
+            if p.suspend:
+                candidates.append(p.sub.id)
+    segment.clear()
+
+
 def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[int],
                as_of: dt.date, report: run.RunReport, *, actor: str) -> list[int]:
     """Phase one of the run for the subscribers *ids* (see the module documentation).
@@ -675,35 +725,8 @@ def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
     candidates: list[int] = []
     segment: list[Planned] = []
     stand_ins = itertools.count(-1, -1)
-    terms: Terms = {}
+    terms = Terms()
     numbered = 0  # invoices drafted in the segment so far
-
-    def one_by_one(sub_id: int) -> None:
-        sub = session.get(Subscriber, sub_id)
-        assert sub is not None
-        if run.process_guarded(session, isp, cal, sub, as_of, report, suspend=False,
-                               actor=actor):
-            candidates.append(sub_id)
-
-    def flush() -> None:
-        nonlocal numbered
-        numbered = 0
-        if not segment:
-            return
-        try:
-            with session.begin_nested():
-                write(session, isp, segment)
-        except Exception:  # a bad row: the per-account path isolates it
-            log.exception("billing batch write failed; billing its %d account(s) one by one",
-                          len(segment))
-            for p in segment:
-                one_by_one(p.sub.id)
-        else:
-            for p in segment:
-                report.events.extend(p.events)
-                if p.suspend:
-                    candidates.append(p.sub.id)
-        segment.clear()
 
     for sub in subs:
         try:
@@ -715,12 +738,53 @@ def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
                       exc_info=True)
             planned = None
         if planned is None:
-            flush()
-            one_by_one(sub.id)
+            _flush(session, isp, cal, segment, as_of, report, actor, candidates)
+            numbered = 0
+            _one_by_one(session, isp, cal, sub.id, as_of, report, actor, candidates)
         else:
             segment.append(planned)
             numbered += len(planned.drafted)
-    flush()
+    _flush(session, isp, cal, segment, as_of, report, actor, candidates)
+    return candidates
+
+
+def plan_ahead(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[int],
+               as_of: dt.date, first_number: int, *, actor: str) -> list[Planned] | None:
+    """Phase one for the subscribers *ids* planned without writing anything, their invoices
+    numbered from *first_number*: the run plans a batch while the one before is still being
+    written (:func:`billing.run.billing_run`), so *isp* need not be locked yet and its
+    counter may not have moved on. The subscribers are locked and their histories read as
+    :func:`bill_batch` does. None if an account needs the per-account path (the caller then
+    bills the batch with :func:`bill_batch`). Written by :func:`write_planned`."""
+    subs, histories = load(session, isp, ids)
+    plans = {plan.id: plan for plan in session.scalars(select(Plan))}
+    segment: list[Planned] = []
+    stand_ins = itertools.count(-1, -1)
+    terms = Terms()
+    numbered = 0
+    for sub in subs:
+        try:
+            planned = plan_account(sub, plans[sub.plan_id], histories[sub.id], isp, cal,
+                                   as_of, first_number + numbered, stand_ins, actor, terms)
+        except Exception:  # bill_batch sends it through the per-account path
+            log.debug("planning %s failed; the batch is billed as usual", sub.username,
+                      exc_info=True)
+            return None
+        if planned is None:
+            return None
+        segment.append(planned)
+        numbered += len(planned.drafted)
+    return segment
+
+
+def write_planned(session: Session, isp: IspSettings, cal: Calendar,
+                  segment: list[Planned], as_of: dt.date, report: run.RunReport, *,
+                  actor: str) -> list[int]:
+    """Write a batch :func:`plan_ahead` planned, in the caller's transaction, as
+    :func:`bill_batch` writes a segment: *isp* locked, its counter at the batch's first
+    number. Returns the ids with a suspension due, for phase two."""
+    candidates: list[int] = []
+    _flush(session, isp, cal, list(segment), as_of, report, actor, candidates)
     return candidates
 
 
@@ -835,7 +899,7 @@ def suspend_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequen
     segment whose write fails is rolled back to its savepoint and done one by one."""
     subs, histories = load(session, isp, ids)
     plans = {plan.id: plan for plan in session.scalars(select(Plan))}
-    terms: Terms = {}
+    terms = Terms()
     segment: list[Suspension] = []
 
     def one_by_one(sub_id: int) -> None:

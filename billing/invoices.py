@@ -105,13 +105,18 @@ def roll_series(isp: IspSettings, issued_on: dt.date) -> None:
     """Start the new financial year's series when a document is the first issued in it (both
     counters restart at 1). *isp* must be locked by the caller's transaction; documents are
     issued in date order (never back-dated), so a year never comes back."""
-    if not isp.financial_year_series:
-        return
-    year = financial_year(issued_on, isp.financial_year_start_month)
-    if isp.series_year is None or year > isp.series_year:
-        isp.series_year = year
+    if series_rolls(isp, issued_on):
+        isp.series_year = financial_year(issued_on, isp.financial_year_start_month)
         isp.next_invoice_number = 1
         isp.next_credit_note_number = 1
+
+
+def series_rolls(isp: IspSettings, issued_on: dt.date) -> bool:
+    """Whether a document issued on *issued_on* starts a new series (:func:`roll_series`)."""
+    if not isp.financial_year_series:
+        return False
+    year = financial_year(issued_on, isp.financial_year_start_month)
+    return isp.series_year is None or year > isp.series_year
 
 
 def next_number(isp: IspSettings, issued_on: dt.date, *, credit_note: bool = False) -> str:
@@ -246,6 +251,43 @@ def new_pay_token() -> str:
     return secrets.token_urlsafe(16)
 
 
+Taxed = tuple[tuple[DraftLine, ...], Decimal, Decimal, Decimal,
+              tuple[tuple[tuple[str, str], ...], ...]]
+# A run taxes the same lines at the same rule many times. Keyed by the values as written
+# (Decimal("5") and Decimal("5.00") are equal but print differently on the document).
+_TAXED: dict[tuple[object, ...], Taxed] = {}
+_TAXED_MAX = 4096
+
+
+def _taxed(rule: TaxRule, lines: list[Line], vat_percent: Decimal, currency: str) -> Taxed:
+    """*lines* taxed line by line: the lines, subtotal, duty, tax and the tax breakdown
+    (each head as items: :func:`draft` gives every document its own dicts)."""
+    key = (rule.profile, str(rule.vat_percent), str(rule.duty_percent), rule.intra_state,
+           str(vat_percent), currency,
+           *((ln.description, str(ln.amount), str(ln.quantity), str(ln.vat_percent))
+             for ln in lines))
+    found = _TAXED.get(key)
+    if found is None:
+        if len(_TAXED) >= _TAXED_MAX:
+            _TAXED.clear()
+        found = _TAXED[key] = _tax_lines(rule, lines, vat_percent, currency)
+    return found
+
+
+def _tax_lines(rule: TaxRule, lines: list[Line], vat_percent: Decimal, currency: str
+               ) -> Taxed:
+    taxed = tuple(DraftLine(ln, (rule if ln.vat_percent in (None, vat_percent) else
+                                 replace(rule, vat_percent=ln.vat_percent))
+                            .line(round_money(ln.amount, currency), currency))
+                  for ln in lines)
+    subtotal = round_money(sum((ln.amount for ln in lines), ZERO), currency)
+    duty = sum((dl.taxes.duty for dl in taxed), ZERO)
+    tax = sum((dl.taxes.tax for dl in taxed), ZERO)
+    heads = tuple(tuple(head.items())
+                  for head in breakdown((dl.taxes for dl in taxed), rule.duty_percent))
+    return taxed, subtotal, duty, tax, heads
+
+
 def draft(isp: IspSettings, number: str, *, plan_name: str, currency: str,
           vat_percent: Decimal, buyer: Buyer, period_start: dt.date, period_end: dt.date,
           issued_on: dt.date, due_on: dt.date, lines: list[Line], previous_balance: Decimal,
@@ -260,19 +302,13 @@ def draft(isp: IspSettings, number: str, *, plan_name: str, currency: str,
     # a late fee the ISP does not treat as a taxable supply carries neither VAT nor SD
     rule = tax_rule(isp, vat_percent, buyer,
                     duty=kind != InvoiceKind.LATE_FEE or isp.late_fee_taxable)
-    taxed = tuple(DraftLine(ln, (rule if ln.vat_percent in (None, vat_percent) else
-                                 replace(rule, vat_percent=ln.vat_percent))
-                            .line(round_money(ln.amount, currency), currency))
-                  for ln in lines)
-    subtotal = round_money(sum((ln.amount for ln in lines), ZERO), currency)
-    duty = sum((dl.taxes.duty for dl in taxed), ZERO)
-    tax = sum((dl.taxes.tax for dl in taxed), ZERO)
+    taxed, subtotal, duty, tax, heads = _taxed(rule, lines, vat_percent, currency)
     total = subtotal + duty + tax
     return Draft(
         number=number, kind=kind, plan_name=plan_name, period_start=period_start,
         period_end=period_end, issued_on=issued_on, due_on=due_on, currency=currency,
         subtotal=subtotal, tax_percent=vat_percent, duty=duty, tax=tax, total=total,
-        tax_breakdown=breakdown((dl.taxes for dl in taxed), rule.duty_percent),
+        tax_breakdown=[dict(head) for head in heads],
         previous_balance=previous_balance,
         amount_due=max(previous_balance + total, ZERO), buyer=buyer,
         # Not the number: numbers are sequential, so anyone could walk every invoice.

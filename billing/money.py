@@ -16,6 +16,8 @@ EXPONENTS: dict[str, int] = {
     "AED": 2, "SAR": 2, "MYR": 2, "IDR": 2, "JPY": 0, "KWD": 3,
 }
 ZERO = Decimal("0")
+# each currency's minor unit as a quantum (round_money runs several times per invoice)
+_QUANTA: dict[str, Decimal] = {c: Decimal(1).scaleb(-e) for c, e in EXPONENTS.items()}
 
 
 def exponent(currency: str) -> int:
@@ -32,7 +34,10 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
     """*amount* rounded half-up to *currency*'s minor unit."""
     if not isinstance(amount, Decimal):
         raise TypeError(f"money must be Decimal, got {type(amount).__name__}")
-    return amount.quantize(Decimal(1).scaleb(-exponent(currency)), rounding=ROUND_HALF_UP)
+    quantum = _QUANTA.get(currency)
+    if quantum is None:
+        quantum = Decimal(1).scaleb(-exponent(currency))  # raises: not a currency radbill takes
+    return amount.quantize(quantum, rounding=ROUND_HALF_UP)
 
 
 def percent_of(amount: Decimal, percent: Decimal, currency: str) -> Decimal:
