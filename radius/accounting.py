@@ -52,7 +52,7 @@ from radius.bounds import (
     unsigned,
 )
 from radius.liveness import SessionRef
-from radius.models import RadiusSession
+from radius.models import RadiusSession, RadiusSessionKey
 
 START, INTERIM, STOP = "Start", "Interim-Update", "Stop"
 ACCOUNTING_ON, ACCOUNTING_OFF = "Accounting-On", "Accounting-Off"
@@ -329,14 +329,15 @@ def apply(session: Session, rec: AcctRecord, subscriber_id: int | None = None,
     if rec.status in (ACCOUNTING_ON, ACCOUNTING_OFF):
         closed = close_nas_sessions(session, rec.nas_ip, rec.event_time, NAS_RESTART[rec.status])
         return f"closed:{closed}"
+    # through the key table: (id, started_at) finds the row in its own month's partition
+    k = RadiusSessionKey
     row = session.scalars(
         select(RadiusSession)
-        .where(
-            RadiusSession.nas_ip == rec.nas_ip,
-            RadiusSession.acct_session_id == rec.acct_session_id,
-            RadiusSession.username == rec.username,
-        )
-        .with_for_update()
+        .join(k, and_(k.session_id == RadiusSession.id,
+                      k.started_at == RadiusSession.started_at))
+        .where(k.nas_ip == rec.nas_ip, k.acct_session_id == rec.acct_session_id,
+               k.username == rec.username)
+        .with_for_update(of=RadiusSession)
         # Bulk closes (Accounting-On/Off, stale) bypass the ORM: read the row as stored.
         .execution_options(populate_existing=True)
     ).one_or_none()
@@ -344,6 +345,7 @@ def apply(session: Session, rec: AcctRecord, subscriber_id: int | None = None,
     after = checked_fold(before, rec, limits)
     if after is before:
         return "unchanged"
+    new = row is None
     if row is None:
         assert rec.username is not None  # record_from_attrs guarantees both for sessions
         assert rec.acct_session_id is not None
@@ -360,6 +362,11 @@ def apply(session: Session, rec: AcctRecord, subscriber_id: int | None = None,
     if before is None or was_open != after.is_open:
         row.state_seq = bump(session, SESSION_FEED)
     session.flush()
+    if new:
+        # claims the key: a second ingester creating it too gets the unique-key conflict
+        session.execute(insert(RadiusSessionKey).values(
+            nas_ip=row.nas_ip, acct_session_id=row.acct_session_id, username=row.username,
+            session_id=row.id, started_at=row.started_at))
     if before is None:
         return "opened" if after.is_open else "closed"
     if was_open and not after.is_open:
@@ -440,37 +447,73 @@ _PG_UPDATE = (
     + ", ".join(f"{c} = u.{c}" for c in _STATE_FIELDS)
     + ", state_seq = COALESCE(u.state_seq, t.state_seq) FROM unnest("
     + ", ".join(f"%b::{_PG_TYPES[c]}[]" for c in ("id", *_WRITE_COLS))
-    + ") AS u(" + ", ".join(("id", *_WRITE_COLS)) + ") WHERE t.id = u.id")
+    + ") AS u(" + ", ".join(("id", *_WRITE_COLS)) + ") WHERE t.id = u.id"
+    # started_at never changes (fold keeps it): the row's partition on PostgreSQL
+    + " AND t.started_at = u.started_at")
 _INSERT_COLS = ("nas_ip", "acct_session_id", "username", "subscriber_id", *_WRITE_COLS)
+# The new sessions and their keys in one statement: a key another ingester claimed first is
+# the unique-key conflict (IntegrityError) that sets the batch aside, as before partitions.
 _PG_INSERT = (
-    "INSERT INTO radius_sessions ("  # noqa: S608 - column names of the model, no input
+    "WITH s AS (INSERT INTO radius_sessions ("  # noqa: S608 - column names of the model
     + ", ".join(_INSERT_COLS) + ") SELECT * FROM unnest("
-    + ", ".join(f"%b::{_PG_TYPES[c]}[]" for c in _INSERT_COLS) + ")")
+    + ", ".join(f"%b::{_PG_TYPES[c]}[]" for c in _INSERT_COLS) + ")"
+    " RETURNING id, nas_ip, acct_session_id, username, started_at) "
+    "INSERT INTO radius_session_keys (nas_ip, acct_session_id, username, session_id, "
+    "started_at) SELECT nas_ip, acct_session_id, username, id, started_at FROM s")
+_KEYS = cast(Table, RadiusSessionKey.__table__)
+# On the partitioned table PostgreSQL's own plan for the load and the UPDATE is a hash join
+# over a scan of every partition (the arrays' rows are estimated, not known: measured 2.8-8.6
+# times slower, README "Retention and disk"). With hash and merge joins off for those two
+# statements only, each key is one index probe in one partition (runtime pruning).
+_PROBES_OFF = ("SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin'),"
+               " set_config('enable_hashjoin', 'off', true),"
+               " set_config('enable_mergejoin', 'off', true)")
+_PROBES_BACK = ("SELECT set_config('enable_hashjoin', %s, true), "
+                "set_config('enable_mergejoin', %s, true)")
+
+
+def _probes_off(conn: Any) -> tuple[str, str] | None:
+    """Hash and merge joins off in this transaction (PostgreSQL); the settings to restore."""
+    if conn.dialect.name != "postgresql":
+        return None
+    row = conn.exec_driver_sql(_PROBES_OFF).one()
+    return (row[0], row[1])
+
+
+def _probes_back(conn: Any, saved: tuple[str, str] | None) -> None:
+    if saved is not None:
+        conn.exec_driver_sql(_PROBES_BACK, saved)
 
 
 def _load_states(session: Session, keys: list[Key]) -> dict[Key, tuple[int, SessionState]]:
-    """The stored sessions of *keys* as plain rows (row id and state), locked: on PostgreSQL
-    joined to the keys as three arrays (fixed text), elsewhere tuple IN lists of 300."""
+    """The stored sessions of *keys* as plain rows (row id and state), locked: the keys found
+    in the key table, then each session by (id, started_at) in its partition. On PostgreSQL
+    the keys are joined as three arrays (fixed text), elsewhere tuple IN lists of 300."""
     found: dict[Key, tuple[int, SessionState]] = {}
-    pg = session.get_bind().dialect.name == "postgresql"
-    t = _TABLE
-    for i in range(0, len(keys), SEGMENT_CHUNK if pg else 300):
-        chunk = keys[i : i + (SEGMENT_CHUNK if pg else 300)]
+    conn = session.connection()
+    pg = conn.dialect.name == "postgresql"
+    t, kt = _TABLE, _KEYS
+    step = SEGMENT_CHUNK if pg else 300
+    saved = _probes_off(conn)
+    for i in range(0, len(keys), step):
+        chunk = keys[i : i + step]
+        row_of = and_(t.c.id == kt.c.session_id, t.c.started_at == kt.c.started_at)
         if pg:
             k = func.unnest(
                 bindparam(None, [c[0] for c in chunk], type_=ARRAY(String)),
                 bindparam(None, [c[1] for c in chunk], type_=ARRAY(String)),
                 bindparam(None, [c[2] for c in chunk], type_=ARRAY(String)),
             ).table_valued("nas_ip", "acct_session_id", "username").render_derived(name="k")
-            query = (select(*_LOAD_COLS).select_from(t).join(k, and_(
-                t.c.nas_ip == k.c.nas_ip, t.c.acct_session_id == k.c.acct_session_id,
-                t.c.username == k.c.username)).with_for_update(of=t))
+            query = (select(*_LOAD_COLS).select_from(k.join(kt, and_(
+                kt.c.nas_ip == k.c.nas_ip, kt.c.acct_session_id == k.c.acct_session_id,
+                kt.c.username == k.c.username)).join(t, row_of)).with_for_update(of=t))
         else:
-            query = (select(*_LOAD_COLS)
-                     .where(tuple_(t.c.nas_ip, t.c.acct_session_id, t.c.username).in_(chunk))
+            query = (select(*_LOAD_COLS).select_from(kt.join(t, row_of))
+                     .where(tuple_(kt.c.nas_ip, kt.c.acct_session_id, kt.c.username).in_(chunk))
                      .with_for_update())
         for row in session.execute(query):
             found[(row[1], row[2], row[3])] = (row[0], SessionState(*row[4:]))
+    _probes_back(conn, saved)
     return found
 
 
@@ -495,7 +538,8 @@ def _apply_segment(session: Session, recs: list[AcctRecord], subscriber_ids: dic
     seq = bump(session, SESSION_FEED) if moved else None
     updates = [(stored[k][0], states[k], seq if k in moved else None)
                for k in changed if k in stored]
-    inserts = [(k, states[k], seq) for k in changed if k not in stored]
+    # in key order: two ingesters claiming the same new keys wait for each other, no deadlock
+    inserts = sorted((k, states[k], seq) for k in changed if k not in stored)
     _write_states(session, updates, inserts, subscriber_ids)
     # Rows written behind the ORM's back: an object a caller still holds must reload.
     for row_id, _, _ in updates:
@@ -515,12 +559,14 @@ def _write_states(session: Session, updates: list[tuple[int, SessionState, int |
     executemany."""
     conn = session.connection()
     if conn.dialect.name == "postgresql":
+        saved = _probes_off(conn) if updates else None
         for i in range(0, len(updates), SEGMENT_CHUNK):
             chunk = updates[i : i + SEGMENT_CHUNK]
             conn.exec_driver_sql(_PG_UPDATE, (
                 [u[0] for u in chunk],
                 *([getattr(u[1], name) for u in chunk] for name in _STATE_FIELDS),
                 [u[2] for u in chunk]))
+        _probes_back(conn, saved)
         for i in range(0, len(inserts), SEGMENT_CHUNK):
             new = inserts[i : i + SEGMENT_CHUNK]
             conn.exec_driver_sql(_PG_INSERT, (
@@ -540,11 +586,15 @@ def _write_states(session: Session, updates: list[tuple[int, SessionState, int |
               **{f"b_{name}": getattr(st, name) for name in _STATE_FIELDS}}
              for row_id, st, seq in updates])
     if inserts:
-        session.execute(insert(t), [
+        made = session.execute(insert(t).returning(t.c.id, t.c.nas_ip, t.c.acct_session_id,
+                                                   t.c.username, t.c.started_at), [
             {"nas_ip": k[0], "acct_session_id": k[1], "username": k[2],
              "subscriber_id": subscriber_ids.get(k[2]), "state_seq": seq or 0,
              **{name: getattr(st, name) for name in _STATE_FIELDS}}
-            for k, st, seq in inserts])
+            for k, st, seq in inserts]).all()
+        session.execute(insert(_KEYS), [
+            {"nas_ip": nas, "acct_session_id": sid, "username": user, "session_id": row_id,
+             "started_at": started} for row_id, nas, sid, user, started in made])
 
 
 def close_nas_sessions(session: Session, nas_ip: str, at: dt.datetime, cause: str) -> int:
