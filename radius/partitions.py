@@ -93,7 +93,7 @@ def _create_month(conn: Connection, start: dt.datetime) -> int:
 def ensure_months(engine: Engine, now: dt.datetime, ahead: int = AHEAD) -> list[str]:
     """Create the partitions of the current month (UTC) and *ahead* more that do not exist
     yet, each in its own transaction. Returns the names created (none on SQLite)."""
-    created = []
+    created: list[str] = []
     start = month_start(now)
     for _ in range(ahead + 1):
         with engine.begin() as conn:
