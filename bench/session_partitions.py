@@ -24,9 +24,9 @@ partition key must be in both). It prints the medians of ``--rounds`` rounds of:
 
 With ``--real``, the same questions on the product's schema (migration 0028: the partitioned
 ``radius_sessions`` and ``radius_session_keys``) through the product's code: the ingester's
-locked load (``radius.accounting._load_states``) and UPDATE (``_write_states``) of 5,000
-sessions of every month, with the per-key index probes the ingester asks for and, beside
-them, with PostgreSQL's own plan (``--real`` prints both plans' shape); then the oldest month
+locked load (``radius.accounting._load_states``: the key table, then each row in its
+partition) and UPDATE (``_write_states``: by id in each partition) of 5,000 sessions spread
+over every month, with the shape of the load's plan; then the oldest month
 pruned by ``radius.partitions.drop_old_months`` (keys in batches, locked check, DETACH + DROP)
 against the next month's closed sessions by retention's batched deletes (``CLOSED_SESSIONS``,
 with their keys). Open sessions are in the last three months only, so the oldest months can go.
@@ -111,7 +111,7 @@ def timed(conn: psycopg.Connection, sql: str, params: list[list[object]]) -> flo
     return elapsed
 
 
-def real(pg_url: str, months: int, per_month: int, rounds: int, seed: int) -> None:  # noqa: PLR0912, PLR0915 - one report
+def real(pg_url: str, months: int, per_month: int, rounds: int, seed: int) -> None:  # noqa: PLR0915 - one report
     """The ``--real`` report: the product's schema and code (see the module's text)."""
     from sqlalchemy.orm import Session
 
@@ -159,49 +159,38 @@ def real(pg_url: str, months: int, per_month: int, rounds: int, seed: int) -> No
             load = " ".join(fh.read().split()[:3])
         print(f"# real schema: {months} months of {per_month:,} sessions (3% of the last 3 "
               f"months open), {months} month partitions + DEFAULT; {cpu_model()}, load {load}")
-        times: dict[str, list[float]] = {"load, per-key probes (the ingester)": [],
-                                         "load, PostgreSQL's own plan": [],
-                                         "update, per-key probes (the ingester)": [],
-                                         "update, PostgreSQL's own plan": []}
-        probes_off = accounting._probes_off
-        plans: dict[str, str] = {}
+        times: dict[str, list[float]] = {"load (the ingester: key table, then partition)": [],
+                                         "update (the ingester: by id, in each partition)": []}
+        plan = ""
         for _ in range(rounds):
             picked = rng.sample(rows, 5000)
             keys = [(r[1], r[2], r[3]) for r in picked]
-            for own in (False, True):
-                if own:
-                    accounting._probes_off = lambda conn: None  # type: ignore[assignment]
-                label = "PostgreSQL's own plan" if own else "per-key probes (the ingester)"
-                try:
-                    with Session(engine) as s:
-                        start = time.perf_counter()
-                        stored = accounting._load_states(s, keys)
-                        times[f"load, {label}"].append(time.perf_counter() - start)
-                        assert len(stored) == len(keys)
-                        updates = [(rid, dataclasses.replace(st, input_octets=st.input_octets + 1),
-                                    None) for rid, st in stored.values()]
-                        start = time.perf_counter()
-                        accounting._write_states(s, updates, [], {})
-                        times[f"update, {label}"].append(time.perf_counter() - start)
-                        if label not in plans:
-                            conn = s.connection()
-                            if not own:
-                                conn.exec_driver_sql(accounting._PROBES_OFF)
-                            plan = conn.exec_driver_sql(
-                                "EXPLAIN " + accounting._PG_UPDATE, (
-                                    [u[0] for u in updates[:5000]],
-                                    *([getattr(u[1], f) for u in updates[:5000]]
-                                      for f in accounting._STATE_FIELDS),
-                                    [None] * len(updates[:5000]))).scalars().all()
-                            plans[label] = _shape(plan)
-                        s.rollback()
-                finally:
-                    accounting._probes_off = probes_off  # type: ignore[method-assign]
-        print(f"{'5,000 sessions of every month':<44} {'median ms':>10}")
+            with Session(engine) as s:
+                start = time.perf_counter()
+                stored = accounting._load_states(s, keys)
+                times["load (the ingester: key table, then partition)"].append(
+                    time.perf_counter() - start)
+                assert len(stored) == len(keys)
+                updates = [(rid, dataclasses.replace(st, input_octets=st.input_octets + 1),
+                            None, table) for rid, st, table in stored.values()]
+                start = time.perf_counter()
+                accounting._write_states(s, updates, [], {})
+                times["update (the ingester: by id, in each partition)"].append(
+                    time.perf_counter() - start)
+                if not plan:
+                    conn = s.connection()
+                    conn.exec_driver_sql(accounting._NO_SEQSCAN)
+                    lines = conn.exec_driver_sql(
+                        "EXPLAIN (ANALYZE, COSTS OFF) " + accounting._PG_LOAD,
+                        tuple([k[i] for k in keys] for i in range(3))).scalars().all()
+                    plan = _shape(lines)
+                    if os.environ.get("PLAN"):
+                        print("\n".join(lines))
+                s.rollback()
+        print(f"{'5,000 sessions spread over every month':<50} {'median ms':>10}")
         for label, got in times.items():
-            print(f"{label:<44} {statistics.median(got) * 1000:>10.1f}")
-        for label, shape in plans.items():
-            print(f"# UPDATE plan, {label}: {shape}")
+            print(f"{label:<50} {statistics.median(got) * 1000:>10.1f}")
+        print(f"# the load's plan: {plan}")
         closed_1 = sum(1 for r in rows if month(1) <= r[4] < month(2))
         start = time.perf_counter()
         dropped = partitions.drop_old_months(engine, month(1), batch=5000)
@@ -233,6 +222,7 @@ def _shape(plan: list[str]) -> str:
     parts = [f"{word} x{text.count(word)}" for word in (
         "Hash Join", "Merge Join", "Nested Loop", "Seq Scan", "Index Scan",
         "Subplans Removed") if word in text]
+    parts += [line.strip() for line in plan if "Subplans Removed" in line][:1]
     return ", ".join(parts) or "?"
 
 

@@ -19,6 +19,7 @@ The rules are a pure fold (:func:`fold`) of one record into the session's previo
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -26,7 +27,6 @@ from typing import Any, cast
 from sqlalchemy import (
     BigInteger,
     Select,
-    String,
     Table,
     and_,
     bindparam,
@@ -37,7 +37,6 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from radbill.config import Settings
@@ -399,6 +398,11 @@ def apply_many(session: Session, recs: list[AcctRecord], subscriber_ids: dict[st
 
 
 Key = tuple[str, str, str]
+_PARTITION = re.compile(r"^radius_sessions_(?:\d{4}_\d{2}|default)$")
+
+
+def _partition_name(table: str) -> bool:
+    return _PARTITION.match(table) is not None
 
 
 def _key(rec: AcctRecord) -> Key:
@@ -442,14 +446,14 @@ _PG_TYPES = {"started_at": "timestamptz", "updated_at": "timestamptz",
 # psycopg prepares them once per connection; the arrays go in binary (%b): psycopg writes a
 # text array element by element in Python, eight times slower (measured: 30 against 3.8 us
 # per record for 15 columns). A NULL state_seq keeps the stored one.
+# {table}: the partition the locked load found the rows in (PostgreSQL), so the statement is
+# the plain table's: no partition pruning asked of the planner.
 _PG_UPDATE = (
-    "UPDATE radius_sessions AS t SET "  # noqa: S608 - column names of the model, no input
+    "UPDATE {table} AS t SET "  # noqa: S608 - column names of the model, no input
     + ", ".join(f"{c} = u.{c}" for c in _STATE_FIELDS)
     + ", state_seq = COALESCE(u.state_seq, t.state_seq) FROM unnest("
     + ", ".join(f"%b::{_PG_TYPES[c]}[]" for c in ("id", *_WRITE_COLS))
-    + ") AS u(" + ", ".join(("id", *_WRITE_COLS)) + ") WHERE t.id = u.id"
-    # started_at never changes (fold keeps it): the row's partition on PostgreSQL
-    + " AND t.started_at = u.started_at")
+    + ") AS u(" + ", ".join(("id", *_WRITE_COLS)) + ") WHERE t.id = u.id")
 _INSERT_COLS = ("nas_ip", "acct_session_id", "username", "subscriber_id", *_WRITE_COLS)
 # The new sessions and their keys in one statement: a key another ingester claimed first is
 # the unique-key conflict (IntegrityError) that sets the batch aside, as before partitions.
@@ -461,59 +465,64 @@ _PG_INSERT = (
     "INSERT INTO radius_session_keys (nas_ip, acct_session_id, username, session_id, "
     "started_at) SELECT nas_ip, acct_session_id, username, id, started_at FROM s")
 _KEYS = cast(Table, RadiusSessionKey.__table__)
-# On the partitioned table PostgreSQL's own plan for the load and the UPDATE is a hash join
-# over a scan of every partition (the arrays' rows are estimated, not known: measured 2.8-8.6
-# times slower, README "Retention and disk"). With hash and merge joins off for those two
-# statements only, each key is one index probe in one partition (runtime pruning).
-_PROBES_OFF = ("SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin'),"
-               " set_config('enable_hashjoin', 'off', true),"
-               " set_config('enable_mergejoin', 'off', true)")
-_PROBES_BACK = ("SELECT set_config('enable_hashjoin', %s, true), "
-                "set_config('enable_mergejoin', %s, true)")
+# The locked load on PostgreSQL: per key, one probe of the key table's primary key, then one
+# of the row's own partition by (id, started_at) (runtime pruning). LATERAL subqueries (the
+# second one locking its row) fix that shape: left to itself, the planner joins the arrays
+# to the sessions by a hash join over every partition, or (tables not analyzed yet, a new
+# month) drives the join from the sessions (measured 2.8-8.6 times slower, and quadratic).
+# It returns each row's partition: the UPDATE goes to it by id, as on a plain table.
+_PG_LOAD = (
+    "SELECT t.id, t.nas_ip, t.acct_session_id, t.username, "  # noqa: S608 - model columns
+    + ", ".join(f"t.{c}" for c in _STATE_FIELDS)
+    + ", t.tableoid::regclass::text FROM unnest(%b::varchar[], %b::varchar[], %b::varchar[]) "
+    "AS k(nas_ip, acct_session_id, username) CROSS JOIN LATERAL (SELECT sk.session_id, "
+    "sk.started_at FROM radius_session_keys AS sk WHERE sk.nas_ip = k.nas_ip "
+    "AND sk.acct_session_id = k.acct_session_id AND sk.username = k.username LIMIT 1) AS sk "
+    "CROSS JOIN LATERAL (SELECT r.*, r.tableoid FROM radius_sessions AS r "
+    "WHERE r.id = sk.session_id AND r.started_at = sk.started_at FOR UPDATE) AS t")
+# a key table or new month not analyzed yet must not be scanned once per key
+_NO_SEQSCAN = "SELECT current_setting('enable_seqscan'), set_config('enable_seqscan', 'off', true)"
+_SEQSCAN_BACK = "SELECT set_config('enable_seqscan', %s, true)"
+_UTC_FIELDS = tuple(i for i, name in enumerate(_STATE_FIELDS)
+                    if name in ("started_at", "updated_at", "stopped_at"))
 
 
-def _probes_off(conn: Any) -> tuple[str, str] | None:
-    """Hash and merge joins off in this transaction (PostgreSQL); the settings to restore."""
-    if conn.dialect.name != "postgresql":
-        return None
-    row = conn.exec_driver_sql(_PROBES_OFF).one()
-    return (row[0], row[1])
+def _pg_state(values: tuple[Any, ...]) -> SessionState:
+    """A state from the driver's row (timestamps in UTC, as the models return them)."""
+    out = list(values)
+    for i in _UTC_FIELDS:
+        if out[i] is not None:
+            out[i] = out[i].astimezone(dt.UTC)
+    return SessionState(*out)
 
 
-def _probes_back(conn: Any, saved: tuple[str, str] | None) -> None:
-    if saved is not None:
-        conn.exec_driver_sql(_PROBES_BACK, saved)
-
-
-def _load_states(session: Session, keys: list[Key]) -> dict[Key, tuple[int, SessionState]]:
-    """The stored sessions of *keys* as plain rows (row id and state), locked: the keys found
-    in the key table, then each session by (id, started_at) in its partition. On PostgreSQL
-    the keys are joined as three arrays (fixed text), elsewhere tuple IN lists of 300."""
-    found: dict[Key, tuple[int, SessionState]] = {}
+def _load_states(session: Session, keys: list[Key]
+                 ) -> dict[Key, tuple[int, SessionState, str]]:
+    """The stored sessions of *keys* as plain rows (row id, state, and the table it is in:
+    its month's partition on PostgreSQL), locked: each key found in the key table, then its
+    session by (id, started_at). On PostgreSQL the keys go as three arrays (fixed text),
+    elsewhere as tuple IN lists of 300."""
+    found: dict[Key, tuple[int, SessionState, str]] = {}
     conn = session.connection()
-    pg = conn.dialect.name == "postgresql"
+    if conn.dialect.name == "postgresql":
+        saved = conn.exec_driver_sql(_NO_SEQSCAN).scalar_one()
+        for i in range(0, len(keys), SEGMENT_CHUNK):
+            chunk = keys[i : i + SEGMENT_CHUNK]
+            for row in conn.exec_driver_sql(_PG_LOAD, ([c[0] for c in chunk],
+                                                       [c[1] for c in chunk],
+                                                       [c[2] for c in chunk])):
+                found[(row[1], row[2], row[3])] = (row[0], _pg_state(row[4:-1]), row[-1])
+        conn.exec_driver_sql(_SEQSCAN_BACK, (saved,))
+        return found
     t, kt = _TABLE, _KEYS
-    step = SEGMENT_CHUNK if pg else 300
-    saved = _probes_off(conn)
-    for i in range(0, len(keys), step):
-        chunk = keys[i : i + step]
-        row_of = and_(t.c.id == kt.c.session_id, t.c.started_at == kt.c.started_at)
-        if pg:
-            k = func.unnest(
-                bindparam(None, [c[0] for c in chunk], type_=ARRAY(String)),
-                bindparam(None, [c[1] for c in chunk], type_=ARRAY(String)),
-                bindparam(None, [c[2] for c in chunk], type_=ARRAY(String)),
-            ).table_valued("nas_ip", "acct_session_id", "username").render_derived(name="k")
-            query = (select(*_LOAD_COLS).select_from(k.join(kt, and_(
-                kt.c.nas_ip == k.c.nas_ip, kt.c.acct_session_id == k.c.acct_session_id,
-                kt.c.username == k.c.username)).join(t, row_of)).with_for_update(of=t))
-        else:
-            query = (select(*_LOAD_COLS).select_from(kt.join(t, row_of))
-                     .where(tuple_(kt.c.nas_ip, kt.c.acct_session_id, kt.c.username).in_(chunk))
-                     .with_for_update())
+    for i in range(0, len(keys), 300):
+        chunk = keys[i : i + 300]
+        query = (select(*_LOAD_COLS)
+                 .select_from(kt.join(t, and_(t.c.id == kt.c.session_id,
+                                              t.c.started_at == kt.c.started_at)))
+                 .where(tuple_(kt.c.nas_ip, kt.c.acct_session_id, kt.c.username).in_(chunk)))
         for row in session.execute(query):
-            found[(row[1], row[2], row[3])] = (row[0], SessionState(*row[4:]))
-    _probes_back(conn, saved)
+            found[(row[1], row[2], row[3])] = (row[0], SessionState(*row[4:]), t.name)
     return found
 
 
@@ -528,7 +537,7 @@ def _apply_segment(session: Session, recs: list[AcctRecord], subscriber_ids: dic
         session.flush()  # the reads below are Core statements: no autoflush
     keys = list(dict.fromkeys(_key(r) for r in recs))
     stored = _load_states(session, keys)
-    first = {k: st for k, (_, st) in stored.items()}
+    first = {k: st for k, (_, st, _) in stored.items()}
     states: dict[Key, SessionState] = dict(first)
     outcomes = [_fold_into(states, rec, limits) for rec in recs]
     changed = [k for k in keys if states.get(k) is not first.get(k)]
@@ -536,37 +545,42 @@ def _apply_segment(session: Session, recs: list[AcctRecord], subscriber_ids: dic
         return outcomes
     moved = {k for k in changed if k not in first or first[k].is_open != states[k].is_open}
     seq = bump(session, SESSION_FEED) if moved else None
-    updates = [(stored[k][0], states[k], seq if k in moved else None)
+    updates = [(stored[k][0], states[k], seq if k in moved else None, stored[k][2])
                for k in changed if k in stored]
     # in key order: two ingesters claiming the same new keys wait for each other, no deadlock
     inserts = sorted((k, states[k], seq) for k in changed if k not in stored)
     _write_states(session, updates, inserts, subscriber_ids)
     # Rows written behind the ORM's back: an object a caller still holds must reload.
-    for row_id, _, _ in updates:
+    for row_id, _, _, _ in updates:
         obj = session.identity_map.get(session.identity_key(RadiusSession, row_id))
         if obj is not None:
             session.expire(obj)
     return outcomes
 
 
-def _write_states(session: Session, updates: list[tuple[int, SessionState, int | None]],
+def _write_states(session: Session, updates: list[tuple[int, SessionState, int | None, str]],
                   inserts: list[tuple[Key, SessionState, int | None]],
                   subscriber_ids: dict[str, int]) -> None:
-    """Store folded sessions: *updates* by row id (a None feed value keeps the stored one),
-    *inserts* as new rows. On PostgreSQL one ``UPDATE .. FROM unnest`` and one
-    ``INSERT .. SELECT unnest`` per chunk, through SQLAlchemy (so a refused value or a
-    duplicate key is the DataError / IntegrityError the ingester isolates); elsewhere
-    executemany."""
+    """Store folded sessions: *updates* by row id in the table the load found them in (a
+    None feed value keeps the stored one), *inserts* as new rows with their keys. On
+    PostgreSQL one ``UPDATE .. FROM unnest`` per partition and one ``INSERT .. SELECT
+    unnest`` per chunk, through SQLAlchemy (so a refused value or a duplicate key is the
+    DataError / IntegrityError the ingester isolates); elsewhere executemany."""
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        saved = _probes_off(conn) if updates else None
-        for i in range(0, len(updates), SEGMENT_CHUNK):
-            chunk = updates[i : i + SEGMENT_CHUNK]
-            conn.exec_driver_sql(_PG_UPDATE, (
-                [u[0] for u in chunk],
-                *([getattr(u[1], name) for u in chunk] for name in _STATE_FIELDS),
-                [u[2] for u in chunk]))
-        _probes_back(conn, saved)
+        by_table: dict[str, list[tuple[int, SessionState, int | None, str]]] = {}
+        for u in updates:
+            by_table.setdefault(u[3], []).append(u)
+        for table, rows in sorted(by_table.items()):
+            if table != _TABLE.name and not _partition_name(table):
+                raise ValueError(f"session row in an unexpected table {table!r}")
+            sql = _PG_UPDATE.format(table=table)
+            for i in range(0, len(rows), SEGMENT_CHUNK):
+                chunk = rows[i : i + SEGMENT_CHUNK]
+                conn.exec_driver_sql(sql, (
+                    [u[0] for u in chunk],
+                    *([getattr(u[1], name) for u in chunk] for name in _STATE_FIELDS),
+                    [u[2] for u in chunk]))
         for i in range(0, len(inserts), SEGMENT_CHUNK):
             new = inserts[i : i + SEGMENT_CHUNK]
             conn.exec_driver_sql(_PG_INSERT, (
@@ -584,7 +598,7 @@ def _write_states(session: Session, updates: list[tuple[int, SessionState, int |
             update(t).where(t.c.id == bindparam("b_id")).values(values),
             [{"b_id": row_id, "b_state_seq": seq,
               **{f"b_{name}": getattr(st, name) for name in _STATE_FIELDS}}
-             for row_id, st, seq in updates])
+             for row_id, st, seq, _ in updates])
     if inserts:
         made = session.execute(insert(t).returning(t.c.id, t.c.nas_ip, t.c.acct_session_id,
                                                    t.c.username, t.c.started_at), [
