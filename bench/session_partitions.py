@@ -157,8 +157,11 @@ def real(pg_url: str, months: int, per_month: int, rounds: int, seed: int) -> No
         raw.close()
         with open("/proc/loadavg") as fh:
             load = " ".join(fh.read().split()[:3])
+        with engine.connect() as conn:
+            made = len(partitions.months(conn))
         print(f"# real schema: {months} months of {per_month:,} sessions (3% of the last 3 "
-              f"months open), {months} month partitions + DEFAULT; {cpu_model()}, load {load}")
+              f"months open), {made} month partitions (this month and two ahead too) + "
+              f"DEFAULT; {cpu_model()}, load {load}")
         times: dict[str, list[float]] = {"load (the ingester: key table, then partition)": [],
                                          "update (the ingester: by id, in each partition)": []}
         plan = ""
