@@ -19,7 +19,6 @@ The rules are a pure fold (:func:`fold`) of one record into the session's previo
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -52,6 +51,7 @@ from radius.bounds import (
 )
 from radius.liveness import SessionRef
 from radius.models import RadiusSession, RadiusSessionKey
+from radius.partitions import is_partition
 
 START, INTERIM, STOP = "Start", "Interim-Update", "Stop"
 ACCOUNTING_ON, ACCOUNTING_OFF = "Accounting-On", "Accounting-Off"
@@ -398,11 +398,6 @@ def apply_many(session: Session, recs: list[AcctRecord], subscriber_ids: dict[st
 
 
 Key = tuple[str, str, str]
-_PARTITION = re.compile(r"^radius_sessions_(?:\d{4}_\d{2}|default)$")
-
-
-def _partition_name(table: str) -> bool:
-    return _PARTITION.match(table) is not None
 
 
 def _key(rec: AcctRecord) -> Key:
@@ -572,7 +567,7 @@ def _write_states(session: Session, updates: list[tuple[int, SessionState, int |
         for u in updates:
             by_table.setdefault(u[3], []).append(u)
         for table, rows in sorted(by_table.items()):
-            if table != _TABLE.name and not _partition_name(table):
+            if table != _TABLE.name and not is_partition(table):
                 raise ValueError(f"session row in an unexpected table {table!r}")
             sql = _PG_UPDATE.format(table=table)
             for i in range(0, len(rows), SEGMENT_CHUNK):
