@@ -22,15 +22,26 @@ partition key must be in both). It prints the medians of ``--rounds`` rounds of:
 - copying the plain table into the partitioned one (what a converting migration does while
   writers wait), per 100,000 rows.
 
+With ``--real``, the same questions on the product's schema (migration 0028: the partitioned
+``radius_sessions`` and ``radius_session_keys``) through the product's code: the ingester's
+locked load (``radius.accounting._load_states``: the key table, then each row in its
+partition) and UPDATE (``_write_states``: by id in each partition) of 5,000 sessions spread
+over every month, with the shape of the load's plan; then the oldest month
+pruned by ``radius.partitions.drop_old_months`` (keys in batches, locked check, DETACH + DROP)
+against the next month's closed sessions by retention's batched deletes (``CLOSED_SESSIONS``,
+with their keys). Open sessions are in the last three months only, so the oldest months can go.
+
 Run from the project root::
 
     .venv/bin/python bench/session_partitions.py                 # 8 months of 100,000
     .venv/bin/python bench/session_partitions.py --per-month 5000 --rounds 1   # smoke
+    .venv/bin/python bench/session_partitions.py --real          # the product's schema
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import random
@@ -100,15 +111,138 @@ def timed(conn: psycopg.Connection, sql: str, params: list[list[object]]) -> flo
     return elapsed
 
 
+def real(pg_url: str, months: int, per_month: int, rounds: int, seed: int) -> None:  # noqa: PLR0915 - one report
+    """The ``--real`` report: the product's schema and code (see the module's text)."""
+    from sqlalchemy.orm import Session
+
+    from radbill import migrate
+    from radbill.db import make_engine
+    from radius import accounting, partitions
+    from radius.retention import CLOSED_SESSIONS
+
+    name = f"bench_session_partitions_real_{os.getpid()}"
+    url = create_database(pg_url, name)
+    engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        migrate.upgrade(engine)
+        for m in range(months):
+            partitions.ensure_months(engine, month(m), ahead=0)
+        log(f"loading {months * per_month:,} sessions and their keys")
+        rng = random.Random(seed)
+        raw = engine.raw_connection()
+        cur = raw.cursor()
+        rows = []
+        for i in range(months * per_month):
+            m = i // per_month
+            started = month(m) + dt.timedelta(seconds=rng.randrange(27 * 86400))
+            is_open = m >= months - 3 and rng.random() < 0.03
+            stopped = None if is_open else started + dt.timedelta(hours=8)
+            rows.append((i + 1, f"10.0.{i % 50}.1", f"{i:08x}", f"user{rng.randrange(10**6)}",
+                         started, stopped or started, stopped, 3600, i, i, 1, 1, 1))
+        with cur.copy("COPY radius_sessions (id, nas_ip, acct_session_id, username, "  # type: ignore[attr-defined]
+                      "started_at, updated_at, stopped_at, session_time, input_octets, "
+                      "output_octets, input_packets, output_packets, state_seq) "
+                      "FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row(r)
+        with cur.copy("COPY radius_session_keys (nas_ip, acct_session_id, username, "  # type: ignore[attr-defined]
+                      "session_id, started_at) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row((r[1], r[2], r[3], r[0], r[4]))
+        cur.execute("SELECT setval('radius_sessions_id_seq', %s)", (len(rows),))
+        raw.commit()
+        cur.execute("ANALYZE radius_sessions")
+        cur.execute("ANALYZE radius_session_keys")
+        raw.commit()
+        raw.close()
+        with open("/proc/loadavg") as fh:
+            load = " ".join(fh.read().split()[:3])
+        with engine.connect() as conn:
+            made = len(partitions.months(conn))
+        print(f"# real schema: {months} months of {per_month:,} sessions (3% of the last 3 "
+              f"months open), {made} month partitions (this month and two ahead too) + "
+              f"DEFAULT; {cpu_model()}, load {load}")
+        times: dict[str, list[float]] = {"load (the ingester: key table, then partition)": [],
+                                         "update (the ingester: by id, in each partition)": []}
+        plan = ""
+        for _ in range(rounds):
+            picked = rng.sample(rows, 5000)
+            keys = [(r[1], r[2], r[3]) for r in picked]
+            with Session(engine) as s:
+                start = time.perf_counter()
+                stored = accounting._load_states(s, keys)
+                times["load (the ingester: key table, then partition)"].append(
+                    time.perf_counter() - start)
+                assert len(stored) == len(keys)
+                updates = [(rid, dataclasses.replace(st, input_octets=st.input_octets + 1),
+                            None, table) for rid, st, table in stored.values()]
+                start = time.perf_counter()
+                accounting._write_states(s, updates, [], {})
+                times["update (the ingester: by id, in each partition)"].append(
+                    time.perf_counter() - start)
+                if not plan:
+                    conn = s.connection()
+                    conn.exec_driver_sql(accounting._NO_SEQSCAN)
+                    lines = conn.exec_driver_sql(
+                        "EXPLAIN (ANALYZE, COSTS OFF) " + accounting._PG_LOAD,
+                        tuple([k[i] for k in keys] for i in range(3))).scalars().all()
+                    plan = _shape(lines)
+                    if os.environ.get("PLAN"):
+                        print("\n".join(lines))
+                s.rollback()
+        print(f"{'5,000 sessions spread over every month':<50} {'median ms':>10}")
+        for label, got in times.items():
+            print(f"{label:<50} {statistics.median(got) * 1000:>10.1f}")
+        print(f"# the load's plan: {plan}")
+        closed_1 = sum(1 for r in rows if month(1) <= r[4] < month(2))
+        start = time.perf_counter()
+        dropped = partitions.drop_old_months(engine, month(1), batch=5000)
+        drop_s = time.perf_counter() - start
+        start = time.perf_counter()
+        deleted = 0
+        while True:
+            with Session(engine) as s, s.begin():
+                n = CLOSED_SESSIONS.delete(s, month(2), 5000)
+            deleted += n
+            if n < 5000:
+                break
+        batched_s = time.perf_counter() - start
+        print("\n# pruning one month on the real schema (keys included)")
+        print(f"{'drop_old_months (DETACH + DROP)':<40} {drop_s * 1000:>10.1f} ms for "
+              f"{dropped.rows:,} sessions ({', '.join(dropped.months)})")
+        print(f"{'batched deletes (5,000 a batch)':<40} {batched_s * 1000:>10.1f} ms for "
+              f"{deleted:,} sessions (of {closed_1:,} in the next month)")
+        with open("/proc/loadavg") as fh:
+            print(f"load {' '.join(fh.read().split()[:3])} at the end")
+    finally:
+        engine.dispose()
+        drop_database(pg_url, name)
+
+
+def _shape(plan: list[str]) -> str:
+    """How a plan reaches the partitions: its join kinds and scans, counted."""
+    text = "\n".join(plan)
+    parts = [f"{word} x{text.count(word)}" for word in (
+        "Hash Join", "Merge Join", "Nested Loop", "Seq Scan", "Index Scan",
+        "Subplans Removed") if word in text]
+    parts += [line.strip() for line in plan if "Subplans Removed" in line][:1]
+    return ", ".join(parts) or "?"
+
+
 def main() -> int:  # noqa: PLR0915 - one report
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--months", type=int, default=8)
     ap.add_argument("--per-month", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=14)
+    ap.add_argument("--real", action="store_true",
+                    help="the product's schema and code (migration 0028) instead")
     ap.add_argument("--pg-url", default=os.environ.get(
         "RADBILL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = ap.parse_args()
+    if args.real:
+        real(args.pg_url, args.months, args.per_month, args.rounds, args.seed)
+        return 0
     name = f"bench_session_partitions_{os.getpid()}"
     create_database(args.pg_url, name)
     try:

@@ -79,6 +79,13 @@ def db_upgrade(app: App, allow_long_locks: bool) -> None:
         fail("this upgrade locks big tables for long (above); nothing was changed: run it in "
              "a maintenance window with 'radbill db upgrade --allow-long-locks'")
     migrate.upgrade(app.engine)
+    from radbill.db import utcnow
+    from radius.partitions import ensure_months
+
+    # PostgreSQL: the sessions' partitions of this month and two ahead (the nightly
+    # retention job keeps them ahead from then on)
+    for name in ensure_months(app.engine, utcnow()):
+        click.echo(f"created partition {name}", err=True)
     load_key(app.settings)  # create the secret key on first run, before anything needs it
     click.echo(f"database at revision {migrate.current_revision(app.engine)}")
 

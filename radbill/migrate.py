@@ -104,6 +104,10 @@ _LONG_LOCKS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
          "updates rows in the migration's transaction: they stay locked until it commits"),
         (r"^DELETE\s+FROM\s+(?:ONLY\s+)?(?P<table>[\w\"]+)",
          "deletes rows in the migration's transaction: they stay locked until it commits"),
+        (r"^INSERT\s+INTO\s+[\w\"]+\s*(?:\([^)]*\)\s*)?SELECT\b.*?\bFROM\s+(?:ONLY\s+)?"
+         r"(?P<table>[\w\"]+)",
+         "copies the table's rows in the migration's transaction: writes to it wait until "
+         "the copy commits"),
     ))
 
 

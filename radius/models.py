@@ -83,8 +83,10 @@ class RadiusSession(Base):
     # older than the subscriber's latest enforcement request is current only if this is newer.
     enforced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
+    # No unique session key here: on PostgreSQL the table is partitioned by month of
+    # started_at (migration 0028; radius.partitions), and a partitioned table's unique keys
+    # must hold the partition key. The key is unique in RadiusSessionKey, on both databases.
     __table_args__ = (
-        UniqueConstraint("nas_ip", "acct_session_id", "username"),
         Index("ix_radius_sessions_open", "username", "stopped_at"),
         Index("ix_radius_sessions_nas_open", "nas_ip", "stopped_at"),
         # the walled-garden page finds the visitor by source address (portal.garden)
@@ -117,6 +119,26 @@ class RadiusSession(Base):
               postgresql_where=text("stopped_at IS NOT NULL"),
               sqlite_where=text("stopped_at IS NOT NULL")),
     )
+
+
+class RadiusSessionKey(Base):
+    """The session key (NAS, Acct-Session-Id, User-Name), unique across every month, and the
+    session row it names: (id, started_at), the row's partition key on PostgreSQL, so the
+    ingester's locked load reaches the row in its own partition. The ingester claims a new
+    key here in the transaction that inserts the session: of two ingesters creating the same
+    session at once, the second gets the unique-key conflict and is re-applied as an update.
+    Its rows go with their sessions (retention)."""
+
+    __tablename__ = "radius_session_keys"
+
+    nas_ip: Mapped[str] = mapped_column(String(45), primary_key=True)
+    acct_session_id: Mapped[str] = mapped_column(String(253), primary_key=True)
+    username: Mapped[str] = mapped_column(String(253), primary_key=True)
+    session_id: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    # a month's keys, removed with its partition
+    __table_args__ = (Index("ix_radius_session_keys_started_at", "started_at"),)
 
 
 class PostAuth(Base):

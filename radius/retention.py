@@ -11,19 +11,58 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, Table, and_, case, cast, delete, func, or_, select, true
+from sqlalchemy import Date, Table, and_, case, cast, delete, func, or_, select, true, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from radbill.pruning import Prunable, count_matching
-from radius.models import PostAuth, PostAuthDay, RadiusSession
+from radbill.pruning import MAX_BATCH, Prunable, count_matching
+from radius import partitions
+from radius.models import PostAuth, PostAuthDay, RadiusSession, RadiusSessionKey
 
 KEY_CHUNK = 1000  # (username, day) pairs per statement: a bounded IN list
 
-CLOSED_SESSIONS = Prunable(
+@dataclass(frozen=True)
+class _ClosedSessions(Prunable):
+    """Closed sessions, deleted with their keys (``radius_session_keys``)."""
+
+    def delete(self, session: Session, before: Any, limit: int) -> int:
+        limit = max(1, min(int(limit), MAX_BATCH))
+        s = RadiusSession
+        rows = session.execute(
+            select(s.id, s.nas_ip, s.acct_session_id, s.username).where(self.where(before))
+            .order_by(s.stopped_at, s.id).limit(limit)).all()
+        if not rows:
+            return 0
+        session.execute(delete(s).where(s.id.in_([r[0] for r in rows]))
+                        .execution_options(synchronize_session=False))
+        k = RadiusSessionKey
+        for i in range(0, len(rows), KEY_CHUNK):
+            session.execute(delete(k).where(
+                tuple_(k.nas_ip, k.acct_session_id, k.username, k.session_id).in_(
+                    [(r[1], r[2], r[3], r[0]) for r in rows[i : i + KEY_CHUNK]]))
+                .execution_options(synchronize_session=False))
+        return len(rows)
+
+
+def session_months_ahead(engine: Any, now: dt.datetime) -> list[str]:
+    """The current month's partition of sessions and two ahead, created if missing
+    (PostgreSQL; nothing on SQLite): :func:`radius.partitions.ensure_months`."""
+    return partitions.ensure_months(engine, now)
+
+
+def drop_session_months(engine: Any, before: dt.datetime, batch: int) -> partitions.Dropped:
+    """Whole months of closed sessions stopped before *before* dropped (PostgreSQL; nothing on
+    SQLite): :func:`radius.partitions.drop_old_months`. The other months' closed sessions go
+    by :data:`CLOSED_SESSIONS` batches."""
+    return partitions.drop_old_months(engine, before, batch)
+
+
+CLOSED_SESSIONS = _ClosedSessions(
     "sessions", RadiusSession.id, RadiusSession.stopped_at,
     lambda before: and_(RadiusSession.stopped_at.is_not(None),
                         RadiusSession.stopped_at < before))

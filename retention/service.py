@@ -140,10 +140,13 @@ def run(factory: sessionmaker[Session], policy: Policy, now: dt.datetime, *,
 
     _postauth(factory, cut, tz, report, dry_run, max_batches, batch)
 
-    def prune(prunable: Prunable, day: dt.date | None, before: Any) -> None:
+    def prune(prunable: Prunable, day: dt.date | None, before: Any,
+              first: Callable[[KindDone], None] | None = None) -> None:
         done = _kind(report, prunable.name, day)
         if done is None:
             return
+        if first is not None and not dry_run:
+            first(done)
         if dry_run:
             with factory() as session:
                 done.rows = prunable.count(session, before, COUNT_CAP)
@@ -158,7 +161,20 @@ def run(factory: sessionmaker[Session], policy: Policy, now: dt.datetime, *,
     # deliveries before the events they belong to (they point at them)
     prune(notify_retention.DELIVERIES, cut.outbox, at(cut.outbox))
     prune(notify_retention.OUTBOX, cut.outbox, at(cut.outbox))
-    prune(radius_retention.CLOSED_SESSIONS, cut.sessions, at(cut.sessions))
+    with factory() as session:
+        engine = session.get_bind()
+    if not dry_run:
+        radius_retention.session_months_ahead(engine, now)
+
+    def session_months(done: KindDone) -> None:
+        # PostgreSQL: whole months of closed sessions dropped before the batched deletes
+        started = time.perf_counter()
+        before = at(cut.sessions)
+        assert before is not None  # prune calls it only for a kind with a cut-off
+        done.rows += radius_retention.drop_session_months(engine, before, batch).rows
+        done.seconds += time.perf_counter() - started
+
+    prune(radius_retention.CLOSED_SESSIONS, cut.sessions, at(cut.sessions), session_months)
     prune(usage_retention.SESSION_DAYS, cut.sessions, cut.sessions)
     prune(audit.PRUNABLE, cut.audit, at(cut.audit))
     prune(ops.JOB_RUNS, cut.job_runs, at(cut.job_runs))

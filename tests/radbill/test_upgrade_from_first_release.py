@@ -22,6 +22,7 @@ from radius.models import Nas, RadiusSession
 from radius.policy import AuthRequest, PolicyConfig, decide
 from radius.snapshot import AuthSnapshot
 from tests.radbill.test_migration_0007 import fresh  # noqa: F401 - the fixture
+from tests.radbill.test_migrations import not_a_partition
 
 FIRST_RELEASE_SCHEMA = "0001"
 T0 = "2026-01-05 10:00:00+00:00"
@@ -77,8 +78,14 @@ def test_first_release_with_data_upgrades_to_head(fresh: Engine, box: SecretBox 
 
     assert migrate.current_revision(fresh) == migrate.head_revision(fresh)
     with fresh.connect() as conn:  # the upgraded schema is the one the models describe
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                     "include_name": not_a_partition})
         assert compare_metadata(ctx, Base.metadata) == []
+        # the session's key moved to radius_session_keys (0028), naming its row
+        assert conn.execute(text(
+            "SELECT k.acct_session_id, s.input_octets FROM radius_session_keys k JOIN "
+            "radius_sessions s ON s.id = k.session_id AND s.started_at = k.started_at")
+            ).all() == [("S-1", BIG)]
     factory = session_factory(fresh)
     with factory() as s:
         plans = {p.name: p for p in s.scalars(select(Plan).order_by(Plan.id))}
