@@ -40,33 +40,31 @@ def _owes(r: str) -> str:
             f"AND {r}outstanding > 0")
 
 
+_COLUMNS = "id, subscriber_id, status, kind, due_on, currency, outstanding"
+
 PG_FUNCTION = """
 CREATE FUNCTION invoices_keep_overdue() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE
     changed text;
-    any_change boolean;
+    subs bigint[];
 BEGIN
-    -- the rows of this statement whose figures may have moved: (subscriber_id, status, kind,
-    -- due_on, currency, outstanding, sign): -1 for what a row was, +1 for what it is
+    -- the rows of this statement whose figures may have moved (__COLUMNS__, sign): -1 for
+    -- what a row was, +1 for what it is. An update's unchanged rows cancel out (EXCEPT ALL:
+    -- hashed, no join of the two transition tables, which have no statistics)
     IF TG_OP = 'INSERT' THEN
-        changed := 'SELECT subscriber_id, status, kind, due_on, currency, outstanding, '
-                   '1 AS sign FROM new_rows';
+        changed := 'SELECT __COLUMNS__, 1 AS sign FROM new_rows';
     ELSIF TG_OP = 'DELETE' THEN
-        changed := 'SELECT subscriber_id, status, kind, due_on, currency, outstanding, '
-                   '-1 AS sign FROM old_rows';
+        changed := 'SELECT __COLUMNS__, -1 AS sign FROM old_rows';
     ELSE
-        changed := 'SELECT x.* FROM old_rows o JOIN new_rows n ON n.id = o.id '
-                   'CROSS JOIN LATERAL (VALUES (o.subscriber_id, o.status, o.kind, o.due_on, '
-                   'o.currency, o.outstanding, -1), (n.subscriber_id, n.status, n.kind, '
-                   'n.due_on, n.currency, n.outstanding, 1)) AS x(subscriber_id, status, '
-                   'kind, due_on, currency, outstanding, sign) '
-                   'WHERE (o.subscriber_id, o.status, o.kind, o.due_on, o.currency, '
-                   'o.outstanding) IS DISTINCT FROM (n.subscriber_id, n.status, n.kind, '
-                   'n.due_on, n.currency, n.outstanding)';
+        changed := '(SELECT __COLUMNS__, -1 AS sign FROM old_rows '
+                   'EXCEPT ALL SELECT __COLUMNS__, -1 FROM new_rows) UNION ALL '
+                   '(SELECT __COLUMNS__, 1 FROM new_rows '
+                   'EXCEPT ALL SELECT __COLUMNS__, 1 FROM old_rows)';
     END IF;
-    EXECUTE 'SELECT EXISTS (' || changed || ')' INTO any_change;
-    IF NOT any_change THEN
-        RETURN NULL;
+    EXECUTE 'SELECT array_agg(DISTINCT subscriber_id ORDER BY subscriber_id) FROM ('
+        || changed || ') c' INTO subs;
+    IF subs IS NULL THEN
+        RETURN NULL;  -- nothing that counts moved (a PDF path, a payment link...)
     END IF;
     -- what is owed per due date and currency: deltas, keys in order
     EXECUTE 'INSERT INTO overdue_day_totals AS t (due_on, currency, amount_cents, documents) '
@@ -81,29 +79,37 @@ BEGIN
     DELETE FROM overdue_day_totals WHERE documents = 0 AND amount_cents = 0;
     -- each subscriber concerned: its row made and locked (in id order), then its oldest
     -- owed due date restated from its documents and the per-day counts moved
-    EXECUTE 'INSERT INTO overdue_accounts (subscriber_id) SELECT DISTINCT subscriber_id '
-        'FROM (' || changed || ') c ORDER BY 1 ON CONFLICT DO NOTHING';
-    EXECUTE 'SELECT subscriber_id FROM overdue_accounts WHERE subscriber_id IN '
-        '(SELECT subscriber_id FROM (' || changed || ') c) ORDER BY subscriber_id FOR UPDATE';
-    EXECUTE 'WITH aff AS (SELECT DISTINCT subscriber_id FROM (' || changed || ') c), '
-        'fresh AS (SELECT a.subscriber_id, (SELECT min(i.due_on) FROM invoices i '
-        'WHERE i.subscriber_id = a.subscriber_id AND __OWES_I__) AS since FROM aff a), '
-        'd AS (SELECT b.subscriber_id, b.since AS old, f.since AS new '
-        'FROM overdue_accounts b JOIN fresh f ON f.subscriber_id = b.subscriber_id '
-        'WHERE b.since IS DISTINCT FROM f.since), '
-        'u AS (UPDATE overdue_accounts b SET since = d.new FROM d '
-        'WHERE b.subscriber_id = d.subscriber_id) '
-        'INSERT INTO overdue_since_counts AS t (since, subscribers) '
-        'SELECT since, sum(n) FROM (SELECT old AS since, -1 AS n FROM d WHERE old IS NOT NULL '
-        'UNION ALL SELECT new, 1 FROM d WHERE new IS NOT NULL) m '
-        'GROUP BY since HAVING sum(n) <> 0 ORDER BY since '
-        'ON CONFLICT (since) DO UPDATE SET subscribers = t.subscribers + excluded.subscribers';
+    INSERT INTO overdue_accounts (subscriber_id)
+        SELECT s FROM unnest(subs) AS s ON CONFLICT DO NOTHING;
+    PERFORM 1 FROM overdue_accounts WHERE subscriber_id = ANY (subs)
+        ORDER BY subscriber_id FOR UPDATE;
+    WITH fresh AS (
+        SELECT a.s AS subscriber_id,
+               -- "+ 0": not min() read off an index in due_on order (the open documents'
+               -- partial one), which walks every open document until it meets this
+               -- subscriber's; by subscriber, from its index
+               (SELECT min(i.due_on + 0) FROM invoices i
+                 WHERE i.subscriber_id = a.s AND __OWES_I__) AS since
+          FROM unnest(subs) AS a(s)),
+    d AS (
+        SELECT b.subscriber_id, b.since AS was, f.since AS now_since
+          FROM overdue_accounts b JOIN fresh f ON f.subscriber_id = b.subscriber_id
+         WHERE b.since IS DISTINCT FROM f.since),
+    u AS (
+        UPDATE overdue_accounts b SET since = d.now_since FROM d
+         WHERE b.subscriber_id = d.subscriber_id)
+    INSERT INTO overdue_since_counts AS t (since, subscribers)
+        SELECT m.since, sum(m.n) FROM (
+            SELECT was AS since, -1 AS n FROM d WHERE was IS NOT NULL
+            UNION ALL SELECT now_since, 1 FROM d WHERE now_since IS NOT NULL) m
+         GROUP BY m.since HAVING sum(m.n) <> 0 ORDER BY m.since
+        ON CONFLICT (since) DO UPDATE SET subscribers = t.subscribers + excluded.subscribers;
     DELETE FROM overdue_since_counts WHERE subscribers = 0;
     RETURN NULL;
 END
 $fn$
-""".replace("__OWES_I__", _owes("i.").replace("'", "''")).replace(
-    "__OWES__", _owes("").replace("'", "''"))
+""".replace("__OWES_I__", _owes("i.")).replace(
+    "__OWES__", _owes("").replace("'", "''")).replace("__COLUMNS__", _COLUMNS)
 
 PG_TRIGGERS = (
     "CREATE TRIGGER invoices_overdue_insert AFTER INSERT ON invoices "
