@@ -81,8 +81,10 @@ BEGIN
     -- owed due date restated from its documents and the per-day counts moved
     INSERT INTO overdue_accounts (subscriber_id)
         SELECT s FROM unnest(subs) AS s ON CONFLICT DO NOTHING;
-    PERFORM 1 FROM overdue_accounts WHERE subscriber_id = ANY (subs)
-        ORDER BY subscriber_id FOR UPDATE;
+    -- joined to the array, not "= ANY (subs)": a filter that searches the array for each
+    -- row read is quadratic in a statement's size
+    PERFORM 1 FROM overdue_accounts b JOIN unnest(subs) AS a(s) ON b.subscriber_id = a.s
+        ORDER BY b.subscriber_id FOR UPDATE OF b;
     WITH fresh AS (
         SELECT a.s AS subscriber_id,
                -- "+ 0": not min() read off an index in due_on order (the open documents'
