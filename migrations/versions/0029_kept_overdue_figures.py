@@ -87,11 +87,14 @@ BEGIN
         ORDER BY b.subscriber_id FOR UPDATE OF b;
     WITH fresh AS (
         SELECT a.s AS subscriber_id,
-               -- "+ 0": not min() read off an index in due_on order (the open documents'
-               -- partial one), which walks every open document until it meets this
-               -- subscriber's; by subscriber, from its index
+               -- by subscriber, from its index: "+ 0" and "|| ''" keep the planner off
+               -- the indexes of every open document ((status, due_on) and the partial
+               -- ones), which it would walk whole for each subscriber (quadratic in a
+               -- statement's size: a plan made while the tables look small)
                (SELECT min(i.due_on + 0) FROM invoices i
-                 WHERE i.subscriber_id = a.s AND __OWES_I__) AS since
+                 WHERE i.subscriber_id = a.s AND (i.status || '') = 'open'
+                   AND i.kind <> 'credit_note' AND i.due_on IS NOT NULL
+                   AND i.outstanding > 0) AS since
           FROM unnest(subs) AS a(s)),
     d AS (
         SELECT b.subscriber_id, b.since AS was, f.since AS now_since
