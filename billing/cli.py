@@ -556,22 +556,36 @@ def billing_renewals(app: App, days: int, as_of: dt.date | None, as_json: bool) 
                                             "currency", "phone"]))
 
 
+OVERDUE_SHOWN = 100  # `radbill billing overdue` lists this many unless told otherwise
+
+
 @billing.command("overdue")
 @as_of_option
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=OVERDUE_SHOWN,
+              show_default=True, help="List the first N (oldest due date first, then "
+                                      "username); the count and totals are of everyone.")
+@click.option("--all", "everyone", is_flag=True, help="List everyone overdue.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @guarded
-def billing_overdue(app: App, as_of: dt.date | None, as_json: bool) -> None:
-    """Who owes what past the due date, and the totals."""
+def billing_overdue(app: App, as_of: dt.date | None, limit: int, everyone: bool,
+                    as_json: bool) -> None:
+    """Who owes what past the due date (the first --limit of them, or --all), and the count
+    and totals of everyone overdue."""
     from billing import reports
 
     with app.transaction() as session:
         today = app.today(session)
-        data = reports.overdue(session, not_future(as_of, today, "--as-of"), as_of=today)
+        data = reports.overdue(session, not_future(as_of, today, "--as-of"),
+                               None if everyone else limit, as_of=today)
 
     def render(d: dict[str, Any]) -> str:
+        shown = len(d["subscribers"])
+        more = (f" (the first {shown}: --limit N or --all for more)"
+                if shown < d["count"] else "")
         return (table(d["subscribers"], ["username", "status", "overdue", "currency",
                                          "days_overdue", "phone"])
+                + f"\n{d['count']} overdue{more}"
                 + "\ntotals: " + ", ".join(f"{c} {v}" for c, v in d["totals"].items()))
 
     emit(data, as_json, render)
@@ -597,8 +611,12 @@ def billing_overdue_check(app: App, repair: bool, as_json: bool) -> None:
                                      shown=DRIFT_SHOWN)
     emit(data, as_json, lambda d: (table(d["drift"], ["username", "invoice", "kept", "settled"])
                                    + f"\n{d['documents']} document(s) differ"
-                                   + (": repaired" if d["repaired"] else "")))
-    if data["documents"] and not repair:
+                                   + (": repaired" if d["repaired"] else "")
+                                   + "\n" + table(d["kept_figures_drift"],
+                                                  ["table", "key", "kept", "actual"])
+                                   + f"\n{d['kept_figures']} kept overdue figure(s) differ"
+                                   + (": restated" if d["kept_figures_repaired"] else "")))
+    if (data["documents"] or data["kept_figures"]) and not repair:
         raise SystemExit(1)
 
 

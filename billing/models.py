@@ -512,6 +512,47 @@ class PaymentDayTotal(Base):
     payments: Mapped[int] = mapped_column(BigInteger)
 
 
+class OverdueDayTotal(Base):
+    """What is still owed on the open documents due on one day, in one currency: the sum of
+    their kept ``outstanding`` (in cents: exact on SQLite too) and how many of them owe
+    something. Kept by database triggers on ``invoices`` (migration 0029: every path that
+    writes a document's status, due date or amount, the ORM, the billing run's ``COPY`` and
+    set-based updates alike, moves it in the same transaction), so today's overdue totals
+    are the sum of the rows due before today: a read of a few rows, not of every overdue
+    document. ``radbill billing overdue-check`` recomputes it from the documents."""
+
+    __tablename__ = "overdue_day_totals"
+
+    due_on: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    documents: Mapped[int] = mapped_column(BigInteger)
+
+
+class OverdueAccount(Base):
+    """A subscriber's oldest due date among its open documents that still owe something
+    (``since``; None: nothing owed), kept by the same triggers: the subscriber is overdue
+    on any day after it. The triggers lock this row while they restate it, so two
+    transactions moving the same subscriber's documents take turns."""
+
+    __tablename__ = "overdue_accounts"
+
+    subscriber_id: Mapped[int] = mapped_column(BigInteger, primary_key=True,
+                                               autoincrement=False)
+    since: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+
+
+class OverdueSinceCount(Base):
+    """How many subscribers' oldest owed document is due on one day (:class:`OverdueAccount`
+    counted per ``since``), kept by the same triggers: today's overdue count is the sum of
+    the rows before today."""
+
+    __tablename__ = "overdue_since_counts"
+
+    since: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    subscribers: Mapped[int] = mapped_column(BigInteger)
+
+
 class Promise(Base):
     """An operator's promise-to-pay extension for a subscriber."""
 

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
-from billing import ledger
+from billing import ledger, owed
 from billing.models import (
     Invoice,
     InvoiceKind,
@@ -191,10 +191,11 @@ def _kept_overdue_page(session: Session, today: dt.date, limit: int) -> list[Any
         prefix *= 4
 
 
-def overdue(session: Session, today: dt.date, limit: int = 10_000, *,
+def overdue(session: Session, today: dt.date, limit: int | None = 10_000, *,
             as_of: dt.date | None = None) -> dict[str, object]:
     """Everyone with something past due on *today*, the most overdue first (at most *limit*
-    of them), and the count and totals per currency of all of them (:func:`overdue_summary`).
+    of them; None: all), and the count and totals per currency of all of them
+    (:func:`overdue_summary`).
     Pass the real today as *as_of*: if *today* is that day, the figures are read from what
     the settlement keeps on each open document (fast at any size); otherwise (a past day, or
     *as_of* not given) they are recomputed from the ledger: the books as they stood on
@@ -208,7 +209,8 @@ def overdue(session: Session, today: dt.date, limit: int = 10_000, *,
         # count and totals from the summary (100,000 rows fetched to list 10,000 took
         # seconds at 1M; ordering them joined to their subscribers 0.9 s)
         count, summed = overdue_summary(session, today, as_of=as_of)
-        everyone = _kept_overdue_page(session, today, limit)
+        everyone = _kept_overdue_page(session, today,
+                                      max(count, 1) if limit is None else limit)
         totals = dict(summed)
     else:
         found = _overdue(today, as_of, Subscriber.username, Subscriber.full_name,
@@ -218,8 +220,8 @@ def overdue(session: Session, today: dt.date, limit: int = 10_000, *,
         for r in everyone:  # as overdue_summary: sums of rounded ledger amounts are exact
             totals[r[1]] = totals.get(r[1], ZERO) + Decimal(r[3])
     rows: list[dict[str, object]] = []
-    for _, currency, due_on, owed, username, name, phone, status in everyone[:limit]:
-        value = round_money(Decimal(owed), currency)
+    for _, currency, due_on, amount, username, name, phone, status in everyone[:limit]:
+        value = round_money(Decimal(amount), currency)
         rows.append({"username": username, "name": name, "phone": phone,
                      "status": str(status), "overdue": str(value), "currency": currency,
                      "oldest_due_on": str(due_on), "days_overdue": (today - due_on).days})
@@ -232,20 +234,11 @@ def overdue_summary(session: Session, today: dt.date, *, as_of: dt.date | None =
     """How many subscribers have something past due on *today*, and the total overdue per
     currency (the dashboard's figures), in one aggregate query (*as_of*: as
     :func:`overdue`)."""
+    if as_of is not None and today == as_of:
+        # kept by the invoices' triggers (billing.owed): the rows due before today
+        count, kept = owed.summary(session, today)
+        return count, {c: round_money(v, c) for c, v in kept.items()}
     _tuned(session)
-    currencies = session.scalars(select(Plan.currency).distinct()).all()
-    if as_of is not None and today == as_of and len(currencies) == 1:
-        # every subscriber's plan is in one currency (most ISPs): counted from the open
-        # documents alone, without reading every subscriber for its plan's currency
-        past_due = (select(func.sum(Invoice.outstanding).label("overdue"))
-                    .where(Invoice.status == InvoiceStatus.OPEN,
-                           Invoice.kind != InvoiceKind.CREDIT_NOTE, Invoice.due_on < today)
-                    .group_by(Invoice.subscriber_id).subquery())
-        n, total = session.execute(select(func.count(), func.sum(past_due.c.overdue))
-                                   .where(past_due.c.overdue > 0)).one()
-        if not n:
-            return 0, {}
-        return int(n), {currencies[0]: round_money(Decimal(total), currencies[0])}
     found = _overdue(today, as_of).subquery()
     count = 0
     totals: dict[str, Decimal] = {}
@@ -262,7 +255,9 @@ def overdue_check(session: Session, today: dt.date, *, repair: bool = False,
                   shown: int = 1_000) -> dict[str, object]:
     """The documents whose kept outstanding amount (what the overdue figures read) differs
     from settling the ledger (:func:`billing.ledger.check_outstanding`), the first *shown*
-    of them by subscriber and document; with *repair* their accounts are settled."""
+    of them by subscriber and document; with *repair* their accounts are settled. Then the
+    overdue figures kept from the documents (:func:`billing.owed.check`: the day totals,
+    the per-day counts, each subscriber's oldest owed due date); with *repair* restated."""
     drift = ledger.check_outstanding(session, today, repair=repair)
     listed = drift[:shown]
     names: dict[int, str] = {}
@@ -273,10 +268,16 @@ def overdue_check(session: Session, today: dt.date, *, repair: bool = False,
             Subscriber.id.in_({d.subscriber_id for d in part}))).all())
         numbers.update(session.execute(select(Invoice.id, Invoice.number).where(
             Invoice.id.in_([d.invoice_id for d in part]))).all())
+    # then the figures kept from the documents (after a repair: from the restated ones)
+    figures = owed.check(session, repair=repair)
     return {"as_of": str(today), "documents": len(drift), "repaired": repair and bool(drift),
             "drift": [{"username": names.get(d.subscriber_id),
                        "invoice": numbers.get(d.invoice_id), "kept": str(d.kept),
-                       "settled": str(d.settled)} for d in listed]}
+                       "settled": str(d.settled)} for d in listed],
+            "kept_figures": figures.differ,
+            "kept_figures_repaired": repair and bool(figures.differ),
+            "kept_figures_drift": [{"table": d.table, "key": d.key, "kept": d.kept,
+                                    "actual": d.actual} for d in figures.drift]}
 
 
 def account(session: Session, sub: Subscriber, today: dt.date) -> dict[str, object]:

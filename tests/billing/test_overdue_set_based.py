@@ -14,21 +14,27 @@ import json
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 
-from billing import ledger, reports
+from billing import ledger, owed, reports
 from billing.ledger import allocate
 from billing.models import (
     Invoice,
     InvoiceKind,
     InvoiceStatus,
     LedgerEntry,
+    OverdueAccount,
+    OverdueDayTotal,
+    OverdueSinceCount,
     Subscriber,
 )
 from billing.money import ZERO, round_money
+from radbill import migrate
 from tests.billing.sim import Sim
 from tests.billing.test_properties import START, act, steps
 from tests.conftest import BACKEND, wipe
+from tests.radbill.test_migration_0007 import fresh  # noqa: F401 - the fixture
+from tests.radbill.test_migration_0018 import downgrade
 
 Row = tuple[str, str, str, str]  # username, overdue, currency, oldest due date
 
@@ -79,7 +85,51 @@ def set_based(sim: Sim, day: dt.date) -> tuple[list[Row], int, dict[str, str]]:
     return rows, count, {c: str(v) for c, v in totals.items()}
 
 
+def recomputed_figures(sim: Sim) -> tuple[dict[str, int], dict[str, int], dict[int, str]]:
+    """The kept overdue figures (billing.owed) worked out here, independently, from every
+    document row: cents and documents owed per due date and currency, subscribers per
+    oldest owed due date, each subscriber's oldest owed due date."""
+    days: dict[str, int] = {}
+    docs: dict[str, int] = {}
+    since: dict[int, dt.date] = {}
+    with sim.factory() as s:
+        for sub_id, status, kind, due_on, currency, outstanding in s.execute(select(
+                Invoice.subscriber_id, Invoice.status, Invoice.kind, Invoice.due_on,
+                Invoice.currency, Invoice.outstanding).order_by(Invoice.id)):
+            if (status is InvoiceStatus.OPEN and kind is not InvoiceKind.CREDIT_NOTE
+                    and due_on is not None and Decimal(outstanding) > 0):
+                key = f"{due_on} {currency}"
+                days[key] = days.get(key, 0) + int(Decimal(outstanding) * 100)
+                docs[key] = docs.get(key, 0) + 1
+                since[sub_id] = min(since.get(sub_id, due_on), due_on)
+    counts: dict[str, int] = {}
+    for d in since.values():
+        counts[str(d)] = counts.get(str(d), 0) + 1
+    return (days | {f"n {k}": v for k, v in docs.items()},
+            counts, {k: str(v) for k, v in since.items()})
+
+
+def kept_figures(sim: Sim) -> tuple[dict[str, int], dict[str, int], dict[int, str]]:
+    with sim.factory() as s:
+        days = {f"{d} {c}": int(a) for d, c, a, _ in s.execute(select(
+            OverdueDayTotal.due_on, OverdueDayTotal.currency, OverdueDayTotal.amount_cents,
+            OverdueDayTotal.documents))}
+        days |= {f"n {d} {c}": int(n) for d, c, _, n in s.execute(select(
+            OverdueDayTotal.due_on, OverdueDayTotal.currency, OverdueDayTotal.amount_cents,
+            OverdueDayTotal.documents))}
+        counts = {str(d): int(n) for d, n in s.execute(select(
+            OverdueSinceCount.since, OverdueSinceCount.subscribers))}
+        since = {i: str(d) for i, d in s.execute(select(
+            OverdueAccount.subscriber_id, OverdueAccount.since)) if d is not None}
+    return days, counts, since
+
+
 def check(sim: Sim) -> None:
+    # the overdue figures the invoices' triggers keep are the documents' (recomputed here
+    # and by the check command)
+    assert kept_figures(sim) == recomputed_figures(sim)
+    with sim.factory() as s:
+        assert owed.check(s) == owed.OwedCheck([], 0)
     # what every document keeps as owed is what settling its account's ledger says
     with sim.factory() as s:
         assert ledger.check_outstanding(s, sim.today) == []
@@ -180,3 +230,82 @@ def test_overdue_check_finds_a_drifted_amount_and_repair_restates_it(sim: Sim, c
     with sim.factory() as s:
         assert reports.overdue_summary(s, sim.today, as_of=sim.today) == (
             2, {"BDT": Decimal("2000.00")})
+
+
+def test_overdue_check_finds_drifted_kept_figures_and_repair_restates_them(
+        sim: Sim, cli) -> None:  # type: ignore[no-untyped-def]
+    sim.plan("Home", price="1000", grace_days=30)
+    for i in range(3):
+        sim.subscriber(f"u{i}", "Home")
+    sim.today = dt.date(2026, 12, 1)
+    sim.run()  # the first invoices, due 8 Dec
+    sim.today = dt.date(2026, 12, 9)
+    assert json.loads(cli("billing", "overdue-check", "--json").output)["kept_figures"] == 0
+    with sim.factory() as s:  # three figures drift: a total, a count, a subscriber's date
+        s.execute(update(OverdueDayTotal).values(amount_cents=OverdueDayTotal.amount_cents + 1))
+        s.execute(update(OverdueSinceCount).values(subscribers=7))
+        u2 = s.scalars(select(Subscriber.id).where(Subscriber.username == "u2")).one()
+        s.execute(update(OverdueAccount).where(OverdueAccount.subscriber_id == u2)
+                  .values(since=None))
+        s.commit()
+        assert reports.overdue_summary(s, sim.today, as_of=sim.today) == (
+            7, {"BDT": Decimal("3000.01")})
+    found = cli("billing", "overdue-check", "--json", ok=False)
+    assert found.exit_code == 1
+    data = json.loads(found.output)
+    assert (data["documents"], data["kept_figures"]) == (0, 3)
+    assert data["kept_figures_drift"] == [
+        {"table": "overdue_day_totals", "key": "2026-12-08 BDT", "kept": "(300001, 3)",
+         "actual": "(300000, 3)"},
+        {"table": "overdue_since_counts", "key": "2026-12-08", "kept": "7", "actual": "3"},
+        {"table": "overdue_accounts", "key": str(u2), "kept": None, "actual": "2026-12-08"}]
+    repaired = json.loads(cli("billing", "overdue-check", "--repair", "--json").output)
+    assert (repaired["kept_figures"], repaired["kept_figures_repaired"]) == (3, True)
+    assert json.loads(cli("billing", "overdue-check", "--json").output)["kept_figures"] == 0
+    with sim.factory() as s:
+        assert reports.overdue_summary(s, sim.today, as_of=sim.today) == (
+            3, {"BDT": Decimal("3000.00")})
+    # a payment moves the kept figures in its own transaction
+    sim.pay("u1", "1000")
+    with sim.factory() as s:
+        assert reports.overdue_summary(s, sim.today, as_of=sim.today) == (
+            2, {"BDT": Decimal("2000.00")})
+    assert json.loads(cli("billing", "overdue-check", "--json").output)["kept_figures"] == 0
+
+
+def test_billing_overdue_lists_the_first_limit_and_all_on_request(
+        sim: Sim, cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from radbill import cliutil
+
+    sim.plan("Home", price="1000", grace_days=30)
+    for i in range(5):
+        sim.subscriber(f"u{i}", "Home")
+    sim.days_until(dt.date(2026, 12, 20))  # everybody's first invoice unpaid, due 8 Dec
+    monkeypatch.setattr(cliutil.App, "today", lambda self, session: sim.today)
+    first = json.loads(cli("billing", "overdue", "--limit", "2", "--json").output)
+    assert [r["username"] for r in first["subscribers"]] == ["u0", "u1"]
+    assert (first["count"], first["totals"]) == (5, {"BDT": "5000.00"})
+    everyone = json.loads(cli("billing", "overdue", "--all", "--json").output)
+    assert [r["username"] for r in everyone["subscribers"]] == [f"u{i}" for i in range(5)]
+    text_out = cli("billing", "overdue", "--limit", "2").output
+    assert "5 overdue (the first 2: --limit N or --all for more)" in text_out
+
+
+def test_the_upgrade_fills_the_kept_figures_from_the_documents(fresh: Engine, box) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    migrate.upgrade(fresh)
+    sim = Sim(fresh, box, dt.date(2026, 11, 1))
+    sim.plan("Home", price="1000", grace_days=30)
+    sim.plan("Dollar", price="20", currency="USD", grace_days=30)
+    for i in range(4):
+        sim.subscriber(f"u{i}", "Home")
+    sim.subscriber("d0", "Dollar")
+    sim.days_until(dt.date(2026, 12, 20))  # two periods invoiced, the first past due
+    sim.pay("u1", "1000")
+    sim.pay("u2", "400.50")
+    want = recomputed_figures(sim)
+    assert want[1] and want[2]
+    downgrade(fresh, "0027")
+    migrate.upgrade(fresh)
+    assert kept_figures(sim) == want
+    sim.pay("u3", "250")  # and the triggers keep them from then on
+    assert kept_figures(sim) == recomputed_figures(sim) != want
