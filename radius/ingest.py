@@ -37,6 +37,7 @@ from billing.subscribers import subscriber_ids
 from radbill import audit
 from radbill.db import utcnow
 from radbill.errors import InvalidInput, NotFound
+from radbill.gcpause import collector_paused
 from radius import accounting, lag, rejects
 from radius.accounting import DEFAULT_LIMITS, AcctRecord, InvalidRecord, Limits
 from radius.bounds import MAX_I64, received_at
@@ -58,7 +59,14 @@ def apply_accounting(session: Session, records: Sequence[Mapping[str, str]],
                      limits: Limits = DEFAULT_LIMITS) -> dict[int, str]:
     """Apply a batch of accounting records in the caller's transaction. Returns the records
     it refused (by index in *records*, with the reason): those that fail validation and
-    those whose counters jump implausibly. The others are applied."""
+    those whose counters jump implausibly. The others are applied. Python's cyclic
+    collector is paused for the batch (:mod:`radbill.gcpause`)."""
+    with collector_paused():
+        return _apply_accounting(session, records, limits)
+
+
+def _apply_accounting(session: Session, records: Sequence[Mapping[str, str]],
+                      limits: Limits) -> dict[int, str]:
     refused: dict[int, str] = {}
     parsed: list[AcctRecord] = []
     where: list[int] = []

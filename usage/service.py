@@ -14,9 +14,7 @@ PostgreSQL); only a subscriber the cap rule acts on is loaded as ORM objects.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar, cast
@@ -50,6 +48,7 @@ from notify.outbox import enqueue
 from radbill import audit
 from radbill.db import AUTH_FEED, bump, utcnow
 from radbill.errors import Conflict, InvalidInput, NotFound
+from radbill.gcpause import collector_paused
 from radius.accounting import INTERIM, START, STOP, AcctRecord
 from usage import rules
 from usage.models import Topup, TopupPack, UsageDay, UsageSessionDay, UsageState
@@ -81,22 +80,6 @@ def _ids_in(session: Session, col: ColumnElement[int] | InstrumentedAttribute[in
 # -- metering ----------------------------------------------------------------------------------
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector: metering builds thousands of small dicts
-    and tuples per batch (none of them in a cycle), and each of the collections they set
-    off walks every object the ingester holds; on the issue-14 benchmark that was a third
-    of metering's CPU. Garbage in cycles waits for the next collection after it."""
-    if not gc.isenabled():  # the caller paused it: leave it to the caller
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def record_usage(session: Session, recs: Sequence[AcctRecord],
                  subscriber_ids: Mapping[str, int], now: dt.datetime | None = None
                  ) -> set[int]:
@@ -104,7 +87,7 @@ def record_usage(session: Session, recs: Sequence[AcctRecord],
     the subscribers' days and current periods, throttle or notify whoever crossed a mark,
     and update Hotspot quota remainders, in the caller's transaction. Records of unknown
     users count for nobody. Returns the subscribers whose usage changed."""
-    with _collector_paused():
+    with collector_paused():
         return _record_usage(session, recs, subscriber_ids, now)
 
 

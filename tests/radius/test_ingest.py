@@ -2,6 +2,7 @@
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, select
@@ -165,3 +166,24 @@ def test_housekeeping_closes_stale_sessions_periodically(db, tmp_path) -> None: 
         stop.set()
         worker.join(5)
     assert sessions(db)["quiet"].terminate_cause == "Stale-Session"
+
+
+def test_the_apply_leaves_the_garbage_collector_as_it_found_it(engine: Any) -> None:
+    # apply_accounting pauses the cyclic collector for a batch (issue 14's ingest CPU): back
+    # on afterwards, even when the batch fails, and left off for a caller that paused it
+    import gc
+
+    from radius.ingest import apply_accounting
+
+    bad: list[dict[str, str]] = [{"Acct-Status-Type": "Start"}]  # refused, not raised
+    with session_factory(engine)() as s:
+        assert gc.isenabled()
+        assert list(apply_accounting(s, bad)) == [0]
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            apply_accounting(s, bad)
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+        s.rollback()
