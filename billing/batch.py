@@ -748,46 +748,6 @@ def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
     return candidates
 
 
-def plan_ahead(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[int],
-               as_of: dt.date, first_number: int, *, actor: str) -> list[Planned] | None:
-    """Phase one for the subscribers *ids* planned without writing anything, their invoices
-    numbered from *first_number*: the run plans a batch while the one before is still being
-    written (:func:`billing.run.billing_run`), so *isp* need not be locked yet and its
-    counter may not have moved on. The subscribers are locked and their histories read as
-    :func:`bill_batch` does. None if an account needs the per-account path (the caller then
-    bills the batch with :func:`bill_batch`). Written by :func:`write_planned`."""
-    subs, histories = load(session, isp, ids)
-    plans = {plan.id: plan for plan in session.scalars(select(Plan))}
-    segment: list[Planned] = []
-    stand_ins = itertools.count(-1, -1)
-    terms = Terms()
-    numbered = 0
-    for sub in subs:
-        try:
-            planned = plan_account(sub, plans[sub.plan_id], histories[sub.id], isp, cal,
-                                   as_of, first_number + numbered, stand_ins, actor, terms)
-        except Exception:  # bill_batch sends it through the per-account path
-            log.debug("planning %s failed; the batch is billed as usual", sub.username,
-                      exc_info=True)
-            return None
-        if planned is None:
-            return None
-        segment.append(planned)
-        numbered += len(planned.drafted)
-    return segment
-
-
-def write_planned(session: Session, isp: IspSettings, cal: Calendar,
-                  segment: list[Planned], as_of: dt.date, report: run.RunReport, *,
-                  actor: str) -> list[int]:
-    """Write a batch :func:`plan_ahead` planned, in the caller's transaction, as
-    :func:`bill_batch` writes a segment: *isp* locked, its counter at the batch's first
-    number. Returns the ids with a suspension due, for phase two."""
-    candidates: list[int] = []
-    _flush(session, isp, cal, list(segment), as_of, report, actor, candidates)
-    return candidates
-
-
 # -- phase two: suspensions -------------------------------------------------------------------
 
 

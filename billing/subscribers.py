@@ -426,14 +426,28 @@ def summary(sub: Subscriber) -> dict[str, object]:
     }
 
 
+_NAMES_PER_ARRAY = 5000
+
+
 def subscriber_ids(session: Session, usernames: set[str]) -> dict[str, int]:
     """Subscriber ids by username for the given names (unknown names are left out). A NAS
     may send a name in another case or with spaces around it (``BOB``, ``bob ``): names are
-    unique in lower case, so each finds its one subscriber (chunks of 500: bounded IN)."""
+    unique in lower case, so each finds its one subscriber (bounded: arrays of 5,000 on
+    PostgreSQL, IN lists of 500 elsewhere)."""
     if not usernames:
         return {}
     keys = sorted({n.strip().lower() for n in usernames})
     by_key: dict[str, int] = {}
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        # one array parameter per 5,000 names, sent in binary (the accounting ingester asks
+        # for a batch's names at once: ten 500-name IN lists cost it 6 us a record)
+        for i in range(0, len(keys), _NAMES_PER_ARRAY):
+            for name, sid in conn.exec_driver_sql(
+                    "SELECT username, id FROM subscribers WHERE lower(username) = ANY(%b::text[])",
+                    (keys[i:i + _NAMES_PER_ARRAY],)):
+                by_key[name.lower()] = sid
+        return {n: by_key[n.strip().lower()] for n in usernames if n.strip().lower() in by_key}
     for i in range(0, len(keys), 500):
         for name, sid in session.execute(
                 select(Subscriber.username, Subscriber.id)

@@ -58,3 +58,20 @@ def test_percent_and_underscore_in_a_search_match_themselves(db: Engine, box) ->
         assert found("k\\s") == ["u3"]  # a backslash is itself too
         assert found("AXB") == ["axb"]  # still case-insensitive
         assert found("ff") == ["u1", "u2"]
+
+
+def test_ids_by_username_ignore_case_and_spaces_in_bounded_chunks(db: Engine, box) -> None:  # type: ignore[no-untyped-def]
+    # the accounting ingester asks for a whole batch's names: a NAS may send BOB or "bob "
+    from billing.subscribers import subscriber_ids
+
+    factory = session_factory(db)
+    with factory() as s, s.begin():
+        make_plan(s)
+        made = {name: make_subscriber(s, box, username=name).id
+                for name in ("alice", "Bob", "carol")}
+    asked = {"ALICE", " bob", "Bob ", "carol", "dave"} | {f"ghost{i}" for i in range(12_000)}
+    with factory() as s:
+        found = subscriber_ids(s, asked)
+        assert subscriber_ids(s, set()) == {}
+    assert found == {"ALICE": made["alice"], " bob": made["Bob"], "Bob ": made["Bob"],
+                     "carol": made["carol"]}  # unknown names left out, past the first chunk
