@@ -203,13 +203,18 @@ def test_the_dashboard_counts_everybody_overdue_not_the_first_page(sim: Sim) -> 
     assert (count, totals) == (5, {"BDT": Decimal("5000.00")})
 
 
-def test_overdue_check_finds_a_drifted_amount_and_repair_restates_it(sim: Sim, cli) -> None:  # type: ignore[no-untyped-def]
+def _first_invoices_overdue(sim: Sim, subscribers: int) -> None:
+    """*subscribers* on one plan, their first invoices issued 1 Dec (due 8 Dec), today 9 Dec."""
     sim.plan("Home", price="1000", grace_days=30)
-    for i in range(2):
+    for i in range(subscribers):
         sim.subscriber(f"u{i}", "Home")
     sim.today = dt.date(2026, 12, 1)
-    sim.run()  # the first invoices, due 8 Dec
+    sim.run()
     sim.today = dt.date(2026, 12, 9)
+
+
+def test_overdue_check_finds_a_drifted_amount_and_repair_restates_it(sim: Sim, cli) -> None:  # type: ignore[no-untyped-def]
+    _first_invoices_overdue(sim, 2)
     assert json.loads(cli("billing", "overdue-check", "--json").output)["documents"] == 0
     with sim.factory() as s:
         number = s.scalars(select(Invoice.number).join(Subscriber).where(
@@ -234,12 +239,7 @@ def test_overdue_check_finds_a_drifted_amount_and_repair_restates_it(sim: Sim, c
 
 def test_overdue_check_finds_drifted_kept_figures_and_repair_restates_them(
         sim: Sim, cli) -> None:  # type: ignore[no-untyped-def]
-    sim.plan("Home", price="1000", grace_days=30)
-    for i in range(3):
-        sim.subscriber(f"u{i}", "Home")
-    sim.today = dt.date(2026, 12, 1)
-    sim.run()  # the first invoices, due 8 Dec
-    sim.today = dt.date(2026, 12, 9)
+    _first_invoices_overdue(sim, 3)
     assert json.loads(cli("billing", "overdue-check", "--json").output)["kept_figures"] == 0
     with sim.factory() as s:  # three figures drift: a total, a count, a subscriber's date
         s.execute(update(OverdueDayTotal).values(amount_cents=OverdueDayTotal.amount_cents + 1))
