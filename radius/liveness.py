@@ -17,7 +17,7 @@ every table is bounded so a flood of made-up names cannot grow memory without li
 login writes here, so what a login leaves behind is kept small: slotted records, plain
 dictionaries (insertion-ordered: the oldest first) rather than ``OrderedDict`` (a linked
 node per entry), a provisional session as one flat tuple holding the same key and station
-strings as the trusted device (not each request's own copies: about 360 bytes a login while
+strings as the trusted device (not each request's own copies: about 315 bytes a login while
 it lives, 615 before), a trusted device stored only when it changes, and provisional sessions
 dropped as soon as they lapse rather than when the user next logs in (at 1,000 logins a
 second, 90 s worth instead of the last 100,000 users).
@@ -191,9 +191,10 @@ class ProvisionalSessions:
     may start and end again before the user's next login is decided, and its provisional
     session must not outlive it. Starts are matched to provisional sessions oldest first.
 
-    A login is one flat tuple in one per-user tuple; the user's key, the NAS address and the
-    port id are each stored once (every request brings its own copy of each string: the NAS
-    addresses and the commonest port ids are shared through a small bounded table).
+    A login is one flat tuple (a user's several, a tuple of them); the user's key, the NAS
+    address and the port id are each stored once (every request brings its own copy of each
+    string: the NAS addresses and the commonest port ids are shared through a small bounded
+    table).
     """
 
     def __init__(self, lifetime: float = 90.0, max_users: int = MAX_USERS,
@@ -201,8 +202,19 @@ class ProvisionalSessions:
         self.lifetime = lifetime
         self.max_users = max_users
         self.max_per_user = max_per_user
-        self._by_user: dict[str, tuple[_Provisional, ...]] = {}
+        # a user's one provisional session as it is, several as a tuple (oldest first)
+        self._by_user: dict[str, _Provisional | tuple[_Provisional, ...]] = {}
         self._names: dict[str, str] = {}
+
+    def entries(self, user: str) -> tuple[_Provisional, ...]:
+        """The provisional sessions of *user*, oldest first."""
+        stored = self._by_user.get(user, ())
+        return (stored,) if isinstance(stored, _Provisional) else stored
+
+    @staticmethod
+    def _packed(entries: tuple[_Provisional, ...] | list[_Provisional]
+                ) -> _Provisional | tuple[_Provisional, ...]:
+        return entries[0] if len(entries) == 1 else tuple(entries)
 
     def _name(self, text: str | None) -> str | None:
         if text is None:
@@ -221,7 +233,7 @@ class ProvisionalSessions:
         count of the user's sessions seen open so far. *trusted_station*: the user's trusted
         station as :class:`LoginThrottle` stores it (:meth:`LoginThrottle.trusted_station`),
         kept instead of an equal copy."""
-        old = self._by_user.get(user, ())
+        old = self.entries(user)
         station = device.calling_station_id
         if trusted_station is not None and trusted_station == station:
             station = trusted_station
@@ -233,7 +245,7 @@ class ProvisionalSessions:
         entries.append(_Provisional(user, self._name(device.nas_ip), station,
                                     self._name(device.nas_port_id), now + self.lifetime,
                                     opened))
-        _touch(self._by_user, user, tuple(entries))  # type: ignore[arg-type]
+        _touch(self._by_user, user, self._packed(entries))  # type: ignore[arg-type]
         _bound(self._by_user, self.max_users)  # type: ignore[arg-type]
         self._drop_lapsed(now)
 
@@ -241,7 +253,7 @@ class ProvisionalSessions:
                ) -> tuple[str, str | None]:
         """*user* and *calling_station_id* as the user's latest provisional session stores
         them (the same objects, for :meth:`LoginThrottle.success`), or as given."""
-        entries = self._by_user.get(user)
+        entries = self.entries(user)
         if not entries:
             return user, calling_station_id
         latest = entries[-1]
@@ -254,7 +266,9 @@ class ProvisionalSessions:
         table = self._by_user
         while table:
             first = next(iter(table))
-            if table[first][-1].expires > now:
+            stored = table[first]
+            newest = stored if isinstance(stored, _Provisional) else stored[-1]
+            if newest.expires > now:
                 return
             del table[first]
 
@@ -263,7 +277,7 @@ class ProvisionalSessions:
         login from *device*: not lapsed, not yet matched by a Start (*opened*, the user's
         sessions seen open so far, has not grown past them), and not from *device* itself
         (a redial replaces its own provisional session)."""
-        entries = self._by_user.get(user)
+        entries = self.entries(user)
         if not entries:
             return 0
         live, used = [], 0
@@ -276,7 +290,7 @@ class ProvisionalSessions:
             live.append(e)
         if len(live) != len(entries):
             if live:
-                self._by_user[user] = tuple(live)  # same key: the dict keeps the stored one
+                self._by_user[user] = self._packed(live)  # same key: the dict keeps the stored one
             else:
                 del self._by_user[user]
         return sum(1 for e in live if not (device.identified and e.same_device(device)))
@@ -284,15 +298,15 @@ class ProvisionalSessions:
     def discard(self, user: str, device: Device) -> None:
         """Take back the latest provisional session of *user* from *device* (its login was
         rejected after all: the password was wrong)."""
-        entries = self._by_user.get(user, ())
+        entries = self.entries(user)
         for i in range(len(entries) - 1, -1, -1):
             if entries[i].same_device(device):
                 rest = entries[:i] + entries[i + 1:]
                 if rest:
-                    self._by_user[user] = rest
+                    self._by_user[user] = self._packed(rest)
                 else:
                     del self._by_user[user]
                 break
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._by_user.values())
+        return sum(1 if isinstance(v, _Provisional) else len(v) for v in self._by_user.values())
