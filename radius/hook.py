@@ -209,7 +209,8 @@ class PolicyHook:
                 # Counted from now, not from post-auth: FreeRADIUS may run the next
                 # request's authorize before this one's post-auth. Taken back there if the
                 # password turns out wrong.
-                self.provisional.add(admit.key, admit.device, admit.opened, admit.at)
+                self.provisional.add(admit.key, admit.device, admit.opened, admit.at,
+                                     self.throttle.trusted_station(admit.key))
         except Exception:
             log.exception("policy failed; rejecting the request")
             decision = reject(Reason.BAD_REQUEST)
@@ -235,7 +236,8 @@ class PolicyHook:
             if reason == Reason.BAD_PASSWORD:
                 self.throttle.failure(key, now)
             elif reason != Reason.LOGIN_THROTTLED and attrs.get("Radbill-Password-Ok"):
-                self.throttle.success(key, device.calling_station_id)
+                # the key and station strings authorize stored, not this request's copies
+                self.throttle.success(*self.provisional.stored(key, device.calling_station_id))
             policy = _unquote(attrs.get("Radbill-Policy-Decision"))
             if outcome != "accept" and policy == "accept":
                 self.provisional.discard(key, device)

@@ -16,7 +16,9 @@ Everything here runs inside rlm_python3, whose calls are serialised: no locks, n
 every table is bounded so a flood of made-up names cannot grow memory without limit. Every
 login writes here, so what a login leaves behind is kept small: slotted records, plain
 dictionaries (insertion-ordered: the oldest first) rather than ``OrderedDict`` (a linked
-node per entry), a trusted device stored only when it changes, and provisional sessions
+node per entry), a provisional session as one flat tuple holding the same key and station
+strings as the trusted device (not each request's own copies: about 315 bytes a login while
+it lives, 615 before), a trusted device stored only when it changes, and provisional sessions
 dropped as soon as they lapse rather than when the user next logs in (at 1,000 logins a
 second, 90 s worth instead of the last 100,000 users).
 """
@@ -141,10 +143,19 @@ class LoginThrottle:
         _touch(self._failures, user, entry)  # type: ignore[arg-type]
         _bound(self._failures, self.max_users)  # type: ignore[arg-type]
 
+    def trusted_station(self, user: str) -> str | None:
+        """The station trusted for *user* (None if none), for
+        :meth:`ProvisionalSessions.add` to share the string."""
+        return self._trusted.get(user)
+
     def success(self, user: str, calling_station_id: str | None) -> None:
-        """A right password: forget the failures, trust this device."""
+        """A right password: forget the failures, trust this device. *calling_station_id*
+        already in :func:`station_key`'s form is stored as given (the same object as the
+        provisional session's: see :meth:`ProvisionalSessions.stored`)."""
         self._failures.pop(user, None)
         key = station_key(calling_station_id)
+        if key == calling_station_id:
+            key = calling_station_id
         if key and self._trusted.get(user) != key:
             # only a change is stored: a re-login from the same device keeps the string
             # already there (and its age: the oldest trust goes first when the table is full)
@@ -153,9 +164,23 @@ class LoginThrottle:
 
 
 class _Provisional(NamedTuple):
-    device: Device
+    """One accepted login, flat: no :class:`Device` object, and every string shared with
+    the other tables (see :meth:`ProvisionalSessions.add`)."""
+
+    user: str  # the key the user is stored under (the same object for all its entries)
+    nas_ip: str | None
+    calling_station_id: str | None
+    nas_port_id: str | None
     expires: float
     base: int  # how many sessions of the user the snapshot had seen open at the Accept
+
+    def same_device(self, device: Device) -> bool:
+        return (self.nas_ip == device.nas_ip
+                and self.calling_station_id == device.calling_station_id
+                and self.nas_port_id == device.nas_port_id)
+
+
+MAX_NAMES = 4_096  # NAS addresses and port ids kept to share between entries
 
 
 class ProvisionalSessions:
@@ -165,6 +190,11 @@ class ProvisionalSessions:
     (:attr:`~radius.snapshot.AuthSnapshot.opened`), not by the sessions open now: a session
     may start and end again before the user's next login is decided, and its provisional
     session must not outlive it. Starts are matched to provisional sessions oldest first.
+
+    A login is one flat tuple (a user's several, a tuple of them); the user's key, the NAS
+    address and the port id are each stored once (every request brings its own copy of each
+    string: the NAS addresses and the commonest port ids are shared through a small bounded
+    table).
     """
 
     def __init__(self, lifetime: float = 90.0, max_users: int = MAX_USERS,
@@ -172,18 +202,63 @@ class ProvisionalSessions:
         self.lifetime = lifetime
         self.max_users = max_users
         self.max_per_user = max_per_user
-        self._by_user: dict[str, list[_Provisional]] = {}
+        # a user's one provisional session as it is, several as a tuple (oldest first)
+        self._by_user: dict[str, _Provisional | tuple[_Provisional, ...]] = {}
+        self._names: dict[str, str] = {}
 
-    def add(self, user: str, device: Device, opened: int, now: float) -> None:
+    def entries(self, user: str) -> tuple[_Provisional, ...]:
+        """The provisional sessions of *user*, oldest first."""
+        stored = self._by_user.get(user, ())
+        return (stored,) if isinstance(stored, _Provisional) else stored
+
+    @staticmethod
+    def _packed(entries: tuple[_Provisional, ...] | list[_Provisional]
+                ) -> _Provisional | tuple[_Provisional, ...]:
+        return entries[0] if len(entries) == 1 else tuple(entries)
+
+    def _name(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        names = self._names
+        shared = names.get(text)
+        if shared is None:
+            if len(names) >= MAX_NAMES:
+                names.clear()  # bounded: start again rather than grow
+            shared = names[text] = text
+        return shared
+
+    def add(self, user: str, device: Device, opened: int, now: float,
+            trusted_station: str | None = None) -> None:
         """An Access-Accept goes out for *user* from *device*; *opened* is the snapshot's
-        count of the user's sessions seen open so far."""
-        entries = [e for e in self._by_user.get(user, []) if e.expires > now
-                   and not (device.identified and e.device == device)]
+        count of the user's sessions seen open so far. *trusted_station*: the user's trusted
+        station as :class:`LoginThrottle` stores it (:meth:`LoginThrottle.trusted_station`),
+        kept instead of an equal copy."""
+        old = self.entries(user)
+        station = device.calling_station_id
+        if trusted_station is not None and trusted_station == station:
+            station = trusted_station
+        if old:
+            user = old[0].user  # the key already stored (the dict keeps it on re-insert)
+        entries = [e for e in old if e.expires > now
+                   and not (device.identified and e.same_device(device))]
         entries = entries[-(self.max_per_user - 1):]
-        entries.append(_Provisional(device, now + self.lifetime, opened))
-        _touch(self._by_user, user, entries)  # type: ignore[arg-type]
+        entries.append(_Provisional(user, self._name(device.nas_ip), station,
+                                    self._name(device.nas_port_id), now + self.lifetime,
+                                    opened))
+        _touch(self._by_user, user, self._packed(entries))  # type: ignore[arg-type]
         _bound(self._by_user, self.max_users)  # type: ignore[arg-type]
         self._drop_lapsed(now)
+
+    def stored(self, user: str, calling_station_id: str | None
+               ) -> tuple[str, str | None]:
+        """*user* and *calling_station_id* as the user's latest provisional session stores
+        them (the same objects, for :meth:`LoginThrottle.success`), or as given."""
+        entries = self.entries(user)
+        if not entries:
+            return user, calling_station_id
+        latest = entries[-1]
+        station = latest.calling_station_id
+        return latest.user, station if station == calling_station_id else calling_station_id
 
     def _drop_lapsed(self, now: float) -> None:
         # users in the order of their latest accept, each list newest last: the first user's
@@ -191,7 +266,9 @@ class ProvisionalSessions:
         table = self._by_user
         while table:
             first = next(iter(table))
-            if table[first][-1].expires > now:
+            stored = table[first]
+            newest = stored if isinstance(stored, _Provisional) else stored[-1]
+            if newest.expires > now:
                 return
             del table[first]
 
@@ -200,7 +277,7 @@ class ProvisionalSessions:
         login from *device*: not lapsed, not yet matched by a Start (*opened*, the user's
         sessions seen open so far, has not grown past them), and not from *device* itself
         (a redial replaces its own provisional session)."""
-        entries = self._by_user.get(user)
+        entries = self.entries(user)
         if not entries:
             return 0
         live, used = [], 0
@@ -211,22 +288,25 @@ class ProvisionalSessions:
                 used += 1  # this one's Start (or an earlier accept's, matched in turn)
                 continue
             live.append(e)
-        if live:
-            self._by_user[user] = live
-        else:
-            del self._by_user[user]
-        return sum(1 for e in live if not (device.identified and e.device == device))
+        if len(live) != len(entries):
+            if live:
+                self._by_user[user] = self._packed(live)  # same key: the dict keeps the stored one
+            else:
+                del self._by_user[user]
+        return sum(1 for e in live if not (device.identified and e.same_device(device)))
 
     def discard(self, user: str, device: Device) -> None:
         """Take back the latest provisional session of *user* from *device* (its login was
         rejected after all: the password was wrong)."""
-        entries = self._by_user.get(user, [])
+        entries = self.entries(user)
         for i in range(len(entries) - 1, -1, -1):
-            if entries[i].device == device:
-                del entries[i]
+            if entries[i].same_device(device):
+                rest = entries[:i] + entries[i + 1:]
+                if rest:
+                    self._by_user[user] = self._packed(rest)
+                else:
+                    del self._by_user[user]
                 break
-        if not entries:
-            self._by_user.pop(user, None)
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._by_user.values())
+        return sum(1 if isinstance(v, _Provisional) else len(v) for v in self._by_user.values())
