@@ -11,9 +11,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, inspect, text
 
 from radbill.config import PROJECT_ROOT
+from radbill.errors import Conflict
 
 
 def alembic_config(engine: Engine, scripts: Path | None = None) -> Config:
@@ -25,8 +26,26 @@ def alembic_config(engine: Engine, scripts: Path | None = None) -> Config:
     return cfg
 
 
+def one_recorded_revision(connection: Connection) -> None:
+    """Refuse a database whose ``alembic_version`` records several revisions: radbill's
+    migrations are one line, so it holds one row; two mean a hand edit or a restore mixed
+    into another schema, and Alembic would then fail with a message about heads."""
+    if not inspect(connection).has_table("alembic_version"):
+        return
+    found = list(connection.execute(text(
+        "SELECT version_num FROM alembic_version ORDER BY version_num LIMIT 6")).scalars())
+    if len(found) > 1:
+        raise Conflict(f"alembic_version records {len(found)} schema revisions "
+                       f"({', '.join(v[:32] for v in found[:5])}) where there must be one: "
+                       "delete the rows of the revisions the schema is not at "
+                       "('radbill db check' compares the schema with the models); nothing "
+                       "was changed")
+
+
 def upgrade(engine: Engine, revision: str = "head", scripts: Path | None = None) -> None:
     """Bring the schema up to *revision*."""
+    with engine.connect() as connection:
+        one_recorded_revision(connection)
     cfg = alembic_config(engine, scripts)
     if engine.dialect.name == "sqlite":
         _upgrade_sqlite(engine, cfg, revision)
@@ -65,6 +84,7 @@ def _upgrade_sqlite(engine: Engine, cfg: Config, revision: str) -> None:
 def current_revision(engine: Engine) -> str | None:
     """The schema's revision, None for an empty database."""
     with engine.connect() as connection:
+        one_recorded_revision(connection)
         return MigrationContext.configure(connection).get_current_revision()
 
 

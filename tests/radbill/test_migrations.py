@@ -27,3 +27,22 @@ def test_change_counters_are_seeded(engine) -> None:  # type: ignore[no-untyped-
     with engine.connect() as conn:
         names = {r[0] for r in conn.exec_driver_sql("SELECT name FROM change_counters")}
     assert names == {"auth", "sessions"}
+
+
+def test_two_recorded_revisions_are_one_clear_refusal(engine) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+    from sqlalchemy import text
+
+    from radbill.errors import Conflict
+
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0001')"))
+    try:
+        for step in (migrate.upgrade, migrate.current_revision):
+            with pytest.raises(Conflict, match=r"alembic_version records 2 schema revisions "
+                                               r"\(0001, 0\d{3}\) where there must be one"):
+                step(engine)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM alembic_version WHERE version_num = '0001'"))
+    assert migrate.current_revision(engine) == migrate.head_revision(engine)
