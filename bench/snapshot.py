@@ -195,6 +195,35 @@ class TreeServer(Server):
         return [p for p in self.pids() if process_name(p) == "freeradius"]
 
 
+def memory_breakdown(pids: list[int]) -> dict[str, float]:
+    """RSS of *pids* by kind of mapping, in MB (from ``/proc/PID/smaps``): the heap and other
+    anonymous memory, the saved snapshot file, Python extension modules, other libraries."""
+    kinds: dict[str, float] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            name = ""
+            for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+                head = line.split(maxsplit=5)
+                if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
+                    name = head[5] if len(head) > 5 else ""
+                elif line.startswith("Rss:"):
+                    kinds[_mapping_kind(name)] = (kinds.get(_mapping_kind(name), 0.0)
+                                                  + int(line.split()[1]) / 1024)
+    return dict(sorted(kinds.items(), key=lambda kv: -kv[1]))
+
+
+def _mapping_kind(name: str) -> str:
+    kinds = (("[heap]", "heap"), ("[", "other"), ("/", "file"))
+    kind = next((k for prefix, k in kinds if name.startswith(prefix)), "anonymous")
+    if kind != "file":
+        return kind
+    if SNAPSHOT_FILE in name:
+        return "snapshot file"
+    if ".cpython-" in name or "site-packages" in name or "dist-packages" in name:
+        return "Python extensions"
+    return "libpython" if "libpython" in name else "other files"
+
+
 def memory_mb(pids: list[int]) -> tuple[float, float]:
     """(RSS, peak RSS) of *pids* together, in MB."""
     rss = peak = 0
@@ -249,6 +278,7 @@ class Result:
     peak_loaded: float = 0.0
     rss_after: float = 0.0
     peak_after: float = 0.0
+    breakdown: dict[str, float] = field(default_factory=dict)
     rounds: list[RoundStats] = field(default_factory=list)
 
 
@@ -338,6 +368,7 @@ def measure_size(  # noqa: PLR0912, PLR0915 - one linear script
         for name, server in servers.items():
             results[name].rss_after, results[name].peak_after = memory_mb(
                 server.freeradius_pids())
+            results[name].breakdown = memory_breakdown(server.freeradius_pids())
         # a restart starts from the snapshot the running policy saved after its first load
         deadline = time.monotonic() + args.start_timeout
         saved = data_dir / SNAPSHOT_FILE
@@ -422,6 +453,9 @@ def report(args: argparse.Namespace, info: list[str], baseline_commit: str | Non
                          "FreeRADIUS CPU per request "
                          f"{(sc.server_us - sc.aux_us) / max(sb.server_us - sb.aux_us, 1e-9):.2f}")
         out.append(line)
+        if c.breakdown:
+            out.append(f"{size:,}: compact RSS after the rounds by mapping: " + ", ".join(
+                f"{kind} {mb:.0f} MB" for kind, mb in c.breakdown.items()))
     if len(sizes) >= 2:
         small, big = sizes[0], sizes[-1]
         for name in results[big]:
