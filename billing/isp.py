@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from billing.authfeed import end_of_billed_day
 from billing.documents import IspProfile
 from billing.dunning import Calendar
 from billing.models import Holiday, IspSettings
@@ -64,9 +65,7 @@ def billed_until(session: Session) -> dt.datetime | None:
     billing run has not run since (radbill's own outage). Such subscribers stay served, and
     the catch-up run bills them with the ladder's full spacing."""
     isp = settings(session)
-    if isp.billed_through is None:
-        return None
-    return start_of_day_utc(isp, isp.billed_through + dt.timedelta(days=1))
+    return end_of_billed_day(isp.billed_through, isp.timezone)
 
 
 def profile(isp: IspSettings) -> IspProfile:

@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session
 from billing.cycles import ANNIVERSARY, FIXED_DAY, Cycle
 from billing.models import BillingCycle, BillingMode, Plan
 from billing.money import exponent
-from billing.rates import Burst, RatePair, make_burst, parse_rate
+from billing.rates import (  # the plan speed helpers live with the rates
+    RatePair,
+    make_burst,
+    parse_rate,
+    plan_burst,
+    plan_fup_rate,
+    plan_rate,
+)
 from radbill import audit
 from radbill.db import AUTH_FEED, bump
 from radbill.errors import Conflict, InvalidInput, NotFound
@@ -65,29 +72,6 @@ def parse_size(text: str) -> int:
     if size > MAX_SIZE:
         raise InvalidInput(f"size {text!r} is above 1000T")
     return size
-
-
-def plan_rate(plan: Plan) -> RatePair:
-    """The plan's normal speed."""
-    return RatePair(plan.download_bps, plan.upload_bps)
-
-
-def plan_burst(plan: Plan) -> Burst | None:
-    """The plan's burst settings, if it has any."""
-    if plan.burst_download_bps is None or plan.burst_upload_bps is None:
-        return None
-    return Burst(
-        RatePair(plan.burst_download_bps, plan.burst_upload_bps),
-        RatePair(plan.burst_threshold_download_bps or 0, plan.burst_threshold_upload_bps or 0),
-        plan.burst_time_s or 16,
-    )
-
-
-def plan_fup_rate(plan: Plan) -> RatePair | None:
-    """The fair-usage speed once the cap is reached, if the plan has one."""
-    if plan.fup_download_bps is None or plan.fup_upload_bps is None:
-        return None
-    return RatePair(plan.fup_download_bps, plan.fup_upload_bps)
 
 
 def cycle_of(plan: Plan) -> Cycle:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 from radbill.errors import InvalidInput
 
@@ -107,3 +108,50 @@ def mikrotik_rate_limit(rate: RatePair, burst: Burst | None = None) -> str:
             f" {burst.seconds}/{burst.seconds}"
         )
     return text
+
+
+class PlanSpeeds(Protocol):
+    """The speed columns of a plan: a :class:`~billing.models.Plan`, or a row of them read
+    without the ORM (:mod:`billing.authfeed`)."""
+
+    @property
+    def download_bps(self) -> int: ...
+    @property
+    def upload_bps(self) -> int: ...
+    @property
+    def burst_download_bps(self) -> int | None: ...
+    @property
+    def burst_upload_bps(self) -> int | None: ...
+    @property
+    def burst_threshold_download_bps(self) -> int | None: ...
+    @property
+    def burst_threshold_upload_bps(self) -> int | None: ...
+    @property
+    def burst_time_s(self) -> int | None: ...
+    @property
+    def fup_download_bps(self) -> int | None: ...
+    @property
+    def fup_upload_bps(self) -> int | None: ...
+
+
+def plan_rate(plan: PlanSpeeds) -> RatePair:
+    """The plan's normal speed."""
+    return RatePair(plan.download_bps, plan.upload_bps)
+
+
+def plan_burst(plan: PlanSpeeds) -> Burst | None:
+    """The plan's burst settings, if it has any."""
+    if plan.burst_download_bps is None or plan.burst_upload_bps is None:
+        return None
+    return Burst(
+        RatePair(plan.burst_download_bps, plan.burst_upload_bps),
+        RatePair(plan.burst_threshold_download_bps or 0, plan.burst_threshold_upload_bps or 0),
+        plan.burst_time_s or 16,
+    )
+
+
+def plan_fup_rate(plan: PlanSpeeds) -> RatePair | None:
+    """The fair-usage speed once the cap is reached, if the plan has one."""
+    if plan.fup_download_bps is None or plan.fup_upload_bps is None:
+        return None
+    return RatePair(plan.fup_download_bps, plan.fup_upload_bps)

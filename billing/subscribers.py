@@ -10,10 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
-from collections.abc import Collection, Iterator, Sequence
-from typing import Any
+from collections.abc import Collection, Sequence
 
-from sqlalchemy import Enum, Row, Select, String, func, or_, select, type_coerce
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -366,40 +365,6 @@ def set_ipv6(session: Session, username: str, *, framed_prefix: str | None,
                  entity_id=sub.id, before=before,
                  after={"framed_ipv6_prefix": framed, "delegated_ipv6_prefix": delegated,
                         "ipv6_pool": pool})
-
-
-def changed_since(session: Session, version: int) -> tuple[list[Subscriber], list[Plan]]:
-    """Subscribers and plans whose authorization state changed after *version* of the auth feed
-    (everything for version 0), as full rows: for a few. The RADIUS snapshot reads the same
-    changes through :func:`plans_changed_since` and :func:`auth_rows_since`."""
-    subs = session.scalars(
-        select(Subscriber).where(Subscriber.auth_version > version)
-    ).unique().all()
-    return list(subs), plans_changed_since(session, version)
-
-
-def plans_changed_since(session: Session, version: int) -> list[Plan]:
-    """Plans whose authorization state changed after *version* of the auth feed."""
-    return list(session.scalars(select(Plan).where(Plan.auth_version > version)).all())
-
-
-AUTH_CHUNK = 1_000  # rows per fetch from the server-side cursor (few at a time: less left behind)
-
-
-def auth_rows_since(
-    session: Session, version: int, columns: Sequence[str], chunk: int = AUTH_CHUNK
-) -> Iterator[Sequence[Row[Any]]]:
-    """The subscribers whose authorization state changed after *version* of the auth feed
-    (everything for version 0): only the named *columns* of :class:`Subscriber` (in that
-    order), in lists of at most *chunk* rows read from a server-side cursor, so a million
-    subscribers are never in memory at once, and no ORM object is made. Statuses and other
-    enumerations come as their plain string values."""
-    table = Subscriber.__table__.c
-    cols = [type_coerce(table[name], String) if isinstance(table[name].type, Enum)
-            else table[name] for name in columns]
-    stmt = (select(*cols).where(table.auth_version > version)
-            .execution_options(stream_results=True, yield_per=chunk))
-    yield from session.connection().execute(stmt).partitions(chunk)
 
 
 def summary(sub: Subscriber) -> dict[str, object]:

@@ -13,15 +13,16 @@ import hmac
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from sqlalchemy import select, update
-from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from radbill.config import Settings
 from radbill.errors import DomainError
+
+if TYPE_CHECKING:  # the key rotation's types: SQLAlchemy is imported where it runs, not here
+    from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 # Every column that holds a SecretBox token, registered by the part that owns it (next to its
 # model), so that a restore can check them and a key rotation can find them all.
@@ -257,6 +258,8 @@ def rotate_key(settings: Settings, factory: sessionmaker[Session], batch: int = 
        value a process that had not yet re-read the file wrote meanwhile; the next rotation
        re-encrypts those and drops it.
     """
+    from sqlalchemy import update
+
     if settings.secret_key:
         raise SecretError("the key comes from RADBILL_SECRET_KEY: generate a key, set "
                           "RADBILL_SECRET_KEY=new,old everywhere, then rotate from a key file")
@@ -290,6 +293,8 @@ def rotate_key(settings: Settings, factory: sessionmaker[Session], batch: int = 
 def _tokens(session: Session, column: InstrumentedAttribute[Any], after: Any, batch: int
             ) -> list[Any]:
     """The next *batch* of (primary key, token) rows of *column* after the key *after*."""
+    from sqlalchemy import select
+
     (pk,) = column.class_.__mapper__.primary_key
     query = select(pk, column).where(column.is_not(None)).order_by(pk).limit(batch)
     if after is not None:
@@ -322,6 +327,8 @@ def key_matches(session: Session, box: SecretBox) -> bool:
     """Whether *box* reads the secrets stored in the database: one token of each encrypted
     column is tried (enough: every token of an installation is under its one key, or the
     previous one during a rotation). True when nothing is stored yet."""
+    from sqlalchemy import select
+
     for column in ENCRYPTED:
         token = session.scalar(select(column).where(column.is_not(None)).limit(1))
         if token is None:

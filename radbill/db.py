@@ -24,11 +24,15 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from radbill.clock import utcnow
 from radbill.config import Settings
+from radbill.feeds import AUTH_FEED, CHANGE_CHANNEL, SESSION_FEED, ChangeListener
+
+__all__ = ["AUTH_FEED", "CHANGE_CHANNEL", "SESSION_FEED", "ChangeListener", "utcnow"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -47,11 +51,6 @@ class Base(DeclarativeBase):
     """The one declarative base every model derives from."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-def utcnow() -> dt.datetime:
-    """The current time, timezone-aware in UTC."""
-    return dt.datetime.now(dt.UTC)
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -95,14 +94,6 @@ class ChangeCounter(Base):
     value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-AUTH_FEED = "auth"  # subscribers and plans: what the RADIUS policy decides from
-SESSION_FEED = "sessions"  # accounting sessions opening or closing: simultaneous-use counts
-
-
-# PostgreSQL's NOTIFY channel of the change feeds: every bump notifies it (delivered when the
-# transaction commits, once per feed and transaction), so readers wake at once instead of
-# waiting for their next poll (:class:`ChangeListener`).
-CHANGE_CHANNEL = "radbill_changes"
 
 
 def bump(session: Session, feed: str) -> int:
@@ -118,68 +109,6 @@ def bump(session: Session, feed: str) -> int:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_notify(CHANGE_CHANNEL, feed)))
     return int(value)
-
-
-class ChangeListener:
-    """Waits for the change feeds to move: PostgreSQL ``LISTEN`` on :data:`CHANGE_CHANNEL`,
-    on a connection of its own (autocommit, outside any pool).
-
-    Only a wake-up: the reader still reads the feed counters, so a notification lost with a
-    dropped connection costs one poll interval, never a change. A failure to connect or a
-    dropped connection raises from :meth:`wait`; the caller falls back to polling and
-    tries again later."""
-
-    def __init__(self, url: str, channel: str = CHANGE_CHANNEL, connect_timeout: int = 5
-                 ) -> None:
-        # the libpq form of the SQLAlchemy URL (no "+psycopg")
-        self.conninfo = make_url(url).set(drivername="postgresql").render_as_string(
-            hide_password=False)
-        self.channel = channel
-        self.connect_timeout = connect_timeout
-        self._conn: Any = None
-
-    @property
-    def connected(self) -> bool:
-        return self._conn is not None and not self._conn.closed
-
-    def connect(self) -> None:
-        """Connect and ``LISTEN`` unless connected already."""
-        import psycopg
-
-        if self.connected:
-            return
-        try:
-            self._conn = psycopg.connect(self.conninfo, autocommit=True,
-                                         connect_timeout=self.connect_timeout,
-                                         application_name="radbill-listen")
-            self._conn.execute(f"LISTEN {self.channel}")
-        except psycopg.Error:
-            self.close()
-            raise
-
-    def wait(self, timeout: float) -> bool:
-        """Block up to *timeout* seconds; True if a change was notified (every notification
-        pending is consumed: one wake-up covers them all)."""
-        import psycopg
-
-        try:
-            self.connect()
-            assert self._conn is not None
-            woke = any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
-            if woke:
-                for _ in self._conn.notifies(timeout=0):
-                    pass
-            return woke
-        except psycopg.Error:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

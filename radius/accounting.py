@@ -49,7 +49,6 @@ from radius.bounds import (
     key_text,
     unsigned,
 )
-from radius.liveness import SessionRef
 from radius.models import RadiusSession, RadiusSessionKey
 from radius.partitions import is_partition
 
@@ -752,47 +751,6 @@ def open_session_counts(session: Session, since_seq: int) -> tuple[dict[str, int
         for name in users:
             counts.setdefault(name, 0)
     return counts, feed
-
-
-def open_session_refs(session: Session, since_seq: int
-                      ) -> tuple[dict[str, tuple[SessionRef, ...]], int, dict[str, set[str]]]:
-    """The open sessions (NAS, Acct-Session-Id, device) of every user whose sessions opened
-    or closed after *since_seq* (every user with an open session for 0), keyed by the
-    username in lower case without spaces; the feed value they are current to; and, per
-    user, the Acct-Session-Ids that opened or closed since (a session may have done both
-    between two reads: it still proves its Start arrived)."""
-    feed = session.execute(
-        select(func.max(RadiusSession.state_seq))
-    ).scalar_one_or_none() or 0
-    cols = (RadiusSession.username, RadiusSession.nas_ip, RadiusSession.acct_session_id,
-            RadiusSession.calling_station_id, RadiusSession.nas_port_id)
-    found: dict[str, list[SessionRef]] = {}
-    touched: dict[str, set[str]] = {}
-    if since_seq == 0:
-        batches = [session.execute(select(*cols).where(RadiusSession.stopped_at.is_(None))).all()]
-        keys: list[str] = []
-    else:
-        for name, sid in session.execute(
-                select(RadiusSession.username, RadiusSession.acct_session_id)
-                .where(RadiusSession.state_seq > since_seq)):
-            touched.setdefault(name.strip().lower(), set()).add(sid)
-        keys = sorted(touched)
-        if not keys:
-            return {}, max(feed, since_seq), {}
-        batches = [session.execute(select(*cols).where(
-            RadiusSession.stopped_at.is_(None),
-            func.lower(RadiusSession.username).in_(keys[i:i + IN_CHUNK]))).all()
-            for i in range(0, len(keys), IN_CHUNK)]
-    for rows in batches:
-        for name, nas_ip, sid, csid, port in rows:
-            key = name.strip().lower()
-            found.setdefault(key, []).append(SessionRef(nas_ip, sid, csid, port))
-            if since_seq == 0:
-                touched.setdefault(key, set()).add(sid)
-    out = {k: tuple(v) for k, v in found.items()}
-    for key in keys:
-        out.setdefault(key, ())
-    return out, feed, touched
 
 
 def sessions_for(session: Session, username: str, limit: int = 20) -> list[RadiusSession]:

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from billing.rates import RatePair
+from radbill.clock import utcnow
 from radbill.config import Settings
-from radbill.db import utcnow
 from radius.liveness import (
     Device,
     LoginThrottle,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from radbill.config import Settings
 from radbill.crypto import secret_box
-from radbill.db import ChangeListener, make_engine
+from radbill.feeds import ChangeListener
 from radius.hook import PolicyHook, policy_config
 from radius.liveness import LoginThrottle, ProvisionalSessions
 from radius.nas_profiles import profiles
@@ -49,10 +49,6 @@ def start_policy(config: dict[str, str]) -> tuple[PolicyHook, SnapshotRefresher]
     if key_file is None or not Path(key_file).exists():
         raise RuntimeError(f"radbill secret key file {key_file} missing: run 'radbill db upgrade'")
     box = secret_box(settings, create=False)  # follows the key file through a rotation
-    # Read-only: never take SQLite's write lock from inside FreeRADIUS.
-    engine = make_engine(settings.database_url, sqlite_begin="DEFERRED") if (
-        settings.is_sqlite
-    ) else make_engine(settings.database_url, pool_size=1, max_overflow=1)
     log.info("NAS types: %s", ", ".join(profiles()))  # a broken profile file fails the start
     snapshot = AuthSnapshot()
     # A restart starts from the snapshot the last run saved and reads only what changed since
@@ -65,8 +61,10 @@ def start_policy(config: dict[str, str]) -> tuple[PolicyHook, SnapshotRefresher]
     except (OSError, ValueError) as exc:
         log.warning("saved snapshot %s unreadable (%s); loading from the database", saved, exc)
         snapshot = AuthSnapshot()
+    # Read through the driver on a connection of its own (read-only: never SQLite's write
+    # lock), without SQLAlchemy: it would be a quarter of FreeRADIUS's memory.
     refresher = SnapshotRefresher(
-        snapshot, engine, box, settings.snapshot_poll_ms / 1000, save_to=saved,
+        snapshot, settings.database_url, box, settings.snapshot_poll_ms / 1000, save_to=saved,
         listener=None if settings.is_sqlite else ChangeListener(settings.database_url))
     if refresher.refresh_once():
         log.info("policy ready: %d subscribers, %d plans, %d users online",

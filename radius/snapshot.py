@@ -45,19 +45,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
-
-from billing import subscribers as subscriber_service
-from billing.isp import billed_until
-from billing.models import Plan, Subscriber
-from billing.plans import plan_burst, plan_fup_rate, plan_rate
+from billing import authfeed
+from billing.rates import PlanSpeeds, plan_burst, plan_fup_rate, plan_rate
 from radbill.crypto import SecretBox, SecretError
-from radbill.db import AUTH_FEED, ChangeCounter, ChangeListener
-from radius import accounting
+from radbill.dbapi import Reader, connect, utc
+from radbill.feeds import AUTH_FEED, ChangeListener, feed_value
+from radius import sessionfeed
 from radius.liveness import SessionRef
-from radius.models import Nas
 from radius.policy import PlanRecord, SubscriberRecord
+
+if typing.TYPE_CHECKING:
+    from billing.models import Subscriber
 
 log = logging.getLogger("radbill.snapshot")
 
@@ -68,8 +66,28 @@ def username_key(username: str) -> str:
     return username.strip().lower()
 
 
-def plan_record(plan: Plan) -> PlanRecord:
-    """The policy's view of a plan."""
+class _PlanColumns(PlanSpeeds, typing.Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def ip_pool(self) -> str | None: ...
+    @property
+    def ipv6_pool(self) -> str | None: ...
+    @property
+    def delegated_ipv6_pool(self) -> str | None: ...
+    @property
+    def idle_timeout(self) -> int | None: ...
+    @property
+    def data_cap_bytes(self) -> int | None: ...
+    @property
+    def time_quota_s(self) -> int | None: ...
+
+
+def plan_record(plan: _PlanColumns) -> PlanRecord:
+    """The policy's view of a plan (a :class:`~billing.models.Plan` or a
+    :class:`~billing.authfeed.PlanRow`)."""
     return PlanRecord(
         id=plan.id,
         name=plan.name,
@@ -282,6 +300,18 @@ def subscriber_record_without_password(sub: Subscriber) -> SubscriberRecord:
         quota_left_bytes=sub.quota_left_bytes,
         quota_left_seconds=sub.quota_left_seconds,
     )
+
+
+def _from_sqlite(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Rows of :data:`_AUTH_COLUMNS` as SQLite stores them, in the types PostgreSQL gives
+    (timestamps as text there: aware UTC datetimes here)."""
+    out = []
+    for row in rows:
+        values = list(row)
+        for i in _TIMES:
+            values[i] = utc(values[i])
+        out.append(values)
+    return out
 
 
 REVEALED_CACHE = 4_096  # decrypted records kept for retries and re-logins (about 0.5 KB each)
@@ -515,33 +545,35 @@ class AuthSnapshot:
         give_back_freed_memory()
         return len(subscribers)
 
-    def refresh(self, session: Session, box: SecretBox) -> int:
-        """Apply every change since the last refresh. Returns how many records changed."""
+    def refresh(self, source: Reader | Any, box: SecretBox) -> int:
+        """Apply every change since the last refresh, read through *source* (a
+        :class:`~radbill.dbapi.Reader`, or a SQLAlchemy session: read inside its
+        transaction). Returns how many records changed."""
+        reader = source if isinstance(source, Reader) else Reader.of_session(source)
         self.box = box
-        feed = session.scalar(select(ChangeCounter.value).where(ChangeCounter.name == AUTH_FEED))
+        feed = feed_value(reader, AUTH_FEED)
         changed = 0
         if feed is None or feed > self.auth_version or not self.loaded:
             newest = self.auth_version
             # every plan on the first load (the subscribers may come from a saved file)
             plans_since = self.auth_version if self.loaded else 0
-            for plan in subscriber_service.plans_changed_since(session, plans_since):
+            for plan in authfeed.plans_since(reader, plans_since):
                 self.plans[plan.id] = plan_record(plan)
                 newest = max(newest, plan.auth_version)
                 changed += 1
             subscribers = self.subscribers
-            for rows in subscriber_service.auth_rows_since(session, self.auth_version,
-                                                           _AUTH_COLUMNS):
-                entries, version = entries_from_rows(rows)
+            for rows in authfeed.auth_rows_since(reader, self.auth_version, _AUTH_COLUMNS):
+                entries, version = entries_from_rows(rows if not reader.sqlite
+                                                     else _from_sqlite(rows))
                 subscribers.update(entries)
                 newest = max(newest, version)
                 changed += len(entries)
             self.auth_version = newest
-            self.billed_until = billed_until(session)
+            self.billed_until = authfeed.billed_until(reader)
             if changed > BIG_LOAD:
                 give_back_freed_memory()
-            self.nas_types = {str(ip): str(t) for ip, t in session.execute(
-                select(Nas.ip_address, Nas.nas_type))}
-        refs, seq, touched = accounting.open_session_refs(session, self.session_version)
+            self.nas_types = sessionfeed.nas_types(reader)
+        refs, seq, touched = sessionfeed.open_session_refs(reader, self.session_version)
         if self.session_version == 0:
             self.sessions, self.online = {}, {}
         for name, user_refs in refs.items():
@@ -569,7 +601,7 @@ class SnapshotRefresher(threading.Thread):
     def __init__(
         self,
         snapshot: AuthSnapshot,
-        engine: Engine,
+        engine: str | Any,
         box: SecretBox,
         poll_seconds: float = 0.25,
         max_backoff: float = 2.0,
@@ -587,7 +619,11 @@ class SnapshotRefresher(threading.Thread):
         self.save_seconds = save_seconds
         self._last_save: float | None = None
         self.snapshot = snapshot
+        # where to read: radbill's database URL (a connection of the refresher's own, through
+        # the driver: no SQLAlchemy inside FreeRADIUS), or a SQLAlchemy engine (tests, tools)
         self.engine = engine
+        self._reader: Reader | None = None
+        self._reader_of: Any = None
         self.box = box
         self.poll_seconds = poll_seconds
         self.max_backoff = max_backoff
@@ -600,11 +636,39 @@ class SnapshotRefresher(threading.Thread):
         self._stop_event = threading.Event()
         self._failures = 0
 
+    def _open(self) -> Reader:
+        """The refresher's connection, (re)made if there is none or :attr:`engine` changed."""
+        if self._reader is None or self._reader_of is not self.engine:
+            self._close()
+            source = self.engine
+            self._reader = (connect(source, application_name="radbill-policy")
+                            if isinstance(source, str) else Reader.of_engine(source))
+            self._reader_of = source
+        return self._reader
+
+    def _close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        self._reader = self._reader_of = None
+
+    def _read(self) -> int:
+        reader = self._open()
+        with reader.transaction():
+            return self.snapshot.refresh(reader, self.box)
+
     def refresh_once(self) -> bool:
         """One refresh; True on success."""
         try:
-            with Session(self.engine) as session, session.begin():
-                changed = self.snapshot.refresh(session, self.box)
+            kept = self._reader is not None and self._reader_of is self.engine
+            try:
+                changed = self._read()
+            except Exception:
+                if not kept:
+                    raise
+                # the connection kept since the last refresh may have died idle (a database
+                # restart, an idle timeout): one try on a new one before calling it an outage
+                self._close()
+                changed = self._read()
         except Exception as exc:  # noqa: BLE001 - any failure keeps the last snapshot
             self._failures += 1
             self.snapshot.healthy = False
@@ -619,7 +683,7 @@ class SnapshotRefresher(threading.Thread):
                 log.error("DATABASE UNREACHABLE: authorizing from the last snapshot (%s, %d "
                           "subscribers); retrying. %s", age, self.snapshot.size,
                           self.snapshot.last_error)
-            self.engine.dispose()
+            self._close()  # a new connection next time
             return False
         if self._failures:
             log.warning("database reachable again after %d failed refreshes; snapshot current",
@@ -717,5 +781,7 @@ class SnapshotRefresher(threading.Thread):
         self._stop_event.set()
         if self.is_alive():
             self.join(timeout)
-        if self.listener is not None and not self.is_alive():
-            self.listener.close()
+        if not self.is_alive():
+            self._close()
+            if self.listener is not None:
+                self.listener.close()

@@ -7,14 +7,19 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, text
 
-from billing import subscribers
-from billing.models import Subscriber, SubscriberStatus
+from billing import authfeed, subscribers
+from billing.isp import billed_until, mark_billed_through
+from billing.models import Plan, Subscriber, SubscriberStatus
 from radbill.config import Settings
 from radbill.crypto import SecretBox, read_keys, rotate_key, secret_box
 from radbill.db import session_factory
+from radbill.dbapi import Reader
+from radius import accounting
+from radius.accounting import AcctRecord
 from radius.hook import PolicyHook
+from radius.nas import create_nas
 from radius.policy import PolicyConfig, Reason, SubscriberRecord
 from radius.snapshot import (
     SAVED_FORMAT,
@@ -22,9 +27,11 @@ from radius.snapshot import (
     SnapshotRefresher,
     SubscriberEntry,
     entries_from_rows,
+    plan_record,
     subscriber_record,
     unpack,
 )
+from tests.conftest import BACKEND
 from tests.factories import make_plan, make_subscriber
 
 PAID = dt.datetime(2026, 12, 1, 17, 30, 5, 123456, tzinfo=dt.UTC)
@@ -65,9 +72,13 @@ def full_rows(db, box) -> dict[str, SubscriberRecord]:  # type: ignore[no-untype
                 for sub in s.scalars(select(Subscriber).order_by(Subscriber.username)).unique()}
 
 
-def test_records_equal_those_made_from_the_full_rows(db, box) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("source", ["engine", "url"])
+def test_records_equal_those_made_from_the_full_rows(db, box, database_url, source) -> None:  # type: ignore[no-untyped-def]
+    """Through a SQLAlchemy engine (tests, tools) and through the driver on a connection of
+    the refresher's own (FreeRADIUS: no SQLAlchemy there), the same records."""
     commit(db, lambda s: populate(s, box))
-    snap, _ = loaded(db, box)
+    snap, refresher = loaded(db if source == "engine" else database_url, box)
+    refresher.stop()
     expected = full_rows(db, box)
     assert {key: snap.record(key) for key in sorted(snap.subscribers)} == expected
     assert expected["alice"].paid_until == PAID and expected["alice"].fup_throttled
@@ -115,11 +126,70 @@ def test_rows_are_read_in_chunks(db, box) -> None:  # type: ignore[no-untyped-de
     commit(db, lambda s: (make_plan(s),
                           [make_subscriber(s, box, username=f"u{i}") for i in range(7)]))
     with session_factory(db)() as s, s.begin():
-        chunks = list(subscribers.auth_rows_since(s, 0, ("username", "status"), chunk=3))
+        chunks = list(authfeed.auth_rows_since(Reader.of_session(s), 0, ("username", "status"),
+                                               chunk=3))
     assert [len(c) for c in chunks] == [3, 3, 1]
     assert sorted(r[0] for c in chunks for r in c) == [f"u{i}" for i in range(7)]
     assert {r[1] for c in chunks for r in c} == {"active"}
     assert all(type(r[1]) is str for c in chunks for r in c)  # the value, not the enum
+
+
+def test_only_the_policys_columns_can_be_asked_for(db) -> None:  # type: ignore[no-untyped-def]
+    with session_factory(db)() as s, s.begin(), pytest.raises(ValueError, match="not a subscr"):
+        next(authfeed.auth_rows_since(Reader.of_session(s), 0, ("username", "phone")))
+
+
+def test_the_driver_reads_plans_billing_and_sessions_as_the_orm_does(db, box, database_url
+                                                                     ) -> None:  # type: ignore[no-untyped-def]
+    """Plans (speeds, burst, fair-usage rate, pools, quotas), the billing run's progress, NAS
+    types and open sessions: the snapshot the policy loads through the driver alone equals
+    what the ORM's services give."""
+    def setup(s):  # type: ignore[no-untyped-def]
+        populate(s, box)
+        make_plan(s, name="Burst-50", rate="50M/10M", burst="80M/20M",
+                  burst_threshold="40M/8M", burst_time=12, ip_pool="p50")
+        make_plan(s, name="Capped", rate="10M/10M", data_cap="100G", fup_rate="1M/1M")
+        make_plan(s, name="Quota", rate="5M/5M", data_cap="5G", time_quota_s=36_000)
+        mark_billed_through(s, dt.date(2026, 11, 29))
+        create_nas(s, box, name="core", ip="10.9.0.1", secret="s3cr3t-nas", nas_type="cisco")
+        accounting.apply(s, AcctRecord(status="Start", nas_ip="10.9.0.1", acct_session_id="S1",
+                                       username="Bob.Case", calling_station_id="AA-BB",
+                                       nas_port_id="ge-1/0/1",
+                                       event_time=dt.datetime(2026, 11, 30, tzinfo=dt.UTC)))
+    commit(db, setup)
+    snap, refresher = loaded(database_url, box)
+    refresher.stop()
+    with session_factory(db)() as s:
+        plans = {p.id: plan_record(p) for p in s.scalars(select(Plan))}
+        assert snap.plans == plans and len(plans) == 4
+        assert plans[s.scalar(select(Plan.id).where(Plan.name == "Burst-50"))].burst is not None
+        assert snap.billed_until == billed_until(s) == dt.datetime(2026, 11, 29, 18,
+                                                                   tzinfo=dt.UTC)
+    assert snap.nas_types == {"10.9.0.1": "cisco"}
+    assert snap.online == {"bob.case": 1}
+    (ref,) = snap.sessions["bob.case"]
+    assert (ref.nas_ip, ref.acct_session_id, ref.nas_port_id) == ("10.9.0.1", "S1", "ge-1/0/1")
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="ends a PostgreSQL backend")
+def test_a_connection_that_died_idle_is_replaced_without_an_outage(db, box, database_url,
+                                                                   caplog) -> None:  # type: ignore[no-untyped-def]
+    """The refresher keeps its connection between polls: a database restart (here, its
+    backend terminated) costs one reconnection, not a refresh failure or an alarm."""
+    commit(db, lambda s: populate(s, box))
+    snap, refresher = loaded(database_url, box)
+    with db.begin() as conn:
+        ended = conn.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'radbill-policy' AND datname = current_database()"
+        )).scalars().all()
+    assert ended == [True]
+    commit(db, lambda s: subscribers.set_password(s, box, "alice", "after", actor="t"))
+    with caplog.at_level("WARNING", logger="radbill.snapshot"):
+        assert refresher.refresh_once()
+    refresher.stop()
+    assert snap.lookup("alice")[0].password == "after"
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
 
 
 def test_a_field_holding_the_separator_is_kept_whole() -> None:
