@@ -7,32 +7,72 @@ starts with ``error:`` and a non-zero exit status; every list and show takes ``-
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import click
 
-from admin.cli import serve, user
-from billing.cli import billing, isp, payment, plan, subscriber
-from coa.cli import enforcement
-from notify.cli import notify
-from olt.cli import olt, set_onu
-from payments.cli import payment_held, payment_poll
-from portal.cli import portal
 from radbill import __version__
-from radbill.cliutil import App, OneLineErrors, emit, fail, guarded, pass_app
+from radbill.cliutil import App, LazyGroup, emit, fail, guarded, pass_app
 from radbill.config import ConfigError, Settings
 from radbill.secure import private_umask
-from radius.cli import accounting, nas, radius
-from reports.cli import report
-from retention.cli import retention
-from usage.cli import usage
 
 
-@click.group(cls=OneLineErrors)
+def _part(module: str, name: str) -> Callable[[], click.Command]:
+    """The command *name* of the part *module*, imported when it is used."""
+    def load() -> click.Command:
+        command = getattr(importlib.import_module(module), name)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{module}.{name} is not a click command")
+        return command
+    return load
+
+
+def _payment() -> click.Command:
+    from billing.cli import payment
+    from payments.cli import payment_held, payment_poll
+
+    payment.add_command(payment_poll)
+    payment.add_command(payment_held)
+    return payment
+
+
+def _subscriber() -> click.Command:
+    from billing.cli import subscriber
+    from olt.cli import set_onu
+
+    subscriber.add_command(set_onu)
+    return subscriber
+
+
+# Each part's command group, imported when it is used (see LazyGroup).
+PARTS: dict[str, Callable[[], click.Command]] = {
+    "plan": _part("billing.cli", "plan"),
+    "subscriber": _subscriber,
+    "billing": _part("billing.cli", "billing"),
+    "payment": _payment,
+    "isp": _part("billing.cli", "isp"),
+    "nas": _part("radius.cli", "nas"),
+    "radius": _part("radius.cli", "radius"),
+    "accounting": _part("radius.cli", "accounting"),
+    "enforcement": _part("coa.cli", "enforcement"),
+    "olt": _part("olt.cli", "olt"),
+    "user": _part("admin.cli", "user"),
+    "serve": _part("admin.cli", "serve"),
+    "notify": _part("notify.cli", "notify"),
+    "usage": _part("usage.cli", "usage"),
+    "report": _part("reports.cli", "report"),
+    "portal": _part("portal.cli", "portal"),
+    "retention": _part("retention.cli", "retention"),
+}
+
+
+@click.group(cls=LazyGroup, lazy=PARTS)
 @click.version_option(__version__, "--version", prog_name="radbill",
                       message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
@@ -229,14 +269,6 @@ def _payment_holds(session: Any, subscriber_ids: list[int], now: Any) -> Any:
     from payments.intents import holds
 
     return holds(session, subscriber_ids, now)
-
-
-payment.add_command(payment_poll)
-payment.add_command(payment_held)
-subscriber.add_command(set_onu)
-for _group in (plan, subscriber, billing, payment, isp, nas, radius, enforcement, olt,
-               accounting, user, serve, notify, usage, report, portal, retention):
-    main.add_command(_group)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,26 @@ class OneLineErrors(click.Group):
         return result
 
 
+class LazyGroup(OneLineErrors):
+    """The root group, whose parts' command groups are imported when one of them is used: a
+    command pays for its own part's imports only (``radbill radius run``, which keeps running
+    the ingester, never loads Flask or the PDF renderer). *lazy*: command name -> a function
+    returning the command."""
+
+    def __init__(self, *args: Any, lazy: dict[str, Callable[[], click.Command]] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            self.add_command(self.lazy[cmd_name](), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
 class Day(click.ParamType):
     """A calendar date written YYYY-MM-DD."""
 
