@@ -451,9 +451,10 @@ def plan_account(sub: Sub, plan: Plan, hist: History, isp: IspSettings, cal: Cal
             if not _apply(p, hist, isp, plan, action, as_of, actor, open_, numbers,
                           stand_ins):
                 return None
+    else:  # the last steps changed what is owed (settling again without them changes nothing)
+        open_ = _settle(hist, as_of)
     p.suspend = any(a.kind == "suspend" for a in actions)
     p.suspend_reason = next((a.reason for a in actions if a.kind == "suspend"), "")
-    open_ = _settle(hist, as_of)
     p.settled = [v for v in hist.invoices
                  if v.loaded is not None and v.loaded != (v.status, v.paid_on, v.outstanding)]
     paid_until = _paid_until(sub, plan, hist, isp, cal, as_of, open_)
