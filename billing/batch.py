@@ -503,7 +503,8 @@ class Rows:
     them: on PostgreSQL ``COPY`` (ids of new invoices taken from their sequence first), and
     one ``... FROM unnest(...)`` statement with an array parameter per column where ``COPY``
     cannot do it (duplicates to skip, updates); elsewhere SQLAlchemy's executemany. Same
-    rows, same order, either way."""
+    rows, same order, either way. *binary*: ``COPY`` in its binary form (aware timestamps
+    only), which the billing run's writes use."""
 
     def __init__(self, session: Session, *, binary: bool = False) -> None:
         self.session = session
