@@ -505,7 +505,8 @@ def _load_states(session: Session, keys: list[Key]
         for i in range(0, len(keys), SEGMENT_CHUNK):
             chunk = keys[i : i + SEGMENT_CHUNK]
             keys_in = tuple(column([c[i] for c in chunk], "varchar") for i in range(3))
-            for row in conn.exec_driver_sql(_PG_LOAD, keys_in):
+            # .all(): one fetch of every row (iterating fetches them one by one)
+            for row in conn.exec_driver_sql(_PG_LOAD, keys_in).all():
                 found[(row[1], row[2], row[3])] = (row[0], _pg_state(row[4:-1]), row[-1])
         conn.exec_driver_sql(_SEQSCAN_BACK, (saved,))
         return found

@@ -192,8 +192,9 @@ def _stored_marks(session: Session, keys: Sequence[Key]
     if session.get_bind().dialect.name == "postgresql":
         conn = session.connection()
         for chunk in _chunks(keys, PG_CHUNK):
+            # .all(): one fetch of every row (iterating fetches them one by one)
             rows: Iterator[Any] = iter(conn.exec_driver_sql(_PG_MARKS, tuple(
-                column([c[i] for c in chunk], "varchar") for i in range(3))))
+                column([c[i] for c in chunk], "varchar") for i in range(3))).all())
             for rid, nas, acct_id, user, day, i, o, st, run, seen in rows:
                 stored.setdefault((nas, acct_id, user), {})[(run, day)] = (rid, (i, o, st),
                                                                             seen)
@@ -393,7 +394,7 @@ def _add_to_periods_pg(session: Session, ids: Sequence[int],
                 stamp, column(chunk, "integer"), column([periods[sid][0] for sid in chunk], "date"),
                 column([add[sid][0] for sid in chunk], "bigint"),
                 column([add[sid][1] for sid in chunk], "bigint"),
-                column([add[sid][2] for sid in chunk], "bigint"))):
+                column([add[sid][2] for sid in chunk], "bigint"))).all():
             states[row[0]] = _period(row, written=True)
     missing = [sid for sid in order if sid not in states]
     if missing:
@@ -415,10 +416,10 @@ def _read_periods(session: Session, ids: Sequence[int], *, with_subs: bool = Tru
         service = {m.value: m for m in ServiceType}
         for chunk in _chunks(list(ids), PG_CHUNK):
             if with_subs:
-                for row in conn.exec_driver_sql(_PG_SUBS, (column(chunk, "integer"),)):
+                for row in conn.exec_driver_sql(_PG_SUBS, (column(chunk, "integer"),)).all():
                     subs[row[0]] = (row[0], row[1], row[2], service[row[3]], *row[4:])
             if with_states:
-                for row in conn.exec_driver_sql(_PG_STATES, (column(chunk, "integer"),)):
+                for row in conn.exec_driver_sql(_PG_STATES, (column(chunk, "integer"),)).all():
                     states[row[0]] = _period(row)
         return subs, states
     for chunk in _chunks(list(ids)):
