@@ -227,6 +227,8 @@ def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: Zo
     with nothing counted yet (a Start) is left out: it raises no mark."""
     marks: dict[Key, list[tuple[int, dt.date, rules.Counters]]] = {}
     owner: dict[Key, int] = {}
+    # a batch's records share few event times (whole seconds): each converted once
+    when: dict[dt.datetime, tuple[int, dt.date]] = {}
     for r in recs:
         if r.status not in (START, INTERIM, STOP) or r.username is None:
             continue
@@ -237,8 +239,11 @@ def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: Zo
         if counters == rules.ZERO:
             continue
         key = (r.nas_ip, r.acct_session_id, r.username)
-        marks.setdefault(key, []).append(
-            (int(r.event_time.timestamp()), r.event_time.astimezone(tz).date(), counters))
+        at = when.get(r.event_time)
+        if at is None:
+            at = when[r.event_time] = (int(r.event_time.timestamp()),
+                                       r.event_time.astimezone(tz).date())
+        marks.setdefault(key, []).append((*at, counters))
         owner[key] = sid
     for found in marks.values():
         found.sort()
