@@ -290,7 +290,7 @@ class Ingester:
         lag_alert_seconds: float | None = None,
         metrics_path: Path | None = None,
         observe_every: float = 5.0,
-        read_ahead: bool = True,
+        read_ahead: bool = False,
     ) -> None:
         self.factory = factory
         self.spool_dir = spool_dir
@@ -300,8 +300,11 @@ class Ingester:
         # measured 20% less CPU per record than 2,000 on PostgreSQL, fewer statements per
         # record; a stream that keeps up applies what is on disk, in smaller batches.
         self.batch_size = batch_size
-        # read and prepare the next batch while this one is applied (off: one thread, as
-        # before; for comparing the two)
+        # Read and prepare the next full batch on a second thread while this one is applied.
+        # Off by default: on the shared 2-vCPU machine it took Python off the applying
+        # thread but made both the process and PostgreSQL spend more CPU, and the metered
+        # ingest came out slower, not faster (issue 14; bench/accounting_ingest.py's -ahead
+        # variants measure it against the default in one run).
         self.read_ahead = read_ahead
         self.applied = 0
         self.rejected = 0
@@ -361,9 +364,9 @@ class Ingester:
 
     def _drain(self, stream: Stream) -> int:
         done = 0
-        # While a full batch is applied, the next one is read and prepared (Stream.ahead) on
-        # a thread of its own: psycopg lets go of the GIL while it waits for the database,
-        # so the parsing runs while PostgreSQL works instead of after it (issue 14). The
+        # With read_ahead, while a full batch is applied the next one is read and prepared
+        # (Stream.ahead) on a thread of its own: psycopg lets go of the GIL while it waits
+        # for the database, so the parsing can run while PostgreSQL works (issue 14). The
         # batch read ahead is used only if the cursor, after the commit, stands where it
         # starts, in the same file; otherwise it is dropped and read again.
         pool: ThreadPoolExecutor | None = None

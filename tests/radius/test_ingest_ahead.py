@@ -87,7 +87,7 @@ def test_a_record_failing_in_the_batch_read_ahead_is_set_aside_and_nothing_else_
     path = write(tmp_path, FILE, text[:at] + boom + text[at:])
     probe = Probe()
     ing = Ingester(session_factory(db), tmp_path, streams=[probe.stream(tmp_path)],
-                   batch_size=5)
+                   batch_size=5, read_ahead=True)
     assert ing.run_once() == 24
     # the second batch was prepared on the reading thread while the first was applied
     assert probe.overlapped
@@ -110,9 +110,11 @@ def test_the_database_gone_with_a_batch_read_ahead_loses_nothing_and_keeps_order
     # database gone
     flaky = CountingFactory(session_factory(db), alive=3)
     with pytest.raises(OperationalError):
-        Ingester(flaky, tmp_path, batch_size=5).run_once()  # type: ignore[arg-type]
+        Ingester(flaky, tmp_path, batch_size=5,  # type: ignore[arg-type]
+                 read_ahead=True).run_once()
     assert cursor(db)[2] == 5
-    assert Ingester(session_factory(db), tmp_path, batch_size=5).run_once() == 19
+    assert Ingester(session_factory(db), tmp_path, batch_size=5,
+                    read_ahead=True).run_once() == 19
     rows = sessions(db)
     assert {sid: rows[sid].input_octets for sid in final} == final
     assert set_aside(db) == []
