@@ -12,6 +12,9 @@ with ``radius.ingest.Ingester.run_once`` into a freshly migrated database and ti
 * **metered**: the clean file with its 5,000 users as subscribers on a capped plan, so usage
   metering (usage per day and period, caps; ``usage.service.record_usage``) runs in the same
   transactions, as in production.
+* **clean-ahead**, **metered-ahead**: clean and metered with the ingester reading and
+  parsing the next batch on a second thread while the database applies this one
+  (``Ingester(read_ahead=True)``; off by default), for comparing the two in one run.
 * **rlm_sql** (PostgreSQL only): the baseline, the same records stored the way stock
   FreeRADIUS ``rlm_sql`` stores them (stock schema and queries, one autocommitted statement
   per record on 5 connections; ``bench/rlm_sql_acct.py``), timed in the same run.
@@ -137,8 +140,8 @@ def server_cpu(before: dict[int, float], after: dict[int, float]) -> float:
 
 
 def run_once(url: str, text: str, batch: int, *, metered: bool = False,
-             admin_url: str | None = None, dbname: str | None = None
-             ) -> tuple[float, float, float, int, int, int, int]:
+             admin_url: str | None = None, dbname: str | None = None,
+             read_ahead: bool = False) -> tuple[float, float, float, int, int, int, int]:
     """Ingest *text* into a fresh database at *url*: wall, process CPU and database server
     CPU seconds, sessions, sums, set aside."""
     if metered:
@@ -151,7 +154,9 @@ def run_once(url: str, text: str, batch: int, *, metered: bool = False,
         spool = Path(tmp)
         (spool / "acct").mkdir()
         (spool / "acct" / "detail-20261124-20").write_text(text)
-        ing = Ingester(session_factory(engine), spool, batch_size=batch)
+        # read_ahead only when asked: an older tree's Ingester has no such argument
+        ing = Ingester(session_factory(engine), spool, batch_size=batch,
+                       **({"read_ahead": True} if read_ahead else {}))
         with engine.connect():  # the pool's connection exists before the first reading
             pass
         server = backend_cpu(admin_url, dbname)
@@ -181,7 +186,8 @@ def run_rlm_sql(url: str, text: str, threads: int
     return seconds, cpu, server_s, int(n), int(inp or 0), int(out or 0), 0
 
 
-VARIANTS = {"rlm_sql": 0, "clean": 0, "metered": 0, "bad-1%": 100}  # name: bad record every
+VARIANTS = {"rlm_sql": 0, "clean": 0, "metered": 0, "bad-1%": 100,  # name: bad record every
+            "clean-ahead": 0, "metered-ahead": 0}
 
 
 def main() -> int:  # noqa: PLR0915 - one table, verified row by row
@@ -194,8 +200,9 @@ def main() -> int:  # noqa: PLR0915 - one table, verified row by row
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--variants", default="rlm_sql,clean,metered,bad-1%",
-                        help="Comma-separated: rlm_sql, clean, metered, bad-1%% (default all; "
-                             "rlm_sql on PostgreSQL only).")
+                        help="Comma-separated: rlm_sql, clean, metered, bad-1%%, clean-ahead, "
+                             "metered-ahead (default the first four; rlm_sql on "
+                             "PostgreSQL only).")
     parser.add_argument("--rlm-threads", type=int, default=5,
                         help="rlm_sql's connections (its pool starts with 5).")
     args = parser.parse_args()
@@ -212,7 +219,7 @@ def main() -> int:  # noqa: PLR0915 - one table, verified row by row
           f"{args.batch}, {args.rounds} round(s), variants interleaved round by round; "
           f"{cpu_model()}, Python {platform.python_version()}; load average before: "
           f"{Path('/proc/loadavg').read_text().split()[0]}")
-    print(f"{'backend':<11} {'variant':<8} {'median s':>9} {'records/s':>10} "
+    print(f"{'backend':<11} {'variant':<14} {'median s':>9} {'records/s':>10} "
           f"{'vs rlm_sql':>10} {'cpu us/rec':>10} {'db us/rec':>9} {'set aside':>9}")
     ok = True
     for backend in backends:
@@ -233,9 +240,10 @@ def main() -> int:  # noqa: PLR0915 - one table, verified row by row
                         result = run_rlm_sql(db_url(args.pg_url, dbname), text,
                                              args.rlm_threads)
                     else:
-                        result = run_once(url, text, args.batch, metered=name == "metered",
+                        result = run_once(url, text, args.batch,
+                                          metered=name.startswith("metered"),
                                           admin_url=args.pg_url if dbname else None,
-                                          dbname=dbname)
+                                          dbname=dbname, read_ahead=name.endswith("-ahead"))
                 finally:
                     if dbname:
                         drop_database(args.pg_url, dbname)
@@ -258,7 +266,7 @@ def main() -> int:  # noqa: PLR0915 - one table, verified row by row
             db_med = statistics.median(r[2] for r in runs[name])
             ratio = f"{base / med:.2f}x" if base else "-"
             db = f"{db_med / records * 1e6:.0f}" if backend == "postgresql" else "-"
-            print(f"{backend:<11} {name:<8} {med:>9.2f} {records / med:>10.0f} {ratio:>10} "
+            print(f"{backend:<11} {name:<14} {med:>9.2f} {records / med:>10.0f} {ratio:>10} "
                   f"{cpu_med / records * 1e6:>10.0f} {db:>9} "
                   f"{files[variants[name]][4]:>9}", flush=True)
     print(f"# load average after: {Path('/proc/loadavg').read_text().split()[0]}")

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from radbill.config import Settings
 from radbill.db import SESSION_FEED, bump
+from radbill.pgarrays import column
 from radius.bounds import (
     MAX_I64,
     MAX_TEXT,
@@ -502,9 +503,9 @@ def _load_states(session: Session, keys: list[Key]
         saved = conn.exec_driver_sql(_NO_SEQSCAN).scalar_one()
         for i in range(0, len(keys), SEGMENT_CHUNK):
             chunk = keys[i : i + SEGMENT_CHUNK]
-            for row in conn.exec_driver_sql(_PG_LOAD, ([c[0] for c in chunk],
-                                                       [c[1] for c in chunk],
-                                                       [c[2] for c in chunk])):
+            keys_in = tuple(column([c[i] for c in chunk], "varchar") for i in range(3))
+            # .all(): one fetch of every row (iterating fetches them one by one)
+            for row in conn.exec_driver_sql(_PG_LOAD, keys_in).all():
                 found[(row[1], row[2], row[3])] = (row[0], _pg_state(row[4:-1]), row[-1])
         conn.exec_driver_sql(_SEQSCAN_BACK, (saved,))
         return found
@@ -572,16 +573,20 @@ def _write_states(session: Session, updates: list[tuple[int, SessionState, int |
             for i in range(0, len(rows), SEGMENT_CHUNK):
                 chunk = rows[i : i + SEGMENT_CHUNK]
                 conn.exec_driver_sql(sql, (
-                    [u[0] for u in chunk],
-                    *([getattr(u[1], name) for u in chunk] for name in _STATE_FIELDS),
-                    [u[2] for u in chunk]))
+                    column([u[0] for u in chunk], "bigint"),
+                    *(column([getattr(u[1], name) for u in chunk], _PG_TYPES[name])
+                      for name in _STATE_FIELDS),
+                    column([u[2] for u in chunk], "bigint")))
         for i in range(0, len(inserts), SEGMENT_CHUNK):
             new = inserts[i : i + SEGMENT_CHUNK]
             conn.exec_driver_sql(_PG_INSERT, (
-                [k[0] for k, _, _ in new], [k[1] for k, _, _ in new],
-                [k[2] for k, _, _ in new], [subscriber_ids.get(k[2]) for k, _, _ in new],
-                *([getattr(st, name) for _, st, _ in new] for name in _STATE_FIELDS),
-                [seq or 0 for _, _, seq in new]))
+                column([k[0] for k, _, _ in new], "varchar"),
+                column([k[1] for k, _, _ in new], "varchar"),
+                column([k[2] for k, _, _ in new], "varchar"),
+                column([subscriber_ids.get(k[2]) for k, _, _ in new], "integer"),
+                *(column([getattr(st, name) for _, st, _ in new], _PG_TYPES[name])
+                  for name in _STATE_FIELDS),
+                column([seq or 0 for _, _, seq in new], "bigint")))
         return
     t = _TABLE
     if updates:

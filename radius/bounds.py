@@ -56,9 +56,10 @@ def unsigned(attrs: Mapping[str, str], name: str, maximum: int = MAX_U32) -> int
         return 0
     if not (raw.isascii() and raw.isdigit()):
         raise InvalidRecord(f"{name}={_show(raw)} is not a number")
-    if len(raw) > 20 or int(raw) > maximum:
+    value = int(raw) if len(raw) <= 20 else maximum + 1
+    if value > maximum:
         raise InvalidRecord(f"{name}={_show(raw)} is outside 0..{maximum}")
-    return int(raw)
+    return value
 
 
 def key_text(attrs: Mapping[str, str], name: str, limit: int = MAX_TEXT) -> str | None:

@@ -24,10 +24,11 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
@@ -55,6 +56,16 @@ TORN_TAIL_AGE_S = 30.0  # a partial record this old in a rotated file was never 
 T = TypeVar("T")
 
 
+def parse_accounting(attrs: Mapping[str, str]) -> AcctRecord | InvalidRecord:
+    """One accounting record's attributes parsed and bounded, or why they cannot be (returned,
+    not raised). Pure: no database, nothing shared, so the ingester runs it ahead, on its
+    reading thread, for the batch after the one being applied."""
+    try:
+        return accounting.record_from_attrs(attrs, received_at(attrs))
+    except InvalidRecord as exc:
+        return exc
+
+
 def apply_accounting(session: Session, records: Sequence[Mapping[str, str]],
                      limits: Limits = DEFAULT_LIMITS) -> dict[int, str]:
     """Apply a batch of accounting records in the caller's transaction. Returns the records
@@ -62,24 +73,30 @@ def apply_accounting(session: Session, records: Sequence[Mapping[str, str]],
     those whose counters jump implausibly. The others are applied. Python's cyclic
     collector is paused for the batch (:mod:`radbill.gcpause`)."""
     with collector_paused():
-        return _apply_accounting(session, records, limits)
+        return _apply_parsed(session, [parse_accounting(attrs) for attrs in records], limits)
 
 
-def _apply_accounting(session: Session, records: Sequence[Mapping[str, str]],
-                      limits: Limits) -> dict[int, str]:
+def apply_parsed_accounting(session: Session, parsed: Sequence[AcctRecord | InvalidRecord],
+                            limits: Limits = DEFAULT_LIMITS) -> dict[int, str]:
+    """:func:`apply_accounting` for records :func:`parse_accounting` has parsed already."""
+    with collector_paused():
+        return _apply_parsed(session, parsed, limits)
+
+
+def _apply_parsed(session: Session, parsed: Sequence[AcctRecord | InvalidRecord],
+                  limits: Limits) -> dict[int, str]:
     refused: dict[int, str] = {}
-    parsed: list[AcctRecord] = []
+    good: list[AcctRecord] = []
     where: list[int] = []
-    for i, attrs in enumerate(records):
-        try:
-            parsed.append(accounting.record_from_attrs(attrs, received_at(attrs)))
-        except InvalidRecord as exc:
-            refused[i] = str(exc)
+    for i, rec in enumerate(parsed):
+        if isinstance(rec, InvalidRecord):
+            refused[i] = str(rec)
         else:
+            good.append(rec)
             where.append(i)
-    ids = subscriber_ids(session, {r.username for r in parsed if r.username})
+    ids = subscriber_ids(session, {r.username for r in good if r.username})
     applied: list[AcctRecord] = []
-    for i, rec, outcome in zip(where, parsed, accounting.apply_many(session, parsed, ids, limits),
+    for i, rec, outcome in zip(where, good, accounting.apply_many(session, good, ids, limits),
                                strict=True):
         if isinstance(outcome, InvalidRecord):
             refused[i] = str(outcome)
@@ -120,23 +137,44 @@ def apply_postauth(session: Session, records: Sequence[Mapping[str, str]]) -> di
 Handler = Callable[[Session, Sequence[Mapping[str, str]]], dict[int, str]]
 
 
+@dataclass(frozen=True)
+class Ahead:
+    """A stream's handler in two steps, so the first can run ahead: *prepare* turns one
+    record's attributes into what *apply* takes, with no database and nothing shared (the
+    ingester runs it on its reading thread for the next batch while the database applies
+    this one); *apply* does the rest in the batch's transaction and returns the refused
+    records by index, as a :data:`Handler` does. Both together must do exactly what the
+    stream's handler does (replays go through the handler)."""
+
+    prepare: Callable[[Mapping[str, str]], object]
+    apply: Callable[[Session, Sequence[Any]], dict[int, str]]
+
+
 def handlers(limits: Limits = DEFAULT_LIMITS) -> dict[str, Handler]:
     """What applies each stream's records, by stream name."""
     return {"acct": partial(apply_accounting, limits=limits), "postauth": apply_postauth}
 
 
+def ahead_handlers(limits: Limits = DEFAULT_LIMITS) -> dict[str, Ahead]:
+    """The streams whose handler can run in two steps (:class:`Ahead`), by stream name."""
+    return {"acct": Ahead(parse_accounting, partial(apply_parsed_accounting, limits=limits))}
+
+
 @dataclass(frozen=True)
 class Stream:
-    """A directory of detail files and what to do with their records."""
+    """A directory of detail files and what to do with their records (*ahead*: the same
+    handler in two steps, when it has them)."""
 
     name: str
     directory: Path
     handler: Handler
+    ahead: Ahead | None = None
 
 
 def default_streams(spool_dir: Path, limits: Limits = DEFAULT_LIMITS) -> list[Stream]:
     """The accounting and post-auth spools under *spool_dir*."""
-    return [Stream(name, spool_dir / name, handler)
+    two_step = ahead_handlers(limits)
+    return [Stream(name, spool_dir / name, handler, two_step.get(name))
             for name, handler in handlers(limits).items()]
 
 
@@ -207,6 +245,37 @@ def isolate(items: Sequence[T], attempt: Callable[[Sequence[T]], None],
         isolate(items[mid:], attempt, set_aside)
 
 
+# The reading thread pauses this long after every YIELD_EVERY records (about 0.15 ms of
+# work), unless the applying thread is waiting for its batch: CPython hands the GIL to a
+# thread that asks for it only after a switch interval (5 ms) unless its holder lets go, and
+# the applying thread asks for it each time the database answers; the pause lets go.
+YIELD_EVERY = 8
+YIELD_SECONDS = 0.0001
+
+
+@dataclass(frozen=True)
+class _Raised:
+    """What a stream's prepare raised on a record (not a refusal, which it returns): raised
+    again inside the batch's transaction, so isolation finds the record and sets it aside
+    exactly as when the handler raised it there."""
+
+    exc: Exception
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Consecutive complete records read from *offset* of *path* (the file with *inode*),
+    each with what the stream's :class:`Ahead` prepared of it (None without one); *more*:
+    the read stopped at the batch size or the read size, so more may follow at once."""
+
+    path: Path
+    inode: int
+    offset: int
+    records: list[DetailRecord]
+    prepared: list[object]
+    more: bool
+
+
 class Ingester:
     """Moves records from detail files into the database, batch by batch."""
 
@@ -221,6 +290,7 @@ class Ingester:
         lag_alert_seconds: float | None = None,
         metrics_path: Path | None = None,
         observe_every: float = 5.0,
+        read_ahead: bool = False,
     ) -> None:
         self.factory = factory
         self.spool_dir = spool_dir
@@ -230,6 +300,12 @@ class Ingester:
         # measured 20% less CPU per record than 2,000 on PostgreSQL, fewer statements per
         # record; a stream that keeps up applies what is on disk, in smaller batches.
         self.batch_size = batch_size
+        # Read and prepare the next full batch on a second thread while this one is applied.
+        # Off by default: on the shared 2-vCPU machine it took Python off the applying
+        # thread but made both the process and PostgreSQL spend more CPU, and the metered
+        # ingest came out slower, not faster (issue 14; bench/accounting_ingest.py's -ahead
+        # variants measure it against the default in one run).
+        self.read_ahead = read_ahead
         self.applied = 0
         self.rejected = 0
         self._stop = threading.Event()
@@ -288,74 +364,154 @@ class Ingester:
 
     def _drain(self, stream: Stream) -> int:
         done = 0
-        while not self._stop.is_set():
-            files = sorted(p.name for p in stream.directory.glob("detail-*")
-                           if not p.name.endswith(GZ)) if stream.directory.is_dir() else []
-            with self.factory() as session, session.begin():
-                cursor = self._cursor(session, stream.name)
-                position = (cursor.file_name, cursor.offset)
-            pending = [f for f in files if f >= position[0]]
-            if not pending:
-                return done
-            name = pending[0]
-            offset = position[1] if name == position[0] else 0
-            path = stream.directory / name
-            if offset > path.stat().st_size:
-                # The file was replaced (restored from backup, spool wiped): start it over.
-                # Replays are harmless for accounting (idempotent); post-auth may repeat.
-                log.error("%s: %s is shorter than the cursor (%d); reading it from the start",
-                          stream.name, name, offset)
-                offset = 0
-            with path.open("rb") as fh:
-                fh.seek(offset)
-                data = fh.read(READ_CHUNK)
-            records = []
+        # With read_ahead, while a full batch is applied the next one is read and prepared
+        # (Stream.ahead) on a thread of its own: psycopg lets go of the GIL while it waits
+        # for the database, so the parsing can run while PostgreSQL works (issue 14). The
+        # batch read ahead is used only if the cursor, after the commit, stands where it
+        # starts, in the same file; otherwise it is dropped and read again.
+        pool: ThreadPoolExecutor | None = None
+        ahead: tuple[Future[tuple[bytes, _Batch]], threading.Event] | None = None
+        try:
+            while not self._stop.is_set():
+                files = sorted(p.name for p in stream.directory.glob("detail-*")
+                               if not p.name.endswith(GZ)) if stream.directory.is_dir() else []
+                with self.factory() as session, session.begin():
+                    cursor = self._cursor(session, stream.name)
+                    position = (cursor.file_name, cursor.offset)
+                pending = [f for f in files if f >= position[0]]
+                if not pending:
+                    return done
+                name = pending[0]
+                offset = position[1] if name == position[0] else 0
+                path = stream.directory / name
+                if offset > path.stat().st_size:
+                    # The file was replaced (restored from backup, spool wiped): start it
+                    # over. Replays are harmless for accounting (idempotent); post-auth may
+                    # repeat.
+                    log.error("%s: %s is shorter than the cursor (%d); reading it from the "
+                              "start", stream.name, name, offset)
+                    offset = 0
+                batch = self._read_ahead(ahead, path, offset)
+                ahead = None
+                data = b""
+                if batch is None:
+                    data, batch = self._read(stream, path, offset)
+                if batch.records:
+                    if batch.more and self.read_ahead:
+                        pool = pool or ThreadPoolExecutor(
+                            1, thread_name_prefix=f"radbill-ingest-{stream.name}")
+                        hurry = threading.Event()
+                        ahead = (pool.submit(self._read, stream, path,
+                                             batch.records[-1].end_offset, hurry=hurry), hurry)
+                    done += self._apply(stream, name, batch)
+                    self._maybe_observe()  # a long backlog: the lag while it drains
+                    continue
+                newer = len(pending) > 1
+                if not newer:
+                    return done
+                if data and time.time() - path.stat().st_mtime < TORN_TAIL_AGE_S:
+                    return done  # maybe still being written; look again later
+                torn = [Rejection(offset, data[:4096].decode("utf-8", "replace"),
+                                  "incomplete record at the end of a rotated file")
+                        ] if data else []
+                with self.factory() as session, session.begin():
+                    rejects.set_aside(session, stream.name, self._place(name), torn)
+                    self._move(session, stream.name, pending[1], 0, 0)
+                self._report(stream.name, name, torn)
+            return done
+        finally:
+            if ahead is not None:
+                ahead[1].set()  # not wanted any more: done without pauses
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _read(self, stream: Stream, path: Path, offset: int, *,
+              hurry: threading.Event | None = None) -> tuple[bytes, _Batch]:
+        """Up to :attr:`batch_size` complete records of *path* from *offset* (one read of at
+        most :data:`READ_CHUNK`), each with what the stream's :class:`Ahead` prepares of it,
+        and the bytes read. On the reading thread (*hurry* given) it pauses every
+        :data:`YIELD_EVERY` records until *hurry* is set, so that the applying thread gets
+        the GIL back as soon as the database answers it."""
+        with path.open("rb") as fh:
+            inode = os.fstat(fh.fileno()).st_ino
+            fh.seek(offset)
+            data = fh.read(READ_CHUNK)
+        records: list[DetailRecord] = []
+        prepared: list[object] = []
+        prepare = stream.ahead.prepare if stream.ahead is not None else None
+        with collector_paused():
             for rec in complete_records(data, offset):
                 records.append(rec)
+                if prepare is not None:
+                    try:
+                        prepared.append(prepare(rec.attrs))
+                    except Exception as exc:  # noqa: BLE001 - raised again in the batch
+                        prepared.append(_Raised(exc))
+                else:
+                    prepared.append(None)
                 if len(records) >= self.batch_size:
                     break
-            if records:
-                done += self._apply(stream, name, records)
-                self._maybe_observe()  # a long backlog: the lag while it drains
-                continue
-            newer = len(pending) > 1
-            if not newer:
-                return done
-            if data and time.time() - path.stat().st_mtime < TORN_TAIL_AGE_S:
-                return done  # maybe still being written; look again later
-            torn = [Rejection(offset, data[:4096].decode("utf-8", "replace"),
-                              "incomplete record at the end of a rotated file")] if data else []
-            with self.factory() as session, session.begin():
-                rejects.set_aside(session, stream.name, self._place(name), torn)
-                self._move(session, stream.name, pending[1], 0, 0)
-            self._report(stream.name, name, torn)
-        return done
+                if (hurry is not None and len(records) % YIELD_EVERY == 0
+                        and not hurry.is_set()):
+                    time.sleep(YIELD_SECONDS)
+        more = len(records) >= self.batch_size or len(data) == READ_CHUNK
+        return data, _Batch(path, inode, offset, records, prepared, more)
 
-    def _apply(self, stream: Stream, name: str, records: list[DetailRecord]) -> int:
-        """Apply *records* (consecutive, from *name*) and move the cursor past them; a record
+    @staticmethod
+    def _read_ahead(ahead: tuple[Future[tuple[bytes, _Batch]], threading.Event] | None,
+                    path: Path, offset: int) -> _Batch | None:
+        """The batch read ahead, if it starts where the cursor stands now (the same file,
+        the same offset) and holds records; None: read in this thread."""
+        if ahead is None:
+            return None
+        future, hurry = ahead
+        hurry.set()  # waited for now: no more pauses
+        try:
+            _, batch = future.result()
+        except Exception as exc:  # noqa: BLE001 - read again here, raising as it always did
+            log.debug("reading ahead failed (%s); reading again", type(exc).__name__)
+            return None
+        try:
+            inode = path.stat().st_ino
+        except OSError:
+            return None
+        if (batch.path, batch.inode, batch.offset) != (path, inode, offset) or not batch.records:
+            return None
+        return batch
+
+    def _apply(self, stream: Stream, name: str, batch: _Batch) -> int:
+        """Apply *batch* (consecutive records of *name*) and move the cursor past it; a record
         that makes the batch fail is isolated and set aside (:func:`isolate`)."""
         applied = 0
+        items = list(zip(batch.records, batch.prepared, strict=True))
 
-        def attempt(batch: Sequence[DetailRecord]) -> None:
+        def attempt(part: Sequence[tuple[DetailRecord, object]]) -> None:
             nonlocal applied
             with self.factory() as session, session.begin():
-                refused = stream.handler(session, [r.attrs for r in batch])
-                aside = [Rejection(batch[i].offset, batch[i].attrs, why)
+                if stream.ahead is None:
+                    refused = stream.handler(session, [r.attrs for r, _ in part])
+                else:
+                    for _, prepared in part:
+                        if isinstance(prepared, _Raised):
+                            raise prepared.exc  # as the handler would have, in the batch
+                    refused = stream.ahead.apply(session, [p for _, p in part])
+                aside = [Rejection(part[i][0].offset, part[i][0].attrs, why)
                          for i, why in sorted(refused.items())]
                 rejects.set_aside(session, stream.name, self._place(name), aside)
-                self._move(session, stream.name, name, batch[-1].end_offset,
-                           len(batch) - len(aside))
-            applied += len(batch) - len(aside)
+                self._move(session, stream.name, name, part[-1][0].end_offset,
+                           len(part) - len(aside))
+            applied += len(part) - len(aside)
             self._report(stream.name, name, aside)
 
-        def set_aside(rec: DetailRecord, exc: BaseException) -> None:
+        def set_aside(item: tuple[DetailRecord, object], exc: BaseException) -> None:
+            rec = item[0]
             aside = [Rejection(rec.offset, rec.attrs, describe(exc))]
             with self.factory() as session, session.begin():
                 rejects.set_aside(session, stream.name, self._place(name), aside)
                 self._move(session, stream.name, name, rec.end_offset, 0)
             self._report(stream.name, name, aside)
 
-        isolate(records, attempt, set_aside)
+        isolate(items, attempt, set_aside)
         self.applied += applied
         return applied
 

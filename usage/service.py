@@ -49,6 +49,7 @@ from radbill import audit
 from radbill.db import AUTH_FEED, bump, utcnow
 from radbill.errors import Conflict, InvalidInput, NotFound
 from radbill.gcpause import collector_paused
+from radbill.pgarrays import column
 from radius.accounting import INTERIM, START, STOP, AcctRecord
 from usage import rules
 from usage.models import Topup, TopupPack, UsageDay, UsageSessionDay, UsageState
@@ -191,8 +192,9 @@ def _stored_marks(session: Session, keys: Sequence[Key]
     if session.get_bind().dialect.name == "postgresql":
         conn = session.connection()
         for chunk in _chunks(keys, PG_CHUNK):
-            rows: Iterator[Any] = iter(conn.exec_driver_sql(_PG_MARKS, (
-                [c[0] for c in chunk], [c[1] for c in chunk], [c[2] for c in chunk])))
+            # .all(): one fetch of every row (iterating fetches them one by one)
+            rows: Iterator[Any] = iter(conn.exec_driver_sql(_PG_MARKS, tuple(
+                column([c[i] for c in chunk], "varchar") for i in range(3))).all())
             for rid, nas, acct_id, user, day, i, o, st, run, seen in rows:
                 stored.setdefault((nas, acct_id, user), {})[(run, day)] = (rid, (i, o, st),
                                                                             seen)
@@ -225,6 +227,8 @@ def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: Zo
     with nothing counted yet (a Start) is left out: it raises no mark."""
     marks: dict[Key, list[tuple[int, dt.date, rules.Counters]]] = {}
     owner: dict[Key, int] = {}
+    # a batch's records share few event times (whole seconds): each converted once
+    when: dict[dt.datetime, tuple[int, dt.date]] = {}
     for r in recs:
         if r.status not in (START, INTERIM, STOP) or r.username is None:
             continue
@@ -235,8 +239,11 @@ def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: Zo
         if counters == rules.ZERO:
             continue
         key = (r.nas_ip, r.acct_session_id, r.username)
-        marks.setdefault(key, []).append(
-            (int(r.event_time.timestamp()), r.event_time.astimezone(tz).date(), counters))
+        at = when.get(r.event_time)
+        if at is None:
+            at = when[r.event_time] = (int(r.event_time.timestamp()),
+                                       r.event_time.astimezone(tz).date())
+        marks.setdefault(key, []).append((*at, counters))
         owner[key] = sid
     for found in marks.values():
         found.sort()
@@ -260,9 +267,10 @@ def _add_days(session: Session, deltas: Mapping[tuple[int, dt.date], list[int]])
             "download = usage_days.download + excluded.download, "
             "upload = usage_days.upload + excluded.upload, "
             "seconds = usage_days.seconds + excluded.seconds",
-            ([p[0] for p in pairs], [p[1] for p in pairs],
-             [deltas[p][0] for p in pairs], [deltas[p][1] for p in pairs],
-             [deltas[p][2] for p in pairs]))
+            (column([p[0] for p in pairs], "bigint"), column([p[1] for p in pairs], "date"),
+             column([deltas[p][0] for p in pairs], "bigint"),
+             column([deltas[p][1] for p in pairs], "bigint"),
+             column([deltas[p][2] for p in pairs], "bigint")))
         return
     stmt = sqlite_insert(t)
     session.execute(stmt.on_conflict_do_update(
@@ -388,9 +396,10 @@ def _add_to_periods_pg(session: Session, ids: Sequence[int],
     stamp = utcnow()
     for chunk in _chunks(order, PG_CHUNK):
         for row in conn.exec_driver_sql(_PG_ADD, (
-                stamp, list(chunk), [periods[sid][0] for sid in chunk],
-                [add[sid][0] for sid in chunk], [add[sid][1] for sid in chunk],
-                [add[sid][2] for sid in chunk])):
+                stamp, column(chunk, "integer"), column([periods[sid][0] for sid in chunk], "date"),
+                column([add[sid][0] for sid in chunk], "bigint"),
+                column([add[sid][1] for sid in chunk], "bigint"),
+                column([add[sid][2] for sid in chunk], "bigint"))).all():
             states[row[0]] = _period(row, written=True)
     missing = [sid for sid in order if sid not in states]
     if missing:
@@ -412,10 +421,10 @@ def _read_periods(session: Session, ids: Sequence[int], *, with_subs: bool = Tru
         service = {m.value: m for m in ServiceType}
         for chunk in _chunks(list(ids), PG_CHUNK):
             if with_subs:
-                for row in conn.exec_driver_sql(_PG_SUBS, (list(chunk),)):
+                for row in conn.exec_driver_sql(_PG_SUBS, (column(chunk, "integer"),)).all():
                     subs[row[0]] = (row[0], row[1], row[2], service[row[3]], *row[4:])
             if with_states:
-                for row in conn.exec_driver_sql(_PG_STATES, (list(chunk),)):
+                for row in conn.exec_driver_sql(_PG_STATES, (column(chunk, "integer"),)).all():
                     states[row[0]] = _period(row)
         return subs, states
     for chunk in _chunks(list(ids)):
