@@ -98,6 +98,7 @@ class Settings:
     acct_max_mbps: int = 100_000
     # The ingester raises an alert when the database is this far behind the detail spools.
     ingest_lag_alert_s: int = 300
+    ingest_read_ahead: bool = True
     # Where the running ingester writes its lag for node_exporter's textfile collector
     # (None: <data>/metrics).
     metrics_dir: Path | None = None
@@ -171,6 +172,7 @@ class Settings:
             interim_interval=_int(env, "RADBILL_INTERIM_INTERVAL", 300, minimum=60),
             acct_max_mbps=_int(env, "RADBILL_ACCT_MAX_MBPS", 100_000, minimum=1),
             ingest_lag_alert_s=_bounded(env, "RADBILL_INGEST_LAG_ALERT_S", 300, 10, 86400 * 7),
+            ingest_read_ahead=_bool(env, "RADBILL_INGEST_READ_AHEAD", True),
             metrics_dir=Path(env["RADBILL_METRICS_DIR"]) if env.get("RADBILL_METRICS_DIR")
             else None,
             radius_auth_port=_int(env, "RADBILL_RADIUS_AUTH_PORT", 1812, minimum=1),

@@ -301,10 +301,12 @@ class Ingester:
         # record; a stream that keeps up applies what is on disk, in smaller batches.
         self.batch_size = batch_size
         # Read and prepare the next full batch on a second thread while this one is applied.
-        # Off by default: on the shared 2-vCPU machine it took Python off the applying
-        # thread but made both the process and PostgreSQL spend more CPU, and the metered
-        # ingest came out slower, not faster (issue 14; bench/accounting_ingest.py's -ahead
-        # variants measure it against the default in one run).
+        # `radbill radius run` turns it on (RADBILL_INGEST_READ_AHEAD, default yes): on a
+        # quiet 2-vCPU machine it was faster in 7 of 8 rounds (metered ingest 2.58x and 3.16x
+        # stock rlm_sql in two runs, 2.23x and 2.84x without), for some 10% more CPU; on a
+        # machine whose CPUs are already saturated it cost more CPU than it hid (0-10%
+        # slower). Off here for the callers that build an ingester themselves (tools, tests;
+        # bench/accounting_ingest.py's -ahead variants measure both in one run).
         self.read_ahead = read_ahead
         self.applied = 0
         self.rejected = 0

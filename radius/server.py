@@ -339,6 +339,7 @@ def run(settings: Settings, base: Path, *, auth_port: int, acct_port: int, liste
     ingester = Ingester(session_factory(engine), layout.spool, streams=streams,
                         limits=Limits.from_settings(settings), node=settings.node_name,
                         lag_alert_seconds=settings.ingest_lag_alert_s,
+                        read_ahead=settings.ingest_read_ahead,
                         metrics_path=(settings.metrics_dir or settings.data_dir / "metrics")
                         / "radbill_ingest.prom")
     worker = threading.Thread(target=ingester.run_forever, name="radbill-ingest", daemon=True)

@@ -143,3 +143,11 @@ def test_reading_ahead_or_not_gives_the_same_database(db, tmp_path, batch) -> No
         seen.append(snapshot(db))
     assert seen[0] == seen[1]
     assert len(seen[0][1]) == 1
+
+
+def test_radbill_radius_run_reads_ahead_unless_told_not_to(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from radbill.config import Settings
+
+    base = {"RADBILL_DATA_DIR": str(tmp_path)}
+    assert Settings.from_env(base).ingest_read_ahead is True
+    assert Settings.from_env({**base, "RADBILL_INGEST_READ_AHEAD": "no"}).ingest_read_ahead is False
