@@ -376,6 +376,12 @@ def test_fuzz_every_valid_record_arrives_and_every_bad_one_is_set_aside(
     started = time.monotonic()
     try:
         answers = [nas.send(p) for p in packets]
+    except AssertionError:
+        # FreeRADIUS stopped answering: keep what it and the policy said, for whoever looks
+        out = Path(__file__).resolve().parents[2] / "test-artifacts" / "fuzz"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"radius-{time.strftime('%Y%m%d-%H%M%S')}.log").write_text(radius.log)
+        raise
     finally:
         nas.close()
     sent_in = time.monotonic() - started
