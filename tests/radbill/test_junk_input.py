@@ -131,7 +131,9 @@ COMMANDS: list[Callable[[str], list[str]]] = [
                "--from", j],
     lambda j: ["notify", "channel", "telegram", "--token", "1:x", "--noc-chat", j,
                "--finance-chat", "-1"],
-    lambda j: ["notify", "send-test", "--channel", "sms", "--to", j],
+    # queued, not sent: a junk number that is a valid one must not reach a provider (an
+    # earlier example may have configured the real sslwireless host: no network here)
+    lambda j: ["notify", "send-test", "--channel", "sms", "--to", j, "--no-wait"],
     lambda j: ["notify", "retry", j],
     lambda j: ["notify", "preferences", j, "--no-sms"],
     lambda j: ["notify", "preferences", "alice", "--locale", j],
