@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from radbill.dbapi import Reader, day
+from radbill.dbapi import Reader, day, utc
 
 AUTH_CHUNK = 1_000  # rows per fetch from the server-side cursor (few at a time: less left behind)
 
@@ -66,14 +66,27 @@ def auth_rows_since(reader: Reader, version: int, columns: Sequence[str],
     """The subscribers whose authorization state changed after *version* of the auth feed
     (everything for version 0): only the named *columns* (in that order), in lists of at
     most *chunk* rows from a server-side cursor, so a million subscribers are never in
-    memory at once. Statuses come as the text stored; timestamps as stored (on SQLite the
-    text SQLAlchemy wrote: see :func:`radbill.dbapi.utc`), flags as stored (SQLite: 0/1)."""
+    memory at once. Statuses come as the text stored; timestamps as aware UTC datetimes on
+    both databases; flags as stored (SQLite: 0/1)."""
     unknown = set(columns) - SUBSCRIBER_COLUMNS
     if unknown:
         raise ValueError(f"not a subscriber column the policy reads: {sorted(unknown)}")
     sql = (f"SELECT {', '.join(columns)} FROM subscribers "  # noqa: S608 - checked above
            "WHERE auth_version > %(version)s")
-    yield from reader.chunks(sql, {"version": version}, chunk)
+    times = [i for i, name in enumerate(columns) if name in _TIMESTAMPS]
+    for rows in reader.chunks(sql, {"version": version}, chunk):
+        # SQLite holds the text SQLAlchemy wrote there
+        yield [_with_utc(row, times) for row in rows] if reader.sqlite and times else rows
+
+
+_TIMESTAMPS = frozenset({"paid_until"})
+
+
+def _with_utc(row: Sequence[Any], times: list[int]) -> list[Any]:
+    values = list(row)
+    for i in times:
+        values[i] = utc(values[i])
+    return values
 
 
 def billed_until(reader: Reader) -> dt.datetime | None:

@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 from billing import authfeed
 from billing.rates import PlanSpeeds, plan_burst, plan_fup_rate, plan_rate
 from radbill.crypto import SecretBox, SecretError
-from radbill.dbapi import Reader, connect, utc
+from radbill.dbapi import Reader, connect
 from radbill.feeds import AUTH_FEED, ChangeListener, feed_value
 from radius import sessionfeed
 from radius.liveness import SessionRef
@@ -302,18 +302,6 @@ def subscriber_record_without_password(sub: Subscriber) -> SubscriberRecord:
     )
 
 
-def _from_sqlite(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
-    """Rows of :data:`_AUTH_COLUMNS` as SQLite stores them, in the types PostgreSQL gives
-    (timestamps as text there: aware UTC datetimes here)."""
-    out = []
-    for row in rows:
-        values = list(row)
-        for i in _TIMES:
-            values[i] = utc(values[i])
-        out.append(values)
-    return out
-
-
 REVEALED_CACHE = 4_096  # decrypted records kept for retries and re-logins (about 0.5 KB each)
 
 
@@ -563,8 +551,7 @@ class AuthSnapshot:
                 changed += 1
             subscribers = self.subscribers
             for rows in authfeed.auth_rows_since(reader, self.auth_version, _AUTH_COLUMNS):
-                entries, version = entries_from_rows(rows if not reader.sqlite
-                                                     else _from_sqlite(rows))
+                entries, version = entries_from_rows(rows)
                 subscribers.update(entries)
                 newest = max(newest, version)
                 changed += len(entries)
