@@ -8,6 +8,9 @@ so every variant starts from identical data:
 * **run**: ``billing.run.billing_run(factory, 2026-12-01)``, the real run: batches of
   subscribers, invoices with gapless numbers, lines, ledger charges, outbox events, settlement,
   the dunning ladder and the period advance.
+* **run-seq** (only with ``--variants``): the same run with its batches one after the other
+  (``billing_run(..., overlap=False)``), without a batch planned while the one before is
+  finished; its rows are compared with the run's.
 * **floor**: the issue's floor, one ``INSERT INTO invoices ... SELECT ... FROM subscribers JOIN
   plans`` producing the same invoice rows (number, period, dates, amounts, status), plus the
   one-row update of the invoice counter.
@@ -25,6 +28,7 @@ Run from the project root with the project's virtualenv::
     .venv/bin/python bench/billing_run.py --subscribers 2000    # smoke check
     .venv/bin/python bench/billing_run.py --subscribers 5000 --profile   # cProfile the run
     .venv/bin/python bench/billing_run.py --variants run,floor+ --repeat 3
+    .venv/bin/python bench/billing_run.py --variants run,run-seq,floor+ --repeat 3
 
 This is a benchmark, not a test: it prints a table and exits 0 unless a variant failed or its
 result did not verify.
@@ -80,7 +84,8 @@ QUIET_DAY = dt.date(2026, 11, 15)
 # Subscribers "created" at local midnight of the period start (Asia/Dhaka is UTC+6).
 CREATED_AT = dt.datetime(2026, 10, 31, 18, 0, tzinfo=dt.UTC)
 TABLES = ("invoices", "invoice_lines", "ledger_entries", "outbox")
-VARIANTS = ("run", "floor", "floor+")
+VARIANTS = ("run", "run-seq", "floor", "floor+")
+DEFAULT_VARIANTS = ("run", "floor", "floor+")
 
 
 # -- small helpers ----------------------------------------------------------------------------
@@ -327,22 +332,27 @@ class Watch:
         self.conn.close()
 
 
-def measure_run(admin: str, dbname: str, args: argparse.Namespace, as_of: dt.date = AS_OF
-                ) -> tuple[float, float, float, dict[str, int]]:
-    """The real billing run on *dbname*: wall, process CPU, backend CPU, event counts."""
+def measure_run(admin: str, dbname: str, args: argparse.Namespace, as_of: dt.date = AS_OF,
+                *, overlap: bool = True) -> tuple[float, float, float, dict[str, int]]:
+    """The real billing run on *dbname*: wall, process CPU, backend CPU, event counts.
+    *overlap* False: its batches one after the other (``run-seq``)."""
     from billing.run import billing_run
     from radbill.db import make_engine, session_factory
 
     url = db_url(admin, dbname)
     engine = make_engine(sa_url(url))
     try:
-        with engine.connect() as conn:  # the pool's connection exists before the clock starts
+        # the pool's connections exist before the clock starts (two: a batch is planned in
+        # one while the batch before is finished in the other)
+        with engine.connect() as conn, engine.connect() as other:
             conn.exec_driver_sql("SELECT 1")
+            other.exec_driver_sql("SELECT 1")
         with Watch(url, args.subscribers, args.progress, args.analyze_every) as watch:
             pids = backend_pids(admin, dbname, exclude=[watch.pid])
             db0 = cpu_seconds(pids)
             cpu0, t0 = time.process_time(), time.perf_counter()
-            report = billing_run(session_factory(engine), as_of, batch_size=args.batch_size)
+            report = billing_run(session_factory(engine), as_of, batch_size=args.batch_size,
+                                 overlap=overlap)
             wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
             pids = backend_pids(admin, dbname, exclude=[watch.pid])
             db1 = cpu_seconds(pids)
@@ -446,8 +456,9 @@ def measure(variant: str, admin: str, template: str, copy: str, args: argparse.N
         events: dict[str, int] = {}
         time.sleep(1.0)  # let the copy's checkpoint and the last variant's leftovers settle
         log(f"{variant}: {args.subscribers} subscribers in {copy}")
-        if variant == "run":
-            wall, cpu, db_cpu, events = measure_run(admin, copy, args)
+        if variant in ("run", "run-seq"):
+            wall, cpu, db_cpu, events = measure_run(admin, copy, args,
+                                                    overlap=variant == "run")
         else:
             wall, cpu, db_cpu = measure_floor(admin, copy, plus=variant == "floor+")
         rows, prints, problems = verify(admin, copy, args.subscribers)
@@ -662,7 +673,8 @@ def profile_run(admin: str, dbname: str, args: argparse.Namespace) -> list[str]:
         with Watch(db_url(admin, dbname), args.subscribers, 0, args.analyze_every) as watch:
             t0 = time.perf_counter()
             profiler.enable()
-            billing_run(session_factory(engine), AS_OF, batch_size=args.batch_size)
+            billing_run(session_factory(engine), AS_OF, batch_size=args.batch_size,
+                        overlap=False)  # the profiler sees the main thread only
             profiler.disable()
             wall = time.perf_counter() - t0
     finally:
@@ -697,7 +709,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "billing.run.BATCH_SIZE)")
     p.add_argument("--quiet-day", action="store_true",
                    help=f"also time a run on {QUIET_DAY}, when nothing is due")
-    p.add_argument("--variants", default=",".join(VARIANTS),
+    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
                    help=f"comma-separated subset of {','.join(VARIANTS)}")
     p.add_argument("--progress", type=float, default=30.0,
                    help="seconds between progress lines during the real run (0: none)")
@@ -883,6 +895,7 @@ def _comparisons(results: list[Measurement]) -> list[str]:
     scope: dict[str, tuple[str, ...]] = {
         "floor": ("invoices",),
         "floor+": ("invoices", "invoice_lines", "ledger_entries", "outbox", "subscribers"),
+        "run-seq": ("invoices", "invoice_lines", "ledger_entries", "outbox", "subscribers"),
     }
     out: list[str] = []
     for m in results:

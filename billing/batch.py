@@ -29,7 +29,7 @@ import datetime as dt
 import itertools
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
@@ -658,9 +658,12 @@ class Rows:
         self.session.connection().exec_driver_sql(sql, tuple(ordered))
 
 
-def write(session: Session, isp: IspSettings, segment: list[Planned]) -> None:
+def write(session: Session, isp: IspSettings, segment: list[Planned], *,
+          defer_subscribers: bool = False) -> list[dict[str, Any]]:
     """Write *segment*'s accounts with a few multi-row statements, in the caller's
-    transaction, and take their invoice numbers from the (locked) ISP row."""
+    transaction, and take their invoice numbers from the (locked) ISP row. With
+    *defer_subscribers* the subscribers' rows are not updated but returned, for
+    ``Rows(session).update(SUBSCRIBERS, ...)`` later in the same transaction."""
     now = utcnow()
     rows = Rows(session, binary=True)
     drafted = [v for p in segment for v in p.drafted]
@@ -703,13 +706,17 @@ def write(session: Session, isp: IspSettings, segment: list[Planned]) -> None:
         for p in segment:
             if p.bump:
                 p.sub.auth_version = next(stamps)
-    rows.update(SUBSCRIBERS, [
+    changed = [
         {"id": p.sub.id, "period_start": p.sub.period_start, "period_end": p.sub.period_end,
          "setup_fee_charged": p.sub.setup_fee_charged, "paid_until": p.sub.paid_until,
          "auth_version": p.sub.auth_version, "updated_at": now}
-        for p in segment if p.sub.changes() != p.before])
+        for p in segment if p.sub.changes() != p.before]
+    if not defer_subscribers:
+        rows.update(SUBSCRIBERS, changed)
+        changed = []
     isp.next_invoice_number += len(drafted)
     session.flush()
+    return changed
 
 
 # -- the batch --------------------------------------------------------------------------------
@@ -777,6 +784,81 @@ def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
             numbered += len(planned.drafted)
     _flush(session, isp, cal, segment, as_of, report, actor, candidates)
     return candidates
+
+
+def plan_ahead(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[int],
+               as_of: dt.date, first_number: int, *, actor: str) -> list[Planned] | None:
+    """Phase one for the subscribers *ids* planned without writing anything, their invoices
+    numbered from *first_number*: the run plans a batch while the one before is still being
+    committed (:func:`billing.run.billing_run`), so *isp* need not be locked yet and its
+    counter may not have moved on. The subscribers are locked and their histories read as
+    :func:`bill_batch` does. None if an account needs the per-account path (the caller then
+    bills the batch with :func:`bill_batch`). Written by :func:`write_ahead`."""
+    subs, histories = load(session, isp, ids)
+    plans = {plan.id: plan for plan in session.scalars(select(Plan))}
+    segment: list[Planned] = []
+    stand_ins = itertools.count(-1, -1)
+    terms = Terms()
+    numbered = 0
+    for sub in subs:
+        try:
+            planned = plan_account(sub, plans[sub.plan_id], histories[sub.id], isp, cal,
+                                   as_of, first_number + numbered, stand_ins, actor, terms)
+        except Exception:  # bill_batch sends it through the per-account path
+            log.debug("planning %s failed; the batch is billed as usual", sub.username,
+                      exc_info=True)
+            return None
+        if planned is None:
+            return None
+        segment.append(planned)
+        numbered += len(planned.drafted)
+    return segment
+
+
+def write_ahead(session: Session, isp: IspSettings, cal: Calendar, segment: list[Planned],
+                as_of: dt.date, report: run.RunReport, *, actor: str
+                ) -> Callable[[], list[int]]:
+    """Write a batch :func:`plan_ahead` planned, in the caller's transaction, as
+    :func:`bill_batch` writes a segment (*isp* locked, its counter at the batch's first
+    number), all but the subscribers' update, which is the last statement and the one the
+    database takes longest over (every index of ``subscribers``). Returns the rest of the
+    write: that update, the segment's savepoint released, the report; a callable returning
+    the ids with a suspension due, which another thread may call while this one plans the
+    next batch (it uses only *session*; the caller commits after it). A failed write rolls
+    the savepoint back and bills the segment's accounts one by one, as :func:`_flush`."""
+    candidates: list[int] = []
+
+    def one_by_one() -> list[int]:
+        for p in segment:
+            _one_by_one(session, isp, cal, p.sub.id, as_of, report, actor, candidates)
+        return candidates
+
+    nested = session.begin_nested()
+    try:
+        changed = write(session, isp, segment, defer_subscribers=True)
+    except Exception:  # a bad row: the per-account path isolates it
+        log.exception("billing batch write failed; billing its %d account(s) one by one",
+                      len(segment))
+        nested.rollback()
+        found = one_by_one()
+        return lambda: found
+
+    def rest() -> list[int]:
+        try:
+            Rows(session).update(SUBSCRIBERS, changed)
+            nested.commit()
+        except Exception:  # a bad row: the per-account path isolates it
+            log.exception("billing batch write failed; billing its %d account(s) one by "
+                          "one", len(segment))
+            nested.rollback()
+            return one_by_one()
+        for p in segment:
+            report.events.extend(p.events)
+            if p.suspend:
+                candidates.append(p.sub.id)
+        return candidates
+
+    return rest
 
 
 # -- phase two: suspensions -------------------------------------------------------------------

@@ -380,9 +380,9 @@ def test_a_failed_batch_write_falls_back_to_one_account_at_a_time(sim: Sim, monk
     real_write, real_renew = batch.write, run_module.renew
     writes: list[list[str]] = []
 
-    def failing_write(session, isp, segment):  # type: ignore[no-untyped-def]
+    def failing_write(session, isp, segment, **kw):  # type: ignore[no-untyped-def]
         writes.append([p.sub.username for p in segment])
-        real_write(session, isp, segment)  # rows written, then the savepoint is rolled back
+        real_write(session, isp, segment, **kw)  # rows written, the savepoint rolled back
         raise RuntimeError("constraint violated")
 
     def broken(session, isp, sub, *args, **kwargs):  # type: ignore[no-untyped-def]

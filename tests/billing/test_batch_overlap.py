@@ -1,0 +1,167 @@
+"""The run plans a batch while the one before is finished and committed
+(billing.run._overlapped_phase_one, PostgreSQL): when the ISP row is not as the batch was
+planned with, or another transaction holds it, the batch is billed again the usual way and
+numbering stays gapless; a finish that fails bills its accounts one by one."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select, text
+
+from billing import batch, run
+from billing.models import Invoice, IspSettings, Subscriber
+from radbill.crypto import SecretBox
+from tests.billing.sim import Sim
+from tests.conftest import BACKEND, wipe
+
+D = dt.date
+
+
+def six_due(engine: Engine, box: SecretBox) -> Sim:
+    """Six postpaid subscribers whose first period ends on 2026-12-01."""
+    wipe(engine)
+    sim = Sim(engine, box, D(2026, 11, 1))
+    sim.plan("Home", price="1000")
+    for i in range(6):
+        sim.subscriber(f"s{i}", "Home")
+    sim.run()  # activation day: nothing invoiced for a postpaid plan
+    sim.today = D(2026, 12, 1)
+    return sim
+
+
+def numbers(sim: Sim) -> tuple[list[int], int]:
+    """The invoice numbers in subscriber order, and the ISP's next number."""
+    with sim.factory() as s:
+        found = [int(n.removeprefix("INV-")) for n in s.scalars(
+            select(Invoice.number).join(Subscriber, Subscriber.id == Invoice.subscriber_id)
+            .order_by(Subscriber.username, Invoice.number))]
+        isp = s.get(IspSettings, 1)
+        assert isp is not None
+        return found, isp.next_invoice_number
+
+
+@pytest.fixture
+def pg_only() -> None:
+    if BACKEND == "sqlite":
+        pytest.skip("batches overlap on PostgreSQL only (SQLite has one writer)")
+
+
+def test_each_batch_is_planned_while_the_one_before_is_finished(engine, box, monkeypatch,
+                                                              pg_only) -> None:  # type: ignore[no-untyped-def]
+    sim = six_due(engine, box)
+    real = run._lock_isp_nowait
+    calls: list[bool] = []
+
+    def spy(session: Any) -> IspSettings | None:
+        locked = real(session)
+        calls.append(locked is not None)
+        return locked
+
+    written: list[int] = []
+    real_write = batch.write_ahead
+
+    def write_spy(session: Any, isp: Any, cal: Any, segment: Any, *a: Any, **kw: Any
+                  ) -> Any:
+        written.append(len(segment))
+        return real_write(session, isp, cal, segment, *a, **kw)
+
+    monkeypatch.setattr(run, "_lock_isp_nowait", spy)
+    monkeypatch.setattr(batch, "write_ahead", write_spy)
+    report = sim.run(batch_size=2)
+    found, next_number = numbers(sim)
+    wipe(engine)
+    assert not report.errors
+    assert [e.kind for e in report.events] == ["invoice"] * 6
+    first = found[0]
+    assert found == list(range(first, first + 6))
+    assert next_number == first + 6
+    # batch 1 locked first; batches 2 and 3 planned ahead, found the row as expected
+    assert calls == [True, True]
+    assert written == [2, 2, 2]
+
+
+def test_a_number_taken_meanwhile_makes_the_batch_planned_again(engine, box, monkeypatch,
+                                                                pg_only) -> None:  # type: ignore[no-untyped-def]
+    sim = six_due(engine, box)
+    real = run._lock_isp_nowait
+    calls: list[bool] = []
+
+    def another_document_first(session: Any) -> IspSettings | None:
+        if not calls:  # another transaction numbers five documents before batch 2 locks
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE isp_settings "
+                                  "SET next_invoice_number = next_invoice_number + 5"))
+        locked = real(session)
+        calls.append(locked is not None)
+        return locked
+
+    monkeypatch.setattr(run, "_lock_isp_nowait", another_document_first)
+    report = sim.run(batch_size=2)
+    found, next_number = numbers(sim)
+    wipe(engine)
+    assert not report.errors
+    assert [e.kind for e in report.events] == ["invoice"] * 6
+    first = found[0]
+    assert found == [first, first + 1, first + 7, first + 8, first + 9, first + 10]
+    assert next_number == first + 11
+    # batch 2 planned while batch 1 was written, then billed again locked; batch 3 after it
+    # as a first batch (nothing being written: the ISP row locked first)
+    assert calls == [True]
+
+
+def test_isp_row_held_by_another_transaction(engine, box, monkeypatch, pg_only
+                                             ) -> None:  # type: ignore[no-untyped-def]
+    sim = six_due(engine, box)
+    real = run._lock_isp_nowait
+    calls: list[bool] = []
+
+    def held(session: Any) -> IspSettings | None:
+        with engine.connect() as other:  # another transaction holds the ISP row
+            other.execute(text("SELECT 1 FROM isp_settings WHERE id = 1 FOR UPDATE"))
+            locked = real(session)  # the run does not wait for it there
+            other.rollback()
+        calls.append(locked is not None)
+        return locked
+
+    monkeypatch.setattr(run, "_lock_isp_nowait", held)
+    report = sim.run(batch_size=2)
+    found, next_number = numbers(sim)
+    wipe(engine)
+    assert not report.errors
+    assert [e.kind for e in report.events] == ["invoice"] * 6
+    first = found[0]
+    assert found == list(range(first, first + 6))
+    assert next_number == first + 6
+    assert calls == [False]  # batch 2 billed the usual way, after the row was released
+
+
+def test_a_failed_finish_bills_its_accounts_one_by_one(engine, box, monkeypatch, pg_only
+                                                       ) -> None:  # type: ignore[no-untyped-def]
+    sim = six_due(engine, box)
+    real = batch.Rows.update
+    failed: list[int] = []
+
+    def update(self: Any, table: Any, rows: Any, **kw: Any) -> None:
+        if table is batch.SUBSCRIBERS and not failed:  # batch 1's finish, in its thread
+            failed.append(len(rows))
+            raise RuntimeError("bad row")
+        real(self, table, rows, **kw)
+
+    monkeypatch.setattr(batch.Rows, "update", update)
+    report = sim.run(batch_size=2)
+    found, next_number = numbers(sim)
+    with sim.factory() as s:
+        periods = set(s.scalars(select(Subscriber.period_start)))
+    wipe(engine)
+    assert failed == [2]
+    assert not report.errors
+    assert [e.kind for e in report.events] == ["invoice"] * 6
+    first = found[0]
+    # the savepoint rolled back, the two accounts billed one by one with the same numbers;
+    # batch 2, planned from where batch 1 was to end, found the row as planned with
+    assert found == list(range(first, first + 6))
+    assert next_number == first + 6
+    assert periods == {D(2026, 12, 1)}  # every period moved on, the failed segment's too
