@@ -29,11 +29,14 @@ import datetime as dt
 import itertools
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
 
+import psycopg
+from psycopg.abc import Buffer
+from psycopg.copy import Writer
 from sqlalchemy import (
     JSON,
     ColumnElement,
@@ -78,6 +81,7 @@ from notify import outbox
 from notify.models import Outbox
 from radbill.audit import AuditLog
 from radbill.db import AUTH_FEED, ChangeCounter, utcnow
+from radbill.pgarrays import predumped, ready
 
 log = logging.getLogger("radbill.billing")
 
@@ -203,6 +207,13 @@ def _among(session: Session, column: ColumnElement[int], ids: Sequence[int]
         text = "{" + ",".join(map(str, map(int, ids))) + "}"
         return column == any_(literal(text, String).cast(ARRAY(Integer)))
     return column.in_(ids)
+
+
+def lock_subscribers(session: Session, ids: Sequence[int]) -> None:
+    """Lock the subscribers *ids*, in id order (the billing run takes them before the ISP
+    row, as every other writer does)."""
+    session.execute(select(SUBSCRIBERS.c.id).where(_among(session, SUBSCRIBERS.c.id, ids))
+                    .order_by(SUBSCRIBERS.c.id).with_for_update())
 
 
 def load(session: Session, isp: IspSettings, ids: Sequence[int]
@@ -504,13 +515,24 @@ class Rows:
     one ``... FROM unnest(...)`` statement with an array parameter per column where ``COPY``
     cannot do it (duplicates to skip, updates); elsewhere SQLAlchemy's executemany. Same
     rows, same order, either way. *binary*: ``COPY`` in its binary form (aware timestamps
-    only), which the billing run's writes use."""
+    only), which the billing run's writes use.
 
-    def __init__(self, session: Session, *, binary: bool = False) -> None:
+    *deferred* (PostgreSQL, binary): every statement's data is formatted at once, in the
+    calling thread (``COPY`` streams and array parameters as the bytes psycopg would send),
+    and nothing is written until :meth:`send`, which may run in another thread on another
+    session: the billing run formats batch N+1 while batch N is being written, and the
+    writing thread then does next to no Python. New ids (:meth:`insert_new`) are still taken
+    from their sequence at once. Elsewhere statements run at once."""
+
+    def __init__(self, session: Session, *, binary: bool = False, deferred: bool = False
+                 ) -> None:
         self.session = session
         self.dialect = session.get_bind().dialect
         self.pg = self.dialect.name == "postgresql"
-        self.binary = binary
+        self.binary = binary or deferred
+        self.deferred = deferred and self.pg
+        # (statement, COPY data) or (statement, parameters), in order
+        self.pending: list[tuple[str, bytes | tuple[Any, ...]]] = []
 
     def _value(self, col: Any) -> Any:
         # what the column stores, for the driver: enums as their values, JSON as text
@@ -541,21 +563,24 @@ class Rows:
         return exprs, params
 
     def _unnest(self, table: Table, exprs: list[str], params: list[Any],
-                columns: Sequence[str]) -> tuple[str, list[Any]]:
+                columns: Sequence[str], extra: Sequence[tuple[str, str, list[Any]]] = ()
+                ) -> tuple[str, list[Any]]:
         """The ``unnest(...)`` source for *exprs* and the parameters in placeholder order:
-        the constants (in the statement's column list) first, then the arrays."""
-        arrays = [(c, p) for c, e, p in zip(columns, exprs, params, strict=True)
-                  if e.startswith("u.")]
+        the constants (in the statement's column list) first, then the arrays. *extra*:
+        more arrays (name, SQL type, values) that are not columns of *table*."""
+        arrays = [(c, table.c[c].type.compile(dialect=self.dialect), p)
+                  for c, e, p in zip(columns, exprs, params, strict=True) if e.startswith("u.")]
         scalars = [p for e, p in zip(exprs, params, strict=True) if not e.startswith("u.")]
         if not arrays:  # every column constant: one row
-            arrays = [(columns[0], [params[0]])]
+            arrays = [(columns[0], table.c[columns[0]].type.compile(dialect=self.dialect),
+                       [params[0]])]
+        arrays += extra
         # The arrays go in binary (%b): psycopg writes a text array element by element in
         # Python, several times slower (as radius.accounting.apply_many found: 30 against
         # 3.8 us a record for 15 columns). Enums and JSON go as text arrays, cast here.
-        casts = ", ".join(f"%b::{table.c[c].type.compile(dialect=self.dialect)}[]"
-                          for c, _ in arrays)
-        return (f"unnest({casts}) AS u({', '.join(c for c, _ in arrays)})",
-                scalars + [a for _, a in arrays])
+        casts = ", ".join(f"%b::{sql_type}[]" for _, sql_type, _ in arrays)
+        return (f"unnest({casts}) AS u({', '.join(c for c, _, _ in arrays)})",
+                scalars + [a for _, _, a in arrays])
 
     def _copy(self, table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]]
               ) -> None:
@@ -590,8 +615,18 @@ class Rows:
                          .split("(", 1)[0].strip().lower())
         raw = self.session.connection().connection.driver_connection
         assert raw is not None
-        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) "
-                                           "FROM STDIN (FORMAT BINARY)") as copy:
+        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+        if self.deferred:  # the stream formatted now by psycopg itself, sent by send()
+            collected = _Collected()
+            with raw.cursor() as cur:
+                copy = psycopg.Copy(cur, binary=True, writer=collected)
+                copy.set_types(types)
+                for row in zip(*values, strict=True):
+                    copy.write_row(row)
+                copy.finish(None)
+            self.pending.append((sql, b"".join(collected.parts)))
+            return
+        with raw.cursor() as cur, cur.copy(sql) as copy:
             copy.set_types(types)
             for row in zip(*values, strict=True):
                 copy.write_row(row)
@@ -618,7 +653,30 @@ class Rows:
         source, ordered = self._unnest(table, exprs, params, columns)
         sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - model names
                f"SELECT {', '.join(exprs)} FROM {source} ON CONFLICT ({unique}) DO NOTHING")
-        self.session.connection().exec_driver_sql(sql, tuple(ordered))
+        self._execute(sql, ordered)
+
+    def _execute(self, sql: str, params: list[Any]) -> None:
+        if not self.deferred:
+            self.session.connection().exec_driver_sql(sql, tuple(params))
+            return
+        # the arrays dumped now, as psycopg would dump them when the statement runs
+        self.pending.append((sql, tuple(predumped(v) if isinstance(v, list) else v
+                                        for v in params)))
+
+    def send(self, session: Session) -> None:
+        """Write what was deferred, in order, in *session*'s transaction."""
+        pending, self.pending = self.pending, []
+        conn = session.connection()
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        if pending:
+            ready(raw)
+        for sql, data in pending:
+            if isinstance(data, bytes):
+                with raw.cursor() as cur, cur.copy(sql) as copy:
+                    copy.write(data)
+            else:
+                conn.exec_driver_sql(sql, data)
 
     def insert_new(self, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert *rows* and return their new ids, in order."""
@@ -655,17 +713,70 @@ class Rows:
         sql = (f"UPDATE {table.name} AS t SET "  # noqa: S608 - model names
                + ", ".join(f"{c} = {e}" for c, e in zip(columns, exprs[1:], strict=True))
                + f" FROM {source} WHERE t.{key} = u.{key}")
-        self.session.connection().exec_driver_sql(sql, tuple(ordered))
+        self._execute(sql, ordered)
 
 
-def write(session: Session, isp: IspSettings, segment: list[Planned], *,
-          defer_subscribers: bool = False) -> list[dict[str, Any]]:
-    """Write *segment*'s accounts with a few multi-row statements, in the caller's
-    transaction, and take their invoice numbers from the (locked) ISP row. With
-    *defer_subscribers* the subscribers' rows are not updated but returned, for
-    ``Rows(session).update(SUBSCRIBERS, ...)`` later in the same transaction."""
+class _Collected(Writer):
+    """A COPY stream kept in memory (:meth:`Rows.send` writes it)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: Buffer) -> None:
+        self.parts.append(bytes(data))
+
+
+@dataclass
+class Writes:
+    """A segment's rows made ready by :func:`prepare`, written by :meth:`apply`."""
+
+    segment: list[Planned]
+    rows: Rows
+    drafted: int  # invoice numbers the segment takes
+    moved: list[Planned]  # the accounts whose subscriber row changes
+    now: dt.datetime
+    # PostgreSQL: the subscribers' update, its parameters dumped, and the place among them
+    # of the first change-feed stamp, known once the counter is locked (see _advance)
+    advance: tuple[str, list[Any], int] | None = None
+
+    def apply(self, session: Session, isp: IspSettings) -> None:
+        """Write the rows in *session*'s transaction (the one :func:`prepare` used, or, on
+        PostgreSQL, any other) and take the invoice numbers from *isp* (locked)."""
+        self.rows.send(session)
+        bumps = sum(p.bump for p in self.moved)
+        top = 0
+        if bumps:  # radbill.db.bump, once per account, in account order
+            top = int(session.execute(_BUMP, {"n": bumps, "name": AUTH_FEED}).scalar_one())
+        if self.advance is not None:
+            sql, params, at = self.advance
+            session.connection().exec_driver_sql(
+                sql, (*params[:at], top - bumps, *params[at:]))
+        else:
+            stamps = iter(range(top - bumps + 1, top + 1))
+            for p in self.moved:
+                if p.bump:
+                    p.sub.auth_version = next(stamps)
+            self.rows.update(SUBSCRIBERS, [
+                {"id": p.sub.id, "period_start": p.sub.period_start,
+                 "period_end": p.sub.period_end, "setup_fee_charged": p.sub.setup_fee_charged,
+                 "paid_until": p.sub.paid_until, "auth_version": p.sub.auth_version,
+                 "updated_at": self.now} for p in self.moved])
+        isp.next_invoice_number += self.drafted
+        session.flush()
+
+
+_BUMP = (update(ChangeCounter).where(ChangeCounter.name == bindparam("name"))
+         .values(value=ChangeCounter.value + bindparam("n")).returning(ChangeCounter.value))
+
+
+def prepare(session: Session, segment: list[Planned]) -> Writes:
+    """*segment*'s rows, ready to write (:meth:`Writes.apply`). On PostgreSQL nothing is
+    written here: the rows are formatted (:class:`Rows`, deferred) and the new invoices'
+    ids taken from their sequence, so that another thread may write them while this one
+    plans the next batch. Elsewhere the rows are written here, in *session*'s transaction,
+    all but the subscribers' update."""
     now = utcnow()
-    rows = Rows(session, binary=True)
+    rows = Rows(session, binary=True, deferred=True)
     drafted = [v for p in segment for v in p.drafted]
     new_ids = rows.insert_new(INVOICES, [
         {**d.columns(), "credits_invoice_id": None, "reason": None, "subscriber_id": p.sub.id,
@@ -697,26 +808,44 @@ def write(session: Session, isp: IspSettings, segment: list[Planned], *,
     rows.update(INVOICES, [{"id": v.id, "status": v.status, "paid_on": v.paid_on,
                             "outstanding": v.outstanding}
                            for p in segment for v in p.settled])
-    bumps = sum(p.bump for p in segment)
-    if bumps:  # radbill.db.bump, once per account, in account order
-        top = session.execute(update(ChangeCounter).where(ChangeCounter.name == AUTH_FEED)
-                              .values(value=ChangeCounter.value + bumps)
-                              .returning(ChangeCounter.value)).scalar_one()
-        stamps = iter(range(int(top) - bumps + 1, int(top) + 1))
-        for p in segment:
-            if p.bump:
-                p.sub.auth_version = next(stamps)
-    changed = [
-        {"id": p.sub.id, "period_start": p.sub.period_start, "period_end": p.sub.period_end,
-         "setup_fee_charged": p.sub.setup_fee_charged, "paid_until": p.sub.paid_until,
-         "auth_version": p.sub.auth_version, "updated_at": now}
-        for p in segment if p.sub.changes() != p.before]
-    if not defer_subscribers:
-        rows.update(SUBSCRIBERS, changed)
-        changed = []
-    isp.next_invoice_number += len(drafted)
-    session.flush()
-    return changed
+    moved = [p for p in segment if p.sub.changes() != p.before]
+    writes = Writes(segment, rows, len(drafted), moved, now)
+    if rows.deferred and moved:
+        writes.advance = _advance(rows, moved, now)
+    return writes
+
+
+def _advance(rows: Rows, moved: list[Planned], now: dt.datetime
+             ) -> tuple[str, list[Any], int]:
+    """The subscribers' update on PostgreSQL, its parameters dumped; the accounts whose
+    service end moved get the change feed's stamps in account order (radbill.db.bump),
+    counted from a first stamp only known once the counter is locked: the statement, its
+    parameters, and the place of that stamp among them (:meth:`Writes.apply`)."""
+    columns = ["id", "period_start", "period_end", "setup_fee_charged", "paid_until"]
+    changed = [{"id": p.sub.id, "period_start": p.sub.period_start,
+                "period_end": p.sub.period_end, "setup_fee_charged": p.sub.setup_fee_charged,
+                "paid_until": p.sub.paid_until} for p in moved]
+    exprs, params = rows._arrays(SUBSCRIBERS, columns, changed)
+    if not exprs[0].startswith("u."):  # one row: still joined by the id
+        exprs[0], params[0] = "u.id", [params[0]]
+    counted = itertools.count(1)
+    stamps = [next(counted) if p.bump else 0 for p in moved]
+    source, ordered = rows._unnest(SUBSCRIBERS, exprs, params, columns,
+                                   extra=[("stamp", "integer", stamps)])
+    constants = sum(not e.startswith("u.") for e in exprs)
+    sql = ("UPDATE subscribers AS t SET "  # noqa: S608 - column names of the model
+           + "".join(f"{c} = {e}, " for c, e in zip(columns[1:], exprs[1:], strict=True))
+           + "auth_version = CASE WHEN u.stamp > 0 THEN %s::bigint + u.stamp "
+             "ELSE t.auth_version END, updated_at = %s::timestamptz "
+           + f"FROM {source} WHERE t.id = u.id")
+    dumped = [predumped(v) if isinstance(v, list) else v for v in ordered]
+    return sql, [*dumped[:constants], now, *dumped[constants:]], constants
+
+
+def write(session: Session, isp: IspSettings, segment: list[Planned]) -> None:
+    """Write *segment*'s accounts with a few multi-row statements, in the caller's
+    transaction, and take their invoice numbers from the (locked) ISP row."""
+    prepare(session, segment).apply(session, isp)
 
 
 # -- the batch --------------------------------------------------------------------------------
@@ -793,7 +922,7 @@ def plan_ahead(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
     committed (:func:`billing.run.billing_run`), so *isp* need not be locked yet and its
     counter may not have moved on. The subscribers are locked and their histories read as
     :func:`bill_batch` does. None if an account needs the per-account path (the caller then
-    bills the batch with :func:`bill_batch`). Written by :func:`write_ahead`."""
+    bills the batch with :func:`bill_batch`). Written by :func:`write_planned`."""
     subs, histories = load(session, isp, ids)
     plans = {plan.id: plan for plan in session.scalars(select(Plan))}
     segment: list[Planned] = []
@@ -815,50 +944,29 @@ def plan_ahead(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
     return segment
 
 
-def write_ahead(session: Session, isp: IspSettings, cal: Calendar, segment: list[Planned],
-                as_of: dt.date, report: run.RunReport, *, actor: str
-                ) -> Callable[[], list[int]]:
-    """Write a batch :func:`plan_ahead` planned, in the caller's transaction, as
-    :func:`bill_batch` writes a segment (*isp* locked, its counter at the batch's first
-    number), all but the subscribers' update, which is the last statement and the one the
-    database takes longest over (every index of ``subscribers``). Returns the rest of the
-    write: that update, the segment's savepoint released, the report; a callable returning
-    the ids with a suspension due, which another thread may call while this one plans the
-    next batch (it uses only *session*; the caller commits after it). A failed write rolls
-    the savepoint back and bills the segment's accounts one by one, as :func:`_flush`."""
+def write_planned(session: Session, isp: IspSettings, cal: Calendar, writes: Writes,
+                  as_of: dt.date, report: run.RunReport, *, actor: str) -> list[int]:
+    """Write a batch :func:`plan_ahead` planned and :func:`prepare` made ready, in
+    *session*'s transaction (*isp* locked, its counter at the batch's first number), as
+    :func:`_flush` writes a segment: in a savepoint, the report after it; if the write fails,
+    the savepoint is rolled back and the accounts are billed one by one. Returns the ids with
+    a suspension due. The billing run calls it in its writing thread
+    (:func:`billing.run._overlapped_phase_one`), with next to no Python to do there."""
     candidates: list[int] = []
-
-    def one_by_one() -> list[int]:
-        for p in segment:
-            _one_by_one(session, isp, cal, p.sub.id, as_of, report, actor, candidates)
-        return candidates
-
-    nested = session.begin_nested()
     try:
-        changed = write(session, isp, segment, defer_subscribers=True)
+        with session.begin_nested():
+            writes.apply(session, isp)
     except Exception:  # a bad row: the per-account path isolates it
         log.exception("billing batch write failed; billing its %d account(s) one by one",
-                      len(segment))
-        nested.rollback()
-        found = one_by_one()
-        return lambda: found
-
-    def rest() -> list[int]:
-        try:
-            Rows(session).update(SUBSCRIBERS, changed)
-            nested.commit()
-        except Exception:  # a bad row: the per-account path isolates it
-            log.exception("billing batch write failed; billing its %d account(s) one by "
-                          "one", len(segment))
-            nested.rollback()
-            return one_by_one()
-        for p in segment:
-            report.events.extend(p.events)
-            if p.suspend:
-                candidates.append(p.sub.id)
+                      len(writes.segment))
+        for p in writes.segment:
+            _one_by_one(session, isp, cal, p.sub.id, as_of, report, actor, candidates)
         return candidates
-
-    return rest
+    for p in writes.segment:
+        report.events.extend(p.events)
+        if p.suspend:
+            candidates.append(p.sub.id)
+    return candidates
 
 
 # -- phase two: suspensions -------------------------------------------------------------------

@@ -59,6 +59,7 @@ from billing.standing import account_state, active_promise, ladder_of, sync_paid
 from billing.subscribers import start_billing
 from notify import outbox
 from radbill.db import utcnow
+from radbill.gcpause import collector_paused
 from radbill.ops import raise_alert
 
 log = logging.getLogger("radbill.billing")
@@ -340,13 +341,17 @@ def _load(session: Session, ids: list[int]) -> list[Subscriber]:
 def _phase_one(session: Session, ids: list[int], as_of: dt.date, report: RunReport,
                actor: str, per_account: bool) -> list[int]:
     """Everything but suspensions for the subscribers *ids*, in the caller's transaction.
-    Returns those with a suspension due."""
+    Returns those with a suspension due. The subscribers are locked before the ISP row,
+    the order every other writer takes them in (a payment, a plan change, a credit note:
+    the subscriber, then the ISP row), so that none of them deadlocks with the run."""
+    from billing.batch import bill_batch, lock_subscribers  # it builds on this module
+
+    lock_subscribers(session, ids)
     isp = settings(session, lock=True)
     cal = calendar(session)
     if not per_account:
-        from billing.batch import bill_batch  # it builds on this module
-
-        return bill_batch(session, isp, cal, ids, as_of, report, actor=actor)
+        with collector_paused():  # many small objects, none in a cycle (radbill.gcpause)
+            return bill_batch(session, isp, cal, ids, as_of, report, actor=actor)
     return [sub.id for sub in _load(session, ids)
             if process_guarded(session, isp, cal, sub, as_of, report, suspend=False, actor=actor)]
 
@@ -376,107 +381,165 @@ def _lock_isp_nowait(session: Session) -> IspSettings | None:
         return None
 
 
-def _plan_ahead(session: Session, ids: list[int], as_of: dt.date, actor: str,
-                expected: int | None, wait: Callable[[], None]
-                ) -> tuple[IspSettings, Calendar, list[Any]] | None:
-    """Plan the batch *ids* for :func:`_overlapped_phase_one`; *expected* is the ISP's next
-    invoice number once the batch being written is committed (None: nothing is), *wait*
-    waits for that. Returns the locked ISP row, the calendar and the plan, or None if the
-    batch is to be billed as :func:`_phase_one` does (after *wait*)."""
-    from billing.batch import plan_ahead  # it builds on this module
+@dataclass
+class _Ahead:
+    """A batch planned and made ready while the one before it is written."""
 
-    if expected is None:  # nothing being written: lock first, as _phase_one
+    session: Session
+    ids: list[int]
+    isp: IspSettings
+    cal: Calendar
+    writes: Any  # billing.batch.Writes
+    first: int  # the batch's first invoice number
+    planned_with: dict[str, object] | None  # the ISP row as planned with; None: locked
+
+
+def _plan_ahead(session: Session, ids: list[int], as_of: dt.date, actor: str,
+                expected: int | None) -> _Ahead | None:
+    """Lock the subscribers *ids*, plan them and make their rows ready
+    (:func:`billing.batch.plan_ahead`, :func:`billing.batch.prepare`) for
+    :func:`_overlapped_phase_one`. *expected* is the ISP's next invoice number once the
+    batch being written is committed; None: nothing is being written, and the ISP row is
+    locked here, after the subscribers (as :func:`_phase_one`). None if the batch is to be
+    billed as :func:`_phase_one` does: an account needs the per-account path, a new invoice
+    series starts, or the rows cannot be made ready."""
+    from billing.batch import lock_subscribers, plan_ahead, prepare  # builds on this module
+
+    lock_subscribers(session, ids)
+    if expected is None:
         isp = settings(session, lock=True)
         invoices.roll_series(isp, as_of)
-        cal = calendar(session)
-        segment = plan_ahead(session, isp, cal, ids, as_of, isp.next_invoice_number,
-                             actor=actor)
-        return None if segment is None else (isp, cal, segment)
-    isp, cal = settings(session), calendar(session)
-    planned_with = {**_isp_state(isp), "next_invoice_number": expected}
-    segment = None
-    if not invoices.series_rolls(isp, as_of):  # a new series: the batch before starts it
-        segment = plan_ahead(session, isp, cal, ids, as_of, expected, actor=actor)
-    wait()
+        planned_with = None
+        first = isp.next_invoice_number
+    else:
+        isp = settings(session)
+        if invoices.series_rolls(isp, as_of):  # a new series: the batch before starts it
+            return None
+        planned_with = {**_isp_state(isp), "next_invoice_number": expected}
+        first = expected
+    cal = calendar(session)
+    segment = plan_ahead(session, isp, cal, ids, as_of, first, actor=actor)
     if segment is None:
-        session.rollback()  # _phase_one locks the ISP row first, then the subscribers
         return None
-    locked = _lock_isp_nowait(session)
-    if locked is None or _isp_state(locked) != planned_with:
-        return None  # a document issued meanwhile, a setting changed: plan again, locked
-    return locked, cal, segment
+    try:
+        writes = prepare(session, segment)
+    except Exception:  # bill_batch's own write isolates the bad row
+        log.debug("a batch could not be made ready; billed as usual", exc_info=True)
+        return None
+    return _Ahead(session, ids, isp, cal, writes, first, planned_with)
+
+
+def _write_ahead(ahead: _Ahead, as_of: dt.date, report: RunReport, actor: str, number: int
+                 ) -> list[int] | None:
+    """In the writing thread: lock the ISP row (never waiting: this thread waits for
+    nothing while the planning one holds the next batch's subscribers), check it is as the
+    batch was planned with, write the batch and commit. Returns the ids with a suspension
+    due, or None (the transaction rolled back) if the batch must be billed again."""
+    from billing.batch import write_planned  # it builds on this module
+
+    session = ahead.session
+    try:
+        with collector_paused():
+            isp = ahead.isp
+            if ahead.planned_with is not None:
+                locked = _lock_isp_nowait(session)
+                if locked is None or _isp_state(locked) != ahead.planned_with:
+                    session.rollback()
+                    return None
+                isp = locked
+            found = write_planned(session, isp, ahead.cal, ahead.writes, as_of, report,
+                                  actor=actor)
+            session.commit()
+    finally:
+        session.close()
+    if number in ANALYZE_AFTER_BATCH:
+        _analyze(session)
+    return found
 
 
 def _overlapped_phase_one(factory: sessionmaker[Session], batches: Iterator[list[int]],
                           as_of: dt.date, report: RunReport, actor: str) -> list[int]:
-    """Phase one with the database's slowest statements and Python's planning overlapped.
-    Batch N is written in this thread (:func:`billing.batch.write_ahead`: its invoices,
-    lines, ledger entries and events), then a finishing thread updates its subscribers (every
-    index of the table: the longest statement) and commits it, while this thread locks the
-    subscribers of batch N+1 in a second session, reads their histories and plans them
-    (:func:`billing.batch.plan_ahead`), numbering their invoices from where batch N's end.
-    Once batch N is committed it locks the ISP row (never waiting: whoever holds it may be
-    waiting for one of these subscribers) and writes batch N+1 if the row is as planned with
-    (the counter where expected, no other setting changed, no new series). Otherwise, or if
-    an account needs the per-account path, the batch is billed as :func:`_phase_one` does,
-    after the batch before it. Batches commit one at a time, in order: invoice numbers stay
-    gapless, and a run stopped half-way leaves whole batches. The finishing thread does
-    little Python (one statement and the commit, waiting on the database): the earlier
-    design, a thread writing whole batches, ran no faster, its COPY rows formatted by a
-    thread that had to win the GIL back from the planning one for every buffer sent."""
-    from billing.batch import write_ahead  # it builds on this module
+    """Phase one with Python's planning and the database's writing overlapped. While a
+    writing thread writes and commits batch N (:func:`_write_ahead`), this thread locks the
+    subscribers of batch N+1 in another session, reads and plans them and formats their rows
+    (:func:`_plan_ahead`), numbering their invoices from where batch N's end; the writing
+    thread then only sends finished bytes and waits on the database. Batch N+1 is handed over
+    once batch N is committed; it is written only if the ISP row is as planned with (the
+    counter where expected, no other setting changed), and otherwise, or if an account
+    needs the per-account path, billed as :func:`_phase_one` does, alone. Batches commit one
+    at a time, in order: invoice numbers stay gapless, and a run stopped half-way leaves
+    whole batches."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="billing-write") as writer:
+        return _Overlap(factory, writer, as_of, report, actor).run(batches)
 
-    candidates: list[int] = []
-    pending: Future[list[int]] | None = None
-    expected = 0  # the ISP's next invoice number once the pending batch is committed
 
-    def finish(session: Session, rest: Callable[[], list[int]], number: int
-               ) -> list[int]:  # in the finishing thread
-        try:
-            found = rest()
-            session.commit()
-        finally:
-            session.close()
-        if number in ANALYZE_AFTER_BATCH:
-            _analyze(session)
-        return found
+class _Overlap:
+    """The state of :func:`_overlapped_phase_one`: the batch being written, if any."""
 
-    def wait() -> None:
-        nonlocal pending
-        if pending is not None:
-            future, pending = pending, None
-            candidates.extend(future.result())
+    def __init__(self, factory: sessionmaker[Session], writer: ThreadPoolExecutor,
+                 as_of: dt.date, report: RunReport, actor: str) -> None:
+        self.factory, self.writer = factory, writer
+        self.as_of, self.report, self.actor = as_of, report, actor
+        self.candidates: list[int] = []
+        self.pending: tuple[Future[list[int] | None], list[int], int] | None = None
+        self.expected: int | None = None  # the ISP's next number once the pending commits
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="billing-finish") as finisher:
+    def run(self, batches: Iterator[list[int]]) -> list[int]:
         try:
             for number, ids in enumerate(batches, 1):
-                session = factory()
+                session = self.factory()
                 try:
-                    planned = _plan_ahead(session, ids, as_of, actor,
-                                          None if pending is None else expected, wait)
-                    wait()
-                    if planned is None:  # as _phase_one, after the batch before
-                        candidates.extend(_phase_one(session, ids, as_of, report, actor,
-                                                     per_account=False))
-                        session.commit()
-                        session.close()
-                        if number in ANALYZE_AFTER_BATCH:
-                            _analyze(session)
-                        continue
-                    isp, cal, segment = planned
-                    rest = write_ahead(session, isp, cal, segment, as_of, report,
-                                       actor=actor)
-                    expected = isp.next_invoice_number
-                    pending = finisher.submit(finish, session, rest, number)
+                    with collector_paused():
+                        ahead = _plan_ahead(session, ids, self.as_of, self.actor,
+                                            self.expected)
+                    again = self.settle()
                 except BaseException:
                     session.close()
                     raise
-            wait()
+                if again is not None or ahead is None:
+                    session.close()  # its locks released before anything waits
+                    if again is not None:  # the batch before first, then this one
+                        self.alone(*again)
+                    self.alone(ids, number)
+                    continue
+                self.expected = ahead.first + ahead.writes.drafted
+                self.pending = (self.writer.submit(_write_ahead, ahead, self.as_of,
+                                                   self.report, self.actor, number),
+                                ids, number)
+            again = self.settle()
+            if again is not None:
+                self.alone(*again)
         finally:
-            if pending is not None:  # an error here: the batch being finished still ends
+            if self.pending is not None:  # an error here: the batch being written ends
                 with contextlib.suppress(Exception):
-                    pending.result()
-    return candidates
+                    self.pending[0].result()
+        return self.candidates
+
+    def settle(self) -> tuple[list[int], int] | None:
+        """Wait for the batch being written (the writing thread never waits for the next
+        batch's subscribers, which the caller may hold). Its ids and number if it is to be
+        billed again, alone (the ISP row was not as planned with)."""
+        if self.pending is None:
+            return None
+        (future, ids, number), self.pending = self.pending, None
+        found = future.result()
+        if found is None:
+            log.info("billing batch %d planned ahead: the ISP row changed meanwhile; "
+                     "billed again", number)
+            return ids, number
+        self.candidates.extend(found)
+        return None
+
+    def alone(self, ids: list[int], number: int) -> None:
+        """Bill the batch *ids* as :func:`_phase_one` does, nothing else being written."""
+        self.expected = None
+        with self.factory() as session:
+            with collector_paused():
+                self.candidates.extend(_phase_one(session, ids, self.as_of, self.report,
+                                                  self.actor, per_account=False))
+            session.commit()
+        if number in ANALYZE_AFTER_BATCH:
+            _analyze(session)
 
 
 def billing_run(factory: sessionmaker[Session], as_of: dt.date, *, dry_run: bool = False,
@@ -638,13 +701,15 @@ def _suspend_phase(factory: sessionmaker[Session], dry: Session | None, candidat
 
 def _suspend_chunk(session: Session, ids: list[int], as_of: dt.date, report: RunReport,
                    actor: str, per_account: bool) -> None:
-    """Phase two for the subscribers *ids*, in the caller's transaction."""
+    """Phase two for the subscribers *ids*, in the caller's transaction (the subscribers
+    locked before the ISP row, as in :func:`_phase_one`)."""
+    from billing.batch import lock_subscribers, suspend_batch  # it builds on this module
+
+    lock_subscribers(session, ids)
     isp = settings(session, lock=True)
     cal = calendar(session)
     if per_account:
         for sub in _load(session, ids):
             process_guarded(session, isp, cal, sub, as_of, report, suspend=True, actor=actor)
         return
-    from billing.batch import suspend_batch  # it builds on this module
-
     suspend_batch(session, isp, cal, ids, as_of, report, actor=actor)

@@ -55,7 +55,24 @@ def _array_type(name: str, array_oid: int) -> type[BinaryArray]:
             return cast(bytes, obj.data)
 
     psycopg.adapters.register_dumper(cls, _Dumper)
+    _REGISTERED.append((cls, _Dumper))
     return cls
+
+
+_REGISTERED: list[tuple[type[BinaryArray], type[Dumper]]] = []
+
+
+def ready(conn: psycopg.Connection[Any]) -> None:
+    """Make *conn* know this module's array types. They are registered with psycopg's
+    global adapters on import, but a connection copies those as soon as something (the
+    SQLAlchemy dialect, for one) registers an adapter of its own on it: a connection opened
+    before this module was imported may not know them."""
+    adapters = conn.adapters
+    try:
+        adapters.get_dumper(_REGISTERED[-1][0], PyFormat.BINARY)
+    except psycopg.ProgrammingError:
+        for cls, dumper in _REGISTERED:
+            adapters.register_dumper(cls, dumper)
 
 
 _Q = struct.Struct(">q").pack
@@ -119,3 +136,28 @@ def column(values: Sequence[Any], sql_type: str) -> BinaryArray | list[Any]:
     except (struct.error, TypeError, ValueError, AttributeError, OverflowError):
         return list(values)
     return array(_HEAD(1, None in values, elem, len(values), 1) + body)
+
+
+# Array types a list may be dumped as, registered now: a connection copies psycopg's adapters
+# when it is opened, so a dumper registered later would be unknown to it.
+_BY_OID: dict[int, type[BinaryArray]] = {}
+for _name, _oid in (("bool", 1000), ("int2", 1005), ("int4", 1007), ("text", 1009),
+                    ("varchar", 1015), ("int8", 1016), ("float8", 1022), ("date", 1182),
+                    ("timestamptz", 1185), ("numeric", 1231), ("json", 199),
+                    ("jsonb", 3807), ("uuid", 2951), ("timestamp", 1115)):
+    _BY_OID.setdefault(_oid, _array_type(f"dumped_{_name}", _oid))
+
+
+def predumped(values: Sequence[Any]) -> BinaryArray | list[Any]:
+    """*values* dumped now, exactly as psycopg would dump the list as a binary parameter
+    (``%b``) when the statement is executed: its own list dumper, chosen by the values. The
+    billing run formats a batch's parameters in the thread that plans it and sends them from
+    the thread that writes, which then does next to no Python (and so rarely waits for the
+    GIL). The plain list (dumped when the statement runs) for an array type not listed
+    above; raises what psycopg's dumper raises."""
+    dumper = _dumpers.get_dumper(values, PyFormat.BINARY)
+    array = _BY_OID.get(dumper.oid)
+    if array is None:
+        return list(values)
+    data = dumper.dump(values)
+    return array(bytes(data) if data is not None else b"")

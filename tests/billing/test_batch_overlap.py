@@ -1,11 +1,13 @@
-"""The run plans a batch while the one before is finished and committed
+"""The run plans a batch while the one before is written and committed
 (billing.run._overlapped_phase_one, PostgreSQL): when the ISP row is not as the batch was
 planned with, or another transaction holds it, the batch is billed again the usual way and
-numbering stays gapless; a finish that fails bills its accounts one by one."""
+numbering stays gapless; a write that fails bills its accounts one by one."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -61,15 +63,15 @@ def test_each_batch_is_planned_while_the_one_before_is_finished(engine, box, mon
         return locked
 
     written: list[int] = []
-    real_write = batch.write_ahead
+    real_write = batch.write_planned
 
-    def write_spy(session: Any, isp: Any, cal: Any, segment: Any, *a: Any, **kw: Any
+    def write_spy(session: Any, isp: Any, cal: Any, writes: Any, *a: Any, **kw: Any
                   ) -> Any:
-        written.append(len(segment))
-        return real_write(session, isp, cal, segment, *a, **kw)
+        written.append(len(writes.segment))
+        return real_write(session, isp, cal, writes, *a, **kw)
 
     monkeypatch.setattr(run, "_lock_isp_nowait", spy)
-    monkeypatch.setattr(batch, "write_ahead", write_spy)
+    monkeypatch.setattr(batch, "write_planned", write_spy)
     report = sim.run(batch_size=2)
     found, next_number = numbers(sim)
     wipe(engine)
@@ -138,19 +140,20 @@ def test_isp_row_held_by_another_transaction(engine, box, monkeypatch, pg_only
     assert calls == [False]  # batch 2 billed the usual way, after the row was released
 
 
-def test_a_failed_finish_bills_its_accounts_one_by_one(engine, box, monkeypatch, pg_only
+def test_a_failed_write_bills_its_accounts_one_by_one(engine, box, monkeypatch, pg_only
                                                        ) -> None:  # type: ignore[no-untyped-def]
     sim = six_due(engine, box)
-    real = batch.Rows.update
+    real = batch.Writes.apply
     failed: list[int] = []
 
-    def update(self: Any, table: Any, rows: Any, **kw: Any) -> None:
-        if table is batch.SUBSCRIBERS and not failed:  # batch 1's finish, in its thread
-            failed.append(len(rows))
+    def apply(self: Any, session: Any, isp: Any) -> None:
+        if not failed:  # batch 1's write, in the writing thread, after its first rows
+            failed.append(len(self.segment))
+            self.rows.send(session)
             raise RuntimeError("bad row")
-        real(self, table, rows, **kw)
+        real(self, session, isp)
 
-    monkeypatch.setattr(batch.Rows, "update", update)
+    monkeypatch.setattr(batch.Writes, "apply", apply)
     report = sim.run(batch_size=2)
     found, next_number = numbers(sim)
     with sim.factory() as s:
@@ -165,3 +168,48 @@ def test_a_failed_finish_bills_its_accounts_one_by_one(engine, box, monkeypatch,
     assert found == list(range(first, first + 6))
     assert next_number == first + 6
     assert periods == {D(2026, 12, 1)}  # every period moved on, the failed segment's too
+
+
+def _waiting_on_a_lock(engine: Engine, timeout: float = 30.0) -> bool:
+    """Whether another backend of the test database waits on a lock, within *timeout*."""
+    deadline = time.monotonic() + timeout
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")).scalar_one()
+            conn.rollback()
+            if waiting:
+                return True
+            time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_a_writer_holding_a_subscriber_then_the_isp_row_never_deadlocks_with_the_run(
+        engine, box, pg_only, overlap) -> None:  # type: ignore[no-untyped-def]
+    # A plan change, a back-dated payment or a credit note locks its subscriber, then the
+    # ISP row. The run takes its batch's subscribers before the ISP row, so such a writer
+    # finishes while the run waits for it; the other way round, PostgreSQL found a deadlock
+    # and aborted one of the two.
+    sim = six_due(engine, box)
+    reports: list[run.RunReport] = []
+    with engine.connect() as other:
+        other.execute(text("SELECT id FROM subscribers WHERE username = 's3' FOR UPDATE"))
+        billing = threading.Thread(
+            target=lambda: reports.append(sim.run(batch_size=100, overlap=overlap)))
+        billing.start()
+        try:
+            assert _waiting_on_a_lock(engine)  # the run waits for s3
+            other.execute(text("SET LOCAL lock_timeout = '20s'"))
+            other.execute(text("SELECT 1 FROM isp_settings WHERE id = 1 FOR UPDATE"))
+            other.commit()
+        finally:
+            billing.join(60)
+    found, next_number = numbers(sim)
+    wipe(engine)
+    assert next_number == found[0] + 6
+    assert len(reports) == 1
+    assert not reports[0].errors
+    assert [e.kind for e in reports[0].events] == ["invoice"] * 6
+    assert found == list(range(found[0], found[0] + 6))

@@ -377,12 +377,12 @@ def test_a_failed_batch_write_falls_back_to_one_account_at_a_time(sim: Sim, monk
     for i in range(4):
         sim.subscriber(f"w{i}", "Home")
     sim.today = D(2026, 12, 1)
-    real_write, real_renew = batch.write, run_module.renew
+    real_apply, real_renew = batch.Writes.apply, run_module.renew
     writes: list[list[str]] = []
 
-    def failing_write(session, isp, segment, **kw):  # type: ignore[no-untyped-def]
-        writes.append([p.sub.username for p in segment])
-        real_write(session, isp, segment, **kw)  # rows written, the savepoint rolled back
+    def failing_apply(self, session, isp):  # type: ignore[no-untyped-def]
+        writes.append([p.sub.username for p in self.segment])
+        real_apply(self, session, isp)  # rows written, the savepoint rolled back
         raise RuntimeError("constraint violated")
 
     def broken(session, isp, sub, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -390,7 +390,7 @@ def test_a_failed_batch_write_falls_back_to_one_account_at_a_time(sim: Sim, monk
             raise ValueError("bad row")
         return real_renew(session, isp, sub, *args, **kwargs)
 
-    monkeypatch.setattr(batch, "write", failing_write)
+    monkeypatch.setattr(batch.Writes, "apply", failing_apply)
     monkeypatch.setattr(run_module, "renew", broken)
     report = sim.run()
     assert writes == [["w0", "w1", "w2", "w3"]]
@@ -401,7 +401,7 @@ def test_a_failed_batch_write_falls_back_to_one_account_at_a_time(sim: Sim, monk
         "INV-000001", "INV-000002", "INV-000003"]
     assert sim.invoices("w2") == [] and sim.outbox("w2") == []
     assert sim.sub("w2").period_start == D(2026, 11, 1)  # not advanced either
-    monkeypatch.setattr(batch, "write", real_write)
+    monkeypatch.setattr(batch.Writes, "apply", real_apply)
     monkeypatch.setattr(run_module, "renew", real_renew)
     assert [(e.username, e.kind) for e in sim.run().events] == [("w2", "invoice")]
     assert [i["number"] for i in sim.invoices("w2")] == ["INV-000004"]
