@@ -916,13 +916,16 @@ def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
 
 
 def plan_ahead(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[int],
-               as_of: dt.date, first_number: int, *, actor: str) -> list[Planned] | None:
+               as_of: dt.date, first_number: int, *, actor: str
+               ) -> tuple[list[Planned], list[int]]:
     """Phase one for the subscribers *ids* planned without writing anything, their invoices
     numbered from *first_number*: the run plans a batch while the one before is still being
     committed (:func:`billing.run.billing_run`), so *isp* need not be locked yet and its
     counter may not have moved on. The subscribers are locked and their histories read as
-    :func:`bill_batch` does. None if an account needs the per-account path (the caller then
-    bills the batch with :func:`bill_batch`). Written by :func:`write_planned`."""
+    :func:`bill_batch` does. Returns the accounts planned, up to the first that needs the
+    per-account path (or whose planning raises), and the ids from that one on, which
+    :func:`write_planned` bills as :func:`bill_batch` does once the planned ones are written
+    (their invoice numbers follow from what comes before them)."""
     subs, histories = load(session, isp, ids)
     plans = {plan.id: plan for plan in session.scalars(select(Plan))}
     segment: list[Planned] = []
@@ -934,25 +937,38 @@ def plan_ahead(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
             planned = plan_account(sub, plans[sub.plan_id], histories[sub.id], isp, cal,
                                    as_of, first_number + numbered, stand_ins, actor, terms)
         except Exception:  # bill_batch sends it through the per-account path
-            log.debug("planning %s failed; the batch is billed as usual", sub.username,
-                      exc_info=True)
-            return None
+            log.debug("planning %s failed; billed with the rest of its batch",
+                      sub.username, exc_info=True)
+            planned = None
         if planned is None:
-            return None
+            return segment, [s.id for s in subs[len(segment):]]
         segment.append(planned)
         numbered += len(planned.drafted)
-    return segment
+    return segment, []
 
 
 def write_planned(session: Session, isp: IspSettings, cal: Calendar, writes: Writes,
-                  as_of: dt.date, report: run.RunReport, *, actor: str) -> list[int]:
+                  rest: Sequence[int], as_of: dt.date, report: run.RunReport, *, actor: str
+                  ) -> list[int]:
     """Write a batch :func:`plan_ahead` planned and :func:`prepare` made ready, in
     *session*'s transaction (*isp* locked, its counter at the batch's first number), as
     :func:`_flush` writes a segment: in a savepoint, the report after it; if the write fails,
-    the savepoint is rolled back and the accounts are billed one by one. Returns the ids with
+    the savepoint is rolled back and the accounts are billed one by one. Then the accounts
+    *rest* (see :func:`plan_ahead`) as :func:`bill_batch` bills them. Returns the ids with
     a suspension due. The billing run calls it in its writing thread
-    (:func:`billing.run._overlapped_phase_one`), with next to no Python to do there."""
+    (:func:`billing.run._overlapped_phase_one`), with next to no Python to do there unless
+    there is a *rest*."""
     candidates: list[int] = []
+    if writes.segment:
+        _write_segment(session, isp, cal, writes, as_of, report, actor, candidates)
+    if rest:
+        candidates += bill_batch(session, isp, cal, rest, as_of, report, actor=actor)
+    return candidates
+
+
+def _write_segment(session: Session, isp: IspSettings, cal: Calendar, writes: Writes,
+                   as_of: dt.date, report: run.RunReport, actor: str, candidates: list[int]
+                   ) -> None:
     try:
         with session.begin_nested():
             writes.apply(session, isp)
@@ -961,12 +977,11 @@ def write_planned(session: Session, isp: IspSettings, cal: Calendar, writes: Wri
                       len(writes.segment))
         for p in writes.segment:
             _one_by_one(session, isp, cal, p.sub.id, as_of, report, actor, candidates)
-        return candidates
+        return
     for p in writes.segment:
         report.events.extend(p.events)
         if p.suspend:
             candidates.append(p.sub.id)
-    return candidates
 
 
 # -- phase two: suspensions -------------------------------------------------------------------

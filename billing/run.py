@@ -390,6 +390,7 @@ class _Ahead:
     isp: IspSettings
     cal: Calendar
     writes: Any  # billing.batch.Writes
+    rest: list[int]  # accounts billed after the planned ones, as bill_batch does
     first: int  # the batch's first invoice number
     planned_with: dict[str, object] | None  # the ISP row as planned with; None: locked
 
@@ -401,8 +402,8 @@ def _plan_ahead(session: Session, ids: list[int], as_of: dt.date, actor: str,
     :func:`_overlapped_phase_one`. *expected* is the ISP's next invoice number once the
     batch being written is committed; None: nothing is being written, and the ISP row is
     locked here, after the subscribers (as :func:`_phase_one`). None if the batch is to be
-    billed as :func:`_phase_one` does: an account needs the per-account path, a new invoice
-    series starts, or the rows cannot be made ready."""
+    billed as :func:`_phase_one` does: a new invoice series starts, or the rows cannot be
+    made ready."""
     from billing.batch import lock_subscribers, plan_ahead, prepare  # builds on this module
 
     lock_subscribers(session, ids)
@@ -418,15 +419,13 @@ def _plan_ahead(session: Session, ids: list[int], as_of: dt.date, actor: str,
         planned_with = {**_isp_state(isp), "next_invoice_number": expected}
         first = expected
     cal = calendar(session)
-    segment = plan_ahead(session, isp, cal, ids, as_of, first, actor=actor)
-    if segment is None:
-        return None
+    segment, rest = plan_ahead(session, isp, cal, ids, as_of, first, actor=actor)
     try:
         writes = prepare(session, segment)
     except Exception:  # bill_batch's own write isolates the bad row
         log.debug("a batch could not be made ready; billed as usual", exc_info=True)
         return None
-    return _Ahead(session, ids, isp, cal, writes, first, planned_with)
+    return _Ahead(session, ids, isp, cal, writes, rest, first, planned_with)
 
 
 def _write_ahead(ahead: _Ahead, as_of: dt.date, report: RunReport, actor: str, number: int
@@ -447,8 +446,8 @@ def _write_ahead(ahead: _Ahead, as_of: dt.date, report: RunReport, actor: str, n
                     session.rollback()
                     return None
                 isp = locked
-            found = write_planned(session, isp, ahead.cal, ahead.writes, as_of, report,
-                                  actor=actor)
+            found = write_planned(session, isp, ahead.cal, ahead.writes, ahead.rest, as_of,
+                                  report, actor=actor)
             session.commit()
     finally:
         session.close()
@@ -465,10 +464,12 @@ def _overlapped_phase_one(factory: sessionmaker[Session], batches: Iterator[list
     (:func:`_plan_ahead`), numbering their invoices from where batch N's end; the writing
     thread then only sends finished bytes and waits on the database. Batch N+1 is handed over
     once batch N is committed; it is written only if the ISP row is as planned with (the
-    counter where expected, no other setting changed), and otherwise, or if an account
-    needs the per-account path, billed as :func:`_phase_one` does, alone. Batches commit one
-    at a time, in order: invoice numbers stay gapless, and a run stopped half-way leaves
-    whole batches."""
+    counter where expected, no other setting changed), and otherwise billed as
+    :func:`_phase_one` does, alone. From the first account that needs the per-account path
+    on, a batch is billed by the writing thread as :func:`_phase_one` does, and the next
+    batch is planned only after it (its invoice numbers start where that one's end).
+    Batches commit one at a time, in order: invoice numbers stay gapless, and a run stopped
+    half-way leaves whole batches."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="billing-write") as writer:
         return _Overlap(factory, writer, as_of, report, actor).run(batches)
 
@@ -487,6 +488,10 @@ class _Overlap:
     def run(self, batches: Iterator[list[int]]) -> list[int]:
         try:
             for number, ids in enumerate(batches, 1):
+                if self.expected is None:  # known once the batch being written ends
+                    again = self.settle()
+                    if again is not None:
+                        self.alone(*again)
                 session = self.factory()
                 try:
                     with collector_paused():
@@ -502,7 +507,10 @@ class _Overlap:
                         self.alone(*again)
                     self.alone(ids, number)
                     continue
-                self.expected = ahead.first + ahead.writes.drafted
+                # where the next batch's numbers start: unknown until the accounts of the
+                # batch's rest are billed
+                self.expected = (None if ahead.rest
+                                 else ahead.first + ahead.writes.drafted)
                 self.pending = (self.writer.submit(_write_ahead, ahead, self.as_of,
                                                    self.report, self.actor, number),
                                 ids, number)

@@ -213,3 +213,39 @@ def test_a_writer_holding_a_subscriber_then_the_isp_row_never_deadlocks_with_the
     assert not reports[0].errors
     assert [e.kind for e in reports[0].events] == ["invoice"] * 6
     assert found == list(range(found[0], found[0] + 6))
+
+
+def test_an_account_needing_its_own_service_is_billed_by_the_writing_thread_in_its_place(
+        engine, box, monkeypatch, pg_only) -> None:  # type: ignore[no-untyped-def]
+    sim = six_due(engine, box)
+    sim.plan("Fast", price="1500")
+    with engine.begin() as conn:  # s1 moves to Fast at this renewal: run.renew's service
+        conn.execute(text("UPDATE subscribers SET next_plan_id = "
+                          "(SELECT id FROM plans WHERE name = 'Fast') WHERE username = 's1'"))
+    real_write = batch.write_planned
+    written: list[tuple[list[str], int]] = []
+
+    def write_spy(session: Any, isp: Any, cal: Any, writes: Any, rest: Any, *a: Any,
+                  **kw: Any) -> Any:
+        written.append(([p.sub.username for p in writes.segment], len(rest)))
+        return real_write(session, isp, cal, writes, rest, *a, **kw)
+
+    monkeypatch.setattr(batch, "write_planned", write_spy)
+    report = sim.run(batch_size=3)
+    found, next_number = numbers(sim)
+    with sim.factory() as s:
+        plans = dict(s.execute(text("SELECT s.username, p.name FROM subscribers s "
+                                    "JOIN plans p ON p.id = s.plan_id")).all())
+    wipe(engine)
+    assert not report.errors
+    # batch 1: s0 planned ahead, s1 (and s2 after it) billed in the writing thread in
+    # account order; batch 2 planned once batch 1 had ended, all ahead
+    assert written == [(["s0"], 2), (["s3", "s4", "s5"], 0)]
+    assert [(e.username, e.kind) for e in report.events if e.kind != "invoice"] == [
+        ("s1", "plan_change")]
+    assert [e.username for e in report.events if e.kind == "invoice"] == [
+        f"s{i}" for i in range(6)]
+    assert found == list(range(found[0], found[0] + 6))
+    assert next_number == found[0] + 6
+    assert plans == {"s0": "Home", "s1": "Fast", "s2": "Home", "s3": "Home", "s4": "Home",
+                     "s5": "Home"}  # the postpaid period just ended was billed on Home
