@@ -85,8 +85,9 @@ from radbill.pgarrays import predumped, ready
 
 log = logging.getLogger("radbill.billing")
 
-# The ladder steps this path carries out itself; any other step is a state change with its own
-# service (audit, enforcement, change feed) and goes through the per-account path.
+# The ladder steps this path carries out itself (with late fees and the periodic notice to a
+# suspended subscriber); any other step is a state change with its own service (audit,
+# enforcement, change feed) and goes through the per-account path.
 NOTICES = frozenset({"reminder", "due_notice", "final_reminder"})
 
 
@@ -415,6 +416,12 @@ def _apply(p: Planned, hist: History, isp: IspSettings, plan: Plan, action: Acti
            numbers: Iterator[int], stand_ins: Iterator[int]) -> bool:
     """:func:`billing.run.apply_action` in memory; False for a step this path leaves to the
     per-account path."""
+    if action.kind == "still_suspended":
+        _notice(p, hist, action.kind, action.key, None, today,
+                amount_due=sum((o for _, o in open_), ZERO), currency=plan.currency)
+        p.events.append(run.Event(p.sub.username, action.kind,
+                                  f"since {p.sub.suspended_on}"))
+        return True
     if action.kind not in NOTICES and action.kind != "late_fee":
         return False
     inv = next(v for v in hist.invoices if v.id == action.invoice_id)

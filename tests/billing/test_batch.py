@@ -38,7 +38,7 @@ def scenario(engine: Engine, box: SecretBox, per_account: bool, batch_size: int 
     wipe(engine)
     sim = Sim(engine, box, D(2026, 11, 1))
     sim.isp(postpaid_due_days=5, payment_link_base="https://pay.example/",
-            suspension_guard_percent=100)
+            suspension_guard_percent=100, suspended_notice_days=3)
     sim.plan("Home", price="1000", tax_percent=Decimal("5"), grace_days=3, late_fee="50")
     sim.plan("Fixed", price="900", cycle_anchor="fixed_day", billing_day=10, setup_fee="500",
              late_fee="10", late_fee_percent=True, late_fee_cap="60")
@@ -85,6 +85,7 @@ def snapshot(sim: Sim) -> dict[str, Any]:
         ids = {"invoice": invs, "reminder": invs, "due": invs, "latefee": invs, "final": invs,
                "throttle": invs, "suspend": invs, "credit": invs, "payment": pays,
                "promise": proms, "suspended": subs, "reconnected": subs,
+               "still-suspended": subs,
                "promise-broken": subs}
 
         def key(k: str) -> str:
@@ -151,7 +152,7 @@ def test_batch_path_writes_exactly_what_the_per_account_path_writes(engine, box)
     kinds = {e.split()[2] for e in batch_events}
     # the scenario reaches every step of the ladder, on both paths
     assert {"invoice", "reminder", "due_notice", "late_fee", "final_reminder", "throttle",
-            "suspend", "plan_change", "promise_broken"} <= kinds, kinds
+            "suspend", "plan_change", "promise_broken", "still_suspended"} <= kinds, kinds
     assert not [e for e in batch_events if " ERROR " in e]
     assert batch_events == account_events
     for table, expected in account_rows.items():
