@@ -117,8 +117,11 @@ def machine_info(admin_url: str) -> list[str]:
 # -- the seed database ------------------------------------------------------------------------
 
 
-def seed(url: str, data_dir: Path, count: int) -> dict[str, float]:
-    """Migrate a fresh database and load the plan and *count* subscribers. Returns timings."""
+def seed(url: str, data_dir: Path, count: int, own_service_every: int = 0
+         ) -> dict[str, float]:
+    """Migrate a fresh database and load the plan and *count* subscribers. Returns timings.
+    *own_service_every*: one subscriber in this many has a plan change scheduled for this
+    renewal (an account the run bills through the per-account path)."""
     from billing.plans import create_plan
     from radbill.config import Settings
     from radbill.crypto import SecretBox, load_key
@@ -158,6 +161,14 @@ def seed(url: str, data_dir: Path, count: int) -> dict[str, float]:
                     cp.write_row((f"bench{i:06d}", token, "pppoe", "active", plan.id, 1, False,
                                   version, PERIOD_START.day, PERIOD_START, PERIOD_END, False,
                                   False, False, CREATED_AT, now))
+            if own_service_every:
+                other = create_plan(session, name=f"{PLAN_NAME}-next", price=PLAN_PRICE,
+                                    currency=CURRENCY, rate="20M/20M",
+                                    billing_cycle="monthly", billing_mode="postpaid",
+                                    tax_percent=PLAN_TAX, actor="bench")
+                session.connection().exec_driver_sql(
+                    "UPDATE subscribers SET next_plan_id = %s WHERE id %% %s = 0",
+                    (other.id, own_service_every))
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
     finally:
@@ -728,6 +739,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="suspension day variants: set (set-based), per-account (as it was)")
     p.add_argument("--unpaid-every", type=int, default=10,
                    help="on the suspension day, one subscriber in this many has not paid")
+    p.add_argument("--own-service-every", type=int, default=0, metavar="N",
+                   help="one subscriber in N has a plan change scheduled for this renewal, "
+                        "which the run bills through the per-account path (a mixed day; "
+                        "run and run-seq only)")
     args = p.parse_args(argv)
     if args.batch_size is None:
         from billing.run import BATCH_SIZE
@@ -740,6 +755,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error("--suspension-variants: choose from set,per-account")
     if not args.variants or any(v not in VARIANTS for v in args.variants):
         p.error(f"--variants: choose from {','.join(VARIANTS)}")
+    if args.own_service_every and set(args.variants) - {"run", "run-seq"}:
+        p.error("--own-service-every: with --variants run,run-seq only (the floors bill no "
+                "plan change)")
     if args.subscribers < 1 or args.repeat < 1:
         p.error("--subscribers and --repeat must be at least 1")
     return args
@@ -768,7 +786,8 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one linear
         log(f"seeding {args.subscribers} subscribers into {seed_db}")
         t0 = time.monotonic()
         url = create_database(admin, seed_db)
-        for name, secs in seed(url, work / "radbill-data", args.subscribers).items():
+        for name, secs in seed(url, work / "radbill-data", args.subscribers,
+                               args.own_service_every).items():
             phases[f"seed: {name}"] = secs
         phases["seed"] = time.monotonic() - t0
 
