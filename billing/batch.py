@@ -889,12 +889,18 @@ def _flush(session: Session, isp: IspSettings, cal: Calendar, segment: list[Plan
     segment.clear()
 
 
+# subscribers as load() reads them, with their histories
+Loaded = tuple[list[Sub], dict[int, History]]
+
+
 def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[int],
-               as_of: dt.date, report: run.RunReport, *, actor: str) -> list[int]:
-    """Phase one of the run for the subscribers *ids* (see the module documentation).
-    Returns the ids with a suspension due, for phase two."""
+               as_of: dt.date, report: run.RunReport, *, actor: str,
+               loaded: Loaded | None = None) -> list[int]:
+    """Phase one of the run for the subscribers *ids* (see the module documentation), or
+    for those *loaded* already in this transaction. Returns the ids with a suspension due,
+    for phase two."""
     invoices.roll_series(isp, as_of)  # every document of the batch is issued on as_of
-    subs, histories = load(session, isp, ids)
+    subs, histories = loaded if loaded is not None else load(session, isp, ids)
     plans = {plan.id: plan for plan in session.scalars(select(Plan))}
     candidates: list[int] = []
     segment: list[Planned] = []
@@ -924,15 +930,16 @@ def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
 
 def plan_ahead(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[int],
                as_of: dt.date, first_number: int, *, actor: str
-               ) -> tuple[list[Planned], list[int]]:
+               ) -> tuple[list[Planned], Loaded | None]:
     """Phase one for the subscribers *ids* planned without writing anything, their invoices
     numbered from *first_number*: the run plans a batch while the one before is still being
     committed (:func:`billing.run.billing_run`), so *isp* need not be locked yet and its
     counter may not have moved on. The subscribers are locked and their histories read as
     :func:`bill_batch` does. Returns the accounts planned, up to the first that needs the
-    per-account path (or whose planning raises), and the ids from that one on, which
+    per-account path (or whose planning raises), and the accounts from that one on as
+    loaded (that one read again: planning it changed it in memory), which
     :func:`write_planned` bills as :func:`bill_batch` does once the planned ones are written
-    (their invoice numbers follow from what comes before them)."""
+    (their invoice numbers follow from what comes before them); None if there are none."""
     subs, histories = load(session, isp, ids)
     plans = {plan.id: plan for plan in session.scalars(select(Plan))}
     segment: list[Planned] = []
@@ -948,14 +955,17 @@ def plan_ahead(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
                       sub.username, exc_info=True)
             planned = None
         if planned is None:
-            return segment, [s.id for s in subs[len(segment):]]
+            fresh, fresh_histories = load(session, isp, [sub.id])
+            after = subs[len(segment) + 1:]
+            return segment, ([*fresh, *after],
+                             {**fresh_histories, **{s.id: histories[s.id] for s in after}})
         segment.append(planned)
         numbered += len(planned.drafted)
-    return segment, []
+    return segment, None
 
 
 def write_planned(session: Session, isp: IspSettings, cal: Calendar, writes: Writes,
-                  rest: Sequence[int], as_of: dt.date, report: run.RunReport, *, actor: str
+                  rest: Loaded | None, as_of: dt.date, report: run.RunReport, *, actor: str
                   ) -> list[int]:
     """Write a batch :func:`plan_ahead` planned and :func:`prepare` made ready, in
     *session*'s transaction (*isp* locked, its counter at the batch's first number), as
@@ -968,8 +978,9 @@ def write_planned(session: Session, isp: IspSettings, cal: Calendar, writes: Wri
     candidates: list[int] = []
     if writes.segment:
         _write_segment(session, isp, cal, writes, as_of, report, actor, candidates)
-    if rest:
-        candidates += bill_batch(session, isp, cal, rest, as_of, report, actor=actor)
+    if rest is not None:
+        candidates += bill_batch(session, isp, cal, [s.id for s in rest[0]], as_of, report,
+                                 actor=actor, loaded=rest)
     return candidates
 
 

@@ -390,7 +390,7 @@ class _Ahead:
     isp: IspSettings
     cal: Calendar
     writes: Any  # billing.batch.Writes
-    rest: list[int]  # accounts billed after the planned ones, as bill_batch does
+    rest: Any  # billing.batch.Loaded | None: billed after the planned ones, as bill_batch does
     first: int  # the batch's first invoice number
     planned_with: dict[str, object] | None  # the ISP row as planned with; None: locked
 
@@ -509,7 +509,7 @@ class _Overlap:
                     continue
                 # where the next batch's numbers start: unknown until the accounts of the
                 # batch's rest are billed
-                self.expected = (None if ahead.rest
+                self.expected = (None if ahead.rest is not None
                                  else ahead.first + ahead.writes.drafted)
                 self.pending = (self.writer.submit(_write_ahead, ahead, self.as_of,
                                                    self.report, self.actor, number),

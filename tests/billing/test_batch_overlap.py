@@ -227,7 +227,8 @@ def test_an_account_needing_its_own_service_is_billed_by_the_writing_thread_in_i
 
     def write_spy(session: Any, isp: Any, cal: Any, writes: Any, rest: Any, *a: Any,
                   **kw: Any) -> Any:
-        written.append(([p.sub.username for p in writes.segment], len(rest)))
+        written.append(([p.sub.username for p in writes.segment],
+                        len(rest[0]) if rest is not None else 0))
         return real_write(session, isp, cal, writes, rest, *a, **kw)
 
     monkeypatch.setattr(batch, "write_planned", write_spy)
@@ -249,3 +250,37 @@ def test_an_account_needing_its_own_service_is_billed_by_the_writing_thread_in_i
     assert next_number == found[0] + 6
     assert plans == {"s0": "Home", "s1": "Fast", "s2": "Home", "s3": "Home", "s4": "Home",
                      "s5": "Home"}  # the postpaid period just ended was billed on Home
+
+
+def test_an_account_renewed_and_throttled_on_one_day_is_billed_in_its_place(
+        engine, box, pg_only) -> None:  # type: ignore[no-untyped-def]
+    # t1's renewal falls on the day it is throttled: planning it ahead drafts its invoice and
+    # moves its period on in memory before the throttle stops the planning there. The
+    # writing thread bills it and the rest of the batch after a0, in account order, with
+    # the renewal dated today (plan_ahead hands t1 over as read again, not half-planned).
+    wipe(engine)
+    sim = Sim(engine, box, D(2026, 10, 1))
+    sim.isp(postpaid_due_days=5)
+    sim.plan("Home", price="1000")
+    sim.plan("Slow", price="700", grace_days=40, throttle_after_days=25)
+    sim.subscriber("a0", "Home")
+    sim.subscriber("t1", "Slow")
+    sim.subscriber("a2", "Home")
+    while sim.today < D(2026, 12, 1):
+        sim.run()
+        if sim.today == D(2026, 11, 2):
+            sim.pay("a0", "1000")
+            sim.pay("a2", "1000")
+        sim.today += dt.timedelta(days=1)
+    report = sim.run(batch_size=3)
+    found, next_number = numbers(sim)
+    t1 = sim.invoices("t1")
+    wipe(engine)
+    assert not report.errors
+    assert [(e.username, e.kind) for e in report.events] == [
+        ("a0", "invoice"), ("t1", "invoice"), ("t1", "throttle"), ("a2", "invoice")]
+    assert [(i["period"], i["issued"]) for i in t1] == [
+        ((D(2026, 10, 1), D(2026, 11, 1)), D(2026, 11, 1)),
+        ((D(2026, 11, 1), D(2026, 12, 1)), D(2026, 12, 1))]
+    assert sorted(found) == list(range(min(found), min(found) + 6))  # no gap, none twice
+    assert next_number == max(found) + 1
