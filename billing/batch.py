@@ -895,10 +895,10 @@ Loaded = tuple[list[Sub], dict[int, History]]
 
 def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[int],
                as_of: dt.date, report: run.RunReport, *, actor: str,
-               loaded: Loaded | None = None) -> list[int]:
+               loaded: Loaded | None = None, own: list[int] | None = None) -> list[int]:
     """Phase one of the run for the subscribers *ids* (see the module documentation), or
     for those *loaded* already in this transaction. Returns the ids with a suspension due,
-    for phase two."""
+    for phase two; adds to *own* those billed through the per-account path."""
     invoices.roll_series(isp, as_of)  # every document of the batch is issued on as_of
     subs, histories = loaded if loaded is not None else load(session, isp, ids)
     plans = {plan.id: plan for plan in session.scalars(select(Plan))}
@@ -918,6 +918,8 @@ def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
                       exc_info=True)
             planned = None
         if planned is None:
+            if own is not None:
+                own.append(sub.id)
             _flush(session, isp, cal, segment, as_of, report, actor, candidates)
             numbered = 0
             _one_by_one(session, isp, cal, sub.id, as_of, report, actor, candidates)

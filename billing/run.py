@@ -339,9 +339,10 @@ def _load(session: Session, ids: list[int]) -> list[Subscriber]:
 
 
 def _phase_one(session: Session, ids: list[int], as_of: dt.date, report: RunReport,
-               actor: str, per_account: bool) -> list[int]:
+               actor: str, per_account: bool, own: list[int] | None = None) -> list[int]:
     """Everything but suspensions for the subscribers *ids*, in the caller's transaction.
-    Returns those with a suspension due. The subscribers are locked before the ISP row,
+    Returns those with a suspension due (and adds to *own* those the batch path left to
+    the per-account path). The subscribers are locked before the ISP row,
     the order every other writer takes them in (a payment, a plan change, a credit note:
     the subscriber, then the ISP row), so that none of them deadlocks with the run."""
     from billing.batch import bill_batch, lock_subscribers  # it builds on this module
@@ -351,7 +352,7 @@ def _phase_one(session: Session, ids: list[int], as_of: dt.date, report: RunRepo
     cal = calendar(session)
     if not per_account:
         with collector_paused():  # many small objects, none in a cycle (radbill.gcpause)
-            return bill_batch(session, isp, cal, ids, as_of, report, actor=actor)
+            return bill_batch(session, isp, cal, ids, as_of, report, actor=actor, own=own)
     return [sub.id for sub in _load(session, ids)
             if process_guarded(session, isp, cal, sub, as_of, report, suspend=False, actor=actor)]
 
@@ -467,7 +468,8 @@ def _overlapped_phase_one(factory: sessionmaker[Session], batches: Iterator[list
     counter where expected, no other setting changed), and otherwise billed as
     :func:`_phase_one` does, alone. From the first account that needs the per-account path
     on, a batch is billed by the writing thread as :func:`_phase_one` does, and the next
-    batch is planned only after it (its invoice numbers start where that one's end).
+    batch is billed alone after it (its invoice numbers start where that one's end, and it
+    most likely holds such accounts too); planning ahead resumes after a batch without.
     Batches commit one at a time, in order: invoice numbers stay gapless, and a run stopped
     half-way leaves whole batches."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="billing-write") as writer:
@@ -484,6 +486,10 @@ class _Overlap:
         self.candidates: list[int] = []
         self.pending: tuple[Future[list[int] | None], list[int], int] | None = None
         self.expected: int | None = None  # the ISP's next number once the pending commits
+        # whether the last batch held accounts that need a service of their own: the next
+        # one most likely does too, and is billed alone (planning ahead would stop at the
+        # first of them and hand the rest to the writing thread: slower than alone)
+        self.mixed = False
 
     def run(self, batches: Iterator[list[int]]) -> list[int]:
         try:
@@ -492,6 +498,9 @@ class _Overlap:
                     again = self.settle()
                     if again is not None:
                         self.alone(*again)
+                if self.mixed:
+                    self.alone(ids, number)
+                    continue
                 session = self.factory()
                 try:
                     with collector_paused():
@@ -511,6 +520,7 @@ class _Overlap:
                 # batch's rest are billed
                 self.expected = (None if ahead.rest is not None
                                  else ahead.first + ahead.writes.drafted)
+                self.mixed = ahead.rest is not None
                 self.pending = (self.writer.submit(_write_ahead, ahead, self.as_of,
                                                    self.report, self.actor, number),
                                 ids, number)
@@ -541,11 +551,13 @@ class _Overlap:
     def alone(self, ids: list[int], number: int) -> None:
         """Bill the batch *ids* as :func:`_phase_one` does, nothing else being written."""
         self.expected = None
+        own: list[int] = []
         with self.factory() as session:
             with collector_paused():
                 self.candidates.extend(_phase_one(session, ids, self.as_of, self.report,
-                                                  self.actor, per_account=False))
+                                                  self.actor, per_account=False, own=own))
             session.commit()
+        self.mixed = bool(own)
         if number in ANALYZE_AFTER_BATCH:
             _analyze(session)
 
