@@ -25,6 +25,7 @@ from radbill import audit
 from radbill.crypto import SecretBox
 from radbill.db import AUTH_FEED, bump, utcnow
 from radbill.errors import Conflict, InvalidInput, NotFound
+from radbill.pgarrays import column
 
 S = SubscriberStatus
 
@@ -406,12 +407,17 @@ def subscriber_ids(session: Session, usernames: set[str]) -> dict[str, int]:
     conn = session.connection()
     if conn.dialect.name == "postgresql":
         # one array parameter per 5,000 names, sent in binary (the accounting ingester asks
-        # for a batch's names at once: ten 500-name IN lists cost it 6 us a record)
-        for i in range(0, len(keys), _NAMES_PER_ARRAY):
-            for name, sid in conn.exec_driver_sql(
-                    "SELECT username, id FROM subscribers WHERE lower(username) = ANY(%b::text[])",
-                    (keys[i:i + _NAMES_PER_ARRAY],)):
-                by_key[name.lower()] = sid
+        # for a batch's names at once: ten 500-name IN lists cost it 6 us a record), built
+        # by radbill.pgarrays, and the answer taken whole from the driver's cursor (rows
+        # fetched one by one through SQLAlchemy were ~7% of the ingester's applying thread)
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur:
+            for i in range(0, len(keys), _NAMES_PER_ARRAY):
+                cur.execute("SELECT lower(username), id FROM subscribers "
+                            "WHERE lower(username) = ANY(%b::text[])",
+                            (column(keys[i:i + _NAMES_PER_ARRAY], "varchar"),))
+                by_key.update(cur.fetchall())
         return {n: by_key[n.strip().lower()] for n in usernames if n.strip().lower() in by_key}
     for i in range(0, len(keys), 500):
         for name, sid in session.execute(

@@ -38,7 +38,9 @@ def radclient(sim: NasSimulator, kind: str, attrs: dict[str, str], *,
                            f"127.0.0.1:{sim.coa_port}", kind, secret],
                           input="\n".join(lines) + "\n", capture_output=True, text=True,
                           timeout=20, check=False)
-    return proc.stdout + proc.stderr
+    # the exit status too: one CI run saw radclient print the request it sent and then
+    # neither a reply nor "No reply from server" (not reproduced in 32 runs under load)
+    return f"{proc.stdout}{proc.stderr}(radclient exited {proc.returncode})"
 
 
 def ident(s) -> dict[str, str]:  # type: ignore[no-untyped-def]
