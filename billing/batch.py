@@ -893,6 +893,48 @@ def _flush(session: Session, isp: IspSettings, cal: Calendar, segment: list[Plan
 Loaded = tuple[list[Sub], dict[int, History]]
 
 
+@dataclass
+class _Planner:
+    """Plans a batch's accounts in order (:func:`plan_account`), with what they share."""
+
+    isp: IspSettings
+    cal: Calendar
+    as_of: dt.date
+    actor: str
+    histories: dict[int, History]
+    plans: dict[int, Plan]
+    stand_ins: Iterator[int] = field(default_factory=lambda: itertools.count(-1, -1))
+    terms: Terms = field(default_factory=Terms)
+
+    def segment(self, subs: list[Sub], start: int, first_number: int) -> list[Planned]:
+        """The accounts *subs* from *start* on, planned in order with their invoices numbered
+        from *first_number*, up to the first that needs the per-account path (or whose
+        planning raises; the per-account path reports and alerts it)."""
+        segment: list[Planned] = []
+        numbered = 0
+        for sub in subs[start:]:
+            try:
+                planned = plan_account(sub, self.plans[sub.plan_id], self.histories[sub.id],
+                                       self.isp, self.cal, self.as_of,
+                                       first_number + numbered, self.stand_ins, self.actor,
+                                       self.terms)
+            except Exception:  # the per-account path reports and alerts it
+                log.debug("planning %s failed; billed through the per-account path",
+                          sub.username, exc_info=True)
+                planned = None
+            if planned is None:
+                break
+            segment.append(planned)
+            numbered += len(planned.drafted)
+        return segment
+
+
+def _planner(session: Session, isp: IspSettings, cal: Calendar, as_of: dt.date, actor: str,
+             histories: dict[int, History]) -> _Planner:
+    return _Planner(isp, cal, as_of, actor, histories,
+                    {plan.id: plan for plan in session.scalars(select(Plan))})
+
+
 def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[int],
                as_of: dt.date, report: run.RunReport, *, actor: str,
                loaded: Loaded | None = None, own: list[int] | None = None) -> list[int]:
@@ -901,32 +943,20 @@ def bill_batch(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
     for phase two; adds to *own* those billed through the per-account path."""
     invoices.roll_series(isp, as_of)  # every document of the batch is issued on as_of
     subs, histories = loaded if loaded is not None else load(session, isp, ids)
-    plans = {plan.id: plan for plan in session.scalars(select(Plan))}
+    planner = _planner(session, isp, cal, as_of, actor, histories)
     candidates: list[int] = []
-    segment: list[Planned] = []
-    stand_ins = itertools.count(-1, -1)
-    terms = Terms()
-    numbered = 0  # invoices drafted in the segment so far
-
-    for sub in subs:
-        try:
-            planned = plan_account(sub, plans[sub.plan_id], histories[sub.id], isp, cal,
-                                   as_of, isp.next_invoice_number + numbered, stand_ins,
-                                   actor, terms)
-        except Exception:  # the per-account path reports and alerts it
-            log.debug("planning %s failed; billing it on its own", sub.username,
-                      exc_info=True)
-            planned = None
-        if planned is None:
+    done = 0
+    while done < len(subs):
+        # numbered from the ISP's counter as the segments and accounts before left it
+        segment = planner.segment(subs, done, isp.next_invoice_number)
+        done += len(segment)
+        _flush(session, isp, cal, segment, as_of, report, actor, candidates)
+        if done < len(subs):
+            sub_id = subs[done].id
             if own is not None:
-                own.append(sub.id)
-            _flush(session, isp, cal, segment, as_of, report, actor, candidates)
-            numbered = 0
-            _one_by_one(session, isp, cal, sub.id, as_of, report, actor, candidates)
-        else:
-            segment.append(planned)
-            numbered += len(planned.drafted)
-    _flush(session, isp, cal, segment, as_of, report, actor, candidates)
+                own.append(sub_id)
+            _one_by_one(session, isp, cal, sub_id, as_of, report, actor, candidates)
+            done += 1
     return candidates
 
 
@@ -943,27 +973,15 @@ def plan_ahead(session: Session, isp: IspSettings, cal: Calendar, ids: Sequence[
     :func:`write_planned` bills as :func:`bill_batch` does once the planned ones are written
     (their invoice numbers follow from what comes before them); None if there are none."""
     subs, histories = load(session, isp, ids)
-    plans = {plan.id: plan for plan in session.scalars(select(Plan))}
-    segment: list[Planned] = []
-    stand_ins = itertools.count(-1, -1)
-    terms = Terms()
-    numbered = 0
-    for sub in subs:
-        try:
-            planned = plan_account(sub, plans[sub.plan_id], histories[sub.id], isp, cal,
-                                   as_of, first_number + numbered, stand_ins, actor, terms)
-        except Exception:  # bill_batch sends it through the per-account path
-            log.debug("planning %s failed; billed with the rest of its batch",
-                      sub.username, exc_info=True)
-            planned = None
-        if planned is None:
-            fresh, fresh_histories = load(session, isp, [sub.id])
-            after = subs[len(segment) + 1:]
-            return segment, ([*fresh, *after],
-                             {**fresh_histories, **{s.id: histories[s.id] for s in after}})
-        segment.append(planned)
-        numbered += len(planned.drafted)
-    return segment, None
+    segment = _planner(session, isp, cal, as_of, actor, histories).segment(
+        subs, 0, first_number)
+    if len(segment) == len(subs):
+        return segment, None
+    stopped = subs[len(segment)]
+    fresh, fresh_histories = load(session, isp, [stopped.id])
+    after = subs[len(segment) + 1:]
+    return segment, ([*fresh, *after],
+                     {**fresh_histories, **{s.id: histories[s.id] for s in after}})
 
 
 def write_planned(session: Session, isp: IspSettings, cal: Calendar, writes: Writes,
