@@ -138,14 +138,13 @@ def column(values: Sequence[Any], sql_type: str) -> BinaryArray | list[Any]:
     return array(_HEAD(1, None in values, elem, len(values), 1) + body)
 
 
-# Array types a list may be dumped as, registered now: a connection copies psycopg's adapters
-# when it is opened, so a dumper registered later would be unknown to it.
-_BY_OID: dict[int, type[BinaryArray]] = {}
-for _name, _oid in (("bool", 1000), ("int2", 1005), ("int4", 1007), ("text", 1009),
-                    ("varchar", 1015), ("int8", 1016), ("float8", 1022), ("date", 1182),
-                    ("timestamptz", 1185), ("numeric", 1231), ("json", 199),
-                    ("jsonb", 3807), ("uuid", 2951), ("timestamp", 1115)):
-    _BY_OID.setdefault(_oid, _array_type(f"dumped_{_name}", _oid))
+# The array types a list may be dumped as, by array oid: those column() builds, and the
+# others made here, on import, so that ready() gives a connection every one of them.
+_BY_OID: dict[int, type[BinaryArray]] = {int(d.oid): cls for cls, d in _REGISTERED}
+for _name, _oid in (("bool", 1000), ("int2", 1005), ("text", 1009), ("float8", 1022),
+                    ("numeric", 1231), ("json", 199), ("jsonb", 3807), ("uuid", 2951),
+                    ("timestamp", 1115)):
+    _BY_OID[_oid] = _array_type(f"dumped_{_name}", _oid)
 
 
 def predumped(values: Sequence[Any]) -> BinaryArray | list[Any]:
