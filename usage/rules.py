@@ -123,15 +123,21 @@ def cap_actions(s: CapState) -> CapActions:
     """Throttle at the cap (when the plan has a fair-usage speed and the subscriber is not
     exempt); restore when no longer over it (new period, top-up, reset) or exempt. A notice
     at 80% and at 100%, each once per period."""
-    if s.limit is None:
-        return CapActions(throttle=False if s.throttled else None)
-    over = s.used >= s.limit
-    want = over and s.has_fup and not s.exempt
-    return CapActions(
-        notice_80=not s.exempt and not s.notified_80 and s.used * 5 >= s.limit * 4,
-        notice_100=not s.exempt and not s.notified_100 and over,
-        throttle=want if want != s.throttled else None,
-    )
+    return CapActions(*decide(s.limit, s.used, s.exempt, s.has_fup, s.throttled,
+                              s.notified_80, s.notified_100))
+
+
+def decide(limit: int | None, used: int, exempt: bool, has_fup: bool, throttled: bool,
+           notified_80: bool, notified_100: bool) -> tuple[bool, bool, bool | None]:
+    """:func:`cap_actions` on plain values, as (notice at 80%, notice at 100%, throttle):
+    usage metering asks it for every subscriber of a batch, most of whom need nothing."""
+    if limit is None:
+        return False, False, (False if throttled else None)
+    over = used >= limit
+    want = over and has_fup and not exempt
+    return (not exempt and not notified_80 and used * 5 >= limit * 4,
+            not exempt and not notified_100 and over,
+            want if want != throttled else None)
 
 
 def remainder(quota: int | None, used: int) -> int | None:
