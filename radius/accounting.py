@@ -19,7 +19,7 @@ The rules are a pure fold (:func:`fold`) of one record into the session's previo
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -385,16 +385,32 @@ def apply_many(session: Session, recs: list[AcctRecord], subscriber_ids: dict[st
 
     The outcome of a record :func:`apply` would refuse is its :class:`ImplausibleRecord`
     (the caller sets the record aside); the others are applied."""
+    outcomes, write = fold_many(session, recs, subscriber_ids, limits)
+    write()
+    return outcomes
+
+
+def fold_many(session: Session, recs: list[AcctRecord], subscriber_ids: dict[str, int],
+              limits: Limits = DEFAULT_LIMITS) -> tuple[list[Outcome], Callable[[], None]]:
+    """:func:`apply_many` in two steps: the outcomes, with everything read and folded, and
+    the write of the batch's last run of session records (the sessions after the last
+    Accounting-On/Off; those before it are written here, as it needs them). The caller must
+    call the write in this transaction before anything else reads or writes the sessions;
+    until then it may use the time for work of its own, even on another thread while the
+    write runs (the ingester computes usage meanwhile). Calling it twice writes once."""
     out: list[Outcome] = []
     segment: list[AcctRecord] = []
     for rec in recs:
         if rec.status in (ACCOUNTING_ON, ACCOUNTING_OFF):  # closes what came before it
-            out += _apply_segment(session, segment, subscriber_ids, limits)
+            outcomes, write = _fold_segment(session, segment, subscriber_ids, limits)
+            write()
+            out += outcomes
             segment = []
             out.append(apply(session, rec))
         else:
             segment.append(rec)
-    return out + _apply_segment(session, segment, subscriber_ids, limits)
+    outcomes, write = _fold_segment(session, segment, subscriber_ids, limits)
+    return out + outcomes, write
 
 
 Key = tuple[str, str, str]
@@ -521,13 +537,19 @@ def _load_states(session: Session, keys: list[Key]
     return found
 
 
-def _apply_segment(session: Session, recs: list[AcctRecord], subscriber_ids: dict[str, int],
-                   limits: Limits) -> list[Outcome]:
+def _nothing() -> None:
+    return None
+
+
+def _fold_segment(session: Session, recs: list[AcctRecord], subscriber_ids: dict[str, int],
+                  limits: Limits) -> tuple[list[Outcome], Callable[[], None]]:
     """Fold a run of session records (no Accounting-On/Off among them) into their sessions:
-    one locked read of the sessions, the fold in memory, one UPDATE and one INSERT (per
-    :data:`SEGMENT_CHUNK` sessions), plain rows throughout, no ORM objects."""
+    one locked read of the sessions and the fold in memory, plain rows throughout, no ORM
+    objects; returned with the write (the feed bumped once if a session opened or closed,
+    one UPDATE and one INSERT per :data:`SEGMENT_CHUNK` sessions), which runs once however
+    often it is called."""
     if not recs:
-        return []
+        return [], _nothing
     if session.new or session.dirty or session.deleted:
         session.flush()  # the reads below are Core statements: no autoflush
     keys = list(dict.fromkeys(_key(r) for r in recs))
@@ -537,20 +559,32 @@ def _apply_segment(session: Session, recs: list[AcctRecord], subscriber_ids: dic
     outcomes = [_fold_into(states, rec, limits) for rec in recs]
     changed = [k for k in keys if states.get(k) is not first.get(k)]
     if not changed:
-        return outcomes
+        return outcomes, _nothing
     moved = {k for k in changed if k not in first or first[k].is_open != states[k].is_open}
-    seq = bump(session, SESSION_FEED) if moved else None
-    updates = [(stored[k][0], states[k], seq if k in moved else None, stored[k][2])
-               for k in changed if k in stored]
-    # in key order: two ingesters claiming the same new keys wait for each other, no deadlock
-    inserts = sorted((k, states[k], seq) for k in changed if k not in stored)
-    _write_states(session, updates, inserts, subscriber_ids)
-    # Rows written behind the ORM's back: an object a caller still holds must reload.
-    for row_id, _, _, _ in updates:
-        obj = session.identity_map.get(session.identity_key(RadiusSession, row_id))
-        if obj is not None:
-            session.expire(obj)
-    return outcomes
+    # Rows written behind the ORM's back: an object a caller still holds must reload (the
+    # identity map holds few objects while the ingester runs; the batch, thousands of rows)
+    held = [key for key in session.identity_map.keys()  # noqa: SIM118 - not iterable
+            if key[0] is RadiusSession]
+    if held:
+        written = {stored[k][0] for k in changed if k in stored}
+        for key in held:
+            obj = session.identity_map.get(key)
+            if obj is not None and key[1][0] in written:
+                session.expire(obj)
+    done: list[bool] = []
+
+    def write() -> None:
+        if done:
+            return
+        done.append(True)
+        seq = bump(session, SESSION_FEED) if moved else None
+        updates = [(stored[k][0], states[k], seq if k in moved else None, stored[k][2])
+                   for k in changed if k in stored]
+        # in key order: two ingesters claiming the same new keys wait for each other
+        inserts = sorted((k, states[k], seq) for k in changed if k not in stored)
+        _write_states(session, updates, inserts, subscriber_ids)
+
+    return outcomes, write
 
 
 def _write_states(session: Session, updates: list[tuple[int, SessionState, int | None, str]],

@@ -96,15 +96,59 @@ def _apply_parsed(session: Session, parsed: Sequence[AcctRecord | InvalidRecord]
             where.append(i)
     ids = subscriber_ids(session, {r.username for r in good if r.username})
     applied: list[AcctRecord] = []
-    for i, rec, outcome in zip(where, good, accounting.apply_many(session, good, ids, limits),
-                               strict=True):
+    outcomes, write_sessions = accounting.fold_many(session, good, ids, limits)
+    for i, rec, outcome in zip(where, good, outcomes, strict=True):
         if isinstance(outcome, InvalidRecord):
             refused[i] = str(outcome)
         else:
             applied.append(rec)
-    # usage per day and period, caps and quotas move with the sessions, in this transaction
-    usage.record_usage(session, applied, ids)
+    # Usage per day and period, caps and quotas move with the sessions, in this transaction.
+    # On PostgreSQL the sessions are written while metering computes (the connection is
+    # free then; the database and Python each have a core), else before it.
+    if session.get_bind().dialect.name != "postgresql":
+        write_sessions()
+        usage.record_usage(session, applied, ids)
+        return refused
+    meanwhile = _Meanwhile(write_sessions)
+    usage.record_usage(session, applied, ids, while_computing=meanwhile)
+    write_sessions()  # not written yet if metering had nothing to read (no-op otherwise)
     return refused
+
+
+class _Meanwhile:
+    """A database job (*job*: the batch's session writes) run on a thread of its own for as
+    long as the with-block runs, then waited for (its exception raised in this thread, as
+    if it had run here). The block must not touch the session's connection. A thread per
+    job (some 0.1 ms a batch), not a shared one: two ingesters' jobs must never wait in
+    line behind each other while one waits for a row the other holds."""
+
+    def __init__(self, job: Callable[[], None]) -> None:
+        self.job = job
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            self.job()
+        except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
+            self.error = exc
+
+    def __enter__(self) -> _Meanwhile:
+        self.thread = threading.Thread(target=self._run, name="radbill-ingest-writer",
+                                       daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        assert self.thread is not None
+        self.thread.join()  # even when the block failed: the connection is the job's
+        error, self.error = self.error, None
+        if error is None:
+            return
+        if exc is None:
+            raise error
+        log.error("the session writes failed (%s) while metering failed too",
+                  describe(error))
 
 
 def apply_postauth(session: Session, records: Sequence[Mapping[str, str]]) -> dict[int, str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar, cast
@@ -82,26 +83,56 @@ def _ids_in(session: Session, col: ColumnElement[int] | InstrumentedAttribute[in
 
 
 def record_usage(session: Session, recs: Sequence[AcctRecord],
-                 subscriber_ids: Mapping[str, int], now: dt.datetime | None = None
-                 ) -> set[int]:
+                 subscriber_ids: Mapping[str, int], now: dt.datetime | None = None, *,
+                 while_computing: AbstractContextManager[object] | None = None) -> set[int]:
     """Add what *recs* (accounting records the accounting service applied) say was used to
     the subscribers' days and current periods, throttle or notify whoever crossed a mark,
     and update Hotspot quota remainders, in the caller's transaction. Records of unknown
-    users count for nobody. Returns the subscribers whose usage changed."""
+    users count for nobody. Returns the subscribers whose usage changed.
+
+    *while_computing*, if given, is entered once the stored marks are read and left before
+    the next statement: inside it this function does arithmetic only, never touching the
+    session or its connection, so the caller may use the connection meanwhile (the
+    ingester writes the batch's sessions there). It is not entered when nothing is to be
+    read (no record of a known subscriber with something counted)."""
     with collector_paused():
-        return _record_usage(session, recs, subscriber_ids, now)
+        return _record_usage(session, recs, subscriber_ids, now,
+                             while_computing or nullcontext())
 
 
 def _record_usage(session: Session, recs: Sequence[AcctRecord],
-                  subscriber_ids: Mapping[str, int], now: dt.datetime | None) -> set[int]:
+                  subscriber_ids: Mapping[str, int], now: dt.datetime | None,
+                  while_computing: AbstractContextManager[object]) -> set[int]:
     isp = isp_settings(session)
     tz = ZoneInfo(isp.timezone)
+    today = local_today(isp, now or utcnow())
     marks, owner = _marks(recs, subscriber_ids, tz)
     if not marks:
         return set()
     keys = sorted(marks)
     # Plain rows and executemany statements, not ORM objects: this runs for every batch.
     stored = _stored_marks(session, keys)
+    with while_computing:
+        inserts, updates, deltas = _changes(keys, stored, marks, owner)
+    _write_marks(session, inserts, updates)
+    if not deltas:
+        return set()
+    _add_days(session, deltas)
+    touched = sorted({sid for sid, _ in deltas})
+    _update_periods(session, touched, deltas, today)
+    return set(touched)
+
+
+Marks = dict[Key, list[tuple[int, dt.date, "rules.Counters"]]]
+Stored = dict[Key, dict[tuple[int, dt.date], tuple[int, "rules.Counters", int]]]
+
+
+def _changes(keys: Sequence[Key], stored: Stored, marks: Marks, owner: Mapping[Key, int]
+             ) -> tuple[list[dict[str, object]], list[dict[str, object]],
+                        dict[tuple[int, dt.date], list[int]]]:
+    """The marks to insert and update, and the usage each subscriber's days gain (download,
+    upload, seconds), from the stored marks of the sessions and what the batch reported.
+    Arithmetic only: no database."""
     deltas: dict[tuple[int, dt.date], list[int]] = {}
     inserts: list[dict[str, object]] = []
     updates: list[dict[str, object]] = []
@@ -137,13 +168,7 @@ def _record_usage(session: Session, recs: Sequence[AcctRecord],
                     d[0] += c[1] - old[1]  # download: output octets
                     d[1] += c[0] - old[0]  # upload: input octets
                     d[2] += c[2] - old[2]
-    _write_marks(session, inserts, updates)
-    if not deltas:
-        return set()
-    _add_days(session, deltas)
-    touched = sorted({sid for sid, _ in deltas})
-    _update_periods(session, touched, deltas, local_today(isp, now or utcnow()))
-    return set(touched)
+    return inserts, updates, deltas
 
 
 RunDays = dict[int, dict[dt.date, rules.Counters]]  # run start -> day -> the day's mark
@@ -499,10 +524,9 @@ def _acts(sub: tuple[Any, ...], st: _Period) -> bool:
     _, _, _, service, throttled, q_bytes, q_secs, counts, cap, fup, time_quota = sub
     used = rules.counted(counts, st.download, st.upload)
     limit = cap + st.extra_bytes if cap is not None else None
-    act = rules.cap_actions(rules.CapState(
-        limit=limit, used=used, exempt=st.exempt, has_fup=fup is not None,
-        throttled=throttled, notified_80=st.notified_80, notified_100=st.notified_100))
-    if act.notice_80 or act.notice_100 or act.throttle is not None:
+    notice_80, notice_100, throttle = rules.decide(
+        limit, used, st.exempt, fup is not None, throttled, st.notified_80, st.notified_100)
+    if notice_80 or notice_100 or throttle is not None:
         return True
     if service is ServiceType.HOTSPOT and (
             time_quota is not None or (cap is not None and fup is None)):
