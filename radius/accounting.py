@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from operator import attrgetter
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -36,6 +37,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from radbill.config import Settings
@@ -573,18 +575,79 @@ def _fold_segment(session: Session, recs: list[AcctRecord], subscriber_ids: dict
                 session.expire(obj)
     done: list[bool] = []
 
-    def write() -> None:
-        if done:
-            return
-        done.append(True)
-        seq = bump(session, SESSION_FEED) if moved else None
+    def rows(seq: int | None) -> tuple[list[tuple[int, SessionState, int | None, str]],
+                                       list[tuple[Key, SessionState, int | None]]]:
         updates = [(stored[k][0], states[k], seq if k in moved else None, stored[k][2])
                    for k in changed if k in stored]
         # in key order: two ingesters claiming the same new keys wait for each other
         inserts = sorted((k, states[k], seq) for k in changed if k not in stored)
-        _write_states(session, updates, inserts, subscriber_ids)
+        return updates, inserts
 
-    return outcomes, write
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        # the feed bumped and every statement's arrays built here, so that the write, if it
+        # runs on another thread, only waits for the database
+        statements = _pg_writes(*rows(bump(session, SESSION_FEED) if moved else None),
+                                subscriber_ids)
+
+        def write() -> None:
+            if not done:
+                done.append(True)
+                _execute(conn, statements)
+
+        return outcomes, write
+
+    def write_here() -> None:
+        if not done:
+            done.append(True)
+            _write_states(session, *rows(bump(session, SESSION_FEED) if moved else None),
+                          subscriber_ids)
+
+    return outcomes, write_here
+
+
+_STATE_OF = attrgetter(*_STATE_FIELDS)
+
+
+def _pg_writes(updates: list[tuple[int, SessionState, int | None, str]],
+               inserts: list[tuple[Key, SessionState, int | None]],
+               subscriber_ids: dict[str, int]) -> list[tuple[str, tuple[Any, ...]]]:
+    """The PostgreSQL statements that store folded sessions (see :func:`_write_states`),
+    with their parameters: one ``UPDATE .. FROM unnest`` per partition and one ``INSERT ..
+    SELECT unnest`` per chunk, each column one binary array."""
+    out: list[tuple[str, tuple[Any, ...]]] = []
+    by_table: dict[str, list[tuple[int, SessionState, int | None, str]]] = {}
+    for u in updates:
+        by_table.setdefault(u[3], []).append(u)
+    for table, rows in sorted(by_table.items()):
+        if table != _TABLE.name and not is_partition(table):
+            raise ValueError(f"session row in an unexpected table {table!r}")
+        sql = _PG_UPDATE.format(table=table)
+        for i in range(0, len(rows), SEGMENT_CHUNK):
+            chunk = rows[i : i + SEGMENT_CHUNK]
+            fields = zip(*(_STATE_OF(u[1]) for u in chunk), strict=True)
+            out.append((sql, (
+                column([u[0] for u in chunk], "bigint"),
+                *(column(list(values), _PG_TYPES[name])
+                  for name, values in zip(_STATE_FIELDS, fields, strict=True)),
+                column([u[2] for u in chunk], "bigint"))))
+    for i in range(0, len(inserts), SEGMENT_CHUNK):
+        new = inserts[i : i + SEGMENT_CHUNK]
+        fields = zip(*(_STATE_OF(st) for _, st, _ in new), strict=True)
+        out.append((_PG_INSERT, (
+            column([k[0] for k, _, _ in new], "varchar"),
+            column([k[1] for k, _, _ in new], "varchar"),
+            column([k[2] for k, _, _ in new], "varchar"),
+            column([subscriber_ids.get(k[2]) for k, _, _ in new], "integer"),
+            *(column(list(values), _PG_TYPES[name])
+              for name, values in zip(_STATE_FIELDS, fields, strict=True)),
+            column([seq or 0 for _, _, seq in new], "bigint"))))
+    return out
+
+
+def _execute(conn: Connection, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+    for sql, params in statements:
+        conn.exec_driver_sql(sql, params)
 
 
 def _write_states(session: Session, updates: list[tuple[int, SessionState, int | None, str]],
@@ -592,35 +655,11 @@ def _write_states(session: Session, updates: list[tuple[int, SessionState, int |
                   subscriber_ids: dict[str, int]) -> None:
     """Store folded sessions: *updates* by row id in the table the load found them in (a
     None feed value keeps the stored one), *inserts* as new rows with their keys. On
-    PostgreSQL one ``UPDATE .. FROM unnest`` per partition and one ``INSERT .. SELECT
-    unnest`` per chunk, through SQLAlchemy (so a refused value or a duplicate key is the
-    DataError / IntegrityError the ingester isolates); elsewhere executemany."""
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        by_table: dict[str, list[tuple[int, SessionState, int | None, str]]] = {}
-        for u in updates:
-            by_table.setdefault(u[3], []).append(u)
-        for table, rows in sorted(by_table.items()):
-            if table != _TABLE.name and not is_partition(table):
-                raise ValueError(f"session row in an unexpected table {table!r}")
-            sql = _PG_UPDATE.format(table=table)
-            for i in range(0, len(rows), SEGMENT_CHUNK):
-                chunk = rows[i : i + SEGMENT_CHUNK]
-                conn.exec_driver_sql(sql, (
-                    column([u[0] for u in chunk], "bigint"),
-                    *(column([getattr(u[1], name) for u in chunk], _PG_TYPES[name])
-                      for name in _STATE_FIELDS),
-                    column([u[2] for u in chunk], "bigint")))
-        for i in range(0, len(inserts), SEGMENT_CHUNK):
-            new = inserts[i : i + SEGMENT_CHUNK]
-            conn.exec_driver_sql(_PG_INSERT, (
-                column([k[0] for k, _, _ in new], "varchar"),
-                column([k[1] for k, _, _ in new], "varchar"),
-                column([k[2] for k, _, _ in new], "varchar"),
-                column([subscriber_ids.get(k[2]) for k, _, _ in new], "integer"),
-                *(column([getattr(st, name) for _, st, _ in new], _PG_TYPES[name])
-                  for name in _STATE_FIELDS),
-                column([seq or 0 for _, _, seq in new], "bigint")))
+    PostgreSQL the statements of :func:`_pg_writes`, through SQLAlchemy (so a refused value
+    or a duplicate key is the DataError / IntegrityError the ingester isolates); elsewhere
+    executemany."""
+    if session.get_bind().dialect.name == "postgresql":
+        _execute(session.connection(), _pg_writes(updates, inserts, subscriber_ids))
         return
     t = _TABLE
     if updates:
