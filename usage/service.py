@@ -123,8 +123,9 @@ def _record_usage(session: Session, recs: Sequence[AcctRecord],
     return set(touched)
 
 
-Marks = dict[Key, list[tuple[int, dt.date, "rules.Counters"]]]
-Stored = dict[Key, dict[tuple[int, dt.date], tuple[int, "rules.Counters", int]]]
+# what a batch reported per session (event time, local day, counters), and what is stored
+Marks = dict[Key, list[tuple[int, dt.date, rules.Counters]]]
+Stored = dict[Key, dict[tuple[int, dt.date], tuple[int, rules.Counters, int]]]
 
 
 def _changes(keys: Sequence[Key], stored: Stored, marks: Marks, owner: Mapping[Key, int]
@@ -207,12 +208,11 @@ _PG_MARKS = (
     "AND t.username = k.username FOR UPDATE OF t")
 
 
-def _stored_marks(session: Session, keys: Sequence[Key]
-                  ) -> dict[Key, dict[tuple[int, dt.date], tuple[int, rules.Counters, int]]]:
+def _stored_marks(session: Session, keys: Sequence[Key]) -> Stored:
     """The marks already kept for these sessions (row id, counters and the latest event
     time per run and day), locked: on PostgreSQL one statement per :data:`PG_CHUNK` keys
     (joined to them as three arrays), elsewhere tuple IN lists of :data:`CHUNK`."""
-    stored: dict[Key, dict[tuple[int, dt.date], tuple[int, rules.Counters, int]]] = {}
+    stored: Stored = {}
     t = cast(Table, UsageSessionDay.__table__)
     if session.get_bind().dialect.name == "postgresql":
         conn = session.connection()
@@ -246,11 +246,11 @@ def _write_marks(session: Session, inserts: list[dict[str, object]],
 
 
 def _marks(recs: Sequence[AcctRecord], subscriber_ids: Mapping[str, int], tz: ZoneInfo
-           ) -> tuple[dict[Key, list[tuple[int, dt.date, rules.Counters]]], dict[Key, int]]:
+           ) -> tuple[Marks, dict[Key, int]]:
     """What each session of a known subscriber reported in *recs*: (event time in Unix
     seconds, local day, counters) in event time order, and whose each session is. A record
     with nothing counted yet (a Start) is left out: it raises no mark."""
-    marks: dict[Key, list[tuple[int, dt.date, rules.Counters]]] = {}
+    marks: Marks = {}
     owner: dict[Key, int] = {}
     # a batch's records share few event times (whole seconds): each converted once
     when: dict[dt.datetime, tuple[int, dt.date]] = {}
