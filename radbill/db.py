@@ -7,7 +7,7 @@ services, which never commit on their own.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -109,6 +109,22 @@ def bump(session: Session, feed: str) -> int:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_notify(CHANGE_CHANNEL, feed)))
     return int(value)
+
+
+def expire_held(session: Session, model: type[Any], ids: Iterable[Any]) -> None:
+    """Expire the *model* objects *session* holds whose id (first primary-key column) is in
+    *ids*: rows written behind the ORM's back (set-based statements) must reload in a caller
+    that still holds them. The identity map holds few objects where this is used (the
+    ingester, metering) while *ids* are thousands: *ids* is read only if one is held."""
+    held = [key for key in session.identity_map.keys()  # noqa: SIM118 - not iterable
+            if key[0] is model]
+    if not held:
+        return
+    written = set(ids)
+    for key in held:
+        obj = session.identity_map.get(key)
+        if obj is not None and key[1][0] in written:
+            session.expire(obj)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

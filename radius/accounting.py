@@ -41,7 +41,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from radbill.config import Settings
-from radbill.db import SESSION_FEED, bump
+from radbill.db import SESSION_FEED, bump, expire_held
 from radbill.pgarrays import column
 from radius.bounds import (
     MAX_I64,
@@ -563,16 +563,7 @@ def _fold_segment(session: Session, recs: list[AcctRecord], subscriber_ids: dict
     if not changed:
         return outcomes, _nothing
     moved = {k for k in changed if k not in first or first[k].is_open != states[k].is_open}
-    # Rows written behind the ORM's back: an object a caller still holds must reload (the
-    # identity map holds few objects while the ingester runs; the batch, thousands of rows)
-    held = [key for key in session.identity_map.keys()  # noqa: SIM118 - not iterable
-            if key[0] is RadiusSession]
-    if held:
-        written = {stored[k][0] for k in changed if k in stored}
-        for key in held:
-            obj = session.identity_map.get(key)
-            if obj is not None and key[1][0] in written:
-                session.expire(obj)
+    expire_held(session, RadiusSession, (stored[k][0] for k in changed if k in stored))
     done: list[bool] = []
 
     def rows(seq: int | None) -> tuple[list[tuple[int, SessionState, int | None, str]],
@@ -612,9 +603,11 @@ _STATE_OF = attrgetter(*_STATE_FIELDS)
 def _pg_writes(updates: list[tuple[int, SessionState, int | None, str]],
                inserts: list[tuple[Key, SessionState, int | None]],
                subscriber_ids: dict[str, int]) -> list[tuple[str, tuple[Any, ...]]]:
-    """The PostgreSQL statements that store folded sessions (see :func:`_write_states`),
-    with their parameters: one ``UPDATE .. FROM unnest`` per partition and one ``INSERT ..
-    SELECT unnest`` per chunk, each column one binary array."""
+    """The PostgreSQL statements that store folded sessions, with their parameters (what
+    :func:`_write_states` does elsewhere): one ``UPDATE .. FROM unnest`` per partition and
+    one ``INSERT .. SELECT unnest`` per chunk, each column one binary array, run through
+    SQLAlchemy (:func:`_execute`), so a refused value or a duplicate key is the DataError /
+    IntegrityError the ingester isolates."""
     out: list[tuple[str, tuple[Any, ...]]] = []
     by_table: dict[str, list[tuple[int, SessionState, int | None, str]]] = {}
     for u in updates:
@@ -653,14 +646,9 @@ def _execute(conn: Connection, statements: list[tuple[str, tuple[Any, ...]]]) ->
 def _write_states(session: Session, updates: list[tuple[int, SessionState, int | None, str]],
                   inserts: list[tuple[Key, SessionState, int | None]],
                   subscriber_ids: dict[str, int]) -> None:
-    """Store folded sessions: *updates* by row id in the table the load found them in (a
-    None feed value keeps the stored one), *inserts* as new rows with their keys. On
-    PostgreSQL the statements of :func:`_pg_writes`, through SQLAlchemy (so a refused value
-    or a duplicate key is the DataError / IntegrityError the ingester isolates); elsewhere
-    executemany."""
-    if session.get_bind().dialect.name == "postgresql":
-        _execute(session.connection(), _pg_writes(updates, inserts, subscriber_ids))
-        return
+    """Store folded sessions on a database other than PostgreSQL (which runs the statements
+    of :func:`_pg_writes`), with executemany: *updates* by row id (a None feed value keeps
+    the stored one), *inserts* as new rows with their keys."""
     t = _TABLE
     if updates:
         values: dict[str, Any] = {name: bindparam(f"b_{name}") for name in _STATE_FIELDS}

@@ -47,7 +47,7 @@ from billing.plans import parse_money, parse_size
 from billing.subscribers import get_subscriber
 from notify.outbox import enqueue
 from radbill import audit
-from radbill.db import AUTH_FEED, bump, utcnow
+from radbill.db import AUTH_FEED, bump, expire_held, utcnow
 from radbill.errors import Conflict, InvalidInput, NotFound
 from radbill.gcpause import collector_paused
 from radbill.pgarrays import column
@@ -506,16 +506,7 @@ def _write_periods(session: Session, periods: Sequence[tuple[int, _Period]]) -> 
     rows.insert(t, inserts)
     rows.update(t, updates, key="subscriber_id")
     rows.update(t, counters, key="subscriber_id")
-    # Rows written behind the ORM's back: a copy a caller holds must reload. The identity
-    # map holds few objects while the ingester runs; the batch, thousands of subscribers.
-    held = [key for key in session.identity_map.keys()  # noqa: SIM118 - not iterable
-            if key[0] is UsageState]
-    if held:
-        written = {sid for sid, _ in periods}
-        for key in held:
-            obj = session.identity_map.get(key)
-            if obj is not None and key[1][0] in written:
-                session.expire(obj)
+    expire_held(session, UsageState, (sid for sid, _ in periods))
 
 
 def _acts(sub: tuple[Any, ...], st: _Period) -> bool:
